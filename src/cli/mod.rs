@@ -1,0 +1,69 @@
+//! The `writ` command line: one file per subcommand.
+//!
+//! Exit codes: 0 success; 1 the command failed; 2 the command line is wrong;
+//! 78 the configuration is invalid (sysexits' EX_CONFIG).
+
+mod config;
+mod migrate;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::settings::{Settings, Sources};
+
+/// Exit code for invalid configuration.
+pub const EXIT_CONFIG: u8 = 78;
+
+/// Writ: lawful-disclosure request handling.
+#[derive(Debug, Parser)]
+#[command(name = "writ", version, about, long_about = None)]
+pub struct Cli {
+    /// Environment file layered over config/default.toml (WRIT_* variables still win).
+    #[arg(long, global = true, env = "WRIT_CONFIG_FILE", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP service (applies pending migrations first unless disabled).
+    Serve,
+    /// Apply, revert or list database migrations.
+    Migrate(migrate::MigrateArgs),
+    /// Check or show the effective configuration (secrets redacted).
+    Config(config::ConfigArgs),
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(&Sources {
+        base_dir: None,
+        file: cli.config.clone(),
+        env: None,
+    }) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("writ: configuration error: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let result = match cli.command {
+        Command::Serve => serve::run(settings),
+        Command::Migrate(args) => migrate::run(settings, args),
+        Command::Config(args) => config::run(&settings, &args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("writ: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! The database: one connection type over SQLite (embedded default) and PostgreSQL
+//! (production, scale-out), a pool, write transactions, and embedded migrations.
+//!
+//! Backend-specific SQL lives only in this module and in `migrations/`; the rest of Writ
+//! writes backend-agnostic diesel queries against [`DbConn`].
+//!
+//! Blocking rule: diesel is synchronous, so async code reaches the database only through
+//! [`Db::run`], which runs the closure on tokio's blocking thread pool.
+
+pub mod migrations;
+pub mod schema;
+
+use std::time::Duration;
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::r2d2::{self, ManageConnection, Pool, PooledConnection, R2D2Connection};
+use diesel::{Connection, PgConnection, SqliteConnection};
+
+use crate::settings::{Backend, DatabaseSettings, DatabaseUrl, SqliteSynchronous};
+
+/// A connection to either backend. Diesel's query DSL works on it unchanged.
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    /// The embedded SQLite file.
+    Sqlite(SqliteConnection),
+    /// A PostgreSQL server.
+    Postgres(PgConnection),
+}
+
+impl DbConn {
+    /// Which backend this connection talks to.
+    pub fn backend(&self) -> Backend {
+        match self {
+            Self::Sqlite(_) => Backend::Sqlite,
+            Self::Postgres(_) => Backend::Postgres,
+        }
+    }
+}
+
+/// Errors from the database layer. Messages never contain the connection URL.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// No connection could be had from the pool (database down, pool exhausted).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A query failed.
+    #[error("database query failed: {0}")]
+    Query(#[from] diesel::result::Error),
+    /// Migrations could not be applied or reverted.
+    #[error("migration failed: {0}")]
+    Migration(String),
+    /// Setting up the database (its folder, its journal mode) failed.
+    #[error("database setup failed: {0}")]
+    Setup(String),
+}
+
+/// Opens connections for the pool and applies the per-connection settings.
+#[derive(Debug)]
+pub struct Manager {
+    url: DatabaseUrl,
+    sqlite_busy_timeout_ms: u64,
+    sqlite_synchronous: SqliteSynchronous,
+}
+
+impl Manager {
+    fn establish(&self) -> Result<DbConn, r2d2::Error> {
+        match self.url.backend() {
+            Backend::Sqlite => {
+                let path = self
+                    .url
+                    .sqlite_path()
+                    .and_then(|p| p.to_str())
+                    .ok_or_else(|| {
+                        r2d2::Error::ConnectionError(diesel::ConnectionError::InvalidConnectionUrl(
+                            "SQLite path is not valid UTF-8".into(),
+                        ))
+                    })?;
+                let mut conn =
+                    SqliteConnection::establish(path).map_err(r2d2::Error::ConnectionError)?;
+                // busy_timeout first: the pragmas after it may already need a lock.
+                conn.batch_execute(&format!(
+                    "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON; PRAGMA synchronous = {};",
+                    self.sqlite_busy_timeout_ms,
+                    self.sqlite_synchronous.pragma()
+                ))
+                .map_err(r2d2::Error::QueryError)?;
+                Ok(DbConn::Sqlite(conn))
+            }
+            Backend::Postgres => {
+                let conn = PgConnection::establish(self.url.expose())
+                    .map_err(r2d2::Error::ConnectionError)?;
+                Ok(DbConn::Postgres(conn))
+            }
+        }
+    }
+}
+
+impl ManageConnection for Manager {
+    type Connection = DbConn;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<DbConn, r2d2::Error> {
+        self.establish()
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), r2d2::Error> {
+        conn.ping().map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConn) -> bool {
+        conn.is_broken()
+    }
+}
+
+/// A pooled connection.
+pub type PooledConn = PooledConnection<Manager>;
+
+/// The shared handle to the database: cheap to clone, one per process.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool<Manager>,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Db {
+    /// Opens the database described by the settings. For SQLite, creates the file's folder
+    /// and switches the file to WAL (a persistent setting of the file). Connections are made
+    /// lazily, so a PostgreSQL server that is down now does not stop this call.
+    pub fn open(settings: &DatabaseSettings) -> Result<Self, DbError> {
+        let manager = Manager {
+            url: settings.url.clone(),
+            sqlite_busy_timeout_ms: settings.sqlite_busy_timeout_ms,
+            sqlite_synchronous: settings.sqlite_synchronous,
+        };
+        if let Some(path) = settings.url.sqlite_path() {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    DbError::Setup(format!("cannot create folder {}: {e}", dir.display()))
+                })?;
+            }
+            let mut conn = manager
+                .establish()
+                .map_err(|e| DbError::Setup(format!("cannot open {}: {e}", path.display())))?;
+            // WAL lets readers run beside the one writer; it is stored in the file, so setting
+            // it once here covers every connection.
+            conn.batch_execute("PRAGMA journal_mode = WAL;")
+                .map_err(|e| DbError::Setup(format!("cannot enable WAL: {e}")))?;
+        }
+        let pool = Pool::builder()
+            .max_size(settings.pool_size)
+            .min_idle(Some(0))
+            .connection_timeout(Duration::from_secs(settings.connect_timeout_secs))
+            .error_handler(Box::new(r2d2::NopErrorHandler))
+            .build_unchecked(manager);
+        Ok(Self {
+            pool,
+            backend: settings.url.backend(),
+        })
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Takes a connection from the pool, blocking. Async code uses [`Db::run`] instead.
+    pub fn conn(&self) -> Result<PooledConn, DbError> {
+        self.pool
+            .get()
+            .map_err(|e| DbError::Unavailable(e.to_string()))
+    }
+
+    /// Runs `f` with a pooled connection on the blocking thread pool, off the async executor.
+    /// A panic in `f` is propagated to the caller.
+    pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            let mut conn = pool
+                .get()
+                .map_err(|e| DbError::Unavailable(e.to_string()))?;
+            f(&mut conn)
+        })
+        .await;
+        match joined {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(DbError::Unavailable(format!("database task cancelled: {e}")).into()),
+        }
+    }
+}
+
+/// Runs `f` in a write transaction and commits if it returns `Ok`, rolls back otherwise.
+///
+/// On SQLite the transaction starts with `BEGIN IMMEDIATE`: it takes the write lock up front,
+/// waiting up to the busy timeout for other writers. A plain (deferred) `BEGIN` would upgrade
+/// its read lock on the first write, and SQLite fails such an upgrade at once with
+/// "database is locked" when another writer got in between, without waiting. Called inside
+/// another transaction, it becomes a savepoint of that one.
+pub fn write_tx<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    let depth = match conn {
+        DbConn::Sqlite(c) => {
+            AnsiTransactionManager::transaction_manager_status_mut(c).transaction_depth()
+        }
+        DbConn::Postgres(c) => {
+            AnsiTransactionManager::transaction_manager_status_mut(c).transaction_depth()
+        }
+    }?;
+    if depth.is_some() {
+        return conn.transaction(f);
+    }
+    match conn {
+        DbConn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
+        DbConn::Postgres(c) => AnsiTransactionManager::begin_transaction(c)?,
+    }
+    match f(conn) {
+        Ok(value) => {
+            let committed = match conn {
+                DbConn::Sqlite(c) => AnsiTransactionManager::commit_transaction(c),
+                DbConn::Postgres(c) => AnsiTransactionManager::commit_transaction(c),
+            };
+            match committed {
+                Ok(()) => Ok(value),
+                Err(e) => {
+                    rollback(conn);
+                    Err(e.into())
+                }
+            }
+        }
+        Err(e) => {
+            rollback(conn);
+            Err(e)
+        }
+    }
+}
+
+/// Rolls back the open transaction. A failure leaves the connection marked broken, so the
+/// pool discards it rather than handing out a connection stuck in a transaction.
+fn rollback(conn: &mut DbConn) {
+    let result = match conn {
+        DbConn::Sqlite(c) => AnsiTransactionManager::rollback_transaction(c),
+        DbConn::Postgres(c) => AnsiTransactionManager::rollback_transaction(c),
+    };
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "rollback failed; the connection will be discarded");
+    }
+}

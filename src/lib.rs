@@ -1,0 +1,14 @@
+//! Writ: lawful-disclosure request handling.
+//!
+//! Orders from public authorities come in, are checked against a jurisdiction policy engine,
+//! are reviewed and approved by two people, and only the metadata the policy permits is
+//! released; every step lands in a tamper-evident audit log. See README.md for the tour.
+//!
+//! The crate is a library with a thin binary (`src/main.rs`); modules are named after the
+//! domain.
+
+pub mod cli;
+pub mod db;
+pub mod settings;
+pub mod telemetry;
+pub mod web;

@@ -1,0 +1,583 @@
+//! The settings tree: loaded once at start-up, validated, then passed down (no globals).
+//!
+//! Layers, later wins: `config/default.toml` (or its built-in copy), an optional environment
+//! file, then `WRIT_<SECTION>__<KEY>` environment variables. Any unknown key or bad value is
+//! one [`SettingsError`] that names the key and where the value came from. Values of secret
+//! settings never appear in errors, logs or `writ config show`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize, Serializer};
+
+/// The built-in copy of `config/default.toml`, used when the file is not found on disk so that
+/// the binary also runs outside the source tree.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Environment variables with the `WRIT_` prefix that are not settings.
+const RESERVED_ENV: &[&str] = &["WRIT_CONFIG_FILE"];
+/// Prefixes of `WRIT_` variables that belong to the test harness, not to the service.
+const RESERVED_ENV_PREFIXES: &[&str] = &["WRIT_TEST_"];
+
+/// Every setting of a running Writ instance.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// HTTP listener.
+    pub server: ServerSettings,
+    /// Database connection and pool.
+    pub database: DatabaseSettings,
+    /// Logging.
+    pub log: LogSettings,
+}
+
+/// `[server]`: the HTTP listener.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address to bind.
+    pub host: String,
+    /// Port to bind; 0 asks the OS for a free one.
+    pub port: u16,
+    /// Worker threads; 0 means one per core.
+    pub workers: usize,
+    /// Grace period for in-flight requests on shutdown.
+    pub shutdown_timeout_secs: u64,
+    /// Largest JSON body accepted.
+    pub json_limit_bytes: usize,
+}
+
+/// `[database]`: where the data lives and how connections behave.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://PATH` or `postgres://...`.
+    pub url: DatabaseUrl,
+    /// Pool size per instance.
+    pub pool_size: u32,
+    /// Wait for a pooled connection, in seconds.
+    pub connect_timeout_secs: u64,
+    /// SQLite writer lock wait, in milliseconds.
+    pub sqlite_busy_timeout_ms: u64,
+    /// SQLite `synchronous` pragma.
+    pub sqlite_synchronous: SqliteSynchronous,
+    /// Whether `writ serve` applies pending migrations at start.
+    pub migrate_on_start: bool,
+}
+
+/// SQLite durability level (the `synchronous` pragma).
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSynchronous {
+    /// Every commit is on disk before it is acknowledged.
+    Full,
+    /// WAL commits are synced at checkpoints; a power cut may lose the last commits.
+    Normal,
+}
+
+impl SqliteSynchronous {
+    /// The pragma value.
+    pub fn pragma(self) -> &'static str {
+        match self {
+            Self::Full => "FULL",
+            Self::Normal => "NORMAL",
+        }
+    }
+}
+
+/// `[log]`: logging output.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// Output format.
+    pub format: LogFormat,
+    /// Default EnvFilter directive.
+    pub level: String,
+}
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Which database backend a URL selects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// Embedded SQLite file.
+    Sqlite,
+    /// PostgreSQL server.
+    Postgres,
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        })
+    }
+}
+
+/// A validated database URL. It may embed a password, so `Debug`, `Display` and `Serialize`
+/// show it with the password replaced.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct DatabaseUrl {
+    raw: String,
+    backend: Backend,
+}
+
+impl DatabaseUrl {
+    /// Parses `sqlite://PATH`, `postgres://...` or `postgresql://...`.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let raw = raw.trim();
+        if let Some(path) = raw.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err(
+                    "database URL `sqlite://` needs a file path, e.g. sqlite://data/writ.db".into(),
+                );
+            }
+            if path == ":memory:" {
+                return Err("database URL: an in-memory SQLite database cannot be shared by the pool; give a file path".into());
+            }
+            return Ok(Self {
+                raw: raw.to_owned(),
+                backend: Backend::Sqlite,
+            });
+        }
+        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            return Ok(Self {
+                raw: raw.to_owned(),
+                backend: Backend::Postgres,
+            });
+        }
+        Err("database URL must start with sqlite:// or postgres:// (or postgresql://)".into())
+    }
+
+    /// The backend this URL selects.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// For SQLite, the database file path.
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        self.raw.strip_prefix("sqlite://").map(Path::new)
+    }
+
+    /// The URL with its secret in it, for the database driver only.
+    pub fn expose(&self) -> &str {
+        &self.raw
+    }
+
+    /// The URL with any password replaced by `***`.
+    pub fn redacted(&self) -> String {
+        redact_url_password(&self.raw)
+    }
+}
+
+impl TryFrom<String> for DatabaseUrl {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({})", self.redacted())
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl Serialize for DatabaseUrl {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.redacted())
+    }
+}
+
+/// Replaces the password of `scheme://user:password@host...` (and a `password=` query
+/// parameter) with `***`.
+fn redact_url_password(url: &str) -> String {
+    let mut out = url.to_owned();
+    if let Some(scheme_end) = out.find("://") {
+        let rest_start = scheme_end + 3;
+        let authority_end = out[rest_start..]
+            .find('/')
+            .map_or(out.len(), |i| rest_start + i);
+        if let Some(at) = out[rest_start..authority_end].rfind('@') {
+            let userinfo = &out[rest_start..rest_start + at];
+            if let Some(colon) = userinfo.find(':') {
+                out.replace_range(rest_start + colon + 1..rest_start + at, "***");
+            }
+        }
+    }
+    if let Some(q) = out.find('?') {
+        let (head, query) = out.split_at(q + 1);
+        let query: Vec<String> = query
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                _ => kv.to_owned(),
+            })
+            .collect();
+        out = format!("{head}{}", query.join("&"));
+    }
+    out
+}
+
+/// Settings keys whose values are secret: their values never appear in error messages.
+const SECRET_KEYS: &[&str] = &["database.url"];
+
+/// Why the settings could not be loaded. Each variant names the file or key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// A configuration file could not be read or parsed.
+    #[error("cannot read configuration file {path}: {reason}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A key is unknown, missing, or has a bad value.
+    #[error("configuration key `{key}` ({origin}): {reason}")]
+    Key {
+        /// Dotted key, e.g. `server.port`.
+        key: String,
+        /// Where the value came from.
+        origin: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// Where to look for configuration.
+#[derive(Clone, Debug, Default)]
+pub struct Sources {
+    /// Directory holding `config/default.toml`; the built-in copy is used when absent.
+    pub base_dir: Option<PathBuf>,
+    /// The optional environment file layered over the defaults.
+    pub file: Option<PathBuf>,
+    /// Environment variables; `None` reads the process environment.
+    pub env: Option<HashMap<String, String>>,
+}
+
+impl Settings {
+    /// Loads and validates settings from the given sources.
+    pub fn load(sources: &Sources) -> Result<Self, SettingsError> {
+        let env: HashMap<String, String> = sources
+            .env
+            .clone()
+            .unwrap_or_else(|| std::env::vars().collect());
+        let env: HashMap<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| {
+                k.starts_with("WRIT_")
+                    && !RESERVED_ENV.contains(&k.as_str())
+                    && !RESERVED_ENV_PREFIXES.iter().any(|p| k.starts_with(p))
+            })
+            .collect();
+
+        let base = sources
+            .base_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("."));
+        let default_path = base.join("config").join("default.toml");
+        let mut builder = config::Config::builder();
+        builder = if default_path.is_file() {
+            let text = read_file(&default_path)?;
+            builder.add_source(config::File::from_str(&text, config::FileFormat::Toml))
+        } else {
+            builder.add_source(config::File::from_str(
+                DEFAULT_TOML,
+                config::FileFormat::Toml,
+            ))
+        };
+        let default_origin = if default_path.is_file() {
+            default_path.display().to_string()
+        } else {
+            "built-in defaults".to_owned()
+        };
+        if let Some(file) = &sources.file {
+            let text = read_file(file)?;
+            // Parse on our own first so a syntax error names the file, not an anonymous string.
+            text.parse::<toml::Table>()
+                .map_err(|e| SettingsError::File {
+                    path: file.clone(),
+                    reason: e.to_string(),
+                })?;
+            builder = builder.add_source(config::File::from_str(&text, config::FileFormat::Toml));
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("WRIT")
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(env.clone())),
+        );
+        let cfg = builder.build().map_err(|e| SettingsError::Key {
+            key: "(configuration)".into(),
+            origin: "merging sources".into(),
+            reason: e.to_string(),
+        })?;
+
+        let origin_of = |key: &str| -> String {
+            let var = format!("WRIT_{}", key.replace('.', "__").to_uppercase());
+            if env.contains_key(&var) {
+                return format!("from environment variable {var}");
+            }
+            if let Some(file) = &sources.file
+                && file_has_key(file, key)
+            {
+                return format!("from {}", file.display());
+            }
+            format!("from {default_origin}")
+        };
+
+        let settings: Settings = serde_path_to_error::deserialize(cfg).map_err(|e| {
+            let key = e.path().to_string();
+            let reason = if SECRET_KEYS.contains(&key.as_str())
+                && !e.inner().to_string().starts_with("database URL")
+            {
+                "bad value (not shown: this setting may hold a secret)".to_owned()
+            } else {
+                // The config crate appends its own " for key `x` in <origin>": we say both.
+                let msg = e.inner().to_string();
+                msg.split(" for key `").next().unwrap_or(&msg).to_owned()
+            };
+            SettingsError::Key {
+                origin: origin_of(&key),
+                key,
+                reason,
+            }
+        })?;
+        settings
+            .validate()
+            .map_err(|(key, reason)| SettingsError::Key {
+                origin: origin_of(key),
+                key: key.to_owned(),
+                reason,
+            })?;
+        Ok(settings)
+    }
+
+    /// Checks what types alone cannot: ranges and cross-field rules.
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.server.host.trim().is_empty() {
+            return Err(("server.host", "must not be empty".into()));
+        }
+        if self.server.json_limit_bytes < 1024 {
+            return Err(("server.json_limit_bytes", "must be at least 1024".into()));
+        }
+        if self.database.pool_size == 0 {
+            return Err(("database.pool_size", "must be at least 1".into()));
+        }
+        if self.database.connect_timeout_secs == 0 {
+            return Err(("database.connect_timeout_secs", "must be at least 1".into()));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err((
+                "log.level",
+                format!(
+                    "`{}` is not a valid filter (e.g. \"info\" or \"info,writ=debug\")",
+                    self.log.level
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The settings as TOML, secrets redacted: what `writ config show` prints.
+    pub fn to_redacted_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render settings: {e}\n"))
+    }
+}
+
+fn read_file(path: &Path) -> Result<String, SettingsError> {
+    std::fs::read_to_string(path).map_err(|e| SettingsError::File {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// Whether the TOML file sets the dotted `key` (used only to name a value's origin).
+fn file_has_key(path: &Path, key: &str) -> bool {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return false;
+    };
+    let Ok(table) = text.parse::<toml::Table>() else {
+        return false;
+    };
+    let mut node = &toml::Value::Table(table);
+    for part in key.split('.') {
+        match node.get(part) {
+            Some(next) => node = next,
+            None => return false,
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_with(env: &[(&str, &str)], file: Option<&str>) -> Result<Settings, SettingsError> {
+        let dir = tempfile::tempdir().unwrap();
+        let file_path = file.map(|text| {
+            let p = dir.path().join("env.toml");
+            std::fs::write(&p, text).unwrap();
+            p
+        });
+        Settings::load(&Sources {
+            base_dir: Some(dir.path().to_owned()),
+            file: file_path,
+            env: Some(
+                env.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+        })
+    }
+
+    #[test]
+    fn defaults_load_and_select_sqlite() {
+        let s = load_with(&[], None).unwrap();
+        assert_eq!(s.server.port, 8080);
+        assert_eq!(s.server.host, "127.0.0.1");
+        assert_eq!(s.database.url.backend(), Backend::Sqlite);
+        assert_eq!(
+            s.database.url.sqlite_path(),
+            Some(Path::new("data/writ.db"))
+        );
+        assert_eq!(s.database.sqlite_synchronous, SqliteSynchronous::Full);
+    }
+
+    #[test]
+    fn environment_overrides_file_which_overrides_defaults() {
+        let s = load_with(
+            &[
+                ("WRIT_SERVER__PORT", "9100"),
+                ("WRIT_CONFIG_FILE", "ignored"),
+                ("WRIT_TEST_POSTGRES_URL", "x"),
+            ],
+            Some("[server]\nport = 9000\nhost = \"0.0.0.0\"\n"),
+        )
+        .unwrap();
+        assert_eq!(s.server.port, 9100);
+        assert_eq!(s.server.host, "0.0.0.0");
+    }
+
+    #[test]
+    fn unknown_key_in_file_is_named_with_its_file() {
+        let err = load_with(&[], Some("[server]\nprot = 1\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`server.prot`"), "{err}");
+        assert!(err.contains("env.toml"), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_in_environment_is_named_with_its_variable() {
+        let err = load_with(&[("WRIT_DATABASE__POOLSIZE", "3")], None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`database.poolsize`"), "{err}");
+        assert!(err.contains("WRIT_DATABASE__POOLSIZE"), "{err}");
+    }
+
+    #[test]
+    fn unknown_section_is_named() {
+        let err = load_with(&[], Some("[serverr]\nport = 1\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`serverr`"), "{err}");
+    }
+
+    #[test]
+    fn bad_value_is_named() {
+        let err = load_with(&[("WRIT_SERVER__PORT", "eighty")], None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`server.port`"), "{err}");
+        assert!(err.contains("WRIT_SERVER__PORT"), "{err}");
+        let err = load_with(&[("WRIT_SERVER__PORT", "70000")], None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`server.port`"), "{err}");
+        let err = load_with(&[("WRIT_LOG__FORMAT", "xml")], None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`log.format`"), "{err}");
+        let err = load_with(&[("WRIT_DATABASE__POOL_SIZE", "0")], None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`database.pool_size`") && err.contains("at least 1"),
+            "{err}"
+        );
+        let err = load_with(&[("WRIT_LOG__LEVEL", "info,[[[")], None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`log.level`"), "{err}");
+    }
+
+    #[test]
+    fn unreadable_file_is_named() {
+        let err = Settings::load(&Sources {
+            base_dir: None,
+            file: Some(PathBuf::from("/nonexistent/writ.toml")),
+            env: Some(HashMap::new()),
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("/nonexistent/writ.toml"), "{err}");
+        let err = load_with(&[], Some("[server\nport = 1"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("env.toml"), "{err}");
+    }
+
+    #[test]
+    fn database_url_password_is_never_shown() {
+        let s = load_with(
+            &[(
+                "WRIT_DATABASE__URL",
+                "postgres://writ:hunter2@db:5432/writ?password=hunter3",
+            )],
+            None,
+        )
+        .unwrap();
+        assert_eq!(s.database.url.backend(), Backend::Postgres);
+        let shown = format!("{:?} {} {}", s, s.database.url, s.to_redacted_toml());
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("hunter3"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("postgres://writ:***@db:5432/writ"),
+            "{shown}"
+        );
+
+        let err = load_with(&[("WRIT_DATABASE__URL", "mysql://root:hunter2@db/x")], None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`database.url`") && !err.contains("hunter2"),
+            "{err}"
+        );
+        assert!(err.contains("sqlite://"), "{err}");
+    }
+}

@@ -1,0 +1,146 @@
+//! HTTP wiring: the [`Application`] that binds, routes and runs the actix-web server.
+//!
+//! Handlers stay thin: parse input into domain types, call one service function, render.
+
+pub mod health;
+pub mod middleware;
+pub mod problem;
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::http::StatusCode;
+use actix_web::middleware::{DefaultHeaders, from_fn};
+use actix_web::{App, HttpServer, web};
+
+use crate::db::{Db, DbError, migrations};
+use crate::settings::Settings;
+use problem::Problem;
+
+/// Why the application could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The database could not be opened or migrated.
+    #[error(transparent)]
+    Database(#[from] DbError),
+    /// The listener could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// Address asked for.
+        address: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// A built, bound, not yet running Writ server.
+pub struct Application {
+    port: u16,
+    server: Server,
+    db: Db,
+}
+
+impl Application {
+    /// Opens the database, applies pending migrations when configured, binds the listener
+    /// (port 0 picks a free port) and builds the server.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let db = Db::open(&settings.database)?;
+        if settings.database.migrate_on_start {
+            let applied = db.run(|conn| migrations::run_pending(conn)).await?;
+            if !applied.is_empty() {
+                tracing::info!(count = applied.len(), versions = ?applied, "applied database migrations");
+            }
+        }
+        let address = format!("{}:{}", settings.server.host, settings.server.port);
+        let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
+            address: address.clone(),
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind {
+                address: address.clone(),
+                source,
+            })?
+            .port();
+        let server = build_server(listener, db.clone(), &settings)
+            .map_err(|source| StartupError::Bind { address, source })?;
+        tracing::info!(
+            host = %settings.server.host,
+            port,
+            backend = %db.backend(),
+            "writ is listening"
+        );
+        Ok(Self { port, server, db })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The database handle the server uses.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Serves until SIGTERM or Ctrl-C, then lets in-flight requests finish (up to the
+    /// configured grace period) before returning.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn build_server(listener: TcpListener, db: Db, settings: &Settings) -> std::io::Result<Server> {
+    let db = web::Data::new(db);
+    let json_limit = settings.server.json_limit_bytes;
+    let mut server =
+        HttpServer::new(move || {
+            App::new()
+                .wrap(
+                    DefaultHeaders::new()
+                        .add(("X-Content-Type-Options", "nosniff"))
+                        .add(("X-Frame-Options", "DENY"))
+                        .add(("Referrer-Policy", "no-referrer"))
+                        .add(("Cache-Control", "no-store")),
+                )
+                .wrap(from_fn(middleware::request_context))
+                .app_data(db.clone())
+                .app_data(web::JsonConfig::default().limit(json_limit).error_handler(
+                    |err, _req| {
+                        Problem::new(StatusCode::BAD_REQUEST, "invalid-json", "Invalid JSON body")
+                            .detail(err.to_string())
+                            .into()
+                    },
+                ))
+                .app_data(web::PathConfig::default().error_handler(|err, _req| {
+                    Problem::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid-path",
+                        "Invalid path parameter",
+                    )
+                    .detail(err.to_string())
+                    .into()
+                }))
+                .app_data(web::QueryConfig::default().error_handler(|err, _req| {
+                    Problem::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid-query",
+                        "Invalid query parameter",
+                    )
+                    .detail(err.to_string())
+                    .into()
+                }))
+                .service(health::healthz)
+                .service(health::readyz)
+                .default_service(web::to(problem::not_found))
+        })
+        .listen(listener)?
+        .shutdown_timeout(settings.server.shutdown_timeout_secs);
+    if settings.server.workers > 0 {
+        server = server.workers(settings.server.workers);
+    }
+    // Idle keep-alive connections should not hold up a graceful shutdown.
+    Ok(server.keep_alive(Duration::from_secs(30)).run())
+}
