@@ -47,7 +47,7 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let db = Db::open(&settings.database)?;
         if settings.database.migrate_on_start {
-            let applied = db.run(|conn| migrations::run_pending(conn)).await?;
+            let applied = db.run(migrations::run_pending).await?;
             if !applied.is_empty() {
                 tracing::info!(count = applied.len(), versions = ?applied, "applied database migrations");
             }

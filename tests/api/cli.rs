@@ -1,0 +1,245 @@
+//! The `writ` binary, run as an operator would.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::both_backends;
+use crate::helpers::{Backend, TestDb};
+
+const WRIT: &str = env!("CARGO_BIN_EXE_writ");
+
+/// `writ` with a clean environment: only what the test passes, run from the source tree so
+/// that config/default.toml is found as an operator's checkout would find it.
+fn writ(env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(WRIT);
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_ready(child: &mut Child, port: u16) -> Answer {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("writ serve exited early: {status}");
+        }
+        if let Ok(res) = std_get(port, "/readyz") {
+            return res;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "writ serve did not become reachable"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Status and body of a plain HTTP answer.
+#[derive(Debug)]
+struct Answer {
+    code: u16,
+    body: String,
+}
+
+/// A blocking HTTP GET over a plain socket, so these tests need no HTTP client runtime.
+fn std_get(port: u16, path: &str) -> std::io::Result<Answer> {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text)?;
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+    Ok(Answer { code, body })
+}
+
+fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+both_backends!(
+    serve_answers_readyz_and_shuts_down_gracefully_on_sigterm,
+    migrate_subcommands_round_trip
+);
+
+async fn serve_answers_readyz_and_shuts_down_gracefully_on_sigterm(backend: Backend) {
+    let db = TestDb::new(backend);
+    let port = free_port().to_string();
+    let mut child = writ(&[
+        ("WRIT_DATABASE__URL", db.url()),
+        ("WRIT_SERVER__PORT", &port),
+        ("WRIT_LOG__FORMAT", "json"),
+    ])
+    .arg("serve")
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let port: u16 = port.parse().unwrap();
+    let ready = tokio::task::spawn_blocking(move || {
+        let ready = wait_ready(&mut child, port);
+        (child, ready)
+    });
+    let (mut child, ready) = ready.await.unwrap();
+    assert_eq!(ready.code, 200, "{}", ready.body);
+    assert!(ready.body.contains("\"ready\""), "{}", ready.body);
+
+    sigterm(&child);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
+    let mut logs = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    // JSON logs: every line is one object; the last says the shutdown completed.
+    for line in logs.lines() {
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    }
+    assert!(logs.contains("shutdown complete"), "{logs}");
+    assert!(logs.contains("\"http.route\":\"/readyz\""), "{logs}");
+}
+
+async fn migrate_subcommands_round_trip(backend: Backend) {
+    let db = TestDb::new(backend);
+    let env = [("WRIT_DATABASE__URL", db.url())];
+    let run = |args: &[&str]| {
+        let out = writ(&env).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "writ {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(run(&["migrate", "status"]).contains("pending"));
+    assert!(run(&["migrate"]).contains("applied 2026"));
+    assert!(run(&["migrate", "up"]).contains("up to date"));
+    let status = run(&["migrate", "status"]);
+    assert!(
+        status.contains("applied") && !status.contains("pending"),
+        "{status}"
+    );
+    assert!(run(&["migrate", "revert", "--all"]).contains("reverted 2026"));
+    assert!(run(&["migrate", "revert"]).contains("nothing to revert"));
+    assert!(run(&["migrate"]).contains("applied 2026"));
+}
+
+#[test]
+fn first_start_creates_the_sqlite_file_under_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(WRIT)
+        .current_dir(dir.path())
+        .env_clear()
+        .args(["migrate"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        dir.path().join("data").join("writ.db").is_file(),
+        "built-in defaults put the database in ./data/"
+    );
+}
+
+#[test]
+fn invalid_configuration_stops_with_one_message_naming_the_key() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("WRIT_SERVER__PORT", "eighty")], "`server.port`"),
+        (&[("WRIT_SERVER__PROT", "80")], "`server.prot`"),
+        (&[("WRIT_LOG__FORMAT", "xml")], "`log.format`"),
+        (&[("WRIT_DATABASE__POOL_SIZE", "0")], "`database.pool_size`"),
+        (
+            &[("WRIT_CONFIG_FILE", "/nonexistent/writ.toml")],
+            "/nonexistent/writ.toml",
+        ),
+    ];
+    for (env, needle) in cases {
+        let out = writ(env).arg("serve").output().unwrap();
+        assert_eq!(out.status.code(), Some(78), "{env:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "one message: {err}");
+        assert!(
+            err.contains("configuration") && err.contains(needle),
+            "{env:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn configuration_errors_and_show_never_print_secrets() {
+    let out = writ(&[("WRIT_DATABASE__URL", "mysql://root:hunter2@db/writ")])
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("`database.url`") && !err.contains("hunter2"),
+        "{err}"
+    );
+
+    let out = writ(&[("WRIT_DATABASE__URL", "postgres://writ:hunter2@db/writ")])
+        .args(["config", "--show"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let shown = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        shown.contains("postgres://writ:***@db/writ") && !shown.contains("hunter2"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn an_environment_file_is_layered_over_the_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("production.toml");
+    std::fs::write(&file, "[server]\nport = 9443\n[log]\nformat = \"json\"\n").unwrap();
+    let out = writ(&[("WRIT_LOG__LEVEL", "warn")])
+        .args(["--config", file.to_str().unwrap(), "config", "--show"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown: toml::Table = String::from_utf8(out.stdout).unwrap().parse().unwrap();
+    assert_eq!(shown["server"]["port"].as_integer(), Some(9443));
+    assert_eq!(shown["log"]["format"].as_str(), Some("json"));
+    assert_eq!(shown["log"]["level"].as_str(), Some("warn"));
+    assert_eq!(shown["server"]["host"].as_str(), Some("127.0.0.1"));
+}

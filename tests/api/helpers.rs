@@ -1,0 +1,182 @@
+//! Test harness: a real Writ server on port 0 with a fresh database per test.
+//!
+//! Every test runs on SQLite; with `WRIT_TEST_POSTGRES_URL` set (an admin URL such as
+//! `postgres://postgres@127.0.0.1:5432/postgres`), it runs on PostgreSQL too, each time in a
+//! database of its own that is dropped afterwards.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use writ::settings::{Settings, Sources};
+use writ::web::Application;
+
+/// Which backend a test runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL admin URL, if the PostgreSQL variants are to run.
+pub fn postgres_admin_url() -> Option<String> {
+    std::env::var("WRIT_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+}
+
+/// Generates, for each named `async fn name(backend: Backend)`, a module with a `sqlite` and a
+/// `postgres` test. The PostgreSQL one returns at once when `WRIT_TEST_POSTGRES_URL` is unset,
+/// so a newcomer without PostgreSQL still gets a green run; CI sets it and counts them.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::helpers::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if $crate::helpers::postgres_admin_url().is_none() {
+                    eprintln!("WRIT_TEST_POSTGRES_URL is not set: PostgreSQL variant not run");
+                    return;
+                }
+                super::$name($crate::helpers::Backend::Postgres).await
+            }
+        }
+    )*};
+}
+
+/// A fresh, empty database that disappears with the value.
+pub struct TestDb {
+    url: String,
+    _dir: Option<tempfile::TempDir>,
+    pg: Option<(String, String)>,
+}
+
+impl TestDb {
+    /// A new empty database on `backend`.
+    pub fn new(backend: Backend) -> Self {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}", dir.path().join("writ.db").display());
+                Self {
+                    url,
+                    _dir: Some(dir),
+                    pg: None,
+                }
+            }
+            Backend::Postgres => {
+                let admin = postgres_admin_url().expect("WRIT_TEST_POSTGRES_URL");
+                let name = format!("writ_test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = PgConnection::establish(&admin).unwrap_or_else(|e| {
+                    panic!("cannot reach PostgreSQL at WRIT_TEST_POSTGRES_URL: {e}")
+                });
+                diesel::sql_query(format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .expect("create database");
+                let url = replace_db_name(&admin, &name);
+                Self {
+                    url,
+                    _dir: None,
+                    pg: Some((admin, name)),
+                }
+            }
+        }
+    }
+
+    /// The database URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Settings for this database, from the real config/default.toml plus `extra` variables.
+    pub fn settings(&self, extra: &[(&str, &str)]) -> Settings {
+        let mut env: HashMap<String, String> = HashMap::new();
+        env.insert("WRIT_DATABASE__URL".into(), self.url.clone());
+        env.insert("WRIT_SERVER__PORT".into(), "0".into());
+        env.insert("WRIT_SERVER__WORKERS".into(), "2".into());
+        env.insert("WRIT_SERVER__SHUTDOWN_TIMEOUT_SECS".into(), "5".into());
+        for (k, v) in extra {
+            env.insert((*k).to_owned(), (*v).to_owned());
+        }
+        Settings::load(&Sources {
+            base_dir: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR"))),
+            file: None,
+            env: Some(env),
+        })
+        .expect("test settings")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = &self.pg
+            && let Ok(mut conn) = PgConnection::establish(admin)
+        {
+            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut conn);
+        }
+    }
+}
+
+/// `postgres://u@h:p/old?x` -> `postgres://u@h:p/new?x`.
+fn replace_db_name(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let head = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{head}/{name}?{q}"),
+        None => format!("{head}/{name}"),
+    }
+}
+
+/// A running Writ server.
+pub struct TestApp {
+    pub address: String,
+    /// Kept so the database lives as long as the server.
+    _db: TestDb,
+    pub pool: writ::db::Db,
+    pub client: reqwest::Client,
+}
+
+impl TestApp {
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{}", self.address, path))
+            .send()
+            .await
+            .expect("request")
+    }
+}
+
+/// Starts Writ on a fresh database with the given extra settings.
+pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
+    let db = TestDb::new(backend);
+    let settings = db.settings(extra);
+    let app = Application::build(settings)
+        .await
+        .expect("application builds");
+    let port = app.port();
+    let pool = app.db().clone();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        _db: db,
+        pool,
+        client: reqwest::Client::new(),
+    }
+}
+
+/// Starts Writ on a fresh database.
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, &[]).await
+}

@@ -1,0 +1,8 @@
+//! Black-box tests: one integration binary, one file per area.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+
+mod cli;
+mod database;
+mod health;
