@@ -7,6 +7,7 @@
 //! The crate is a library with a thin binary (`src/main.rs`); modules are named after the
 //! domain.
 
+pub mod audit;
 pub mod cli;
 pub mod db;
 pub mod settings;

@@ -30,6 +30,68 @@ pub struct Settings {
     pub database: DatabaseSettings,
     /// Logging.
     pub log: LogSettings,
+    /// The audit log: signing, checkpoints, auditor access.
+    pub audit: AuditSettings,
+}
+
+/// `[audit]`: checkpoint signing and auditor access.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    /// Log origin (checkpoint first line and key name); empty derives it from the deployment id.
+    pub origin: String,
+    /// The Ed25519 signing key (PKCS#8 PEM, mode 0600), shared by every instance.
+    pub signing_key_path: PathBuf,
+    /// Whether `writ serve` creates the key on a first start (no checkpoint signed yet).
+    pub create_key_if_missing: bool,
+    /// Where the latest signed checkpoint is kept outside the database.
+    pub checkpoint_path: PathBuf,
+    /// Seconds between checkpoint attempts; 0 signs only on demand.
+    pub checkpoint_interval_secs: u64,
+    /// SHA-256 (hex) of each auditor API token.
+    pub auditor_token_sha256: Vec<String>,
+    /// Where new checkpoints are POSTed; empty for none.
+    pub webhook_url: SecretString,
+    /// Timeout of one webhook delivery, in seconds.
+    pub webhook_timeout_secs: u64,
+}
+
+/// A string setting that may hold a credential: shown as `***` everywhere but to its user.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct SecretString(String);
+
+impl SecretString {
+    /// A secret holding `value`.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value, for the code that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether it is empty (the feature it configures is off).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn shown(&self) -> &'static str {
+        if self.0.is_empty() { "" } else { "***" }
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.shown())
+    }
+}
+
+impl Serialize for SecretString {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.shown())
+    }
 }
 
 /// `[server]`: the HTTP listener.
@@ -238,7 +300,7 @@ fn redact_url_password(url: &str) -> String {
 }
 
 /// Settings keys whose values are secret: their values never appear in error messages.
-const SECRET_KEYS: &[&str] = &["database.url"];
+const SECRET_KEYS: &[&str] = &["database.url", "audit.webhook_url"];
 
 /// Why the settings could not be loaded. Each variant names the file or key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -325,6 +387,8 @@ impl Settings {
                 .prefix_separator("_")
                 .separator("__")
                 .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("audit.auditor_token_sha256")
                 .source(Some(env.clone())),
         );
         let cfg = builder.build().map_err(|e| SettingsError::Key {
@@ -386,6 +450,39 @@ impl Settings {
         }
         if self.database.connect_timeout_secs == 0 {
             return Err(("database.connect_timeout_secs", "must be at least 1".into()));
+        }
+        if let Err(e) = crate::audit::note::NoteSigner::new(
+            &self.audit.origin,
+            ed25519_dalek::SigningKey::from_bytes(&[0; 32]),
+        ) && !self.audit.origin.is_empty()
+        {
+            return Err((
+                "audit.origin",
+                format!("not usable as a log origin and key name: {e}"),
+            ));
+        }
+        if let Some(bad) = self
+            .audit
+            .auditor_token_sha256
+            .iter()
+            .find(|h| h.len() != 64 || hex::decode(h).is_err())
+        {
+            return Err((
+                "audit.auditor_token_sha256",
+                format!(
+                    "`{bad}` is not a SHA-256 in hex (64 characters); `writ audit token` makes one"
+                ),
+            ));
+        }
+        let hook = self.audit.webhook_url.expose();
+        if !hook.is_empty() && !hook.starts_with("https://") && !hook.starts_with("http://") {
+            return Err((
+                "audit.webhook_url",
+                "must be an http:// or https:// URL, or empty".into(),
+            ));
+        }
+        if self.audit.webhook_timeout_secs == 0 {
+            return Err(("audit.webhook_timeout_secs", "must be at least 1".into()));
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err((
@@ -532,6 +629,39 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("`log.level`"), "{err}");
+    }
+
+    #[test]
+    fn audit_settings_are_validated() {
+        let h = "a".repeat(64);
+        let s = load_with(
+            &[("WRIT_AUDIT__AUDITOR_TOKEN_SHA256", &format!("{h},{h}"))],
+            None,
+        )
+        .unwrap();
+        assert_eq!(s.audit.auditor_token_sha256.len(), 2);
+        let err = load_with(&[("WRIT_AUDIT__AUDITOR_TOKEN_SHA256", "hunter2")], None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`audit.auditor_token_sha256`"), "{err}");
+        let err = load_with(&[("WRIT_AUDIT__ORIGIN", "has space")], None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`audit.origin`"), "{err}");
+        let err = load_with(&[("WRIT_AUDIT__WEBHOOK_URL", "ftp://x")], None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`audit.webhook_url`"), "{err}");
+        let s = load_with(
+            &[(
+                "WRIT_AUDIT__WEBHOOK_URL",
+                "https://hooks.example/abc?token=hunter2",
+            )],
+            None,
+        )
+        .unwrap();
+        let shown = format!("{s:?} {}", s.to_redacted_toml());
+        assert!(!shown.contains("hunter2"), "{shown}");
     }
 
     #[test]

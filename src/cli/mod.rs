@@ -3,7 +3,9 @@
 //! Exit codes: 0 success; 1 the command failed; 2 the command line is wrong;
 //! 78 the configuration is invalid (sysexits' EX_CONFIG).
 
+mod audit;
 mod config;
+mod keys;
 mod migrate;
 mod serve;
 
@@ -38,6 +40,18 @@ pub enum Command {
     Migrate(migrate::MigrateArgs),
     /// Check or show the effective configuration (secrets redacted).
     Config(config::ConfigArgs),
+    /// Provision or show the audit checkpoint signing key.
+    Keys {
+        /// What to do.
+        #[command(subcommand)]
+        action: keys::KeysAction,
+    },
+    /// Sign, export and verify the audit log; make auditor tokens.
+    Audit {
+        /// What to do.
+        #[command(subcommand)]
+        action: audit::AuditAction,
+    },
 }
 
 /// Entry point of the binary.
@@ -58,6 +72,8 @@ pub fn main() -> ExitCode {
         Command::Serve => serve::run(settings),
         Command::Migrate(args) => migrate::run(settings, args),
         Command::Config(args) => config::run(&settings, &args),
+        Command::Keys { action } => keys::run(settings, action),
+        Command::Audit { action } => audit::run(settings, action),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,6 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, web};
 use serde::Serialize;
 
+use crate::audit::service::SignerCell;
 use crate::db::{Db, DbError, migrations};
 use crate::web::problem::Problem;
 
@@ -26,11 +27,12 @@ struct Ready {
     migrations_applied: usize,
 }
 
-/// `GET /readyz`: the database answers and its schema is exactly what this binary expects.
+/// `GET /readyz`: the database answers, its schema is exactly what this binary expects, and the
+/// audit log can sign checkpoints.
 /// 503 with a problem naming the reason otherwise, so a load balancer stops sending traffic.
 #[get("/readyz")]
 #[tracing::instrument(name = "readyz", skip_all)]
-pub async fn readyz(db: web::Data<Db>) -> HttpResponse {
+pub async fn readyz(db: web::Data<Db>, signer: web::Data<SignerCell>) -> HttpResponse {
     let backend = db.backend().to_string();
     let checked = db
         .run(|conn| migrations::status(conn).map_err(Unready::from))
@@ -54,6 +56,10 @@ pub async fn readyz(db: web::Data<Db>) -> HttpResponse {
             "the database has migration(s) this binary does not know ({}); a newer Writ migrated it",
             status.unknown.join(", ")
         )),
+        Ok(_) if signer.get(&db).await.is_err() => {
+            tracing::warn!("readiness: the audit signer is not available");
+            not_ready("the audit log's signing key is not available; see the logs".to_owned())
+        }
         Ok(status) => HttpResponse::Ok().json(Ready {
             status: "ready",
             backend,

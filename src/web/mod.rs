@@ -2,6 +2,9 @@
 //!
 //! Handlers stay thin: parse input into domain types, call one service function, render.
 
+pub mod audit;
+pub mod auth;
+pub mod extract;
 pub mod health;
 pub mod middleware;
 pub mod problem;
@@ -14,6 +17,7 @@ use actix_web::http::StatusCode;
 use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::{App, HttpServer, web};
 
+use crate::audit::{AuditError, service as audit_service};
 use crate::db::{Db, DbError, migrations};
 use crate::settings::Settings;
 use problem::Problem;
@@ -24,6 +28,9 @@ pub enum StartupError {
     /// The database could not be opened or migrated.
     #[error(transparent)]
     Database(#[from] DbError),
+    /// The audit log's signer could not be set up.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
     /// The listener could not be bound.
     #[error("cannot listen on {address}: {source}")]
     Bind {
@@ -39,6 +46,7 @@ pub struct Application {
     port: u16,
     server: Server,
     db: Db,
+    checkpointer: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -52,6 +60,14 @@ impl Application {
                 tracing::info!(count = applied.len(), versions = ?applied, "applied database migrations");
             }
         }
+        let signer = std::sync::Arc::new(audit_service::SignerCell::new(settings.audit.clone()));
+        match signer.get(&db).await {
+            Ok(_) => {}
+            // A key problem is configuration: say so now rather than serve without signing.
+            Err(e @ AuditError::Key(_)) => return Err(e.into()),
+            // A database not migrated or not reachable yet: /readyz reports it; load later.
+            Err(e) => tracing::warn!(error = %e, "audit signer not loaded yet"),
+        }
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
             address: address.clone(),
@@ -64,7 +80,9 @@ impl Application {
                 source,
             })?
             .port();
-        let server = build_server(listener, db.clone(), &settings)
+        let checkpointer = (settings.audit.checkpoint_interval_secs > 0)
+            .then(|| tokio::spawn(audit_service::run_checkpointer(db.clone(), signer.clone())));
+        let server = build_server(listener, db.clone(), signer, &settings)
             .map_err(|source| StartupError::Bind { address, source })?;
         tracing::info!(
             host = %settings.server.host,
@@ -72,7 +90,12 @@ impl Application {
             backend = %db.backend(),
             "writ is listening"
         );
-        Ok(Self { port, server, db })
+        Ok(Self {
+            port,
+            server,
+            db,
+            checkpointer,
+        })
     }
 
     /// The bound port.
@@ -88,12 +111,25 @@ impl Application {
     /// Serves until SIGTERM or Ctrl-C, then lets in-flight requests finish (up to the
     /// configured grace period) before returning.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        if let Some(task) = self.checkpointer {
+            task.abort();
+        }
+        result
     }
 }
 
-fn build_server(listener: TcpListener, db: Db, settings: &Settings) -> std::io::Result<Server> {
+fn build_server(
+    listener: TcpListener,
+    db: Db,
+    signer: std::sync::Arc<audit_service::SignerCell>,
+    settings: &Settings,
+) -> std::io::Result<Server> {
     let db = web::Data::new(db);
+    let signer = web::Data::from(signer);
+    let auditor_tokens = web::Data::new(auth::AuditorTokens::from_hex(
+        &settings.audit.auditor_token_sha256,
+    ));
     let json_limit = settings.server.json_limit_bytes;
     let mut server =
         HttpServer::new(move || {
@@ -107,6 +143,8 @@ fn build_server(listener: TcpListener, db: Db, settings: &Settings) -> std::io::
                 )
                 .wrap(from_fn(middleware::request_context))
                 .app_data(db.clone())
+                .app_data(signer.clone())
+                .app_data(auditor_tokens.clone())
                 .app_data(web::JsonConfig::default().limit(json_limit).error_handler(
                     |err, _req| {
                         Problem::new(StatusCode::BAD_REQUEST, "invalid-json", "Invalid JSON body")
@@ -134,6 +172,15 @@ fn build_server(listener: TcpListener, db: Db, settings: &Settings) -> std::io::
                 }))
                 .service(health::healthz)
                 .service(health::readyz)
+                .service(audit::latest_checkpoint)
+                .service(audit::public_keys)
+                .service(audit::sign_checkpoint)
+                .service(audit::status)
+                .service(audit::inclusion_proof)
+                .service(audit::consistency_proof)
+                .service(audit::entries)
+                .service(audit::export_range)
+                .service(audit::view)
                 .default_service(web::to(problem::not_found))
         })
         .listen(listener)?

@@ -23,6 +23,17 @@ fn writ(env: &[(&str, &str)]) -> Command {
     cmd
 }
 
+/// `writ` on a test database: its URL, key and checkpoint paths, auditor token hash, plus `extra`.
+pub fn writ_for(db: &TestDb, extra: &[(&str, &str)]) -> Command {
+    let mut cmd = writ(extra);
+    for (k, v) in db.env() {
+        if !extra.iter().any(|(e, _)| *e == k) {
+            cmd.env(k, v);
+        }
+    }
+    cmd
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -91,11 +102,10 @@ both_backends!(
 async fn serve_answers_readyz_and_shuts_down_gracefully_on_sigterm(backend: Backend) {
     let db = TestDb::new(backend);
     let port = free_port().to_string();
-    let mut child = writ(&[
-        ("WRIT_DATABASE__URL", db.url()),
-        ("WRIT_SERVER__PORT", &port),
-        ("WRIT_LOG__FORMAT", "json"),
-    ])
+    let mut child = writ_for(
+        &db,
+        &[("WRIT_SERVER__PORT", &port), ("WRIT_LOG__FORMAT", "json")],
+    )
     .arg("serve")
     .stdout(Stdio::null())
     .stderr(Stdio::piped())
@@ -131,9 +141,8 @@ async fn serve_answers_readyz_and_shuts_down_gracefully_on_sigterm(backend: Back
 
 async fn migrate_subcommands_round_trip(backend: Backend) {
     let db = TestDb::new(backend);
-    let env = [("WRIT_DATABASE__URL", db.url())];
     let run = |args: &[&str]| {
-        let out = writ(&env).args(args).output().unwrap();
+        let out = writ_for(&db, &[]).args(args).output().unwrap();
         assert!(
             out.status.success(),
             "writ {args:?}: {}",

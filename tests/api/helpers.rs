@@ -51,21 +51,27 @@ macro_rules! both_backends {
 /// A fresh, empty database that disappears with the value.
 pub struct TestDb {
     url: String,
-    _dir: Option<tempfile::TempDir>,
+    dir: tempfile::TempDir,
     pg: Option<(String, String)>,
+    /// An auditor token accepted by servers started with [`TestDb::settings`].
+    pub auditor_token: String,
+    auditor_hash: String,
 }
 
 impl TestDb {
     /// A new empty database on `backend`.
     pub fn new(backend: Backend) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (auditor_token, auditor_hash) = writ::web::auth::new_token().expect("token");
         match backend {
             Backend::Sqlite => {
-                let dir = tempfile::tempdir().expect("temp dir");
                 let url = format!("sqlite://{}", dir.path().join("writ.db").display());
                 Self {
                     url,
-                    _dir: Some(dir),
+                    dir,
                     pg: None,
+                    auditor_token,
+                    auditor_hash,
                 }
             }
             Backend::Postgres => {
@@ -80,22 +86,44 @@ impl TestDb {
                 let url = replace_db_name(&admin, &name);
                 Self {
                     url,
-                    _dir: None,
+                    dir,
                     pg: Some((admin, name)),
+                    auditor_token,
+                    auditor_hash,
                 }
             }
         }
     }
 
-    /// The database URL.
-    pub fn url(&self) -> &str {
-        &self.url
+    /// The test's private folder (keys, checkpoint copy, exports).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Environment for a `writ` process using this database and folder.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("WRIT_DATABASE__URL".into(), self.url.clone()),
+            (
+                "WRIT_AUDIT__SIGNING_KEY_PATH".into(),
+                self.dir().join("audit.key").display().to_string(),
+            ),
+            (
+                "WRIT_AUDIT__CHECKPOINT_PATH".into(),
+                self.dir().join("checkpoint.txt").display().to_string(),
+            ),
+            (
+                "WRIT_AUDIT__AUDITOR_TOKEN_SHA256".into(),
+                self.auditor_hash.clone(),
+            ),
+            // Tests sign on demand unless they test the background signer.
+            ("WRIT_AUDIT__CHECKPOINT_INTERVAL_SECS".into(), "0".into()),
+        ]
     }
 
     /// Settings for this database, from the real config/default.toml plus `extra` variables.
     pub fn settings(&self, extra: &[(&str, &str)]) -> Settings {
-        let mut env: HashMap<String, String> = HashMap::new();
-        env.insert("WRIT_DATABASE__URL".into(), self.url.clone());
+        let mut env: HashMap<String, String> = self.env().into_iter().collect();
         env.insert("WRIT_SERVER__PORT".into(), "0".into());
         env.insert("WRIT_SERVER__WORKERS".into(), "2".into());
         env.insert("WRIT_SERVER__SHUTDOWN_TIMEOUT_SECS".into(), "5".into());
@@ -142,8 +170,8 @@ fn replace_db_name(url: &str, name: &str) -> String {
 /// A running Writ server.
 pub struct TestApp {
     pub address: String,
-    /// Kept so the database lives as long as the server.
-    _db: TestDb,
+    /// The database and folder; they live as long as the server.
+    pub db: TestDb,
     pub pool: writ::db::Db,
     pub client: reqwest::Client,
 }
@@ -152,6 +180,26 @@ impl TestApp {
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client
             .get(format!("{}{}", self.address, path))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// GET with the auditor token.
+    pub async fn get_as_auditor(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{}", self.address, path))
+            .bearer_auth(&self.db.auditor_token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// POST (no body) with the auditor token.
+    pub async fn post_as_auditor(&self, path: &str) -> reqwest::Response {
+        self.client
+            .post(format!("{}{}", self.address, path))
+            .bearer_auth(&self.db.auditor_token)
             .send()
             .await
             .expect("request")
@@ -170,7 +218,7 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
-        _db: db,
+        db,
         pool,
         client: reqwest::Client::new(),
     }

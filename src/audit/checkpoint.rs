@@ -1,0 +1,354 @@
+//! Signed checkpoints (C2SP tlog-checkpoint, as C2SP signed notes with Ed25519).
+//!
+//! Writ signs a checkpoint when the log has grown, never on every append. Before signing it
+//! checks the log against every earlier commitment it knows: the latest checkpoint in the
+//! database and the copy kept outside it (a file on storage shared by the instances). If the
+//! database is behind that copy (restored from an old backup) or no longer yields the same root
+//! at an earlier size (rewritten), it refuses to sign and says why, until an operator resolves
+//! it. So it never signs a checkpoint inconsistent with an earlier one.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use ed25519_dalek::{SigningKey, VerifyingKey};
+
+use super::AuditError;
+use super::entry::format_time;
+use super::log::{self, DbNodes, to_hash};
+use super::merkle::{self, Hash};
+use super::note::{Checkpoint, NoteSigner, NoteVerifier, open_checkpoint};
+use crate::db::schema::audit_checkpoints;
+use crate::db::{DbConn, write_tx};
+
+/// Advisory lock key for signing on PostgreSQL ("WRITSIGN" in ASCII).
+const PG_SIGN_LOCK: i64 = 0x5752_4954_5349_474e;
+
+/// The signing side: key, log origin, and where the outside copy of the latest checkpoint lives.
+#[derive(Debug, Clone)]
+pub struct CheckpointSigner {
+    signer: NoteSigner,
+    public: VerifyingKey,
+    origin: String,
+    outside_copy: PathBuf,
+}
+
+impl CheckpointSigner {
+    /// A signer for log `origin`; the key name in signatures is the origin too.
+    pub fn new(key: SigningKey, origin: &str, outside_copy: PathBuf) -> Result<Self, AuditError> {
+        let public = key.verifying_key();
+        let signer = NoteSigner::new(origin, key).map_err(|e| {
+            AuditError::Key(format!(
+                "audit.origin `{origin}` is not usable as a key name: {e}"
+            ))
+        })?;
+        Ok(Self {
+            signer,
+            public,
+            origin: origin.to_owned(),
+            outside_copy,
+        })
+    }
+
+    /// The log origin.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The verifier for this signer's notes.
+    pub fn verifier(&self) -> NoteVerifier {
+        self.signer.verifier()
+    }
+
+    /// The note verifier key string (`name+keyid+base64`).
+    pub fn verifier_key(&self) -> String {
+        self.signer.verifier_key()
+    }
+
+    /// The Ed25519 public key.
+    pub fn public_key(&self) -> VerifyingKey {
+        self.public
+    }
+
+    /// Where the outside copy lives.
+    pub fn outside_copy(&self) -> &Path {
+        &self.outside_copy
+    }
+}
+
+/// A checkpoint as stored and published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    /// Log origin.
+    pub origin: String,
+    /// Tree size.
+    pub size: u64,
+    /// Root hash.
+    pub root: Hash,
+    /// The signed note.
+    pub note: String,
+    /// When it was signed.
+    pub signed_at: String,
+}
+
+type Row = (String, i64, Vec<u8>, String, String);
+
+fn from_row((origin, size, root, note, signed_at): Row) -> Result<StoredCheckpoint, AuditError> {
+    Ok(StoredCheckpoint {
+        origin,
+        size: u64::try_from(size)
+            .map_err(|_| AuditError::Corrupt("negative checkpoint size".into()))?,
+        root: to_hash(&root)?,
+        note,
+        signed_at,
+    })
+}
+
+const COLUMNS: (
+    audit_checkpoints::origin,
+    audit_checkpoints::size,
+    audit_checkpoints::root,
+    audit_checkpoints::note,
+    audit_checkpoints::signed_at,
+) = (
+    audit_checkpoints::origin,
+    audit_checkpoints::size,
+    audit_checkpoints::root,
+    audit_checkpoints::note,
+    audit_checkpoints::signed_at,
+);
+
+/// The latest checkpoint of `origin` in the database.
+pub fn latest(conn: &mut DbConn, origin: &str) -> Result<Option<StoredCheckpoint>, AuditError> {
+    let row: Option<Row> = audit_checkpoints::table
+        .filter(audit_checkpoints::origin.eq(origin))
+        .order(audit_checkpoints::size.desc())
+        .select(COLUMNS)
+        .first(conn)
+        .optional()?;
+    row.map(from_row).transpose()
+}
+
+/// The checkpoint of `origin` at exactly `size`, if one was signed.
+pub fn at_size(
+    conn: &mut DbConn,
+    origin: &str,
+    size: u64,
+) -> Result<Option<StoredCheckpoint>, AuditError> {
+    let size = i64::try_from(size).map_err(|_| AuditError::Corrupt("size out of range".into()))?;
+    let row: Option<Row> = audit_checkpoints::table
+        .filter(audit_checkpoints::origin.eq(origin))
+        .filter(audit_checkpoints::size.eq(size))
+        .select(COLUMNS)
+        .first(conn)
+        .optional()?;
+    row.map(from_row).transpose()
+}
+
+/// Checkpoints of `origin` with `after < size <= upto`, oldest first, at most `limit`.
+pub fn between(
+    conn: &mut DbConn,
+    origin: &str,
+    after: u64,
+    upto: u64,
+    limit: i64,
+) -> Result<Vec<StoredCheckpoint>, AuditError> {
+    let conv =
+        |v: u64| i64::try_from(v).map_err(|_| AuditError::Corrupt("size out of range".into()));
+    let rows: Vec<Row> = audit_checkpoints::table
+        .filter(audit_checkpoints::origin.eq(origin))
+        .filter(audit_checkpoints::size.gt(conv(after)?))
+        .filter(audit_checkpoints::size.le(conv(upto)?))
+        .order(audit_checkpoints::size.asc())
+        .limit(limit)
+        .select(COLUMNS)
+        .load(conn)?;
+    rows.into_iter().map(from_row).collect()
+}
+
+/// Reads the outside copy: `None` if there is none yet or it belongs to another origin (an
+/// operator started a new log). A copy that does not verify under this key is an error.
+pub fn read_outside_copy(signer: &CheckpointSigner) -> Result<Option<Checkpoint>, AuditError> {
+    let path = signer.outside_copy();
+    let note = match std::fs::read_to_string(path) {
+        Ok(n) => n,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(AuditError::OutsideCopy(format!("{}: {e}", path.display()))),
+    };
+    let first_line = note.lines().next().unwrap_or_default();
+    if first_line != signer.origin() {
+        return Ok(None);
+    }
+    open_checkpoint(&note, &signer.verifier()).map(Some).map_err(|e| {
+        AuditError::OutsideCopy(format!(
+            "{} does not verify under this deployment's audit key ({e}); Writ will not sign until an operator restores it",
+            path.display()
+        ))
+    })
+}
+
+/// Replaces the outside copy atomically (temporary file, fsync, rename), unless it already
+/// holds a larger checkpoint (another instance got there first).
+fn write_outside_copy(
+    signer: &CheckpointSigner,
+    stored: &StoredCheckpoint,
+) -> Result<(), AuditError> {
+    if let Ok(Some(existing)) = read_outside_copy(signer)
+        && existing.size >= stored.size
+    {
+        return Ok(());
+    }
+    let path = signer.outside_copy();
+    let fail = |e: std::io::Error| AuditError::OutsideCopy(format!("{}: {e}", path.display()));
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(fail)?;
+    }
+    let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
+    let mut file = std::fs::File::create(&tmp).map_err(fail)?;
+    file.write_all(stored.note.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(fail)?;
+    std::fs::rename(&tmp, path).map_err(fail)?;
+    Ok(())
+}
+
+/// What a signing attempt did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signed {
+    /// A new checkpoint was signed.
+    New(StoredCheckpoint),
+    /// Nothing was appended since the latest checkpoint.
+    Unchanged(StoredCheckpoint),
+    /// The log is empty and nothing was ever signed.
+    EmptyLog,
+}
+
+impl Signed {
+    /// The latest checkpoint after the attempt.
+    pub fn checkpoint(&self) -> Option<&StoredCheckpoint> {
+        match self {
+            Self::New(c) | Self::Unchanged(c) => Some(c),
+            Self::EmptyLog => None,
+        }
+    }
+}
+
+/// Checks the log against every earlier commitment; returns the size now and the latest
+/// database checkpoint. The caller holds the signing lock (or only reads).
+fn check_commitments(
+    conn: &mut DbConn,
+    signer: &CheckpointSigner,
+    outside: Option<&Checkpoint>,
+) -> Result<(u64, Option<StoredCheckpoint>), AuditError> {
+    let size = log::size(conn)?;
+    let latest = latest(conn, signer.origin())?;
+    let mut priors: Vec<(String, u64, Hash)> = Vec::new();
+    if let Some(stored) = &latest {
+        // A row anyone could have inserted counts only if our key signed exactly it.
+        let opened = open_checkpoint(&stored.note, &signer.verifier()).map_err(|e| {
+            AuditError::Inconsistent(format!(
+                "the checkpoint stored for size {} does not verify: {e}",
+                stored.size
+            ))
+        })?;
+        if opened.size != stored.size || opened.root != stored.root {
+            return Err(AuditError::Inconsistent(format!(
+                "the checkpoint row for size {} does not match its own signed note",
+                stored.size
+            )));
+        }
+        priors.push((
+            "the latest checkpoint in the database".into(),
+            stored.size,
+            stored.root,
+        ));
+    }
+    if let Some(c) = outside {
+        priors.push((
+            format!("the checkpoint kept at {}", signer.outside_copy().display()),
+            c.size,
+            c.root,
+        ));
+    }
+    for (what, prior_size, prior_root) in priors {
+        if prior_size > size {
+            return Err(AuditError::Rollback {
+                db_size: size,
+                checkpoint_size: prior_size,
+                signed_by: what,
+            });
+        }
+        let root = merkle::root(prior_size, &DbNodes::new(conn))?;
+        if root != prior_root {
+            return Err(AuditError::Inconsistent(format!(
+                "the log's first {prior_size} entries no longer hash to the root signed in {what}: the log was rewritten"
+            )));
+        }
+    }
+    Ok((size, latest))
+}
+
+/// Dry run: what signing would find, without signing. Used by status endpoints.
+pub fn check(
+    conn: &mut DbConn,
+    signer: &CheckpointSigner,
+) -> Result<(u64, Option<StoredCheckpoint>), AuditError> {
+    let outside = read_outside_copy(signer)?;
+    check_commitments(conn, signer, outside.as_ref())
+}
+
+/// Signs a checkpoint for the current log if it grew since the latest one.
+pub fn sign_if_new(
+    conn: &mut DbConn,
+    signer: &CheckpointSigner,
+    now: DateTime<Utc>,
+) -> Result<Signed, AuditError> {
+    let outside = read_outside_copy(signer)?;
+    let signed = write_tx(conn, |conn| -> Result<Signed, AuditError> {
+        if let DbConn::Postgres(c) = conn {
+            diesel::sql_query(format!("SELECT pg_advisory_xact_lock({PG_SIGN_LOCK})"))
+                .execute(c)?;
+        }
+        let (size, latest) = check_commitments(conn, signer, outside.as_ref())?;
+        match latest {
+            Some(l) if l.size == size => return Ok(Signed::Unchanged(l)),
+            None if size == 0 => return Ok(Signed::EmptyLog),
+            _ => {}
+        }
+        let root = merkle::root(size, &DbNodes::new(conn))?;
+        let checkpoint = Checkpoint {
+            origin: signer.origin().to_owned(),
+            size,
+            root,
+            extensions: Vec::new(),
+        };
+        let note = signer
+            .signer
+            .sign_checkpoint(&checkpoint)
+            .map_err(|e| AuditError::Key(e.to_string()))?;
+        let stored = StoredCheckpoint {
+            origin: checkpoint.origin,
+            size,
+            root,
+            note,
+            signed_at: format_time(now),
+        };
+        diesel::insert_into(audit_checkpoints::table)
+            .values((
+                audit_checkpoints::origin.eq(&stored.origin),
+                audit_checkpoints::size
+                    .eq(i64::try_from(size).map_err(|_| AuditError::Corrupt("size".into()))?),
+                audit_checkpoints::root.eq(stored.root.to_vec()),
+                audit_checkpoints::note.eq(&stored.note),
+                audit_checkpoints::signed_at.eq(&stored.signed_at),
+            ))
+            .execute(conn)?;
+        Ok(Signed::New(stored))
+    })?;
+    // After the commit: a copy ahead of the database would raise a false rollback alarm.
+    if let Signed::New(stored) = &signed {
+        write_outside_copy(signer, stored)?;
+    }
+    Ok(signed)
+}

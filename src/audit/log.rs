@@ -1,0 +1,205 @@
+//! The audit log in the database: appending inside the caller's transaction, reading entries,
+//! and the Merkle tree's nodes as a [`NodeSource`].
+//!
+//! Appends are serialised so that positions are gap-free: on SQLite by the write lock that
+//! every write transaction takes up front ([`crate::db::write_tx`]), on PostgreSQL by a
+//! transaction-scoped advisory lock taken here. That lock is held until the caller commits, so
+//! callers append their entry as the last step of their transaction.
+
+use std::cell::RefCell;
+
+use chrono::{DateTime, Utc};
+use diesel::connection::{AnsiTransactionManager, TransactionManager};
+use diesel::prelude::*;
+
+use super::AuditError;
+use super::entry::NewEntry;
+use super::merkle::{self, Hash, NodeSource};
+use crate::db::DbConn;
+use crate::db::schema::{audit_entries, audit_nodes};
+
+/// Advisory lock key for appends on PostgreSQL ("WRITAUDT" in ASCII).
+const PG_APPEND_LOCK: i64 = 0x5752_4954_4155_4454;
+
+/// What an append produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    /// Position of the new entry (its leaf index).
+    pub seq: u64,
+    /// Its Merkle leaf hash.
+    pub leaf_hash: Hash,
+}
+
+/// A stored entry, as read back.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = audit_entries)]
+pub struct StoredEntry {
+    /// Position.
+    pub seq: i64,
+    /// Time (copy of the leaf's).
+    pub at: String,
+    /// Actor kind (copy).
+    pub actor_kind: String,
+    /// Actor id (copy).
+    pub actor_id: String,
+    /// Event (copy).
+    pub event: String,
+    /// Order (copy).
+    pub order_id: Option<String>,
+    /// Jurisdiction (copy).
+    pub jurisdiction: Option<String>,
+    /// Canonical leaf bytes.
+    pub leaf: String,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = audit_nodes)]
+struct NewNode {
+    level: i32,
+    idx: i64,
+    hash: Vec<u8>,
+}
+
+fn in_transaction(conn: &mut DbConn) -> Result<bool, AuditError> {
+    let depth = match conn {
+        DbConn::Sqlite(c) => {
+            AnsiTransactionManager::transaction_manager_status_mut(c).transaction_depth()
+        }
+        DbConn::Postgres(c) => {
+            AnsiTransactionManager::transaction_manager_status_mut(c).transaction_depth()
+        }
+    }?;
+    Ok(depth.is_some())
+}
+
+fn to_i64(v: u64) -> Result<i64, AuditError> {
+    i64::try_from(v).map_err(|_| AuditError::Corrupt(format!("value {v} out of range")))
+}
+
+fn to_u64(v: i64) -> Result<u64, AuditError> {
+    u64::try_from(v).map_err(|_| AuditError::Corrupt(format!("negative value {v}")))
+}
+
+/// Appends `entry` inside the caller's open write transaction ([`crate::db::write_tx`]): if
+/// the caller's change commits, its entry commits; if not, neither does.
+pub fn append(
+    conn: &mut DbConn,
+    entry: &NewEntry,
+    at: DateTime<Utc>,
+) -> Result<Appended, AuditError> {
+    if !in_transaction(conn)? {
+        return Err(AuditError::NotInTransaction);
+    }
+    if let DbConn::Postgres(c) = conn {
+        diesel::sql_query(format!("SELECT pg_advisory_xact_lock({PG_APPEND_LOCK})")).execute(c)?;
+    }
+    let seq = size(conn)?;
+    let leaf = entry.to_leaf(seq, at)?;
+    let bytes = leaf.to_text();
+    let leaf_hash = merkle::leaf_hash(bytes.as_bytes());
+    let nodes = {
+        let source = DbNodes::new(conn);
+        merkle::nodes_completed_by_append(seq, leaf_hash, &source)?
+    };
+    diesel::insert_into(audit_entries::table)
+        .values((
+            audit_entries::seq.eq(to_i64(seq)?),
+            audit_entries::at.eq(&leaf.at),
+            audit_entries::actor_kind.eq(leaf.actor.kind.as_str()),
+            audit_entries::actor_id.eq(&leaf.actor.id),
+            audit_entries::event.eq(&leaf.event),
+            audit_entries::order_id.eq(&leaf.order),
+            audit_entries::jurisdiction.eq(&leaf.jurisdiction),
+            audit_entries::leaf.eq(&bytes),
+        ))
+        .execute(conn)?;
+    for (level, idx, hash) in nodes {
+        diesel::insert_into(audit_nodes::table)
+            .values(NewNode {
+                level: i32::from(level),
+                idx: to_i64(idx)?,
+                hash: hash.to_vec(),
+            })
+            .execute(conn)?;
+    }
+    Ok(Appended { seq, leaf_hash })
+}
+
+/// The number of entries (the tree size).
+pub fn size(conn: &mut DbConn) -> Result<u64, AuditError> {
+    let max: Option<i64> = audit_entries::table
+        .select(diesel::dsl::max(audit_entries::seq))
+        .first(conn)?;
+    match max {
+        None => Ok(0),
+        Some(m) => Ok(to_u64(m)? + 1),
+    }
+}
+
+/// Entries with `start <= seq < end`, oldest first.
+pub fn entries(conn: &mut DbConn, start: u64, end: u64) -> Result<Vec<StoredEntry>, AuditError> {
+    Ok(audit_entries::table
+        .filter(audit_entries::seq.ge(to_i64(start)?))
+        .filter(audit_entries::seq.lt(to_i64(end)?))
+        .order(audit_entries::seq.asc())
+        .select(StoredEntry::as_select())
+        .load(conn)?)
+}
+
+/// Recorded leaf hashes (level-0 nodes) for `start <= idx < end`, oldest first.
+pub fn leaf_hashes(
+    conn: &mut DbConn,
+    start: u64,
+    end: u64,
+) -> Result<Vec<(u64, Hash)>, AuditError> {
+    let rows: Vec<(i64, Vec<u8>)> = audit_nodes::table
+        .filter(audit_nodes::level.eq(0))
+        .filter(audit_nodes::idx.ge(to_i64(start)?))
+        .filter(audit_nodes::idx.lt(to_i64(end)?))
+        .order(audit_nodes::idx.asc())
+        .select((audit_nodes::idx, audit_nodes::hash))
+        .load(conn)?;
+    rows.into_iter()
+        .map(|(i, h)| Ok((to_u64(i)?, to_hash(&h)?)))
+        .collect()
+}
+
+/// A stored hash column as a [`Hash`].
+pub fn to_hash(bytes: &[u8]) -> Result<Hash, AuditError> {
+    <Hash>::try_from(bytes)
+        .map_err(|_| AuditError::Corrupt(format!("stored hash has {} bytes, not 32", bytes.len())))
+}
+
+/// The stored tree nodes, read through a connection.
+pub struct DbNodes<'c> {
+    conn: RefCell<&'c mut DbConn>,
+}
+
+impl<'c> DbNodes<'c> {
+    /// Reads nodes through `conn`.
+    pub fn new(conn: &'c mut DbConn) -> Self {
+        Self {
+            conn: RefCell::new(conn),
+        }
+    }
+}
+
+impl NodeSource for DbNodes<'_> {
+    type Error = AuditError;
+
+    fn node(&self, level: u8, index: u64) -> Result<Hash, AuditError> {
+        let mut conn = self.conn.borrow_mut();
+        let found: Option<Vec<u8>> = audit_nodes::table
+            .filter(audit_nodes::level.eq(i32::from(level)))
+            .filter(audit_nodes::idx.eq(to_i64(index)?))
+            .select(audit_nodes::hash)
+            .first(&mut **conn)
+            .optional()?;
+        match found {
+            Some(h) => to_hash(&h),
+            None => Err(AuditError::Corrupt(format!(
+                "Merkle node (level {level}, index {index}) is missing"
+            ))),
+        }
+    }
+}

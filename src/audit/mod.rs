@@ -1,0 +1,91 @@
+//! The append-only, tamper-evident audit log.
+//!
+//! - [`entry`]: what an entry is and its canonical bytes (the Merkle leaf).
+//! - [`log`]: [`log::append`] inside the caller's transaction; reading entries and tree nodes.
+//! - [`merkle`]: RFC 9162 Merkle tree hashing, proofs and their verification.
+//! - [`note`], [`proof`]: C2SP signed notes, checkpoints and tlog-proof documents.
+//! - [`checkpoint`]: signing checkpoints, never inconsistent with an earlier one.
+//! - [`keys`]: the checkpoint signing key file.
+//! - [`export`]: streaming exports with everything an auditor needs to verify them.
+//! - [`verify`]: the offline verifier behind `writ audit verify`.
+//! - [`service`]: the checkpointer task and webhook push.
+
+pub mod checkpoint;
+pub mod entry;
+pub mod export;
+pub mod keys;
+pub mod log;
+pub mod merkle;
+pub mod note;
+pub mod proof;
+pub mod service;
+pub mod verify;
+
+pub use entry::{Actor, ActorKind, NewEntry, RefValue};
+pub use log::append;
+
+use crate::db::DbError;
+
+/// Errors of the audit log.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// `append` was called outside a transaction: the entry could commit without the change.
+    #[error("audit entries must be appended inside the transaction of the change they record")]
+    NotInTransaction,
+    /// The entry breaks the leaf format's rules.
+    #[error(transparent)]
+    Entry(#[from] entry::EntryError),
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// Stored data is damaged (a missing node, a hash of the wrong length).
+    #[error("audit log storage is damaged: {0}")]
+    Corrupt(String),
+    /// The signing key is missing, unreadable or unusable.
+    #[error("audit signing key: {0}")]
+    Key(String),
+    /// The outside copy of the latest checkpoint cannot be read, written or trusted.
+    #[error("outside checkpoint copy: {0}")]
+    OutsideCopy(String),
+    /// The database holds fewer entries than a checkpoint already signed.
+    #[error(
+        "the database holds {db_size} audit entries but {signed_by} covers {checkpoint_size}: it looks restored from an old backup. Writ will not sign checkpoints until an operator resolves this (restore the missing entries, or start a new log under a new audit.origin)"
+    )]
+    Rollback {
+        /// Entries in the database.
+        db_size: u64,
+        /// Size of the checkpoint it is behind.
+        checkpoint_size: u64,
+        /// Which checkpoint.
+        signed_by: String,
+    },
+    /// The log no longer matches a checkpoint already signed.
+    #[error(
+        "audit log inconsistent with a signed checkpoint: {0}. Writ will not sign checkpoints until an operator resolves this"
+    )]
+    Inconsistent(String),
+    /// A requested range, index or size is outside the log.
+    #[error("{0}")]
+    OutOfRange(String),
+    /// Nothing has been signed yet.
+    #[error("no checkpoint has been signed yet")]
+    NoCheckpoint,
+    /// Writing an export failed.
+    #[error("export output: {0}")]
+    Output(String),
+}
+
+impl From<diesel::result::Error> for AuditError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Db(DbError::Query(e))
+    }
+}
+
+impl From<merkle::ProofError<AuditError>> for AuditError {
+    fn from(e: merkle::ProofError<AuditError>) -> Self {
+        match e {
+            merkle::ProofError::Source(inner) => inner,
+            other => Self::OutOfRange(other.to_string()),
+        }
+    }
+}

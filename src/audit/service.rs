@@ -1,0 +1,264 @@
+//! Running the audit log: loading the signer, the checkpointer task that signs while the log
+//! grows, pushing checkpoints to a webhook, and verifying the live database.
+
+use std::io::BufReader;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+
+use super::AuditError;
+use super::checkpoint::{self, CheckpointSigner, Signed};
+use super::export::{self, ExportFormat, ExportRequest};
+use super::keys;
+use super::log::{self, DbNodes};
+use super::merkle;
+use super::verify::{self, Report, VerifierKey};
+use crate::db::{Db, DbConn, meta};
+use crate::settings::AuditSettings;
+
+/// `writ_meta` key: the largest checkpoint size delivered to the webhook.
+const WEBHOOK_MARK: &str = "audit.webhook_delivered_size";
+
+/// The log origin: configured, or derived from the deployment id.
+pub fn origin(settings: &AuditSettings, conn: &mut DbConn) -> Result<String, AuditError> {
+    if !settings.origin.is_empty() {
+        return Ok(settings.origin.clone());
+    }
+    let id = meta::get(conn, "deployment_id")?
+        .ok_or_else(|| AuditError::Corrupt("writ_meta has no deployment_id".into()))?;
+    Ok(format!("writ/{id}"))
+}
+
+/// Loads the signing key. With `may_create`, a missing key is created when nothing has ever
+/// been signed in this database (a fresh deployment), so the quick start needs no extra step.
+pub fn load_signer(
+    settings: &AuditSettings,
+    conn: &mut DbConn,
+    may_create: bool,
+) -> Result<CheckpointSigner, AuditError> {
+    let origin = origin(settings, conn)?;
+    let path = &settings.signing_key_path;
+    if !keys::exists(path) {
+        let never_signed = checkpoint::latest(conn, &origin)?.is_none();
+        if !(may_create && settings.create_key_if_missing && never_signed) {
+            return Err(AuditError::Key(format!(
+                "no signing key at {}: run `writ keys init` (or restore the provisioned key)",
+                path.display()
+            )));
+        }
+        match keys::init(path) {
+            Ok(_) => tracing::info!(path = %path.display(), "created the audit signing key"),
+            // Another instance starting at the same moment created it first.
+            Err(e) if path.exists() => {
+                tracing::debug!(error = %e, "audit signing key appeared meanwhile")
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let key = keys::load(path)?;
+    CheckpointSigner::new(key, &origin, settings.checkpoint_path.clone())
+}
+
+/// Signs if the log grew; logs the outcome.
+pub async fn checkpoint_now(db: &Db, signer: &CheckpointSigner) -> Result<Signed, AuditError> {
+    let signer = signer.clone();
+    db.run(move |conn| checkpoint::sign_if_new(conn, &signer, Utc::now()))
+        .await
+}
+
+/// Delivers the latest checkpoint to the webhook if it was not delivered yet. At least once:
+/// a delivery whose answer is lost is sent again.
+pub async fn push_webhook(
+    db: &Db,
+    client: &reqwest::Client,
+    url: &str,
+    origin: &str,
+) -> Result<Option<u64>, AuditError> {
+    let origin_owned = origin.to_owned();
+    let (latest, delivered) = db
+        .run(move |conn| -> Result<_, AuditError> {
+            let latest = checkpoint::latest(conn, &origin_owned)?;
+            let delivered = meta::get(conn, WEBHOOK_MARK)?
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+            Ok((latest, delivered))
+        })
+        .await?;
+    let Some(latest) = latest.filter(|l| l.size > delivered) else {
+        return Ok(None);
+    };
+    let response = client
+        .post(url)
+        .header("content-type", "text/plain; charset=utf-8")
+        .header("x-writ-log-origin", origin)
+        .body(latest.note.clone())
+        .send()
+        .await
+        .map_err(|e| AuditError::Output(format!("webhook delivery failed: {}", e.without_url())))?;
+    if !response.status().is_success() {
+        return Err(AuditError::Output(format!(
+            "webhook answered {}",
+            response.status()
+        )));
+    }
+    let size = latest.size;
+    db.run(move |conn| meta::set(conn, WEBHOOK_MARK, &size.to_string()).map_err(AuditError::from))
+        .await?;
+    Ok(Some(size))
+}
+
+/// Runs until aborted: every `interval`, sign a checkpoint if the log grew, then deliver it.
+/// A refusal (rollback, inconsistency) is logged when it first appears and every minute after.
+pub async fn run_checkpointer(db: Db, cell: std::sync::Arc<SignerCell>) {
+    let settings = cell.settings().clone();
+    let interval = Duration::from_secs(settings.checkpoint_interval_secs.max(1));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(settings.webhook_timeout_secs))
+        .build()
+        .unwrap_or_default();
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_problem: Option<(String, Instant)> = None;
+    loop {
+        ticker.tick().await;
+        let mut report = |problem: String| {
+            let repeat = last_problem
+                .as_ref()
+                .is_some_and(|(p, at)| *p == problem && at.elapsed() < Duration::from_secs(60));
+            if !repeat {
+                tracing::error!(error = %problem, "audit checkpoint not signed");
+                last_problem = Some((problem, Instant::now()));
+            }
+        };
+        let signer = match cell.get(&db).await {
+            Ok(s) => s,
+            Err(e) => {
+                report(e.to_string());
+                continue;
+            }
+        };
+        match checkpoint_now(&db, &signer).await {
+            Ok(Signed::New(c)) => {
+                tracing::info!(audit.size = c.size, "signed audit checkpoint");
+                last_problem = None;
+            }
+            Ok(_) => {}
+            Err(e) => report(e.to_string()),
+        }
+        if !settings.webhook_url.is_empty()
+            && let Err(e) =
+                push_webhook(&db, &client, settings.webhook_url.expose(), signer.origin()).await
+        {
+            tracing::warn!(error = %e, "audit checkpoint webhook");
+        }
+    }
+}
+
+/// The outcome of verifying the live database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveReport {
+    /// Entries in the database (some may be newer than the latest checkpoint).
+    pub size: u64,
+    /// The export-level verification of everything up to the latest checkpoint.
+    pub verified: Option<Report>,
+}
+
+/// Verifies the whole live log against its latest checkpoint, with the same verifier auditors
+/// run offline, fed by an export streamed through a pipe; then checks the outside copy and
+/// that the stored tree nodes give the same root as the entries.
+pub fn verify_live(db: &Db, signer: &CheckpointSigner) -> Result<LiveReport, String> {
+    let mut conn = db.conn().map_err(|e| e.to_string())?;
+    let size = log::size(&mut conn).map_err(|e| e.to_string())?;
+    let Some(latest) = checkpoint::latest(&mut conn, signer.origin()).map_err(|e| e.to_string())?
+    else {
+        return Ok(LiveReport {
+            size,
+            verified: None,
+        });
+    };
+    let outside = checkpoint::read_outside_copy(signer).map_err(|e| e.to_string())?;
+    let saved_note = match &outside {
+        Some(c) if c.size > latest.size => {
+            return Err(format!(
+                "the database's latest checkpoint covers {} entries but the copy at {} covers {}: the database was rolled back",
+                latest.size,
+                signer.outside_copy().display(),
+                c.size
+            ));
+        }
+        Some(_) => std::fs::read_to_string(signer.outside_copy()).ok(),
+        None => None,
+    };
+    let request = ExportRequest {
+        start: 0,
+        end: None,
+        format: ExportFormat::Jsonl,
+        consistency_from: None,
+    };
+    let header = export::header(&mut conn, signer.origin(), &request).map_err(|e| e.to_string())?;
+    let stored_root =
+        merkle::root(header.tree_size, &DbNodes::new(&mut conn)).map_err(|e| e.to_string())?;
+    drop(conn);
+
+    let (reader, mut writer) = std::io::pipe().map_err(|e| e.to_string())?;
+    let pool = db.clone();
+    let producer = std::thread::spawn(move || -> Result<(), String> {
+        let mut conn = pool.conn().map_err(|e| e.to_string())?;
+        export::write_body(&mut conn, &header, ExportFormat::Jsonl, &mut writer)
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    });
+    let key = VerifierKey::Vkey(signer.verifier());
+    let verified = verify::verify_export(BufReader::new(reader), &key, saved_note.as_deref());
+    let produced = producer
+        .join()
+        .map_err(|_| "the export thread panicked".to_owned())?;
+    let report = verified.map_err(|e| e.to_string())?;
+    produced?;
+    if report.root != stored_root {
+        return Err("the stored Merkle nodes do not give the root of the stored entries: audit_nodes was altered".into());
+    }
+    Ok(LiveReport {
+        size,
+        verified: Some(report),
+    })
+}
+
+/// The signer, loaded once per process when the database allows it (it needs the deployment id,
+/// so a database not migrated yet delays it). Cheap to share; every instance loads the same
+/// provisioned key.
+#[derive(Debug)]
+pub struct SignerCell {
+    settings: AuditSettings,
+    loaded: std::sync::RwLock<Option<CheckpointSigner>>,
+}
+
+impl SignerCell {
+    /// A cell that loads with `settings`.
+    pub fn new(settings: AuditSettings) -> Self {
+        Self {
+            settings,
+            loaded: std::sync::RwLock::new(None),
+        }
+    }
+
+    /// The signer, loading it on first use.
+    pub async fn get(&self, db: &Db) -> Result<CheckpointSigner, AuditError> {
+        if let Some(signer) = self.loaded.read().ok().and_then(|g| g.clone()) {
+            return Ok(signer);
+        }
+        let settings = self.settings.clone();
+        let signer = db
+            .run(move |conn| load_signer(&settings, conn, true))
+            .await?;
+        if let Ok(mut slot) = self.loaded.write() {
+            *slot = Some(signer.clone());
+        }
+        Ok(signer)
+    }
+
+    /// The audit settings.
+    pub fn settings(&self) -> &AuditSettings {
+        &self.settings
+    }
+}

@@ -1,0 +1,510 @@
+//! The offline verifier: checks an export (see [`super::export`]) with nothing but the export,
+//! the log's public key and, optionally, a checkpoint the auditor saved earlier. It needs no
+//! database and trusts nothing in the export except what the key signed.
+//!
+//! It reads line by line in flat memory and stops at the first problem, naming it:
+//! - an entry removed, inserted or reordered: by its position (`seq` is inside each signed leaf);
+//! - an entry modified: by its position, when its bytes no longer match the hash recorded at
+//!   append time; when that hash was rewritten too, by the narrowest range between two signed
+//!   checkpoints that no longer holds;
+//! - a log rewritten or rolled back behind a saved checkpoint.
+
+use std::io::BufRead;
+
+use ed25519_dalek::VerifyingKey;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::entry::Leaf;
+use super::export::{CSV_COLUMNS, CheckpointLine, ExportHeader, FORMAT, NodeRef};
+use super::keys;
+use super::merkle::{self, Frontier, Hash};
+use super::note::{Checkpoint, NoteVerifier, open_checkpoint};
+
+/// The key an auditor verifies with.
+#[derive(Debug, Clone)]
+pub enum VerifierKey {
+    /// A note verifier key, `name+keyid+base64`.
+    Vkey(NoteVerifier),
+    /// An Ed25519 public key (PEM); the key name is the export's origin.
+    Public(VerifyingKey),
+}
+
+impl VerifierKey {
+    /// Parses either form.
+    pub fn parse(text: &str) -> Result<Self, Failure> {
+        let text = text.trim();
+        if text.starts_with("-----BEGIN PUBLIC KEY-----") {
+            return keys::parse_public_pem(text)
+                .map(Self::Public)
+                .map_err(|e| Failure::Key(e.to_string()));
+        }
+        NoteVerifier::new(text)
+            .map(Self::Vkey)
+            .map_err(|e| Failure::Key(format!("not a PEM public key or note verifier key: {e}")))
+    }
+
+    fn verifier(&self, origin: &str) -> Result<NoteVerifier, Failure> {
+        match self {
+            Self::Vkey(v) => Ok(v.clone()),
+            Self::Public(k) => {
+                NoteVerifier::from_public_key(origin, *k).map_err(|e| Failure::Key(e.to_string()))
+            }
+        }
+    }
+}
+
+/// Why verification failed. The message names the first problem found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    /// The key could not be used.
+    #[error("key: {0}")]
+    Key(String),
+    /// The export is not well-formed.
+    #[error("line {line}: {reason}")]
+    Format {
+        /// 1-based line number.
+        line: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A signature does not verify.
+    #[error("{0}")]
+    Signature(String),
+    /// One entry is missing, extra, out of place or modified.
+    #[error("entry {seq}: {reason}")]
+    Entry {
+        /// The entry's position.
+        seq: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The log does not match a signed checkpoint.
+    #[error("{0}")]
+    Mismatch(String),
+    /// The export could not be read.
+    #[error("reading the export: {0}")]
+    Io(String),
+}
+
+/// What was verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Log origin.
+    pub origin: String,
+    /// First entry.
+    pub start: u64,
+    /// One past the last entry.
+    pub end: u64,
+    /// Size of the checkpoint verified against.
+    pub tree_size: u64,
+    /// Its root.
+    pub root: Hash,
+    /// Entries checked.
+    pub entries: u64,
+    /// Signed checkpoints checked inside the range (besides the final one).
+    pub checkpoints: u64,
+    /// Size of the auditor's saved checkpoint, when one was checked.
+    pub saved_checkpoint: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntryLine<'a> {
+    seq: u64,
+    leaf_hash: Option<String>,
+    #[serde(borrow)]
+    leaf: &'a RawValue,
+}
+
+/// One parsed data line.
+enum Line {
+    Entry {
+        seq: u64,
+        recorded: Option<String>,
+        leaf: String,
+        columns: Option<Vec<String>>,
+    },
+    Checkpoint(String),
+}
+
+fn format_err(line: u64, reason: impl Into<String>) -> Failure {
+    Failure::Format {
+        line,
+        reason: reason.into(),
+    }
+}
+
+fn parse_jsonl(line: &str, n: u64) -> Result<Line, Failure> {
+    if line.starts_with("{\"checkpoint\":") {
+        let cp: CheckpointLine = serde_json::from_str(line)
+            .map_err(|e| format_err(n, format!("bad checkpoint line: {e}")))?;
+        return Ok(Line::Checkpoint(cp.checkpoint));
+    }
+    let entry: EntryLine<'_> =
+        serde_json::from_str(line).map_err(|e| format_err(n, format!("bad entry line: {e}")))?;
+    if entry.leaf.get().starts_with('"') {
+        return Err(Failure::Entry {
+            seq: entry.seq,
+            reason: "its stored leaf is not JSON at all (damaged)".into(),
+        });
+    }
+    Ok(Line::Entry {
+        seq: entry.seq,
+        recorded: entry.leaf_hash,
+        leaf: entry.leaf.get().to_owned(),
+        columns: None,
+    })
+}
+
+fn parse_csv(line: &str, n: u64) -> Result<Line, Failure> {
+    if let Some(note) = line.strip_prefix("# checkpoint ") {
+        let note: String = serde_json::from_str(note)
+            .map_err(|e| format_err(n, format!("bad checkpoint line: {e}")))?;
+        return Ok(Line::Checkpoint(note));
+    }
+    if line.starts_with('#') {
+        return Err(format_err(n, "unexpected comment line"));
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(line.as_bytes());
+    let record = reader
+        .records()
+        .next()
+        .ok_or_else(|| format_err(n, "empty row"))?
+        .map_err(|e| format_err(n, format!("bad CSV row: {e}")))?;
+    if record.len() != CSV_COLUMNS.len() {
+        return Err(format_err(
+            n,
+            format!(
+                "expected {} columns, found {}",
+                CSV_COLUMNS.len(),
+                record.len()
+            ),
+        ));
+    }
+    let fields: Vec<String> = record.iter().map(str::to_owned).collect();
+    let seq = fields[0]
+        .parse::<u64>()
+        .map_err(|_| format_err(n, "seq is not a number"))?;
+    let recorded = Some(fields[7].clone()).filter(|h| !h.is_empty());
+    let leaf = fields[8].clone();
+    Ok(Line::Entry {
+        seq,
+        recorded,
+        leaf,
+        columns: Some(fields[1..7].to_vec()),
+    })
+}
+
+fn decode_hash(hex_text: &str, what: &str) -> Result<Hash, Failure> {
+    let bytes = hex::decode(hex_text).map_err(|_| format_err(1, format!("{what} is not hex")))?;
+    <Hash>::try_from(bytes.as_slice()).map_err(|_| format_err(1, format!("{what} is not 32 bytes")))
+}
+
+fn push_nodes(
+    frontier: &mut Frontier,
+    nodes: &[NodeRef],
+    expected: &[(u8, u64)],
+    what: &str,
+) -> Result<(), Failure> {
+    if nodes.len() != expected.len()
+        || nodes
+            .iter()
+            .zip(expected)
+            .any(|(n, (level, _))| n.level != *level)
+    {
+        return Err(format_err(
+            1,
+            format!("the {what} nodes do not cover the range they must"),
+        ));
+    }
+    for node in nodes {
+        let hash = decode_hash(&node.hash, "a node hash")?;
+        frontier
+            .push_subtree(node.level, hash)
+            .map_err(|e| format_err(1, e.to_string()))?;
+    }
+    Ok(())
+}
+
+fn open(note: &str, verifier: &NoteVerifier, what: &str) -> Result<Checkpoint, Failure> {
+    open_checkpoint(note, verifier)
+        .map_err(|e| Failure::Signature(format!("{what} does not verify under the given key: {e}")))
+}
+
+/// Verifies an export read from `input` with `key`; `saved` is a checkpoint note the auditor
+/// kept from earlier, to prove the log was not rewritten or rolled back since.
+pub fn verify_export<R: BufRead>(
+    mut input: R,
+    key: &VerifierKey,
+    saved: Option<&str>,
+) -> Result<Report, Failure> {
+    let mut text = String::new();
+    let mut n: u64 = 0;
+    let mut next_line = |text: &mut String, n: &mut u64| -> Result<bool, Failure> {
+        text.clear();
+        let read = input
+            .read_line(text)
+            .map_err(|e| Failure::Io(e.to_string()))?;
+        if read == 0 {
+            return Ok(false);
+        }
+        *n += 1;
+        if text.ends_with('\n') {
+            text.pop();
+        }
+        Ok(true)
+    };
+
+    if !next_line(&mut text, &mut n)? {
+        return Err(format_err(1, "the export is empty"));
+    }
+    let csv_prefix = format!("# {FORMAT} ");
+    let (is_csv, header_json) = match text.strip_prefix(&csv_prefix) {
+        Some(rest) => (true, rest.to_owned()),
+        None => (false, text.clone()),
+    };
+    let header: ExportHeader = serde_json::from_str(&header_json)
+        .map_err(|e| format_err(1, format!("not a {FORMAT} header: {e}")))?;
+    if header.format != FORMAT {
+        return Err(format_err(
+            1,
+            format!("unsupported format `{}`", header.format),
+        ));
+    }
+    let verifier = key.verifier(&header.origin)?;
+    let cp = open(&header.checkpoint, &verifier, "the export's checkpoint")?;
+    if cp.origin != header.origin || cp.size != header.tree_size {
+        return Err(format_err(
+            1,
+            "the header does not match its own signed checkpoint",
+        ));
+    }
+    if header.start > header.end || header.end > header.tree_size {
+        return Err(format_err(1, "the range is not within the checkpoint"));
+    }
+    let old = saved
+        .map(|note| open(note, &verifier, "the saved checkpoint"))
+        .transpose()?;
+    if let Some(old) = &old {
+        if old.origin != cp.origin {
+            return Err(Failure::Mismatch(format!(
+                "the saved checkpoint is for log `{}`, the export for `{}`",
+                old.origin, cp.origin
+            )));
+        }
+        if old.size > cp.size {
+            return Err(Failure::Mismatch(format!(
+                "the log now has {} entries but your saved checkpoint covers {}: entries were removed (or the database was restored from an old backup)",
+                cp.size, old.size
+            )));
+        }
+    }
+    if is_csv {
+        if !next_line(&mut text, &mut n)? {
+            return Err(format_err(2, "missing the CSV column row"));
+        }
+        if text != CSV_COLUMNS.join(",") {
+            return Err(format_err(2, "unexpected CSV column row"));
+        }
+    }
+
+    let mut frontier = Frontier::new();
+    push_nodes(
+        &mut frontier,
+        &header.left,
+        &merkle::left_decomposition(header.start),
+        "left",
+    )?;
+    let mut expected = header.start;
+    let mut anchor = header.start;
+    let mut checkpoints = 0u64;
+    let mut old_checked = false;
+    let check_old = |frontier: &Frontier, old_checked: &mut bool| -> Result<(), Failure> {
+        if let Some(old) = &old
+            && !*old_checked
+            && header.start == 0
+            && frontier.size() == old.size
+        {
+            *old_checked = true;
+            if frontier.root() != old.root {
+                return Err(Failure::Mismatch(format!(
+                    "the first {} entries no longer match the checkpoint you saved: the log was rewritten",
+                    old.size
+                )));
+            }
+        }
+        Ok(())
+    };
+    check_old(&frontier, &mut old_checked)?;
+
+    while next_line(&mut text, &mut n)? {
+        let line = if is_csv {
+            parse_csv(&text, n)?
+        } else {
+            parse_jsonl(&text, n)?
+        };
+        match line {
+            Line::Checkpoint(note) => {
+                let c = open(&note, &verifier, &format!("the checkpoint on line {n}"))?;
+                if c.origin != cp.origin || c.size != frontier.size() {
+                    return Err(format_err(
+                        n,
+                        format!(
+                            "checkpoint for size {} placed after {} entries",
+                            c.size,
+                            frontier.size()
+                        ),
+                    ));
+                }
+                if frontier.root() != c.root {
+                    return Err(Failure::Mismatch(bracket(
+                        anchor,
+                        c.size,
+                        &format!("the checkpoint signed for size {}", c.size),
+                    )));
+                }
+                anchor = c.size;
+                checkpoints += 1;
+            }
+            Line::Entry {
+                seq,
+                recorded,
+                leaf,
+                columns,
+            } => {
+                if seq > expected {
+                    return Err(Failure::Entry {
+                        seq: expected,
+                        reason: format!(
+                            "missing: the export goes on with entry {seq} (entries were removed)"
+                        ),
+                    });
+                }
+                if seq < expected {
+                    return Err(Failure::Entry {
+                        seq,
+                        reason: format!(
+                            "appears again or out of order after entry {} (inserted or reordered)",
+                            expected - 1
+                        ),
+                    });
+                }
+                if seq >= header.end {
+                    return Err(format_err(
+                        n,
+                        format!("entry {seq} is beyond the export's end {}", header.end),
+                    ));
+                }
+                let parsed = Leaf::parse(leaf.as_bytes()).map_err(|e| Failure::Entry {
+                    seq,
+                    reason: e.to_string(),
+                })?;
+                if parsed.seq != seq {
+                    return Err(Failure::Entry {
+                        seq,
+                        reason: format!(
+                            "its signed leaf says it is entry {} (moved or inserted)",
+                            parsed.seq
+                        ),
+                    });
+                }
+                let hash = merkle::leaf_hash(leaf.as_bytes());
+                if recorded.as_deref() != Some(hex::encode(hash).as_str()) {
+                    return Err(Failure::Entry {
+                        seq,
+                        reason: "modified after it was appended: its bytes no longer match the hash recorded when it was appended".into(),
+                    });
+                }
+                if let Some(columns) = columns {
+                    let from_leaf = [
+                        parsed.at.clone(),
+                        parsed.actor.kind.as_str().to_owned(),
+                        parsed.actor.id.clone(),
+                        parsed.event.clone(),
+                        parsed.order.clone().unwrap_or_default(),
+                        parsed.jurisdiction.clone().unwrap_or_default(),
+                    ];
+                    if let Some(i) = columns.iter().zip(&from_leaf).position(|(a, b)| a != b) {
+                        return Err(Failure::Entry {
+                            seq,
+                            reason: format!(
+                                "column `{}` disagrees with the signed leaf",
+                                CSV_COLUMNS[i + 1]
+                            ),
+                        });
+                    }
+                }
+                frontier.push_leaf(hash);
+                expected += 1;
+                check_old(&frontier, &mut old_checked)?;
+            }
+        }
+    }
+    if expected != header.end {
+        return Err(Failure::Entry {
+            seq: expected,
+            reason: format!(
+                "missing: the export stops before its end {} (entries were removed or the file was cut)",
+                header.end
+            ),
+        });
+    }
+    push_nodes(
+        &mut frontier,
+        &header.right,
+        &merkle::right_decomposition(header.end, header.tree_size),
+        "right",
+    )?;
+    if frontier.root() != cp.root {
+        return Err(Failure::Mismatch(bracket(
+            anchor,
+            header.end.max(anchor + 1),
+            "the export's signed checkpoint",
+        )));
+    }
+    if let Some(old) = &old
+        && !old_checked
+    {
+        match &header.consistency {
+            Some(c) if c.from == old.size => {
+                let proof: Vec<Hash> = c
+                    .proof
+                    .iter()
+                    .map(|h| decode_hash(h, "a consistency proof hash"))
+                    .collect::<Result<_, _>>()?;
+                merkle::verify_consistency(old.size, cp.size, &proof, &old.root, &cp.root).map_err(|e| {
+                    Failure::Mismatch(format!(
+                        "the log is not consistent with the checkpoint you saved (size {}): {e}; entries before it were changed",
+                        old.size
+                    ))
+                })?;
+            }
+            _ => {
+                return Err(Failure::Mismatch(format!(
+                    "this export cannot be checked against your saved checkpoint of size {}: export from entry 0 through at least {}, or request it with consistency_from={}",
+                    old.size, old.size, old.size
+                )));
+            }
+        }
+    }
+    Ok(Report {
+        origin: cp.origin,
+        start: header.start,
+        end: header.end,
+        tree_size: cp.size,
+        root: cp.root,
+        entries: header.end - header.start,
+        checkpoints,
+        saved_checkpoint: old.map(|o| o.size),
+    })
+}
+
+fn bracket(from: u64, to: u64, what: &str) -> String {
+    format!(
+        "entries {from} to {} no longer match {what}: at least one of them was changed, inserted or removed, and its recorded hash rewritten to hide it",
+        to.saturating_sub(1)
+    )
+}

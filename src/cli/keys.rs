@@ -1,0 +1,40 @@
+//! `writ keys`: provision and show the audit checkpoint signing key.
+
+use anyhow::Context;
+use clap::Subcommand;
+
+use crate::audit::{keys, service};
+use crate::db::Db;
+use crate::settings::Settings;
+
+/// `writ keys` actions.
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Create the signing key at audit.signing_key_path (mode 0600); refuses to replace one.
+    Init,
+    /// Print the log origin, the note verifier key and the public key (PEM).
+    Show,
+}
+
+/// Runs the action.
+pub fn run(settings: Settings, action: KeysAction) -> anyhow::Result<()> {
+    match action {
+        KeysAction::Init => {
+            let public = keys::init(&settings.audit.signing_key_path)?;
+            println!(
+                "created {} (mode 0600); share it with every Writ instance, and nothing else",
+                settings.audit.signing_key_path.display()
+            );
+            print!("{}", keys::public_pem(&public));
+        }
+        KeysAction::Show => {
+            let db = Db::open(&settings.database).context("cannot open the database")?;
+            let mut conn = db.conn().context("cannot connect to the database")?;
+            let signer = service::load_signer(&settings.audit, &mut conn, false)?;
+            println!("origin: {}", signer.origin());
+            println!("note verifier key: {}", signer.verifier_key());
+            print!("{}", keys::public_pem(&signer.public_key()));
+        }
+    }
+    Ok(())
+}

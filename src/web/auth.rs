@@ -1,0 +1,122 @@
+//! Who is calling: auditor API tokens (the browser roles arrive with the workspace).
+//!
+//! Tokens are never stored, only their SHA-256; a presented token is hashed and compared with
+//! every configured hash in constant time, so timing reveals nothing about near misses.
+
+use std::future::{Ready, ready};
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, dev::Payload, web};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::web::problem::Problem;
+
+/// The configured auditor token hashes.
+#[derive(Debug, Clone, Default)]
+pub struct AuditorTokens(Vec<[u8; 32]>);
+
+impl AuditorTokens {
+    /// From hex SHA-256 strings (validated by the settings); malformed ones are skipped.
+    pub fn from_hex(hashes: &[String]) -> Self {
+        Self(
+            hashes
+                .iter()
+                .filter_map(|h| hex::decode(h).ok())
+                .filter_map(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+                .collect(),
+        )
+    }
+
+    /// Whether `token` is one of them. Compares against every hash, in constant time each.
+    pub fn accepts(&self, token: &str) -> bool {
+        let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let mut found = subtle::Choice::from(0);
+        for known in &self.0 {
+            found |= presented.ct_eq(known);
+        }
+        bool::from(found)
+    }
+}
+
+/// A new random auditor token and the hash to configure for it.
+pub fn new_token() -> Result<(String, String), getrandom::Error> {
+    let mut raw = [0u8; 32];
+    getrandom::fill(&mut raw)?;
+    let token = format!("writ_aud_{}", hex::encode(raw));
+    let hash = hex::encode(Sha256::digest(token.as_bytes()));
+    Ok((token, hash))
+}
+
+/// A 401 with a `WWW-Authenticate` challenge and a problem body.
+#[derive(Debug)]
+pub struct Unauthorized(&'static str);
+
+impl std::fmt::Display for Unauthorized {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl ResponseError for Unauthorized {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::UNAUTHORIZED
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut res = Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized")
+            .detail(self.0)
+            .response();
+        res.headers_mut().insert(
+            WWW_AUTHENTICATE,
+            actix_web::http::header::HeaderValue::from_static("Bearer realm=\"writ-audit\""),
+        );
+        res
+    }
+}
+
+/// Proof that the request carries a valid auditor token. Handlers that take it are auditor-only.
+#[derive(Debug, Clone, Copy)]
+pub struct Auditor;
+
+impl FromRequest for Auditor {
+    type Error = Unauthorized;
+    type Future = Ready<Result<Self, Unauthorized>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let tokens = req.app_data::<web::Data<AuditorTokens>>();
+        let presented = req
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        ready(match (tokens, presented) {
+            (_, None) => Err(Unauthorized("an auditor bearer token is required")),
+            (Some(tokens), Some(token)) if tokens.accepts(token) => Ok(Auditor),
+            _ => Err(Unauthorized(
+                "the bearer token is not a valid auditor token",
+            )),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_checked_by_hash() {
+        let (token, hash) = new_token().unwrap();
+        let (other, _) = new_token().unwrap();
+        let tokens = AuditorTokens::from_hex(&[hash]);
+        assert!(tokens.accepts(&token));
+        assert!(!tokens.accepts(&other));
+        assert!(!tokens.accepts(""));
+        assert!(
+            !AuditorTokens::default().accepts(&token),
+            "no configured token admits nobody"
+        );
+    }
+}
