@@ -9,7 +9,6 @@
 use std::cell::RefCell;
 
 use chrono::{DateTime, Utc};
-use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::prelude::*;
 
 use super::AuditError;
@@ -60,18 +59,6 @@ struct NewNode {
     hash: Vec<u8>,
 }
 
-fn in_transaction(conn: &mut DbConn) -> Result<bool, AuditError> {
-    let depth = match conn {
-        DbConn::Sqlite(c) => {
-            AnsiTransactionManager::transaction_manager_status_mut(c).transaction_depth()
-        }
-        DbConn::Postgres(c) => {
-            AnsiTransactionManager::transaction_manager_status_mut(c).transaction_depth()
-        }
-    }?;
-    Ok(depth.is_some())
-}
-
 fn to_i64(v: u64) -> Result<i64, AuditError> {
     i64::try_from(v).map_err(|_| AuditError::Corrupt(format!("value {v} out of range")))
 }
@@ -87,7 +74,7 @@ pub fn append(
     entry: &NewEntry,
     at: DateTime<Utc>,
 ) -> Result<Appended, AuditError> {
-    if !in_transaction(conn)? {
+    if !crate::db::in_transaction(conn)? {
         return Err(AuditError::NotInTransaction);
     }
     if let DbConn::Postgres(c) = conn {

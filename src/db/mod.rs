@@ -215,15 +215,7 @@ where
     F: FnOnce(&mut DbConn) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
-    let depth = match conn {
-        DbConn::Sqlite(c) => {
-            AnsiTransactionManager::transaction_manager_status_mut(c).transaction_depth()
-        }
-        DbConn::Postgres(c) => {
-            AnsiTransactionManager::transaction_manager_status_mut(c).transaction_depth()
-        }
-    }?;
-    if depth.is_some() {
+    if in_transaction(conn)? {
         return conn.transaction(f);
     }
     match conn {
@@ -249,6 +241,19 @@ where
             Err(e)
         }
     }
+}
+
+/// Whether a transaction is open on this connection.
+pub fn in_transaction(conn: &mut DbConn) -> diesel::QueryResult<bool> {
+    let depth = match conn {
+        DbConn::Sqlite(c) => {
+            AnsiTransactionManager::transaction_manager_status_mut(c).transaction_depth()
+        }
+        DbConn::Postgres(c) => {
+            AnsiTransactionManager::transaction_manager_status_mut(c).transaction_depth()
+        }
+    }?;
+    Ok(depth.is_some())
 }
 
 /// Rolls back the open transaction. A failure leaves the connection marked broken, so the

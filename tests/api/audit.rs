@@ -317,12 +317,7 @@ async fn inclusion_and_consistency_proofs_verify(backend: Backend) {
             .json()
             .await
             .unwrap();
-        let proof: Vec<Hash> = p["proof"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|h| hash(h.as_str().unwrap()))
-            .collect();
+        let proof = proof_hashes(&p);
         let leaf = hash(p["leaf_hash"].as_str().unwrap());
         merkle::verify_inclusion(&leaf, seq, new.size, &proof, &new.root).unwrap();
     }
@@ -365,12 +360,7 @@ async fn inclusion_and_consistency_proofs_verify(backend: Backend) {
         .json()
         .await
         .unwrap();
-    let proof: Vec<Hash> = c["proof"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| hash(h.as_str().unwrap()))
-        .collect();
+    let proof = proof_hashes(&c);
     merkle::verify_consistency(old.size, new.size, &proof, &old.root, &new.root).unwrap();
     assert!(merkle::verify_consistency(old.size, new.size, &proof, &new.root, &new.root).is_err());
 
@@ -400,6 +390,15 @@ async fn inclusion_and_consistency_proofs_verify(backend: Backend) {
             "{path}: {body}"
         );
     }
+}
+
+fn proof_hashes(answer: &serde_json::Value) -> Vec<Hash> {
+    answer["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| hash(h.as_str().unwrap()))
+        .collect()
 }
 
 fn hash(hex_text: &str) -> Hash {

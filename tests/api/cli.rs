@@ -252,3 +252,126 @@ fn an_environment_file_is_layered_over_the_defaults() {
     assert_eq!(shown["log"]["level"].as_str(), Some("warn"));
     assert_eq!(shown["server"]["host"].as_str(), Some("127.0.0.1"));
 }
+
+both_backends!(keys_and_audit_commands_work_end_to_end);
+
+async fn keys_and_audit_commands_work_end_to_end(backend: Backend) {
+    let db = TestDb::new(backend);
+    let dir = db.dir().to_owned();
+    let run = |args: &[&str]| writ_for(&db, &[]).args(args).output().unwrap();
+    let ok = |args: &[&str]| {
+        let out = run(args);
+        assert!(
+            out.status.success(),
+            "writ {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    ok(&["migrate"]);
+    assert!(ok(&["keys", "init"]).contains("-----BEGIN PUBLIC KEY-----"));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(dir.join("audit.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    let again = run(&["keys", "init"]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+
+    // Entries from the library, as the rest of Writ appends them.
+    let pool = writ::db::Db::open(&db.settings(&[]).database).unwrap();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = pool.conn().unwrap();
+        for i in 0..20u64 {
+            writ::db::write_tx(&mut conn, |c| {
+                writ::audit::append(
+                    c,
+                    &writ::audit::NewEntry::new(writ::audit::Actor::system(), "test.cli")
+                        .reference("i", i),
+                    chrono::Utc::now(),
+                )
+            })
+            .unwrap();
+        }
+    })
+    .await
+    .unwrap();
+
+    let note = ok(&["audit", "checkpoint"]);
+    assert!(note.lines().nth(1) == Some("20"), "{note}");
+    assert!(ok(&["audit", "status"]).contains("signing: ok"));
+    let shown = ok(&["keys", "show"]);
+    let vkey = shown
+        .lines()
+        .find_map(|l| l.strip_prefix("note verifier key: "))
+        .unwrap()
+        .to_owned();
+    std::fs::write(dir.join("log.vkey"), &vkey).unwrap();
+    std::fs::write(dir.join("saved.note"), &note).unwrap();
+
+    let jsonl = dir.join("all.jsonl").display().to_string();
+    let csv = dir.join("all.csv").display().to_string();
+    ok(&["audit", "export", "--output", &jsonl]);
+    ok(&[
+        "audit", "export", "--format", "csv", "-o", &csv, "--start", "3",
+    ]);
+    let vkey_path = dir.join("log.vkey").display().to_string();
+    let saved = dir.join("saved.note").display().to_string();
+    assert!(
+        ok(&[
+            "audit",
+            "verify",
+            &jsonl,
+            "--key",
+            &vkey_path,
+            "--checkpoint",
+            &saved
+        ])
+        .starts_with("OK: entries 0..20")
+    );
+    assert!(ok(&["audit", "verify", &csv, "--key", &vkey]).starts_with("OK: entries 3..20"));
+    assert!(ok(&["audit", "verify"]).starts_with("OK: all 20 entries"));
+
+    // An administrator edits history behind the triggers' back: both checks fail, naming it.
+    let pool = writ::db::Db::open(&db.settings(&[]).database).unwrap();
+    tokio::task::spawn_blocking(move || {
+        use diesel::connection::SimpleConnection;
+        let mut conn = pool.conn().unwrap();
+        let disable = match &*conn {
+            writ::db::DbConn::Sqlite(_) => "DROP TRIGGER audit_entries_no_update;",
+            writ::db::DbConn::Postgres(_) => "ALTER TABLE audit_entries DISABLE TRIGGER USER;",
+        };
+        conn.batch_execute(disable).unwrap();
+        conn.batch_execute(
+            "UPDATE audit_entries SET leaf = replace(leaf, '\"i\":11', '\"i\":12') WHERE seq = 11",
+        )
+        .unwrap();
+    })
+    .await
+    .unwrap();
+    let live = run(&["audit", "verify"]);
+    assert_eq!(live.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&live.stderr).to_string();
+    assert!(err.contains("FAILED") && err.contains("entry 11"), "{err}");
+    ok(&["audit", "export", "--output", &jsonl]);
+    let offline = run(&["audit", "verify", &jsonl, "--key", &vkey_path]);
+    assert_eq!(offline.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&offline.stderr).contains("entry 11"));
+}
+
+#[test]
+fn audit_token_prints_a_token_and_the_hash_to_configure() {
+    let out = writ(&[]).args(["audit", "token"]).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let token = text.lines().next().unwrap().rsplit(' ').next().unwrap();
+    let hash = text.lines().nth(1).unwrap().rsplit(' ').next().unwrap();
+    use sha2::Digest;
+    assert_eq!(hex::encode(sha2::Sha256::digest(token.as_bytes())), hash);
+    assert!(token.starts_with("writ_aud_") && token.len() > 40);
+}
