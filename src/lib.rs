@@ -10,6 +10,7 @@
 pub mod audit;
 pub mod cli;
 pub mod db;
+pub mod metadata;
 pub mod settings;
 pub mod telemetry;
 pub mod web;

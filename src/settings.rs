@@ -32,6 +32,44 @@ pub struct Settings {
     pub log: LogSettings,
     /// The audit log: signing, checkpoints, auditor access.
     pub audit: AuditSettings,
+    /// The user-metadata store: imports and feeding systems.
+    pub metadata: MetadataSettings,
+    /// How long metadata is kept.
+    pub retention: RetentionSettings,
+}
+
+/// `[metadata]`: imports and the provider's feeding systems.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetadataSettings {
+    /// Records per import transaction.
+    pub import_batch_rows: usize,
+    /// Largest ingest request body, in bytes.
+    pub ingest_limit_bytes: usize,
+    /// Feeding systems allowed to call the ingest endpoint.
+    pub feeders: Vec<Feeder>,
+}
+
+/// A system of the provider that feeds metadata through the ingest endpoint.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Feeder {
+    /// Its name, recorded as the actor in the audit log.
+    pub name: String,
+    /// SHA-256 (hex) of its bearer token.
+    pub token_sha256: String,
+}
+
+/// `[retention]`: retention period per data category, in days.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// IP events asked for as IP history (traffic data).
+    pub ip_history_days: u32,
+    /// IP events asked for to identify who was behind an address.
+    pub identification_days: u32,
+    /// Identifier intervals (phone numbers, usernames) after they ended.
+    pub subscriber_days: u32,
 }
 
 /// `[audit]`: checkpoint signing and auditor access.
@@ -483,6 +521,53 @@ impl Settings {
         }
         if self.audit.webhook_timeout_secs == 0 {
             return Err(("audit.webhook_timeout_secs", "must be at least 1".into()));
+        }
+        if self.metadata.import_batch_rows == 0 || self.metadata.import_batch_rows > 100_000 {
+            return Err(("metadata.import_batch_rows", "must be 1 to 100000".into()));
+        }
+        if self.metadata.ingest_limit_bytes < 1024 {
+            return Err((
+                "metadata.ingest_limit_bytes",
+                "must be at least 1024".into(),
+            ));
+        }
+        for feeder in &self.metadata.feeders {
+            let name_ok = !feeder.name.is_empty()
+                && feeder.name.len() <= 64
+                && feeder
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+            if !name_ok {
+                return Err((
+                    "metadata.feeders",
+                    format!(
+                        "feeder name `{}` must be 1 to 64 letters, digits, - _ .",
+                        feeder.name
+                    ),
+                ));
+            }
+            if feeder.token_sha256.len() != 64 || hex::decode(&feeder.token_sha256).is_err() {
+                return Err((
+                    "metadata.feeders",
+                    format!(
+                        "feeder `{}`: token_sha256 must be a SHA-256 in hex",
+                        feeder.name
+                    ),
+                ));
+            }
+        }
+        for (key, days) in [
+            ("retention.ip_history_days", self.retention.ip_history_days),
+            (
+                "retention.identification_days",
+                self.retention.identification_days,
+            ),
+            ("retention.subscriber_days", self.retention.subscriber_days),
+        ] {
+            if days == 0 {
+                return Err((key, "must be at least 1 day".into()));
+            }
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err((

@@ -1,12 +1,15 @@
 //! The `writ` command line: one file per subcommand.
 //!
-//! Exit codes: 0 success; 1 the command failed; 2 the command line is wrong;
-//! 78 the configuration is invalid (sysexits' EX_CONFIG).
+//! Exit codes: 0 success; 1 the command failed; 2 the command line is wrong; 3 an import
+//! finished but rejected some records; 78 the configuration is invalid (sysexits' EX_CONFIG).
 
 mod audit;
 mod config;
+mod demo;
+mod import;
 mod keys;
 mod migrate;
+mod retention;
 mod serve;
 
 use std::path::PathBuf;
@@ -52,6 +55,20 @@ pub enum Command {
         #[command(subcommand)]
         action: audit::AuditAction,
     },
+    /// Import accounts or IP events from a CSV or JSON Lines file (exit code 3: some rejected).
+    Import(import::ImportArgs),
+    /// Delete metadata past its retention period, except what holds keep.
+    Retention {
+        /// What to do.
+        #[command(subcommand)]
+        action: retention::RetentionAction,
+    },
+    /// Synthetic data for demos, tests and benchmarks.
+    Demo {
+        /// What to do.
+        #[command(subcommand)]
+        action: demo::DemoAction,
+    },
 }
 
 /// Entry point of the binary.
@@ -74,12 +91,19 @@ pub fn main() -> ExitCode {
         Command::Config(args) => config::run(&settings, &args),
         Command::Keys { action } => keys::run(settings, action),
         Command::Audit { action } => audit::run(settings, action),
+        Command::Import(args) => import::run(settings, args),
+        Command::Retention { action } => retention::run(settings, action),
+        Command::Demo { action } => demo::run(settings, action),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("writ: {e:#}");
-            ExitCode::FAILURE
+            if e.downcast_ref::<import::RejectedRecords>().is_some() {
+                ExitCode::from(import::EXIT_REJECTED)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -59,3 +59,82 @@ diesel::table! {
         signed_at -> Text,
     }
 }
+
+diesel::table! {
+    /// Accounts of the provider's users (metadata only).
+    accounts (id) {
+        /// Internal id.
+        id -> BigInt,
+        /// The provider's own user id.
+        external_id -> Text,
+        /// active, suspended or deleted.
+        status -> Text,
+        /// Account creation, UTC microseconds.
+        created_at -> BigInt,
+        /// IP address at registration, canonical form.
+        registration_ip -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// The history of accounts' phone numbers and usernames.
+    account_identifiers (id) {
+        /// Internal id.
+        id -> BigInt,
+        /// The account.
+        account_id -> BigInt,
+        /// phone or username.
+        kind -> Text,
+        /// E.164 phone number or normalised username.
+        value -> Text,
+        /// Start of validity, UTC microseconds.
+        valid_from -> BigInt,
+        /// End of validity (exclusive), UTC microseconds; none while still valid.
+        valid_to -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    /// IP events (logins, session starts, registrations).
+    ip_events (account_id, at, ip, port, kind) {
+        /// The account.
+        account_id -> BigInt,
+        /// When, UTC microseconds.
+        at -> BigInt,
+        /// IP address, canonical form (IPv4-mapped IPv6 as IPv4).
+        ip -> Text,
+        /// Source port; 0 when not recorded.
+        port -> Integer,
+        /// Event kind.
+        kind -> Text,
+    }
+}
+
+diesel::table! {
+    /// Data that must survive retention.
+    holds (id) {
+        /// Internal id.
+        id -> BigInt,
+        /// The account.
+        account_id -> BigInt,
+        /// Comma-separated categories held.
+        categories -> Text,
+        /// Start of the held data interval, UTC microseconds.
+        data_from -> BigInt,
+        /// End of the held data interval (exclusive).
+        data_to -> BigInt,
+        /// Why (an order reference, a preservation).
+        reason -> Text,
+        /// The order that placed it, if any.
+        order_id -> Nullable<Text>,
+        /// When it was placed.
+        created_at -> BigInt,
+        /// When it lapses.
+        expires_at -> BigInt,
+    }
+}
+
+diesel::joinable!(account_identifiers -> accounts (account_id));
+diesel::joinable!(ip_events -> accounts (account_id));
+diesel::joinable!(holds -> accounts (account_id));
+diesel::allow_tables_to_appear_in_same_query!(accounts, account_identifiers, ip_events, holds);

@@ -53,6 +53,13 @@ pub fn new_token() -> Result<(String, String), getrandom::Error> {
 #[derive(Debug)]
 pub struct Unauthorized(&'static str);
 
+impl Unauthorized {
+    /// A 401 saying `why`.
+    pub fn new(why: &'static str) -> Self {
+        Self(why)
+    }
+}
+
 impl std::fmt::Display for Unauthorized {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.0)
@@ -70,7 +77,7 @@ impl ResponseError for Unauthorized {
             .response();
         res.headers_mut().insert(
             WWW_AUTHENTICATE,
-            actix_web::http::header::HeaderValue::from_static("Bearer realm=\"writ-audit\""),
+            actix_web::http::header::HeaderValue::from_static("Bearer realm=\"writ\""),
         );
         res
     }

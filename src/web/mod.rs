@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod extract;
 pub mod health;
+pub mod ingest;
 pub mod middleware;
 pub mod problem;
 
@@ -130,6 +131,11 @@ fn build_server(
     let auditor_tokens = web::Data::new(auth::AuditorTokens::from_hex(
         &settings.audit.auditor_token_sha256,
     ));
+    let feeder_tokens = web::Data::new(ingest::FeederTokens::from_settings(
+        &settings.metadata.feeders,
+    ));
+    let metadata_settings = web::Data::new(settings.metadata.clone());
+    let ingest_limit = settings.metadata.ingest_limit_bytes;
     let json_limit = settings.server.json_limit_bytes;
     let mut server =
         HttpServer::new(move || {
@@ -145,6 +151,8 @@ fn build_server(
                 .app_data(db.clone())
                 .app_data(signer.clone())
                 .app_data(auditor_tokens.clone())
+                .app_data(feeder_tokens.clone())
+                .app_data(metadata_settings.clone())
                 .app_data(web::JsonConfig::default().limit(json_limit).error_handler(
                     |err, _req| {
                         Problem::new(StatusCode::BAD_REQUEST, "invalid-json", "Invalid JSON body")
@@ -181,6 +189,11 @@ fn build_server(
                 .service(audit::entries)
                 .service(audit::export_range)
                 .service(audit::view)
+                .service(
+                    web::scope("")
+                        .app_data(web::PayloadConfig::new(ingest_limit))
+                        .service(ingest::ingest),
+                )
                 .default_service(web::to(problem::not_found))
         })
         .listen(listener)?

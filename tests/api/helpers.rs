@@ -210,6 +210,11 @@ impl TestApp {
 pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
     let db = TestDb::new(backend);
     let settings = db.settings(extra);
+    spawn_with_settings(db, settings).await
+}
+
+/// Starts Writ with these settings on this database.
+pub async fn spawn_with_settings(db: TestDb, settings: Settings) -> TestApp {
     let app = Application::build(settings)
         .await
         .expect("application builds");
@@ -218,9 +223,9 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
-        db,
         pool,
         client: reqwest::Client::new(),
+        db,
     }
 }
 

@@ -7,3 +7,4 @@ mod audit;
 mod cli;
 mod database;
 mod health;
+mod metadata;
