@@ -1,11 +1,13 @@
 //! `writ demo seed`: deterministic synthetic data for demos, tests and benchmarks.
 //!
 //! Only documentation address ranges (RFC 5737: 192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24;
-//! RFC 3849: 2001:db8::/32) and numbers reserved for fiction (Ofcom's drama range
-//! +44 7700 900000-900999; ARCEP's +33 6 39 98 00 00-99 99). The same seed gives the same data.
+//! RFC 3849: 2001:db8::/32) and numbers reserved for fiction: NANP 555-0100 to 555-0199 in
+//! twenty US area codes. (Ofcom's and ARCEP's drama ranges would do too, but the numbering-plan
+//! data marks them unassigned, so they fail the validation every imported number passes.)
+//! The same seed gives the same data.
 //!
 //! What it makes, on purpose:
-//! - recycled numbers: a pool of 11,000 numbers, so with more accounts each number passes from
+//! - recycled numbers: a pool of 2,000 numbers, so with more accounts each number passes from
 //!   holder to holder, in intervals that never overlap;
 //! - shared addresses behind "carrier-grade NAT": most IPv4 events use a few hundred addresses
 //!   with different ports, so an address without a port matches many accounts;
@@ -24,10 +26,13 @@ const BASE: i64 = 1_704_067_200_000_000;
 const DAY: i64 = 24 * 3600 * 1_000_000;
 /// How far apart successive holders of a recycled number start.
 const GENERATION: i64 = 120 * DAY;
-const UK_POOL: u64 = 1000;
-const FR_POOL: u64 = 10_000;
-/// Numbers in the fiction pools.
-pub const PHONE_POOL: u64 = UK_POOL + FR_POOL;
+/// Area codes whose 555-01XX numbers make the fiction pool.
+const AREA_CODES: [u16; 20] = [
+    202, 206, 212, 213, 303, 305, 312, 404, 415, 503, 512, 602, 615, 617, 702, 704, 713, 718, 808,
+    919,
+];
+/// Numbers in the fiction pool.
+pub const PHONE_POOL: u64 = AREA_CODES.len() as u64 * 100;
 
 /// What to make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,11 +73,9 @@ fn external_id(i: u64) -> String {
 
 /// The fictional number in pool slot `slot`.
 pub fn phone_number(slot: u64) -> String {
-    if slot < UK_POOL {
-        format!("+447700900{:03}", slot)
-    } else {
-        format!("+336399{:05}", slot - UK_POOL)
-    }
+    let slot = slot % PHONE_POOL;
+    let area = AREA_CODES[usize::try_from(slot / 100).unwrap_or(0) % AREA_CODES.len()];
+    format!("+1{area}5550{:03}", 100 + slot % 100)
 }
 
 fn to_i64(v: u64) -> i64 {
@@ -213,11 +216,12 @@ mod tests {
 
     #[test]
     fn fiction_numbers_are_valid_and_distinct() {
-        for slot in [0, 1, 999, 1000, 1001, PHONE_POOL - 1] {
+        for slot in 0..PHONE_POOL {
             let n = phone_number(slot);
             assert_eq!(normalize::phone(&n).unwrap(), n, "slot {slot}");
         }
-        assert_ne!(phone_number(999), phone_number(1000));
+        let all: std::collections::BTreeSet<String> = (0..PHONE_POOL).map(phone_number).collect();
+        assert_eq!(all.len() as u64, PHONE_POOL);
     }
 
     #[test]

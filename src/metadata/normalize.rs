@@ -72,7 +72,8 @@ mod tests {
     #[test]
     fn phone_numbers_become_e164() {
         assert_eq!(phone("+33 6 12 34 56 78").unwrap(), "+33612345678");
-        assert_eq!(phone("+44 7700 900123").unwrap(), "+447700900123");
+        assert_eq!(phone("+44 7911 123456").unwrap(), "+447911123456");
+        assert_eq!(phone("+1 (202) 555-0123").unwrap(), "+12025550123");
         assert_eq!(phone(" +49 (0)30 901820 ").unwrap(), "+4930901820");
         assert!(
             phone("06 12 34 56 78").is_err(),

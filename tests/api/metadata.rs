@@ -702,7 +702,7 @@ async fn lookups_use_indexes_on_a_realistic_table(backend: Backend) {
         let queries = [
             ("SELECT account_id FROM ip_events WHERE ip = '192.0.2.7' AND at >= 1704067200000000 AND at < 1767225600000000", "ip_events_by_ip"),
             ("SELECT ip FROM ip_events WHERE account_id = 7 AND at >= 1704067200000000 AND at < 1767225600000000", "ip_events"),
-            ("SELECT account_id FROM account_identifiers WHERE kind = 'phone' AND value = '+447700900007' AND valid_from < 1767225600000000", "account_identifiers_by_value"),
+            ("SELECT account_id FROM account_identifiers WHERE kind = 'phone' AND value = '+12025550107' AND valid_from < 1767225600000000", "account_identifiers_by_value"),
             ("SELECT id FROM accounts WHERE external_id = 'demo-00000007'", "accounts"),
         ];
         for (sql, index) in queries {
