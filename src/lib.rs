@@ -11,6 +11,7 @@ pub mod audit;
 pub mod cli;
 pub mod db;
 pub mod metadata;
+pub mod policy;
 pub mod settings;
 pub mod telemetry;
 pub mod web;

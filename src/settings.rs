@@ -36,6 +36,18 @@ pub struct Settings {
     pub metadata: MetadataSettings,
     /// How long metadata is kept.
     pub retention: RetentionSettings,
+    /// Where the jurisdiction policies are.
+    pub policy: PolicySettings,
+    /// The provider's own legal position (establishment, representatives).
+    pub deployment: crate::policy::Deployment,
+}
+
+/// `[policy]`: the jurisdiction policy files.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySettings {
+    /// Folder of policy files (one TOML file per jurisdiction).
+    pub dir: PathBuf,
 }
 
 /// `[metadata]`: imports and the provider's feeding systems.
@@ -568,6 +580,24 @@ impl Settings {
             if days == 0 {
                 return Err((key, "must be at least 1 day".into()));
             }
+        }
+        let country = &self.deployment.establishment;
+        if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err((
+                "deployment.establishment",
+                format!("`{country}` is not an ISO 3166-1 alpha-2 code such as IE or US"),
+            ));
+        }
+        if let Some(bad) = self
+            .deployment
+            .legal_representative_in
+            .iter()
+            .find(|c| c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()))
+        {
+            return Err((
+                "deployment.legal_representative_in",
+                format!("`{bad}` is not an ISO 3166-1 alpha-2 code"),
+            ));
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err((

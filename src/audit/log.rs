@@ -67,6 +67,19 @@ fn to_u64(v: i64) -> Result<u64, AuditError> {
     u64::try_from(v).map_err(|_| AuditError::Corrupt(format!("negative value {v}")))
 }
 
+/// Takes the append lock for the rest of the caller's transaction (PostgreSQL; on SQLite the
+/// write transaction already holds the database's write lock). For read-then-append sequences
+/// that must not interleave with another instance's.
+pub fn lock(conn: &mut DbConn) -> Result<(), AuditError> {
+    if !crate::db::in_transaction(conn)? {
+        return Err(AuditError::NotInTransaction);
+    }
+    if let DbConn::Postgres(c) = conn {
+        diesel::sql_query(format!("SELECT pg_advisory_xact_lock({PG_APPEND_LOCK})")).execute(c)?;
+    }
+    Ok(())
+}
+
 /// Appends `entry` inside the caller's open write transaction ([`crate::db::write_tx`]): if
 /// the caller's change commits, its entry commits; if not, neither does.
 pub fn append(
@@ -74,12 +87,7 @@ pub fn append(
     entry: &NewEntry,
     at: DateTime<Utc>,
 ) -> Result<Appended, AuditError> {
-    if !crate::db::in_transaction(conn)? {
-        return Err(AuditError::NotInTransaction);
-    }
-    if let DbConn::Postgres(c) = conn {
-        diesel::sql_query(format!("SELECT pg_advisory_xact_lock({PG_APPEND_LOCK})")).execute(c)?;
-    }
+    lock(conn)?;
     let seq = size(conn)?;
     let leaf = entry.to_leaf(seq, at)?;
     let bytes = leaf.to_text();

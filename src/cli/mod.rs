@@ -9,6 +9,7 @@ mod demo;
 mod import;
 mod keys;
 mod migrate;
+mod policy;
 mod retention;
 mod serve;
 
@@ -63,6 +64,12 @@ pub enum Command {
         #[command(subcommand)]
         action: retention::RetentionAction,
     },
+    /// Validate jurisdiction policies; explain the decision for an order.
+    Policy {
+        /// What to do.
+        #[command(subcommand)]
+        action: policy::PolicyAction,
+    },
     /// Synthetic data for demos, tests and benchmarks.
     Demo {
         /// What to do.
@@ -94,6 +101,7 @@ pub fn main() -> ExitCode {
         Command::Import(args) => import::run(settings, args),
         Command::Retention { action } => retention::run(settings, action),
         Command::Demo { action } => demo::run(settings, action),
+        Command::Policy { action } => policy::run(settings, action),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

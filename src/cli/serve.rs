@@ -15,6 +15,13 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let app = Application::build(settings).await.context("cannot start")?;
+        match app.record_policy_set().await {
+            Ok(true) => tracing::info!("recorded the new policy set in the audit log"),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "the policy set is not recorded in the audit log yet")
+            }
+        }
         app.run_until_stopped().await.context("server error")?;
         tracing::info!("shutdown complete");
         Ok(())

@@ -32,6 +32,9 @@ pub enum StartupError {
     /// The audit log's signer could not be set up.
     #[error(transparent)]
     Audit(#[from] AuditError),
+    /// The jurisdiction policies do not load.
+    #[error("policy files: {0}")]
+    Policy(#[from] crate::policy::PolicyError),
     /// The listener could not be bound.
     #[error("cannot listen on {address}: {source}")]
     Bind {
@@ -48,6 +51,7 @@ pub struct Application {
     server: Server,
     db: Db,
     checkpointer: Option<tokio::task::JoinHandle<()>>,
+    policies: std::sync::Arc<crate::policy::PolicySet>,
 }
 
 impl Application {
@@ -69,6 +73,11 @@ impl Application {
             // A database not migrated or not reachable yet: /readyz reports it; load later.
             Err(e) => tracing::warn!(error = %e, "audit signer not loaded yet"),
         }
+        let policies = std::sync::Arc::new(crate::policy::runtime::load(&settings.policy)?);
+        tracing::info!(
+            policy.set_id = policies.id(),
+            "jurisdiction policies loaded"
+        );
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
             address: address.clone(),
@@ -83,7 +92,7 @@ impl Application {
             .port();
         let checkpointer = (settings.audit.checkpoint_interval_secs > 0)
             .then(|| tokio::spawn(audit_service::run_checkpointer(db.clone(), signer.clone())));
-        let server = build_server(listener, db.clone(), signer, &settings)
+        let server = build_server(listener, db.clone(), signer, policies.clone(), &settings)
             .map_err(|source| StartupError::Bind { address, source })?;
         tracing::info!(
             host = %settings.server.host,
@@ -96,12 +105,22 @@ impl Application {
             server,
             db,
             checkpointer,
+            policies,
         })
     }
 
     /// The bound port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Records the loaded policy set in the audit log if it changed since it was last recorded
+    /// (`writ serve` does this at every start); returns whether it was new.
+    pub async fn record_policy_set(&self) -> Result<bool, AuditError> {
+        let set = self.policies.clone();
+        self.db
+            .run(move |conn| crate::policy::runtime::record(conn, &set))
+            .await
     }
 
     /// The database handle the server uses.
@@ -124,8 +143,10 @@ fn build_server(
     listener: TcpListener,
     db: Db,
     signer: std::sync::Arc<audit_service::SignerCell>,
+    policies: std::sync::Arc<crate::policy::PolicySet>,
     settings: &Settings,
 ) -> std::io::Result<Server> {
+    let policies = web::Data::from(policies);
     let db = web::Data::new(db);
     let signer = web::Data::from(signer);
     let auditor_tokens = web::Data::new(auth::AuditorTokens::from_hex(
@@ -152,6 +173,7 @@ fn build_server(
                 .app_data(signer.clone())
                 .app_data(auditor_tokens.clone())
                 .app_data(feeder_tokens.clone())
+                .app_data(policies.clone())
                 .app_data(metadata_settings.clone())
                 .app_data(web::JsonConfig::default().limit(json_limit).error_handler(
                     |err, _req| {

@@ -8,3 +8,4 @@ mod cli;
 mod database;
 mod health;
 mod metadata;
+mod policy;

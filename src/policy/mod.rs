@@ -1,0 +1,105 @@
+//! The jurisdiction policy engine.
+//!
+//! Policies are data (`config/policies/<jurisdiction>.toml`, loaded into a [`PolicySet`]); the
+//! engine, [`decide`], is a pure function of the order, the registry facts, the receipt time,
+//! the clarification pauses, the policy set, the deployment and `now`: no I/O, no clock.
+//!
+//! Module map:
+//! - `order`: the [`Order`] as received (JSON) and the [`RegistryFacts`] about its authorities;
+//! - `catalogue`: the releasable fields of the metadata store and their default categories;
+//! - `model`: the policy file schema; `load`: files -> [`PolicySet`] (the only I/O here);
+//! - `engine`: [`decide`]; `decision`: the [`Decision`] it returns;
+//! - `narrow`: [`narrow`], which lets people remove scope but never add it;
+//! - `explain`: [`Decision::explain`], the lawyer-readable text.
+//!
+//! Error policy: loading fails with [`PolicyError`] naming file and line; parsing an order fails
+//! with [`OrderError`] naming the field; deciding never fails (a bad order is a refusal with a
+//! reason code); narrowing fails with [`NarrowError`] naming what would widen.
+
+mod catalogue;
+mod decision;
+mod engine;
+mod explain;
+mod load;
+mod model;
+mod narrow;
+mod order;
+pub mod runtime;
+
+pub use catalogue::{CATALOGUE, Category, FieldId, FieldSpec, default_fields, describe};
+pub use decision::{
+    Binding, CategoryDecision, Deadline, Decision, Duty, FieldDecision, FieldStatus, Finding, Gag,
+    NoticeDuty, NoticeTiming, Outcome, Preservation, ReasonCode, ReleaseTime, ValidationDue,
+};
+pub use engine::decide;
+pub use load::{BUILTIN, PolicySet};
+pub use model::{
+    Action, BindingSpec, DeadlineSpec, DutySpec, EmergencyValidationSpec, GagEffect,
+    InstrumentSpec, NoticeSpec, Notifier, OverlaySpec, PolicyDuration, PolicyFile,
+    PreservationSpec, ReleaseHoldSpec, RuleSpec,
+};
+pub use narrow::{KeepCategory, NarrowError, NarrowingRequest, narrow};
+pub use order::{
+    Authority, Emergency, IpTarget, IssuerKind, NonDisclosure, NonDisclosureEnd, ORDER_ELEMENTS,
+    Offence, Order, OrderDates, OrderElement, OrderError, RegistryFacts, Target, TimeWindow,
+};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// The deployment's own legal position, configured per installation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deployment {
+    /// ISO 3166-1 alpha-2 code of the provider's main establishment (e.g. "IE", "US", "GB").
+    pub establishment: String,
+    /// Countries where the provider has designated a legal representative (e.g. under Directive
+    /// (EU) 2023/1544); they count like an establishment for instruments that bind there.
+    #[serde(default)]
+    pub legal_representative_in: Vec<String>,
+    /// Whether the provider offers an intermediary service within the Digital Services Act
+    /// (which makes the DSA Art 10 overlay apply to member-state orders).
+    #[serde(default)]
+    pub dsa_intermediary: bool,
+}
+
+/// A clarification period: the provider asked the authority to clarify the order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pause {
+    /// When the provider asked.
+    pub from: DateTime<Utc>,
+    /// When the clarification arrived; `None` while still pending.
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// Why a policy set failed to load.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// A file's content is invalid; the message names what.
+    #[error("{file}:{line}: {message}")]
+    Invalid {
+        /// The file name.
+        file: String,
+        /// The 1-based line.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A file or the directory could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The directory holds no policy file.
+    #[error("no policy files (*.toml) in {0}")]
+    NoFiles(PathBuf),
+}
+
+#[cfg(test)]
+mod tests;

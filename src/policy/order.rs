@@ -1,0 +1,433 @@
+//! The `Order` domain type: what an authority sent, in its JSON form.
+//!
+//! Everything here is what the order *claims*. Facts that Writ establishes itself (the issuer's
+//! registered kind, whether a validation carries the validator's own signature) come from the
+//! authority registry as [`RegistryFacts`] and are never read from the order body.
+//!
+//! An amendment is a replacement `Order`: it is decided afresh, never merged into the old one.
+
+use super::catalogue::Category;
+use chrono::{DateTime, FixedOffset, Utc};
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+
+/// The kind of an issuing or validating authority.
+///
+/// The same list serves the order's *claim* and the registry's *fact*; the engine grants
+/// entitlements only on the registry's fact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IssuerKind {
+    /// A judge (including a magistrate judge).
+    Judge,
+    /// A court as an institution (including a court clerk issuing in the court's name).
+    Court,
+    /// An investigating judge (juge d'instruction, Ermittlungsrichter).
+    InvestigatingJudge,
+    /// A public prosecutor.
+    Prosecutor,
+    /// A police or other law-enforcement officer or agency.
+    Police,
+    /// Another administrative authority with a legal power to request data.
+    AdministrativeAuthority,
+    /// UK Office for Communications Data Authorisations.
+    Ocda,
+    /// UK designated senior officer (urgent Part 3 authorisations).
+    DesignatedSeniorOfficer,
+}
+
+impl IssuerKind {
+    /// The identifier used in JSON and TOML.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IssuerKind::Judge => "judge",
+            IssuerKind::Court => "court",
+            IssuerKind::InvestigatingJudge => "investigating_judge",
+            IssuerKind::Prosecutor => "prosecutor",
+            IssuerKind::Police => "police",
+            IssuerKind::AdministrativeAuthority => "administrative_authority",
+            IssuerKind::Ocda => "ocda",
+            IssuerKind::DesignatedSeniorOfficer => "designated_senior_officer",
+        }
+    }
+}
+
+impl std::fmt::Display for IssuerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An issuing or validating authority as named in the order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Authority {
+    /// The kind the order claims (checked against the registry, never trusted).
+    pub kind: IssuerKind,
+    /// The person who signed (name and function).
+    pub person: String,
+    /// The authority's name (e.g. "Parquet de Paris").
+    pub authority: String,
+    /// ISO 3166-1 alpha-2 country of the authority (e.g. "FR"); for EU orders, the issuing state.
+    pub country: String,
+    /// The authority's own file number, if given.
+    #[serde(default)]
+    pub file_number: Option<String>,
+}
+
+/// The order's dates, as stated by the authority. Receipt time is *not* here: it is what Writ
+/// recorded (e.g. the postmark of an order sent by post) and is passed to the engine separately.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderDates {
+    /// When the order was issued; the ex-post validation window of emergency orders runs from here.
+    pub issued_at: DateTime<Utc>,
+    /// When a validator validated it, if stated.
+    #[serde(default)]
+    pub validated_at: Option<DateTime<Utc>>,
+    /// The end of the order's own validity, if it has one; after it the order is refused.
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The reply date the authority asks for; used as the deadline only where the instrument has
+    /// no statutory one.
+    #[serde(default)]
+    pub respond_by: Option<DateTime<Utc>>,
+}
+
+/// The offence under investigation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Offence {
+    /// Plain description of the offence.
+    pub description: String,
+    /// Maximum custodial sentence in months under the issuing state's law, as stated.
+    #[serde(default)]
+    pub max_custodial_months: Option<u32>,
+    /// Offence codes used by policies for listed offences (e.g. "eu.dir_2017_541").
+    #[serde(default)]
+    pub codes: Vec<String>,
+    /// Whether the offence was committed over an electronic communications network.
+    #[serde(default)]
+    pub over_network: Option<bool>,
+}
+
+/// The emergency claim of an order; its presence makes the order an emergency order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Emergency {
+    /// Why the authority says there is an imminent threat (life, physical integrity, safety,
+    /// critical infrastructure).
+    pub justification: String,
+}
+
+/// When a non-disclosure order ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum NonDisclosureEnd {
+    /// It ends at this time.
+    Until(DateTime<Utc>),
+    /// It runs until lifted.
+    OpenEnded,
+}
+
+/// A non-disclosure ("gag") order attached to the order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NonDisclosure {
+    /// When it ends.
+    pub ends: NonDisclosureEnd,
+    /// The provision it is made under (e.g. "18 U.S.C. 2705(b)"), if stated.
+    #[serde(default)]
+    pub legal_basis: Option<String>,
+}
+
+/// An IP target: "who used this address (and port) at this moment?".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IpTarget {
+    /// The IP address.
+    pub address: IpAddr,
+    /// The source port; without it an IPv4 address behind carrier-grade NAT can match many users.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// The moment, with the offset the authority gave.
+    pub timestamp: DateTime<FixedOffset>,
+    /// The time zone the authority stated (e.g. "Europe/Paris"); e-Evidence Annex I asks for it.
+    #[serde(default)]
+    pub time_zone: Option<String>,
+}
+
+/// Whom the order is about. Targets are passed through to the decision as given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Target {
+    /// Writ's account id.
+    UserId(String),
+    /// A user name.
+    Username(String),
+    /// A phone number.
+    PhoneNumber(String),
+    /// An IP address with port, timestamp and time zone.
+    Ip(IpTarget),
+}
+
+/// The period the requested data should cover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeWindow {
+    /// Start (inclusive).
+    pub from: DateTime<Utc>,
+    /// End (exclusive).
+    pub to: DateTime<Utc>,
+}
+
+/// A lawful-disclosure order as received.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Order {
+    /// The authority's own reference for the order.
+    pub reference: String,
+    /// The instrument id, e.g. "eu.epoc"; the part before the first dot is the jurisdiction.
+    pub instrument: String,
+    /// Who issued the order (as claimed).
+    pub issuer: Authority,
+    /// Who validated it, if the order claims a validation.
+    #[serde(default)]
+    pub validator: Option<Authority>,
+    /// The order's own dates.
+    pub dates: OrderDates,
+    /// The legal provisions relied on.
+    #[serde(default)]
+    pub legal_provisions: Vec<String>,
+    /// The statement of reasons (necessity, proportionality, facts).
+    #[serde(default)]
+    pub reasons: Option<String>,
+    /// Information on redress available to the provider and the user.
+    #[serde(default)]
+    pub redress: Option<String>,
+    /// The addressee (the provider's legal representative or establishment).
+    #[serde(default)]
+    pub addressee: Option<String>,
+    /// The authority the data are to be sent to, if not the issuer.
+    #[serde(default)]
+    pub receiving_authority: Option<String>,
+    /// The offence under investigation.
+    #[serde(default)]
+    pub offence: Option<Offence>,
+    /// The emergency claim; absent for a normal order.
+    #[serde(default)]
+    pub emergency: Option<Emergency>,
+    /// Whether the order states that the enforcing state was notified (e-Evidence Art 8).
+    #[serde(default)]
+    pub enforcing_state_notified: bool,
+    /// A non-disclosure order attached to the order.
+    #[serde(default)]
+    pub non_disclosure: Option<NonDisclosure>,
+    /// Whom the order is about.
+    pub targets: Vec<Target>,
+    /// The categories requested.
+    pub categories: Vec<Category>,
+    /// The period the data should cover.
+    #[serde(default)]
+    pub time_window: Option<TimeWindow>,
+}
+
+/// Facts about the order's authorities taken from Writ's authority registry, never from the
+/// order body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryFacts {
+    /// The issuer's registered kind; `None` when the sender is not in the registry.
+    pub issuer_kind: Option<IssuerKind>,
+    /// The registered kind of the claimed validator, when the registry knows it.
+    #[serde(default)]
+    pub validator_kind: Option<IssuerKind>,
+    /// Whether the claimed validation carries the validator's own registered signature.
+    /// Without it, a validation is only a claim that a human checks against the signed document.
+    #[serde(default)]
+    pub validation_signed_by_validator: bool,
+}
+
+/// Why an order's JSON was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("order field `{field}`: {message}")]
+pub struct OrderError {
+    /// The top-level field at fault (or `(document)` when the JSON itself is malformed).
+    pub field: String,
+    /// Serde's message, which names nested fields for unknown and missing keys.
+    pub message: String,
+}
+
+impl Order {
+    /// Parses an order from JSON, naming the field at fault on error.
+    ///
+    /// Serde's own messages name unknown and missing fields; for a value of the wrong type they
+    /// do not, so on failure each top-level field is re-parsed alone to find the culprit.
+    pub fn from_json(text: &str) -> Result<Order, OrderError> {
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| OrderError {
+            field: "(document)".into(),
+            message: e.to_string(),
+        })?;
+        let whole_error = match serde_json::from_value::<Order>(value.clone()) {
+            Ok(order) => return Ok(order),
+            Err(e) => e.to_string(),
+        };
+        let field = value
+            .as_object()
+            .and_then(|object| {
+                object
+                    .iter()
+                    .find(|(key, v)| !top_level_field_parses(key, v))
+                    .map(|(key, _)| key.clone())
+            })
+            .or_else(|| missing_field_name(&whole_error))
+            .unwrap_or_else(|| "(order)".into());
+        Err(OrderError {
+            field,
+            message: whole_error,
+        })
+    }
+
+    /// Whether the order is an emergency order.
+    pub fn is_emergency(&self) -> bool {
+        self.emergency.is_some()
+    }
+
+    /// Whether a required-element path (see [`ORDER_ELEMENTS`]) is present in this order.
+    /// `None` when the path names no element.
+    pub fn has_element(&self, path: &str) -> Option<bool> {
+        let filled = |s: &str| !s.trim().is_empty();
+        let opt = |s: &Option<String>| s.as_deref().is_some_and(filled);
+        let validator = |f: &dyn Fn(&Authority) -> bool| self.validator.as_ref().is_none_or(f);
+        let ip_targets = || {
+            self.targets.iter().filter_map(|t| match t {
+                Target::Ip(ip) => Some(ip),
+                _ => None,
+            })
+        };
+        let present = match path {
+            "reference" => filled(&self.reference),
+            "instrument" => filled(&self.instrument),
+            "issuer.person" => filled(&self.issuer.person),
+            "issuer.authority" => filled(&self.issuer.authority),
+            "issuer.country" => filled(&self.issuer.country),
+            "issuer.file_number" => opt(&self.issuer.file_number),
+            "validator" => self.validator.is_some(),
+            "validator.person" => validator(&|v| filled(&v.person)),
+            "validator.authority" => validator(&|v| filled(&v.authority)),
+            "validator.file_number" => validator(&|v| opt(&v.file_number)),
+            "dates.issued_at" => true,
+            "dates.validated_at" => self.dates.validated_at.is_some(),
+            "dates.expires_at" => self.dates.expires_at.is_some(),
+            "dates.respond_by" => self.dates.respond_by.is_some(),
+            "legal_provisions" => self.legal_provisions.iter().any(|p| filled(p)),
+            "reasons" => opt(&self.reasons),
+            "redress" => opt(&self.redress),
+            "addressee" => opt(&self.addressee),
+            "receiving_authority" => opt(&self.receiving_authority),
+            "offence" => self.offence.is_some(),
+            "offence.description" => self
+                .offence
+                .as_ref()
+                .is_some_and(|o| filled(&o.description)),
+            "offence.max_custodial_months" => self
+                .offence
+                .as_ref()
+                .is_some_and(|o| o.max_custodial_months.is_some()),
+            "offence.codes" => self.offence.as_ref().is_some_and(|o| !o.codes.is_empty()),
+            "offence.over_network" => self
+                .offence
+                .as_ref()
+                .is_some_and(|o| o.over_network.is_some()),
+            "emergency.justification" => self
+                .emergency
+                .as_ref()
+                .is_none_or(|e| filled(&e.justification)),
+            "non_disclosure" => self.non_disclosure.is_some(),
+            "targets" => !self.targets.is_empty(),
+            "targets.ip.port" => ip_targets().all(|ip| ip.port.is_some()),
+            "targets.ip.time_zone" => ip_targets().all(|ip| opt(&ip.time_zone)),
+            "categories" => !self.categories.is_empty(),
+            "time_window" => self.time_window.is_some(),
+            _ => return None,
+        };
+        Some(present)
+    }
+}
+
+/// One element a policy can require, as an `Order` field path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderElement {
+    /// The path used in policy files' `required_elements`.
+    pub path: &'static str,
+    /// What it means, in plain words.
+    pub meaning: &'static str,
+}
+
+/// Every element a policy may list in `required_elements`. Paths under an optional part
+/// (`validator.*`, `emergency.*`, `targets.ip.*`) are required only when that part is present:
+/// "emergency.justification" means "an emergency order must say why".
+#[rustfmt::skip]
+pub const ORDER_ELEMENTS: &[OrderElement] = &[
+    OrderElement { path: "reference", meaning: "the authority's reference" },
+    OrderElement { path: "instrument", meaning: "the instrument relied on" },
+    OrderElement { path: "issuer.person", meaning: "the person who issued the order" },
+    OrderElement { path: "issuer.authority", meaning: "the issuing authority" },
+    OrderElement { path: "issuer.country", meaning: "the issuing state" },
+    OrderElement { path: "issuer.file_number", meaning: "the issuing authority's file number" },
+    OrderElement { path: "validator", meaning: "a validating authority" },
+    OrderElement { path: "validator.person", meaning: "the validating person (if validated)" },
+    OrderElement { path: "validator.authority", meaning: "the validating authority (if validated)" },
+    OrderElement { path: "validator.file_number", meaning: "the validating authority's file number (if validated)" },
+    OrderElement { path: "dates.issued_at", meaning: "the date of issue" },
+    OrderElement { path: "dates.validated_at", meaning: "the date of validation" },
+    OrderElement { path: "dates.expires_at", meaning: "the end of the order's validity" },
+    OrderElement { path: "dates.respond_by", meaning: "the reply date asked for" },
+    OrderElement { path: "legal_provisions", meaning: "the legal provisions relied on" },
+    OrderElement { path: "reasons", meaning: "the statement of reasons" },
+    OrderElement { path: "redress", meaning: "information on redress" },
+    OrderElement { path: "addressee", meaning: "the addressee" },
+    OrderElement { path: "receiving_authority", meaning: "the authority receiving the data" },
+    OrderElement { path: "offence", meaning: "the offence" },
+    OrderElement { path: "offence.description", meaning: "a description of the offence" },
+    OrderElement { path: "offence.max_custodial_months", meaning: "the maximum custodial sentence" },
+    OrderElement { path: "offence.codes", meaning: "offence codes" },
+    OrderElement { path: "offence.over_network", meaning: "whether the offence was committed over a network" },
+    OrderElement { path: "emergency.justification", meaning: "the reasons for an emergency (if emergency)" },
+    OrderElement { path: "non_disclosure", meaning: "a non-disclosure order" },
+    OrderElement { path: "targets", meaning: "at least one target identifier" },
+    OrderElement { path: "targets.ip.port", meaning: "the source port of each IP target" },
+    OrderElement { path: "targets.ip.time_zone", meaning: "the time zone of each IP target" },
+    OrderElement { path: "categories", meaning: "the data categories requested" },
+    OrderElement { path: "time_window", meaning: "the time range of the data" },
+];
+
+/// Whether one top-level field of an order parses on its own (used to name the culprit).
+fn top_level_field_parses(key: &str, value: &serde_json::Value) -> bool {
+    fn ok<T: serde::de::DeserializeOwned>(value: &serde_json::Value) -> bool {
+        serde_json::from_value::<T>(value.clone()).is_ok()
+    }
+    match key {
+        "reference" | "instrument" => ok::<String>(value),
+        "issuer" => ok::<Authority>(value),
+        "validator" => ok::<Option<Authority>>(value),
+        "dates" => ok::<OrderDates>(value),
+        "legal_provisions" => ok::<Vec<String>>(value),
+        "reasons" | "redress" | "addressee" | "receiving_authority" => ok::<Option<String>>(value),
+        "offence" => ok::<Option<Offence>>(value),
+        "emergency" => ok::<Option<Emergency>>(value),
+        "enforcing_state_notified" => ok::<bool>(value),
+        "non_disclosure" => ok::<Option<NonDisclosure>>(value),
+        "targets" => ok::<Vec<Target>>(value),
+        "categories" => ok::<Vec<Category>>(value),
+        "time_window" => ok::<Option<TimeWindow>>(value),
+        // An unknown key is the culprit; serde's message already names it.
+        _ => false,
+    }
+}
+
+/// Extracts `x` from serde's "missing field `x`" message (a missing key has no value to re-parse).
+fn missing_field_name(message: &str) -> Option<String> {
+    let rest = message.split("missing field `").nth(1)?;
+    rest.split('`').next().map(str::to_owned)
+}

@@ -1,0 +1,1611 @@
+//! Tests of the policy engine against the shipped policy files.
+
+use super::*;
+use chrono::{DateTime, TimeDelta, Utc};
+use proptest::prelude::*;
+
+const SHIPPED: &[(&str, &str)] = super::load::BUILTIN;
+
+fn set() -> PolicySet {
+    PolicySet::from_sources(SHIPPED).unwrap()
+}
+
+fn t0() -> DateTime<Utc> {
+    "2026-09-01T08:00:00Z".parse().unwrap()
+}
+
+fn hours(h: i64) -> TimeDelta {
+    TimeDelta::hours(h)
+}
+
+fn authority(kind: IssuerKind, country: &str) -> Authority {
+    Authority {
+        kind,
+        person: "A. Officer".into(),
+        authority: "Competent Authority".into(),
+        country: country.into(),
+        file_number: Some("F-1".into()),
+    }
+}
+
+fn country_of(instrument: &str) -> &'static str {
+    match instrument.split('.').next().unwrap() {
+        "eu" => "FR",
+        "fr" => "FR",
+        "de" => "DE",
+        "us" => "US",
+        "uk" => "GB",
+        "br" => "BR",
+        "in" => "IN",
+        _ => "XX",
+    }
+}
+
+/// An order with every element any policy may require.
+fn order(instrument: &str, kind: IssuerKind, categories: &[Category]) -> Order {
+    Order {
+        reference: "REF-1".into(),
+        instrument: instrument.into(),
+        issuer: authority(kind, country_of(instrument)),
+        validator: None,
+        dates: OrderDates {
+            issued_at: t0() - hours(2),
+            validated_at: None,
+            expires_at: None,
+            respond_by: None,
+        },
+        legal_provisions: vec!["the provision".into()],
+        reasons: Some("facts".into()),
+        redress: Some("appeal to the court".into()),
+        addressee: Some("Writ legal representative".into()),
+        receiving_authority: Some("Competent Authority".into()),
+        offence: Some(Offence {
+            description: "fraud".into(),
+            max_custodial_months: Some(60),
+            codes: vec![],
+            over_network: Some(false),
+        }),
+        emergency: None,
+        enforcing_state_notified: false,
+        non_disclosure: None,
+        targets: vec![Target::UserId("u-1".into())],
+        categories: categories.to_vec(),
+        time_window: Some(TimeWindow {
+            from: t0() - hours(24 * 30),
+            to: t0(),
+        }),
+    }
+}
+
+fn facts(kind: IssuerKind) -> RegistryFacts {
+    RegistryFacts {
+        issuer_kind: Some(kind),
+        validator_kind: None,
+        validation_signed_by_validator: false,
+    }
+}
+
+/// Where each jurisdiction's instruments bind (an EU provider is in IE, so EU orders from FR bind).
+fn deployment_for(instrument: &str) -> Deployment {
+    let establishment = match instrument.split('.').next().unwrap() {
+        "eu" => "IE",
+        other => country_of(&format!("{other}.x")),
+    };
+    Deployment {
+        establishment: establishment.into(),
+        legal_representative_in: vec![],
+        dsa_intermediary: false,
+    }
+}
+
+fn run(o: &Order, f: &RegistryFacts) -> Decision {
+    decide(
+        o,
+        f,
+        t0(),
+        &[],
+        &set(),
+        &deployment_for(&o.instrument),
+        t0() + hours(1),
+    )
+}
+
+fn status(d: &Decision, c: Category) -> FieldStatus {
+    d.category(c)
+        .unwrap_or_else(|| panic!("{c} not in decision"))
+        .status
+}
+
+use Category::{Content, Identification as Ident, IpHistory, Subscriber};
+use FieldStatus::{Deny, NotHeld, Permit, PermitPendingValidationCheck as Pending, Preserve};
+use IssuerKind::*;
+
+struct Case {
+    name: &'static str,
+    instrument: &'static str,
+    issuer: IssuerKind,
+    categories: &'static [Category],
+    months: Option<u32>,
+    network: bool,
+    emergency: bool,
+    expect: &'static [(Category, FieldStatus)],
+    outcome: Outcome,
+}
+
+const CASES: &[Case] = &[
+    // eu.epoc
+    Case {
+        name: "epoc judge all",
+        instrument: "eu.epoc",
+        issuer: Judge,
+        categories: &[Subscriber, Ident, IpHistory, Content],
+        months: Some(60),
+        network: false,
+        emergency: false,
+        expect: &[
+            (Subscriber, Permit),
+            (Ident, Permit),
+            (IpHistory, Permit),
+            (Content, NotHeld),
+        ],
+        outcome: Outcome::AcceptableForReview,
+    },
+    Case {
+        name: "epoc prosecutor traffic",
+        instrument: "eu.epoc",
+        issuer: Prosecutor,
+        categories: &[Subscriber, IpHistory],
+        months: Some(60),
+        network: false,
+        emergency: false,
+        expect: &[(Subscriber, Permit), (IpHistory, Deny)],
+        outcome: Outcome::AcceptableForReview,
+    },
+    Case {
+        name: "epoc judge traffic below 3y",
+        instrument: "eu.epoc",
+        issuer: Judge,
+        categories: &[IpHistory],
+        months: Some(35),
+        network: true,
+        emergency: false,
+        expect: &[(IpHistory, Deny)],
+        outcome: Outcome::Refused,
+    },
+    Case {
+        name: "epoc police unvalidated",
+        instrument: "eu.epoc",
+        issuer: Police,
+        categories: &[Subscriber],
+        months: Some(60),
+        network: false,
+        emergency: false,
+        expect: &[(Subscriber, Deny)],
+        outcome: Outcome::Refused,
+    },
+    Case {
+        name: "epoc subscriber any offence",
+        instrument: "eu.epoc",
+        issuer: Prosecutor,
+        categories: &[Subscriber, Ident],
+        months: Some(1),
+        network: false,
+        emergency: false,
+        expect: &[(Subscriber, Permit), (Ident, Permit)],
+        outcome: Outcome::AcceptableForReview,
+    },
+    // eu.epoc_pr
+    Case {
+        name: "epoc-pr prosecutor all",
+        instrument: "eu.epoc_pr",
+        issuer: Prosecutor,
+        categories: &[Subscriber, IpHistory, Content],
+        months: Some(1),
+        network: false,
+        emergency: false,
+        expect: &[
+            (Subscriber, Preserve),
+            (IpHistory, Preserve),
+            (Content, NotHeld),
+        ],
+        outcome: Outcome::AcceptableForReview,
+    },
+    Case {
+        name: "epoc-pr police unvalidated",
+        instrument: "eu.epoc_pr",
+        issuer: Police,
+        categories: &[Subscriber],
+        months: Some(60),
+        network: false,
+        emergency: false,
+        expect: &[(Subscriber, Deny)],
+        outcome: Outcome::Refused,
+    },
+    Case {
+        name: "epoc-pr police emergency",
+        instrument: "eu.epoc_pr",
+        issuer: Police,
+        categories: &[IpHistory],
+        months: Some(60),
+        network: false,
+        emergency: true,
+        expect: &[(IpHistory, Preserve)],
+        outcome: Outcome::AcceptableForReview,
+    },
+    // fr.requisition
+    Case {
+        name: "fr identity any offence",
+        instrument: "fr.requisition",
+        issuer: Police,
+        categories: &[Subscriber],
+        months: Some(6),
+        network: false,
+        emergency: false,
+        expect: &[(Subscriber, Permit)],
+        outcome: Outcome::AcceptableForReview,
+    },
+    Case {
+        name: "fr ip 2y off network",
+        instrument: "fr.requisition",
+        issuer: Police,
+        categories: &[Ident],
+        months: Some(24),
+        network: false,
+        emergency: false,
+        expect: &[(Ident, Deny)],
+        outcome: Outcome::Refused,
+    },
+    Case {
+        name: "fr ip 1y on network",
+        instrument: "fr.requisition",
+        issuer: Police,
+        categories: &[Ident],
+        months: Some(12),
+        network: true,
+        emergency: false,
+        expect: &[(Ident, Permit)],
+        outcome: Outcome::AcceptableForReview,
+    },
+    Case {
+        name: "fr ip 11m on network",
+        instrument: "fr.requisition",
+        issuer: Police,
+        categories: &[Ident],
+        months: Some(11),
+        network: true,
+        emergency: false,
+        expect: &[(Ident, Deny)],
+        outcome: Outcome::Refused,
+    },
+    Case {
+        name: "fr ip 3y off network",
+        instrument: "fr.requisition",
+        issuer: Prosecutor,
+        categories: &[Ident, IpHistory],
+        months: Some(36),
+        network: false,
+        emergency: false,
+        expect: &[(Ident, Permit), (IpHistory, Permit)],
+        outcome: Outcome::AcceptableForReview,
+    },
+    Case {
+        name: "fr history 2y on network not sole aim",
+        instrument: "fr.requisition",
+        issuer: Police,
+        categories: &[IpHistory],
+        months: Some(24),
+        network: true,
+        emergency: false,
+        expect: &[(IpHistory, Deny)],
+        outcome: Outcome::Refused,
+    },
+    // de
+    Case {
+        name: "de 100j police subscriber",
+        instrument: "de.stpo_100j",
+        issuer: Police,
+        categories: &[Subscriber, Ident],
+        months: Some(1),
+        network: false,
+        emergency: false,
+        expect: &[(Subscriber, Permit), (Ident, Permit)],
+        outcome: Outcome::AcceptableForReview,
+    },
+    Case {
+        name: "de 100j no traffic",
+        instrument: "de.stpo_100j",
+        issuer: Police,
+        categories: &[IpHistory],
+        months: Some(60),
+        network: false,
+        emergency: false,
+        expect: &[(IpHistory, Deny)],
+        outcome: Outcome::Refused,
+    },
+    Case {
+        name: "de 100g court traffic",
+        instrument: "de.stpo_100g",
+        issuer: Court,
+        categories: &[IpHistory],
+        months: Some(60),
+        network: false,
+        emergency: false,
+        expect: &[(IpHistory, Permit)],
+        outcome: Outcome::AcceptableForReview,
+    },
+    Case {
+        name: "de 100g prosecutor traffic",
+        instrument: "de.stpo_100g",
+        issuer: Prosecutor,
+        categories: &[IpHistory],
+        months: Some(60),
+        network: false,
+        emergency: false,
+        expect: &[(IpHistory, Deny)],
+        outcome: Outcome::Refused,
+    },
+    // us
+    Case {
+        name: "us subpoena BSI",
+        instrument: "us.subpoena",
+        issuer: Prosecutor,
+        categories: &[Subscriber, Ident, IpHistory],
+        months: None,
+        network: false,
+        emergency: false,
+        expect: &[(Subscriber, Permit), (Ident, Permit), (IpHistory, Permit)],
+        outcome: Outcome::AcceptableForReview,
+    },
+    Case {
+        name: "us subpoena content",
+        instrument: "us.subpoena",
+        issuer: Prosecutor,
+        categories: &[Content],
+        months: None,
+        network: false,
+        emergency: false,
+        expect: &[(Content, NotHeld)],
+        outcome: Outcome::AcceptableForReview,
+    },
+    Case {
+        name: "us 2703d police",
+        instrument: "us.2703d",
+        issuer: Police,
+        categories: &[IpHistory],
+        months: None,
+        network: false,
+        emergency: false,
+        expect: &[(IpHistory, Deny)],
+        outcome: Outcome::Refused,
+    },
+    Case {
+        name: "us 2703d judge",
+        instrument: "us.2703d",
+        issuer: Judge,
+        categories: &[IpHistory],
+        months: None,
+        network: false,
+        emergency: false,
+        expect: &[(IpHistory, Permit)],
+        outcome: Outcome::AcceptableForReview,
+    },
+    Case {
+        name: "us warrant",
+        instrument: "us.warrant",
+        issuer: Judge,
+        categories: &[Content, Subscriber],
+        months: None,
+        network: false,
+        emergency: false,
+        expect: &[(Content, NotHeld), (Subscriber, Permit)],
+        outcome: Outcome::AcceptableForReview,
+    },
+    Case {
+        name: "us warrant by police",
+        instrument: "us.warrant",
+        issuer: Police,
+        categories: &[Subscriber],
+        months: None,
+        network: false,
+        emergency: false,
+        expect: &[(Subscriber, Deny)],
+        outcome: Outcome::Refused,
+    },
+    Case {
+        name: "us preservation",
+        instrument: "us.preservation",
+        issuer: Police,
+        categories: &[Subscriber, IpHistory, Content],
+        months: None,
+        network: false,
+        emergency: false,
+        expect: &[
+            (Subscriber, Preserve),
+            (IpHistory, Preserve),
+            (Content, NotHeld),
+        ],
+        outcome: Outcome::AcceptableForReview,
+    },
+    Case {
+        name: "us emergency",
+        instrument: "us.emergency",
+        issuer: Police,
+        categories: &[Subscriber, IpHistory],
+        months: None,
+        network: false,
+        emergency: true,
+        expect: &[(Subscriber, Permit), (IpHistory, Permit)],
+        outcome: Outcome::NeedsHumanJudgement,
+    },
+    Case {
+        name: "us emergency not emergency",
+        instrument: "us.emergency",
+        issuer: Police,
+        categories: &[Subscriber],
+        months: None,
+        network: false,
+        emergency: false,
+        expect: &[(Subscriber, Deny)],
+        outcome: Outcome::Refused,
+    },
+    // uk
+    Case {
+        name: "uk entity any crime",
+        instrument: "uk.ipa_part3",
+        issuer: Ocda,
+        categories: &[Subscriber],
+        months: Some(6),
+        network: false,
+        emergency: false,
+        expect: &[(Subscriber, Permit)],
+        outcome: Outcome::AcceptableForReview,
+    },
+    Case {
+        name: "uk events non-serious",
+        instrument: "uk.ipa_part3",
+        issuer: Ocda,
+        categories: &[IpHistory],
+        months: Some(11),
+        network: false,
+        emergency: false,
+        expect: &[(IpHistory, Deny)],
+        outcome: Outcome::Refused,
+    },
+    Case {
+        name: "uk events serious",
+        instrument: "uk.ipa_part3",
+        issuer: DesignatedSeniorOfficer,
+        categories: &[IpHistory],
+        months: Some(12),
+        network: false,
+        emergency: false,
+        expect: &[(IpHistory, Permit)],
+        outcome: Outcome::AcceptableForReview,
+    },
+    Case {
+        name: "uk police direct",
+        instrument: "uk.ipa_part3",
+        issuer: Police,
+        categories: &[Subscriber],
+        months: Some(60),
+        network: false,
+        emergency: false,
+        expect: &[(Subscriber, Deny)],
+        outcome: Outcome::Refused,
+    },
+    // br
+    Case {
+        name: "br court logs",
+        instrument: "br.marco_civil",
+        issuer: Judge,
+        categories: &[Subscriber, IpHistory],
+        months: None,
+        network: false,
+        emergency: false,
+        expect: &[(Subscriber, Permit), (IpHistory, Permit)],
+        outcome: Outcome::AcceptableForReview,
+    },
+    Case {
+        name: "br police logs",
+        instrument: "br.marco_civil",
+        issuer: Police,
+        categories: &[IpHistory],
+        months: None,
+        network: false,
+        emergency: false,
+        expect: &[(IpHistory, Deny)],
+        outcome: Outcome::Refused,
+    },
+    Case {
+        name: "br admin route",
+        instrument: "br.marco_civil_admin",
+        issuer: Police,
+        categories: &[Subscriber],
+        months: None,
+        network: false,
+        emergency: false,
+        expect: &[(Subscriber, Deny)],
+        outcome: Outcome::Refused,
+    },
+    // in
+    Case {
+        name: "in s94 police",
+        instrument: "in.bnss_94",
+        issuer: Police,
+        categories: &[Subscriber, IpHistory],
+        months: None,
+        network: false,
+        emergency: false,
+        expect: &[(Subscriber, Permit), (IpHistory, Permit)],
+        outcome: Outcome::AcceptableForReview,
+    },
+    Case {
+        name: "in s94 admin",
+        instrument: "in.bnss_94",
+        issuer: AdministrativeAuthority,
+        categories: &[Subscriber],
+        months: None,
+        network: false,
+        emergency: false,
+        expect: &[(Subscriber, Deny)],
+        outcome: Outcome::Refused,
+    },
+];
+
+#[test]
+fn table_of_accept_and_refuse_edges() {
+    let mut covered = std::collections::BTreeSet::new();
+    for case in CASES {
+        let mut o = order(case.instrument, case.issuer, case.categories);
+        if let Some(off) = o.offence.as_mut() {
+            off.max_custodial_months = case.months;
+            off.over_network = Some(case.network);
+        }
+        if case.months.is_none() && case.instrument.starts_with("us.") {
+            o.offence = None;
+        }
+        if case.emergency {
+            o.emergency = Some(Emergency {
+                justification: "threat to life".into(),
+            });
+        }
+        let d = run(&o, &facts(case.issuer));
+        for (c, s) in case.expect {
+            assert_eq!(status(&d, *c), *s, "{}: {c}\n{}", case.name, d.explain());
+        }
+        assert_eq!(d.outcome, case.outcome, "{}\n{}", case.name, d.explain());
+        covered.insert(case.instrument);
+    }
+    for (id, _) in set().instruments() {
+        assert!(covered.contains(id), "no table case for {id}");
+    }
+}
+
+#[test]
+fn epoc_traffic_from_prosecutor_denied_subscriber_permitted() {
+    let d = run(
+        &order("eu.epoc", Prosecutor, &[Subscriber, IpHistory]),
+        &facts(Prosecutor),
+    );
+    assert_eq!(status(&d, Subscriber), Permit);
+    assert_eq!(status(&d, IpHistory), Deny);
+    assert_eq!(
+        d.category(IpHistory).unwrap().reason,
+        ReasonCode::ValidationRequired
+    );
+    assert!(d.released_fields().contains(&FieldId::RegistrationIp));
+    assert!(!d.released_fields().contains(&FieldId::IpEventIp));
+}
+
+#[test]
+fn emergency_epoc_from_unvalidated_police() {
+    let mut o = order("eu.epoc", Police, &[Subscriber, IpHistory]);
+    o.emergency = Some(Emergency {
+        justification: "imminent threat to life".into(),
+    });
+    let d = run(&o, &facts(Police));
+    assert_eq!(status(&d, Subscriber), Permit);
+    assert_eq!(
+        d.category(Subscriber).unwrap().reason,
+        ReasonCode::PermittedEmergencyWithoutValidation
+    );
+    assert_eq!(status(&d, IpHistory), Deny);
+    assert_eq!(d.deadline.as_ref().unwrap().due, Some(t0() + hours(8)));
+    assert_eq!(
+        d.validation_due.as_ref().unwrap().due,
+        o.dates.issued_at + hours(48)
+    );
+    // Once the 48 hours have passed without validation, the order is refused.
+    let late = decide(
+        &o,
+        &facts(Police),
+        t0(),
+        &[],
+        &set(),
+        &deployment_for("eu"),
+        o.dates.issued_at + hours(49),
+    );
+    assert_eq!(late.outcome, Outcome::Refused);
+    assert_eq!(
+        late.refusals[0].code,
+        ReasonCode::EmergencyValidationOverdue
+    );
+    assert!(late.released_fields().is_empty());
+}
+
+#[test]
+fn validated_police_epoc_needs_signature_or_a_check() {
+    let mut o = order("eu.epoc", Police, &[Subscriber]);
+    o.validator = Some(authority(Prosecutor, "FR"));
+    let unproven = run(&o, &facts(Police));
+    assert_eq!(status(&unproven, Subscriber), Pending);
+    assert_eq!(unproven.outcome, Outcome::NeedsHumanJudgement);
+    let proven = run(
+        &o,
+        &RegistryFacts {
+            issuer_kind: Some(Police),
+            validator_kind: Some(Prosecutor),
+            validation_signed_by_validator: true,
+        },
+    );
+    assert_eq!(status(&proven, Subscriber), Permit);
+    assert_eq!(proven.outcome, Outcome::AcceptableForReview);
+    // A signed validation by someone the registry knows as police validates nothing.
+    let wrong = run(
+        &o,
+        &RegistryFacts {
+            issuer_kind: Some(Police),
+            validator_kind: Some(Police),
+            validation_signed_by_validator: true,
+        },
+    );
+    assert_eq!(status(&wrong, Subscriber), Deny);
+    assert_eq!(
+        wrong.category(Subscriber).unwrap().reason,
+        ReasonCode::ValidatorNotEntitled
+    );
+}
+
+#[test]
+fn us_subpoena_reaches_subscriber_and_ip_session_logs() {
+    let d = run(
+        &order("us.subpoena", Prosecutor, &[Subscriber, IpHistory]),
+        &facts(Prosecutor),
+    );
+    let released = d.released_fields();
+    for f in [
+        FieldId::PhoneNumber,
+        FieldId::RegistrationIp,
+        FieldId::IpEventIp,
+        FieldId::IpEventTime,
+    ] {
+        assert!(released.contains(&f), "{f}");
+    }
+    assert_eq!(d.outcome, Outcome::AcceptableForReview);
+}
+
+#[test]
+fn us_warrant_content_is_not_held() {
+    let d = run(&order("us.warrant", Judge, &[Content]), &facts(Judge));
+    let c = d.category(Content).unwrap();
+    assert_eq!(c.status, NotHeld);
+    assert_eq!(c.reason, ReasonCode::NotHeld);
+    assert!(c.fields.is_empty());
+    assert!(c.text.contains("lawfully"));
+    assert_eq!(d.outcome, Outcome::AcceptableForReview);
+}
+
+#[test]
+fn preservation_orders_preserve_and_never_release() {
+    for (id, kind, days, ext) in [
+        ("eu.epoc_pr", Prosecutor, 60, "30d"),
+        ("us.preservation", Police, 90, "90d"),
+    ] {
+        let d = run(
+            &order(id, kind, &[Subscriber, Ident, IpHistory, Content]),
+            &facts(kind),
+        );
+        assert!(d.released_fields().is_empty(), "{id}");
+        assert!(!d.granted_fields().is_empty(), "{id}");
+        assert!(d.earliest_release.is_none(), "{id}");
+        let p = d.preservation.as_ref().unwrap();
+        assert_eq!(p.expires_at, t0() + TimeDelta::days(days), "{id}");
+        assert_eq!(p.extension.as_deref(), Some(ext));
+        // After the period the order is spent.
+        let late = decide(
+            &order(id, kind, &[Subscriber]),
+            &facts(kind),
+            t0(),
+            &[],
+            &set(),
+            &deployment_for(id),
+            t0() + TimeDelta::days(days + 1),
+        );
+        assert_eq!(late.refusals[0].code, ReasonCode::PreservationPeriodEnded);
+    }
+}
+
+#[test]
+fn uk_registration_ip_is_events_data() {
+    let mut o = order("uk.ipa_part3", Ocda, &[Subscriber]);
+    o.offence.as_mut().unwrap().max_custodial_months = Some(6);
+    let d = run(&o, &facts(Ocda));
+    assert_eq!(
+        d.field_status(Subscriber, FieldId::PhoneNumber),
+        Some(Permit)
+    );
+    assert_eq!(
+        d.field_status(Subscriber, FieldId::RegistrationIp),
+        Some(Deny)
+    );
+    o.categories = vec![Subscriber, IpHistory];
+    let d = run(&o, &facts(Ocda));
+    assert_eq!(
+        d.field_status(IpHistory, FieldId::RegistrationIp),
+        Some(Deny)
+    );
+    assert_eq!(
+        d.category(IpHistory).unwrap().reason,
+        ReasonCode::OffenceBelowThreshold
+    );
+    o.offence.as_mut().unwrap().max_custodial_months = Some(24);
+    let d = run(&o, &facts(Ocda));
+    assert_eq!(
+        d.field_status(IpHistory, FieldId::RegistrationIp),
+        Some(Permit)
+    );
+    assert_eq!(d.user_notice[0].timing, NoticeTiming::NotApplicable);
+}
+
+#[test]
+fn brazil_registration_ip_is_court_only_and_admin_reaches_nothing() {
+    let d = run(
+        &order(
+            "br.marco_civil_admin",
+            AdministrativeAuthority,
+            &[Subscriber],
+        ),
+        &facts(AdministrativeAuthority),
+    );
+    assert!(d.granted_fields().is_empty());
+    assert_eq!(d.category(Subscriber).unwrap().fields.len(), 6);
+    let d = run(
+        &order("br.marco_civil", Court, &[Subscriber]),
+        &facts(Court),
+    );
+    assert_eq!(
+        d.field_status(Subscriber, FieldId::RegistrationIp),
+        Some(Permit)
+    );
+}
+
+#[test]
+fn french_thresholds_for_ip_data() {
+    let run_fr = |months, network, cats: &[Category]| {
+        let mut o = order("fr.requisition", Police, cats);
+        let off = o.offence.as_mut().unwrap();
+        off.max_custodial_months = Some(months);
+        off.over_network = Some(network);
+        run(&o, &facts(Police))
+    };
+    let d = run_fr(24, false, &[Subscriber, Ident]);
+    assert_eq!(status(&d, Ident), Deny);
+    assert_eq!(
+        d.field_status(Subscriber, FieldId::RegistrationIp),
+        Some(Deny)
+    );
+    assert_eq!(
+        d.field_status(Subscriber, FieldId::PhoneNumber),
+        Some(Permit)
+    );
+    let d = run_fr(12, true, &[Subscriber, Ident]);
+    assert_eq!(status(&d, Ident), Permit);
+    assert_eq!(
+        d.field_status(Subscriber, FieldId::RegistrationIp),
+        Some(Permit)
+    );
+    // Asking for the IP history as well means the aim is no longer identification alone.
+    let d = run_fr(24, true, &[Ident, IpHistory]);
+    assert_eq!(status(&d, Ident), Deny);
+    assert_eq!(
+        d.category(Ident).unwrap().fields[0].reason,
+        ReasonCode::OffenceBelowThreshold
+    );
+    let d = run_fr(36, false, &[Ident]);
+    assert_eq!(status(&d, Ident), Permit);
+}
+
+#[test]
+fn police_key_claiming_a_judge_gets_nothing_a_judge_alone_could() {
+    let claimed_judge = order("eu.epoc", Judge, &[Subscriber, Ident, IpHistory, Content]);
+    let forged = run(&claimed_judge, &facts(Police));
+    let honest_police = run(
+        &order("eu.epoc", Police, &[Subscriber, Ident, IpHistory, Content]),
+        &facts(Police),
+    );
+    let real_judge = run(&claimed_judge, &facts(Judge));
+    assert!(
+        forged
+            .released_fields()
+            .is_subset(&honest_police.released_fields())
+    );
+    for f in real_judge
+        .released_fields()
+        .difference(&honest_police.released_fields())
+    {
+        assert!(!forged.released_fields().contains(f), "{f}");
+    }
+    assert_eq!(status(&forged, IpHistory), Deny);
+    assert!(
+        forged
+            .review_flags
+            .iter()
+            .any(|f| f.code == ReasonCode::ClaimedIssuerKindMismatch)
+    );
+    assert_ne!(forged.outcome, Outcome::AcceptableForReview);
+    // Same through an emergency: police get only what Art 4(5) gives police.
+    let mut emergency = claimed_judge.clone();
+    emergency.emergency = Some(Emergency {
+        justification: "threat".into(),
+    });
+    let d = run(&emergency, &facts(Police));
+    assert_eq!(status(&d, IpHistory), Deny);
+    assert_eq!(d.outcome, Outcome::NeedsHumanJudgement);
+}
+
+#[test]
+fn deadlines_pause_during_clarification() {
+    let o = order("eu.epoc", Judge, &[Subscriber]);
+    let s = set();
+    let dep = deployment_for("eu");
+    let pause = Pause {
+        from: t0() + hours(24),
+        to: Some(t0() + hours(72)),
+    };
+    let d = decide(
+        &o,
+        &facts(Judge),
+        t0(),
+        &[pause],
+        &s,
+        &dep,
+        t0() + hours(100),
+    );
+    assert_eq!(
+        d.deadline.as_ref().unwrap().due,
+        Some(t0() + TimeDelta::days(10) + hours(48))
+    );
+    let pending = Pause {
+        from: t0() + hours(24),
+        to: None,
+    };
+    let d = decide(
+        &o,
+        &facts(Judge),
+        t0(),
+        &[pending],
+        &s,
+        &dep,
+        t0() + hours(30),
+    );
+    let dl = d.deadline.as_ref().unwrap();
+    assert!(dl.suspended);
+    assert_eq!(dl.due, None);
+    assert_eq!(
+        dl.remaining_seconds,
+        Some((TimeDelta::days(10) - hours(24)).num_seconds())
+    );
+    // India's 72 hours do not pause.
+    let o = order("in.bnss_94", Police, &[Subscriber]);
+    let d = decide(
+        &o,
+        &facts(Police),
+        t0(),
+        &[pause],
+        &s,
+        &deployment_for("in"),
+        t0(),
+    );
+    assert_eq!(d.deadline.as_ref().unwrap().due, Some(t0() + hours(72)));
+    // Receipt by post: the clock runs from the true receipt date, not from issue.
+    let late_receipt = t0() + TimeDelta::days(5);
+    let o = order("eu.epoc", Judge, &[Subscriber]);
+    let d = decide(&o, &facts(Judge), late_receipt, &[], &s, &dep, late_receipt);
+    assert_eq!(
+        d.deadline.as_ref().unwrap().due,
+        Some(late_receipt + TimeDelta::days(10))
+    );
+}
+
+#[test]
+fn notified_traffic_waits_out_objection_window() {
+    let mut o = order("eu.epoc", Judge, &[Subscriber, IpHistory]);
+    o.enforcing_state_notified = true;
+    let d = run(&o, &facts(Judge));
+    assert_eq!(
+        d.earliest_release.as_ref().unwrap().earliest,
+        t0() + TimeDelta::days(10)
+    );
+    o.categories = vec![Subscriber];
+    let d = run(&o, &facts(Judge));
+    assert_eq!(d.earliest_release.as_ref().unwrap().earliest, t0());
+}
+
+#[test]
+fn unknown_jurisdiction_and_instrument_have_distinct_reasons() {
+    let d = run(&order("xx.order", Judge, &[Subscriber]), &facts(Judge));
+    assert_eq!(d.outcome, Outcome::Refused);
+    assert_eq!(d.refusals[0].code, ReasonCode::UnknownJurisdiction);
+    let d = run(&order("eu.nonsense", Judge, &[Subscriber]), &facts(Judge));
+    assert_eq!(d.refusals[0].code, ReasonCode::UnknownInstrument);
+    assert!(d.granted_fields().is_empty());
+}
+
+#[test]
+fn other_order_level_refusals() {
+    let o = order("eu.epoc", Judge, &[Subscriber]);
+    let unregistered = RegistryFacts {
+        issuer_kind: None,
+        validator_kind: None,
+        validation_signed_by_validator: false,
+    };
+    assert_eq!(
+        run(&o, &unregistered).refusals[0].code,
+        ReasonCode::IssuerNotRegistered
+    );
+    let mut expired = o.clone();
+    expired.dates.expires_at = Some(t0());
+    let d = run(&expired, &facts(Judge));
+    assert_eq!(d.refusals[0].code, ReasonCode::OrderExpired);
+    assert!(d.granted_fields().is_empty());
+    let mut no_offence = o.clone();
+    no_offence.offence = None;
+    no_offence.categories = vec![IpHistory];
+    let d = run(&no_offence, &facts(Judge));
+    assert!(
+        d.refusals
+            .iter()
+            .any(|r| r.code == ReasonCode::MissingRequiredElements)
+    );
+}
+
+#[test]
+fn missing_required_elements_are_named() {
+    let mut o = order("eu.epoc", Judge, &[Subscriber]);
+    o.addressee = None;
+    o.issuer.file_number = None;
+    o.targets = vec![Target::Ip(IpTarget {
+        address: "203.0.113.7".parse().unwrap(),
+        port: Some(51234),
+        timestamp: "2026-08-30T10:14:03+02:00".parse().unwrap(),
+        time_zone: None,
+    })];
+    let d = run(&o, &facts(Judge));
+    assert_eq!(d.outcome, Outcome::Refused);
+    let r = &d.refusals[0];
+    assert_eq!(r.code, ReasonCode::MissingRequiredElements);
+    for name in ["addressee", "issuer.file_number", "targets.ip.time_zone"] {
+        assert!(r.text.contains(name), "{name} not named in {}", r.text);
+    }
+    assert!(!r.text.contains("reasons"));
+}
+
+#[test]
+fn dsa_overlay_adds_elements_and_a_delayable_user_notice() {
+    let mut o = order("de.stpo_100j", Police, &[Subscriber]);
+    let dep = Deployment {
+        establishment: "DE".into(),
+        legal_representative_in: vec![],
+        dsa_intermediary: true,
+    };
+    let d = decide(&o, &facts(Police), t0(), &[], &set(), &dep, t0());
+    assert_eq!(d.user_notice.len(), 2);
+    assert!(d.user_notice[1].provider_must_inform);
+    assert_eq!(d.user_notice[1].timing, NoticeTiming::WhenGivingEffect);
+    let end = t0() + TimeDelta::days(90);
+    o.non_disclosure = Some(NonDisclosure {
+        ends: NonDisclosureEnd::Until(end),
+        legal_basis: None,
+    });
+    let d = decide(&o, &facts(Police), t0(), &[], &set(), &dep, t0());
+    assert_eq!(d.user_notice[1].timing, NoticeTiming::NotBefore(end));
+    o.non_disclosure = Some(NonDisclosure {
+        ends: NonDisclosureEnd::OpenEnded,
+        legal_basis: None,
+    });
+    let d = decide(&o, &facts(Police), t0(), &[], &set(), &dep, t0());
+    assert_eq!(d.user_notice[1].timing, NoticeTiming::WhenGagLifted);
+    assert!(d.gag.as_ref().unwrap().active_at_decision);
+    o.redress = None;
+    let d = decide(&o, &facts(Police), t0(), &[], &set(), &dep, t0());
+    assert!(d.refusals[0].text.contains("redress"));
+    // Without DSA intermediary status the overlay does not apply.
+    let d = run(&o, &facts(Police));
+    assert_eq!(d.user_notice.len(), 1);
+    assert_eq!(d.outcome, Outcome::AcceptableForReview);
+}
+
+#[test]
+fn binding_depends_on_establishment() {
+    let o = order("us.subpoena", Prosecutor, &[Subscriber]);
+    let ie = Deployment {
+        establishment: "IE".into(),
+        legal_representative_in: vec![],
+        dsa_intermediary: false,
+    };
+    let d = decide(&o, &facts(Prosecutor), t0(), &[], &set(), &ie, t0());
+    assert!(!d.binding.as_ref().unwrap().binding);
+    assert_eq!(d.outcome, Outcome::NeedsHumanJudgement);
+    assert!(
+        d.review_flags
+            .iter()
+            .any(|f| f.code == ReasonCode::VoluntaryDisclosure)
+    );
+    // us.emergency is voluntary even for a US provider.
+    let mut e = order("us.emergency", Police, &[Subscriber]);
+    e.emergency = Some(Emergency {
+        justification: "kidnapping".into(),
+    });
+    let d = run(&e, &facts(Police));
+    assert!(!d.binding.as_ref().unwrap().binding);
+    // EPOCs: a provider only in the issuing state, or only in Denmark, is not bound.
+    let o = order("eu.epoc", Judge, &[Subscriber]);
+    for (est, reps, binds) in [
+        ("IE", vec![], true),
+        ("FR", vec![], false),
+        ("DK", vec![], false),
+        ("US", vec!["NL".to_string()], true),
+    ] {
+        let dep = Deployment {
+            establishment: est.into(),
+            legal_representative_in: reps,
+            dsa_intermediary: false,
+        };
+        let d = decide(&o, &facts(Judge), t0(), &[], &set(), &dep, t0());
+        assert_eq!(d.binding.as_ref().unwrap().binding, binds, "{est}");
+    }
+}
+
+#[test]
+fn cgnat_ip_without_port_goes_to_a_person() {
+    let mut o = order("us.subpoena", Prosecutor, &[Subscriber]);
+    o.targets = vec![Target::Ip(IpTarget {
+        address: "198.51.100.1".parse().unwrap(),
+        port: None,
+        timestamp: "2026-08-30T10:14:03Z".parse().unwrap(),
+        time_zone: Some("UTC".into()),
+    })];
+    let d = run(&o, &facts(Prosecutor));
+    assert_eq!(d.outcome, Outcome::NeedsHumanJudgement);
+    assert!(
+        d.review_flags
+            .iter()
+            .any(|f| f.code == ReasonCode::AmbiguousIpTarget)
+    );
+    assert_eq!(d.targets, o.targets);
+}
+
+#[test]
+fn us_gag_delays_the_providers_notice() {
+    let mut o = order("us.subpoena", Prosecutor, &[Subscriber]);
+    let end = t0() + TimeDelta::days(180);
+    o.non_disclosure = Some(NonDisclosure {
+        ends: NonDisclosureEnd::Until(end),
+        legal_basis: Some("18 U.S.C. 2705(b)".into()),
+    });
+    let d = run(&o, &facts(Prosecutor));
+    assert_eq!(d.user_notice[0].timing, NoticeTiming::NotBefore(end));
+    assert!(d.explain().contains("2705(b)"));
+}
+
+#[test]
+fn explain_is_readable_and_cites() {
+    let mut o = order("eu.epoc", Prosecutor, &[Subscriber, IpHistory, Content]);
+    o.emergency = Some(Emergency {
+        justification: "threat".into(),
+    });
+    let text = run(&o, &facts(Prosecutor)).explain();
+    for needle in [
+        "Regulation (EU) 2023/1543",
+        "DENIED",
+        "PERMITTED",
+        "NOT HELD",
+        "UTC",
+        "registration_ip",
+        "Informing the user",
+        "to verify",
+    ] {
+        assert!(text.contains(needle), "{needle} missing in:\n{text}");
+    }
+}
+
+#[test]
+fn decision_round_trips_through_json() {
+    let d = run(
+        &order("eu.epoc", Judge, &[Subscriber, Content]),
+        &facts(Judge),
+    );
+    let json = serde_json::to_string(&d).unwrap();
+    assert_eq!(serde_json::from_str::<Decision>(&json).unwrap(), d);
+}
+
+#[test]
+fn narrowing_removes_and_refuses_widening() {
+    let d = run(
+        &order("eu.epoc", Prosecutor, &[Subscriber, IpHistory]),
+        &facts(Prosecutor),
+    );
+    let keep = |fields: Vec<FieldId>, cat| NarrowingRequest {
+        keep: vec![KeepCategory {
+            category: cat,
+            fields,
+        }],
+        keep_targets: None,
+        reason: "proportionality".into(),
+    };
+    let n = narrow(&d, &keep(vec![FieldId::PhoneNumber], Subscriber)).unwrap();
+    assert_eq!(
+        n.released_fields().into_iter().collect::<Vec<_>>(),
+        vec![FieldId::PhoneNumber]
+    );
+    assert_eq!(n.field_status(Subscriber, FieldId::Username), Some(Deny));
+    assert_eq!(n.narrowing, vec!["proportionality".to_string()]);
+    let err = narrow(&d, &keep(vec![FieldId::IpEventIp], IpHistory)).unwrap_err();
+    assert!(err.to_string().contains("ip_event_ip"), "{err}");
+    let err = narrow(&d, &keep(vec![], Ident)).unwrap_err();
+    assert_eq!(err, NarrowError::CategoryNotInDecision(Ident));
+    let widen_target = NarrowingRequest {
+        keep: vec![],
+        keep_targets: Some(vec![Target::Username("someone-else".into())]),
+        reason: "x".into(),
+    };
+    assert!(matches!(
+        narrow(&d, &widen_target),
+        Err(NarrowError::TargetNotInDecision(_))
+    ));
+    let nothing = narrow(
+        &d,
+        &NarrowingRequest {
+            keep: vec![],
+            keep_targets: None,
+            reason: "none needed".into(),
+        },
+    )
+    .unwrap();
+    assert_eq!(nothing.outcome, Outcome::Refused);
+}
+
+// ---- Order JSON ----
+
+const ORDER_JSON: &str = r#"{
+  "reference": "PR-2026-0042",
+  "instrument": "eu.epoc",
+  "issuer": {"kind": "prosecutor", "person": "M. Dupont", "authority": "Parquet de Paris", "country": "FR", "file_number": "P-123"},
+  "dates": {"issued_at": "2026-09-01T06:00:00Z"},
+  "legal_provisions": ["Regulation (EU) 2023/1543 Art 4(1)"],
+  "addressee": "Writ Ltd, legal representative in Ireland",
+  "receiving_authority": "Parquet de Paris",
+  "offence": {"description": "online fraud", "max_custodial_months": 60, "codes": ["eu.dir_2019_713"], "over_network": true},
+  "non_disclosure": {"ends": "open_ended"},
+  "targets": [
+    {"username": "alice"},
+    {"ip": {"address": "203.0.113.7", "port": 51234, "timestamp": "2026-08-30T10:14:03+02:00", "time_zone": "Europe/Paris"}}
+  ],
+  "categories": ["subscriber", "identification"],
+  "time_window": {"from": "2026-08-01T00:00:00Z", "to": "2026-09-01T00:00:00Z"}
+}"#;
+
+#[test]
+fn order_json_parses_and_decides() {
+    let o = Order::from_json(ORDER_JSON).unwrap();
+    assert_eq!(o.targets.len(), 2);
+    let d = run(&o, &facts(Prosecutor));
+    assert_eq!(d.outcome, Outcome::AcceptableForReview, "{}", d.explain());
+    assert_eq!(
+        serde_json::from_str::<Order>(&serde_json::to_string(&o).unwrap()).unwrap(),
+        o
+    );
+}
+
+#[test]
+fn order_json_errors_name_the_field() {
+    let cases = [
+        (
+            ORDER_JSON.replace("\"addressee\"", "\"adressee\""),
+            "adressee",
+        ),
+        (
+            ORDER_JSON.replace("\"identification\"", "\"location\""),
+            "categories",
+        ),
+        (
+            ORDER_JSON.replace(
+                "\"max_custodial_months\": 60",
+                "\"max_custodial_months\": \"60\"",
+            ),
+            "offence",
+        ),
+        (ORDER_JSON.replace("\"country\": \"FR\", ", ""), "issuer"),
+        (
+            ORDER_JSON.replace("\"reference\": \"PR-2026-0042\",", ""),
+            "reference",
+        ),
+        (
+            ORDER_JSON.replace("\"port\": 51234", "\"port\": 99999"),
+            "targets",
+        ),
+    ];
+    for (json, field) in cases {
+        let err = Order::from_json(&json).unwrap_err();
+        assert_eq!(err.field, field, "{err}");
+    }
+    let err = Order::from_json(&ORDER_JSON.replace("\"country\": \"FR\", ", "")).unwrap_err();
+    assert!(err.message.contains("country"), "{err}");
+}
+
+#[test]
+fn every_required_element_resolves_to_an_order_field() {
+    let o = order("eu.epoc", Judge, &[Subscriber]);
+    for e in ORDER_ELEMENTS {
+        assert!(
+            o.has_element(e.path).is_some(),
+            "{} does not resolve",
+            e.path
+        );
+    }
+    let s = set();
+    for (id, instrument) in s.instruments() {
+        for e in &instrument.required_elements {
+            assert!(
+                o.has_element(e.get_ref()).is_some(),
+                "{id}: {}",
+                e.get_ref()
+            );
+        }
+    }
+    for overlay in s.overlays() {
+        for e in &overlay.required_elements {
+            assert!(
+                o.has_element(e.get_ref()).is_some(),
+                "{}: {}",
+                overlay.id.get_ref(),
+                e.get_ref()
+            );
+        }
+    }
+}
+
+#[test]
+fn required_elements_map_to_fields_per_instrument() {
+    // Each instrument's required elements (as the law lists them) and the Order field that holds them.
+    let table: &[(&str, &[&str])] = &[
+        (
+            "eu.epoc",
+            &[
+                "issuer.authority",
+                "issuer.file_number",
+                "validator.authority",
+                "addressee",
+                "emergency.justification",
+                "targets",
+                "targets.ip.time_zone",
+                "time_window",
+                "categories",
+                "offence.description",
+                "legal_provisions",
+                "receiving_authority",
+            ],
+        ),
+        (
+            "eu.epoc_pr",
+            &[
+                "issuer.authority",
+                "addressee",
+                "targets",
+                "time_window",
+                "categories",
+                "offence.description",
+            ],
+        ),
+        (
+            "fr.requisition",
+            &["issuer.authority", "legal_provisions", "targets"],
+        ),
+        (
+            "de.stpo_100j",
+            &["issuer.authority", "legal_provisions", "targets"],
+        ),
+        (
+            "de.stpo_100g",
+            &["reasons", "time_window", "offence.description"],
+        ),
+        ("us.subpoena", &["issuer.authority", "targets"]),
+        ("us.2703d", &["reasons", "targets"]),
+        ("us.warrant", &["issuer.authority", "targets"]),
+        ("us.preservation", &["issuer.authority", "targets"]),
+        ("us.emergency", &["emergency.justification", "targets"]),
+        (
+            "uk.ipa_part3",
+            &["legal_provisions", "offence.description", "targets"],
+        ),
+        ("br.marco_civil", &["reasons", "time_window", "targets"]),
+        ("br.marco_civil_admin", &["legal_provisions", "targets"]),
+        ("in.bnss_94", &["legal_provisions", "targets"]),
+    ];
+    let s = set();
+    assert_eq!(table.len(), s.instruments().count());
+    for (id, elements) in table {
+        let instrument = s.instrument(id).unwrap();
+        for e in *elements {
+            assert!(
+                instrument
+                    .required_elements
+                    .iter()
+                    .any(|r| r.get_ref() == e),
+                "{id} should require {e}"
+            );
+        }
+    }
+}
+
+// ---- Loader ----
+
+#[test]
+fn shipped_files_load_from_disk_with_a_stable_id() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/config/policies");
+    let from_disk = PolicySet::load_dir(dir).unwrap();
+    assert_eq!(from_disk.id(), set().id());
+    assert_eq!(from_disk.id().len(), 64);
+    for id in [
+        "eu.epoc",
+        "eu.epoc_pr",
+        "fr.requisition",
+        "de.stpo_100j",
+        "de.stpo_100g",
+        "us.subpoena",
+        "us.2703d",
+        "us.warrant",
+        "us.preservation",
+        "us.emergency",
+        "uk.ipa_part3",
+        "br.marco_civil",
+        "in.bnss_94",
+    ] {
+        assert!(from_disk.instrument(id).is_some(), "{id}");
+    }
+    let mut changed = SHIPPED.to_vec();
+    let edited = format!("{}\n# a comment\n", SHIPPED[0].1);
+    changed[0].1 = &edited;
+    assert_ne!(PolicySet::from_sources(&changed).unwrap().id(), set().id());
+}
+
+const MINIMAL: &str = r#"jurisdiction = "zz"
+name = "Test"
+
+[[instrument]]
+id = "zz.order"
+name = "Test order"
+citation = "Test Act s.1"
+action = "produce"
+
+[instrument.binding]
+binds_provider_in = ["ZZ"]
+citation = "Test Act s.2"
+
+[instrument.deadline]
+normal = "10d"
+citation = "Test Act s.3"
+
+[instrument.user_notice]
+informs = "nobody"
+provider_may_inform = false
+non_disclosure = "delays"
+citation = "Test Act s.4"
+
+[[instrument.rule]]
+category = "subscriber"
+fields = ["user_id"]
+issuers = ["judge"]
+citation = "Test Act s.5"
+"#;
+
+fn load_error(text: &str) -> (String, usize, String) {
+    match PolicySet::from_sources(&[("zz.toml", text)]) {
+        Err(PolicyError::Invalid {
+            file,
+            line,
+            message,
+        }) => (file, line, message),
+        other => panic!("expected an invalid-file error, got {other:?}"),
+    }
+}
+
+#[test]
+fn loader_errors_name_file_and_line() {
+    assert!(PolicySet::from_sources(&[("zz.toml", MINIMAL)]).is_ok());
+    let line_of =
+        |needle: &str, text: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+
+    let unknown_key = MINIMAL.replace(
+        "citation = \"Test Act s.5\"",
+        "citation = \"Test Act s.5\"\nmax_months = 3",
+    );
+    let (file, line, message) = load_error(&unknown_key);
+    assert_eq!(
+        (file.as_str(), line),
+        ("zz.toml", line_of("max_months", &unknown_key)),
+        "{message}"
+    );
+    assert!(message.contains("max_months"), "{message}");
+
+    let unknown_category = MINIMAL.replace("category = \"subscriber\"", "category = \"location\"");
+    let (_, line, message) = load_error(&unknown_category);
+    assert_eq!(line, line_of("location", &unknown_category), "{message}");
+
+    let unknown_field = MINIMAL.replace("fields = [\"user_id\"]", "fields = [\"email\"]");
+    let (_, line, message) = load_error(&unknown_field);
+    assert_eq!(line, line_of("email", &unknown_field), "{message}");
+
+    let bad_duration = MINIMAL.replace("normal = \"10d\"", "normal = \"10 days\"");
+    let (_, line, message) = load_error(&bad_duration);
+    assert_eq!(line, line_of("10 days", &bad_duration), "{message}");
+    assert!(message.contains("malformed duration"), "{message}");
+
+    let bad_element = MINIMAL.replace(
+        "action = \"produce\"",
+        "action = \"produce\"\nrequired_elements = [\"offense\"]",
+    );
+    let (_, line, message) = load_error(&bad_element);
+    assert_eq!(line, line_of("offense", &bad_element), "{message}");
+
+    let bad_id = MINIMAL.replace("id = \"zz.order\"", "id = \"yy.order\"");
+    let (_, line, _) = load_error(&bad_id);
+    assert_eq!(line, line_of("yy.order", &bad_id));
+
+    let content_fields = MINIMAL.replace("category = \"subscriber\"", "category = \"content\"");
+    let (_, line, _) = load_error(&content_fields);
+    assert_eq!(line, line_of("user_id", &content_fields));
+
+    let unknown_kind = MINIMAL.replace("issuers = [\"judge\"]", "issuers = [\"sheriff\"]");
+    let (_, line, _) = load_error(&unknown_kind);
+    assert_eq!(line, line_of("sheriff", &unknown_kind));
+
+    match PolicySet::from_sources(&[("other.toml", MINIMAL)]) {
+        Err(PolicyError::Invalid { file, line, .. }) => {
+            assert_eq!((file.as_str(), line), ("other.toml", 1))
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+// ---- Properties ----
+
+fn arb_kind() -> impl Strategy<Value = IssuerKind> {
+    prop::sample::select(vec![
+        Judge,
+        Court,
+        InvestigatingJudge,
+        Prosecutor,
+        Police,
+        AdministrativeAuthority,
+        Ocda,
+        DesignatedSeniorOfficer,
+    ])
+}
+
+fn arb_instrument() -> impl Strategy<Value = String> {
+    let mut ids: Vec<String> = set().instruments().map(|(id, _)| id.to_owned()).collect();
+    ids.push("eu.unknown".into());
+    ids.push("zz.unknown".into());
+    prop::sample::select(ids)
+}
+
+prop_compose! {
+    fn arb_case()(
+        instrument in arb_instrument(),
+        claimed in arb_kind(),
+        registered in prop::option::weighted(0.9, arb_kind()),
+        validator in prop::option::of((arb_kind(), prop::option::of(arb_kind()), any::<bool>())),
+        categories in prop::collection::vec(prop::sample::select(Category::ALL.to_vec()), 0..5),
+        months in prop::option::of(0u32..100),
+        codes in prop::sample::subsequence(vec!["eu.dir_2017_541", "eu.dir_2019_713", "uk.ipa_s86_2a_corporate"], 0..=3),
+        network in prop::option::of(any::<bool>()),
+        emergency in any::<bool>(),
+        notified in any::<bool>(),
+        establishment in prop::sample::select(vec!["IE", "FR", "DE", "US", "GB", "BR", "IN", "DK"]),
+        dsa in any::<bool>(),
+        now_hours in 0i64..24 * 120,
+    ) -> (Order, RegistryFacts, Deployment, DateTime<Utc>) {
+        let mut o = order(&instrument, claimed, &categories);
+        o.validator = validator.map(|(k, _, _)| authority(k, "FR"));
+        o.offence.as_mut().unwrap().max_custodial_months = months;
+        o.offence.as_mut().unwrap().codes = codes.into_iter().map(String::from).collect();
+        o.offence.as_mut().unwrap().over_network = network;
+        o.enforcing_state_notified = notified;
+        if emergency {
+            o.emergency = Some(Emergency { justification: "threat".into() });
+        }
+        let f = RegistryFacts {
+            issuer_kind: registered,
+            validator_kind: validator.and_then(|(_, r, _)| r),
+            validation_signed_by_validator: validator.is_some_and(|(_, _, s)| s),
+        };
+        let dep = Deployment { establishment: establishment.into(), legal_representative_in: vec![], dsa_intermediary: dsa };
+        (o, f, dep, t0() + hours(now_hours))
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn decisions_stay_within_the_order((o, f, dep, now) in arb_case()) {
+        let s = set();
+        let d = decide(&o, &f, t0(), &[], &s, &dep, now);
+        let instrument = s.instrument(&o.instrument);
+        for c in &d.categories {
+            prop_assert!(o.categories.contains(&c.category));
+            // Content is never permitted: Writ holds none.
+            if c.category == Category::Content {
+                prop_assert!(matches!(c.status, NotHeld | Deny));
+                prop_assert!(c.fields.is_empty());
+            }
+            for field in &c.fields {
+                if field.status.grants() {
+                    // A granted field is the category's own, or one the instrument puts there.
+                    let mapped = instrument.is_some_and(|i| i.rules.iter().any(|r| r.category == c.category && r.fields.get_ref().contains(&field.field)));
+                    prop_assert!(field.field.default_category() == c.category || mapped);
+                    prop_assert!(mapped);
+                }
+            }
+        }
+        prop_assert_eq!(&d.targets, &o.targets);
+        // A preservation never releases.
+        if instrument.is_some_and(|i| i.action == model::Action::Preserve) {
+            prop_assert!(d.released_fields().is_empty());
+            prop_assert!(d.earliest_release.is_none());
+        }
+        if d.outcome == Outcome::Refused {
+            prop_assert!(d.granted_fields().is_empty());
+        }
+        // The registry decides: claiming a judge never gets more than claiming one's real kind.
+        if let Some(real) = f.issuer_kind {
+            let mut honest = o.clone();
+            honest.issuer.kind = real;
+            let h = decide(&honest, &f, t0(), &[], &s, &dep, now);
+            prop_assert!(d.granted_fields().is_subset(&h.granted_fields()));
+        }
+    }
+
+    #[test]
+    fn narrowing_never_widens(
+        (o, f, dep, now) in arb_case(),
+        keep in prop::collection::vec((prop::sample::select(Category::ALL.to_vec()), prop::sample::subsequence(CATALOGUE.iter().map(|s| s.id).collect::<Vec<_>>(), 0..=4)), 0..4),
+    ) {
+        let d = decide(&o, &f, t0(), &[], &set(), &dep, now);
+        let request = NarrowingRequest {
+            keep: keep.into_iter().map(|(category, fields)| KeepCategory { category, fields }).collect(),
+            keep_targets: None,
+            reason: "test".into(),
+        };
+        match narrow(&d, &request) {
+            Ok(n) => {
+                prop_assert!(n.granted_fields().is_subset(&d.granted_fields()));
+                prop_assert!(n.released_fields().is_subset(&d.released_fields()));
+                for (a, b) in d.categories.iter().zip(&n.categories) {
+                    for (fa, fb) in a.fields.iter().zip(&b.fields) {
+                        prop_assert!(fb.status == fa.status || fb.status == Deny);
+                    }
+                }
+            }
+            Err(e) => {
+                // Refused only when something asked for is not granted.
+                let widening = request.keep.iter().any(|k| {
+                    d.category(k.category).is_none()
+                        || k.fields.iter().any(|fl| !d.field_status(k.category, *fl).is_some_and(FieldStatus::grants))
+                });
+                prop_assert!(widening, "{}", e);
+            }
+        }
+    }
+}
