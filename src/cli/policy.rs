@@ -25,6 +25,10 @@ pub enum PolicyAction {
         /// Without it, the issuer counts as unregistered.
         #[arg(long, value_parser = parse_kind)]
         issuer_kind: Option<IssuerKind>,
+        /// The issuer's country as the authority registry has it (ISO 3166-1 alpha-2).
+        /// Without it, the issuing authority's standing cannot be established.
+        #[arg(long)]
+        issuer_country: Option<String>,
         /// The validator's registered kind, if the registry knows the validator.
         #[arg(long, value_parser = parse_kind)]
         validator_kind: Option<IssuerKind>,
@@ -69,6 +73,7 @@ pub fn run(settings: Settings, action: PolicyAction) -> anyhow::Result<()> {
         PolicyAction::Explain {
             order,
             issuer_kind,
+            issuer_country,
             validator_kind,
             validation_signed,
             received_at,
@@ -85,6 +90,7 @@ pub fn run(settings: Settings, action: PolicyAction) -> anyhow::Result<()> {
             let facts = RegistryFacts {
                 issuer_kind,
                 validator_kind,
+                issuer_country: issuer_country.map(|c| c.to_ascii_uppercase()),
                 validation_signed_by_validator: validation_signed,
             };
             let now = now.unwrap_or_else(Utc::now);

@@ -18,6 +18,9 @@ use super::store::{self, BatchOutcome};
 use crate::audit::{self, Actor, NewEntry};
 use crate::db::{Db, DbConn, write_tx};
 
+/// Longest JSON Lines record accepted, in bytes.
+const MAX_LINE_BYTES: u64 = 64 * 1024;
+
 /// Input format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -103,7 +106,8 @@ struct Run<'a> {
     opts: &'a ImportOptions,
     import_id: String,
     rejects: &'a mut dyn Write,
-    batch: Vec<(u64, Row)>,
+    accounts: Vec<(u64, AccountRow)>,
+    events: Vec<(u64, IpEventRow)>,
     records: u64,
     totals: BatchOutcome,
     rejected: u64,
@@ -126,46 +130,33 @@ impl Run<'_> {
     }
 
     fn push(&mut self, line: u64, row: Row) -> Result<(), MetadataError> {
-        self.batch.push((line, row));
-        if self.batch.len() >= self.opts.batch_rows {
+        match row {
+            Row::Account(a) => self.accounts.push((line, a)),
+            Row::Event(e) => self.events.push((line, e)),
+        }
+        if self.accounts.len() + self.events.len() >= self.opts.batch_rows {
             self.flush()?;
         }
         Ok(())
     }
 
     fn flush(&mut self) -> Result<(), MetadataError> {
-        if self.batch.is_empty() {
+        if self.accounts.is_empty() && self.events.is_empty() {
             return Ok(());
         }
-        let batch = std::mem::take(&mut self.batch);
-        let first = batch.first().map_or(0, |(l, _)| *l);
-        let last = batch.last().map_or(0, |(l, _)| *l);
+        let accounts = std::mem::take(&mut self.accounts);
+        let events = std::mem::take(&mut self.events);
+        let lines = accounts
+            .iter()
+            .map(|(l, _)| *l)
+            .chain(events.iter().map(|(l, _)| *l));
+        let (first, last) = lines.fold((u64::MAX, 0), |(lo, hi), l| (lo.min(l), hi.max(l)));
         let mut conn = self.db.conn()?;
         let outcome = write_tx(
             &mut conn,
             |c: &mut DbConn| -> Result<BatchOutcome, MetadataError> {
-                let outcome = match self.opts.kind {
-                    RecordKind::Accounts => {
-                        let rows: Vec<(u64, AccountRow)> = batch
-                            .iter()
-                            .filter_map(|(l, r)| match r {
-                                Row::Account(a) => Some((*l, a.clone())),
-                                Row::Event(_) => None,
-                            })
-                            .collect();
-                        store::store_accounts(c, &rows)?
-                    }
-                    RecordKind::IpEvents => {
-                        let rows: Vec<(u64, IpEventRow)> = batch
-                            .iter()
-                            .filter_map(|(l, r)| match r {
-                                Row::Event(e) => Some((*l, e.clone())),
-                                Row::Account(_) => None,
-                            })
-                            .collect();
-                        store::store_ip_events(c, &rows)?
-                    }
-                };
+                let mut outcome = store::store_accounts(c, &accounts)?;
+                outcome.add(store::store_ip_events(c, &events)?);
                 let entry = NewEntry::new(self.opts.actor.clone(), "metadata.import_batch")
                     .reference("import_id", self.import_id.as_str())
                     .reference("kind", self.opts.kind.as_str())
@@ -229,6 +220,22 @@ impl Run<'_> {
     }
 }
 
+/// Skips to just past the next newline without holding the skipped bytes.
+fn skip_line(reader: &mut impl BufRead) -> std::io::Result<()> {
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        if let Some(i) = buf.iter().position(|b| *b == b'\n') {
+            reader.consume(i + 1);
+            return Ok(());
+        }
+        let len = buf.len();
+        reader.consume(len);
+    }
+}
+
 /// Imports everything `input` holds. `rejects` receives a CSV with a `line,reason` header and
 /// one row per rejected record (records refused by the store come after those refused while
 /// reading, batch by batch); `progress` is called with the bytes and records read so far.
@@ -258,7 +265,8 @@ pub fn import(
         opts,
         import_id: import_id.clone(),
         rejects,
-        batch: Vec::with_capacity(opts.batch_rows),
+        accounts: Vec::new(),
+        events: Vec::with_capacity(opts.batch_rows),
         records: 0,
         totals: BatchOutcome::default(),
         rejected: 0,
@@ -266,17 +274,33 @@ pub fn import(
     match opts.format {
         Format::Jsonl => {
             let mut reader = BufReader::with_capacity(1 << 16, &mut tap);
-            let mut text = String::new();
+            let mut bytes = Vec::new();
             let mut line = 0u64;
             loop {
-                text.clear();
-                let n = reader
-                    .read_line(&mut text)
+                bytes.clear();
+                // Bounded: a line longer than any record could be is read no further than that.
+                let n = (&mut reader)
+                    .take(MAX_LINE_BYTES + 1)
+                    .read_until(b'\n', &mut bytes)
                     .map_err(|e| MetadataError::Io(e.to_string()))?;
                 if n == 0 {
                     break;
                 }
                 line += 1;
+                if bytes.len() as u64 > MAX_LINE_BYTES && !bytes.ends_with(b"\n") {
+                    skip_line(&mut reader).map_err(|e| MetadataError::Io(e.to_string()))?;
+                    run.records += 1;
+                    run.reject(
+                        line,
+                        &Rejection(format!("is longer than {MAX_LINE_BYTES} bytes")),
+                    )?;
+                    continue;
+                }
+                let Ok(text) = std::str::from_utf8(&bytes) else {
+                    run.records += 1;
+                    run.reject(line, &Rejection("is not valid UTF-8".into()))?;
+                    continue;
+                };
                 let trimmed = text.trim();
                 if trimmed.is_empty() {
                     continue;
@@ -297,9 +321,23 @@ pub fn import(
                     MetadataError::Invalid(format!("cannot read the CSV header row: {e}"))
                 })?
                 .clone();
-            if let Some(unknown) = headers.iter().find(|h| !opts.kind.fields().contains(h)) {
+            if let Some((i, unknown)) = headers
+                .iter()
+                .enumerate()
+                .find(|(_, h)| !opts.kind.fields().contains(h))
+            {
+                // Name the column only if it looks like a field name: a file sent without its
+                // header row would otherwise echo a record's values (personal data).
+                let plain = !unknown.is_empty()
+                    && unknown.len() <= 32
+                    && unknown.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+                let which = if plain {
+                    format!("column `{unknown}`")
+                } else {
+                    format!("column {}", i + 1)
+                };
                 return Err(MetadataError::Invalid(format!(
-                    "column `{unknown}` is not a field of {} records (allowed: {}); nothing was imported",
+                    "{which} of the header row is not a field of {} records (allowed: {}); is the header row missing? Nothing was imported",
                     opts.kind.as_str(),
                     opts.kind.fields().join(", ")
                 )));

@@ -120,12 +120,14 @@ pub struct ReverseMatch {
     /// The address is IPv4 and no port was given: behind carrier-grade NAT it may stand for
     /// many users, so even a single match is not proof.
     pub ipv4_without_port: bool,
+    /// More events matched than one lookup returns ([`MAX_EVENTS`]): accounts may be missing.
+    pub truncated: bool,
 }
 
 impl ReverseMatch {
     /// Whether a person must decide before anything is released.
     pub fn needs_review(&self) -> bool {
-        self.multiple_accounts || self.ipv4_without_port
+        self.multiple_accounts || self.ipv4_without_port || self.truncated
     }
 }
 
@@ -294,20 +296,29 @@ fn by_identifier(
     })
 }
 
-/// An account's IP events in the window, oldest first (at most [`MAX_EVENTS`]).
+/// An account's IP events in a window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IpHistory {
+    /// The events, oldest first (at most [`MAX_EVENTS`]).
+    pub events: Vec<IpEvent>,
+    /// More events fall in the window than one lookup returns: narrow the window.
+    pub truncated: bool,
+}
+
+/// An account's IP events in the window, oldest first.
 pub fn ip_history(
     conn: &mut DbConn,
     ctx: &LookupContext,
     account_id: i64,
     window: Window,
-) -> Result<Vec<IpEvent>, MetadataError> {
+) -> Result<IpHistory, MetadataError> {
     audited(conn, ctx, "ip_history", window, |c| {
-        let events: Vec<IpEvent> = ip_events::table
+        let mut events: Vec<IpEvent> = ip_events::table
             .filter(ip_events::account_id.eq(account_id))
             .filter(ip_events::at.ge(window.from))
             .filter(ip_events::at.lt(window.to))
             .order(ip_events::at)
-            .limit(MAX_EVENTS)
+            .limit(MAX_EVENTS + 1)
             .select((
                 ip_events::account_id,
                 ip_events::at,
@@ -316,8 +327,10 @@ pub fn ip_history(
                 ip_events::kind,
             ))
             .load(c)?;
+        let truncated = events.len() as i64 > MAX_EVENTS;
+        events.truncate(usize::try_from(MAX_EVENTS).unwrap_or(usize::MAX));
         let n = events.len();
-        Ok((events, n))
+        Ok((IpHistory { events, truncated }, n))
     })
 }
 
@@ -354,7 +367,10 @@ pub fn by_ip(
             if let Some(p) = port {
                 query = query.filter(ip_events::port.eq(i32::from(p)));
             }
-            let events: Vec<IpEvent> = query.order(ip_events::at).limit(MAX_EVENTS).load(c)?;
+            let mut events: Vec<IpEvent> =
+                query.order(ip_events::at).limit(MAX_EVENTS + 1).load(c)?;
+            let truncated = events.len() as i64 > MAX_EVENTS;
+            events.truncate(usize::try_from(MAX_EVENTS).unwrap_or(usize::MAX));
             let mut by_account: BTreeMap<i64, Vec<IpEvent>> = BTreeMap::new();
             for e in events {
                 by_account.entry(e.account_id).or_default().push(e);
@@ -373,6 +389,7 @@ pub fn by_ip(
                 ReverseMatch {
                     multiple_accounts: n > 1,
                     ipv4_without_port: addr.is_ipv4() && port.is_none(),
+                    truncated,
                     accounts: matched,
                 },
                 n,

@@ -5,7 +5,9 @@
 //!   two periods. On PostgreSQL, whole monthly partitions past the cutoff are dropped when no
 //!   active hold reaches into them; otherwise rows are deleted one by one, sparing held ones.
 //! - Identifier intervals (category `subscriber`) that ended before the cutoff are deleted.
-//! - Account rows themselves stay: they hold no identifier once their history is gone.
+//! - Registration IP addresses older than the IP period are cleared from their accounts.
+//! - Account rows themselves stay (id, status, creation time): they hold no identifier once
+//!   their history is gone.
 
 use chrono::Utc;
 use diesel::prelude::*;
@@ -34,11 +36,18 @@ pub struct RetentionReport {
     pub identifiers_deleted: u64,
     /// Expired identifier intervals kept because a hold covers them.
     pub identifiers_held: u64,
+    /// Registration IP addresses older than the IP retention period, cleared from accounts.
+    pub registration_ips_cleared: u64,
 }
 
+// An IP event answers ip_history and identification requests, and also subscriber requests
+// with an IP target ("who used this address then?"), so holds of any of the three keep it.
 const EVENT_HELD: &str = "EXISTS (SELECT 1 FROM holds h WHERE h.account_id = ip_events.account_id \
      AND h.expires_at > $2 AND h.data_from <= ip_events.at AND ip_events.at < h.data_to \
-     AND (h.categories LIKE '%ip_history%' OR h.categories LIKE '%identification%'))";
+     AND (h.categories LIKE '%ip_history%' OR h.categories LIKE '%identification%' OR h.categories LIKE '%subscriber%'))";
+const REGISTRATION_HELD: &str = "EXISTS (SELECT 1 FROM holds h WHERE h.account_id = accounts.id \
+     AND h.expires_at > $2 AND h.data_from <= accounts.created_at AND accounts.created_at < h.data_to \
+     AND h.categories LIKE '%subscriber%')";
 const IDENT_HELD: &str = "EXISTS (SELECT 1 FROM holds h WHERE h.account_id = account_identifiers.account_id \
      AND h.expires_at > $2 AND h.categories LIKE '%subscriber%' \
      AND h.data_from < account_identifiers.valid_to AND account_identifiers.valid_from < h.data_to)";
@@ -55,9 +64,16 @@ struct Name {
     name: String,
 }
 
+/// The statements here number their parameters `$1`, `$2` (PostgreSQL); SQLite reads `$1` as a
+/// *named* parameter numbered by first appearance, so they are rewritten to SQLite's explicitly
+/// numbered `?1`, `?2`, which bind by number whatever the order they appear in.
+fn for_sqlite(sql: &str) -> String {
+    sql.replace('$', "?")
+}
+
 fn count(conn: &mut DbConn, sql: &str, a: i64, b: i64) -> Result<u64, MetadataError> {
     let rows: Vec<Count> = match conn {
-        DbConn::Sqlite(c) => diesel::sql_query(sql)
+        DbConn::Sqlite(c) => diesel::sql_query(for_sqlite(sql))
             .bind::<BigInt, _>(a)
             .bind::<BigInt, _>(b)
             .load(c)?,
@@ -71,7 +87,7 @@ fn count(conn: &mut DbConn, sql: &str, a: i64, b: i64) -> Result<u64, MetadataEr
 
 fn execute(conn: &mut DbConn, sql: &str, a: i64, b: i64) -> Result<u64, MetadataError> {
     let n = match conn {
-        DbConn::Sqlite(c) => diesel::sql_query(sql)
+        DbConn::Sqlite(c) => diesel::sql_query(for_sqlite(sql))
             .bind::<BigInt, _>(a)
             .bind::<BigInt, _>(b)
             .execute(c)?,
@@ -134,7 +150,10 @@ fn drop_partitions(
             diesel::sql_query(format!("DROP TABLE {name}")).execute(c)?;
         }
         report.partitions_dropped += 1;
-        report.ip_events_deleted += rows;
+        // A dry run leaves the partition in place, where the row count below finds its rows.
+        if !dry_run {
+            report.ip_events_deleted += rows;
+        }
     }
     Ok(())
 }
@@ -170,6 +189,26 @@ pub fn run(
             ident_cutoff,
             now,
         )?;
+        let registration = format!(
+            "accounts WHERE registration_ip IS NOT NULL AND created_at < $1 AND NOT {REGISTRATION_HELD}"
+        );
+        report.registration_ips_cleared = if dry_run {
+            count(
+                c,
+                &format!("SELECT count(*) AS n FROM {registration}"),
+                event_cutoff,
+                now,
+            )?
+        } else {
+            execute(
+                c,
+                &format!(
+                    "UPDATE accounts SET registration_ip = NULL WHERE id IN (SELECT id FROM {registration})"
+                ),
+                event_cutoff,
+                now,
+            )?
+        };
         if dry_run {
             report.ip_events_deleted += count(
                 c,
@@ -208,6 +247,7 @@ pub fn run(
                 .reference("ip_events_held", report.ip_events_held)
                 .reference("identifiers_deleted", report.identifiers_deleted)
                 .reference("identifiers_held", report.identifiers_held)
+                .reference("registration_ips_cleared", report.registration_ips_cleared)
                 .reference(
                     "ip_events_cutoff",
                     super::normalize::from_micros(event_cutoff).to_rfc3339(),

@@ -11,7 +11,7 @@ use super::MetadataError;
 use super::normalize::from_micros;
 use super::records::{AccountRow, IpEventRow, Rejection};
 use crate::db::DbConn;
-use crate::db::schema::{account_identifiers, accounts, holds, ip_events};
+use crate::db::schema::{account_identifiers, accounts, holds};
 
 /// What a batch did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -37,109 +37,141 @@ impl BatchOutcome {
     }
 }
 
-/// Stores account rows (new accounts, status changes, identifier intervals).
+/// Why one record was refused while storing it; its savepoint is rolled back.
+enum RecordError {
+    Refused(Rejection),
+    Db(MetadataError),
+}
+
+impl From<diesel::result::Error> for RecordError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Db(e.into())
+    }
+}
+
+/// Stores account rows (new accounts, status changes, identifier intervals). Each record is a
+/// savepoint: a refused record leaves nothing behind. An identifier interval once stored only
+/// changes by being closed (an open end gets its end); moving or reopening it would rewrite
+/// history that lookups rely on, so such a record is refused.
 pub fn store_accounts(
     conn: &mut DbConn,
     rows: &[(u64, AccountRow)],
 ) -> Result<BatchOutcome, MetadataError> {
     let mut out = BatchOutcome::default();
     for (line, row) in rows {
-        let existing: Option<(i64, String)> = accounts::table
-            .filter(accounts::external_id.eq(&row.external_id))
-            .select((accounts::id, accounts::status))
-            .first(conn)
-            .optional()?;
-        let (account_id, mut outcome) = match existing {
-            None => {
-                diesel::insert_into(accounts::table)
-                    .values((
-                        accounts::external_id.eq(&row.external_id),
-                        accounts::status.eq(&row.status),
-                        accounts::created_at.eq(row.created_at),
-                        accounts::registration_ip.eq(&row.registration_ip),
-                    ))
-                    .execute(conn)?;
-                let id: i64 = accounts::table
-                    .filter(accounts::external_id.eq(&row.external_id))
-                    .select(accounts::id)
-                    .first(conn)?;
-                (id, Outcome::New)
-            }
-            Some((id, status)) if status != row.status => {
-                diesel::update(accounts::table.find(id))
-                    .set(accounts::status.eq(&row.status))
-                    .execute(conn)?;
-                (id, Outcome::Changed)
-            }
-            Some((id, _)) => (id, Outcome::Unchanged),
-        };
-        let mut refused = None;
-        for ident in &row.identifiers {
-            // Someone else holding the same number or name during an overlapping interval
-            // would make "who had it then" ambiguous: refuse the record.
-            let mut clash = account_identifiers::table
-                .filter(account_identifiers::kind.eq(ident.kind))
-                .filter(account_identifiers::value.eq(&ident.value))
-                .filter(account_identifiers::account_id.ne(account_id))
-                .filter(
-                    account_identifiers::valid_to
-                        .is_null()
-                        .or(account_identifiers::valid_to.gt(ident.valid_from)),
-                )
-                .into_boxed();
-            if let Some(to) = ident.valid_to {
-                clash = clash.filter(account_identifiers::valid_from.lt(to));
-            }
-            let clashes: i64 = clash.count().get_result(conn)?;
-            if clashes > 0 {
-                let field = if ident.kind == "phone" {
-                    "phone_number"
-                } else {
-                    "username"
-                };
-                refused = Some(Rejection(format!(
-                    "field `{field}` is held by another account during an overlapping interval"
-                )));
-                break;
-            }
-            let stored: Option<(i64, Option<i64>)> = account_identifiers::table
-                .filter(account_identifiers::account_id.eq(account_id))
-                .filter(account_identifiers::kind.eq(ident.kind))
-                .filter(account_identifiers::value.eq(&ident.value))
-                .filter(account_identifiers::valid_from.eq(ident.valid_from))
-                .select((account_identifiers::id, account_identifiers::valid_to))
-                .first(conn)
-                .optional()?;
-            match stored {
-                None => {
-                    diesel::insert_into(account_identifiers::table)
-                        .values((
-                            account_identifiers::account_id.eq(account_id),
-                            account_identifiers::kind.eq(ident.kind),
-                            account_identifiers::value.eq(&ident.value),
-                            account_identifiers::valid_from.eq(ident.valid_from),
-                            account_identifiers::valid_to.eq(ident.valid_to),
-                        ))
-                        .execute(conn)?;
-                    outcome = outcome.max(Outcome::Changed);
-                }
-                Some((id, to)) if to != ident.valid_to => {
-                    diesel::update(account_identifiers::table.find(id))
-                        .set(account_identifiers::valid_to.eq(ident.valid_to))
-                        .execute(conn)?;
-                    outcome = outcome.max(Outcome::Changed);
-                }
-                Some(_) => {}
-            }
-        }
-        match (refused, outcome) {
-            (Some(reason), _) => out.rejected.push((*line, reason)),
-            (None, Outcome::New) => out.new += 1,
-            (None, Outcome::Changed) => out.changed += 1,
-            (None, Outcome::Unchanged) => out.unchanged += 1,
+        match conn.transaction(|c| store_account(c, row)) {
+            Ok(Outcome::New) => out.new += 1,
+            Ok(Outcome::Changed) => out.changed += 1,
+            Ok(Outcome::Unchanged) => out.unchanged += 1,
+            Err(RecordError::Refused(reason)) => out.rejected.push((*line, reason)),
+            Err(RecordError::Db(e)) => return Err(e),
         }
     }
     Ok(out)
+}
+
+fn store_account(conn: &mut DbConn, row: &AccountRow) -> Result<Outcome, RecordError> {
+    let existing: Option<(i64, String)> = accounts::table
+        .filter(accounts::external_id.eq(&row.external_id))
+        .select((accounts::id, accounts::status))
+        .first(conn)
+        .optional()?;
+    let (account_id, mut outcome) = match existing {
+        None => {
+            diesel::insert_into(accounts::table)
+                .values((
+                    accounts::external_id.eq(&row.external_id),
+                    accounts::status.eq(&row.status),
+                    accounts::created_at.eq(row.created_at),
+                    accounts::registration_ip.eq(&row.registration_ip),
+                ))
+                .execute(conn)?;
+            let id: i64 = accounts::table
+                .filter(accounts::external_id.eq(&row.external_id))
+                .select(accounts::id)
+                .first(conn)?;
+            (id, Outcome::New)
+        }
+        // The status is the account's current state, not history: the latest import sets it.
+        Some((id, status)) if status != row.status => {
+            diesel::update(accounts::table.find(id))
+                .set(accounts::status.eq(&row.status))
+                .execute(conn)?;
+            (id, Outcome::Changed)
+        }
+        Some((id, _)) => (id, Outcome::Unchanged),
+    };
+    for ident in &row.identifiers {
+        let field = if ident.kind == "phone" {
+            "phone_number"
+        } else {
+            "username"
+        };
+        if let DbConn::Postgres(c) = conn {
+            // Serialise concurrent imports of the same identifier, so that two cannot both pass
+            // the overlap check below (SQLite's write lock already does this).
+            diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                .bind::<diesel::sql_types::Text, _>(format!("{}:{}", ident.kind, ident.value))
+                .execute(c)?;
+        }
+        // Someone else holding the same number or name during an overlapping interval would
+        // make "who had it then" ambiguous: refuse the record.
+        let mut clash = account_identifiers::table
+            .filter(account_identifiers::kind.eq(ident.kind))
+            .filter(account_identifiers::value.eq(&ident.value))
+            .filter(account_identifiers::account_id.ne(account_id))
+            .filter(
+                account_identifiers::valid_to
+                    .is_null()
+                    .or(account_identifiers::valid_to.gt(ident.valid_from)),
+            )
+            .into_boxed();
+        if let Some(to) = ident.valid_to {
+            clash = clash.filter(account_identifiers::valid_from.lt(to));
+        }
+        let clashes: i64 = clash.count().get_result(conn)?;
+        if clashes > 0 {
+            return Err(RecordError::Refused(Rejection(format!(
+                "field `{field}` is held by another account during an overlapping interval"
+            ))));
+        }
+        let stored: Option<(i64, Option<i64>)> = account_identifiers::table
+            .filter(account_identifiers::account_id.eq(account_id))
+            .filter(account_identifiers::kind.eq(ident.kind))
+            .filter(account_identifiers::value.eq(&ident.value))
+            .filter(account_identifiers::valid_from.eq(ident.valid_from))
+            .select((account_identifiers::id, account_identifiers::valid_to))
+            .first(conn)
+            .optional()?;
+        match stored {
+            None => {
+                diesel::insert_into(account_identifiers::table)
+                    .values((
+                        account_identifiers::account_id.eq(account_id),
+                        account_identifiers::kind.eq(ident.kind),
+                        account_identifiers::value.eq(&ident.value),
+                        account_identifiers::valid_from.eq(ident.valid_from),
+                        account_identifiers::valid_to.eq(ident.valid_to),
+                    ))
+                    .execute(conn)?;
+                outcome = outcome.max(Outcome::Changed);
+            }
+            Some((_, to)) if to == ident.valid_to => {}
+            Some((id, None)) => {
+                // Closing an interval that was open: the one change history allows.
+                diesel::update(account_identifiers::table.find(id))
+                    .set(account_identifiers::valid_to.eq(ident.valid_to))
+                    .execute(conn)?;
+                outcome = outcome.max(Outcome::Changed);
+            }
+            Some((_, Some(_))) => {
+                return Err(RecordError::Refused(Rejection(format!(
+                    "field `valid_to` would move or reopen the end of a `{field}` interval already stored; history is not rewritten"
+                ))));
+            }
+        }
+    }
+    Ok(outcome)
 }
 
 /// Ordered so that `max` keeps the strongest effect a record had.
@@ -148,6 +180,77 @@ enum Outcome {
     Unchanged,
     Changed,
     New,
+}
+
+/// Events per INSERT statement (5 parameters each, well under both backends' limits).
+const INSERT_CHUNK: usize = 100;
+
+/// An event ready to insert.
+struct NewIpEvent<'a> {
+    account_id: i64,
+    at: i64,
+    ip: &'a str,
+    port: i32,
+    kind: &'a str,
+}
+
+/// Inserts events, skipping those already stored; returns how many were new. One multi-row
+/// statement (diesel's batch insert on SQLite runs a statement per row, and not with
+/// ON CONFLICT); the SQL text is the same for every full chunk, so it stays prepared.
+fn insert_events(conn: &mut DbConn, events: &[NewIpEvent<'_>]) -> Result<u64, MetadataError> {
+    use diesel::sql_types::{BigInt, Integer, Text};
+    let values = |placeholder: &dyn Fn(usize) -> String| {
+        (0..events.len())
+            .map(|i| {
+                let n = i * 5;
+                format!(
+                    "({}, {}, {}, {}, {})",
+                    placeholder(n + 1),
+                    placeholder(n + 2),
+                    placeholder(n + 3),
+                    placeholder(n + 4),
+                    placeholder(n + 5)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let head = "INSERT INTO ip_events (account_id, at, ip, port, kind) VALUES ";
+    let n = match conn {
+        DbConn::Sqlite(c) => {
+            let sql = format!(
+                "{head}{} ON CONFLICT DO NOTHING",
+                values(&|i| format!("?{i}"))
+            );
+            let mut query = diesel::sql_query(sql).into_boxed::<diesel::sqlite::Sqlite>();
+            for e in events {
+                query = query
+                    .bind::<BigInt, _>(e.account_id)
+                    .bind::<BigInt, _>(e.at)
+                    .bind::<Text, _>(e.ip)
+                    .bind::<Integer, _>(e.port)
+                    .bind::<Text, _>(e.kind);
+            }
+            query.execute(c)?
+        }
+        DbConn::Postgres(c) => {
+            let sql = format!(
+                "{head}{} ON CONFLICT DO NOTHING",
+                values(&|i| format!("${i}"))
+            );
+            let mut query = diesel::sql_query(sql).into_boxed::<diesel::pg::Pg>();
+            for e in events {
+                query = query
+                    .bind::<BigInt, _>(e.account_id)
+                    .bind::<BigInt, _>(e.at)
+                    .bind::<Text, _>(e.ip)
+                    .bind::<Integer, _>(e.port)
+                    .bind::<Text, _>(e.kind);
+            }
+            query.execute(c)?
+        }
+    };
+    Ok(n as u64)
 }
 
 /// Stores IP event rows; events of unknown accounts are refused.
@@ -169,6 +272,8 @@ pub fn store_ip_events(
     if let DbConn::Postgres(_) = conn {
         ensure_partitions(conn, rows.iter().map(|(_, r)| r.at))?;
     }
+    // Multi-row inserts: one statement per chunk instead of one per event.
+    let mut chunk: Vec<NewIpEvent<'_>> = Vec::with_capacity(INSERT_CHUNK);
     for (line, row) in rows {
         let Some(&account_id) = ids.get(&row.external_id) else {
             out.rejected.push((
@@ -179,28 +284,24 @@ pub fn store_ip_events(
             ));
             continue;
         };
-        let values = (
-            ip_events::account_id.eq(account_id),
-            ip_events::at.eq(row.at),
-            ip_events::ip.eq(&row.ip),
-            ip_events::port.eq(row.port),
-            ip_events::kind.eq(&row.kind),
-        );
-        let inserted = match conn {
-            DbConn::Sqlite(c) => diesel::insert_into(ip_events::table)
-                .values(values)
-                .on_conflict_do_nothing()
-                .execute(c)?,
-            DbConn::Postgres(c) => diesel::insert_into(ip_events::table)
-                .values(values)
-                .on_conflict_do_nothing()
-                .execute(c)?,
-        };
-        if inserted == 1 {
-            out.new += 1;
-        } else {
-            out.unchanged += 1;
+        chunk.push(NewIpEvent {
+            account_id,
+            at: row.at,
+            ip: &row.ip,
+            port: row.port,
+            kind: &row.kind,
+        });
+        if chunk.len() == INSERT_CHUNK {
+            let inserted = insert_events(conn, &chunk)?;
+            out.new += inserted;
+            out.unchanged += chunk.len() as u64 - inserted;
+            chunk.clear();
         }
+    }
+    if !chunk.is_empty() {
+        let inserted = insert_events(conn, &chunk)?;
+        out.new += inserted;
+        out.unchanged += chunk.len() as u64 - inserted;
     }
     Ok(out)
 }

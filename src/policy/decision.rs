@@ -113,6 +113,16 @@ pub enum ReasonCode {
     ClaimedValidatorKindMismatch,
     /// An IPv4 target without a port may match many users behind carrier-grade NAT.
     AmbiguousIpTarget,
+    /// The registry does not record the issuing authority's country.
+    IssuerCountryUnknown,
+    /// The registered issuing authority's country cannot issue under this instrument's law.
+    IssuerCountryMismatch,
+    /// The order names a validator the registry does not know.
+    ValidatorNotRegistered,
+    /// Granted only as an emergency without prior validation: the route forged requests take.
+    EmergencyWithoutValidation,
+    /// One duty forbids the provider to inform the user while another requires it.
+    NoticeConflict,
 }
 
 /// A reason with its text and legal basis.

@@ -112,6 +112,22 @@ pub fn decide(
             None,
         ));
     }
+    match facts.issuer_country.as_deref() {
+        None => refusals.push(finding(
+            ReasonCode::IssuerCountryUnknown,
+            "The authority registry does not record the issuing authority's country, so Writ cannot tell whether it may issue under this law.".into(),
+            None,
+        )),
+        Some(country) if !may_issue_under(jurisdiction, instrument, country) => refusals.push(finding(
+            ReasonCode::IssuerCountryMismatch,
+            format!(
+                "The registry places the issuing authority in {country}; it cannot issue under {jurisdiction:?} law ({}).",
+                order.instrument
+            ),
+            Some(instrument.citation.clone()),
+        )),
+        Some(_) => {}
+    }
     if let Some(expires) = order.dates.expires_at.filter(|e| *e <= now) {
         refusals.push(finding(
             ReasonCode::OrderExpired,
@@ -144,7 +160,9 @@ pub fn decide(
             && order.is_emergency()
             && eval.relies_on_emergency
         {
-            let due = order.dates.issued_at + v.window.to_chrono();
+            // From the earlier of the claimed issue and the receipt: a future-dated order cannot
+            // stretch its own validation deadline.
+            let due = order.dates.issued_at.min(received_at) + v.window.to_chrono();
             decision.validation_due = Some(ValidationDue {
                 due,
                 text: format!(
@@ -171,7 +189,7 @@ pub fn decide(
         }
     }
 
-    decision.binding = Some(binding(order, instrument, deployment));
+    decision.binding = Some(binding(order, facts, instrument, deployment));
     decision.deadline = Some(deadline(order, instrument, received_at, pauses));
     decision.user_notice = std::iter::once(&instrument.user_notice)
         .chain(overlays.iter().filter_map(|o| o.user_notice.as_ref()))
@@ -757,9 +775,34 @@ fn entitlement(
     ))
 }
 
-fn binding(order: &Order, instrument: &InstrumentSpec, deployment: &Deployment) -> Binding {
+/// Whether an authority registered in `country` may issue under `jurisdiction`'s law: its own
+/// country's, or for EU instruments as a member state the Regulation binds.
+fn may_issue_under(jurisdiction: &str, instrument: &InstrumentSpec, country: &str) -> bool {
+    let country = country.to_ascii_uppercase();
+    match jurisdiction {
+        "eu" => instrument
+            .binding
+            .binds_provider_in
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(&country)),
+        "uk" => country == "GB",
+        other => other.eq_ignore_ascii_case(&country),
+    }
+}
+
+fn binding(
+    order: &Order,
+    facts: &RegistryFacts,
+    instrument: &InstrumentSpec,
+    deployment: &Deployment,
+) -> Binding {
     let spec = &instrument.binding;
-    let issuing = order.issuer.country.to_ascii_uppercase();
+    // The registered country, never the order's claim about itself.
+    let issuing = facts
+        .issuer_country
+        .as_deref()
+        .unwrap_or(&order.issuer.country)
+        .to_ascii_uppercase();
     let places: Vec<String> = std::iter::once(&deployment.establishment)
         .chain(deployment.legal_representative_in.iter())
         .map(|c| c.to_ascii_uppercase())
@@ -1038,6 +1081,33 @@ fn review_flags(
                 "The order claims a validator of kind {}, but the registry records {registered}.",
                 v.kind
             ),
+            None,
+        ));
+    }
+    if order.validator.is_some() && facts.validator_kind.is_none() {
+        flags.push(finding(
+            ReasonCode::ValidatorNotRegistered,
+            "The order names a validator the authority registry does not know: the validation is only a claim; confirm the validator's identity through a known channel.".into(),
+            None,
+        ));
+    }
+    // A forged preservation request only makes Writ hold data; a forged production request
+    // makes it release them, so only the latter is stopped for judgement.
+    if eval.relies_on_emergency && decision.action == Some(Action::Produce) {
+        flags.push(finding(
+            ReasonCode::EmergencyWithoutValidation,
+            "Data are granted only because the order claims an emergency, without prior validation: forged emergency requests take this route. Confirm the emergency and the requester through a known channel before release.".into(),
+            None,
+        ));
+    }
+    let forbids = decision
+        .user_notice
+        .iter()
+        .any(|n| !n.provider_may_inform && !n.provider_must_inform);
+    if forbids && decision.user_notice.iter().any(|n| n.provider_must_inform) {
+        flags.push(finding(
+            ReasonCode::NoticeConflict,
+            "One rule keeps the order confidential while another (the DSA Art 10(5) overlay) requires informing the user: Writ will not inform anyone by itself; ask the authority when notice may be given.".into(),
             None,
         ));
     }

@@ -234,7 +234,7 @@ pub struct Order {
 
 /// Facts about the order's authorities taken from Writ's authority registry, never from the
 /// order body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegistryFacts {
     /// The issuer's registered kind; `None` when the sender is not in the registry.
@@ -242,6 +242,10 @@ pub struct RegistryFacts {
     /// The registered kind of the claimed validator, when the registry knows it.
     #[serde(default)]
     pub validator_kind: Option<IssuerKind>,
+    /// The issuing authority's country as registered (ISO 3166-1 alpha-2); an authority may
+    /// only issue under its own country's law (or, for EU instruments, as a bound member state).
+    #[serde(default)]
+    pub issuer_country: Option<String>,
     /// Whether the claimed validation carries the validator's own registered signature.
     /// Without it, a validation is only a claim that a human checks against the signed document.
     #[serde(default)]

@@ -81,6 +81,7 @@ fn facts(kind: IssuerKind) -> RegistryFacts {
     RegistryFacts {
         issuer_kind: Some(kind),
         validator_kind: None,
+        issuer_country: None,
         validation_signed_by_validator: false,
     }
 }
@@ -98,10 +99,35 @@ fn deployment_for(instrument: &str) -> Deployment {
     }
 }
 
+/// The engine with the registry's country, where a test does not set one, taken from the
+/// order's claim (the tests are about other facts; `an_authority_issues_only_under_its_own_law`
+/// covers the country itself, through `super::decide`).
+#[allow(clippy::too_many_arguments)]
+fn decide(
+    o: &Order,
+    f: &RegistryFacts,
+    received_at: DateTime<Utc>,
+    pauses: &[Pause],
+    set: &PolicySet,
+    deployment: &Deployment,
+    now: DateTime<Utc>,
+) -> Decision {
+    let mut f = f.clone();
+    if f.issuer_country.is_none() {
+        f.issuer_country = Some(o.issuer.country.clone());
+    }
+    super::decide(o, &f, received_at, pauses, set, deployment, now)
+}
+
 fn run(o: &Order, f: &RegistryFacts) -> Decision {
+    // The registry's country, where a test does not set one, is the one the order claims.
+    let mut f = f.clone();
+    if f.issuer_country.is_none() {
+        f.issuer_country = Some(o.issuer.country.clone());
+    }
     decide(
         o,
-        f,
+        &f,
         t0(),
         &[],
         &set(),
@@ -308,7 +334,42 @@ const CASES: &[Case] = &[
         months: Some(1),
         network: false,
         emergency: false,
-        expect: &[(Subscriber, Permit), (Ident, Permit)],
+        // Police get who was behind an address (subscriber data), not the access record
+        // itself, which is traffic data needing a court order (§100g).
+        expect: &[(Subscriber, Permit), (Ident, Deny)],
+        outcome: Outcome::AcceptableForReview,
+    },
+    Case {
+        name: "de 100j court identification",
+        instrument: "de.stpo_100j",
+        issuer: Court,
+        categories: &[Ident],
+        months: Some(1),
+        network: false,
+        emergency: false,
+        expect: &[(Ident, Permit)],
+        outcome: Outcome::AcceptableForReview,
+    },
+    Case {
+        name: "uk designated senior officer, not urgent",
+        instrument: "uk.ipa_part3",
+        issuer: DesignatedSeniorOfficer,
+        categories: &[Subscriber],
+        months: Some(24),
+        network: false,
+        emergency: false,
+        expect: &[(Subscriber, Deny)],
+        outcome: Outcome::Refused,
+    },
+    Case {
+        name: "uk designated senior officer, urgent",
+        instrument: "uk.ipa_part3",
+        issuer: DesignatedSeniorOfficer,
+        categories: &[Subscriber],
+        months: Some(24),
+        network: false,
+        emergency: true,
+        expect: &[(Subscriber, Permit)],
         outcome: Outcome::AcceptableForReview,
     },
     Case {
@@ -474,7 +535,7 @@ const CASES: &[Case] = &[
     Case {
         name: "uk events serious",
         instrument: "uk.ipa_part3",
-        issuer: DesignatedSeniorOfficer,
+        issuer: Ocda,
         categories: &[IpHistory],
         months: Some(12),
         network: false,
@@ -645,6 +706,7 @@ fn validated_police_epoc_needs_signature_or_a_check() {
         &RegistryFacts {
             issuer_kind: Some(Police),
             validator_kind: Some(Prosecutor),
+            issuer_country: None,
             validation_signed_by_validator: true,
         },
     );
@@ -656,6 +718,7 @@ fn validated_police_epoc_needs_signature_or_a_check() {
         &RegistryFacts {
             issuer_kind: Some(Police),
             validator_kind: Some(Police),
+            issuer_country: None,
             validation_signed_by_validator: true,
         },
     );
@@ -947,6 +1010,7 @@ fn other_order_level_refusals() {
     let unregistered = RegistryFacts {
         issuer_kind: None,
         validator_kind: None,
+        issuer_country: None,
         validation_signed_by_validator: false,
     };
     assert_eq!(
@@ -1528,6 +1592,7 @@ prop_compose! {
         let f = RegistryFacts {
             issuer_kind: registered,
             validator_kind: validator.and_then(|(_, r, _)| r),
+            issuer_country: Some(o.issuer.country.clone()),
             validation_signed_by_validator: validator.is_some_and(|(_, _, s)| s),
         };
         let dep = Deployment { establishment: establishment.into(), legal_representative_in: vec![], dsa_intermediary: dsa };
@@ -1608,4 +1673,50 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn an_authority_issues_only_under_its_own_law() {
+    let o = Order::from_json(ORDER_JSON).unwrap(); // an EPOC from a French prosecutor
+    let mut f = facts(Prosecutor);
+    f.issuer_country = Some("IN".into());
+    let d = run(&o, &f);
+    assert_eq!(d.outcome, Outcome::Refused);
+    assert!(
+        d.refusals
+            .iter()
+            .any(|r| r.code == ReasonCode::IssuerCountryMismatch),
+        "{}",
+        d.explain()
+    );
+    f.issuer_country = Some("DK".into());
+    assert_eq!(
+        run(&o, &f).outcome,
+        Outcome::Refused,
+        "Denmark is not bound by the e-Evidence Regulation"
+    );
+    let unknown = super::decide(
+        &o,
+        &facts(Prosecutor),
+        t0(),
+        &[],
+        &set(),
+        &deployment_for(&o.instrument),
+        t0() + hours(1),
+    );
+    assert!(
+        unknown
+            .refusals
+            .iter()
+            .any(|r| r.code == ReasonCode::IssuerCountryUnknown)
+    );
+    // An Irish authority claiming to be French does not turn a domestic order into a binding one.
+    f.issuer_country = Some("IE".into());
+    let d = run(&o, &f);
+    assert_eq!(
+        d.binding.as_ref().map(|b| b.binding),
+        Some(false),
+        "{}",
+        d.explain()
+    );
 }

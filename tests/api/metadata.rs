@@ -14,6 +14,8 @@ use crate::both_backends;
 use crate::helpers::{Backend, TestApp, spawn_app};
 
 both_backends!(
+    history_is_never_rewritten_and_a_refused_record_leaves_nothing,
+    malformed_input_is_rejected_by_line_without_echoing_values,
     every_column_of_every_table_is_on_the_allowlist,
     imports_are_idempotent_and_reject_bad_records_by_line,
     a_content_field_is_refused_and_its_value_stored_nowhere,
@@ -290,7 +292,7 @@ async fn imports_are_idempotent_and_reject_bad_records_by_line(backend: Backend)
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(
         err.contains("column `body`")
-            && err.contains("nothing was imported")
+            && err.contains("Nothing was imported")
             && !err.contains("hello"),
         "{err}"
     );
@@ -756,4 +758,88 @@ async fn demo_data_is_deterministic(backend: Backend) {
     let (eb, ib) = dump(b.pool.clone()).await.unwrap();
     assert_eq!(ea.len(), 400);
     assert_eq!((ea, ia), (eb, ib));
+}
+
+fn import_text(
+    pool: &Db,
+    kind: writ::metadata::records::RecordKind,
+    format: writ::metadata::import::Format,
+    text: &str,
+) -> (writ::metadata::import::ImportSummary, String) {
+    let opts = writ::metadata::import::ImportOptions {
+        kind,
+        format,
+        batch_rows: 100,
+        source: "test".into(),
+        actor: Actor::system(),
+    };
+    let mut rejects = Vec::new();
+    let summary =
+        writ::metadata::import::import(pool, text.as_bytes(), &opts, &mut rejects, &|_, _| {})
+            .unwrap();
+    (summary, String::from_utf8(rejects).unwrap())
+}
+
+async fn history_is_never_rewritten_and_a_refused_record_leaves_nothing(backend: Backend) {
+    use writ::metadata::import::Format::Jsonl;
+    use writ::metadata::records::RecordKind::Accounts;
+    let app = spawn_app(backend).await;
+    let pool = app.pool.clone();
+    tokio::task::spawn_blocking(move || {
+        let closed = r#"{"external_id":"u1","status":"active","created_at":"2025-01-01T00:00:00Z","phone_number":"+33612345678","valid_to":"2025-06-01T00:00:00Z"}"#;
+        let open = r#"{"external_id":"u1","status":"active","created_at":"2025-01-01T00:00:00Z","phone_number":"+33612345678"}"#;
+        // An open interval may be closed...
+        assert_eq!(import_text(&pool, Accounts, Jsonl, open).0.new, 1);
+        assert_eq!(import_text(&pool, Accounts, Jsonl, closed).0.changed, 1);
+        // ...but an old snapshot cannot reopen it.
+        let (s, rejects) = import_text(&pool, Accounts, Jsonl, open);
+        assert_eq!(s.rejected, 1, "{rejects}");
+        assert!(rejects.contains("history is not rewritten"), "{rejects}");
+        let mut conn = pool.conn().unwrap();
+        let to: Option<i64> = account_identifiers::table.select(account_identifiers::valid_to).first(&mut conn).unwrap();
+        assert_eq!(to, Some(t("2025-06-01T00:00:00Z")));
+
+        // A record refused half-way (its username is fine, its number is someone else's then)
+        // stores nothing at all: not the new account, not the username.
+        let clash = r#"{"external_id":"u2","status":"active","created_at":"2025-03-01T00:00:00Z","username":"bob","phone_number":"+33612345678"}"#;
+        let (s, rejects) = import_text(&pool, Accounts, Jsonl, clash);
+        assert_eq!((s.new, s.rejected), (0, 1), "{rejects}");
+        let u2: i64 = accounts::table.filter(accounts::external_id.eq("u2")).count().get_result(&mut conn).unwrap();
+        let bob: i64 = account_identifiers::table.filter(account_identifiers::value.eq("bob")).count().get_result(&mut conn).unwrap();
+        assert_eq!((u2, bob), (0, 0));
+    })
+    .await
+    .unwrap();
+}
+
+async fn malformed_input_is_rejected_by_line_without_echoing_values(backend: Backend) {
+    use writ::metadata::import::Format::{Csv, Jsonl};
+    use writ::metadata::records::RecordKind::IpEvents;
+    let app = spawn_app(backend).await;
+    seed(&app, 2, 1).await;
+    let pool = app.pool.clone();
+    tokio::task::spawn_blocking(move || {
+        let good = r#"{"external_id":"demo-00000001","ip":"192.0.2.1","at":"2026-01-01T00:00:00Z","kind":"login"}"#;
+        let mut body = Vec::new();
+        body.extend_from_slice(good.as_bytes());
+        body.extend_from_slice(b"\n{\"external_id\":\"\xff\xfe\"}\n");
+        body.extend_from_slice(format!("{{\"external_id\":\"{}\"}}\n", "x".repeat(100_000)).as_bytes());
+        body.extend_from_slice(good.replace("192.0.2.1", "192.0.2.2").as_bytes());
+        let opts = writ::metadata::import::ImportOptions { kind: IpEvents, format: Jsonl, batch_rows: 100, source: "test".into(), actor: Actor::system() };
+        let mut rejects = Vec::new();
+        let s = writ::metadata::import::import(&pool, body.as_slice(), &opts, &mut rejects, &|_, _| {}).unwrap();
+        let rejects = String::from_utf8(rejects).unwrap();
+        assert_eq!((s.new, s.rejected), (2, 2), "{rejects}");
+        assert!(rejects.contains("2,is not valid UTF-8") && rejects.contains("3,is longer than"), "{rejects}");
+
+        // A CSV sent without its header row: the first record is taken for the header, and the
+        // error names a column position rather than echoing an address or a user id.
+        let headerless = "demo-00000001,203.0.113.9,443,2026-01-01T00:00:00Z,login\n";
+        let opts = writ::metadata::import::ImportOptions { format: Csv, ..opts };
+        let err = writ::metadata::import::import(&pool, headerless.as_bytes(), &opts, &mut Vec::new(), &|_, _| {}).unwrap_err().to_string();
+        assert!(err.contains("column 1") && err.contains("header row missing"), "{err}");
+        assert!(!err.contains("203.0.113.9") && !err.contains("demo-00000001"), "{err}");
+    })
+    .await
+    .unwrap();
 }

@@ -58,6 +58,11 @@ fn policy_explain_answers_with_citations_for_every_shipped_instrument() {
     let set = PolicySet::builtin().unwrap();
     for (id, spec) in set.instruments() {
         let order = ORDER.replace("\"eu.epoc\"", &format!("\"{id}\""));
+        let country = match id.split('.').next().unwrap() {
+            "eu" => "FR".to_owned(),
+            "uk" => "GB".to_owned(),
+            other => other.to_uppercase(),
+        };
         let path = db.dir().join(format!("{id}.json"));
         std::fs::write(&path, order).unwrap();
         let out = writ_for(&db, &[])
@@ -67,6 +72,8 @@ fn policy_explain_answers_with_citations_for_every_shipped_instrument() {
                 path.to_str().unwrap(),
                 "--issuer-kind",
                 "judge",
+                "--issuer-country",
+                &country,
                 "--now",
                 "2026-09-01T09:00:00Z",
                 "--received-at",
@@ -81,6 +88,10 @@ fn policy_explain_answers_with_citations_for_every_shipped_instrument() {
         );
         let text = String::from_utf8_lossy(&out.stdout).to_string();
         assert!(text.contains("Outcome:"), "{id}: {text}");
+        assert!(
+            !text.contains("does not record the issuing authority's country"),
+            "{id}: {text}"
+        );
         assert!(
             text.contains(&spec.citation),
             "{id} cites its legal basis: {text}"
