@@ -174,6 +174,10 @@ pub struct DatabaseSettings {
     pub sqlite_busy_timeout_ms: u64,
     /// SQLite `synchronous` pragma.
     pub sqlite_synchronous: SqliteSynchronous,
+    /// SQLite page cache per connection, in MiB.
+    pub sqlite_cache_mib: u32,
+    /// SQLite WAL size, in pages, past which a commit copies the WAL back into the database.
+    pub sqlite_wal_autocheckpoint_pages: u32,
     /// Whether `writ serve` applies pending migrations at start.
     pub migrate_on_start: bool,
 }
@@ -534,8 +538,17 @@ impl Settings {
         if self.audit.webhook_timeout_secs == 0 {
             return Err(("audit.webhook_timeout_secs", "must be at least 1".into()));
         }
-        if self.metadata.import_batch_rows == 0 || self.metadata.import_batch_rows > 100_000 {
-            return Err(("metadata.import_batch_rows", "must be 1 to 100000".into()));
+        if self.metadata.import_batch_rows == 0 || self.metadata.import_batch_rows > 1_000_000 {
+            return Err(("metadata.import_batch_rows", "must be 1 to 1000000".into()));
+        }
+        if self.database.sqlite_cache_mib == 0 || self.database.sqlite_cache_mib > 4096 {
+            return Err(("database.sqlite_cache_mib", "must be 1 to 4096".into()));
+        }
+        if self.database.sqlite_wal_autocheckpoint_pages < 100 {
+            return Err((
+                "database.sqlite_wal_autocheckpoint_pages",
+                "must be at least 100".into(),
+            ));
         }
         if self.metadata.ingest_limit_bytes < 1024 {
             return Err((

@@ -61,6 +61,8 @@ pub struct Manager {
     url: DatabaseUrl,
     sqlite_busy_timeout_ms: u64,
     sqlite_synchronous: SqliteSynchronous,
+    sqlite_cache_mib: u32,
+    sqlite_wal_autocheckpoint_pages: u32,
 }
 
 impl Manager {
@@ -80,9 +82,12 @@ impl Manager {
                     SqliteConnection::establish(path).map_err(r2d2::Error::ConnectionError)?;
                 // busy_timeout first: the pragmas after it may already need a lock.
                 conn.batch_execute(&format!(
-                    "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON; PRAGMA synchronous = {};",
+                    "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON; PRAGMA synchronous = {}; \
+                     PRAGMA cache_size = -{}; PRAGMA wal_autocheckpoint = {};",
                     self.sqlite_busy_timeout_ms,
-                    self.sqlite_synchronous.pragma()
+                    self.sqlite_synchronous.pragma(),
+                    u64::from(self.sqlite_cache_mib) * 1024,
+                    self.sqlite_wal_autocheckpoint_pages
                 ))
                 .map_err(r2d2::Error::QueryError)?;
                 Ok(DbConn::Sqlite(conn))
@@ -140,6 +145,8 @@ impl Db {
             url: settings.url.clone(),
             sqlite_busy_timeout_ms: settings.sqlite_busy_timeout_ms,
             sqlite_synchronous: settings.sqlite_synchronous,
+            sqlite_cache_mib: settings.sqlite_cache_mib,
+            sqlite_wal_autocheckpoint_pages: settings.sqlite_wal_autocheckpoint_pages,
         };
         if let Some(path) = settings.url.sqlite_path() {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
