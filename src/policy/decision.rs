@@ -113,6 +113,8 @@ pub enum ReasonCode {
     ClaimedValidatorKindMismatch,
     /// An IPv4 target without a port may match many users behind carrier-grade NAT.
     AmbiguousIpTarget,
+    /// The order's time window ends before it starts.
+    InvalidTimeWindow,
     /// The registry does not record the issuing authority's country.
     IssuerCountryUnknown,
     /// The registered issuing authority's country cannot issue under this instrument's law.
@@ -313,6 +315,10 @@ pub struct Decision {
     pub binding: Option<Binding>,
     /// The targets, exactly as given in the order.
     pub targets: Vec<Target>,
+    /// The period of data the decision reaches: the order's window (a reviewer may shorten it,
+    /// never lengthen it). `None` when the order states none.
+    #[serde(default)]
+    pub time_window: Option<super::order::TimeWindow>,
     /// One entry per requested category (duplicates removed), in the order requested.
     pub categories: Vec<CategoryDecision>,
     /// The reply deadline.

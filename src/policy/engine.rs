@@ -49,6 +49,7 @@ pub fn decide(
         review_flags: Vec::new(),
         binding: None,
         targets: order.targets.clone(),
+        time_window: order.time_window,
         categories: Vec::new(),
         deadline: None,
         earliest_release: None,
@@ -127,6 +128,17 @@ pub fn decide(
             Some(instrument.citation.clone()),
         )),
         Some(_) => {}
+    }
+    if let Some(w) = order.time_window.as_ref().filter(|w| w.to <= w.from) {
+        refusals.push(finding(
+            ReasonCode::InvalidTimeWindow,
+            format!(
+                "The order's time window ends ({}) before it starts ({}).",
+                utc(w.to),
+                utc(w.from)
+            ),
+            None,
+        ));
     }
     if let Some(expires) = order.dates.expires_at.filter(|e| *e <= now) {
         refusals.push(finding(

@@ -5,7 +5,7 @@
 
 use super::catalogue::{Category, FieldId};
 use super::decision::{Decision, FieldStatus, Finding, Outcome, ReasonCode};
-use super::order::Target;
+use super::order::{Target, TimeWindow};
 use serde::{Deserialize, Serialize};
 
 /// A category to keep, with the fields of it to keep.
@@ -27,6 +27,9 @@ pub struct NarrowingRequest {
     /// The targets to keep; `None` keeps them all.
     #[serde(default)]
     pub keep_targets: Option<Vec<Target>>,
+    /// A shorter period of data to keep, inside the decision's; `None` keeps it.
+    #[serde(default)]
+    pub time_window: Option<TimeWindow>,
     /// Why (recorded in the decision).
     pub reason: String,
 }
@@ -52,6 +55,9 @@ pub enum NarrowError {
     /// The target is not in the decision.
     #[error("would widen: target {0} is not in the decision")]
     TargetNotInDecision(String),
+    /// The period is not inside the decision's (or the decision has none to narrow).
+    #[error("would widen: the time window must lie inside the decision's and end after it starts")]
+    TimeWindowNotInside,
 }
 
 /// Applies a narrowing. Statuses never change except to `Deny` (reason `NarrowedByReviewer`).
@@ -83,7 +89,20 @@ pub fn narrow(decision: &Decision, request: &NarrowingRequest) -> Result<Decisio
         ));
     }
 
+    if let Some(w) = &request.time_window {
+        let inside = decision
+            .time_window
+            .as_ref()
+            .is_some_and(|d| d.from <= w.from && w.to <= d.to);
+        if !inside || w.to <= w.from {
+            return Err(NarrowError::TimeWindowNotInside);
+        }
+    }
+
     let mut narrowed = decision.clone();
+    if let Some(w) = &request.time_window {
+        narrowed.time_window = Some(*w);
+    }
     for category in &mut narrowed.categories {
         let kept: Vec<FieldId> = request
             .keep

@@ -1200,6 +1200,7 @@ fn narrowing_removes_and_refuses_widening() {
         &facts(Prosecutor),
     );
     let keep = |fields: Vec<FieldId>, cat| NarrowingRequest {
+        time_window: None,
         keep: vec![KeepCategory {
             category: cat,
             fields,
@@ -1219,6 +1220,7 @@ fn narrowing_removes_and_refuses_widening() {
     let err = narrow(&d, &keep(vec![], Ident)).unwrap_err();
     assert_eq!(err, NarrowError::CategoryNotInDecision(Ident));
     let widen_target = NarrowingRequest {
+        time_window: None,
         keep: vec![],
         keep_targets: Some(vec![Target::Username("someone-else".into())]),
         reason: "x".into(),
@@ -1230,6 +1232,7 @@ fn narrowing_removes_and_refuses_widening() {
     let nothing = narrow(
         &d,
         &NarrowingRequest {
+            time_window: None,
             keep: vec![],
             keep_targets: None,
             reason: "none needed".into(),
@@ -1649,6 +1652,7 @@ proptest! {
     ) {
         let d = decide(&o, &f, t0(), &[], &set(), &dep, now);
         let request = NarrowingRequest {
+            time_window: None,
             keep: keep.into_iter().map(|(category, fields)| KeepCategory { category, fields }).collect(),
             keep_targets: None,
             reason: "test".into(),
@@ -1718,5 +1722,51 @@ fn an_authority_issues_only_under_its_own_law() {
         Some(false),
         "{}",
         d.explain()
+    );
+}
+
+#[test]
+fn the_time_window_is_decided_and_can_only_shrink() {
+    let o = Order::from_json(ORDER_JSON).unwrap();
+    let d = run(&o, &facts(Prosecutor));
+    let w = d.time_window.unwrap();
+    let keep_all = vec![KeepCategory {
+        category: Subscriber,
+        fields: vec![FieldId::Username],
+    }];
+    let shorter = TimeWindow {
+        from: w.from + TimeDelta::days(1),
+        to: w.to - TimeDelta::days(1),
+    };
+    let request = |tw| NarrowingRequest {
+        keep: keep_all.clone(),
+        keep_targets: None,
+        time_window: Some(tw),
+        reason: "proportionality".into(),
+    };
+    assert_eq!(
+        narrow(&d, &request(shorter)).unwrap().time_window,
+        Some(shorter)
+    );
+    let longer = TimeWindow {
+        from: w.from - TimeDelta::days(1),
+        to: w.to,
+    };
+    assert_eq!(
+        narrow(&d, &request(longer)),
+        Err(NarrowError::TimeWindowNotInside)
+    );
+    // A window that ends before it starts is refused.
+    let mut bad = o.clone();
+    bad.time_window = Some(TimeWindow {
+        from: w.to,
+        to: w.from,
+    });
+    let d = run(&bad, &facts(Prosecutor));
+    assert_eq!(d.outcome, Outcome::Refused);
+    assert!(
+        d.refusals
+            .iter()
+            .any(|r| r.code == ReasonCode::InvalidTimeWindow)
     );
 }
