@@ -8,6 +8,7 @@
 //! domain.
 
 pub mod audit;
+pub mod authority;
 pub mod cli;
 pub mod db;
 pub mod metadata;

@@ -4,6 +4,7 @@
 //! finished but rejected some records; 78 the configuration is invalid (sysexits' EX_CONFIG).
 
 mod audit;
+mod authority;
 mod config;
 mod demo;
 mod import;
@@ -64,6 +65,12 @@ pub enum Command {
         #[command(subcommand)]
         action: retention::RetentionAction,
     },
+    /// Manage the registry of authorities and their keys.
+    Authority {
+        /// What to do.
+        #[command(subcommand)]
+        action: authority::AuthorityAction,
+    },
     /// Validate jurisdiction policies; explain the decision for an order.
     Policy {
         /// What to do.
@@ -102,6 +109,7 @@ pub fn main() -> ExitCode {
         Command::Retention { action } => retention::run(settings, action),
         Command::Demo { action } => demo::run(settings, action),
         Command::Policy { action } => policy::run(settings, action),
+        Command::Authority { action } => authority::run(settings, action),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

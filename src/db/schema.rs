@@ -138,3 +138,44 @@ diesel::joinable!(account_identifiers -> accounts (account_id));
 diesel::joinable!(ip_events -> accounts (account_id));
 diesel::joinable!(holds -> accounts (account_id));
 diesel::allow_tables_to_appear_in_same_query!(accounts, account_identifiers, ip_events, holds);
+
+diesel::table! {
+    /// Authorities that may send orders.
+    authorities (id) {
+        /// Registry id.
+        id -> Text,
+        /// Name.
+        name -> Text,
+        /// Country, ISO 3166-1 alpha-2.
+        country -> Text,
+        /// Registered kind (court, prosecutor, police...).
+        kind -> Text,
+        /// Comma-separated contact e-mail addresses.
+        contacts -> Text,
+        /// active or suspended.
+        status -> Text,
+        /// When registered, UTC microseconds.
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Authorities' public keys.
+    authority_keys (kid) {
+        /// Key id (the JWT `kid`).
+        kid -> Text,
+        /// The authority.
+        authority_id -> Text,
+        /// Pinned algorithm: EdDSA, ES256 or RS256.
+        algorithm -> Text,
+        /// SubjectPublicKeyInfo PEM.
+        public_key_pem -> Text,
+        /// When added, UTC microseconds.
+        created_at -> BigInt,
+        /// When revoked, if it was.
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::joinable!(authority_keys -> authorities (authority_id));
+diesel::allow_tables_to_appear_in_same_query!(authorities, authority_keys);

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod audit;
+mod authority;
 mod cli;
 mod database;
 mod health;

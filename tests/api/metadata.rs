@@ -75,6 +75,19 @@ const ALLOWED_COLUMNS: &[&str] = &[
     "holds.order_id",
     "holds.created_at",
     "holds.expires_at",
+    "authorities.id",
+    "authorities.name",
+    "authorities.country",
+    "authorities.kind",
+    "authorities.contacts",
+    "authorities.status",
+    "authorities.created_at",
+    "authority_keys.kid",
+    "authority_keys.authority_id",
+    "authority_keys.algorithm",
+    "authority_keys.public_key_pem",
+    "authority_keys.created_at",
+    "authority_keys.revoked_at",
 ];
 
 #[derive(QueryableByName)]

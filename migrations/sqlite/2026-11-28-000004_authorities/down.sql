@@ -1,0 +1,2 @@
+DROP TABLE authority_keys;
+DROP TABLE authorities;

@@ -1,0 +1,146 @@
+//! `writ authority`: manage the registry of authorities and their keys.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Subcommand;
+
+use crate::audit::{Actor, ActorKind};
+use crate::authority::{self, KeyAlgorithm, NewAuthority};
+use crate::db::Db;
+use crate::policy::IssuerKind;
+use crate::settings::Settings;
+
+/// `writ authority` actions.
+#[derive(Debug, Subcommand)]
+pub enum AuthorityAction {
+    /// Register an authority.
+    Add {
+        /// Registry id (lowercase letters, digits, - _ .), e.g. fr-parquet-paris.
+        #[arg(long)]
+        id: String,
+        /// Name.
+        #[arg(long)]
+        name: String,
+        /// Country, ISO 3166-1 alpha-2 (e.g. FR).
+        #[arg(long)]
+        country: String,
+        /// Registered kind: judge, court, investigating_judge, prosecutor, police,
+        /// administrative_authority, ocda, designated_senior_officer.
+        #[arg(long, value_parser = parse_kind)]
+        kind: IssuerKind,
+        /// Contact e-mail address (repeat for more): the only addresses notices go to.
+        #[arg(long = "contact", required = true)]
+        contacts: Vec<String>,
+    },
+    /// Add a public key (PEM SubjectPublicKeyInfo) for an authority, pinned to one algorithm.
+    KeyAdd {
+        /// The authority.
+        authority: String,
+        /// Key id (the JWT `kid`).
+        #[arg(long)]
+        kid: String,
+        /// EdDSA, ES256 or RS256.
+        #[arg(long)]
+        alg: String,
+        /// The public key file.
+        #[arg(long)]
+        public_key: PathBuf,
+    },
+    /// Revoke a key: requests signed with it are refused from now on.
+    KeyRevoke {
+        /// Key id.
+        kid: String,
+    },
+    /// Suspend an authority (its orders are refused) or, with --activate, reinstate it.
+    Suspend {
+        /// The authority.
+        authority: String,
+        /// Reinstate instead.
+        #[arg(long)]
+        activate: bool,
+    },
+    /// List authorities and their keys.
+    List,
+}
+
+fn parse_kind(s: &str) -> Result<IssuerKind, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(|_| {
+        "expected one of judge, court, investigating_judge, prosecutor, police, administrative_authority, ocda, designated_senior_officer".to_owned()
+    })
+}
+
+/// Runs the action.
+pub fn run(settings: Settings, action: AuthorityAction) -> anyhow::Result<()> {
+    let db = Db::open(&settings.database).context("cannot open the database")?;
+    let mut conn = db.conn()?;
+    let actor = Actor::new(ActorKind::System, "cli-authority");
+    match action {
+        AuthorityAction::Add {
+            id,
+            name,
+            country,
+            kind,
+            contacts,
+        } => {
+            let new = NewAuthority {
+                id: id.clone(),
+                name,
+                country: country.to_ascii_uppercase(),
+                kind,
+                contacts,
+            };
+            authority::add(&mut conn, &actor, &new)?;
+            println!("registered authority {id}");
+        }
+        AuthorityAction::KeyAdd {
+            authority: id,
+            kid,
+            alg,
+            public_key,
+        } => {
+            let pem = std::fs::read_to_string(&public_key)
+                .with_context(|| format!("cannot read {}", public_key.display()))?;
+            authority::add_key(
+                &mut conn,
+                &actor,
+                &id,
+                &kid,
+                KeyAlgorithm::parse(&alg)?,
+                &pem,
+            )?;
+            println!("added key {kid} ({alg}) to {id}");
+        }
+        AuthorityAction::KeyRevoke { kid } => {
+            authority::revoke_key(&mut conn, &actor, &kid)?;
+            println!("revoked key {kid}");
+        }
+        AuthorityAction::Suspend {
+            authority: id,
+            activate,
+        } => {
+            authority::set_active(&mut conn, &actor, &id, activate)?;
+            println!(
+                "{id} is now {}",
+                if activate { "active" } else { "suspended" }
+            );
+        }
+        AuthorityAction::List => {
+            for (a, keys) in authority::list(&mut conn)? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    a.id, a.status, a.country, a.kind, a.name, a.contacts
+                );
+                for k in keys {
+                    let state = if k.revoked_at.is_some() {
+                        "revoked"
+                    } else {
+                        "active"
+                    };
+                    println!("  key {}\t{}\t{}", k.kid, k.algorithm, state);
+                }
+            }
+        }
+    }
+    Ok(())
+}
