@@ -4,6 +4,8 @@
 //! The engine takes an order's issuer kind and country from here ([`registry_facts`]), never
 //! from the order body. Every change is recorded in the audit log in the same transaction.
 
+pub mod token;
+
 use chrono::Utc;
 use diesel::prelude::*;
 use serde::Serialize;

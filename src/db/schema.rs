@@ -179,3 +179,15 @@ diesel::table! {
 
 diesel::joinable!(authority_keys -> authorities (authority_id));
 diesel::allow_tables_to_appear_in_same_query!(authorities, authority_keys);
+
+diesel::table! {
+    /// Token ids already used (replay protection shared by all instances).
+    used_token_ids (authority_id, jti) {
+        /// The authority whose token it was.
+        authority_id -> Text,
+        /// The token id.
+        jti -> Text,
+        /// When the token expires (UTC seconds); the row may go after that.
+        expires_at -> BigInt,
+    }
+}

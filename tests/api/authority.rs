@@ -243,3 +243,253 @@ async fn the_registry_is_managed_from_the_command_line_and_audited(backend: Back
         assert!(log.contains(event), "{event} in the audit log");
     }
 }
+
+both_backends!(body_bound_tokens_resist_the_known_attacks);
+
+mod tokens {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use ed25519_dalek::pkcs8::EncodePrivateKey;
+    use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    use writ::authority::token::{Claims, body_hash};
+
+    pub const NOW: i64 = 1_790_000_000;
+
+    pub fn private_pem(seed: u8) -> String {
+        ed25519_dalek::SigningKey::from_bytes(&[seed; 32])
+            .to_pkcs8_pem(LineEnding::LF)
+            .unwrap()
+            .to_string()
+    }
+
+    pub fn claims(body: &[u8]) -> Claims {
+        Claims {
+            iss: "fr-parquet-paris".into(),
+            aud: "writ-test".into(),
+            exp: NOW + 120,
+            iat: NOW,
+            nbf: None,
+            jti: uuid::Uuid::new_v4().to_string(),
+            htm: "POST".into(),
+            htu: "/api/v1/orders".into(),
+            bsh: body_hash(body),
+        }
+    }
+
+    pub fn sign(claims: &impl serde::Serialize, kid: &str, seed: u8) -> String {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(kid.into());
+        jsonwebtoken::encode(
+            &header,
+            claims,
+            &EncodingKey::from_ed_pem(private_pem(seed).as_bytes()).unwrap(),
+        )
+        .unwrap()
+    }
+
+    /// A token with a hand-made header and no signature check possible.
+    pub fn raw(
+        header: &serde_json::Value,
+        claims: &impl serde::Serialize,
+        signature: &[u8],
+    ) -> String {
+        format!(
+            "{}.{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(serde_json::to_string(claims).unwrap()),
+            URL_SAFE_NO_PAD.encode(signature)
+        )
+    }
+}
+
+async fn body_bound_tokens_resist_the_known_attacks(backend: Backend) {
+    use writ::audit::{Actor, ActorKind};
+    use writ::authority::token::{RequestBinding, TokenError, verify};
+    use writ::authority::{KeyAlgorithm, NewAuthority};
+
+    let db = TestDb::new(backend);
+    let pool = writ::db::Db::open(&db.settings(&[]).database).unwrap();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = pool.conn().unwrap();
+        writ::db::migrations::run_pending(&mut conn).unwrap();
+        let actor = Actor::new(ActorKind::System, "test");
+        let add = |conn: &mut writ::db::DbConn, id: &str| {
+            writ::authority::add(
+                conn,
+                &actor,
+                &NewAuthority {
+                    id: id.into(),
+                    name: id.into(),
+                    country: "FR".into(),
+                    kind: IssuerKind::Prosecutor,
+                    contacts: vec!["a@b.example".into()],
+                },
+            )
+            .unwrap()
+        };
+        add(&mut conn, "fr-parquet-paris");
+        add(&mut conn, "fr-parquet-lyon");
+        let public = |seed: u8| {
+            writ::audit::keys::public_pem(
+                &ed25519_dalek::SigningKey::from_bytes(&[seed; 32]).verifying_key(),
+            )
+        };
+        writ::authority::add_key(
+            &mut conn,
+            &actor,
+            "fr-parquet-paris",
+            "paris-1",
+            KeyAlgorithm::EdDSA,
+            &public(1),
+        )
+        .unwrap();
+        writ::authority::add_key(
+            &mut conn,
+            &actor,
+            "fr-parquet-lyon",
+            "lyon-1",
+            KeyAlgorithm::EdDSA,
+            &public(2),
+        )
+        .unwrap();
+
+        let body = br#"{"reference":"X"}"#;
+        let request = RequestBinding {
+            method: "POST",
+            path: "/api/v1/orders",
+            body,
+        };
+        let check = |conn: &mut writ::db::DbConn, token: &str, request: RequestBinding<'_>| {
+            verify(conn, token, request, "writ-test", 300, tokens::NOW)
+        };
+
+        // The good token passes once; the same token again is a replay.
+        let good = tokens::sign(&tokens::claims(body), "paris-1", 1);
+        let verified = check(&mut conn, &good, request).unwrap();
+        assert_eq!(verified.authority_id, "fr-parquet-paris");
+        assert_eq!(check(&mut conn, &good, request), Err(TokenError::Replay));
+
+        // Swapping the body (or method, or path) under a valid token.
+        let other = tokens::sign(&tokens::claims(body), "paris-1", 1);
+        let swapped = RequestBinding {
+            body: br#"{"reference":"Y"}"#,
+            ..request
+        };
+        assert!(matches!(
+            check(&mut conn, &other, swapped),
+            Err(TokenError::BodyMismatch(_))
+        ));
+        let other = tokens::sign(&tokens::claims(body), "paris-1", 1);
+        assert!(matches!(
+            check(
+                &mut conn,
+                &other,
+                RequestBinding {
+                    path: "/api/v1/orders/1/withdraw",
+                    ..request
+                }
+            ),
+            Err(TokenError::BodyMismatch(_))
+        ));
+
+        // alg none, HMAC with the public key as the secret, another algorithm than pinned.
+        let none = tokens::raw(
+            &serde_json::json!({"alg": "none", "kid": "paris-1"}),
+            &tokens::claims(body),
+            b"",
+        );
+        assert!(check(&mut conn, &none, request).is_err());
+        let mut hs = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        hs.kid = Some("paris-1".into());
+        let hmac = jsonwebtoken::encode(
+            &hs,
+            &tokens::claims(body),
+            &jsonwebtoken::EncodingKey::from_secret(public(1).as_bytes()),
+        )
+        .unwrap();
+        assert_eq!(
+            check(&mut conn, &hmac, request),
+            Err(TokenError::AlgorithmMismatch)
+        );
+        let es = tokens::raw(
+            &serde_json::json!({"alg": "ES256", "kid": "paris-1"}),
+            &tokens::claims(body),
+            &[0; 64],
+        );
+        assert_eq!(
+            check(&mut conn, &es, request),
+            Err(TokenError::AlgorithmMismatch)
+        );
+
+        // Signed with another authority's key, or an unknown one; a forged signature.
+        let mut c = tokens::claims(body);
+        assert_eq!(
+            check(&mut conn, &tokens::sign(&c, "lyon-1", 1), request),
+            Err(TokenError::BadSignature)
+        );
+        assert_eq!(
+            check(&mut conn, &tokens::sign(&c, "nope", 1), request),
+            Err(TokenError::UnknownKey)
+        );
+        // Lyon's own key, claiming to be Paris.
+        assert!(matches!(
+            check(&mut conn, &tokens::sign(&c, "lyon-1", 2), request),
+            Err(TokenError::Claims(_))
+        ));
+
+        // Wrong audience, wrong issuer, expired, too long-lived, string-typed exp, no jti.
+        c.aud = "someone-else".into();
+        assert!(matches!(
+            check(&mut conn, &tokens::sign(&c, "paris-1", 1), request),
+            Err(TokenError::Claims(_))
+        ));
+        let mut c = tokens::claims(body);
+        c.exp = tokens::NOW - 100;
+        c.iat = tokens::NOW - 200;
+        assert!(matches!(
+            check(&mut conn, &tokens::sign(&c, "paris-1", 1), request),
+            Err(TokenError::Expired(_))
+        ));
+        let mut c = tokens::claims(body);
+        c.exp = tokens::NOW + 86_400;
+        assert!(matches!(
+            check(&mut conn, &tokens::sign(&c, "paris-1", 1), request),
+            Err(TokenError::Expired(_))
+        ));
+        let mut v = serde_json::to_value(tokens::claims(body)).unwrap();
+        v["exp"] = serde_json::json!((tokens::NOW + 120).to_string());
+        let err = check(&mut conn, &tokens::sign(&v, "paris-1", 1), request).unwrap_err();
+        assert!(
+            matches!(&err, TokenError::Claims(m) if m.contains("exp")),
+            "{err}"
+        );
+        let mut v = serde_json::to_value(tokens::claims(body)).unwrap();
+        v.as_object_mut().unwrap().remove("jti");
+        assert!(matches!(
+            check(&mut conn, &tokens::sign(&v, "paris-1", 1), request),
+            Err(TokenError::Claims(_))
+        ));
+
+        // A revoked key, and a suspended authority, sign nothing any more.
+        writ::authority::revoke_key(&mut conn, &actor, "paris-1").unwrap();
+        assert_eq!(
+            check(
+                &mut conn,
+                &tokens::sign(&tokens::claims(body), "paris-1", 1),
+                request
+            ),
+            Err(TokenError::UnknownKey)
+        );
+        writ::authority::set_active(&mut conn, &actor, "fr-parquet-lyon", false).unwrap();
+        let mut c = tokens::claims(body);
+        c.iss = "fr-parquet-lyon".into();
+        assert_eq!(
+            check(&mut conn, &tokens::sign(&c, "lyon-1", 2), request),
+            Err(TokenError::UnknownKey)
+        );
+        assert_eq!(TokenError::Replay.class(), "replay");
+    })
+    .await
+    .unwrap();
+}

@@ -88,6 +88,9 @@ const ALLOWED_COLUMNS: &[&str] = &[
     "authority_keys.public_key_pem",
     "authority_keys.created_at",
     "authority_keys.revoked_at",
+    "used_token_ids.authority_id",
+    "used_token_ids.jti",
+    "used_token_ids.expires_at",
 ];
 
 #[derive(QueryableByName)]
