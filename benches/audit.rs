@@ -9,9 +9,12 @@
 //! WRIT_BENCH_POSTGRES_URL (an admin URL) to add the append figures on PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
+mod common;
+
+use common::{settings, vm_hwm_kib};
+
 use std::io::{BufReader, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
@@ -22,30 +25,6 @@ use writ::audit::export::{ExportFormat, ExportRequest};
 use writ::audit::verify::VerifierKey;
 use writ::audit::{Actor, ActorKind, NewEntry, append, checkpoint, export, service, verify};
 use writ::db::{Db, DbConn, migrations, write_tx};
-use writ::settings::{Settings, Sources};
-
-fn settings(url: &str, dir: &Path) -> Settings {
-    let env: HashMap<String, String> = [
-        ("WRIT_DATABASE__URL", url.to_owned()),
-        (
-            "WRIT_AUDIT__SIGNING_KEY_PATH",
-            dir.join("audit.key").display().to_string(),
-        ),
-        (
-            "WRIT_AUDIT__CHECKPOINT_PATH",
-            dir.join("checkpoint.txt").display().to_string(),
-        ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    Settings::load(&Sources {
-        base_dir: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR"))),
-        file: None,
-        env: Some(env),
-    })
-    .unwrap()
-}
 
 fn entry(i: u64) -> NewEntry {
     NewEntry::new(Actor::new(ActorKind::Staff, "u_17"), "order.approved")
@@ -148,17 +127,6 @@ fn bench_appends(label: &str, db: &Db) {
         "| {label} append, 100 entries per commit | {a100:.0} /s | plain insert {p100:.0} /s | {:.2} |",
         a100 / p100
     );
-}
-
-fn vm_hwm_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("VmHWM:")
-                .map(|v| v.trim().trim_end_matches(" kB").trim().parse().unwrap())
-        })
-        .unwrap_or(0)
 }
 
 /// Child mode: export the whole log to a file, then report this process's peak memory.

@@ -11,9 +11,12 @@
 //! WRIT_BENCH_EVENTS changes N.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
+mod common;
+
+use common::{settings, vm_hwm_kib};
+
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
@@ -23,33 +26,9 @@ use writ::metadata::demo::{self, DemoSpec};
 use writ::metadata::import::{self, Format, ImportOptions};
 use writ::metadata::lookup::{self, LookupContext, Window};
 use writ::metadata::records::RecordKind;
-use writ::settings::{Settings, Sources};
 
 const ACCOUNTS: u64 = 100_000;
 const BASE: i64 = 1_704_067_200_000_000; // 2024-01-01
-
-fn settings(url: &str, dir: &Path) -> Settings {
-    let env: HashMap<String, String> = [
-        ("WRIT_DATABASE__URL", url.to_owned()),
-        (
-            "WRIT_AUDIT__SIGNING_KEY_PATH",
-            dir.join("audit.key").display().to_string(),
-        ),
-        (
-            "WRIT_AUDIT__CHECKPOINT_PATH",
-            dir.join("checkpoint.txt").display().to_string(),
-        ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    Settings::load(&Sources {
-        base_dir: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR"))),
-        file: None,
-        env: Some(env),
-    })
-    .unwrap()
-}
 
 fn mix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -66,17 +45,6 @@ fn event(i: u64) -> (u64, i64, String, u16) {
     let ip = format!("198.51.100.{}", 1 + (r >> 40) % 254);
     let port = 1024 + ((r >> 48) % 60_000) as u16;
     (account, at, ip, port)
-}
-
-fn vm_hwm_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("VmHWM:")
-                .map(|v| v.trim().trim_end_matches(" kB").trim().parse().unwrap())
-        })
-        .unwrap_or(0)
 }
 
 fn fresh_store(path: &Path, dir: &Path) -> (String, Db) {

@@ -216,39 +216,26 @@ fn insert_events(conn: &mut DbConn, events: &[NewIpEvent<'_>]) -> Result<u64, Me
             .join(", ")
     };
     let head = "INSERT INTO ip_events (account_id, at, ip, port, kind) VALUES ";
+    // The same statement on both backends; only the placeholder syntax and the connection type
+    // differ, so the binding is written once.
+    macro_rules! run {
+        ($conn:expr, $backend:ty, $placeholder:expr) => {{
+            let sql = format!("{head}{} ON CONFLICT DO NOTHING", values(&$placeholder));
+            let mut query = diesel::sql_query(sql).into_boxed::<$backend>();
+            for e in events {
+                query = query
+                    .bind::<BigInt, _>(e.account_id)
+                    .bind::<BigInt, _>(e.at)
+                    .bind::<Text, _>(e.ip)
+                    .bind::<Integer, _>(e.port)
+                    .bind::<Text, _>(e.kind);
+            }
+            query.execute($conn)?
+        }};
+    }
     let n = match conn {
-        DbConn::Sqlite(c) => {
-            let sql = format!(
-                "{head}{} ON CONFLICT DO NOTHING",
-                values(&|i| format!("?{i}"))
-            );
-            let mut query = diesel::sql_query(sql).into_boxed::<diesel::sqlite::Sqlite>();
-            for e in events {
-                query = query
-                    .bind::<BigInt, _>(e.account_id)
-                    .bind::<BigInt, _>(e.at)
-                    .bind::<Text, _>(e.ip)
-                    .bind::<Integer, _>(e.port)
-                    .bind::<Text, _>(e.kind);
-            }
-            query.execute(c)?
-        }
-        DbConn::Postgres(c) => {
-            let sql = format!(
-                "{head}{} ON CONFLICT DO NOTHING",
-                values(&|i| format!("${i}"))
-            );
-            let mut query = diesel::sql_query(sql).into_boxed::<diesel::pg::Pg>();
-            for e in events {
-                query = query
-                    .bind::<BigInt, _>(e.account_id)
-                    .bind::<BigInt, _>(e.at)
-                    .bind::<Text, _>(e.ip)
-                    .bind::<Integer, _>(e.port)
-                    .bind::<Text, _>(e.kind);
-            }
-            query.execute(c)?
-        }
+        DbConn::Sqlite(c) => run!(c, diesel::sqlite::Sqlite, |i| format!("?{i}")),
+        DbConn::Postgres(c) => run!(c, diesel::pg::Pg, |i| format!("${i}")),
     };
     Ok(n as u64)
 }
