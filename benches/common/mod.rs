@@ -6,22 +6,29 @@ use std::path::{Path, PathBuf};
 
 use writ::settings::{Settings, Sources};
 
-/// Settings for a throwaway deployment: this database URL, keys and checkpoint copy in `dir`.
+/// Settings for a throwaway deployment: this database URL, keys and checkpoint copy in `dir`,
+/// plus any `WRIT_*` setting from the environment (to measure other settings, e.g.
+/// `WRIT_METADATA__IMPORT_BATCH_ROWS=5000 cargo bench --bench metadata`).
 pub fn settings(url: &str, dir: &Path) -> Settings {
-    let env: HashMap<String, String> = [
-        ("WRIT_DATABASE__URL", url.to_owned()),
-        (
-            "WRIT_AUDIT__SIGNING_KEY_PATH",
-            dir.join("audit.key").display().to_string(),
-        ),
-        (
-            "WRIT_AUDIT__CHECKPOINT_PATH",
-            dir.join("checkpoint.txt").display().to_string(),
-        ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
+    let mut env: HashMap<String, String> = std::env::vars()
+        .filter(|(k, _)| {
+            k.starts_with("WRIT_") && !k.starts_with("WRIT_BENCH_") && !k.starts_with("WRIT_TEST_")
+        })
+        .collect();
+    env.extend(
+        [
+            ("WRIT_DATABASE__URL", url.to_owned()),
+            (
+                "WRIT_AUDIT__SIGNING_KEY_PATH",
+                dir.join("audit.key").display().to_string(),
+            ),
+            (
+                "WRIT_AUDIT__CHECKPOINT_PATH",
+                dir.join("checkpoint.txt").display().to_string(),
+            ),
+        ]
+        .map(|(k, v)| (k.to_owned(), v)),
+    );
     Settings::load(&Sources {
         base_dir: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR"))),
         file: None,

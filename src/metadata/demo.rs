@@ -186,7 +186,7 @@ pub fn seed(db: &Db, spec: DemoSpec, progress: &dyn Fn(u64)) -> Result<DemoSumma
             &mut conn,
             |c| -> Result<(BatchOutcome, BatchOutcome), MetadataError> {
                 let a = store::store_accounts(c, &accounts)?;
-                let e = store::store_ip_events(c, &events)?;
+                let e = store::store_ip_events(c, &events, &mut store::AccountIds::default())?;
                 let entry = NewEntry::new(actor.clone(), "metadata.demo_seeded")
                     .reference("seed", spec.seed)
                     .reference("first_account", start)

@@ -108,6 +108,7 @@ struct Run<'a> {
     rejects: &'a mut dyn Write,
     accounts: Vec<(u64, AccountRow)>,
     events: Vec<(u64, IpEventRow)>,
+    account_ids: store::AccountIds,
     records: u64,
     totals: BatchOutcome,
     rejected: u64,
@@ -156,7 +157,7 @@ impl Run<'_> {
             &mut conn,
             |c: &mut DbConn| -> Result<BatchOutcome, MetadataError> {
                 let mut outcome = store::store_accounts(c, &accounts)?;
-                outcome.add(store::store_ip_events(c, &events)?);
+                outcome.add(store::store_ip_events(c, &events, &mut self.account_ids)?);
                 let entry = NewEntry::new(self.opts.actor.clone(), "metadata.import_batch")
                     .reference("import_id", self.import_id.as_str())
                     .reference("kind", self.opts.kind.as_str())
@@ -267,6 +268,7 @@ pub fn import(
         rejects,
         accounts: Vec::new(),
         events: Vec::with_capacity(opts.batch_rows),
+        account_ids: store::AccountIds::default(),
         records: 0,
         totals: BatchOutcome::default(),
         rejected: 0,

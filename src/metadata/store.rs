@@ -240,14 +240,33 @@ fn insert_events(conn: &mut DbConn, events: &[NewIpEvent<'_>]) -> Result<u64, Me
     Ok(n as u64)
 }
 
+/// External ids already resolved to account ids during one import, so each batch looks up only
+/// accounts it has not met yet. Account ids never change once assigned, so the cache cannot go
+/// stale; it is bounded, and starts over past [`AccountIds::MAX`] entries.
+#[derive(Debug, Default)]
+pub struct AccountIds(HashMap<String, i64>);
+
+impl AccountIds {
+    /// Most entries kept (about 100 MB at the worst).
+    pub const MAX: usize = 1_000_000;
+}
+
 /// Stores IP event rows; events of unknown accounts are refused.
 pub fn store_ip_events(
     conn: &mut DbConn,
     rows: &[(u64, IpEventRow)],
+    ids: &mut AccountIds,
 ) -> Result<BatchOutcome, MetadataError> {
     let mut out = BatchOutcome::default();
-    let wanted: BTreeSet<&str> = rows.iter().map(|(_, r)| r.external_id.as_str()).collect();
-    let mut ids: HashMap<String, i64> = HashMap::with_capacity(wanted.len());
+    if ids.0.len() > AccountIds::MAX {
+        ids.0.clear();
+    }
+    let wanted: BTreeSet<&str> = rows
+        .iter()
+        .map(|(_, r)| r.external_id.as_str())
+        .filter(|id| !ids.0.contains_key(*id))
+        .collect();
+    let ids = &mut ids.0;
     let wanted: Vec<&str> = wanted.into_iter().collect();
     for chunk in wanted.chunks(500) {
         let found: Vec<(String, i64)> = accounts::table
