@@ -290,6 +290,34 @@ async fn imports_are_idempotent_and_reject_bad_records_by_line(backend: Backend)
     .await
     .unwrap();
 
+    // --batch-rows sets the transaction size for one run: one batch entry per record here.
+    let out = writ(
+        &app,
+        &["import", "ip-events", &events_jsonl, "--batch-rows", "1"],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    let pool = app.pool.clone();
+    let batches = tokio::task::spawn_blocking(move || {
+        let leaf: String = audit_entries::table
+            .filter(audit_entries::event.eq("metadata.import_batch"))
+            .order(audit_entries::seq.desc())
+            .select(audit_entries::leaf)
+            .first(&mut pool.conn().unwrap())
+            .unwrap();
+        leaf
+    })
+    .await
+    .unwrap();
+    assert!(
+        batches.contains("\"first_line\":4") && batches.contains("\"last_line\":4"),
+        "a batch of one record: {batches}"
+    );
+    let out = writ(
+        &app,
+        &["import", "ip-events", &events_jsonl, "--batch-rows", "0"],
+    );
+    assert_eq!(out.status.code(), Some(2), "a zero batch is a usage error");
+
     // An unknown column stops a CSV import before anything is stored.
     std::fs::write(
         dir.join("bad.csv"),
