@@ -12,7 +12,24 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// A data category an order can request (Writ's own taxonomy, see DOMAIN.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+///
+/// `subscriber`: account facts (ids, phone number, creation time, status, registration IP);
+/// `identification`: the one access (IP, port, time) that identifies who was behind an IP:port
+/// at a moment; `ip_history`: the log of a user's IP accesses over a period; `content`: message
+/// content, which Writ does not hold (an order asking for it is answered "not held").
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Category {
     /// Account facts: ids, phone number, creation time, status, registration IP.
@@ -53,7 +70,24 @@ impl fmt::Display for Category {
 }
 
 /// A releasable field of the metadata store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+///
+/// `user_id`, `username`, `phone_number`, `account_created_at`, `account_status` and
+/// `registration_ip` describe the account; `access_ip`, `access_port` and `access_time` the one
+/// access an identification request asks about; `ip_event_ip`, `ip_event_port`,
+/// `ip_event_time` and `ip_event_kind` each entry of the account's IP log.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum FieldId {
     /// Writ's internal account id.

@@ -4,12 +4,20 @@
 
 use super::catalogue::{Category, FieldId};
 use super::model::{Action, Notifier};
-use super::order::{NonDisclosureEnd, Target};
+use super::order::{NonDisclosureEnd, Target, date_time_schema, tagged_variant, unit_variant};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{OneOfBuilder, Schema};
+use utoipa::{PartialSchema, ToSchema};
 
 /// The overall outcome.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// `acceptable_for_review`: the order may go to the normal two-person review for release of the
+/// granted fields; `needs_human_judgement`: something needs a person's legal judgement first
+/// (see `review_flags`); `refused`: nothing may be released (see `refusals`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// The order may go to the normal two-person review for release of the granted fields.
@@ -22,7 +30,14 @@ pub enum Outcome {
 }
 
 /// The status of one category or field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+///
+/// `permit`: may be released (after the usual approvals); `permit_pending_validation_check`:
+/// would be permitted once a person confirms the claimed validation against the signed
+/// document; `preserve`: must be preserved, never released under this order; `deny`: may not
+/// be released; `not_held`: Writ does not hold such data (message content).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum FieldStatus {
     /// May be released (after the usual approvals).
@@ -53,8 +68,21 @@ impl FieldStatus {
     }
 }
 
-/// Why: one code per distinct reason, so that refusals can be counted and tested.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// Why: one code per distinct reason, so that refusals can be counted and tested. Each finding
+/// carrying a code also carries a plain-language `text`; new codes may be added.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ReasonCode {
     /// Granted: the registered issuer (or proven validation) is entitled and conditions hold.
@@ -128,18 +156,19 @@ pub enum ReasonCode {
 }
 
 /// A reason with its text and legal basis.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Finding {
     /// The reason code.
     pub code: ReasonCode,
     /// Plain-language explanation.
     pub text: String,
-    /// The legal basis, where there is one.
+    /// The legal basis, where there is one (else null).
+    #[schema(required = true)]
     pub citation: Option<String>,
 }
 
 /// The decision on one field within a requested category.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FieldDecision {
     /// The field.
     pub field: FieldId,
@@ -149,55 +178,61 @@ pub struct FieldDecision {
     pub reason: ReasonCode,
     /// Plain-language explanation.
     pub text: String,
-    /// The rule's legal basis.
+    /// The rule's legal basis, where there is one (else null).
+    #[schema(required = true)]
     pub citation: Option<String>,
 }
 
 /// The decision on one requested category.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CategoryDecision {
     /// The category, as requested.
     pub category: Category,
-    /// The best status among its fields (or `NotHeld` / `Deny` for the category as a whole).
+    /// The best status among its fields (or `not_held` / `deny` for the category as a whole).
     pub status: FieldStatus,
     /// Why.
     pub reason: ReasonCode,
     /// Plain-language explanation.
     pub text: String,
-    /// The legal basis.
+    /// The legal basis, where there is one (else null).
+    #[schema(required = true)]
     pub citation: Option<String>,
     /// Every field this category covers under the instrument, each decided.
     pub fields: Vec<FieldDecision>,
 }
 
 /// The reply deadline.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Deadline {
-    /// When the reply is due (UTC); `None` when no date applies or while suspended.
+    /// When the reply is due (UTC); null when no date applies or while suspended.
+    #[schema(required = true)]
     pub due: Option<DateTime<Utc>>,
     /// Whether a clarification request is pending and has stopped the clock.
     pub suspended: bool,
-    /// Time left on the clock while suspended, in seconds.
+    /// Time left on the clock while suspended, in seconds; null unless suspended.
+    #[schema(required = true)]
     pub remaining_seconds: Option<i64>,
     /// Plain-language explanation.
     pub text: String,
-    /// The legal basis.
+    /// The legal basis, where there is one (else null).
+    #[schema(required = true)]
     pub citation: Option<String>,
 }
 
 /// The earliest time the granted data may be released.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReleaseTime {
     /// Not before this time (UTC).
     pub earliest: DateTime<Utc>,
     /// Plain-language explanation.
     pub text: String,
-    /// The legal basis.
+    /// The legal basis, where there is one (else null).
+    #[schema(required = true)]
     pub citation: Option<String>,
 }
 
 /// When an emergency order issued without prior validation must be validated.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ValidationDue {
     /// The validation is due by this time (UTC).
     pub due: DateTime<Utc>,
@@ -207,7 +242,11 @@ pub struct ValidationDue {
     pub citation: String,
 }
 
-/// When the provider may or must tell the user.
+/// When the provider may or must tell the user: one of the strings `"not_applicable"`,
+/// `"when_giving_effect"`, `"when_gag_lifted"`, `"never"`, or `{"not_before": "<date-time>"}`.
+///
+/// The JSON schema is written by hand ([`PartialSchema`] below) so that the `not_before` object
+/// is closed, as serde makes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NoticeTiming {
@@ -223,8 +262,48 @@ pub enum NoticeTiming {
     Never,
 }
 
+impl PartialSchema for NoticeTiming {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .description(Some(
+                "When the provider may or must tell the user: one of the strings \
+                 `\"not_applicable\"`, `\"when_giving_effect\"`, `\"when_gag_lifted\"`, \
+                 `\"never\"`, or `{\"not_before\": \"<date-time>\"}`.",
+            ))
+            .item(unit_variant(
+                "not_applicable",
+                "The provider has no role in telling the user (or must keep the order \
+                 confidential).",
+            ))
+            .item(unit_variant(
+                "when_giving_effect",
+                "When giving effect to the order, at the latest.",
+            ))
+            .item(tagged_variant(
+                "not_before",
+                date_time_schema(),
+                "Not before the non-disclosure order ends at this time (UTC).",
+            ))
+            .item(unit_variant(
+                "when_gag_lifted",
+                "Not before an open-ended non-disclosure order is lifted.",
+            ))
+            .item(unit_variant(
+                "never",
+                "Never: a non-disclosure order removes it.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for NoticeTiming {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("NoticeTiming")
+    }
+}
+
 /// One user-notice duty (from the instrument or an overlay).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NoticeDuty {
     /// Who tells the user.
     pub informs: Notifier,
@@ -241,24 +320,27 @@ pub struct NoticeDuty {
 }
 
 /// The non-disclosure order attached to the order, as decided.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Gag {
     /// When it ends.
     pub ends: NonDisclosureEnd,
     /// Whether it was still running at decision time.
     pub active_at_decision: bool,
     /// The provision it is made under, as stated.
+    #[schema(required = true)]
     pub legal_basis: Option<String>,
 }
 
 /// How long a preservation lasts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Preservation {
     /// End of the preservation period (UTC), from receipt.
     pub expires_at: DateTime<Utc>,
     /// Length of one extension (e.g. "30d"), if the law allows one.
+    #[schema(required = true)]
     pub extension: Option<String>,
     /// How many extensions the law allows.
+    #[schema(format = Int64, maximum = 4_294_967_295_u64)]
     pub max_extensions: u32,
     /// Plain-language explanation.
     pub text: String,
@@ -267,7 +349,7 @@ pub struct Preservation {
 }
 
 /// Another duty of the provider.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Duty {
     /// The duty.
     pub text: String,
@@ -276,7 +358,7 @@ pub struct Duty {
 }
 
 /// Whether the instrument binds the provider from its establishment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Binding {
     /// `true`: binding; `false`: voluntary disclosure (always human judgement).
     pub binding: bool,
@@ -286,8 +368,9 @@ pub struct Binding {
     pub citation: String,
 }
 
-/// What the engine concluded about one order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What the engine concluded about one order (narrowed by reviewers, if `narrowing` is not
+/// empty). Every property is always present; those that do not apply are null or empty arrays.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Decision {
     /// The id (SHA-256 hex) of the policy set that decided.
     pub policy_set_id: String,
@@ -296,10 +379,13 @@ pub struct Decision {
     /// The instrument id as given in the order.
     pub instrument: String,
     /// The instrument's name, when known.
+    #[schema(required = true)]
     pub instrument_name: Option<String>,
     /// The instrument's legal basis, when known.
+    #[schema(required = true)]
     pub instrument_citation: Option<String>,
     /// Produce or preserve, when the instrument is known.
+    #[schema(required = true)]
     pub action: Option<Action>,
     /// When Writ received the order.
     pub received_at: DateTime<Utc>,
@@ -312,26 +398,33 @@ pub struct Decision {
     /// Points a person must judge before anything is released.
     pub review_flags: Vec<Finding>,
     /// Binding or voluntary, when the instrument is known.
+    #[schema(required = true)]
     pub binding: Option<Binding>,
     /// The targets, exactly as given in the order.
     pub targets: Vec<Target>,
     /// The period of data the decision reaches: the order's window (a reviewer may shorten it,
-    /// never lengthen it). `None` when the order states none.
+    /// never lengthen it). Null when the order states none.
     #[serde(default)]
+    #[schema(required = true)]
     pub time_window: Option<super::order::TimeWindow>,
     /// One entry per requested category (duplicates removed), in the order requested.
     pub categories: Vec<CategoryDecision>,
     /// The reply deadline.
+    #[schema(required = true)]
     pub deadline: Option<Deadline>,
     /// The earliest release time (produce orders that are not refused).
+    #[schema(required = true)]
     pub earliest_release: Option<ReleaseTime>,
     /// When ex-post validation is due (emergency orders relying on it).
+    #[schema(required = true)]
     pub validation_due: Option<ValidationDue>,
     /// User-notice duties.
     pub user_notice: Vec<NoticeDuty>,
     /// The non-disclosure order, if any.
+    #[schema(required = true)]
     pub gag: Option<Gag>,
     /// The preservation period (preservation orders).
+    #[schema(required = true)]
     pub preservation: Option<Preservation>,
     /// Other duties.
     pub duties: Vec<Duty>,

@@ -99,7 +99,10 @@ impl<'de> Deserialize<'de> for PolicyDuration {
 }
 
 /// Whether an instrument compels production or only preservation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// `produce`: the provider hands the data over; `preserve`: the provider keeps the data
+/// unchanged and nothing is released.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// The provider hands the data over.
@@ -109,7 +112,10 @@ pub enum Action {
 }
 
 /// Who tells the user about the order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// `authority`: the issuing or prosecuting authority; `provider`: the provider; `nobody`: no one
+/// is required to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Notifier {
     /// The issuing or prosecuting authority.

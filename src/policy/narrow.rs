@@ -9,7 +9,7 @@ use super::order::{Target, TimeWindow};
 use serde::{Deserialize, Serialize};
 
 /// A category to keep, with the fields of it to keep.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeepCategory {
     /// The category.
@@ -18,16 +18,17 @@ pub struct KeepCategory {
     pub fields: Vec<FieldId>,
 }
 
-/// What a reviewer keeps of a decision.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What a reviewer keeps of a decision. Anything granted that is not listed is removed; listing
+/// anything the decision does not grant is refused. Unknown keys are rejected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NarrowingRequest {
     /// The categories and fields to keep; every other granted field is removed.
     pub keep: Vec<KeepCategory>,
-    /// The targets to keep; `None` keeps them all.
+    /// The targets to keep, each exactly as in the decision; absent or null keeps them all.
     #[serde(default)]
     pub keep_targets: Option<Vec<Target>>,
-    /// A shorter period of data to keep, inside the decision's; `None` keeps it.
+    /// A shorter period of data to keep, inside the decision's; absent or null keeps it.
     #[serde(default)]
     pub time_window: Option<TimeWindow>,
     /// Why (recorded in the decision).

@@ -9,13 +9,37 @@
 use super::catalogue::Category;
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::net::IpAddr;
+use utoipa::openapi::schema::{
+    AdditionalProperties, KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,
+};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{PartialSchema, ToSchema};
 
 /// The kind of an issuing or validating authority.
 ///
 /// The same list serves the order's *claim* and the registry's *fact*; the engine grants
 /// entitlements only on the registry's fact.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+///
+/// `judge` (including a magistrate judge); `court` (an institution, including a clerk issuing
+/// in its name); `investigating_judge` (juge d'instruction, Ermittlungsrichter); `prosecutor`;
+/// `police` (any law-enforcement officer or agency); `administrative_authority` (another
+/// authority with a legal power to request data); `ocda` (UK Office for Communications Data
+/// Authorisations); `designated_senior_officer` (UK, urgent Part 3 authorisations).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum IssuerKind {
     /// A judge (including a magistrate judge).
@@ -59,16 +83,18 @@ impl std::fmt::Display for IssuerKind {
 }
 
 /// An issuing or validating authority as named in the order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Authority {
-    /// The kind the order claims (checked against the registry, never trusted).
+    /// The kind the order claims (checked against Writ's authority registry, never trusted).
     pub kind: IssuerKind,
     /// The person who signed (name and function).
     pub person: String,
     /// The authority's name (e.g. "Parquet de Paris").
+    #[schema(examples("Parquet de Paris"))]
     pub authority: String,
     /// ISO 3166-1 alpha-2 country of the authority (e.g. "FR"); for EU orders, the issuing state.
+    #[schema(examples("FR"))]
     pub country: String,
     /// The authority's own file number, if given.
     #[serde(default)]
@@ -76,8 +102,11 @@ pub struct Authority {
 }
 
 /// The order's dates, as stated by the authority. Receipt time is *not* here: it is what Writ
-/// recorded (e.g. the postmark of an order sent by post) and is passed to the engine separately.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// recorded (e.g. the postmark of an order sent by post), not what the order says.
+///
+/// Each is an RFC 3339 date-time; any offset is accepted and converted to UTC (Writ echoes
+/// them back in UTC, with a `Z`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderDates {
     /// When the order was issued; the ex-post validation window of emergency orders runs from here.
@@ -95,16 +124,18 @@ pub struct OrderDates {
 }
 
 /// The offence under investigation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Offence {
     /// Plain description of the offence.
     pub description: String,
     /// Maximum custodial sentence in months under the issuing state's law, as stated.
     #[serde(default)]
+    #[schema(format = Int64, maximum = 4_294_967_295_u64)]
     pub max_custodial_months: Option<u32>,
     /// Offence codes used by policies for listed offences (e.g. "eu.dir_2017_541").
     #[serde(default)]
+    #[schema(examples("eu.dir_2017_541"))]
     pub codes: Vec<String>,
     /// Whether the offence was committed over an electronic communications network.
     #[serde(default)]
@@ -112,7 +143,7 @@ pub struct Offence {
 }
 
 /// The emergency claim of an order; its presence makes the order an emergency order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Emergency {
     /// Why the authority says there is an imminent threat (life, physical integrity, safety,
@@ -120,7 +151,11 @@ pub struct Emergency {
     pub justification: String,
 }
 
-/// When a non-disclosure order ends.
+/// When a non-disclosure order ends: `{"until": "<RFC 3339 date-time>"}` or the string
+/// `"open_ended"`.
+///
+/// The JSON schema is written by hand ([`PartialSchema`] below): the derive would let the
+/// `until` object carry other keys, which serde rejects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum NonDisclosureEnd {
@@ -130,8 +165,32 @@ pub enum NonDisclosureEnd {
     OpenEnded,
 }
 
+impl PartialSchema for NonDisclosureEnd {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .description(Some(
+                "When a non-disclosure order ends: `{\"until\": \"<date-time>\"}` (it ends at that \
+                 time; any offset is accepted and converted to UTC) or the string \
+                 `\"open_ended\"` (it runs until lifted).",
+            ))
+            .item(tagged_variant(
+                "until",
+                date_time_schema(),
+                "It ends at this time.",
+            ))
+            .item(unit_variant("open_ended", "It runs until lifted."))
+            .into()
+    }
+}
+
+impl ToSchema for NonDisclosureEnd {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("NonDisclosureEnd")
+    }
+}
+
 /// A non-disclosure ("gag") order attached to the order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NonDisclosure {
     /// When it ends.
@@ -142,22 +201,35 @@ pub struct NonDisclosure {
 }
 
 /// An IP target: "who used this address (and port) at this moment?".
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IpTarget {
-    /// The IP address.
+    /// The IP address, as a string: IPv4 in dotted-decimal form (no leading zeros) or IPv6 in
+    /// RFC 4291 text form, without brackets, port or zone index. Writ echoes it back in canonical
+    /// form (RFC 5952 for IPv6).
+    #[schema(value_type = String, examples("203.0.113.7", "2001:db8::7"))]
     pub address: IpAddr,
-    /// The source port; without it an IPv4 address behind carrier-grade NAT can match many users.
+    /// The source port (1 to 65535: port 0 parses but is refused when the order is checked);
+    /// without it an IPv4 address behind carrier-grade NAT can match many users.
     #[serde(default)]
+    #[schema(maximum = 65535)]
     pub port: Option<u16>,
-    /// The moment, with the offset the authority gave.
+    /// The moment, as an RFC 3339 date-time with the offset the authority gave (kept as given,
+    /// not converted to UTC).
+    #[schema(examples("2026-08-30T10:14:03+02:00"))]
     pub timestamp: DateTime<FixedOffset>,
     /// The time zone the authority stated (e.g. "Europe/Paris"); e-Evidence Annex I asks for it.
     #[serde(default)]
+    #[schema(examples("Europe/Paris"))]
     pub time_zone: Option<String>,
 }
 
-/// Whom the order is about. Targets are passed through to the decision as given.
+/// Whom the order is about: an object with exactly one key, `user_id`, `username`,
+/// `phone_number` or `ip`, e.g. `{"username": "alice"}`. Targets are passed through to the
+/// decision as given.
+///
+/// The JSON schema is written by hand ([`PartialSchema`] below): the derive would let each
+/// variant's object carry other keys, which serde rejects.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Target {
@@ -171,8 +243,82 @@ pub enum Target {
     Ip(IpTarget),
 }
 
-/// The period the requested data should cover.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+impl PartialSchema for Target {
+    fn schema() -> RefOr<Schema> {
+        let text = || ObjectBuilder::new().schema_type(Type::String);
+        OneOfBuilder::new()
+            .description(Some(
+                "Whom the order is about: an object with exactly one key, `user_id`, `username`, \
+                 `phone_number` or `ip`, e.g. `{\"username\": \"alice\"}`. Targets are passed \
+                 through to the decision as given.",
+            ))
+            .item(tagged_variant("user_id", text(), "Writ's account id."))
+            .item(tagged_variant("username", text(), "A user name."))
+            .item(tagged_variant(
+                "phone_number",
+                text(),
+                "A phone number in international format: `+` and the country code, e.g. \
+                 \"+33612345678\".",
+            ))
+            .item(tagged_variant(
+                "ip",
+                Ref::from_schema_name(IpTarget::name()),
+                "An IP address with port, timestamp and time zone.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for Target {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("Target")
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((IpTarget::name().into_owned(), IpTarget::schema()));
+        IpTarget::schemas(schemas);
+    }
+}
+
+/// The JSON schema of one data-carrying variant of an externally tagged enum: an object with
+/// exactly the variant's key (serde rejects any other key, and an object with two).
+pub(super) fn tagged_variant(
+    name: &str,
+    value: impl Into<RefOr<Schema>>,
+    description: &str,
+) -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .title(Some(name))
+        .description(Some(description))
+        .property(name, value)
+        .required(name)
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+        .build()
+        .into()
+}
+
+/// The JSON schema of one unit variant of an externally tagged enum: its name, as a string.
+pub(super) fn unit_variant(name: &str, description: &str) -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .title(Some(name))
+        .description(Some(description))
+        .enum_values(Some([name]))
+        .build()
+        .into()
+}
+
+/// The JSON schema of a chrono `DateTime`: an RFC 3339 date-time string.
+pub(super) fn date_time_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+}
+
+/// The period the requested data should cover (RFC 3339 date-times; any offset is accepted and
+/// converted to UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TimeWindow {
     /// Start (inclusive).
@@ -181,13 +327,15 @@ pub struct TimeWindow {
     pub to: DateTime<Utc>,
 }
 
-/// A lawful-disclosure order as received.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A lawful-disclosure order as received. Unknown keys are rejected at every level.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Order {
     /// The authority's own reference for the order.
+    #[schema(examples("PR-2026-0042"))]
     pub reference: String,
     /// The instrument id, e.g. "eu.epoc"; the part before the first dot is the jurisdiction.
+    #[schema(examples("eu.epoc"))]
     pub instrument: String,
     /// Who issued the order (as claimed).
     pub issuer: Authority,
@@ -214,7 +362,7 @@ pub struct Order {
     /// The offence under investigation.
     #[serde(default)]
     pub offence: Option<Offence>,
-    /// The emergency claim; absent for a normal order.
+    /// The emergency claim; absent (or null) for a normal order.
     #[serde(default)]
     pub emergency: Option<Emergency>,
     /// Whether the order states that the enforcing state was notified (e-Evidence Art 8).
@@ -225,7 +373,7 @@ pub struct Order {
     pub non_disclosure: Option<NonDisclosure>,
     /// Whom the order is about.
     pub targets: Vec<Target>,
-    /// The categories requested.
+    /// The categories requested (duplicates are ignored).
     pub categories: Vec<Category>,
     /// The period the data should cover.
     #[serde(default)]

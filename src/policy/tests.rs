@@ -1770,3 +1770,460 @@ fn the_time_window_is_decided_and_can_only_shrink() {
             .any(|r| r.code == ReasonCode::InvalidTimeWindow)
     );
 }
+
+// --- OpenAPI schemas: the utoipa derives must describe exactly what serde writes and reads. ---
+
+/// The OpenAPI document of the policy types, as JSON, and its `components.schemas`.
+fn api_schemas() -> serde_json::Map<String, serde_json::Value> {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(components(schemas(Order, Decision, NarrowingRequest)))]
+    struct PolicyDoc;
+    let doc = serde_json::to_value(<PolicyDoc as utoipa::OpenApi>::openapi()).unwrap();
+    doc["components"]["schemas"].as_object().unwrap().clone()
+}
+
+/// A small JSON-schema check covering the keywords the generated schemas use: `$ref`, `oneOf`,
+/// `allOf`, `type`, `enum`, `minimum`/`maximum`, `format: date-time`, `required`, `properties`,
+/// `additionalProperties: false` and `items`. Other keywords (descriptions, examples) are ignored.
+fn conforms(
+    schemas: &serde_json::Map<String, serde_json::Value>,
+    schema: &serde_json::Value,
+    value: &serde_json::Value,
+    at: &str,
+) -> Result<(), String> {
+    use serde_json::Value;
+    if let Some(Value::String(reference)) = schema.get("$ref") {
+        let name = reference
+            .strip_prefix("#/components/schemas/")
+            .ok_or_else(|| format!("{at}: foreign $ref {reference}"))?;
+        let target = schemas
+            .get(name)
+            .ok_or_else(|| format!("{at}: dangling $ref {reference}"))?;
+        return conforms(schemas, target, value, at);
+    }
+    if let Some(Value::Array(alternatives)) = schema.get("oneOf") {
+        let matching = alternatives
+            .iter()
+            .filter(|s| conforms(schemas, s, value, at).is_ok())
+            .count();
+        if matching != 1 {
+            return Err(format!(
+                "{at}: {value} matches {matching} of the oneOf alternatives"
+            ));
+        }
+    }
+    if let Some(Value::Array(all)) = schema.get("allOf") {
+        for s in all {
+            conforms(schemas, s, value, at)?;
+        }
+    }
+    if let Some(types) = schema.get("type") {
+        let types: Vec<&str> = match types {
+            Value::String(t) => vec![t.as_str()],
+            Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+            other => return Err(format!("{at}: odd type {other}")),
+        };
+        let fits = |t: &str| match t {
+            "null" => value.is_null(),
+            "boolean" => value.is_boolean(),
+            "integer" => value.is_i64() || value.is_u64(),
+            "number" => value.is_number(),
+            "string" => value.is_string(),
+            "array" => value.is_array(),
+            "object" => value.is_object(),
+            _ => false,
+        };
+        if !types.iter().any(|t| fits(t)) {
+            return Err(format!("{at}: {value} is not of type {types:?}"));
+        }
+    }
+    if let Some(Value::Array(allowed)) = schema.get("enum")
+        && !allowed.contains(value)
+    {
+        return Err(format!("{at}: {value} is not one of {allowed:?}"));
+    }
+    if let Some(n) = value.as_f64() {
+        if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
+            && n < min
+        {
+            return Err(format!("{at}: {n} < minimum {min}"));
+        }
+        if let Some(max) = schema.get("maximum").and_then(Value::as_f64)
+            && n > max
+        {
+            return Err(format!("{at}: {n} > maximum {max}"));
+        }
+    }
+    if let (Some("date-time"), Some(text)) =
+        (schema.get("format").and_then(Value::as_str), value.as_str())
+        && DateTime::parse_from_rfc3339(text).is_err()
+    {
+        return Err(format!("{at}: {text:?} is not an RFC 3339 date-time"));
+    }
+    if let Value::Object(object) = value {
+        let properties = schema.get("properties").and_then(Value::as_object);
+        for name in schema
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            if !object.contains_key(name) {
+                return Err(format!("{at}: required `{name}` is missing"));
+            }
+        }
+        for (key, v) in object {
+            match properties.and_then(|p| p.get(key)) {
+                Some(s) => conforms(schemas, s, v, &format!("{at}.{key}"))?,
+                None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
+                    return Err(format!("{at}: `{key}` is not an allowed property"));
+                }
+                None => {}
+            }
+        }
+    }
+    if let (Value::Array(items), Some(item_schema)) = (value, schema.get("items")) {
+        for (i, v) in items.iter().enumerate() {
+            conforms(schemas, item_schema, v, &format!("{at}[{i}]"))?;
+        }
+    }
+    Ok(())
+}
+
+fn schema_ref(name: &str) -> serde_json::Value {
+    serde_json::json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn names(list: &serde_json::Value) -> std::collections::BTreeSet<String> {
+    list.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn keys(object: &serde_json::Value) -> std::collections::BTreeSet<String> {
+    object
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+const EPOC_FIXTURE: &str = include_str!("../../tests/fixtures/orders/epoc-prosecutor.json");
+
+#[test]
+fn openapi_order_schema_matches_serde() {
+    let schemas = api_schemas();
+    let order_schema = &schemas["Order"];
+
+    // Required is exactly what serde cannot default; the rest may be left out.
+    assert_eq!(
+        names(&order_schema["required"]),
+        [
+            "reference",
+            "instrument",
+            "issuer",
+            "dates",
+            "targets",
+            "categories"
+        ]
+        .map(String::from)
+        .into(),
+    );
+    // The properties are exactly the keys serde writes (it writes every field).
+    let written =
+        serde_json::to_value(order("eu.epoc", Prosecutor, &[Category::Subscriber])).unwrap();
+    assert_eq!(keys(&order_schema["properties"]), keys(&written));
+    // deny_unknown_fields is `additionalProperties: false` on every request struct.
+    for name in [
+        "Order",
+        "Authority",
+        "OrderDates",
+        "Offence",
+        "Emergency",
+        "NonDisclosure",
+        "IpTarget",
+        "TimeWindow",
+        "NarrowingRequest",
+        "KeepCategory",
+    ] {
+        assert_eq!(
+            schemas[name]["additionalProperties"],
+            serde_json::Value::Bool(false),
+            "{name}"
+        );
+    }
+
+    // Target: one closed single-key object per variant, named as serde names them.
+    let variants = schemas["Target"]["oneOf"].as_array().unwrap();
+    let mut variant_keys = std::collections::BTreeSet::new();
+    for v in variants {
+        assert_eq!(
+            v["additionalProperties"],
+            serde_json::Value::Bool(false),
+            "{v}"
+        );
+        let required = names(&v["required"]);
+        assert_eq!(required.len(), 1, "{v}");
+        assert_eq!(required, keys(&v["properties"]), "{v}");
+        variant_keys.extend(required);
+    }
+    assert_eq!(
+        variant_keys,
+        ["user_id", "username", "phone_number", "ip"]
+            .map(String::from)
+            .into()
+    );
+    let ip = Target::Ip(IpTarget {
+        address: "2001:db8::7".parse().unwrap(),
+        port: None,
+        timestamp: "2026-08-30T10:14:03+02:00".parse().unwrap(),
+        time_zone: None,
+    });
+    for target in [
+        Target::UserId("u-1".into()),
+        Target::Username("alice".into()),
+        Target::PhoneNumber("+33612345678".into()),
+        ip,
+    ] {
+        let value = serde_json::to_value(&target).unwrap();
+        conforms(&schemas, &schema_ref("Target"), &value, "target").unwrap();
+    }
+
+    // Unit enums list exactly what serde writes for each variant.
+    let enum_values = |name: &str| -> Vec<serde_json::Value> {
+        schemas[name]["enum"].as_array().unwrap().clone()
+    };
+    assert_eq!(
+        enum_values("Category"),
+        Category::ALL
+            .iter()
+            .map(|c| serde_json::to_value(c).unwrap())
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        enum_values("FieldId"),
+        CATALOGUE
+            .iter()
+            .map(|f| serde_json::to_value(f.id).unwrap())
+            .collect::<Vec<_>>()
+    );
+    for kind in [
+        IssuerKind::Judge,
+        IssuerKind::Court,
+        IssuerKind::InvestigatingJudge,
+        IssuerKind::Prosecutor,
+        IssuerKind::Police,
+        IssuerKind::AdministrativeAuthority,
+        IssuerKind::Ocda,
+        IssuerKind::DesignatedSeniorOfficer,
+    ] {
+        assert!(
+            enum_values("IssuerKind").contains(&serde_json::to_value(kind).unwrap()),
+            "{kind}"
+        );
+    }
+    assert_eq!(enum_values("IssuerKind").len(), 8);
+
+    // NonDisclosureEnd: the string "open_ended" or a closed {"until": date-time}.
+    for end in [NonDisclosureEnd::OpenEnded, NonDisclosureEnd::Until(t0())] {
+        let value = serde_json::to_value(end).unwrap();
+        conforms(&schemas, &schema_ref("NonDisclosureEnd"), &value, "ends").unwrap();
+    }
+    let bad_end = serde_json::json!({ "until": "2026-09-01T08:00:00Z", "extra": 1 });
+    assert!(conforms(&schemas, &schema_ref("NonDisclosureEnd"), &bad_end, "ends").is_err());
+    assert!(serde_json::from_value::<NonDisclosureEnd>(bad_end).is_err());
+
+    // What the schema refuses, serde refuses too.
+    let fixture: serde_json::Value = serde_json::from_str(EPOC_FIXTURE).unwrap();
+    let mut refused = Vec::new();
+    let mut unknown_key = fixture.clone();
+    unknown_key["issuer"]["rank"] = "commissaire".into();
+    refused.push(unknown_key);
+    let mut two_key_target = fixture.clone();
+    two_key_target["targets"][0]["user_id"] = "u-1".into();
+    refused.push(two_key_target);
+    let mut bad_category = fixture.clone();
+    bad_category["categories"][0] = "location".into();
+    refused.push(bad_category);
+    let mut bad_port = fixture.clone();
+    bad_port["targets"][1]["ip"]["port"] = 99999.into();
+    refused.push(bad_port);
+    for required in names(&order_schema["required"]) {
+        let mut missing = fixture.clone();
+        missing.as_object_mut().unwrap().remove(&required);
+        refused.push(missing);
+    }
+    for value in refused {
+        assert!(
+            conforms(&schemas, &schema_ref("Order"), &value, "order").is_err(),
+            "the schema accepts {value}"
+        );
+        assert!(
+            serde_json::from_value::<Order>(value.clone()).is_err(),
+            "serde accepts {value}"
+        );
+    }
+    // What the schema accepts with only the required keys, serde accepts too.
+    let mut minimal = fixture.clone();
+    let required = names(&order_schema["required"]);
+    minimal
+        .as_object_mut()
+        .unwrap()
+        .retain(|k, _| required.contains(k));
+    conforms(&schemas, &schema_ref("Order"), &minimal, "order").unwrap();
+    serde_json::from_value::<Order>(minimal).unwrap();
+}
+
+#[test]
+fn openapi_decision_schema_matches_what_serde_writes() {
+    let schemas = api_schemas();
+    // Decisions of many shapes: every instrument, normal and emergency, gagged until a date or
+    // open-ended, refused for an unknown jurisdiction, and narrowed.
+    let mut decisions = Vec::new();
+    let mut instruments: Vec<String> = set().instruments().map(|(id, _)| id.to_owned()).collect();
+    instruments.push("zz.unknown".into());
+    for instrument in &instruments {
+        for emergency in [false, true] {
+            let mut o = order(
+                instrument,
+                IssuerKind::Prosecutor,
+                &[
+                    Category::Subscriber,
+                    Category::Identification,
+                    Category::IpHistory,
+                    Category::Content,
+                ],
+            );
+            if emergency {
+                o.emergency = Some(Emergency {
+                    justification: "threat to life".into(),
+                });
+                o.non_disclosure = Some(NonDisclosure {
+                    ends: NonDisclosureEnd::Until(t0() + hours(24 * 90)),
+                    legal_basis: Some("the provision".into()),
+                });
+            } else {
+                o.non_disclosure = Some(NonDisclosure {
+                    ends: NonDisclosureEnd::OpenEnded,
+                    legal_basis: None,
+                });
+            }
+            for kind in [
+                IssuerKind::Prosecutor,
+                IssuerKind::Police,
+                IssuerKind::Judge,
+            ] {
+                decisions.push(run(&o, &facts(kind)));
+            }
+        }
+    }
+    let fixture = Order::from_json(EPOC_FIXTURE).unwrap();
+    let d = run(&fixture, &facts(Prosecutor));
+    let keep = NarrowingRequest {
+        keep: vec![],
+        keep_targets: None,
+        time_window: None,
+        reason: "not needed".into(),
+    };
+    decisions.push(narrow(&d, &keep).unwrap());
+    decisions.push(d);
+
+    let decision_schema = &schemas["Decision"];
+    // Serde writes every field of a decision (null when empty), so every property is required.
+    assert_eq!(
+        names(&decision_schema["required"]),
+        keys(&decision_schema["properties"])
+    );
+    let mut timings = std::collections::BTreeSet::new();
+    for d in &decisions {
+        let value = serde_json::to_value(d).unwrap();
+        assert_eq!(keys(&value), keys(&decision_schema["properties"]));
+        if let Err(e) = conforms(&schemas, &schema_ref("Decision"), &value, "decision") {
+            panic!("{e}\n{value:#}");
+        }
+        for notice in value["user_notice"].as_array().unwrap() {
+            timings.insert(match &notice["timing"] {
+                serde_json::Value::String(s) => s.clone(),
+                other => keys(other).into_iter().collect::<Vec<_>>().join(","),
+            });
+        }
+    }
+    // The check bites: a decision serde would not write does not fit.
+    let good = serde_json::to_value(&decisions[0]).unwrap();
+    let mut bad = Vec::new();
+    for (pointer, replacement) in [
+        ("/outcome", serde_json::json!("approved")),
+        ("/received_at", serde_json::json!("yesterday")),
+        (
+            "/targets/0",
+            serde_json::json!({ "user_id": "u-1", "username": "alice" }),
+        ),
+        ("/categories/0/fields/0/status", serde_json::json!("maybe")),
+    ] {
+        let mut v = good.clone();
+        *v.pointer_mut(pointer).unwrap() = replacement;
+        bad.push(v);
+    }
+    let mut missing = good.clone();
+    missing.as_object_mut().unwrap().remove("gag");
+    bad.push(missing);
+    for v in bad {
+        assert!(
+            conforms(&schemas, &schema_ref("Decision"), &v, "decision").is_err(),
+            "{v}"
+        );
+    }
+    // The hand-written NoticeTiming schema was exercised on both of its shapes.
+    assert!(timings.contains("not_before"), "{timings:?}");
+    assert!(timings.len() > 1, "{timings:?}");
+    // Every data-carrying schema a decision refers to is in the document.
+    for name in [
+        "Outcome",
+        "Finding",
+        "ReasonCode",
+        "FieldDecision",
+        "FieldStatus",
+        "CategoryDecision",
+        "Deadline",
+        "ReleaseTime",
+        "ValidationDue",
+        "NoticeTiming",
+        "NoticeDuty",
+        "Notifier",
+        "Gag",
+        "Preservation",
+        "Duty",
+        "Binding",
+        "Action",
+        "FieldId",
+        "Target",
+        "IpTarget",
+        "TimeWindow",
+        "NonDisclosureEnd",
+    ] {
+        assert!(schemas.contains_key(name), "{name} missing");
+    }
+}
+
+#[test]
+fn epoc_fixture_round_trips_and_fits_the_order_schema() {
+    let schemas = api_schemas();
+    let fixture: serde_json::Value = serde_json::from_str(EPOC_FIXTURE).unwrap();
+    let o: Order = serde_json::from_value(fixture.clone()).unwrap();
+    let written = serde_json::to_value(&o).unwrap();
+    assert_eq!(serde_json::from_value::<Order>(written.clone()).unwrap(), o);
+    let properties = keys(&schemas["Order"]["properties"]);
+    for key in keys(&fixture) {
+        assert!(
+            properties.contains(&key),
+            "`{key}` is not in the Order schema"
+        );
+    }
+    // Both the fixture and what serde writes back (with nulls for absent options) fit.
+    conforms(&schemas, &schema_ref("Order"), &fixture, "fixture").unwrap();
+    conforms(&schemas, &schema_ref("Order"), &written, "written").unwrap();
+}
