@@ -12,6 +12,7 @@ pub mod authority;
 pub mod cli;
 pub mod db;
 pub mod metadata;
+pub mod orders;
 pub mod policy;
 pub mod settings;
 pub mod telemetry;

@@ -40,6 +40,30 @@ pub struct Settings {
     pub policy: PolicySettings,
     /// The provider's own legal position (establishment, representatives).
     pub deployment: crate::policy::Deployment,
+    /// The authorities' order-intake API.
+    pub api: ApiSettings,
+}
+
+/// `[api]`: the order-intake API for authorities' systems.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSettings {
+    /// The `aud` every request token must carry; empty derives `writ:<deployment id>`.
+    pub audience: String,
+    /// Longest accepted token lifetime (`exp` - `iat`), in seconds.
+    pub token_max_lifetime_secs: i64,
+    /// Largest signed order document (after base64 decoding), in bytes.
+    pub document_limit_bytes: usize,
+    /// Requests per authority per minute, across all instances.
+    pub rate_limit_per_minute: u32,
+    /// Failed authentications per client network per minute before further requests from it
+    /// are refused unexamined (429).
+    pub auth_failure_limit_per_minute: u32,
+    /// Reverse proxies in front of Writ whose `X-Forwarded-For` entry is trusted (0: none; the
+    /// client is the TCP peer).
+    pub trusted_proxy_hops: usize,
+    /// Seconds between runs of the background jobs (hold resolution, failure summaries).
+    pub jobs_interval_secs: u64,
 }
 
 /// `[policy]`: the jurisdiction policy files.
@@ -593,6 +617,35 @@ impl Settings {
             if days == 0 {
                 return Err((key, "must be at least 1 day".into()));
             }
+        }
+        for (key, value) in [
+            (
+                "api.token_max_lifetime_secs",
+                u64::try_from(self.api.token_max_lifetime_secs).unwrap_or(0),
+            ),
+            (
+                "api.document_limit_bytes",
+                self.api.document_limit_bytes as u64,
+            ),
+            (
+                "api.rate_limit_per_minute",
+                u64::from(self.api.rate_limit_per_minute),
+            ),
+            (
+                "api.auth_failure_limit_per_minute",
+                u64::from(self.api.auth_failure_limit_per_minute),
+            ),
+            ("api.jobs_interval_secs", self.api.jobs_interval_secs),
+        ] {
+            if value == 0 {
+                return Err((key, "must be at least 1".into()));
+            }
+        }
+        if self.api.token_max_lifetime_secs > 3600 {
+            return Err((
+                "api.token_max_lifetime_secs",
+                "must be at most 3600: request tokens are short-lived".into(),
+            ));
         }
         let country = &self.deployment.establishment;
         if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_uppercase()) {

@@ -4,7 +4,10 @@
 //! The engine takes an order's issuer kind and country from here ([`registry_facts`]), never
 //! from the order body. Every change is recorded in the audit log in the same transaction.
 
+pub mod client;
+pub mod throttle;
 pub mod token;
+pub mod validation;
 
 use chrono::Utc;
 use diesel::prelude::*;

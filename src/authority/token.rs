@@ -100,6 +100,9 @@ pub enum TokenError {
     /// The `jti` was used before.
     #[error("token already used")]
     Replay,
+    /// The authority is suspended (the token itself is genuine).
+    #[error("the authority is suspended")]
+    Suspended,
     /// The database failed.
     #[error("registry unavailable: {0}")]
     Unavailable(String),
@@ -116,6 +119,7 @@ impl TokenError {
             Self::Claims(_) => "invalid-claims",
             Self::BodyMismatch(_) => "body-mismatch",
             Self::Replay => "replay",
+            Self::Suspended => "suspended",
             Self::Unavailable(_) => "unavailable",
         }
     }
@@ -147,6 +151,77 @@ fn pinned(name: &str) -> Option<Algorithm> {
     }
 }
 
+/// A registered, unrevoked key with what is known of its authority.
+pub(crate) struct RegisteredKey {
+    /// The owning authority.
+    pub authority_id: String,
+    /// Whether that authority is active.
+    pub authority_active: bool,
+    /// The owning authority's registered kind.
+    pub authority_kind: String,
+    algorithm: String,
+    pem: String,
+}
+
+impl RegisteredKey {
+    /// The unrevoked key `kid`, if registered.
+    pub fn load(conn: &mut DbConn, kid: &str) -> Result<Option<Self>, diesel::result::Error> {
+        let found: Option<(String, String, String, String, String)> = authority_keys::table
+            .inner_join(authorities::table)
+            .filter(authority_keys::kid.eq(kid))
+            .filter(authority_keys::revoked_at.is_null())
+            .select((
+                authority_keys::authority_id,
+                authorities::status,
+                authorities::kind,
+                authority_keys::algorithm,
+                authority_keys::public_key_pem,
+            ))
+            .first(conn)
+            .optional()?;
+        Ok(found.map(
+            |(authority_id, status, authority_kind, algorithm, pem)| Self {
+                authority_id,
+                authority_active: status == "active",
+                authority_kind,
+                algorithm,
+                pem,
+            },
+        ))
+    }
+
+    /// The key for verifying a token whose header names `header_alg`: refused unless that is
+    /// exactly the algorithm pinned to the key.
+    pub fn decoding_key(
+        &self,
+        header_alg: Algorithm,
+    ) -> Result<(Algorithm, DecodingKey), TokenError> {
+        let alg = pinned(&self.algorithm).ok_or(TokenError::UnknownKey)?;
+        if header_alg != alg {
+            return Err(TokenError::AlgorithmMismatch);
+        }
+        let pem = self.pem.as_bytes();
+        let key = match alg {
+            Algorithm::EdDSA => DecodingKey::from_ed_pem(pem),
+            Algorithm::ES256 => DecodingKey::from_ec_pem(pem),
+            _ => DecodingKey::from_rsa_pem(pem),
+        }
+        .map_err(|_| TokenError::UnknownKey)?;
+        Ok((alg, key))
+    }
+}
+
+/// A validation over exact parameters: signature only, no time or claim checks (the caller
+/// checks the claims it needs, by type).
+pub(crate) fn signature_only(alg: Algorithm) -> Validation {
+    let mut v = Validation::new(alg);
+    v.required_spec_claims.clear();
+    v.validate_exp = false;
+    v.validate_nbf = false;
+    v.validate_aud = false;
+    v
+}
+
 /// Verifies `token` for `request`; `now` is Unix seconds. On success the `jti` is recorded as
 /// used (in its own transaction, so a replay is refused on every instance from then on).
 pub fn verify(
@@ -162,43 +237,20 @@ pub fn verify(
     let kid = header
         .kid
         .ok_or_else(|| TokenError::Malformed("the header has no `kid`".into()))?;
-    let key: Option<(String, String, String)> = authority_keys::table
-        .inner_join(authorities::table)
-        .filter(authority_keys::kid.eq(&kid))
-        .filter(authority_keys::revoked_at.is_null())
-        .filter(authorities::status.eq("active"))
-        .select((
-            authority_keys::authority_id,
-            authority_keys::algorithm,
-            authority_keys::public_key_pem,
-        ))
-        .first(conn)
-        .optional()?;
-    let Some((authority_id, algorithm, pem)) = key else {
-        return Err(TokenError::UnknownKey);
-    };
-    let alg = pinned(&algorithm).ok_or(TokenError::UnknownKey)?;
-    if header.alg != alg {
-        return Err(TokenError::AlgorithmMismatch);
-    }
-    let decoding = match alg {
-        Algorithm::EdDSA => DecodingKey::from_ed_pem(pem.as_bytes()),
-        Algorithm::ES256 => DecodingKey::from_ec_pem(pem.as_bytes()),
-        _ => DecodingKey::from_rsa_pem(pem.as_bytes()),
-    }
-    .map_err(|_| TokenError::UnknownKey)?;
+    let key = RegisteredKey::load(conn, &kid)?.ok_or(TokenError::UnknownKey)?;
+    let (alg, decoding) = key.decoding_key(header.alg)?;
+    let authority_id = key.authority_id.clone();
 
     // Signature first, with no time or claim checks: a forged token learns nothing more.
-    let mut signature_only = Validation::new(alg);
-    signature_only.required_spec_claims.clear();
-    signature_only.validate_exp = false;
-    signature_only.validate_nbf = false;
-    signature_only.validate_aud = false;
-    let raw = jsonwebtoken::decode::<serde_json::Value>(token, &decoding, &signature_only)
+    let raw = jsonwebtoken::decode::<serde_json::Value>(token, &decoding, &signature_only(alg))
         .map_err(|e| match e.kind() {
             jsonwebtoken::errors::ErrorKind::InvalidSignature => TokenError::BadSignature,
             _ => TokenError::Malformed(e.to_string()),
         })?;
+    // Only a correctly signed request learns that its authority is suspended.
+    if !key.authority_active {
+        return Err(TokenError::Suspended);
+    }
     // Typed claims: a string-typed `exp` or a missing `jti` fails here, by name.
     let claims: Claims = serde_path_to_error::deserialize(raw.claims).map_err(|e| {
         let path = e.path().to_string();

@@ -13,6 +13,7 @@ mod migrate;
 mod policy;
 mod retention;
 mod serve;
+mod token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -77,6 +78,13 @@ pub enum Command {
         #[command(subcommand)]
         action: policy::PolicyAction,
     },
+    /// The authority's side, as a reference: make a key, build a submission, sign a validation
+    /// or a body-bound request token.
+    Token {
+        /// What to do.
+        #[command(subcommand)]
+        action: token::TokenAction,
+    },
     /// Synthetic data for demos, tests and benchmarks.
     Demo {
         /// What to do.
@@ -110,6 +118,7 @@ pub fn main() -> ExitCode {
         Command::Demo { action } => demo::run(settings, action),
         Command::Policy { action } => policy::run(settings, action),
         Command::Authority { action } => authority::run(settings, action),
+        Command::Token { action } => token::run(action),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -26,6 +26,13 @@ pub fn run(settings: Settings, action: RetentionAction) -> anyhow::Result<()> {
     let mut conn = db.conn()?;
     let now = chrono::Utc::now().timestamp_micros();
     let actor = Actor::new(crate::audit::ActorKind::System, "retention");
+    // Orders hold their targets by identifier from receipt; those holds must reach the
+    // accounts before anything is purged (a dry run resolves them too: holds only keep data).
+    let resolved = crate::orders::holds::resolve_all(&mut conn, chrono::Utc::now())
+        .context("cannot resolve pending order holds; nothing was deleted")?;
+    if resolved > 0 {
+        println!("resolved {resolved} pending order holds to accounts first");
+    }
     let r = retention::run(&mut conn, &settings.retention, now, dry_run, &actor)?;
     let verb = if dry_run { "would delete" } else { "deleted" };
     println!(

@@ -53,6 +53,9 @@ pub enum DbError {
     /// Setting up the database (its folder, its journal mode) failed.
     #[error("database setup failed: {0}")]
     Setup(String),
+    /// A stored value does not parse as what Writ wrote there.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
 }
 
 /// Opens connections for the pool and applies the per-connection settings.

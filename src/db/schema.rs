@@ -191,3 +191,195 @@ diesel::table! {
         expires_at -> BigInt,
     }
 }
+
+diesel::table! {
+    /// Orders received from authorities (the current version's summary).
+    orders (id) {
+        /// Writ's order id (UUID).
+        id -> Text,
+        /// The sending authority (from its verified token, never from the body).
+        authority_id -> Text,
+        /// The authority's own reference.
+        reference -> Text,
+        /// The instrument id.
+        instrument -> Text,
+        /// Whether the order claims an emergency.
+        emergency -> Bool,
+        /// Workflow status.
+        status -> Text,
+        /// Current version (1 + amendments).
+        version -> Integer,
+        /// The engine's outcome for the current version.
+        outcome -> Text,
+        /// The reply deadline, UTC microseconds.
+        deadline_at -> Nullable<BigInt>,
+        /// When received, UTC microseconds.
+        received_at -> BigInt,
+        /// Last change, UTC microseconds.
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Every version of an order, exactly as submitted, with its decision.
+    order_versions (order_id, version) {
+        /// The order.
+        order_id -> Text,
+        /// Version number.
+        version -> Integer,
+        /// The order JSON as submitted.
+        order_json -> Text,
+        /// SHA-256 (hex) of `order_json`.
+        order_sha256 -> Text,
+        /// The validator key whose signature proved the validation.
+        validation_kid -> Nullable<Text>,
+        /// The validator's signature as submitted.
+        validation_token -> Nullable<Text>,
+        /// The policy decision (JSON).
+        decision_json -> Text,
+        /// When stored, UTC microseconds.
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Signed order documents.
+    order_documents (order_id, version) {
+        /// The order.
+        order_id -> Text,
+        /// The version it came with.
+        version -> Integer,
+        /// Media type (application/pdf).
+        media_type -> Text,
+        /// SHA-256 (hex) of the content.
+        sha256 -> Text,
+        /// Size in bytes.
+        size -> BigInt,
+        /// The document.
+        content -> Binary,
+    }
+}
+
+diesel::table! {
+    /// Clarification messages.
+    order_messages (id) {
+        /// Sequence.
+        id -> BigInt,
+        /// The order.
+        order_id -> Text,
+        /// `authority` or `provider`.
+        sender -> Text,
+        /// Authority id or staff member.
+        author -> Text,
+        /// Text.
+        body -> Text,
+        /// The version an amendment in this message created.
+        amended_version -> Nullable<Integer>,
+        /// When, UTC microseconds.
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Idempotency keys per authority.
+    idempotency_keys (authority_id, idempotency_key) {
+        /// The authority.
+        authority_id -> Text,
+        /// The client's key.
+        idempotency_key -> Text,
+        /// SHA-256 (hex) of method, path and body.
+        request_sha256 -> Text,
+        /// The first answer's status.
+        status -> Integer,
+        /// The first answer's body.
+        response -> Text,
+        /// When, UTC microseconds.
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Malformed submissions from authenticated authorities.
+    rejected_submissions (id) {
+        /// Rejection id (UUID).
+        id -> Text,
+        /// The authority.
+        authority_id -> Text,
+        /// When, UTC microseconds.
+        received_at -> BigInt,
+        /// SHA-256 (hex) of the body.
+        body_sha256 -> Text,
+        /// Body size in bytes.
+        size -> BigInt,
+        /// HTTP status answered.
+        status -> Integer,
+        /// The reasons (JSON array of field errors).
+        reasons -> Text,
+    }
+}
+
+diesel::table! {
+    /// Holds by target identifier, resolved to account holds by a background job.
+    target_holds (id) {
+        /// Sequence.
+        id -> BigInt,
+        /// The order.
+        order_id -> Text,
+        /// user_id, username, phone or ip.
+        target_kind -> Text,
+        /// The normalised identifier.
+        target_value -> Text,
+        /// The port of an IP target.
+        ip_port -> Nullable<Integer>,
+        /// Comma-separated categories.
+        categories -> Text,
+        /// Start of the held data interval, UTC microseconds.
+        data_from -> BigInt,
+        /// End (exclusive).
+        data_to -> BigInt,
+        /// When recorded.
+        created_at -> BigInt,
+        /// When resolved to account holds.
+        resolved_at -> Nullable<BigInt>,
+        /// When the order closed and the hold ended.
+        released_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    /// Fixed-window rate counters shared by all instances.
+    rate_counters (scope, window_start) {
+        /// What is counted.
+        scope -> Text,
+        /// Window start, Unix seconds.
+        window_start -> BigInt,
+        /// Requests in the window.
+        count -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Failed authentications per client network, reason and window.
+    auth_failures (window_start, source, reason) {
+        /// Window start, Unix seconds.
+        window_start -> BigInt,
+        /// Client network.
+        source -> Text,
+        /// Reason class.
+        reason -> Text,
+        /// Failures in the window.
+        count -> BigInt,
+    }
+}
+
+diesel::joinable!(order_versions -> orders (order_id));
+diesel::joinable!(order_documents -> orders (order_id));
+diesel::joinable!(order_messages -> orders (order_id));
+diesel::joinable!(target_holds -> orders (order_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    orders,
+    order_versions,
+    order_documents,
+    order_messages,
+    target_holds
+);

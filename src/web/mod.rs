@@ -2,12 +2,14 @@
 //!
 //! Handlers stay thin: parse input into domain types, call one service function, render.
 
+pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod extract;
 pub mod health;
 pub mod ingest;
 pub mod middleware;
+pub mod openapi;
 pub mod problem;
 
 use std::net::TcpListener;
@@ -51,6 +53,7 @@ pub struct Application {
     server: Server,
     db: Db,
     checkpointer: Option<tokio::task::JoinHandle<()>>,
+    jobs: tokio::task::JoinHandle<()>,
     policies: std::sync::Arc<crate::policy::PolicySet>,
 }
 
@@ -92,6 +95,10 @@ impl Application {
             .port();
         let checkpointer = (settings.audit.checkpoint_interval_secs > 0)
             .then(|| tokio::spawn(audit_service::run_checkpointer(db.clone(), signer.clone())));
+        let jobs = tokio::spawn(crate::orders::run_jobs(
+            db.clone(),
+            Duration::from_secs(settings.api.jobs_interval_secs),
+        ));
         let server = build_server(listener, db.clone(), signer, policies.clone(), &settings)
             .map_err(|source| StartupError::Bind { address, source })?;
         tracing::info!(
@@ -105,6 +112,7 @@ impl Application {
             server,
             db,
             checkpointer,
+            jobs,
             policies,
         })
     }
@@ -135,6 +143,7 @@ impl Application {
         if let Some(task) = self.checkpointer {
             task.abort();
         }
+        self.jobs.abort();
         result
     }
 }
@@ -146,6 +155,12 @@ fn build_server(
     policies: std::sync::Arc<crate::policy::PolicySet>,
     settings: &Settings,
 ) -> std::io::Result<Server> {
+    let api_state = web::Data::new(api::ApiState::new(
+        settings.api.clone(),
+        policies.clone(),
+        settings.deployment.clone(),
+    ));
+    let openapi_document = web::Data::new(openapi::OpenApiDocument(openapi::document()));
     let policies = web::Data::from(policies);
     let db = web::Data::new(db);
     let signer = web::Data::from(signer);
@@ -175,6 +190,8 @@ fn build_server(
                 .app_data(feeder_tokens.clone())
                 .app_data(policies.clone())
                 .app_data(metadata_settings.clone())
+                .app_data(api_state.clone())
+                .app_data(openapi_document.clone())
                 .app_data(web::JsonConfig::default().limit(json_limit).error_handler(
                     |err, _req| {
                         Problem::new(StatusCode::BAD_REQUEST, "invalid-json", "Invalid JSON body")
@@ -211,6 +228,18 @@ fn build_server(
                 .service(audit::entries)
                 .service(audit::export_range)
                 .service(audit::view)
+                .service(openapi::openapi_json)
+                .service(openapi::docs_redirect)
+                .service(openapi::docs_page)
+                .service(openapi::docs_asset)
+                .service(api::info)
+                .service(api::submit)
+                .service(api::order)
+                .service(api::withdraw)
+                .service(api::messages)
+                .service(api::post_message)
+                .service(api::disclosure)
+                .service(api::rejection)
                 .service(
                     web::scope("")
                         .app_data(web::PayloadConfig::new(ingest_limit))

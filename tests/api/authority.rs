@@ -471,7 +471,8 @@ async fn body_bound_tokens_resist_the_known_attacks(backend: Backend) {
             Err(TokenError::Claims(_))
         ));
 
-        // A revoked key, and a suspended authority, sign nothing any more.
+        // A revoked key signs nothing any more; a suspended authority's genuine token is told
+        // so (403), a forged one learns nothing.
         writ::authority::revoke_key(&mut conn, &actor, "paris-1").unwrap();
         assert_eq!(
             check(
@@ -486,7 +487,11 @@ async fn body_bound_tokens_resist_the_known_attacks(backend: Backend) {
         c.iss = "fr-parquet-lyon".into();
         assert_eq!(
             check(&mut conn, &tokens::sign(&c, "lyon-1", 2), request),
-            Err(TokenError::UnknownKey)
+            Err(TokenError::Suspended)
+        );
+        assert_eq!(
+            check(&mut conn, &tokens::sign(&c, "lyon-1", 1), request),
+            Err(TokenError::BadSignature)
         );
         assert_eq!(TokenError::Replay.class(), "replay");
     })

@@ -9,4 +9,6 @@ mod cli;
 mod database;
 mod health;
 mod metadata;
+mod openapi;
+mod orders;
 mod policy;

@@ -1,0 +1,9 @@
+DROP TABLE auth_failures;
+DROP TABLE rate_counters;
+DROP TABLE target_holds;
+DROP TABLE rejected_submissions;
+DROP TABLE idempotency_keys;
+DROP TABLE order_messages;
+DROP TABLE order_documents;
+DROP TABLE order_versions;
+DROP TABLE orders;

@@ -1,0 +1,204 @@
+//! Request-rate limits and failed-authentication throttling, counted in the database so that
+//! every instance behind a load balancer sees the same counts.
+//!
+//! Counters are fixed one-minute windows. Failed authentications are counted per client
+//! network (an IPv4 /24 or IPv6 /48, which also keeps host addresses out of the audit log) and
+//! reason class; once a window has closed, [`summarise_failures`] writes one audit entry per
+//! network and reason with its count and deletes the counter. A flood of garbage therefore adds
+//! at most one entry per network, reason and minute, and at most [`MAX_SOURCES_PER_WINDOW`]
+//! networks are told apart in a window (the rest count as `other`).
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+
+use crate::audit::{self, Actor, ActorKind, AuditError, NewEntry};
+use crate::db::schema::{auth_failures, rate_counters};
+use crate::db::{DbConn, write_tx};
+
+/// Length of a counting window, in seconds.
+pub const WINDOW_SECS: i64 = 60;
+/// Counters (network and reason pairs) kept apart in one window; failures from networks
+/// beyond that count under `other`.
+pub const MAX_SOURCES_PER_WINDOW: i64 = 1000;
+
+/// The start of the window holding `now` (Unix seconds).
+pub fn window_start(now: i64) -> i64 {
+    now - now.rem_euclid(WINDOW_SECS)
+}
+
+/// Seconds until the window holding `now` ends.
+pub fn retry_after(now: i64) -> i64 {
+    window_start(now) + WINDOW_SECS - now
+}
+
+/// The network a client address is counted under: its /24 (IPv4) or /48 (IPv6).
+pub fn network_of(addr: IpAddr) -> String {
+    match addr {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            format!("{a}.{b}.{c}.0/24")
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => network_of(IpAddr::V4(v4)),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+            }
+        },
+    }
+}
+
+/// Adds one to the counter `scope` in the window holding `now` and returns the new count.
+pub fn hit(conn: &mut DbConn, scope: &str, now: i64) -> QueryResult<i64> {
+    let window = window_start(now);
+    write_tx(conn, |c| {
+        // Old windows go as new ones start; the primary key keeps this cheap.
+        diesel::delete(rate_counters::table.filter(rate_counters::window_start.lt(window - 3600)))
+            .execute(c)?;
+        macro_rules! upsert {
+            ($conn:expr) => {
+                diesel::insert_into(rate_counters::table)
+                    .values((
+                        rate_counters::scope.eq(scope),
+                        rate_counters::window_start.eq(window),
+                        rate_counters::count.eq(1_i64),
+                    ))
+                    .on_conflict((rate_counters::scope, rate_counters::window_start))
+                    .do_update()
+                    .set(rate_counters::count.eq(rate_counters::count + 1_i64))
+                    .returning(rate_counters::count)
+                    .get_result::<i64>($conn)
+            };
+        }
+        match c {
+            DbConn::Sqlite(s) => upsert!(s),
+            DbConn::Postgres(p) => upsert!(p),
+        }
+    })
+}
+
+/// The failures counted for `source` in the window holding `now`, all reasons together.
+pub fn failures(conn: &mut DbConn, source: &str, now: i64) -> QueryResult<i64> {
+    let counts: Vec<i64> = auth_failures::table
+        .filter(auth_failures::window_start.eq(window_start(now)))
+        .filter(auth_failures::source.eq(source))
+        .select(auth_failures::count)
+        .load(conn)?;
+    Ok(counts.into_iter().sum())
+}
+
+/// Counts one failed authentication from `source` for `reason` (a token reason class).
+pub fn record_failure(conn: &mut DbConn, source: &str, reason: &str, now: i64) -> QueryResult<()> {
+    let window = window_start(now);
+    write_tx(conn, |c| {
+        let known = |c: &mut DbConn, source: &str| {
+            auth_failures::table
+                .filter(auth_failures::window_start.eq(window))
+                .filter(auth_failures::source.eq(source))
+                .count()
+                .get_result::<i64>(c)
+        };
+        let mut source = source;
+        if known(c, source)? == 0 {
+            // Counters (networks x reasons) in this window; past the cap, new networks pool.
+            let rows: i64 = auth_failures::table
+                .filter(auth_failures::window_start.eq(window))
+                .count()
+                .get_result(c)?;
+            if rows >= MAX_SOURCES_PER_WINDOW {
+                source = "other";
+            }
+        }
+        macro_rules! upsert {
+            ($conn:expr) => {
+                diesel::insert_into(auth_failures::table)
+                    .values((
+                        auth_failures::window_start.eq(window),
+                        auth_failures::source.eq(source),
+                        auth_failures::reason.eq(reason),
+                        auth_failures::count.eq(1_i64),
+                    ))
+                    .on_conflict((
+                        auth_failures::window_start,
+                        auth_failures::source,
+                        auth_failures::reason,
+                    ))
+                    .do_update()
+                    .set(auth_failures::count.eq(auth_failures::count + 1_i64))
+                    .execute($conn)
+            };
+        }
+        match c {
+            DbConn::Sqlite(s) => upsert!(s),
+            DbConn::Postgres(p) => upsert!(p),
+        }?;
+        Ok(())
+    })
+}
+
+/// Writes one `api.auth_failures` audit entry per network and reason for every window that
+/// closed before `now`, and deletes those counters, in one transaction. Returns the entries
+/// written.
+pub fn summarise_failures(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize, AuditError> {
+    let current = window_start(now.timestamp());
+    write_tx(conn, |c| {
+        let query = auth_failures::table
+            .filter(auth_failures::window_start.lt(current))
+            .order((
+                auth_failures::window_start,
+                auth_failures::source,
+                auth_failures::reason,
+            ))
+            .select((
+                auth_failures::window_start,
+                auth_failures::source,
+                auth_failures::reason,
+                auth_failures::count,
+            ));
+        // Two instances summarising at once: the second waits for the first's rows, which are
+        // gone when it gets them, so each window is summarised once.
+        let closed: Vec<(i64, String, String, i64)> = match c {
+            DbConn::Sqlite(s) => query.load(s)?,
+            DbConn::Postgres(p) => query.for_update().load(p)?,
+        };
+        for (window, source, reason, count) in &closed {
+            let from = DateTime::<Utc>::from_timestamp(*window, 0).unwrap_or(now);
+            let to = DateTime::<Utc>::from_timestamp(window + WINDOW_SECS, 0).unwrap_or(now);
+            let entry = NewEntry::new(Actor::new(ActorKind::System, "api"), "api.auth_failures")
+                .reference("source", source.as_str())
+                .reference("reason", reason.as_str())
+                .reference("count", u64::try_from(*count).unwrap_or(0))
+                .reference("window_from", from.to_rfc3339())
+                .reference("window_to", to.to_rfc3339());
+            audit::append(c, &entry, now)?;
+        }
+        diesel::delete(auth_failures::table.filter(auth_failures::window_start.lt(current)))
+            .execute(c)?;
+        Ok(closed.len())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_are_whole_minutes() {
+        assert_eq!(window_start(120), 120);
+        assert_eq!(window_start(179), 120);
+        assert_eq!(retry_after(179), 1);
+        assert_eq!(retry_after(120), 60);
+    }
+
+    #[test]
+    fn clients_count_by_network() {
+        let v4: IpAddr = "203.0.113.77".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        assert_eq!(network_of(v4), "203.0.113.0/24");
+        let mapped: IpAddr = "::ffff:203.0.113.9".parse().unwrap_or(v4);
+        assert_eq!(network_of(mapped), "203.0.113.0/24");
+        let v6: IpAddr = "2001:db8:abcd:12::1".parse().unwrap_or(v4);
+        assert_eq!(network_of(v6), "2001:db8:abcd::/48");
+    }
+}

@@ -1,0 +1,405 @@
+//! Clarification and withdrawal: the legal team's questions, the authority's answers (which may
+//! carry an amended order, decided afresh), and the authority withdrawing its order.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::intake::{Checked, facts, insert_version};
+use super::{OrderError, OrderStatus, OrderView, holds, pauses, view};
+use crate::audit::{self, Actor, NewEntry};
+use crate::db::DbConn;
+use crate::db::schema::{order_messages, order_versions, orders};
+use crate::metadata::normalize;
+use crate::policy::{Decision, Deployment, PolicySet, decide};
+
+/// Longest message text.
+pub const MAX_MESSAGE_CHARS: usize = 20_000;
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Sender {
+    /// The authority that sent the order.
+    Authority,
+    /// The provider's legal team.
+    Provider,
+}
+
+/// A clarification message as the API shows it. The provider's staff are not named.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Message {
+    /// Sequence number within Writ.
+    pub id: i64,
+    /// Who wrote it.
+    pub sender: Sender,
+    /// The text.
+    pub text: String,
+    /// The order version an amendment in this message created.
+    pub amended_version: Option<i32>,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+/// The messages of an order, oldest first; with `authority`, only if it is that authority's.
+pub fn messages(
+    conn: &mut DbConn,
+    order_id: &str,
+    authority: Option<&str>,
+) -> Result<Vec<Message>, OrderError> {
+    state(conn, order_id, authority)?;
+    let rows: Vec<(i64, String, String, Option<i32>, i64)> = order_messages::table
+        .filter(order_messages::order_id.eq(order_id))
+        .order(order_messages::id)
+        .select((
+            order_messages::id,
+            order_messages::sender,
+            order_messages::body,
+            order_messages::amended_version,
+            order_messages::created_at,
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, sender, text, amended_version, at)| Message {
+            id,
+            sender: if sender == "provider" {
+                Sender::Provider
+            } else {
+                Sender::Authority
+            },
+            text,
+            amended_version,
+            created_at: normalize::from_micros(at),
+        })
+        .collect())
+}
+
+/// The status and version of an order (of `authority`'s, if given).
+fn state(
+    conn: &mut DbConn,
+    order_id: &str,
+    authority: Option<&str>,
+) -> Result<(OrderStatus, i32, String), OrderError> {
+    let mut q = orders::table
+        .filter(orders::id.eq(order_id))
+        .select((orders::status, orders::version, orders::authority_id))
+        .into_boxed();
+    if let Some(a) = authority {
+        q = q.filter(orders::authority_id.eq(a));
+    }
+    let (status, version, owner): (String, i32, String) =
+        q.first(conn).optional()?.ok_or(OrderError::NotFound)?;
+    let status = OrderStatus::parse(&status).ok_or_else(|| {
+        OrderError::Db(crate::db::DbError::Corrupt(format!(
+            "order {order_id} has status `{status}`"
+        )))
+    })?;
+    Ok((status, version, owner))
+}
+
+fn check_text(text: &str) -> Result<(), OrderError> {
+    if text.trim().is_empty() || text.chars().count() > MAX_MESSAGE_CHARS {
+        return Err(OrderError::Invalid {
+            status: 422,
+            slug: "invalid-message",
+            title: "The message is not valid".into(),
+            errors: vec![super::FieldError::new(
+                "text",
+                format!("must be 1 to {MAX_MESSAGE_CHARS} characters"),
+            )],
+            submission_id: None,
+        });
+    }
+    Ok(())
+}
+
+fn add_message(
+    conn: &mut DbConn,
+    order_id: &str,
+    sender: Sender,
+    author: &str,
+    text: &str,
+    amended_version: Option<i32>,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    diesel::insert_into(order_messages::table)
+        .values((
+            order_messages::order_id.eq(order_id),
+            order_messages::sender.eq(if sender == Sender::Provider {
+                "provider"
+            } else {
+                "authority"
+            }),
+            order_messages::author.eq(author),
+            order_messages::body.eq(text),
+            order_messages::amended_version.eq(amended_version),
+            order_messages::created_at.eq(now.timestamp_micros()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Decides version `version` of an order afresh (its clarification pauses included) and
+/// stores the decision with the order's summary.
+fn redecide(
+    conn: &mut DbConn,
+    order_id: &str,
+    order_json: &str,
+    checked_facts: crate::policy::RegistryFacts,
+    policies: &PolicySet,
+    deployment: &Deployment,
+    now: DateTime<Utc>,
+) -> Result<Decision, OrderError> {
+    let order = crate::policy::Order::from_json(order_json)
+        .map_err(|e| OrderError::Conflict(format!("stored order does not parse: {e}")))?;
+    let received: i64 = orders::table
+        .find(order_id)
+        .select(orders::received_at)
+        .first(conn)?;
+    let pauses = pauses(conn, order_id)?;
+    Ok(decide(
+        &order,
+        &checked_facts,
+        normalize::from_micros(received),
+        &pauses,
+        policies,
+        deployment,
+        now,
+    ))
+}
+
+fn outcome_name(decision: &Decision) -> String {
+    serde_json::to_value(decision.outcome)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn store_decision(
+    conn: &mut DbConn,
+    order_id: &str,
+    version: i32,
+    decision: &Decision,
+    status: OrderStatus,
+    now: DateTime<Utc>,
+) -> Result<(), OrderError> {
+    let json = serde_json::to_string(decision)
+        .map_err(|e| OrderError::Conflict(format!("cannot store the decision: {e}")))?;
+    diesel::update(order_versions::table.find((order_id, version)))
+        .set(order_versions::decision_json.eq(json))
+        .execute(conn)?;
+    diesel::update(orders::table.find(order_id))
+        .set((
+            orders::status.eq(status.as_str()),
+            orders::version.eq(version),
+            orders::outcome.eq(outcome_name(decision)),
+            orders::deadline_at.eq(decision
+                .deadline
+                .as_ref()
+                .and_then(|d| d.due)
+                .map(|d| d.timestamp_micros())),
+            orders::updated_at.eq(now.timestamp_micros()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The registry facts for the stored current version (its proven validation included).
+fn stored_facts(
+    conn: &mut DbConn,
+    order_id: &str,
+    version: i32,
+    owner: &str,
+) -> Result<(String, crate::policy::RegistryFacts), OrderError> {
+    let (json, kid): (String, Option<String>) = order_versions::table
+        .find((order_id, version))
+        .select((order_versions::order_json, order_versions::validation_kid))
+        .first(conn)?;
+    let mut facts = crate::authority::registry_facts(conn, owner)
+        .map_err(|e| OrderError::Conflict(e.to_string()))?;
+    if let Some(kid) = kid {
+        let kind: Option<String> = crate::db::schema::authority_keys::table
+            .inner_join(crate::db::schema::authorities::table)
+            .filter(crate::db::schema::authority_keys::kid.eq(&kid))
+            .select(crate::db::schema::authorities::kind)
+            .first(conn)
+            .optional()?;
+        facts.validator_kind =
+            kind.and_then(|k| serde_json::from_value(serde_json::Value::String(k)).ok());
+        facts.validation_signed_by_validator = facts.validator_kind.is_some();
+    }
+    Ok((json, facts))
+}
+
+/// The legal team asks the authority a question, in one transaction with its audit entry: the order
+/// awaits clarification, and the deadline pauses where the instrument says so.
+pub fn ask(
+    conn: &mut DbConn,
+    actor: &Actor,
+    order_id: &str,
+    text: &str,
+    policies: &PolicySet,
+    deployment: &Deployment,
+    now: DateTime<Utc>,
+) -> Result<(), OrderError> {
+    check_text(text)?;
+    crate::db::write_tx(conn, |c| {
+        let (status, version, owner) = state(c, order_id, None)?;
+        if status.is_closed() {
+            return Err(OrderError::Conflict(format!(
+                "the order is {}; no more questions can be asked",
+                status.as_str()
+            )));
+        }
+        add_message(c, order_id, Sender::Provider, &actor.id, text, None, now)?;
+        let (json, facts) = stored_facts(c, order_id, version, &owner)?;
+        let decision = redecide(c, order_id, &json, facts, policies, deployment, now)?;
+        store_decision(
+            c,
+            order_id,
+            version,
+            &decision,
+            OrderStatus::AwaitingClarification,
+            now,
+        )?;
+        let entry = NewEntry::new(actor.clone(), "order.clarification_requested").order(order_id);
+        audit::append(c, &entry, now)?;
+        Ok(())
+    })
+}
+
+/// An authority's message, optionally carrying an amended order.
+#[derive(Debug, Clone)]
+pub struct AuthorityMessage<'a> {
+    /// The text.
+    pub text: &'a str,
+    /// The checked amendment (it replaces the order and is decided afresh).
+    pub amendment: Option<Checked>,
+}
+
+/// Stores an authority's message (inside the caller's transaction). An amendment becomes a new
+/// version, decided afresh; either way the order goes back to review (any approval given on
+/// the earlier version no longer counts), and an open clarification pause ends.
+pub fn answer(
+    conn: &mut DbConn,
+    authority_id: &str,
+    order_id: &str,
+    message: &AuthorityMessage<'_>,
+    policies: &PolicySet,
+    deployment: &Deployment,
+    now: DateTime<Utc>,
+) -> Result<Message, OrderError> {
+    check_text(message.text)?;
+    let (status, version, owner) = state(conn, order_id, Some(authority_id))?;
+    if status.is_closed() {
+        return Err(OrderError::Conflict(format!(
+            "the order is {}; it takes no more messages",
+            status.as_str()
+        )));
+    }
+    let mut new_version = version;
+    let actor = Actor::new(crate::audit::ActorKind::Authority, authority_id);
+    if let Some(checked) = &message.amendment {
+        new_version = version + 1;
+        let micros = now.timestamp_micros();
+        insert_version(conn, order_id, new_version, checked, "{}", micros)?;
+        diesel::update(orders::table.find(order_id))
+            .set((
+                orders::reference.eq(&checked.order.reference),
+                orders::instrument.eq(&checked.order.instrument),
+                orders::emergency.eq(checked.order.is_emergency()),
+            ))
+            .execute(conn)?;
+        holds::record(conn, order_id, &checked.order, now)?;
+    }
+    add_message(
+        conn,
+        order_id,
+        Sender::Authority,
+        authority_id,
+        message.text,
+        message.amendment.as_ref().map(|_| new_version),
+        now,
+    )?;
+    let facts = match &message.amendment {
+        Some(checked) => facts(conn, &owner, checked)?,
+        None => stored_facts(conn, order_id, new_version, &owner)?.1,
+    };
+    let json: String = order_versions::table
+        .find((order_id, new_version))
+        .select(order_versions::order_json)
+        .first(conn)?;
+    let decision = redecide(conn, order_id, &json, facts, policies, deployment, now)?;
+    store_decision(
+        conn,
+        order_id,
+        new_version,
+        &decision,
+        OrderStatus::UnderReview,
+        now,
+    )?;
+    let mut entry = NewEntry::new(actor.clone(), "order.message_received").order(order_id);
+    if let Some(checked) = &message.amendment {
+        entry = NewEntry::new(actor, "order.amended")
+            .order(order_id)
+            .reference("version", u64::try_from(new_version).unwrap_or(0))
+            .reference("order_sha256", checked.order_sha256.as_str())
+            .reference("outcome", outcome_name(&decision))
+            .reference("validation_proven", checked.validation.is_some());
+    }
+    audit::append(conn, &entry, now)?;
+    let all = messages(conn, order_id, Some(authority_id))?;
+    all.into_iter()
+        .last()
+        .ok_or_else(|| OrderError::Conflict("the message was not stored".into()))
+}
+
+/// The authority withdraws its order (inside the caller's transaction): its holds end. A
+/// released order cannot be withdrawn; withdrawing twice answers as the first time did.
+pub fn withdraw(
+    conn: &mut DbConn,
+    authority_id: &str,
+    order_id: &str,
+    reason: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<OrderView, OrderError> {
+    let (status, _, _) = state(conn, order_id, Some(authority_id))?;
+    match status {
+        OrderStatus::Withdrawn => return view(conn, order_id, Some(authority_id)),
+        OrderStatus::Released | OrderStatus::Refused => {
+            return Err(OrderError::Conflict(format!(
+                "the order is already {}; it cannot be withdrawn",
+                status.as_str()
+            )));
+        }
+        _ => {}
+    }
+    if let Some(r) = reason {
+        check_text(r)?;
+        add_message(
+            conn,
+            order_id,
+            Sender::Authority,
+            authority_id,
+            r,
+            None,
+            now,
+        )?;
+    }
+    diesel::update(orders::table.find(order_id))
+        .set((
+            orders::status.eq(OrderStatus::Withdrawn.as_str()),
+            orders::updated_at.eq(now.timestamp_micros()),
+        ))
+        .execute(conn)?;
+    holds::release(conn, order_id, now.timestamp_micros())?;
+    let entry = NewEntry::new(
+        Actor::new(crate::audit::ActorKind::Authority, authority_id),
+        "order.withdrawn",
+    )
+    .order(order_id)
+    .reference("previous_status", status.as_str());
+    audit::append(conn, &entry, now)?;
+    view(conn, order_id, Some(authority_id))
+}

@@ -1,0 +1,265 @@
+//! Holds for an order's targets.
+//!
+//! At receipt, inside the intake transaction, Writ records a hold per target *identifier* and
+//! data interval without looking at the store: the answer to the authority and its timing do
+//! not depend on whether anyone matches. A background job ([`resolve_pending`]) then resolves
+//! each to account holds, which retention respects; retention resolves pending holds first, so
+//! nothing responsive is purged while an order is open. Closing an order ends its holds.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+
+use crate::audit::{self, Actor, ActorKind, AuditError, NewEntry};
+use crate::db::schema::{account_identifiers, accounts, holds, ip_events, target_holds};
+use crate::db::{DbConn, write_tx};
+use crate::metadata::normalize;
+use crate::policy::{Category, Order, Target};
+
+/// `expires_at` of a hold whose order is still open.
+pub const OPEN: i64 = i64::MAX;
+/// Data kept around an IP target's moment, each side, in seconds.
+const IP_MARGIN_SECS: i64 = 3600;
+/// Target holds resolved per transaction.
+const BATCH: i64 = 50;
+/// Accounts one target hold may place holds on (a busy shared address).
+const MAX_ACCOUNTS: i64 = 10_000;
+
+/// A hold by identifier, about to be recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetHold {
+    /// `user_id`, `username`, `phone` or `ip`.
+    pub kind: &'static str,
+    /// The normalised identifier.
+    pub value: String,
+    /// An IP target's port.
+    pub port: Option<u16>,
+    /// Start of the data interval, UTC microseconds.
+    pub data_from: i64,
+    /// End (exclusive).
+    pub data_to: i64,
+}
+
+/// The categories an order's holds keep (content is never held: Writ has none).
+pub fn held_categories(order: &Order) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = order
+        .categories
+        .iter()
+        .filter(|c| **c != Category::Content)
+        .map(|c| c.as_str())
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// The holds an order needs: one per target, over the order's time window (or, without one,
+/// everything up to receipt); an IP target holds the hour either side of its moment.
+pub fn for_order(order: &Order, received_at: DateTime<Utc>) -> Vec<TargetHold> {
+    let (from, to) = match order.time_window {
+        Some(w) => (w.from.timestamp_micros(), w.to.timestamp_micros()),
+        None => (0, received_at.timestamp_micros() + 1),
+    };
+    order
+        .targets
+        .iter()
+        .filter_map(|t| {
+            let (kind, value, port, data_from, data_to) = match t {
+                Target::UserId(id) => ("user_id", id.trim().to_owned(), None, from, to),
+                Target::Username(u) => ("username", normalize::username(u).ok()?, None, from, to),
+                Target::PhoneNumber(p) => ("phone", normalize::phone(p).ok()?, None, from, to),
+                Target::Ip(ip) => {
+                    let at = ip.timestamp.timestamp_micros();
+                    let margin = IP_MARGIN_SECS * 1_000_000;
+                    (
+                        "ip",
+                        normalize::ip(&ip.address.to_string()).ok()?.to_string(),
+                        ip.port,
+                        at - margin,
+                        at + margin,
+                    )
+                }
+            };
+            (data_to > data_from).then_some(TargetHold {
+                kind,
+                value,
+                port,
+                data_from,
+                data_to,
+            })
+        })
+        .collect()
+}
+
+/// Records the holds for `order_id` (inside the caller's transaction). Without a category to
+/// keep, nothing is recorded.
+pub fn record(
+    conn: &mut DbConn,
+    order_id: &str,
+    order: &Order,
+    received_at: DateTime<Utc>,
+) -> QueryResult<usize> {
+    let categories = held_categories(order);
+    if categories.is_empty() {
+        return Ok(0);
+    }
+    let categories = categories.join(",");
+    let now = Utc::now().timestamp_micros();
+    let rows: Vec<_> = for_order(order, received_at)
+        .into_iter()
+        .map(|h| {
+            (
+                target_holds::order_id.eq(order_id.to_owned()),
+                target_holds::target_kind.eq(h.kind),
+                target_holds::target_value.eq(h.value),
+                target_holds::ip_port.eq(h.port.map(i32::from)),
+                target_holds::categories.eq(categories.clone()),
+                target_holds::data_from.eq(h.data_from),
+                target_holds::data_to.eq(h.data_to),
+                target_holds::created_at.eq(now),
+            )
+        })
+        .collect();
+    let mut n = 0;
+    for row in rows {
+        n += diesel::insert_into(target_holds::table)
+            .values(row)
+            .execute(conn)?;
+    }
+    Ok(n)
+}
+
+/// Ends every hold of an order (it was withdrawn, refused or completed), inside the caller's
+/// transaction.
+pub fn release(conn: &mut DbConn, order_id: &str, now: i64) -> QueryResult<()> {
+    diesel::update(
+        target_holds::table
+            .filter(target_holds::order_id.eq(order_id))
+            .filter(target_holds::released_at.is_null()),
+    )
+    .set(target_holds::released_at.eq(Some(now)))
+    .execute(conn)?;
+    diesel::update(
+        holds::table
+            .filter(holds::order_id.eq(order_id))
+            .filter(holds::expires_at.gt(now)),
+    )
+    .set(holds::expires_at.eq(now))
+    .execute(conn)?;
+    Ok(())
+}
+
+type Pending = (i64, String, String, String, Option<i32>, String, i64, i64);
+
+/// Resolves up to one batch of pending target holds to account holds, one audit entry each
+/// (the order, the target kind and the number of accounts: never the identifier). Returns how
+/// many were resolved; call until it returns 0 to drain the queue.
+pub fn resolve_pending(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize, AuditError> {
+    let micros = now.timestamp_micros();
+    write_tx(conn, |c| {
+        let query = target_holds::table
+            .filter(target_holds::resolved_at.is_null())
+            .filter(target_holds::released_at.is_null())
+            .order(target_holds::id)
+            .limit(BATCH)
+            .select((
+                target_holds::id,
+                target_holds::order_id,
+                target_holds::target_kind,
+                target_holds::target_value,
+                target_holds::ip_port,
+                target_holds::categories,
+                target_holds::data_from,
+                target_holds::data_to,
+            ));
+        // SQLite's write transaction already excludes other resolvers; on PostgreSQL each
+        // instance takes the rows no other instance is resolving.
+        let pending: Vec<Pending> = match c {
+            DbConn::Sqlite(s) => query.load(s)?,
+            DbConn::Postgres(p) => query.for_update().skip_locked().load(p)?,
+        };
+        for (id, order_id, kind, value, port, categories, from, to) in &pending {
+            let accounts = accounts_for(c, kind, value, *port, *from, *to)?;
+            for account in &accounts {
+                diesel::insert_into(holds::table)
+                    .values((
+                        holds::account_id.eq(account),
+                        holds::categories.eq(categories),
+                        holds::data_from.eq(from),
+                        holds::data_to.eq(to),
+                        holds::reason.eq("order"),
+                        holds::order_id.eq(Some(order_id)),
+                        holds::created_at.eq(micros),
+                        holds::expires_at.eq(OPEN),
+                    ))
+                    .execute(c)?;
+            }
+            diesel::update(target_holds::table.find(id))
+                .set(target_holds::resolved_at.eq(Some(micros)))
+                .execute(c)?;
+            let entry = NewEntry::new(
+                Actor::new(ActorKind::System, "holds"),
+                "order.hold_resolved",
+            )
+            .order(order_id.as_str())
+            .reference("target_kind", kind.as_str())
+            .reference("accounts", accounts.len());
+            audit::append(c, &entry, now)?;
+        }
+        Ok(pending.len())
+    })
+}
+
+/// Resolves every pending target hold.
+pub fn resolve_all(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize, AuditError> {
+    let mut total = 0;
+    loop {
+        let n = resolve_pending(conn, now)?;
+        if n == 0 {
+            return Ok(total);
+        }
+        total += n;
+    }
+}
+
+fn accounts_for(
+    conn: &mut DbConn,
+    kind: &str,
+    value: &str,
+    port: Option<i32>,
+    from: i64,
+    to: i64,
+) -> QueryResult<Vec<i64>> {
+    match kind {
+        "user_id" => accounts::table
+            .filter(accounts::external_id.eq(value))
+            .select(accounts::id)
+            .load(conn),
+        "ip" => {
+            let mut q = ip_events::table
+                .filter(ip_events::ip.eq(value))
+                .filter(ip_events::at.ge(from))
+                .filter(ip_events::at.lt(to))
+                .select(ip_events::account_id)
+                .distinct()
+                .limit(MAX_ACCOUNTS)
+                .into_boxed();
+            if let Some(p) = port {
+                q = q.filter(ip_events::port.eq(p));
+            }
+            q.load(conn)
+        }
+        _ => account_identifiers::table
+            .filter(account_identifiers::kind.eq(kind))
+            .filter(account_identifiers::value.eq(value))
+            .filter(account_identifiers::valid_from.lt(to))
+            .filter(
+                account_identifiers::valid_to
+                    .is_null()
+                    .or(account_identifiers::valid_to.gt(from)),
+            )
+            .select(account_identifiers::account_id)
+            .distinct()
+            .limit(MAX_ACCOUNTS)
+            .load(conn),
+    }
+}

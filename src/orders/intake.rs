@@ -1,0 +1,577 @@
+//! Intake: an authenticated authority's submission becomes a stored, decided order.
+//!
+//! The submission is a JSON envelope: the order (the policy engine's `Order` JSON, whose exact
+//! bytes are hashed: that digest is what a validator signs), the signed order document (PDF,
+//! base64) and, optionally, the validator's signature. The issuer's kind and country come
+//! from the registry, never from the body. The order, its first version and decision, its
+//! document, its holds, its idempotency record and its audit entry commit in one transaction.
+//! A malformed submission is kept as a rejected-submission record (its hash, size and the
+//! reasons) in a transaction of its own.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
+
+use super::validate::{FieldError, check_order};
+use super::{OrderError, OrderStatus, OrderView, holds, view};
+use crate::audit::{self, Actor, ActorKind, NewEntry};
+use crate::authority::{self, validation};
+use crate::db::schema::{
+    idempotency_keys, order_documents, order_versions, orders, rejected_submissions,
+};
+use crate::db::{DbConn, write_tx};
+use crate::policy::{Deployment, Order, PolicySet, RegistryFacts, decide};
+
+/// The signed order document, as submitted.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentUpload {
+    /// Must be `application/pdf`.
+    #[schema(example = "application/pdf")]
+    pub media_type: String,
+    /// The document, base64 (standard alphabet, with padding).
+    pub content: String,
+}
+
+/// The body of `POST /api/v1/orders` (also used for amendments). Documentation type: the
+/// server reads `order` as raw bytes so that its digest is that of the exact JSON sent.
+#[derive(Debug, Clone, utoipa::ToSchema)]
+pub struct Submission {
+    /// The order. Its SHA-256 over the exact bytes sent is the order digest.
+    pub order: crate::policy::Order,
+    /// The signed order document.
+    pub document: DocumentUpload,
+    /// The validator's signature over the order digest: a compact JWS signed with a key
+    /// registered for the validating authority, with claims `iss` (its registry id),
+    /// `order_sha256` (hex) and `iat`. Without it, a claimed validation is only checked by a
+    /// person against the document.
+    pub validation: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    order: &'a RawValue,
+    document: Option<DocumentUpload>,
+    #[serde(default)]
+    validation: Option<String>,
+}
+
+/// A checked submission, ready to store.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// The parsed order.
+    pub order: Order,
+    /// The order JSON exactly as submitted.
+    pub order_json: String,
+    /// Its SHA-256, hex.
+    pub order_sha256: String,
+    /// The decoded document, if one was sent.
+    pub document: Option<Vec<u8>>,
+    /// The proven validation, if a valid signature was sent.
+    pub validation: Option<(validation::ProvenValidation, String)>,
+}
+
+/// SHA-256, lower-case hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn invalid(status: u16, slug: &'static str, title: &str, errors: Vec<FieldError>) -> OrderError {
+    OrderError::Invalid {
+        status,
+        slug,
+        title: title.to_owned(),
+        errors,
+        submission_id: None,
+    }
+}
+
+/// Parses and checks a submission body; `document_required` for a new order.
+pub fn check(
+    conn: &mut DbConn,
+    body: &[u8],
+    issuer_id: &str,
+    document_limit: usize,
+    document_required: bool,
+) -> Result<Checked, OrderError> {
+    let text = std::str::from_utf8(body).map_err(|_| {
+        invalid(
+            400,
+            "invalid-json",
+            "Invalid JSON body",
+            vec![FieldError::new("(body)", "is not UTF-8")],
+        )
+    })?;
+    let envelope: Envelope<'_> = match serde_json::from_str::<Envelope<'_>>(text) {
+        Ok(e) => e,
+        Err(e) if e.is_syntax() || e.is_eof() => {
+            return Err(invalid(
+                400,
+                "invalid-json",
+                "Invalid JSON body",
+                vec![FieldError::new("(body)", e.to_string())],
+            ));
+        }
+        Err(e) => {
+            return Err(invalid(
+                422,
+                "invalid-submission",
+                "The submission is not valid",
+                vec![FieldError::new("(body)", e.to_string())],
+            ));
+        }
+    };
+    check_parts(
+        conn,
+        envelope.order,
+        envelope.document,
+        envelope.validation,
+        issuer_id,
+        document_limit,
+        document_required,
+    )
+}
+
+/// Checks the parts of a submission: the order (raw, exactly as sent), the document and the
+/// validator's signature. Every fault is reported, each naming its field.
+pub fn check_parts(
+    conn: &mut DbConn,
+    order: &RawValue,
+    document: Option<DocumentUpload>,
+    validation: Option<String>,
+    issuer_id: &str,
+    document_limit: usize,
+    document_required: bool,
+) -> Result<Checked, OrderError> {
+    let order_json = order.get().to_owned();
+    let order_sha256 = sha256_hex(order_json.as_bytes());
+    let mut errors = Vec::new();
+    let order = match check_order(&order_json, "order") {
+        Ok(o) => Some(o),
+        Err(mut e) => {
+            errors.append(&mut e);
+            None
+        }
+    };
+    let document = match &document {
+        None if document_required => {
+            errors.push(FieldError::new("document", "is required"));
+            None
+        }
+        None => None,
+        Some(d) => {
+            if d.media_type != "application/pdf" {
+                errors.push(FieldError::new(
+                    "document.media_type",
+                    "must be application/pdf",
+                ));
+            }
+            // A base64 text longer than the limit allows needs no decoding to be refused.
+            if d.content.len() / 4 * 3 > document_limit + 3 {
+                return Err(invalid(
+                    413,
+                    "document-too-large",
+                    "The document is too large",
+                    vec![FieldError::new(
+                        "document.content",
+                        format!("the document may be at most {document_limit} bytes"),
+                    )],
+                ));
+            }
+            match STANDARD.decode(d.content.as_bytes()) {
+                Ok(bytes) if bytes.len() > document_limit => {
+                    return Err(invalid(
+                        413,
+                        "document-too-large",
+                        "The document is too large",
+                        vec![FieldError::new(
+                            "document.content",
+                            format!("the document may be at most {document_limit} bytes"),
+                        )],
+                    ));
+                }
+                Ok(bytes) if !bytes.starts_with(b"%PDF-") => {
+                    errors.push(FieldError::new(
+                        "document.content",
+                        "is not a PDF document (it does not start with %PDF-)",
+                    ));
+                    None
+                }
+                Ok(bytes) => Some(bytes),
+                Err(e) => {
+                    errors.push(FieldError::new(
+                        "document.content",
+                        format!("is not base64: {e}"),
+                    ));
+                    None
+                }
+            }
+        }
+    };
+    let mut proven = None;
+    if let (Some(signature), Some(order)) = (&validation, &order) {
+        if order.validator.is_none() {
+            errors.push(FieldError::new(
+                "validation",
+                "is given but the order names no validator",
+            ));
+        } else {
+            match validation::verify(conn, signature, &order_sha256, issuer_id) {
+                Ok(v) => proven = Some((v, signature.clone())),
+                Err(validation::ValidationError::Unavailable(e)) => {
+                    return Err(OrderError::Db(crate::db::DbError::Unavailable(e)));
+                }
+                Err(e) => errors.push(FieldError::new("validation", e.to_string())),
+            }
+        }
+    }
+    match order {
+        Some(order) if errors.is_empty() => Ok(Checked {
+            order,
+            order_json,
+            order_sha256,
+            document,
+            validation: proven,
+        }),
+        _ => Err(invalid(
+            422,
+            "invalid-order",
+            "The order is not valid",
+            errors,
+        )),
+    }
+}
+
+/// Keeps a rejected submission (in its own transaction, with its audit entry) and returns the
+/// error carrying the record's id.
+pub fn reject(
+    conn: &mut DbConn,
+    authority_id: &str,
+    body: &[u8],
+    error: OrderError,
+    now: DateTime<Utc>,
+) -> OrderError {
+    let OrderError::Invalid {
+        status,
+        slug,
+        title,
+        errors,
+        ..
+    } = error
+    else {
+        return error;
+    };
+    let id = uuid::Uuid::new_v4().to_string();
+    let hash = sha256_hex(body);
+    let reasons = serde_json::to_string(&errors).unwrap_or_else(|_| "[]".into());
+    let stored = write_tx(conn, |c| {
+        diesel::insert_into(rejected_submissions::table)
+            .values((
+                rejected_submissions::id.eq(&id),
+                rejected_submissions::authority_id.eq(authority_id),
+                rejected_submissions::received_at.eq(now.timestamp_micros()),
+                rejected_submissions::body_sha256.eq(&hash),
+                rejected_submissions::size.eq(i64::try_from(body.len()).unwrap_or(i64::MAX)),
+                rejected_submissions::status.eq(i32::from(status)),
+                rejected_submissions::reasons.eq(&reasons),
+            ))
+            .execute(c)?;
+        let entry = NewEntry::new(
+            Actor::new(ActorKind::Authority, authority_id),
+            "order.submission_rejected",
+        )
+        .reference("submission", id.as_str())
+        .reference("body_sha256", hash.as_str())
+        .reference("size", body.len())
+        .reference("status", u64::from(status))
+        .reference("errors", errors.len());
+        audit::append(c, &entry, now)?;
+        Ok::<_, OrderError>(())
+    });
+    match stored {
+        Ok(()) => OrderError::Invalid {
+            status,
+            slug,
+            title,
+            errors,
+            submission_id: Some(id),
+        },
+        Err(e) => e,
+    }
+}
+
+/// An answer kept under an idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredAnswer {
+    /// HTTP status.
+    pub status: u16,
+    /// JSON body.
+    pub body: String,
+    /// Whether this is the replay of an earlier answer.
+    pub replayed: bool,
+}
+
+/// The earlier answer under `key`, if any; a key reused for another request is a conflict.
+pub fn replay(
+    conn: &mut DbConn,
+    authority_id: &str,
+    key: &str,
+    request_sha256: &str,
+) -> Result<Option<StoredAnswer>, OrderError> {
+    let found: Option<(String, i32, String)> = idempotency_keys::table
+        .find((authority_id, key))
+        .select((
+            idempotency_keys::request_sha256,
+            idempotency_keys::status,
+            idempotency_keys::response,
+        ))
+        .first(conn)
+        .optional()?;
+    match found {
+        None => Ok(None),
+        Some((hash, status, body)) if hash == request_sha256 => Ok(Some(StoredAnswer {
+            status: u16::try_from(status).unwrap_or(500),
+            body,
+            replayed: true,
+        })),
+        Some(_) => Err(OrderError::Conflict(
+            "this Idempotency-Key was used for another request; use a new key".into(),
+        )),
+    }
+}
+
+/// Runs `f` once per idempotency key: inside one transaction with `f`'s own writes, the key's
+/// earlier answer is returned if there is one, else `f` runs and its answer is kept.
+pub fn idempotent(
+    conn: &mut DbConn,
+    authority_id: &str,
+    key: Option<&str>,
+    request_sha256: &str,
+    now: DateTime<Utc>,
+    f: impl FnOnce(&mut DbConn) -> Result<(u16, String), OrderError>,
+) -> Result<StoredAnswer, OrderError> {
+    write_tx(conn, |c| {
+        let Some(key) = key else {
+            let (status, body) = f(c)?;
+            return Ok(StoredAnswer {
+                status,
+                body,
+                replayed: false,
+            });
+        };
+        if let DbConn::Postgres(p) = c {
+            // Two instances handling the same key at once: the second waits, then replays.
+            diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))")
+                .bind::<diesel::sql_types::Text, _>(format!("{authority_id}\n{key}"))
+                .execute(p)?;
+        }
+        if let Some(earlier) = replay(c, authority_id, key, request_sha256)? {
+            return Ok(earlier);
+        }
+        let (status, body) = f(c)?;
+        diesel::insert_into(idempotency_keys::table)
+            .values((
+                idempotency_keys::authority_id.eq(authority_id),
+                idempotency_keys::idempotency_key.eq(key),
+                idempotency_keys::request_sha256.eq(request_sha256),
+                idempotency_keys::status.eq(i32::from(status)),
+                idempotency_keys::response.eq(&body),
+                idempotency_keys::created_at.eq(now.timestamp_micros()),
+            ))
+            .execute(c)?;
+        Ok(StoredAnswer {
+            status,
+            body,
+            replayed: false,
+        })
+    })
+}
+
+/// The registry facts for a checked submission from `authority_id`.
+pub fn facts(
+    conn: &mut DbConn,
+    authority_id: &str,
+    checked: &Checked,
+) -> Result<RegistryFacts, OrderError> {
+    let mut facts = authority::registry_facts(conn, authority_id).map_err(|e| match e {
+        authority::RegistryError::Db(d) => OrderError::Db(d),
+        other => OrderError::Conflict(other.to_string()),
+    })?;
+    if let Some((v, _)) = &checked.validation {
+        facts.validator_kind = Some(v.kind);
+        facts.validation_signed_by_validator = true;
+    }
+    Ok(facts)
+}
+
+/// Stores a new order from `authority_id` (inside the caller's transaction) and returns its
+/// view. The decision is taken here, from the registry's facts, at `now`.
+pub fn store_new(
+    conn: &mut DbConn,
+    authority_id: &str,
+    checked: &Checked,
+    policies: &PolicySet,
+    deployment: &Deployment,
+    now: DateTime<Utc>,
+) -> Result<OrderView, OrderError> {
+    let facts = facts(conn, authority_id, checked)?;
+    let decision = decide(&checked.order, &facts, now, &[], policies, deployment, now);
+    let id = uuid::Uuid::new_v4().to_string();
+    let micros = now.timestamp_micros();
+    let outcome = serde_json::to_value(decision.outcome)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let decision_json = serde_json::to_string(&decision)
+        .map_err(|e| OrderError::Conflict(format!("cannot store the decision: {e}")))?;
+    diesel::insert_into(orders::table)
+        .values((
+            orders::id.eq(&id),
+            orders::authority_id.eq(authority_id),
+            orders::reference.eq(&checked.order.reference),
+            orders::instrument.eq(&checked.order.instrument),
+            orders::emergency.eq(checked.order.is_emergency()),
+            orders::status.eq(OrderStatus::UnderReview.as_str()),
+            orders::version.eq(1),
+            orders::outcome.eq(&outcome),
+            orders::deadline_at.eq(decision
+                .deadline
+                .as_ref()
+                .and_then(|d| d.due)
+                .map(|d| d.timestamp_micros())),
+            orders::received_at.eq(micros),
+            orders::updated_at.eq(micros),
+        ))
+        .execute(conn)?;
+    insert_version(conn, &id, 1, checked, &decision_json, micros)?;
+    let held = holds::record(conn, &id, &checked.order, now)?;
+    let jurisdiction = checked
+        .order
+        .instrument
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let mut entry = NewEntry::new(
+        Actor::new(ActorKind::Authority, authority_id),
+        "order.received",
+    )
+    .order(id.as_str())
+    .reference("instrument", checked.order.instrument.as_str())
+    .reference("order_sha256", checked.order_sha256.as_str())
+    .reference("outcome", outcome.as_str())
+    .reference("policy_set", decision.policy_set_id.as_str())
+    .reference("target_holds", held)
+    .reference("validation_proven", checked.validation.is_some())
+    .reference("emergency", checked.order.is_emergency());
+    if !jurisdiction.is_empty() && jurisdiction.bytes().all(|b| b.is_ascii_lowercase()) {
+        entry = entry.jurisdiction(jurisdiction);
+    }
+    if let Some(doc) = &checked.document {
+        entry = entry.reference("document_sha256", sha256_hex(doc));
+    }
+    audit::append(conn, &entry, now)?;
+    view(conn, &id, Some(authority_id))
+}
+
+/// Inserts version `version` of order `id` with its decision and document.
+pub(crate) fn insert_version(
+    conn: &mut DbConn,
+    id: &str,
+    version: i32,
+    checked: &Checked,
+    decision_json: &str,
+    micros: i64,
+) -> QueryResult<()> {
+    let (kid, token) = match &checked.validation {
+        Some((v, token)) => (Some(v.kid.clone()), Some(token.clone())),
+        None => (None, None),
+    };
+    diesel::insert_into(order_versions::table)
+        .values((
+            order_versions::order_id.eq(id),
+            order_versions::version.eq(version),
+            order_versions::order_json.eq(&checked.order_json),
+            order_versions::order_sha256.eq(&checked.order_sha256),
+            order_versions::validation_kid.eq(kid),
+            order_versions::validation_token.eq(token),
+            order_versions::decision_json.eq(decision_json),
+            order_versions::created_at.eq(micros),
+        ))
+        .execute(conn)?;
+    if let Some(doc) = &checked.document {
+        diesel::insert_into(order_documents::table)
+            .values((
+                order_documents::order_id.eq(id),
+                order_documents::version.eq(version),
+                order_documents::media_type.eq("application/pdf"),
+                order_documents::sha256.eq(sha256_hex(doc)),
+                order_documents::size.eq(i64::try_from(doc.len()).unwrap_or(i64::MAX)),
+                order_documents::content.eq(doc),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// A rejected submission as its authority may see it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct Rejection {
+    /// The record's id.
+    pub id: String,
+    /// When it was received.
+    pub received_at: DateTime<Utc>,
+    /// SHA-256 (hex) of the body as received.
+    pub body_sha256: String,
+    /// Its size in bytes.
+    pub size: i64,
+    /// The HTTP status answered.
+    pub status: i32,
+    /// Why it was refused.
+    pub errors: Vec<FieldError>,
+}
+
+/// A rejected submission of `authority_id`.
+pub fn rejection(conn: &mut DbConn, authority_id: &str, id: &str) -> Result<Rejection, OrderError> {
+    let row: Option<(String, i64, String, i64, i32, String)> = rejected_submissions::table
+        .filter(rejected_submissions::id.eq(id))
+        .filter(rejected_submissions::authority_id.eq(authority_id))
+        .select((
+            rejected_submissions::id,
+            rejected_submissions::received_at,
+            rejected_submissions::body_sha256,
+            rejected_submissions::size,
+            rejected_submissions::status,
+            rejected_submissions::reasons,
+        ))
+        .first(conn)
+        .optional()?;
+    let (id, at, body_sha256, size, status, reasons) = row.ok_or(OrderError::NotFound)?;
+    let errors: Vec<(String, String)> = serde_json::from_str::<Vec<serde_json::Value>>(&reasons)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| {
+            (
+                v["field"].as_str().unwrap_or_default().to_owned(),
+                v["message"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    Ok(Rejection {
+        id,
+        received_at: crate::metadata::normalize::from_micros(at),
+        body_sha256,
+        size,
+        status,
+        errors: errors
+            .into_iter()
+            .map(|(f, m)| FieldError::new(f, m))
+            .collect(),
+    })
+}

@@ -1,0 +1,747 @@
+//! The order-intake API for authorities' systems (`/api/v1`).
+//!
+//! Every route authenticates the request by its body-bound token ([`authenticate`]) before
+//! anything else is read, then calls one service function of [`crate::orders`]. Order of
+//! checks: body size (413), content type (415), failed-authentication throttle for the client's
+//! network (429), token (401/403), the authority's rate limit (429), then the request itself.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use chrono::Utc;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::authority::throttle;
+use crate::authority::token::{self, RequestBinding, TokenError};
+use crate::db::{Db, DbError, meta};
+use crate::orders::clarify::{self, AuthorityMessage, Message};
+use crate::orders::intake::{self, DocumentUpload, Rejection, StoredAnswer};
+use crate::orders::{self, FieldError, OrderError, OrderStatus, OrderView};
+use crate::policy::{Deployment, PolicySet};
+use crate::settings::ApiSettings;
+use crate::web::problem::Problem;
+
+/// What the API handlers share.
+pub struct ApiState {
+    settings: ApiSettings,
+    audience: tokio::sync::OnceCell<String>,
+    policies: Arc<PolicySet>,
+    deployment: Deployment,
+}
+
+impl ApiState {
+    /// The state for these settings.
+    pub fn new(settings: ApiSettings, policies: Arc<PolicySet>, deployment: Deployment) -> Self {
+        Self {
+            settings,
+            audience: tokio::sync::OnceCell::new(),
+            policies,
+            deployment,
+        }
+    }
+
+    /// Largest request body: the document limit in base64, plus room for the order.
+    pub fn body_limit(&self) -> usize {
+        self.settings.document_limit_bytes / 3 * 4 + 1024 * 1024
+    }
+
+    async fn audience(&self, db: &Db) -> Result<String, Problem> {
+        if !self.settings.audience.is_empty() {
+            return Ok(self.settings.audience.clone());
+        }
+        let found = self
+            .audience
+            .get_or_try_init(|| async {
+                let id = db.run(|conn| meta::get(conn, "deployment_id")).await?;
+                id.map(|id| format!("writ:{id}"))
+                    .ok_or_else(|| DbError::Unavailable("the database is not migrated".into()))
+            })
+            .await?;
+        Ok(found.clone())
+    }
+}
+
+impl From<OrderError> for Problem {
+    fn from(e: OrderError) -> Self {
+        match e {
+            OrderError::NotFound => Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found")
+                .detail("no such order"),
+            OrderError::Conflict(m) => {
+                Problem::new(StatusCode::CONFLICT, "conflict", "Conflict").detail(m)
+            }
+            OrderError::Invalid {
+                status,
+                slug,
+                title,
+                errors,
+                submission_id,
+            } => {
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+                let detail = errors
+                    .iter()
+                    .map(|e| format!("{}: {}", e.field, e.message))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                let mut p = Problem::new(status, slug, &title)
+                    .detail(detail)
+                    .errors(errors);
+                p.submission_id = submission_id;
+                p
+            }
+            OrderError::Db(e) => e.into(),
+            OrderError::Audit(e) => e.into(),
+        }
+    }
+}
+
+/// The client's address: the TCP peer, or with `hops` trusted proxies the entry they added to
+/// `X-Forwarded-For`.
+fn client_address(req: &HttpRequest, hops: usize) -> Option<IpAddr> {
+    let peer = req.peer_addr().map(|a| a.ip());
+    if hops == 0 {
+        return peer;
+    }
+    let forwarded: Vec<IpAddr> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    forwarded
+        .len()
+        .checked_sub(hops)
+        .and_then(|i| forwarded.get(i).copied())
+        .or(peer)
+}
+
+/// Now, to the microsecond: the precision the database keeps, so that stored and answered
+/// times agree.
+fn now_micros() -> chrono::DateTime<Utc> {
+    crate::metadata::normalize::from_micros(Utc::now().timestamp_micros())
+}
+
+fn too_many(detail: &str, now: i64) -> Problem {
+    Problem::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too-many-requests",
+        "Too many requests",
+    )
+    .detail(detail)
+    .retry_after(throttle::retry_after(now))
+}
+
+/// Authenticates an API request: the failed-authentication throttle of the client's network,
+/// the body-bound token, and the authority's rate limit. Returns the authority's id.
+pub async fn authenticate(
+    req: &HttpRequest,
+    body: &[u8],
+    state: &ApiState,
+    db: &Db,
+) -> Result<String, Problem> {
+    let audience = state.audience(db).await?;
+    let source = client_address(req, state.settings.trusted_proxy_hops)
+        .map_or_else(|| "unknown".to_owned(), throttle::network_of);
+    let token = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_owned());
+    let method = req.method().as_str().to_owned();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| req.path().to_owned(), |p| p.as_str().to_owned());
+    let body = body.to_vec();
+    let settings = state.settings.clone();
+    db.run(move |conn| {
+        let now = Utc::now().timestamp();
+        if throttle::failures(conn, &source, now)?
+            >= i64::from(settings.auth_failure_limit_per_minute)
+        {
+            throttle::record_failure(conn, &source, "throttled", now)?;
+            return Ok::<_, DbError>(Err(too_many(
+                "too many failed authentications from your network; wait and retry",
+                now,
+            )));
+        }
+        let verified = match &token {
+            None => Err(TokenError::Malformed(
+                "no `Authorization: Bearer` request token".into(),
+            )),
+            Some(t) => token::verify(
+                conn,
+                t,
+                RequestBinding {
+                    method: &method,
+                    path: &path,
+                    body: &body,
+                },
+                &audience,
+                settings.token_max_lifetime_secs,
+                now,
+            ),
+        };
+        let verified = match verified {
+            Ok(v) => v,
+            Err(TokenError::Unavailable(e)) => return Err(DbError::Unavailable(e)),
+            Err(e) => {
+                throttle::record_failure(conn, &source, e.class(), now)?;
+                let status = if e == TokenError::Suspended {
+                    StatusCode::FORBIDDEN
+                } else {
+                    StatusCode::UNAUTHORIZED
+                };
+                return Ok(Err(Problem::new(
+                    status,
+                    "unauthenticated",
+                    "Request not authenticated",
+                )
+                .reason(e.class())
+                .detail(e.to_string())));
+            }
+        };
+        let scope = format!("authority:{}", verified.authority_id);
+        if throttle::hit(conn, &scope, now)? > i64::from(settings.rate_limit_per_minute) {
+            return Ok(Err(too_many(
+                "the authority's request rate limit is reached; wait and retry",
+                now,
+            )));
+        }
+        Ok(Ok(verified.authority_id))
+    })
+    .await?
+}
+
+/// Reads the body up to `limit` bytes: more is a 413 problem.
+async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<Vec<u8>, Problem> {
+    let too_large = || {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            "Request body too large",
+        )
+        .detail(format!("the request body may be at most {limit} bytes"))
+    };
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut body = Vec::with_capacity(declared.unwrap_or(0).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-body",
+                "Invalid request body",
+            )
+            .detail(e.to_string())
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// A JSON body is required: anything else is a 415 problem.
+fn require_json(req: &HttpRequest) -> Result<(), Problem> {
+    let ok = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
+    if ok {
+        Ok(())
+    } else {
+        Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+        )
+        .detail("the request body must be application/json"))
+    }
+}
+
+/// The `Idempotency-Key` header, if sent: 1 to 128 visible ASCII characters.
+fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, Problem> {
+    let Some(value) = req.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(k) if !k.is_empty() && k.len() <= 128 && k.bytes().all(|b| b.is_ascii_graphic()) => {
+            Ok(Some(k.to_owned()))
+        }
+        _ => Err(
+            Problem::new(StatusCode::BAD_REQUEST, "invalid-header", "Invalid header")
+                .detail("Idempotency-Key must be 1 to 128 visible ASCII characters")
+                .errors(vec![FieldError::new(
+                    "Idempotency-Key",
+                    "must be 1 to 128 visible ASCII characters",
+                )]),
+        ),
+    }
+}
+
+fn request_hash(req: &HttpRequest, body: &[u8]) -> String {
+    let mut all = Vec::with_capacity(body.len() + 64);
+    all.extend_from_slice(req.method().as_str().as_bytes());
+    all.push(b'\n');
+    all.extend_from_slice(req.path().as_bytes());
+    all.push(b'\n');
+    all.extend_from_slice(body);
+    intake::sha256_hex(&all)
+}
+
+fn stored_response(answer: StoredAnswer, location: Option<String>) -> HttpResponse {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
+    let mut r = HttpResponse::build(status);
+    r.content_type("application/json");
+    if let Some(l) = location {
+        r.insert_header((LOCATION, l));
+    }
+    if answer.replayed {
+        r.insert_header(("Idempotent-Replayed", "true"));
+    }
+    r.body(answer.body)
+}
+
+/// What the API tells an integrator before it has a key: the audience its tokens must name
+/// and the limits.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ApiInfo {
+    /// The `aud` claim every request token must carry.
+    pub audience: String,
+    /// Longest accepted token lifetime (`exp` - `iat`), seconds.
+    pub token_max_lifetime_secs: i64,
+    /// Largest order document (decoded), bytes.
+    pub document_limit_bytes: usize,
+    /// Largest request body, bytes.
+    pub body_limit_bytes: usize,
+    /// Requests per authority per minute.
+    pub rate_limit_per_minute: u32,
+    /// Where the OpenAPI document is.
+    pub openapi: String,
+}
+
+/// The API's audience and limits (no authentication).
+#[utoipa::path(get, path = "/api/v1", tag = "api",
+    responses((status = 200, description = "Audience and limits", body = ApiInfo)))]
+#[get("/api/v1")]
+pub async fn info(state: web::Data<ApiState>, db: web::Data<Db>) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Ok().json(ApiInfo {
+        audience: state.audience(&db).await?,
+        token_max_lifetime_secs: state.settings.token_max_lifetime_secs,
+        document_limit_bytes: state.settings.document_limit_bytes,
+        body_limit_bytes: state.body_limit(),
+        rate_limit_per_minute: state.settings.rate_limit_per_minute,
+        openapi: "/api/openapi.json".into(),
+    }))
+}
+
+/// Submit an order.
+///
+/// The body carries the order (the policy engine's `Order` JSON), the signed order document
+/// and, optionally, the validator's signature over the order digest. The issuer's kind and
+/// country are taken from the authority registry, never from the order. The answer holds the
+/// policy decision; it says nothing about whether any target exists at the provider.
+/// A malformed submission is kept as a rejected-submission record whose id the problem names.
+#[utoipa::path(post, path = "/api/v1/orders", tag = "orders",
+    request_body(content = intake::Submission, content_type = "application/json"),
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "Makes a retry safe: the same key and body return the first answer; the same key with another body is a 409. Scoped to the authority.")),
+    responses(
+        (status = 201, description = "Received and decided", body = OrderView,
+            headers(("Location" = String, description = "The order's URL"))),
+        (status = 400, description = "Not JSON, or a bad header", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not authenticated (see `reason`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The authority is suspended", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Idempotency-Key reused for another body", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body or document too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The order is not valid (see `errors`)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limit or failure throttle", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("request_token" = [])))]
+#[post("/api/v1/orders")]
+pub async fn submit(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<ApiState>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, Problem> {
+    let body = read_body(&req, payload, state.body_limit()).await?;
+    require_json(&req)?;
+    let authority = authenticate(&req, &body, &state, &db).await?;
+    let key = idempotency_key(&req)?;
+    let hash = request_hash(&req, &body);
+    let state = state.into_inner();
+    let answer = db
+        .run(move |conn| {
+            let now = now_micros();
+            if let Some(k) = &key
+                && let Some(earlier) = intake::replay(conn, &authority, k, &hash)?
+            {
+                return Ok((earlier, None));
+            }
+            let checked = match intake::check(
+                conn,
+                &body,
+                &authority,
+                state.settings.document_limit_bytes,
+                true,
+            ) {
+                Ok(c) => c,
+                Err(e) => return Err(intake::reject(conn, &authority, &body, e, now)),
+            };
+            let mut location = None;
+            let answer = intake::idempotent(conn, &authority, key.as_deref(), &hash, now, |c| {
+                let view = intake::store_new(
+                    c,
+                    &authority,
+                    &checked,
+                    &state.policies,
+                    &state.deployment,
+                    now,
+                )?;
+                location = Some(format!("/api/v1/orders/{}", view.id));
+                let body = serde_json::to_string(&view)
+                    .map_err(|e| OrderError::Conflict(e.to_string()))?;
+                Ok((201, body))
+            })?;
+            if location.is_some() {
+                tracing::info!(order.id = %location.as_deref().unwrap_or_default(), "order received");
+            }
+            Ok::<_, OrderError>((answer, location))
+        })
+        .await?;
+    let (answer, location) = answer;
+    let location = location.or_else(|| {
+        serde_json::from_str::<serde_json::Value>(&answer.body)
+            .ok()
+            .and_then(|v| v["id"].as_str().map(|id| format!("/api/v1/orders/{id}")))
+    });
+    Ok(stored_response(answer, location))
+}
+
+/// Read one of your orders: its status and current decision. Another authority's order is a
+/// 404, as is a missing one.
+#[utoipa::path(get, path = "/api/v1/orders/{id}", tag = "orders",
+    params(("id" = String, Path, description = "The order id")),
+    responses(
+        (status = 200, description = "The order", body = OrderView),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order of yours", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("request_token" = [])))]
+#[get("/api/v1/orders/{id}")]
+pub async fn order(
+    req: HttpRequest,
+    id: web::Path<String>,
+    state: web::Data<ApiState>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, Problem> {
+    let authority = authenticate(&req, &[], &state, &db).await?;
+    let id = id.into_inner();
+    let view = db
+        .run(move |conn| orders::view(conn, &id, Some(&authority)))
+        .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// The body of a withdrawal.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Withdrawal {
+    /// Why the order is withdrawn (kept as a message).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Problem> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner();
+        let status = if inner.is_syntax() || inner.is_eof() {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        };
+        let field = if field == "." {
+            "(body)".to_owned()
+        } else {
+            field
+        };
+        Problem::new(status, "invalid-body", "Invalid request body")
+            .detail(format!("{field}: {inner}"))
+            .errors(vec![FieldError::new(field, inner.to_string())])
+    })
+}
+
+/// Withdraw one of your orders: its holds end. A released or refused order cannot be
+/// withdrawn (409); withdrawing twice answers as the first time.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/withdraw", tag = "orders",
+    params(("id" = String, Path, description = "The order id")),
+    request_body(content = Option<Withdrawal>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Withdrawn", body = OrderView),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order of yours", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already released or refused", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("request_token" = [])))]
+#[post("/api/v1/orders/{id}/withdraw")]
+pub async fn withdraw(
+    req: HttpRequest,
+    id: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<ApiState>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, Problem> {
+    let body = read_body(&req, payload, 64 * 1024).await?;
+    if !body.is_empty() {
+        require_json(&req)?;
+    }
+    let authority = authenticate(&req, &body, &state, &db).await?;
+    let withdrawal: Withdrawal = if body.is_empty() {
+        Withdrawal::default()
+    } else {
+        parse_json(&body)?
+    };
+    let id = id.into_inner();
+    let view = db
+        .run(move |conn| {
+            crate::db::write_tx(conn, |c| {
+                clarify::withdraw(
+                    c,
+                    &authority,
+                    &id,
+                    withdrawal.reason.as_deref(),
+                    now_micros(),
+                )
+            })
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// Read the clarification messages of one of your orders, oldest first.
+#[utoipa::path(get, path = "/api/v1/orders/{id}/messages", tag = "orders",
+    params(("id" = String, Path, description = "The order id")),
+    responses(
+        (status = 200, description = "The messages", body = Vec<Message>),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order of yours", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("request_token" = [])))]
+#[get("/api/v1/orders/{id}/messages")]
+pub async fn messages(
+    req: HttpRequest,
+    id: web::Path<String>,
+    state: web::Data<ApiState>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, Problem> {
+    let authority = authenticate(&req, &[], &state, &db).await?;
+    let id = id.into_inner();
+    let list = db
+        .run(move |conn| clarify::messages(conn, &id, Some(&authority)))
+        .await?;
+    Ok(HttpResponse::Ok().json(list))
+}
+
+/// The body of an authority's message.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MessageBody<'a> {
+    text: String,
+    #[serde(borrow, default)]
+    order: Option<&'a RawValue>,
+    #[serde(default)]
+    document: Option<DocumentUpload>,
+    #[serde(default)]
+    validation: Option<String>,
+}
+
+/// The body of an authority's message (documentation type).
+#[derive(Debug, utoipa::ToSchema)]
+pub struct NewMessage {
+    /// The answer or information, 1 to 20000 characters.
+    pub text: String,
+    /// An amended order: it replaces the current one, is decided afresh, and sends the order
+    /// back to review (earlier approvals no longer count).
+    pub order: Option<crate::policy::Order>,
+    /// The signed document of the amended order (the previous one stays in force without it).
+    pub document: Option<DocumentUpload>,
+    /// The validator's signature over the amended order's digest.
+    pub validation: Option<String>,
+}
+
+/// Answer the legal team, or send information, optionally with an amended order.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/messages", tag = "orders",
+    params(("id" = String, Path, description = "The order id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe, as for order submission.")),
+    request_body(content = NewMessage, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Stored", body = Message),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order of yours", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order is closed", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid message or amendment", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("request_token" = [])))]
+#[post("/api/v1/orders/{id}/messages")]
+pub async fn post_message(
+    req: HttpRequest,
+    id: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<ApiState>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, Problem> {
+    let body = read_body(&req, payload, state.body_limit()).await?;
+    require_json(&req)?;
+    let authority = authenticate(&req, &body, &state, &db).await?;
+    let key = idempotency_key(&req)?;
+    let hash = request_hash(&req, &body);
+    let state = state.into_inner();
+    let id = id.into_inner();
+    let answer = db
+        .run(move |conn| {
+            let now = now_micros();
+            if let Some(k) = &key
+                && let Some(earlier) = intake::replay(conn, &authority, k, &hash)?
+            {
+                return Ok(earlier);
+            }
+            let message: MessageBody<'_> = parse_json(&body).map_err(problem_to_invalid)?;
+            let amendment = match message.order {
+                None => None,
+                Some(raw) => {
+                    let checked = intake::check_parts(
+                        conn,
+                        raw,
+                        message.document.clone(),
+                        message.validation.clone(),
+                        &authority,
+                        state.settings.document_limit_bytes,
+                        false,
+                    );
+                    match checked {
+                        Ok(c) => Some(c),
+                        Err(e) => return Err(intake::reject(conn, &authority, &body, e, now)),
+                    }
+                }
+            };
+            intake::idempotent(conn, &authority, key.as_deref(), &hash, now, |c| {
+                let stored = clarify::answer(
+                    c,
+                    &authority,
+                    &id,
+                    &AuthorityMessage {
+                        text: &message.text,
+                        amendment,
+                    },
+                    &state.policies,
+                    &state.deployment,
+                    now,
+                )?;
+                let body = serde_json::to_string(&stored)
+                    .map_err(|e| OrderError::Conflict(e.to_string()))?;
+                Ok((201, body))
+            })
+        })
+        .await?;
+    Ok(stored_response(answer, None))
+}
+
+fn problem_to_invalid(p: Problem) -> OrderError {
+    OrderError::Invalid {
+        status: p.status,
+        slug: "invalid-body",
+        title: p.title,
+        errors: p.errors,
+        submission_id: None,
+    }
+}
+
+/// Download the released disclosure package of one of your orders.
+///
+/// Until the legal team has approved and released the order this is a 409 naming the order's
+/// status.
+#[utoipa::path(get, path = "/api/v1/orders/{id}/disclosure", tag = "orders",
+    params(("id" = String, Path, description = "The order id")),
+    responses(
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order of yours", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Nothing released (yet)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("request_token" = [])))]
+#[get("/api/v1/orders/{id}/disclosure")]
+pub async fn disclosure(
+    req: HttpRequest,
+    id: web::Path<String>,
+    state: web::Data<ApiState>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, Problem> {
+    let authority = authenticate(&req, &[], &state, &db).await?;
+    let id = id.into_inner();
+    let view = db
+        .run(move |conn| orders::view(conn, &id, Some(&authority)))
+        .await?;
+    let detail = match view.status {
+        OrderStatus::Released => {
+            "the package is not available through this version of the API yet".to_owned()
+        }
+        other => format!(
+            "nothing has been released for this order; its status is {}",
+            other.as_str()
+        ),
+    };
+    Err(Problem::new(StatusCode::CONFLICT, "not-released", "Nothing released").detail(detail))
+}
+
+/// Read one of your rejected submissions: what Writ received (its hash and size) and why it
+/// was refused.
+#[utoipa::path(get, path = "/api/v1/rejections/{id}", tag = "orders",
+    params(("id" = String, Path, description = "The rejected submission's id (`submission_id` of the problem)")),
+    responses(
+        (status = 200, description = "The record", body = Rejection),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such record of yours", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("request_token" = [])))]
+#[get("/api/v1/rejections/{id}")]
+pub async fn rejection(
+    req: HttpRequest,
+    id: web::Path<String>,
+    state: web::Data<ApiState>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, Problem> {
+    let authority = authenticate(&req, &[], &state, &db).await?;
+    let id = id.into_inner();
+    let found = db
+        .run(move |conn| intake::rejection(conn, &authority, &id))
+        .await
+        .map_err(|e| match e {
+            OrderError::NotFound => Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found")
+                .detail("no such rejected submission"),
+            other => other.into(),
+        })?;
+    Ok(HttpResponse::Ok().json(found))
+}
