@@ -42,6 +42,94 @@ pub struct Settings {
     pub deployment: crate::policy::Deployment,
     /// The authorities' order-intake API.
     pub api: ApiSettings,
+    /// The browser workspace: sessions and sign-in.
+    pub workspace: WorkspaceSettings,
+    /// Disclosure packages.
+    pub package: PackageSettings,
+    /// Outgoing e-mail.
+    pub mail: MailSettings,
+}
+
+/// `[workspace]`: the legal team's and auditors' browser workspace.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceSettings {
+    /// A session ends after this many minutes without a request.
+    pub session_idle_minutes: u32,
+    /// A session ends this many hours after sign-in, whatever happens.
+    pub session_max_hours: u32,
+    /// Failed sign-ins per account (and per client network) per 15 minutes before sign-in is
+    /// refused for the rest of the window.
+    pub login_failures_per_15min: u32,
+    /// Where the first admin's random password is written (mode 0600) when Writ starts with no
+    /// users.
+    pub initial_admin_password_file: PathBuf,
+    /// Mark session cookies `Secure` (browsers still accept them on http://localhost).
+    pub cookie_secure: bool,
+}
+
+/// `[package]`: disclosure packages.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackageSettings {
+    /// The Ed25519 key that signs package manifests (PKCS#8 PEM, mode 0600; `writ keys init`).
+    pub signing_key_path: PathBuf,
+    /// Create the key on start when missing (the embedded default; production provisions it).
+    pub create_key_if_missing: bool,
+    /// Days a released package stays downloadable before it is deleted.
+    pub retention_days: u32,
+}
+
+/// `[mail]`: outgoing e-mail.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailSettings {
+    /// `file` (messages are written to `outbox_dir`, the embedded default) or `smtp`.
+    pub transport: MailTransport,
+    /// Where the file transport writes messages.
+    pub outbox_dir: PathBuf,
+    /// The sender address.
+    pub from: String,
+    /// SMTP server host.
+    pub smtp_host: String,
+    /// SMTP server port.
+    pub smtp_port: u16,
+    /// `none`, `starttls` or `tls`.
+    pub smtp_security: SmtpSecurity,
+    /// SMTP user name; empty for none.
+    pub smtp_username: String,
+    /// SMTP password.
+    pub smtp_password: SecretString,
+    /// Addresses of the legal team (new orders, reminders).
+    pub legal_team: Vec<String>,
+    /// Addresses of auditors (checkpoint pushes).
+    pub auditors: Vec<String>,
+    /// Attempts before a message is marked failed (it stays visible and can be retried).
+    pub max_attempts: u32,
+    /// Seconds before the first retry; each retry doubles it.
+    pub retry_backoff_secs: u64,
+}
+
+/// How e-mail leaves Writ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTransport {
+    /// Files in the outbox folder.
+    File,
+    /// An SMTP relay.
+    Smtp,
+}
+
+/// SMTP connection security.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    /// Plain SMTP (a local relay).
+    None,
+    /// STARTTLS upgrade.
+    Starttls,
+    /// TLS from the start (SMTPS).
+    Tls,
 }
 
 /// `[api]`: the order-intake API for authorities' systems.

@@ -116,6 +116,21 @@ impl TestDb {
                 "WRIT_AUDIT__AUDITOR_TOKEN_SHA256".into(),
                 self.auditor_hash.clone(),
             ),
+            (
+                "WRIT_PACKAGE__SIGNING_KEY_PATH".into(),
+                self.dir().join("package.key").display().to_string(),
+            ),
+            (
+                "WRIT_WORKSPACE__INITIAL_ADMIN_PASSWORD_FILE".into(),
+                self.dir()
+                    .join("initial-admin-password")
+                    .display()
+                    .to_string(),
+            ),
+            (
+                "WRIT_MAIL__OUTBOX_DIR".into(),
+                self.dir().join("outbox").display().to_string(),
+            ),
             // Tests sign on demand unless they test the background signer.
             ("WRIT_AUDIT__CHECKPOINT_INTERVAL_SECS".into(), "0".into()),
         ]

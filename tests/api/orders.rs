@@ -546,7 +546,19 @@ async fn idempotency_keys_replay_the_first_answer_and_refuse_another_body(backen
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     assert_eq!(v["errors"][0]["field"], "Idempotency-Key");
 
-    // Exactly two orders from Paris exist... one, in fact: the replay stored nothing.
+    // The same key sent five times at once (a client retrying through several instances):
+    // one order, five identical answers.
+    let body3 = submission(&ORDER.replace("PR-2026-0042", "PR-2026-0044"));
+    let tries = (0..5).map(|_| send(body3.clone(), "k-race"));
+    let answers = futures_util::future::join_all(tries).await;
+    let mut texts = Vec::new();
+    for a in answers {
+        assert_eq!(a.status(), StatusCode::CREATED);
+        texts.push(a.text().await.unwrap());
+    }
+    assert!(texts.windows(2).all(|w| w[0] == w[1]), "{texts:?}");
+
+    // Paris has exactly two orders: the replays stored nothing.
     let count = api
         .app
         .pool
@@ -561,7 +573,7 @@ async fn idempotency_keys_replay_the_first_answer_and_refuse_another_body(backen
         })
         .await
         .unwrap();
-    assert_eq!(count, 1);
+    assert_eq!(count, 2);
 }
 
 async fn an_authority_sees_only_its_own_orders(backend: Backend) {
