@@ -61,6 +61,9 @@ pub struct WorkspaceSettings {
     /// Failed sign-ins per account (and per client network) per 15 minutes before sign-in is
     /// refused for the rest of the window.
     pub login_failures_per_15min: u32,
+    /// Create the first admin when Writ starts with no users (off where users are provisioned
+    /// with `writ user add`).
+    pub create_first_admin: bool,
     /// Where the first admin's random password is written (mode 0600) when Writ starts with no
     /// users.
     pub initial_admin_password_file: PathBuf,

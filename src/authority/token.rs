@@ -222,6 +222,19 @@ pub(crate) fn signature_only(alg: Algorithm) -> Validation {
     v
 }
 
+/// A token whose signature and claims were checked, not yet bound to a request body nor
+/// spent: what [`check`] returns before the body is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    /// The authority that signed it.
+    pub authority_id: String,
+    /// The key it was signed with.
+    pub kid: String,
+    /// Its claims.
+    pub claims: Claims,
+    active: bool,
+}
+
 /// Verifies `token` for `request`; `now` is Unix seconds. On success the `jti` is recorded as
 /// used (in its own transaction, so a replay is refused on every instance from then on).
 pub fn verify(
@@ -232,6 +245,32 @@ pub fn verify(
     max_lifetime_secs: i64,
     now: i64,
 ) -> Result<Verified, TokenError> {
+    let checked = check(conn, token, audience, max_lifetime_secs, now)?;
+    if !checked.claims.htm.eq_ignore_ascii_case(request.method) {
+        return Err(TokenError::BodyMismatch("method (`htm`)".into()));
+    }
+    if checked.claims.htu != request.path {
+        return Err(TokenError::BodyMismatch("path (`htu`)".into()));
+    }
+    bind(
+        conn,
+        checked,
+        &body_hash(request.body),
+        max_lifetime_secs,
+        now,
+    )
+}
+
+/// The first phase, before the request body is read: the key, the signature with the pinned
+/// algorithm, and the typed claims (issuer, audience, times). A forged token is refused here,
+/// having cost one small query and one signature check.
+pub fn check(
+    conn: &mut DbConn,
+    token: &str,
+    audience: &str,
+    max_lifetime_secs: i64,
+    now: i64,
+) -> Result<Checked, TokenError> {
     let header =
         jsonwebtoken::decode_header(token).map_err(|e| TokenError::Malformed(e.to_string()))?;
     let kid = header
@@ -247,10 +286,6 @@ pub fn verify(
             jsonwebtoken::errors::ErrorKind::InvalidSignature => TokenError::BadSignature,
             _ => TokenError::Malformed(e.to_string()),
         })?;
-    // Only a correctly signed request learns that its authority is suspended.
-    if !key.authority_active {
-        return Err(TokenError::Suspended);
-    }
     // Typed claims: a string-typed `exp` or a missing `jti` fails here, by name.
     let claims: Claims = serde_path_to_error::deserialize(raw.claims).map_err(|e| {
         let path = e.path().to_string();
@@ -268,16 +303,23 @@ pub fn verify(
     if claims.aud != audience {
         return Err(TokenError::Claims("`aud` is not this deployment".into()));
     }
-    if claims.exp + LEEWAY_SECS < now {
+    // Saturating arithmetic: extreme values must not wrap into acceptance.
+    if claims.exp.saturating_add(LEEWAY_SECS) < now {
         return Err(TokenError::Expired("expired".into()));
     }
-    if claims.nbf.is_some_and(|nbf| nbf > now + LEEWAY_SECS) {
+    if claims
+        .nbf
+        .is_some_and(|nbf| nbf > now.saturating_add(LEEWAY_SECS))
+    {
         return Err(TokenError::Expired("not valid yet (`nbf`)".into()));
     }
-    if claims.iat > now + LEEWAY_SECS {
+    if claims.iat > now.saturating_add(LEEWAY_SECS) {
         return Err(TokenError::Expired("issued in the future (`iat`)".into()));
     }
-    if claims.exp - claims.iat > max_lifetime_secs || claims.exp < claims.iat {
+    if claims.iat < now.saturating_sub(max_lifetime_secs.saturating_add(LEEWAY_SECS)) {
+        return Err(TokenError::Expired("issued too long ago (`iat`)".into()));
+    }
+    if claims.exp < claims.iat || claims.exp.saturating_sub(claims.iat) > max_lifetime_secs {
         return Err(TokenError::Expired(format!(
             "lives longer than {max_lifetime_secs} s"
         )));
@@ -287,23 +329,46 @@ pub fn verify(
             "`jti` must be 1 to 128 characters".into(),
         ));
     }
-    if !claims.htm.eq_ignore_ascii_case(request.method) {
-        return Err(TokenError::BodyMismatch("method (`htm`)".into()));
-    }
-    if claims.htu != request.path {
-        return Err(TokenError::BodyMismatch("path (`htu`)".into()));
-    }
-    let expected = body_hash(request.body);
-    let bound: &[u8] = claims.bsh.as_bytes();
-    if !bool::from(subtle::ConstantTimeEq::ct_eq(bound, expected.as_bytes())) {
+    Ok(Checked {
+        authority_id,
+        kid,
+        claims,
+        active: key.authority_active,
+    })
+}
+
+/// The second phase, once the body is read: the body hash, then the authority's status (only a
+/// genuine, current token learns that its authority is suspended), then the single use of the
+/// `jti`, recorded for every instance to see.
+pub fn bind(
+    conn: &mut DbConn,
+    checked: Checked,
+    body_sha256_b64: &str,
+    max_lifetime_secs: i64,
+    now: i64,
+) -> Result<Verified, TokenError> {
+    let bound: &[u8] = checked.claims.bsh.as_bytes();
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(
+        bound,
+        body_sha256_b64.as_bytes(),
+    )) {
         return Err(TokenError::BodyMismatch("body (`bsh`)".into()));
     }
-    // Single use, across instances: the primary key refuses the second insert.
+    if !checked.active {
+        return Err(TokenError::Suspended);
+    }
+    let Checked {
+        authority_id,
+        kid,
+        claims,
+        ..
+    } = checked;
+    // Single use, across instances: the primary key refuses the second insert. Rows are kept
+    // well past any token's validity so that clock skew between instances cannot reopen one.
+    let purge_before = now.saturating_sub(max_lifetime_secs).saturating_sub(3600);
     let recorded = write_tx(conn, |c| {
-        diesel::delete(
-            used_token_ids::table.filter(used_token_ids::expires_at.lt(now - LEEWAY_SECS)),
-        )
-        .execute(c)?;
+        diesel::delete(used_token_ids::table.filter(used_token_ids::expires_at.lt(purge_before)))
+            .execute(c)?;
         let inserted = match c {
             DbConn::Sqlite(s) => diesel::insert_into(used_token_ids::table)
                 .values((

@@ -56,6 +56,24 @@ pub enum ValidationError {
     /// The issuing authority validated its own order.
     #[error("an authority cannot validate its own order")]
     SelfValidation,
+    /// The validator is registered in another state than the issuer.
+    #[error("the validator is registered in {validator}, not in the issuing state {issuer}")]
+    OtherState {
+        /// The validator's registered country.
+        validator: String,
+        /// The issuer's registered country.
+        issuer: String,
+    },
+    /// The order names a validator of another country than the one that signed.
+    #[error(
+        "the order names a validator in {claimed}, but the signature is by an authority registered in {registered}"
+    )]
+    NotTheNamedValidator {
+        /// The country the order names.
+        claimed: String,
+        /// The signer's registered country.
+        registered: String,
+    },
     /// The database failed.
     #[error("registry unavailable: {0}")]
     Unavailable(String),
@@ -68,12 +86,15 @@ impl From<diesel::result::Error> for ValidationError {
 }
 
 /// Verifies `signature` as the validation of the order whose digest is `order_sha256`, sent
-/// by `issuer_id`.
+/// by `issuer_id`, naming a validator in `claimed_country`. The validator must be registered in
+/// the issuer's own state (validation happens in the issuing state) and in the state the order
+/// names.
 pub fn verify(
     conn: &mut DbConn,
     signature: &str,
     order_sha256: &str,
     issuer_id: &str,
+    claimed_country: &str,
 ) -> Result<ProvenValidation, ValidationError> {
     let header = jsonwebtoken::decode_header(signature)
         .map_err(|e| ValidationError::Malformed(e.to_string()))?;
@@ -102,6 +123,27 @@ pub fn verify(
     }
     if key.authority_id == issuer_id {
         return Err(ValidationError::SelfValidation);
+    }
+    let country = |c: &mut DbConn, id: &str| -> Result<String, ValidationError> {
+        use diesel::prelude::*;
+        Ok(crate::db::schema::authorities::table
+            .find(id)
+            .select(crate::db::schema::authorities::country)
+            .first::<String>(c)?)
+    };
+    let validator_country = country(conn, &key.authority_id)?;
+    let issuer_country = country(conn, issuer_id)?;
+    if validator_country != issuer_country {
+        return Err(ValidationError::OtherState {
+            validator: validator_country,
+            issuer: issuer_country,
+        });
+    }
+    if !claimed_country.eq_ignore_ascii_case(&validator_country) {
+        return Err(ValidationError::NotTheNamedValidator {
+            claimed: claimed_country.to_owned(),
+            registered: validator_country,
+        });
     }
     let kind: IssuerKind =
         serde_json::from_value(serde_json::Value::String(key.authority_kind.clone()))

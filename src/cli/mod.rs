@@ -10,10 +10,12 @@ mod demo;
 mod import;
 mod keys;
 mod migrate;
+mod package;
 mod policy;
 mod retention;
 mod serve;
 mod token;
+mod user;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,6 +60,12 @@ pub enum Command {
         #[command(subcommand)]
         action: audit::AuditAction,
     },
+    /// Verify a disclosure package offline (signature, file hashes, scope).
+    Package {
+        /// What to do.
+        #[command(subcommand)]
+        action: package::PackageAction,
+    },
     /// Import accounts or IP events from a CSV or JSON Lines file (exit code 3: some rejected).
     Import(import::ImportArgs),
     /// Delete metadata past its retention period, except what holds keep.
@@ -84,6 +92,12 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         action: token::TokenAction,
+    },
+    /// Manage the workspace's staff accounts.
+    User {
+        /// What to do.
+        #[command(subcommand)]
+        action: user::UserAction,
     },
     /// Synthetic data for demos, tests and benchmarks.
     Demo {
@@ -113,12 +127,14 @@ pub fn main() -> ExitCode {
         Command::Config(args) => config::run(&settings, &args),
         Command::Keys { action } => keys::run(settings, action),
         Command::Audit { action } => audit::run(settings, action),
+        Command::Package { action } => package::run(action),
         Command::Import(args) => import::run(settings, args),
         Command::Retention { action } => retention::run(settings, action),
         Command::Demo { action } => demo::run(settings, action),
         Command::Policy { action } => policy::run(settings, action),
         Command::Authority { action } => authority::run(settings, action),
         Command::Token { action } => token::run(action),
+        Command::User { action } => user::run(settings, action),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

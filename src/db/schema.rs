@@ -217,6 +217,8 @@ diesel::table! {
         received_at -> BigInt,
         /// Last change, UTC microseconds.
         updated_at -> BigInt,
+        /// The staff member who entered it by hand (manual intake).
+        entered_by -> Nullable<Text>,
     }
 }
 
@@ -239,6 +241,12 @@ diesel::table! {
         decision_json -> Text,
         /// When stored, UTC microseconds.
         created_at -> BigInt,
+        /// The narrowed scope (JSON), when people narrowed the decision.
+        scope_json -> Nullable<Text>,
+        /// Who checked the claimed validation against the signed document.
+        validation_checked_by -> Nullable<Text>,
+        /// When.
+        validation_checked_at -> Nullable<BigInt>,
     }
 }
 
@@ -383,3 +391,128 @@ diesel::allow_tables_to_appear_in_same_query!(
     order_messages,
     target_holds
 );
+
+diesel::table! {
+    /// Outgoing e-mail, queued in the transaction of the step that caused it (an outbox).
+    mail_outbox (id) {
+        /// Sequence.
+        id -> BigInt,
+        /// The notice kind, e.g. `new_order`.
+        kind -> Text,
+        /// Comma-separated recipient addresses.
+        recipients -> Text,
+        /// The rendered subject.
+        subject -> Text,
+        /// The rendered plain-text body (order ids and references only, no user data).
+        body -> Text,
+        /// The order concerned, if any.
+        order_id -> Nullable<Text>,
+        /// An emergency: listed and sent first.
+        urgent -> Bool,
+        /// queued, sending, sent or failed.
+        status -> Text,
+        /// Send attempts so far.
+        attempts -> Integer,
+        /// When the next attempt is due (for `sending`: when the sender's lease ends), UTC
+        /// microseconds.
+        next_attempt_at -> BigInt,
+        /// Why the last attempt failed (short; never the body).
+        last_error -> Nullable<Text>,
+        /// When queued, UTC microseconds.
+        created_at -> BigInt,
+        /// When sent.
+        sent_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    /// Staff users of the workspace.
+    staff_users (username) {
+        /// Sign-in name.
+        username -> Text,
+        /// Name shown.
+        display_name -> Text,
+        /// admin, legal_reviewer, legal_approver or auditor.
+        role -> Text,
+        /// argon2id PHC string.
+        password_hash -> Text,
+        /// Whether sign-in is refused.
+        disabled -> Bool,
+        /// When created, UTC microseconds.
+        created_at -> BigInt,
+        /// When the password last changed.
+        password_changed_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Workspace sessions.
+    staff_sessions (token_sha256) {
+        /// SHA-256 (hex) of the cookie token.
+        token_sha256 -> Text,
+        /// The user.
+        username -> Text,
+        /// The session's CSRF token.
+        csrf_token -> Text,
+        /// Sign-in time, UTC microseconds.
+        created_at -> BigInt,
+        /// Last request.
+        last_seen_at -> BigInt,
+        /// Absolute end.
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Disclosure package snapshots and releases.
+    packages (id) {
+        /// Package id (UUID).
+        id -> Text,
+        /// The order.
+        order_id -> Text,
+        /// The order version.
+        version -> Integer,
+        /// SHA-256 of the scope the package was built from.
+        scope_sha256 -> Text,
+        /// SHA-256 of the frozen snapshot (what approvals are bound to).
+        snapshot_sha256 -> Text,
+        /// The frozen records (JSON tables).
+        snapshot -> Text,
+        /// SHA-256 of the signed archive, once released.
+        package_sha256 -> Nullable<Text>,
+        /// snapshot, released, superseded or deleted.
+        status -> Text,
+        /// Records per category (JSON).
+        record_counts -> Text,
+        /// Fields released (comma-separated).
+        fields -> Text,
+        /// The archive (deleted after the retention period).
+        content -> Nullable<Binary>,
+        /// When built.
+        created_at -> BigInt,
+        /// When released.
+        released_at -> Nullable<BigInt>,
+        /// The audit sequence number of the release entry.
+        release_seq -> Nullable<BigInt>,
+        /// When the archive was deleted.
+        deleted_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    /// Approvals, each bound to one package snapshot.
+    approvals (package_id, approver) {
+        /// The snapshot approved.
+        package_id -> Text,
+        /// Who approved.
+        approver -> Text,
+        /// When.
+        approved_at -> BigInt,
+    }
+}
+
+diesel::joinable!(staff_sessions -> staff_users (username));
+diesel::joinable!(approvals -> packages (package_id));
+diesel::joinable!(packages -> orders (order_id));
+diesel::allow_tables_to_appear_in_same_query!(staff_users, staff_sessions);
+diesel::allow_tables_to_appear_in_same_query!(packages, approvals, orders);

@@ -170,6 +170,21 @@ pub fn run(
     let event_cutoff = now - days(settings.ip_history_days.max(settings.identification_days));
     let ident_cutoff = now - days(settings.subscriber_days);
     write_tx(conn, |c| {
+        // Orders hold their targets by identifier from receipt; until a hold has reached the
+        // accounts, nothing may be purged (`writ retention run` resolves them first).
+        let pending: i64 = {
+            use crate::db::schema::target_holds;
+            target_holds::table
+                .filter(target_holds::resolved_at.is_null())
+                .filter(target_holds::released_at.is_null())
+                .count()
+                .get_result(c)?
+        };
+        if pending > 0 && !dry_run {
+            return Err(MetadataError::Invalid(format!(
+                "{pending} order hold(s) are not yet resolved to accounts; nothing was deleted (run again)"
+            )));
+        }
         let mut report = RetentionReport {
             dry_run,
             ..RetentionReport::default()

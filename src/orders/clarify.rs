@@ -75,21 +75,29 @@ pub fn messages(
         .collect())
 }
 
-/// The status and version of an order (of `authority`'s, if given).
+/// The status, version and owner of an order (of `authority`'s, if given), with the order's
+/// row locked until the caller's transaction ends on PostgreSQL (on SQLite the write
+/// transaction already excludes other writers): a withdrawal and an amendment racing each
+/// other see each other's result instead of both acting on the same old state.
 fn state(
     conn: &mut DbConn,
     order_id: &str,
     authority: Option<&str>,
 ) -> Result<(OrderStatus, i32, String), OrderError> {
-    let mut q = orders::table
-        .filter(orders::id.eq(order_id))
-        .select((orders::status, orders::version, orders::authority_id))
-        .into_boxed();
-    if let Some(a) = authority {
-        q = q.filter(orders::authority_id.eq(a));
-    }
-    let (status, version, owner): (String, i32, String) =
-        q.first(conn).optional()?.ok_or(OrderError::NotFound)?;
+    let query = orders::table.filter(orders::id.eq(order_id)).select((
+        orders::status,
+        orders::version,
+        orders::authority_id,
+    ));
+    let found: Option<(String, i32, String)> = match conn {
+        DbConn::Sqlite(s) => query.first(s).optional()?,
+        DbConn::Postgres(p) => query.for_update().first(p).optional()?,
+    };
+    let Some((status, version, owner)) =
+        found.filter(|(_, _, owner)| authority.is_none_or(|a| a == owner))
+    else {
+        return Err(OrderError::NotFound);
+    };
     let status = OrderStatus::parse(&status).ok_or_else(|| {
         OrderError::Db(crate::db::DbError::Corrupt(format!(
             "order {order_id} has status `{status}`"
@@ -98,7 +106,24 @@ fn state(
     Ok((status, version, owner))
 }
 
+fn no_nul(field: &str, text: &str) -> Result<(), OrderError> {
+    if text.contains('\0') {
+        return Err(OrderError::Invalid {
+            status: 422,
+            slug: "invalid-message",
+            title: "The message is not valid".into(),
+            errors: vec![super::FieldError::new(
+                field,
+                "must not contain NUL characters",
+            )],
+            submission_id: None,
+        });
+    }
+    Ok(())
+}
+
 fn check_text(text: &str) -> Result<(), OrderError> {
+    no_nul("text", text)?;
     if text.trim().is_empty() || text.chars().count() > MAX_MESSAGE_CHARS {
         return Err(OrderError::Invalid {
             status: 422,
@@ -137,6 +162,20 @@ fn add_message(
             order_messages::created_at.eq(now.timestamp_micros()),
         ))
         .execute(conn)?;
+    Ok(())
+}
+
+/// Adds a message from the provider without changing the order's state (inside the caller's
+/// transaction): e.g. the reasons of a refusal.
+pub(crate) fn provider_message(
+    conn: &mut DbConn,
+    order_id: &str,
+    author: &str,
+    text: &str,
+    now: DateTime<Utc>,
+) -> Result<(), OrderError> {
+    check_text(text)?;
+    add_message(conn, order_id, Sender::Provider, author, text, None, now)?;
     Ok(())
 }
 
@@ -311,7 +350,19 @@ pub fn answer(
                 orders::emergency.eq(checked.order.is_emergency()),
             ))
             .execute(conn)?;
-        holds::record(conn, order_id, &checked.order, now)?;
+        // The amended order replaces the old one: what only the old one named is no longer
+        // held (a corrected phone number must not keep an uninvolved person's data).
+        let received: i64 = orders::table
+            .find(order_id)
+            .select(orders::received_at)
+            .first(conn)?;
+        holds::release(conn, order_id, now.timestamp_micros())?;
+        holds::record(
+            conn,
+            order_id,
+            &checked.order,
+            normalize::from_micros(received),
+        )?;
     }
     add_message(
         conn,

@@ -216,19 +216,19 @@ pub fn check_parts(
     };
     let mut proven = None;
     if let (Some(signature), Some(order)) = (&validation, &order) {
-        if order.validator.is_none() {
-            errors.push(FieldError::new(
-                "validation",
-                "is given but the order names no validator",
-            ));
-        } else {
-            match validation::verify(conn, signature, &order_sha256, issuer_id) {
+        if let Some(named) = &order.validator {
+            match validation::verify(conn, signature, &order_sha256, issuer_id, &named.country) {
                 Ok(v) => proven = Some((v, signature.clone())),
                 Err(validation::ValidationError::Unavailable(e)) => {
                     return Err(OrderError::Db(crate::db::DbError::Unavailable(e)));
                 }
                 Err(e) => errors.push(FieldError::new("validation", e.to_string())),
             }
+        } else {
+            errors.push(FieldError::new(
+                "validation",
+                "is given but the order names no validator",
+            ));
         }
     }
     match order {
@@ -344,6 +344,45 @@ pub fn replay(
             "this Idempotency-Key was used for another request; use a new key".into(),
         )),
     }
+}
+
+/// Forgets idempotency keys older than `before` (a retry comes within minutes, not days).
+pub fn purge_idempotency_keys(
+    conn: &mut DbConn,
+    before: DateTime<Utc>,
+) -> Result<usize, diesel::result::Error> {
+    diesel::delete(
+        idempotency_keys::table.filter(idempotency_keys::created_at.lt(before.timestamp_micros())),
+    )
+    .execute(conn)
+}
+
+/// Keeps `body` (with `status`) as the answer under `key`, unless the key already has one.
+pub fn remember(
+    conn: &mut DbConn,
+    authority_id: &str,
+    key: &str,
+    request_sha256: &str,
+    status: u16,
+    body: &str,
+    now: DateTime<Utc>,
+) -> Result<(), OrderError> {
+    write_tx(conn, |c| {
+        if replay(c, authority_id, key, request_sha256)?.is_some() {
+            return Ok(());
+        }
+        diesel::insert_into(idempotency_keys::table)
+            .values((
+                idempotency_keys::authority_id.eq(authority_id),
+                idempotency_keys::idempotency_key.eq(key),
+                idempotency_keys::request_sha256.eq(request_sha256),
+                idempotency_keys::status.eq(i32::from(status)),
+                idempotency_keys::response.eq(body),
+                idempotency_keys::created_at.eq(now.timestamp_micros()),
+            ))
+            .execute(c)?;
+        Ok(())
+    })
 }
 
 /// Runs `f` once per idempotency key: inside one transaction with `f`'s own writes, the key's

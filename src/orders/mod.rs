@@ -11,6 +11,7 @@
 pub mod clarify;
 pub mod holds;
 pub mod intake;
+pub mod review;
 pub mod validate;
 
 use chrono::{DateTime, Utc};
@@ -234,6 +235,37 @@ pub fn view(conn: &mut DbConn, id: &str, authority: Option<&str>) -> Result<Orde
     })
 }
 
+/// A signed order document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Document {
+    /// SHA-256, hex.
+    pub sha256: String,
+    /// The bytes.
+    pub content: Vec<u8>,
+}
+
+/// The order document in force, for a staff member; the view is audited.
+pub fn document(
+    conn: &mut DbConn,
+    id: &str,
+    actor: &crate::audit::Actor,
+) -> Result<Document, OrderError> {
+    crate::db::write_tx(conn, |c| {
+        let (sha256, content): (String, Vec<u8>) = order_documents::table
+            .filter(order_documents::order_id.eq(id))
+            .order(order_documents::version.desc())
+            .select((order_documents::sha256, order_documents::content))
+            .first(c)
+            .optional()?
+            .ok_or(OrderError::NotFound)?;
+        let entry = crate::audit::NewEntry::new(actor.clone(), "order.document_viewed")
+            .order(id)
+            .reference("document_sha256", sha256.as_str());
+        crate::audit::append(c, &entry, Utc::now())?;
+        Ok(Document { sha256, content })
+    })
+}
+
 /// The clarification pauses of an order: each provider question opens one (unless one is
 /// open), the authority's next message closes it.
 pub fn pauses(conn: &mut DbConn, order_id: &str) -> QueryResult<Vec<Pause>> {
@@ -273,6 +305,7 @@ pub async fn run_jobs(db: crate::db::Db, interval: std::time::Duration) {
                 let now = Utc::now();
                 let holds = holds::resolve_all(conn, now)?;
                 let summaries = crate::authority::throttle::summarise_failures(conn, now)?;
+                intake::purge_idempotency_keys(conn, now - chrono::Duration::days(7))?;
                 Ok::<_, AuditError>((holds, summaries))
             })
             .await;

@@ -67,6 +67,13 @@ pub fn check_order(raw: &str, prefix: &str) -> Result<Order, Vec<FieldError>> {
             format!("{prefix}.{path}")
         }
     };
+    // Text is stored as given; PostgreSQL text cannot hold NUL, and no order needs it.
+    if raw.contains("\\u0000") {
+        return Err(vec![FieldError::new(
+            prefix,
+            "must not contain NUL characters (\\u0000)",
+        )]);
+    }
     let value: serde_json::Value = serde_json::from_str(raw)
         .map_err(|e| vec![FieldError::new(prefix, format!("is not valid JSON: {e}"))])?;
     let Some(object) = value.as_object() else {

@@ -17,11 +17,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::authority::throttle;
-use crate::authority::token::{self, RequestBinding, TokenError};
+use crate::authority::token::{self, TokenError};
 use crate::db::{Db, DbError, meta};
 use crate::orders::clarify::{self, AuthorityMessage, Message};
 use crate::orders::intake::{self, DocumentUpload, Rejection, StoredAnswer};
-use crate::orders::{self, FieldError, OrderError, OrderStatus, OrderView};
+use crate::orders::{self, FieldError, OrderError, OrderView};
 use crate::policy::{Deployment, PolicySet};
 use crate::settings::ApiSettings;
 use crate::web::problem::Problem;
@@ -69,29 +69,11 @@ impl ApiState {
 impl From<OrderError> for Problem {
     fn from(e: OrderError) -> Self {
         match e {
+            OrderError::Invalid { .. } => problem_of_invalid(&e),
             OrderError::NotFound => Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found")
                 .detail("no such order"),
             OrderError::Conflict(m) => {
                 Problem::new(StatusCode::CONFLICT, "conflict", "Conflict").detail(m)
-            }
-            OrderError::Invalid {
-                status,
-                slug,
-                title,
-                errors,
-                submission_id,
-            } => {
-                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
-                let detail = errors
-                    .iter()
-                    .map(|e| format!("{}: {}", e.field, e.message))
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                let mut p = Problem::new(status, slug, &title)
-                    .detail(detail)
-                    .errors(errors);
-                p.submission_id = submission_id;
-                p
             }
             OrderError::Db(e) => e.into(),
             OrderError::Audit(e) => e.into(),
@@ -99,25 +81,90 @@ impl From<OrderError> for Problem {
     }
 }
 
-/// The client's address: the TCP peer, or with `hops` trusted proxies the entry they added to
-/// `X-Forwarded-For`.
+/// The problem document of an invalid submission (other errors map in `From`).
+fn problem_of_invalid(e: &OrderError) -> Problem {
+    let OrderError::Invalid {
+        status,
+        slug,
+        title,
+        errors,
+        submission_id,
+    } = e
+    else {
+        return Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+        );
+    };
+    let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST);
+    let detail = errors
+        .iter()
+        .map(|e| format!("{}: {}", e.field, e.message))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut p = Problem::new(status, slug, title)
+        .detail(detail)
+        .errors(errors.clone());
+    p.submission_id = submission_id.clone();
+    p
+}
+
+/// Keeps a rejected submission and, under its Idempotency-Key, the answer given, so that a
+/// retry with the same key and body gets the same answer (and the same `submission_id`).
+fn reject_and_remember(
+    conn: &mut crate::db::DbConn,
+    authority: &str,
+    body: &[u8],
+    key: Option<&str>,
+    hash: &str,
+    error: OrderError,
+    now: chrono::DateTime<Utc>,
+) -> OrderError {
+    let rejected = intake::reject(conn, authority, body, error, now);
+    if let (Some(key), OrderError::Invalid { status, .. }) = (key, &rejected) {
+        let problem = problem_of_invalid(&rejected);
+        if let Ok(json) = serde_json::to_string(&problem)
+            && let Err(e) = intake::remember(conn, authority, key, hash, *status, &json, now)
+        {
+            tracing::warn!(error = %e, "could not keep the rejection under its idempotency key");
+        }
+    }
+    rejected
+}
+
+/// The client's address: the TCP peer, or with `hops` trusted proxies the entry the outermost
+/// of them added to `X-Forwarded-For` (counted from the right, by position; an entry that does
+/// not parse falls back to the peer, never to an entry the client wrote).
 fn client_address(req: &HttpRequest, hops: usize) -> Option<IpAddr> {
     let peer = req.peer_addr().map(|a| a.ip());
     if hops == 0 {
         return peer;
     }
-    let forwarded: Vec<IpAddr> = req
+    let entries: Vec<String> = req
         .headers()
         .get_all("x-forwarded-for")
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse().ok())
+        .map(|s| s.trim().to_owned())
         .collect();
-    forwarded
-        .len()
-        .checked_sub(hops)
-        .and_then(|i| forwarded.get(i).copied())
-        .or(peer)
+    let Some(entry) = entries.len().checked_sub(hops).and_then(|i| entries.get(i)) else {
+        return peer;
+    };
+    parse_forwarded(entry).or(peer)
+}
+
+/// An `X-Forwarded-For` entry: an address, `v4:port`, or `[v6]` / `[v6]:port`.
+fn parse_forwarded(entry: &str) -> Option<IpAddr> {
+    if let Ok(ip) = entry.parse() {
+        return Some(ip);
+    }
+    if let Some(rest) = entry.strip_prefix('[') {
+        return rest.split_once(']').and_then(|(ip, _)| ip.parse().ok());
+    }
+    entry
+        .rsplit_once(':')
+        .and_then(|(ip, port)| port.parse::<u16>().ok().and_then(|_| ip.parse().ok()))
 }
 
 /// Now, to the microsecond: the precision the database keeps, so that stored and answered
@@ -136,14 +183,31 @@ fn too_many(detail: &str, now: i64) -> Problem {
     .retry_after(throttle::retry_after(now))
 }
 
-/// Authenticates an API request: the failed-authentication throttle of the client's network,
-/// the body-bound token, and the authority's rate limit. Returns the authority's id.
-pub async fn authenticate(
+/// A request whose token passed the first phase: signature and claims, before the body.
+pub struct PreAuthenticated {
+    checked: token::Checked,
+    source: String,
+}
+
+fn unauthenticated(e: &TokenError) -> Problem {
+    let status = if *e == TokenError::Suspended {
+        StatusCode::FORBIDDEN
+    } else {
+        StatusCode::UNAUTHORIZED
+    };
+    Problem::new(status, "unauthenticated", "Request not authenticated")
+        .reason(e.class())
+        .detail(e.to_string())
+}
+
+/// The first phase of authentication, before the body is read: the failed-authentication
+/// throttle of the client's network (a throttled network is refused without a write), then
+/// the token's key, signature, and claims, and that it is bound to this method and path.
+pub async fn pre_authenticate(
     req: &HttpRequest,
-    body: &[u8],
     state: &ApiState,
     db: &Db,
-) -> Result<String, Problem> {
+) -> Result<PreAuthenticated, Problem> {
     let audience = state.audience(db).await?;
     let source = client_address(req, state.settings.trusted_proxy_hops)
         .map_or_else(|| "unknown".to_owned(), throttle::network_of);
@@ -158,53 +222,69 @@ pub async fn authenticate(
         .uri()
         .path_and_query()
         .map_or_else(|| req.path().to_owned(), |p| p.as_str().to_owned());
-    let body = body.to_vec();
     let settings = state.settings.clone();
     db.run(move |conn| {
         let now = Utc::now().timestamp();
         if throttle::failures(conn, &source, now)?
             >= i64::from(settings.auth_failure_limit_per_minute)
         {
-            throttle::record_failure(conn, &source, "throttled", now)?;
             return Ok::<_, DbError>(Err(too_many(
                 "too many failed authentications from your network; wait and retry",
                 now,
             )));
         }
-        let verified = match &token {
+        let checked = match &token {
             None => Err(TokenError::Malformed(
                 "no `Authorization: Bearer` request token".into(),
             )),
-            Some(t) => token::verify(
-                conn,
-                t,
-                RequestBinding {
-                    method: &method,
-                    path: &path,
-                    body: &body,
-                },
-                &audience,
-                settings.token_max_lifetime_secs,
-                now,
-            ),
-        };
-        let verified = match verified {
+            Some(t) => token::check(conn, t, &audience, settings.token_max_lifetime_secs, now),
+        }
+        .and_then(|c| {
+            if !c.claims.htm.eq_ignore_ascii_case(&method) {
+                Err(TokenError::BodyMismatch("method (`htm`)".into()))
+            } else if c.claims.htu != path {
+                Err(TokenError::BodyMismatch("path (`htu`)".into()))
+            } else {
+                Ok(c)
+            }
+        });
+        match checked {
+            Ok(checked) => Ok(Ok(PreAuthenticated { checked, source })),
+            Err(TokenError::Unavailable(e)) => Err(DbError::Unavailable(e)),
+            Err(e) => {
+                throttle::record_failure(conn, &source, e.class(), now)?;
+                Ok(Err(unauthenticated(&e)))
+            }
+        }
+    })
+    .await?
+}
+
+/// The second phase, once the body is read: the body hash, the authority's status, the single
+/// use of the token, and the authority's rate limit. Returns the authority's id.
+pub async fn finish_authentication(
+    pre: PreAuthenticated,
+    body: &[u8],
+    state: &ApiState,
+    db: &Db,
+) -> Result<String, Problem> {
+    let hash = token::body_hash(body);
+    let settings = state.settings.clone();
+    db.run(move |conn| {
+        let now = Utc::now().timestamp();
+        let source = pre.source.clone();
+        let verified = match token::bind(
+            conn,
+            pre.checked,
+            &hash,
+            settings.token_max_lifetime_secs,
+            now,
+        ) {
             Ok(v) => v,
             Err(TokenError::Unavailable(e)) => return Err(DbError::Unavailable(e)),
             Err(e) => {
                 throttle::record_failure(conn, &source, e.class(), now)?;
-                let status = if e == TokenError::Suspended {
-                    StatusCode::FORBIDDEN
-                } else {
-                    StatusCode::UNAUTHORIZED
-                };
-                return Ok(Err(Problem::new(
-                    status,
-                    "unauthenticated",
-                    "Request not authenticated",
-                )
-                .reason(e.class())
-                .detail(e.to_string())));
+                return Ok(Err(unauthenticated(&e)));
             }
         };
         let scope = format!("authority:{}", verified.authority_id);
@@ -214,9 +294,20 @@ pub async fn authenticate(
                 now,
             )));
         }
-        Ok(Ok(verified.authority_id))
+        Ok::<_, DbError>(Ok(verified.authority_id))
     })
     .await?
+}
+
+/// Authenticates a request whose body is already known (GETs: the empty body).
+pub async fn authenticate(
+    req: &HttpRequest,
+    body: &[u8],
+    state: &ApiState,
+    db: &Db,
+) -> Result<String, Problem> {
+    let pre = pre_authenticate(req, state, db).await?;
+    finish_authentication(pre, body, state, db).await
 }
 
 /// Reads the body up to `limit` bytes: more is a 413 problem.
@@ -257,6 +348,24 @@ async fn read_body(
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// Refuses at once a body whose declared length is over `limit` (before authentication).
+fn check_declared_length(req: &HttpRequest, limit: usize) -> Result<(), Problem> {
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            "Request body too large",
+        )
+        .detail(format!("the request body may be at most {limit} bytes")));
+    }
+    Ok(())
 }
 
 /// A JSON body is required: anything else is a 415 problem.
@@ -312,7 +421,11 @@ fn request_hash(req: &HttpRequest, body: &[u8]) -> String {
 fn stored_response(answer: StoredAnswer, location: Option<String>) -> HttpResponse {
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
     let mut r = HttpResponse::build(status);
-    r.content_type("application/json");
+    r.content_type(if status.is_client_error() || status.is_server_error() {
+        crate::web::problem::PROBLEM_JSON
+    } else {
+        "application/json"
+    });
     if let Some(l) = location {
         r.insert_header((LOCATION, l));
     }
@@ -386,9 +499,11 @@ pub async fn submit(
     state: web::Data<ApiState>,
     db: web::Data<Db>,
 ) -> Result<HttpResponse, Problem> {
-    let body = read_body(&req, payload, state.body_limit()).await?;
+    check_declared_length(&req, state.body_limit())?;
     require_json(&req)?;
-    let authority = authenticate(&req, &body, &state, &db).await?;
+    let pre = pre_authenticate(&req, &state, &db).await?;
+    let body = read_body(&req, payload, state.body_limit()).await?;
+    let authority = finish_authentication(pre, &body, &state, &db).await?;
     let key = idempotency_key(&req)?;
     let hash = request_hash(&req, &body);
     let state = state.into_inner();
@@ -408,7 +523,17 @@ pub async fn submit(
                 true,
             ) {
                 Ok(c) => c,
-                Err(e) => return Err(intake::reject(conn, &authority, &body, e, now)),
+                Err(e) => {
+                    return Err(reject_and_remember(
+                        conn,
+                        &authority,
+                        &body,
+                        key.as_deref(),
+                        &hash,
+                        e,
+                        now,
+                    ));
+                }
             };
             let mut location = None;
             let answer = intake::idempotent(conn, &authority, key.as_deref(), &hash, now, |c| {
@@ -515,11 +640,12 @@ pub async fn withdraw(
     state: web::Data<ApiState>,
     db: web::Data<Db>,
 ) -> Result<HttpResponse, Problem> {
+    let pre = pre_authenticate(&req, &state, &db).await?;
     let body = read_body(&req, payload, 64 * 1024).await?;
     if !body.is_empty() {
         require_json(&req)?;
     }
-    let authority = authenticate(&req, &body, &state, &db).await?;
+    let authority = finish_authentication(pre, &body, &state, &db).await?;
     let withdrawal: Withdrawal = if body.is_empty() {
         Withdrawal::default()
     } else {
@@ -587,7 +713,8 @@ pub struct NewMessage {
     /// An amended order: it replaces the current one, is decided afresh, and sends the order
     /// back to review (earlier approvals no longer count).
     pub order: Option<crate::policy::Order>,
-    /// The signed document of the amended order (the previous one stays in force without it).
+    /// The signed document of the amended order: required with an amendment (an amended order
+    /// must rest on a document signed for it).
     pub document: Option<DocumentUpload>,
     /// The validator's signature over the amended order's digest.
     pub validation: Option<String>,
@@ -614,9 +741,11 @@ pub async fn post_message(
     state: web::Data<ApiState>,
     db: web::Data<Db>,
 ) -> Result<HttpResponse, Problem> {
-    let body = read_body(&req, payload, state.body_limit()).await?;
+    check_declared_length(&req, state.body_limit())?;
     require_json(&req)?;
-    let authority = authenticate(&req, &body, &state, &db).await?;
+    let pre = pre_authenticate(&req, &state, &db).await?;
+    let body = read_body(&req, payload, state.body_limit()).await?;
+    let authority = finish_authentication(pre, &body, &state, &db).await?;
     let key = idempotency_key(&req)?;
     let hash = request_hash(&req, &body);
     let state = state.into_inner();
@@ -640,11 +769,21 @@ pub async fn post_message(
                         message.validation.clone(),
                         &authority,
                         state.settings.document_limit_bytes,
-                        false,
+                        true,
                     );
                     match checked {
                         Ok(c) => Some(c),
-                        Err(e) => return Err(intake::reject(conn, &authority, &body, e, now)),
+                        Err(e) => {
+                            return Err(reject_and_remember(
+                                conn,
+                                &authority,
+                                &body,
+                                key.as_deref(),
+                                &hash,
+                                e,
+                                now,
+                            ));
+                        }
                     }
                 }
             };
@@ -682,11 +821,16 @@ fn problem_to_invalid(p: Problem) -> OrderError {
 
 /// Download the released disclosure package of one of your orders.
 ///
-/// Until the legal team has approved and released the order this is a 409 naming the order's
-/// status.
+/// A POSIX tar archive: `records.json`, one CSV per category, `scope.json`, `manifest.json`
+/// and `manifest.sig` (Ed25519 over the manifest; the key is at `/packages/public-key` and
+/// verifiable offline with `writ package verify`), plus, outside the signed part,
+/// `audit-proof.json`: the release's audit entry with its inclusion proof in a signed audit
+/// checkpoint. Until the order is released this is a 409 naming the order's status.
 #[utoipa::path(get, path = "/api/v1/orders/{id}/disclosure", tag = "orders",
     params(("id" = String, Path, description = "The order id")),
     responses(
+        (status = 200, description = "The package (application/x-tar)", content_type = "application/x-tar",
+            headers(("X-Package-SHA256" = String, description = "SHA-256 of the signed archive, before the proof was appended"))),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such order of yours", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Nothing released (yet)", body = Problem, content_type = "application/problem+json"),
@@ -698,22 +842,79 @@ pub async fn disclosure(
     id: web::Path<String>,
     state: web::Data<ApiState>,
     db: web::Data<Db>,
+    cell: web::Data<crate::audit::service::SignerCell>,
 ) -> Result<HttpResponse, Problem> {
     let authority = authenticate(&req, &[], &state, &db).await?;
+    let signer = cell.get(&db).await?;
     let id = id.into_inner();
-    let view = db
-        .run(move |conn| orders::view(conn, &id, Some(&authority)))
+    let found = db
+        .run(move |conn| {
+            let view = orders::view(conn, &id, Some(&authority))?;
+            let Some((tar, sha, seq)) = crate::disclosure::release::released_archive(conn, &id)?
+            else {
+                return Ok(Err(view.status));
+            };
+            let now = Utc::now();
+            crate::audit::checkpoint::sign_if_new(conn, &signer, now)?;
+            let cp = crate::audit::checkpoint::latest(conn, signer.origin())?
+                .ok_or(crate::audit::AuditError::NoCheckpoint)?;
+            let leaf = crate::audit::log::entries(conn, seq, seq + 1)?
+                .pop()
+                .ok_or_else(|| {
+                    crate::audit::AuditError::Corrupt(format!("entry {seq} is missing"))
+                })?;
+            let proof = crate::audit::merkle::inclusion_proof(
+                seq,
+                cp.size,
+                &crate::audit::log::DbNodes::new(conn),
+            )
+            .map_err(crate::audit::AuditError::from)?;
+            let doc = crate::audit::proof::InclusionProofDoc {
+                index: seq,
+                hashes: proof,
+                extra: None,
+                checkpoint: cp.note,
+            };
+            let proof_json = serde_json::json!({
+                "format": "writ-release-proof/1",
+                "leaf": leaf.leaf,
+                "tlog_proof": doc.to_text(),
+            });
+            let with_proof =
+                crate::disclosure::package::append_proof(&tar, proof_json.to_string().as_bytes())
+                    .map_err(|e| OrderError::Conflict(e.to_string()))?;
+            crate::db::write_tx(conn, |c| {
+                let entry = crate::audit::NewEntry::new(
+                    crate::audit::Actor::new(crate::audit::ActorKind::Authority, authority.clone()),
+                    "order.package_downloaded",
+                )
+                .order(id.as_str())
+                .reference("package_sha256", sha.as_str());
+                crate::audit::append(c, &entry, now)?;
+                Ok::<_, OrderError>(())
+            })?;
+            Ok::<_, OrderError>(Ok((with_proof, sha)))
+        })
         .await?;
-    let detail = match view.status {
-        OrderStatus::Released => {
-            "the package is not available through this version of the API yet".to_owned()
-        }
-        other => format!(
-            "nothing has been released for this order; its status is {}",
-            other.as_str()
+    match found {
+        Ok((tar, sha)) => Ok(HttpResponse::Ok()
+            .content_type("application/x-tar")
+            .insert_header((
+                "Content-Disposition",
+                format!(
+                    "attachment; filename=\"writ-package-{}.tar\"",
+                    &sha[..12.min(sha.len())]
+                ),
+            ))
+            .insert_header(("X-Package-SHA256", sha))
+            .body(tar)),
+        Err(status) => Err(
+            Problem::new(StatusCode::CONFLICT, "not-released", "Nothing released").detail(format!(
+                "nothing has been released for this order; its status is {}",
+                status.as_str()
+            )),
         ),
-    };
-    Err(Problem::new(StatusCode::CONFLICT, "not-released", "Nothing released").detail(detail))
+    }
 }
 
 /// Read one of your rejected submissions: what Writ received (its hash and size) and why it

@@ -3,7 +3,7 @@
 //! Tokens are never stored, only their SHA-256; a presented token is hashed and compared with
 //! every configured hash in constant time, so timing reveals nothing about near misses.
 
-use std::future::{Ready, ready};
+use std::future::ready;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
@@ -83,15 +83,16 @@ impl ResponseError for Unauthorized {
     }
 }
 
-/// Proof that the request carries a valid auditor token. Handlers that take it are auditor-only.
+/// Proof that the request comes from an auditor: a valid auditor API token, or a workspace
+/// session of a staff member with the auditor role. Handlers that take it are auditor-only.
 #[derive(Debug, Clone, Copy)]
 pub struct Auditor;
 
 impl FromRequest for Auditor {
     type Error = Unauthorized;
-    type Future = Ready<Result<Self, Unauthorized>>;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, Unauthorized>>>>;
 
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let tokens = req.app_data::<web::Data<AuditorTokens>>();
         let presented = req
             .headers()
@@ -99,12 +100,32 @@ impl FromRequest for Auditor {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim);
-        ready(match (tokens, presented) {
-            (_, None) => Err(Unauthorized("an auditor bearer token is required")),
-            (Some(tokens), Some(token)) if tokens.accepts(token) => Ok(Auditor),
-            _ => Err(Unauthorized(
+        let by_token: Option<Result<Self, Unauthorized>> = match (tokens, presented) {
+            (Some(tokens), Some(token)) if tokens.accepts(token) => Some(Ok(Auditor)),
+            (_, Some(_)) => Some(Err(Unauthorized(
                 "the bearer token is not a valid auditor token",
-            )),
+            ))),
+            (_, None) => None,
+        };
+        if let Some(answer) = by_token {
+            return Box::pin(ready(answer));
+        }
+        // A session (a cookie) only reads: a cross-site form cannot make an auditor's browser
+        // sign a checkpoint.
+        if req.method() != actix_web::http::Method::GET {
+            return Box::pin(ready(Err(Unauthorized(
+                "an auditor bearer token is required",
+            ))));
+        }
+        let session = crate::web::ui::Signed::from_request(req, payload);
+        Box::pin(async move {
+            match session.await {
+                Ok(s) if s.staff.role.may(crate::staff::Permission::Audit) => Ok(Auditor),
+                Ok(_) => Err(Unauthorized("only auditors may use the audit API")),
+                Err(_) => Err(Unauthorized(
+                    "an auditor bearer token or an auditor's session is required",
+                )),
+            }
         })
     }
 }

@@ -11,6 +11,7 @@ pub mod ingest;
 pub mod middleware;
 pub mod openapi;
 pub mod problem;
+pub mod ui;
 
 use std::net::TcpListener;
 use std::time::Duration;
@@ -37,6 +38,9 @@ pub enum StartupError {
     /// The jurisdiction policies do not load.
     #[error("policy files: {0}")]
     Policy(#[from] crate::policy::PolicyError),
+    /// The package signing key could not be loaded or created.
+    #[error("package signing key: {0}")]
+    PackageKey(#[from] crate::disclosure::package::PackageError),
     /// The listener could not be bound.
     #[error("cannot listen on {address}: {source}")]
     Bind {
@@ -76,6 +80,28 @@ impl Application {
             // A database not migrated or not reachable yet: /readyz reports it; load later.
             Err(e) => tracing::warn!(error = %e, "audit signer not loaded yet"),
         }
+        let migrated = db
+            .run(migrations::status)
+            .await
+            .is_ok_and(|s| s.pending.is_empty());
+        if migrated && settings.workspace.create_first_admin {
+            let path = settings.workspace.initial_admin_password_file.clone();
+            match db
+                .run(move |conn| {
+                    crate::staff::ensure_first_admin(conn, &path)
+                        .map_err(|e| DbError::Setup(e.to_string()))
+                })
+                .await
+            {
+                Ok(Some(file)) => tracing::warn!(
+                    file = %file.display(),
+                    "no users existed: created the user `admin`; its password is in this file (mode 0600) and nowhere else"
+                ),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "could not create the first admin"),
+            }
+        }
+        let package_key = crate::disclosure::keys::load_or_create(&settings.package)?;
         let policies = std::sync::Arc::new(crate::policy::runtime::load(&settings.policy)?);
         tracing::info!(
             policy.set_id = policies.id(),
@@ -99,8 +125,15 @@ impl Application {
             db.clone(),
             Duration::from_secs(settings.api.jobs_interval_secs),
         ));
-        let server = build_server(listener, db.clone(), signer, policies.clone(), &settings)
-            .map_err(|source| StartupError::Bind { address, source })?;
+        let server = build_server(
+            listener,
+            db.clone(),
+            signer,
+            policies.clone(),
+            ui::PackageKey(package_key),
+            &settings,
+        )
+        .map_err(|source| StartupError::Bind { address, source })?;
         tracing::info!(
             host = %settings.server.host,
             port,
@@ -153,8 +186,10 @@ fn build_server(
     db: Db,
     signer: std::sync::Arc<audit_service::SignerCell>,
     policies: std::sync::Arc<crate::policy::PolicySet>,
+    package_key: ui::PackageKey,
     settings: &Settings,
 ) -> std::io::Result<Server> {
+    let package_key = web::Data::new(package_key);
     let api_state = web::Data::new(api::ApiState::new(
         settings.api.clone(),
         policies.clone(),
@@ -162,6 +197,8 @@ fn build_server(
     ));
     let openapi_document = web::Data::new(openapi::OpenApiDocument(openapi::document()));
     let policies = web::Data::from(policies);
+    let deployment = web::Data::new(settings.deployment.clone());
+    let workspace = web::Data::new(settings.workspace.clone());
     let db = web::Data::new(db);
     let signer = web::Data::from(signer);
     let auditor_tokens = web::Data::new(auth::AuditorTokens::from_hex(
@@ -191,6 +228,9 @@ fn build_server(
                 .app_data(policies.clone())
                 .app_data(metadata_settings.clone())
                 .app_data(api_state.clone())
+                .app_data(deployment.clone())
+                .app_data(workspace.clone())
+                .app_data(package_key.clone())
                 .app_data(openapi_document.clone())
                 .app_data(web::JsonConfig::default().limit(json_limit).error_handler(
                     |err, _req| {
@@ -240,6 +280,7 @@ fn build_server(
                 .service(api::post_message)
                 .service(api::disclosure)
                 .service(api::rejection)
+                .configure(ui::configure)
                 .service(
                     web::scope("")
                         .app_data(web::PayloadConfig::new(ingest_limit))

@@ -120,6 +120,8 @@ impl TestDb {
                 "WRIT_PACKAGE__SIGNING_KEY_PATH".into(),
                 self.dir().join("package.key").display().to_string(),
             ),
+            // Tests start with an empty audit log; the first-admin test turns this on.
+            ("WRIT_WORKSPACE__CREATE_FIRST_ADMIN".into(), "false".into()),
             (
                 "WRIT_WORKSPACE__INITIAL_ADMIN_PASSWORD_FILE".into(),
                 self.dir()

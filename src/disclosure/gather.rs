@@ -1,0 +1,178 @@
+//! Gathering the records of a release from the metadata store: for each target of the scope,
+//! the matched accounts (audited lookups, under the order), and for each category only the
+//! fields the scope releases, inside the order's window.
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::package::Table;
+use crate::audit::Actor;
+use crate::db::DbConn;
+use crate::metadata::MetadataError;
+use crate::metadata::lookup::{self, AccountMatch, LookupContext, Window};
+use crate::metadata::normalize;
+use crate::policy::{CATALOGUE, Category, Decision, FieldId, Target};
+
+/// Seconds either side of an IP target's moment that count as "that access".
+pub const IP_TOLERANCE_SECS: u32 = 1;
+
+fn time(micros: i64) -> String {
+    normalize::from_micros(micros).to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// The fields `scope` releases in `category`, in catalogue order.
+pub fn released(scope: &Decision, category: Category) -> Vec<FieldId> {
+    CATALOGUE
+        .iter()
+        .map(|f| f.id)
+        .filter(|f| {
+            scope
+                .field_status(category, *f)
+                .is_some_and(crate::policy::FieldStatus::releases)
+        })
+        .collect()
+}
+
+fn describe(target: &Target) -> String {
+    match target {
+        Target::UserId(v) => format!("user_id:{v}"),
+        Target::Username(v) => format!("username:{v}"),
+        Target::PhoneNumber(v) => format!("phone_number:{v}"),
+        Target::Ip(ip) => match ip.port {
+            Some(p) => format!("ip:{}:{p}@{}", ip.address, ip.timestamp.to_rfc3339()),
+            None => format!("ip:{}@{}", ip.address, ip.timestamp.to_rfc3339()),
+        },
+    }
+}
+
+fn subscriber_value(account: &AccountMatch, field: FieldId) -> String {
+    let identifiers = |kind: &str| {
+        account
+            .identifiers
+            .iter()
+            .filter(|i| i.kind == kind)
+            .map(|i| i.value.clone())
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    match field {
+        FieldId::UserId => account.external_id.clone(),
+        FieldId::Username => identifiers("username"),
+        FieldId::PhoneNumber => identifiers("phone"),
+        FieldId::AccountCreatedAt => time(account.created_at),
+        FieldId::AccountStatus => account.status.clone(),
+        FieldId::RegistrationIp => account.registration_ip.clone().unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+/// The records for `scope`, looked up now under `order_id` by `actor`.
+pub fn gather(
+    conn: &mut DbConn,
+    actor: &Actor,
+    order_id: &str,
+    scope: &Decision,
+    now: DateTime<Utc>,
+) -> Result<Vec<Table>, MetadataError> {
+    let ctx = LookupContext {
+        actor: actor.clone(),
+        order_id: order_id.to_owned(),
+    };
+    let window = match scope.time_window {
+        Some(w) => Window::new(w.from.timestamp_micros(), w.to.timestamp_micros())?,
+        None => Window::new(
+            (now - Duration::days(3650)).timestamp_micros(),
+            now.timestamp_micros() + 1,
+        )?,
+    };
+    let wanted: Vec<Category> = [
+        Category::Subscriber,
+        Category::Identification,
+        Category::IpHistory,
+    ]
+    .into_iter()
+    .filter(|c| !released(scope, *c).is_empty())
+    .collect();
+    let mut tables: Vec<Table> = wanted
+        .iter()
+        .map(|c| Table {
+            category: *c,
+            columns: std::iter::once("target".to_owned())
+                .chain(released(scope, *c).iter().map(|f| f.as_str().to_owned()))
+                .collect(),
+            rows: Vec::new(),
+        })
+        .collect();
+    for target in &scope.targets {
+        let label = describe(target);
+        // Accounts matched by the target, and for an IP target the accesses themselves.
+        let (accounts, accesses): (Vec<AccountMatch>, Vec<lookup::IpEvent>) = match target {
+            Target::UserId(id) => (
+                lookup::by_user_id(conn, &ctx, id, window)?
+                    .into_iter()
+                    .collect(),
+                Vec::new(),
+            ),
+            Target::Username(u) => (lookup::by_username(conn, &ctx, u, window)?, Vec::new()),
+            Target::PhoneNumber(p) => (lookup::by_phone(conn, &ctx, p, window)?, Vec::new()),
+            Target::Ip(ip) => {
+                let found = lookup::by_ip(
+                    conn,
+                    &ctx,
+                    &ip.address.to_string(),
+                    ip.port,
+                    ip.timestamp.timestamp_micros(),
+                    IP_TOLERANCE_SECS,
+                )?;
+                let mut accounts = Vec::new();
+                let mut events = Vec::new();
+                for (account, evs) in found.accounts {
+                    accounts.push(account);
+                    events.extend(evs);
+                }
+                (accounts, events)
+            }
+        };
+        for table in &mut tables {
+            let fields = released(scope, table.category);
+            match table.category {
+                Category::Subscriber => {
+                    for a in &accounts {
+                        let mut row = vec![label.clone()];
+                        row.extend(fields.iter().map(|f| subscriber_value(a, *f)));
+                        table.rows.push(row);
+                    }
+                }
+                Category::Identification => {
+                    for e in &accesses {
+                        let mut row = vec![label.clone()];
+                        row.extend(fields.iter().map(|f| match f {
+                            FieldId::AccessIp => e.ip.clone(),
+                            FieldId::AccessPort if e.port > 0 => e.port.to_string(),
+                            FieldId::AccessTime => time(e.at),
+                            _ => String::new(),
+                        }));
+                        table.rows.push(row);
+                    }
+                }
+                Category::IpHistory => {
+                    for a in &accounts {
+                        let history = lookup::ip_history(conn, &ctx, a.account_id, window)?;
+                        for e in history.events {
+                            let mut row = vec![label.clone()];
+                            row.extend(fields.iter().map(|f| match f {
+                                FieldId::IpEventIp => e.ip.clone(),
+                                FieldId::IpEventPort if e.port > 0 => e.port.to_string(),
+                                FieldId::IpEventTime => time(e.at),
+                                FieldId::IpEventKind => e.kind.clone(),
+                                _ => String::new(),
+                            }));
+                            table.rows.push(row);
+                        }
+                    }
+                }
+                Category::Content => {}
+            }
+        }
+    }
+    Ok(tables)
+}

@@ -1,0 +1,141 @@
+//! The package signing key: an Ed25519 key in a PKCS#8 PEM file (mode 0600), kept apart from
+//! the audit checkpoint key so that either can be rotated or provisioned on its own.
+//!
+//! The file handling is the audit key's ([`crate::audit::keys`]): create 0600, never overwrite,
+//! refuse a file other users can read. Authorities receive only the public key (SPKI PEM) and
+//! its [`key_id`], which every manifest names.
+
+use std::path::Path;
+
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use sha2::{Digest, Sha256};
+
+use super::package::PackageError;
+use crate::audit::{AuditError, keys as audit_keys};
+use crate::settings::PackageSettings;
+
+/// The key's id: lowercase hex of the first 8 bytes of SHA-256 of the raw 32-byte public key.
+pub fn key_id(key: &VerifyingKey) -> String {
+    hex::encode(&Sha256::digest(key.as_bytes())[..8])
+}
+
+/// The public key as SubjectPublicKeyInfo PEM (what `openssl pkey -pubin` reads).
+pub fn public_pem(key: &VerifyingKey) -> String {
+    audit_keys::public_pem(key)
+}
+
+/// Parses a SubjectPublicKeyInfo PEM public key. Text around the PEM block (such as the
+/// `key id:` line `writ keys show --package` prints) is ignored, as RFC 7468 section 2 lets
+/// parsers do.
+pub fn parse_public_pem(text: &str) -> Result<VerifyingKey, PackageError> {
+    const BEGIN: &str = "-----BEGIN PUBLIC KEY-----";
+    const END: &str = "-----END PUBLIC KEY-----";
+    let block = text
+        .find(BEGIN)
+        .and_then(|start| {
+            let end = start + text[start..].find(END)? + END.len();
+            Some(&text[start..end])
+        })
+        .unwrap_or(text);
+    audit_keys::parse_public_pem(block).map_err(key_error)
+}
+
+/// Creates a new key at `path` (mode 0600, parent folders created); refuses to replace an
+/// existing file, since packages already signed name the old key.
+pub fn init(path: &Path) -> Result<VerifyingKey, PackageError> {
+    audit_keys::init(path).map_err(key_error)
+}
+
+/// Loads the key at `path`, refusing a file other users could read.
+pub fn load(path: &Path) -> Result<SigningKey, PackageError> {
+    audit_keys::load(path).map_err(key_error)
+}
+
+/// Loads the key named by the settings, creating it first when it is missing and
+/// `create_key_if_missing` allows (the embedded default; production provisions the key).
+pub fn load_or_create(settings: &PackageSettings) -> Result<SigningKey, PackageError> {
+    let path = settings.signing_key_path.as_path();
+    if !audit_keys::exists(path) {
+        if !settings.create_key_if_missing {
+            return Err(PackageError::Key(format!(
+                "{}: no package signing key; provision one with `writ keys init --package`",
+                path.display()
+            )));
+        }
+        // Another instance may create it at the same moment: `init` never overwrites, so
+        // losing that race leaves the winner's key, which is then loaded.
+        if let Err(e) = init(path)
+            && !audit_keys::exists(path)
+        {
+            return Err(e);
+        }
+    }
+    load(path)
+}
+
+/// The audit key errors name the path and reason; only the prefix differs.
+fn key_error(e: AuditError) -> PackageError {
+    match e {
+        AuditError::Key(reason) => PackageError::Key(reason),
+        other => PackageError::Key(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn settings(path: &Path, create: bool) -> PackageSettings {
+        PackageSettings {
+            signing_key_path: path.to_path_buf(),
+            create_key_if_missing: create,
+            retention_days: 30,
+        }
+    }
+
+    #[test]
+    fn load_or_create_creates_only_when_allowed_and_then_reuses_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys").join("package.key");
+        let err = load_or_create(&settings(&path, false)).unwrap_err();
+        assert!(
+            err.to_string().contains("writ keys init --package"),
+            "{err}"
+        );
+        assert!(!path.exists());
+
+        let key = load_or_create(&settings(&path, true)).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let again = load_or_create(&settings(&path, false)).unwrap();
+        assert_eq!(key.verifying_key(), again.verifying_key());
+        assert!(
+            init(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("already exists")
+        );
+
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let err = load_or_create(&settings(&path, true)).unwrap_err();
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+    }
+
+    #[test]
+    fn key_id_is_the_first_8_bytes_of_sha256_of_the_raw_key_and_pem_round_trips() {
+        let key = SigningKey::from_bytes(&[9u8; 32]).verifying_key();
+        // Independently computed (Python `cryptography` and hashlib) for the seed 0x09 * 32.
+        assert_eq!(
+            hex::encode(key.as_bytes()),
+            "fd1724385aa0c75b64fb78cd602fa1d991fdebf76b13c58ed702eac835e9f618"
+        );
+        assert_eq!(key_id(&key), "dbc298251c51321b");
+        let pem = public_pem(&key);
+        assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----"));
+        assert_eq!(parse_public_pem(&pem).unwrap(), key);
+        let shown = format!("key id: {}\n{pem}\n", key_id(&key));
+        assert_eq!(parse_public_pem(&shown).unwrap(), key);
+        assert!(parse_public_pem("not a key").is_err());
+    }
+}

@@ -1,0 +1,14 @@
+//! Disclosure packages: what leaves Writ once an order is approved, and only that.
+//!
+//! - [`package`]: builds the signed package from the permitted tables (refusing any field the
+//!   scope decision does not release), adds the audit proof, and verifies a package offline.
+//! - [`keys`]: the package signing key file and its public key id.
+//! - [`tar`]: the small, deterministic ustar writer and the strict reader packages use.
+//! - [`gather`]: the records of a release, from the store, only the permitted fields.
+//! - [`release`]: snapshots, four-eyes approval, release exactly once, narrowing.
+
+pub mod gather;
+pub mod keys;
+pub mod package;
+pub mod release;
+pub mod tar;

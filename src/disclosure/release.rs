@@ -1,0 +1,503 @@
+//! Four-eyes release. An approver prepares the package: the records are gathered once and
+//! frozen as a snapshot, bound to the exact scope it was gathered for. Each approval names the
+//! snapshot's hash; a second approval by another person releases: the signed archive is built
+//! from exactly that snapshot, and the release, its audit entry and the order's new status
+//! commit together, exactly once, however many approvers click at once. Any change of scope
+//! (narrowing, an amendment) supersedes the snapshot and its approvals.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use ed25519_dalek::SigningKey;
+use serde::Serialize;
+
+use super::gather;
+use super::package::{self, PackageInput, Table};
+use crate::audit::{self, NewEntry};
+use crate::db::schema::{approvals, order_versions, orders, packages};
+use crate::db::{DbConn, write_tx};
+use crate::metadata::normalize;
+use crate::orders::review::{self, OrderDetail};
+use crate::orders::{OrderError, OrderStatus, holds};
+use crate::policy::{Decision, FieldStatus, NarrowingRequest};
+use crate::staff::Staff;
+
+/// Approvals needed to release.
+pub const APPROVALS: usize = 2;
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    crate::orders::intake::sha256_hex(bytes)
+}
+
+fn conflict(m: impl Into<String>) -> OrderError {
+    OrderError::Conflict(m.into())
+}
+
+/// The SHA-256 of a scope as serde writes it.
+pub fn scope_hash(scope: &Decision) -> Result<String, OrderError> {
+    let json = serde_json::to_vec(scope).map_err(|e| conflict(e.to_string()))?;
+    Ok(sha256_hex(&json))
+}
+
+/// A package snapshot as the workspace shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Snapshot {
+    /// Package id.
+    pub id: String,
+    /// snapshot, released, superseded or deleted.
+    pub status: String,
+    /// What approvals are bound to.
+    pub snapshot_sha256: String,
+    /// The scope it was gathered for.
+    pub scope_sha256: String,
+    /// The records, exactly as they will be released.
+    pub tables: Vec<Table>,
+    /// Who approved it so far.
+    pub approvers: Vec<String>,
+    /// The signed archive's hash, once released.
+    pub package_sha256: Option<String>,
+    /// When gathered.
+    pub created_at: DateTime<Utc>,
+}
+
+type PackageRow = (String, String, String, String, String, Option<String>, i64);
+
+fn load_snapshot(conn: &mut DbConn, row: PackageRow) -> Result<Snapshot, OrderError> {
+    let (id, status, snapshot_sha256, scope_sha256, snapshot, package_sha256, created) = row;
+    let tables: Vec<Table> = serde_json::from_str(&snapshot)
+        .map_err(|e| OrderError::Db(crate::db::DbError::Corrupt(format!("snapshot {id}: {e}"))))?;
+    let approvers = approvals::table
+        .filter(approvals::package_id.eq(&id))
+        .order(approvals::approved_at)
+        .select(approvals::approver)
+        .load(conn)?;
+    Ok(Snapshot {
+        id,
+        status,
+        snapshot_sha256,
+        scope_sha256,
+        tables,
+        approvers,
+        package_sha256,
+        created_at: normalize::from_micros(created),
+    })
+}
+
+/// The current snapshot of an order (or its released package), if any.
+pub fn current(conn: &mut DbConn, order_id: &str) -> Result<Option<Snapshot>, OrderError> {
+    let row: Option<PackageRow> = packages::table
+        .filter(packages::order_id.eq(order_id))
+        .filter(packages::status.eq_any(["snapshot", "released"]))
+        .order(packages::created_at.desc())
+        .select((
+            packages::id,
+            packages::status,
+            packages::snapshot_sha256,
+            packages::scope_sha256,
+            packages::snapshot,
+            packages::package_sha256,
+            packages::created_at,
+        ))
+        .first(conn)
+        .optional()?;
+    row.map(|r| load_snapshot(conn, r)).transpose()
+}
+
+fn lock_order(conn: &mut DbConn, order_id: &str) -> Result<(), OrderError> {
+    let q = orders::table.find(order_id).select(orders::id);
+    let found: Option<String> = match conn {
+        DbConn::Sqlite(s) => q.first(s).optional()?,
+        DbConn::Postgres(p) => q.for_update().first(p).optional()?,
+    };
+    found.map(|_| ()).ok_or(OrderError::NotFound)
+}
+
+fn ready_for_approval(d: &OrderDetail, staff: &Staff) -> Result<(), OrderError> {
+    if !matches!(
+        d.view.status,
+        OrderStatus::UnderReview | OrderStatus::Approved
+    ) {
+        return Err(conflict(format!(
+            "the order is {}; only an order under review can be approved",
+            d.view.status.as_str()
+        )));
+    }
+    if d.entered_by.as_deref() == Some(staff.username.as_str()) {
+        return Err(conflict(
+            "you entered this order by hand; someone else must approve it",
+        ));
+    }
+    if !d.scope.refusals.is_empty() {
+        return Err(conflict(
+            "the decision refuses the order; nothing can be released",
+        ));
+    }
+    if d.validation_check_needed && d.validation_checked_by.is_none() {
+        return Err(conflict(
+            "the claimed validation must be checked against the signed document first",
+        ));
+    }
+    let releases = d
+        .scope
+        .categories
+        .iter()
+        .flat_map(|c| c.fields.iter())
+        .any(|f| f.status.releases() || f.status == FieldStatus::PermitPendingValidationCheck);
+    if !releases {
+        return Err(conflict("the scope releases no field"));
+    }
+    Ok(())
+}
+
+/// Prepares the package of an order: gathers the records for the current scope (audited
+/// lookups) and freezes them, unless a snapshot for that scope exists already. Every
+/// preparation and preview is audited.
+pub fn prepare(
+    conn: &mut DbConn,
+    staff: &Staff,
+    order_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Snapshot, OrderError> {
+    write_tx(conn, |c| {
+        lock_order(c, order_id)?;
+        let d = review::detail(c, order_id)?;
+        ready_for_approval(&d, staff)?;
+        let scope_sha256 = scope_hash(&d.scope)?;
+        if let Some(existing) = current(c, order_id)?
+            && existing.scope_sha256 == scope_sha256
+            && existing.status == "snapshot"
+        {
+            let entry = NewEntry::new(staff.actor(), "order.package_previewed")
+                .order(order_id)
+                .reference("snapshot_sha256", existing.snapshot_sha256.as_str());
+            audit::append(c, &entry, now)?;
+            return Ok(existing);
+        }
+        supersede(c, order_id)?;
+        let tables = gather::gather(c, &staff.actor(), order_id, &d.scope, now)
+            .map_err(|e| conflict(format!("cannot gather the records: {e}")))?;
+        let snapshot = serde_json::to_string(&tables).map_err(|e| conflict(e.to_string()))?;
+        let snapshot_sha256 = sha256_hex(format!("{scope_sha256}\n{snapshot}").as_bytes());
+        let counts: std::collections::BTreeMap<String, usize> = tables
+            .iter()
+            .map(|t| (t.category.as_str().to_owned(), t.rows.len()))
+            .collect();
+        let fields: Vec<String> = tables
+            .iter()
+            .flat_map(|t| {
+                t.columns
+                    .iter()
+                    .skip(1)
+                    .map(|f| format!("{}.{f}", t.category))
+            })
+            .collect();
+        let id = uuid::Uuid::new_v4().to_string();
+        diesel::insert_into(packages::table)
+            .values((
+                packages::id.eq(&id),
+                packages::order_id.eq(order_id),
+                packages::version.eq(d.view.version),
+                packages::scope_sha256.eq(&scope_sha256),
+                packages::snapshot_sha256.eq(&snapshot_sha256),
+                packages::snapshot.eq(&snapshot),
+                packages::status.eq("snapshot"),
+                packages::record_counts.eq(serde_json::to_string(&counts).unwrap_or_default()),
+                packages::fields.eq(fields.join(",")),
+                packages::created_at.eq(now.timestamp_micros()),
+            ))
+            .execute(c)?;
+        let mut entry = NewEntry::new(staff.actor(), "order.package_prepared")
+            .order(order_id)
+            .reference("snapshot_sha256", snapshot_sha256.as_str())
+            .reference("scope_sha256", scope_sha256.as_str());
+        for (category, n) in &counts {
+            entry = entry.reference(format!("records_{category}"), *n);
+        }
+        audit::append(c, &entry, now)?;
+        current(c, order_id)?.ok_or_else(|| conflict("the snapshot was not stored"))
+    })
+}
+
+/// Supersedes the order's open snapshot (its approvals no longer count), inside the caller's
+/// transaction.
+pub fn supersede(conn: &mut DbConn, order_id: &str) -> Result<usize, OrderError> {
+    Ok(diesel::update(
+        packages::table
+            .filter(packages::order_id.eq(order_id))
+            .filter(packages::status.eq("snapshot")),
+    )
+    .set(packages::status.eq("superseded"))
+    .execute(conn)?)
+}
+
+/// What an approval did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Approved {
+    /// Recorded; more approvals are needed.
+    Recorded {
+        /// Approvals so far.
+        approvals: usize,
+    },
+    /// The second approval: released.
+    Released {
+        /// SHA-256 of the signed archive.
+        package_sha256: String,
+    },
+}
+
+/// Approves the snapshot whose hash the approver saw. With [`APPROVALS`] different approvers,
+/// releases: builds and signs the archive from the snapshot, stores it, and records the release
+/// in the audit log, all in one transaction.
+pub fn approve(
+    conn: &mut DbConn,
+    staff: &Staff,
+    order_id: &str,
+    snapshot_sha256: &str,
+    key: &SigningKey,
+    now: DateTime<Utc>,
+) -> Result<Approved, OrderError> {
+    write_tx(conn, |c| {
+        lock_order(c, order_id)?;
+        let d = review::detail(c, order_id)?;
+        ready_for_approval(&d, staff)?;
+        let Some(snap) = current(c, order_id)?.filter(|s| s.status == "snapshot") else {
+            return Err(conflict("prepare and preview the package first"));
+        };
+        if snap.snapshot_sha256 != snapshot_sha256 {
+            return Err(conflict(
+                "the package changed since you previewed it; preview it again",
+            ));
+        }
+        if snap.scope_sha256 != scope_hash(&d.scope)? {
+            supersede(c, order_id)?;
+            return Err(conflict("the scope changed; prepare the package again"));
+        }
+        if snap.approvers.contains(&staff.username) {
+            return Err(conflict(
+                "you have approved this package already; a second person must",
+            ));
+        }
+        diesel::insert_into(approvals::table)
+            .values((
+                approvals::package_id.eq(&snap.id),
+                approvals::approver.eq(&staff.username),
+                approvals::approved_at.eq(now.timestamp_micros()),
+            ))
+            .execute(c)?;
+        let mut approvers = snap.approvers.clone();
+        approvers.push(staff.username.clone());
+        let entry = NewEntry::new(staff.actor(), "order.approved")
+            .order(order_id)
+            .reference("snapshot_sha256", snap.snapshot_sha256.as_str())
+            .reference("approvals", approvers.len());
+        audit::append(c, &entry, now)?;
+        if approvers.len() < APPROVALS {
+            diesel::update(orders::table.find(order_id))
+                .set((
+                    orders::status.eq(OrderStatus::Approved.as_str()),
+                    orders::updated_at.eq(now.timestamp_micros()),
+                ))
+                .execute(c)?;
+            return Ok(Approved::Recorded {
+                approvals: approvers.len(),
+            });
+        }
+        let built = package::build(
+            &PackageInput {
+                order_id: order_id.to_owned(),
+                reference: d.view.reference.clone(),
+                authority_id: d.authority_id.clone(),
+                instrument: d.view.instrument.clone(),
+                order_version: d.view.version,
+                scope_sha256: snap.scope_sha256.clone(),
+                scope: d.scope.clone(),
+                tables: snap.tables.clone(),
+                created_at: now,
+                approvers: approvers.clone(),
+            },
+            key,
+        )
+        .map_err(|e| conflict(format!("the package cannot be built: {e}")))?;
+        let mut entry = NewEntry::new(staff.actor(), "order.released")
+            .order(order_id)
+            .reference("package_sha256", built.sha256.as_str())
+            .reference("snapshot_sha256", snap.snapshot_sha256.as_str())
+            .reference("approvers", approvers.join(","));
+        for (category, n) in &built.record_counts {
+            entry = entry.reference(format!("records_{category}"), *n);
+        }
+        let appended = audit::append(c, &entry, now)?;
+        diesel::update(packages::table.find(&snap.id))
+            .set((
+                packages::status.eq("released"),
+                packages::package_sha256.eq(Some(&built.sha256)),
+                packages::content.eq(Some(&built.tar)),
+                packages::released_at.eq(Some(now.timestamp_micros())),
+                packages::release_seq.eq(Some(i64::try_from(appended.seq).unwrap_or(i64::MAX))),
+            ))
+            .execute(c)?;
+        diesel::update(orders::table.find(order_id))
+            .set((
+                orders::status.eq(OrderStatus::Released.as_str()),
+                orders::updated_at.eq(now.timestamp_micros()),
+            ))
+            .execute(c)?;
+        holds::release(c, order_id, now.timestamp_micros())?;
+        Ok(Approved::Released {
+            package_sha256: built.sha256,
+        })
+    })
+}
+
+/// Narrows the scope of an order (never widening it: the engine's decision is the ceiling);
+/// any snapshot and its approvals are superseded.
+pub fn narrow(
+    conn: &mut DbConn,
+    staff: &Staff,
+    order_id: &str,
+    request: &NarrowingRequest,
+    now: DateTime<Utc>,
+) -> Result<(), OrderError> {
+    write_tx(conn, |c| {
+        lock_order(c, order_id)?;
+        let d = review::detail(c, order_id)?;
+        if !matches!(
+            d.view.status,
+            OrderStatus::UnderReview | OrderStatus::Approved
+        ) {
+            return Err(conflict(format!("the order is {}", d.view.status.as_str())));
+        }
+        let narrowed =
+            crate::policy::narrow(&d.scope, request).map_err(|e| OrderError::Invalid {
+                status: 422,
+                slug: "widening-refused",
+                title: "A narrowing may only remove scope".into(),
+                errors: vec![crate::orders::FieldError::new("keep", e.to_string())],
+                submission_id: None,
+            })?;
+        let json = serde_json::to_string(&narrowed).map_err(|e| conflict(e.to_string()))?;
+        diesel::update(order_versions::table.find((order_id, d.view.version)))
+            .set(order_versions::scope_json.eq(Some(&json)))
+            .execute(c)?;
+        let superseded = supersede(c, order_id)?;
+        diesel::update(orders::table.find(order_id))
+            .set((
+                orders::status.eq(OrderStatus::UnderReview.as_str()),
+                orders::updated_at.eq(now.timestamp_micros()),
+            ))
+            .execute(c)?;
+        let entry = NewEntry::new(staff.actor(), "order.narrowed")
+            .order(order_id)
+            .reference("scope_sha256", scope_hash(&narrowed)?)
+            .reference("snapshots_superseded", superseded);
+        audit::append(c, &entry, now)?;
+        Ok(())
+    })
+}
+
+/// The released archive of an order, for its authority (or a staff member), if released.
+pub fn released_archive(
+    conn: &mut DbConn,
+    order_id: &str,
+) -> Result<Option<(Vec<u8>, String, u64)>, OrderError> {
+    type Row = (Option<Vec<u8>>, Option<String>, Option<i64>);
+    let row: Option<Row> = packages::table
+        .filter(packages::order_id.eq(order_id))
+        .filter(packages::status.eq("released"))
+        .select((
+            packages::content,
+            packages::package_sha256,
+            packages::release_seq,
+        ))
+        .first(conn)
+        .optional()?;
+    Ok(match row {
+        Some((Some(tar), Some(sha), Some(seq))) => {
+            Some((tar, sha, u64::try_from(seq).unwrap_or(0)))
+        }
+        _ => None,
+    })
+}
+
+/// One row of the disclosure log: one per release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DisclosureRow {
+    /// Order id.
+    pub order_id: String,
+    /// The authority's reference.
+    pub reference: String,
+    /// The authority.
+    pub authority_id: String,
+    /// The instrument.
+    pub instrument: String,
+    /// The jurisdiction.
+    pub jurisdiction: String,
+    /// Fields released (category.field).
+    pub fields: String,
+    /// Records per category (JSON).
+    pub record_counts: String,
+    /// Who approved.
+    pub approvers: String,
+    /// The signed archive's hash.
+    pub package_sha256: String,
+    /// When released.
+    pub released_at: DateTime<Utc>,
+    /// The release's audit entry.
+    pub release_seq: i64,
+}
+
+/// Every release, newest first.
+pub fn disclosure_log(conn: &mut DbConn) -> Result<Vec<DisclosureRow>, OrderError> {
+    type Row = (
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<i64>,
+        Option<i64>,
+        String,
+    );
+    let rows: Vec<Row> = packages::table
+        .inner_join(orders::table)
+        .filter(packages::status.eq_any(["released", "deleted"]))
+        .order(packages::released_at.desc())
+        .select((
+            packages::order_id,
+            orders::reference,
+            orders::authority_id,
+            orders::instrument,
+            packages::fields,
+            packages::record_counts,
+            packages::package_sha256,
+            packages::released_at,
+            packages::release_seq,
+            packages::id,
+        ))
+        .load(conn)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (order_id, reference, authority_id, instrument, fields, record_counts, sha, at, seq, id) in
+        rows
+    {
+        let approvers: Vec<String> = approvals::table
+            .filter(approvals::package_id.eq(&id))
+            .order(approvals::approved_at)
+            .select(approvals::approver)
+            .load(conn)?;
+        out.push(DisclosureRow {
+            jurisdiction: instrument.split('.').next().unwrap_or_default().to_owned(),
+            order_id,
+            reference,
+            authority_id,
+            instrument,
+            fields,
+            record_counts,
+            approvers: approvers.join(", "),
+            package_sha256: sha.unwrap_or_default(),
+            released_at: normalize::from_micros(at.unwrap_or(0)),
+            release_seq: seq.unwrap_or(-1),
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,363 @@
+//! The legal team's side of an order: the queue, the full picture of one order, and the
+//! review actions (ask, check a claimed validation, refuse). Approval and release, which build
+//! the disclosure package, live in `crate::disclosure`.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde::Serialize;
+
+use super::clarify::{self, Message};
+use super::{OrderError, OrderStatus, OrderView, holds, view};
+use crate::audit::{self, NewEntry};
+use crate::db::schema::{audit_entries, order_versions, orders};
+use crate::db::{DbConn, write_tx};
+use crate::metadata::normalize;
+use crate::policy::{Action, Decision, FieldStatus};
+use crate::staff::Staff;
+
+/// One row of the queue.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QueueRow {
+    /// Order id.
+    pub id: String,
+    /// The authority's reference.
+    pub reference: String,
+    /// The sending authority.
+    pub authority_id: String,
+    /// Instrument id.
+    pub instrument: String,
+    /// The jurisdiction (the instrument's prefix).
+    pub jurisdiction: String,
+    /// Status.
+    pub status: OrderStatus,
+    /// Emergency claimed.
+    pub emergency: bool,
+    /// A preservation order.
+    pub preservation: bool,
+    /// The engine's outcome.
+    pub outcome: String,
+    /// When received.
+    pub received_at: DateTime<Utc>,
+    /// The reply deadline.
+    pub deadline_at: Option<DateTime<Utc>>,
+    /// Seconds left until the deadline (negative: overdue).
+    pub seconds_left: Option<i64>,
+    /// Other clocks: ex-post validation due, a pending clarification.
+    pub tasks: Vec<String>,
+}
+
+impl QueueRow {
+    /// Overdue.
+    pub fn overdue(&self) -> bool {
+        self.seconds_left.is_some_and(|s| s < 0)
+    }
+
+    /// Due within a day.
+    pub fn nearly_due(&self) -> bool {
+        self.seconds_left.is_some_and(|s| (0..86_400).contains(&s))
+    }
+
+    /// The time left, for people.
+    pub fn time_left(&self) -> String {
+        match self.seconds_left {
+            None => "no deadline".into(),
+            Some(s) if s < 0 => format!("overdue by {}", human(-s)),
+            Some(s) => human(s),
+        }
+    }
+}
+
+fn human(secs: i64) -> String {
+    let (d, h, m) = (secs / 86_400, (secs % 86_400) / 3600, (secs % 3600) / 60);
+    if d > 0 {
+        format!("{d} d {h} h")
+    } else if h > 0 {
+        format!("{h} h {m} min")
+    } else {
+        format!("{m} min")
+    }
+}
+
+/// Filters of the queue.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueFilter {
+    /// Only this status (default: every open status).
+    pub status: Option<OrderStatus>,
+    /// Only this jurisdiction.
+    pub jurisdiction: Option<String>,
+    /// Only emergencies.
+    pub emergency_only: bool,
+}
+
+type Row = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    bool,
+    String,
+    i64,
+    Option<i64>,
+    i32,
+);
+
+/// Open orders, soonest deadline first (orders without a deadline last), emergencies first
+/// among equals; closed orders only when asked for by status.
+pub fn queue(
+    conn: &mut DbConn,
+    filter: &QueueFilter,
+    now: DateTime<Utc>,
+) -> Result<Vec<QueueRow>, OrderError> {
+    let mut q = orders::table
+        .select((
+            orders::id,
+            orders::reference,
+            orders::authority_id,
+            orders::instrument,
+            orders::status,
+            orders::emergency,
+            orders::outcome,
+            orders::received_at,
+            orders::deadline_at,
+            orders::version,
+        ))
+        .into_boxed();
+    match filter.status {
+        Some(s) => q = q.filter(orders::status.eq(s.as_str())),
+        None => {
+            q = q.filter(orders::status.eq_any([
+                OrderStatus::UnderReview.as_str(),
+                OrderStatus::AwaitingClarification.as_str(),
+                OrderStatus::Approved.as_str(),
+            ]))
+        }
+    }
+    if filter.emergency_only {
+        q = q.filter(orders::emergency.eq(true));
+    }
+    let rows: Vec<Row> = q.limit(1000).load(conn)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (
+        id,
+        reference,
+        authority_id,
+        instrument,
+        status,
+        emergency,
+        outcome,
+        received,
+        deadline,
+        version,
+    ) in rows
+    {
+        let jurisdiction = instrument.split('.').next().unwrap_or_default().to_owned();
+        if filter
+            .jurisdiction
+            .as_deref()
+            .is_some_and(|j| j != jurisdiction)
+        {
+            continue;
+        }
+        let decision: Option<Decision> = order_versions::table
+            .find((&id, version))
+            .select(order_versions::decision_json)
+            .first::<String>(conn)
+            .ok()
+            .and_then(|j| serde_json::from_str(&j).ok());
+        let status = OrderStatus::parse(&status).unwrap_or(OrderStatus::UnderReview);
+        let mut tasks = Vec::new();
+        if let Some(v) = decision.as_ref().and_then(|d| d.validation_due.as_ref()) {
+            tasks.push(format!(
+                "ex-post validation due {}",
+                v.due.format("%Y-%m-%d %H:%M UTC")
+            ));
+        }
+        if status == OrderStatus::AwaitingClarification {
+            tasks.push("clarification requested, no answer yet".into());
+        }
+        let deadline_at = deadline.map(normalize::from_micros);
+        out.push(QueueRow {
+            preservation: decision.as_ref().and_then(|d| d.action) == Some(Action::Preserve),
+            seconds_left: deadline_at.map(|d| (d - now).num_seconds()),
+            id,
+            reference,
+            authority_id,
+            instrument,
+            jurisdiction,
+            status,
+            emergency,
+            outcome,
+            received_at: normalize::from_micros(received),
+            deadline_at,
+            tasks,
+        });
+    }
+    out.sort_by_key(|r| (r.deadline_at.is_none(), r.deadline_at, !r.emergency));
+    Ok(out)
+}
+
+/// One line of an order's audit timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TimelineEntry {
+    /// Position in the log.
+    pub seq: i64,
+    /// When.
+    pub at: String,
+    /// Who (kind:id).
+    pub actor: String,
+    /// What.
+    pub event: String,
+}
+
+/// Everything the order page shows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OrderDetail {
+    /// The order as the authority sees it.
+    pub view: OrderView,
+    /// The sending authority.
+    pub authority_id: String,
+    /// The order JSON as submitted (current version).
+    pub order_json: String,
+    /// The scope in force: the decision, narrowed where people narrowed it.
+    pub scope: Decision,
+    /// Whether the scope was narrowed.
+    pub narrowed: bool,
+    /// Whether some field waits on a person's check of the claimed validation.
+    pub validation_check_needed: bool,
+    /// Who checked the claimed validation, if someone did.
+    pub validation_checked_by: Option<String>,
+    /// Who entered the order by hand, if it came on paper.
+    pub entered_by: Option<String>,
+    /// The clarification messages.
+    pub messages: Vec<Message>,
+    /// The order's audit entries.
+    pub timeline: Vec<TimelineEntry>,
+}
+
+/// The full picture of an order, for the workspace.
+pub fn detail(conn: &mut DbConn, id: &str) -> Result<OrderDetail, OrderError> {
+    let view = view(conn, id, None)?;
+    let (authority_id, entered_by): (String, Option<String>) = orders::table
+        .find(id)
+        .select((orders::authority_id, orders::entered_by))
+        .first(conn)?;
+    let (order_json, scope_json, checked_by): (String, Option<String>, Option<String>) =
+        order_versions::table
+            .find((id, view.version))
+            .select((
+                order_versions::order_json,
+                order_versions::scope_json,
+                order_versions::validation_checked_by,
+            ))
+            .first(conn)?;
+    let scope: Decision = match &scope_json {
+        Some(j) => serde_json::from_str(j).map_err(|e| {
+            OrderError::Db(crate::db::DbError::Corrupt(format!(
+                "scope of order {id}: {e}"
+            )))
+        })?,
+        None => view.decision.clone(),
+    };
+    let validation_check_needed = scope
+        .categories
+        .iter()
+        .flat_map(|c| c.fields.iter())
+        .any(|f| f.status == FieldStatus::PermitPendingValidationCheck);
+    let messages = clarify::messages(conn, id, None)?;
+    let timeline = audit_entries::table
+        .filter(audit_entries::order_id.eq(id))
+        .order(audit_entries::seq)
+        .select((
+            audit_entries::seq,
+            audit_entries::at,
+            audit_entries::actor_kind,
+            audit_entries::actor_id,
+            audit_entries::event,
+        ))
+        .load::<(i64, String, String, String, String)>(conn)?
+        .into_iter()
+        .map(|(seq, at, kind, actor, event)| TimelineEntry {
+            seq,
+            at,
+            actor: format!("{kind}:{actor}"),
+            event,
+        })
+        .collect();
+    Ok(OrderDetail {
+        view,
+        authority_id,
+        order_json,
+        narrowed: scope_json.is_some(),
+        scope,
+        validation_check_needed,
+        validation_checked_by: checked_by,
+        entered_by,
+        messages,
+        timeline,
+    })
+}
+
+/// Records that a person checked the claimed validation against the signed document.
+pub fn check_validation(conn: &mut DbConn, staff: &Staff, id: &str) -> Result<(), OrderError> {
+    write_tx(conn, |c| {
+        let current = view(c, id, None)?;
+        if current.status.is_closed() {
+            return Err(OrderError::Conflict(format!(
+                "the order is {}",
+                current.status.as_str()
+            )));
+        }
+        let now = Utc::now();
+        diesel::update(order_versions::table.find((id, current.version)))
+            .set((
+                order_versions::validation_checked_by.eq(Some(&staff.username)),
+                order_versions::validation_checked_at.eq(Some(now.timestamp_micros())),
+            ))
+            .execute(c)?;
+        let entry = NewEntry::new(staff.actor(), "order.validation_checked")
+            .order(id)
+            .reference("version", u64::try_from(current.version).unwrap_or(0));
+        audit::append(c, &entry, now)?;
+        Ok(())
+    })
+}
+
+/// Refuses an order with a reason the authority receives (e.g. an Annex III-style "cannot
+/// comply"); its holds end.
+pub fn refuse(conn: &mut DbConn, staff: &Staff, id: &str, reason: &str) -> Result<(), OrderError> {
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > 5000 || reason.contains('\0') {
+        return Err(OrderError::Invalid {
+            status: 422,
+            slug: "invalid-refusal",
+            title: "A refusal needs a reason".into(),
+            errors: vec![super::FieldError::new(
+                "reason",
+                "must be 1 to 5000 characters",
+            )],
+            submission_id: None,
+        });
+    }
+    write_tx(conn, |c| {
+        let current = view(c, id, None)?;
+        if current.status.is_closed() {
+            return Err(OrderError::Conflict(format!(
+                "the order is already {}",
+                current.status.as_str()
+            )));
+        }
+        let now = Utc::now();
+        diesel::update(orders::table.find(id))
+            .set((
+                orders::status.eq(OrderStatus::Refused.as_str()),
+                orders::updated_at.eq(now.timestamp_micros()),
+            ))
+            .execute(c)?;
+        clarify::provider_message(c, id, &staff.username, &format!("Refused: {reason}"), now)?;
+        holds::release(c, id, now.timestamp_micros())?;
+        let entry = NewEntry::new(staff.actor(), "order.refused").order(id);
+        audit::append(c, &entry, now)?;
+        Ok(())
+    })
+}

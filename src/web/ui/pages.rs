@@ -1,0 +1,788 @@
+//! The workspace's pages and actions. Each handler checks its permission first, then the
+//! CSRF token of a form, then calls one service function.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use askama::Template;
+use chrono::Utc;
+use serde::Deserialize;
+
+use super::{LOGIN_COOKIE, Signed, UiError, html, see_other, session_cookie};
+use crate::authority::throttle;
+use crate::db::Db;
+use crate::orders::review::{self, OrderDetail, QueueFilter, QueueRow};
+use crate::orders::{OrderStatus, clarify};
+use crate::policy::{Deployment, PolicySet};
+use crate::settings::WorkspaceSettings;
+use crate::staff::{self, Permission, Role, Staff, User};
+
+/// `GET /static/writ.css`.
+#[get("/static/writ.css")]
+pub async fn stylesheet() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header(("Cache-Control", "public, max-age=3600"))
+        .body(include_str!("../../../templates/ui/writ.css"))
+}
+
+/// `GET /`: where a role starts.
+#[get("/")]
+pub async fn home(signed: Result<Signed, UiError>) -> HttpResponse {
+    match signed {
+        Ok(s) if s.staff.role == Role::Admin => see_other("/admin/users"),
+        Ok(_) => see_other("/orders"),
+        Err(_) => see_other("/login"),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "ui/login.html")]
+struct LoginPage {
+    csrf: String,
+    error: Option<String>,
+}
+
+fn nonce() -> Result<String, UiError> {
+    let mut raw = [0u8; 32];
+    getrandom::fill(&mut raw).map_err(|_| UiError::Internal)?;
+    Ok(hex::encode(raw))
+}
+
+fn login_page(
+    status: StatusCode,
+    error: Option<String>,
+    secure: bool,
+) -> Result<HttpResponse, UiError> {
+    let csrf = nonce()?;
+    let mut resp = html(
+        status,
+        &LoginPage {
+            csrf: csrf.clone(),
+            error,
+        },
+    );
+    let cookie = actix_web::cookie::Cookie::build(LOGIN_COOKIE, csrf)
+        .path("/login")
+        .http_only(true)
+        .same_site(actix_web::cookie::SameSite::Strict)
+        .secure(secure)
+        .finish();
+    resp.add_cookie(&cookie).map_err(|_| UiError::Internal)?;
+    Ok(resp)
+}
+
+/// `GET /login`.
+#[get("/login")]
+pub async fn login_form(settings: web::Data<WorkspaceSettings>) -> Result<HttpResponse, UiError> {
+    login_page(StatusCode::OK, None, settings.cookie_secure)
+}
+
+/// The sign-in form.
+#[derive(Deserialize)]
+pub struct LoginForm {
+    username: String,
+    password: String,
+    csrf: String,
+}
+
+/// `POST /login`.
+#[post("/login")]
+pub async fn login(
+    req: HttpRequest,
+    form: web::Form<LoginForm>,
+    db: web::Data<Db>,
+    settings: web::Data<WorkspaceSettings>,
+) -> Result<HttpResponse, UiError> {
+    let cookie = req
+        .cookie(LOGIN_COOKIE)
+        .map(|c| c.value().to_owned())
+        .unwrap_or_default();
+    let form = form.into_inner();
+    if cookie.is_empty()
+        || !bool::from(subtle::ConstantTimeEq::ct_eq(
+            cookie.as_bytes(),
+            form.csrf.as_bytes(),
+        ))
+    {
+        return Err(UiError::Csrf);
+    }
+    let network = req
+        .peer_addr()
+        .map_or_else(|| "unknown".to_owned(), |a| throttle::network_of(a.ip()));
+    let s = settings.get_ref().clone();
+    let secure = s.cookie_secure;
+    let username = form.username.trim().to_lowercase();
+    let outcome = db
+        .run(move |conn| {
+            Ok::<_, crate::db::DbError>(staff::login(
+                conn,
+                &username,
+                &form.password,
+                &network,
+                &s,
+                Utc::now(),
+            ))
+        })
+        .await?;
+    match outcome {
+        Ok(session) => {
+            let mut resp = see_other("/");
+            resp.add_cookie(&session_cookie(&session.token, secure))
+                .map_err(|_| UiError::Internal)?;
+            Ok(resp)
+        }
+        Err(staff::StaffError::BadCredentials) => login_page(
+            StatusCode::UNAUTHORIZED,
+            Some("Wrong user name or password.".into()),
+            secure,
+        ),
+        Err(staff::StaffError::Throttled(s)) => login_page(
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(format!(
+                "Too many failed sign-ins. Try again in {} minutes.",
+                s / 60 + 1
+            )),
+            secure,
+        ),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A form with only its CSRF token.
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+/// `POST /logout`.
+#[post("/logout")]
+pub async fn logout(
+    signed: Signed,
+    form: web::Form<CsrfForm>,
+    db: web::Data<Db>,
+    settings: web::Data<WorkspaceSettings>,
+) -> Result<HttpResponse, UiError> {
+    signed.check_csrf(&form.csrf)?;
+    let token = signed.token.clone();
+    db.run(move |conn| {
+        staff::logout(conn, &token).map_err(|e| crate::db::DbError::Unavailable(e.to_string()))
+    })
+    .await?;
+    let mut resp = see_other("/login");
+    resp.add_cookie(&session_cookie("", settings.cookie_secure))
+        .map_err(|_| UiError::Internal)?;
+    Ok(resp)
+}
+
+/// What every page's frame needs.
+pub struct Frame {
+    /// Who is signed in.
+    pub staff: Staff,
+}
+
+impl Frame {
+    fn may(&self, p: &str) -> bool {
+        let permission = match p {
+            "orders" => Permission::ViewOrders,
+            "act" => Permission::ActOnOrders,
+            "approve" => Permission::Approve,
+            "audit" => Permission::Audit,
+            "users" => Permission::ManageUsers,
+            _ => return false,
+        };
+        self.staff.role.may(permission)
+    }
+}
+
+#[derive(Template)]
+#[template(path = "ui/queue.html")]
+struct QueuePage {
+    frame: Frame,
+    rows: Vec<QueueRow>,
+    status: String,
+    jurisdiction: String,
+    emergency: bool,
+}
+
+impl QueuePage {
+    fn is_status(&self, s: &str) -> bool {
+        self.status == s
+    }
+}
+
+/// The queue's filters.
+#[derive(Deserialize)]
+pub struct QueueQuery {
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    jurisdiction: String,
+    #[serde(default)]
+    emergency: Option<String>,
+}
+
+/// `GET /orders`: the queue.
+#[get("/orders")]
+pub async fn queue(
+    signed: Signed,
+    query: web::Query<QueueQuery>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::ViewOrders)?.clone();
+    let q = query.into_inner();
+    let status = match q.status.as_str() {
+        "" => None,
+        s => Some(
+            OrderStatus::parse(s)
+                .ok_or_else(|| UiError::BadRequest(format!("`{s}` is not an order status")))?,
+        ),
+    };
+    let jurisdiction = q.jurisdiction.trim().to_lowercase();
+    if jurisdiction.len() > 20 || !jurisdiction.bytes().all(|b| b.is_ascii_lowercase()) {
+        return Err(UiError::BadRequest(
+            "the jurisdiction is a short code such as eu or fr".into(),
+        ));
+    }
+    let filter = QueueFilter {
+        status,
+        jurisdiction: (!jurisdiction.is_empty()).then(|| jurisdiction.clone()),
+        emergency_only: q.emergency.is_some(),
+    };
+    let rows = db
+        .run(move |conn| review::queue(conn, &filter, Utc::now()))
+        .await?;
+    Ok(html(
+        StatusCode::OK,
+        &QueuePage {
+            frame: Frame { staff },
+            rows,
+            status: q.status,
+            jurisdiction,
+            emergency: q.emergency.is_some(),
+        },
+    ))
+}
+
+#[derive(Template)]
+#[template(path = "ui/order.html")]
+struct OrderPage {
+    frame: Frame,
+    d: OrderDetail,
+    decision_json: String,
+    package: Option<crate::disclosure::release::Snapshot>,
+}
+
+/// The JSON name of a unit enum value (`permit`, `acceptable_for_review`, ...).
+fn name_of(value: impl serde::Serialize) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+impl OrderPage {
+    fn outcome(&self) -> String {
+        name_of(self.d.scope.outcome).replace('_', " ")
+    }
+
+    fn field_status(&self, status: &crate::policy::FieldStatus) -> String {
+        name_of(status)
+    }
+
+    fn sender(&self, sender: &clarify::Sender) -> String {
+        name_of(sender)
+    }
+
+    fn grants(&self, status: &crate::policy::FieldStatus) -> bool {
+        status.grants()
+    }
+}
+
+/// `GET /orders/{id}`: everything about one order.
+#[get("/orders/{id}")]
+pub async fn order(
+    signed: Signed,
+    id: web::Path<String>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::ViewOrders)?.clone();
+    let id = id.into_inner();
+    let (d, snapshot) = db
+        .run(move |conn| {
+            let d = review::detail(conn, &id)?;
+            let snapshot = crate::disclosure::release::current(conn, &id)?;
+            Ok::<_, crate::orders::OrderError>((d, snapshot))
+        })
+        .await?;
+    let decision_json = serde_json::to_string_pretty(&d.scope).map_err(|_| UiError::Internal)?;
+    Ok(html(
+        StatusCode::OK,
+        &OrderPage {
+            frame: Frame { staff },
+            d,
+            decision_json,
+            package: snapshot,
+        },
+    ))
+}
+
+/// `GET /orders/{id}/document`: the signed order document, as a download (never rendered
+/// inline from Writ's origin).
+#[get("/orders/{id}/document")]
+pub async fn document(
+    signed: Signed,
+    id: web::Path<String>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::ViewOrders)?.clone();
+    let id = id.into_inner();
+    let doc = db
+        .run(move |conn| crate::orders::document(conn, &id, &staff.actor()))
+        .await?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/octet-stream")
+        .insert_header((
+            "Content-Disposition",
+            format!(
+                "attachment; filename=\"order-{}.pdf\"",
+                doc.sha256.get(..12).unwrap_or("")
+            ),
+        ))
+        .insert_header(("Content-Security-Policy", "sandbox; default-src 'none'"))
+        .body(doc.content))
+}
+
+/// A form with a text and the CSRF token.
+#[derive(Deserialize)]
+pub struct TextForm {
+    csrf: String,
+    text: String,
+}
+
+/// `POST /orders/{id}/ask`: a question to the authority (pauses the clock where the
+/// instrument says so).
+#[post("/orders/{id}/ask")]
+pub async fn ask(
+    signed: Signed,
+    id: web::Path<String>,
+    form: web::Form<TextForm>,
+    db: web::Data<Db>,
+    policies: web::Data<PolicySet>,
+    deployment: web::Data<Deployment>,
+) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::ActOnOrders)?.clone();
+    signed.check_csrf(&form.csrf)?;
+    let id = id.into_inner();
+    let to = format!("/orders/{id}");
+    let (set, dep) = (policies.into_inner(), deployment.into_inner());
+    let text = form.into_inner().text;
+    db.run(move |conn| clarify::ask(conn, &staff.actor(), &id, &text, &set, &dep, Utc::now()))
+        .await?;
+    Ok(see_other(&to))
+}
+
+/// `POST /orders/{id}/refuse`: refuse with a reason the authority receives.
+#[post("/orders/{id}/refuse")]
+pub async fn refuse(
+    signed: Signed,
+    id: web::Path<String>,
+    form: web::Form<TextForm>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::ActOnOrders)?.clone();
+    signed.check_csrf(&form.csrf)?;
+    let id = id.into_inner();
+    let to = format!("/orders/{id}");
+    let text = form.into_inner().text;
+    db.run(move |conn| review::refuse(conn, &staff, &id, &text))
+        .await?;
+    Ok(see_other(&to))
+}
+
+/// `POST /orders/{id}/validation-checked`: a person checked the claimed validation against the
+/// signed document.
+#[post("/orders/{id}/validation-checked")]
+pub async fn validation_checked(
+    signed: Signed,
+    id: web::Path<String>,
+    form: web::Form<CsrfForm>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::ActOnOrders)?.clone();
+    signed.check_csrf(&form.csrf)?;
+    let id = id.into_inner();
+    let to = format!("/orders/{id}");
+    db.run(move |conn| review::check_validation(conn, &staff, &id))
+        .await?;
+    Ok(see_other(&to))
+}
+
+#[derive(Template)]
+#[template(path = "ui/users.html")]
+struct UsersPage {
+    frame: Frame,
+    users: Vec<User>,
+    roles: Vec<(&'static str, &'static str)>,
+}
+
+/// `GET /admin/users`.
+#[get("/admin/users")]
+pub async fn users(signed: Signed, db: web::Data<Db>) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::ManageUsers)?.clone();
+    let users = db
+        .run(|conn| staff::list(conn).map_err(|e| crate::db::DbError::Unavailable(e.to_string())))
+        .await?;
+    Ok(html(
+        StatusCode::OK,
+        &UsersPage {
+            frame: Frame { staff },
+            users,
+            roles: Role::ALL.iter().map(|r| (r.as_str(), r.label())).collect(),
+        },
+    ))
+}
+
+/// The new-user form.
+#[derive(Deserialize)]
+pub struct NewUserForm {
+    csrf: String,
+    username: String,
+    display_name: String,
+    role: String,
+    password: String,
+}
+
+/// `POST /admin/users`.
+#[post("/admin/users")]
+pub async fn add_user(
+    signed: Signed,
+    form: web::Form<NewUserForm>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::ManageUsers)?.clone();
+    signed.check_csrf(&form.csrf)?;
+    let f = form.into_inner();
+    let role = Role::parse(&f.role)
+        .ok_or_else(|| UiError::BadRequest(format!("`{}` is not a role", f.role)))?;
+    let result = db
+        .run(move |conn| {
+            Ok::<_, crate::db::DbError>(staff::add_user(
+                conn,
+                &staff.actor(),
+                f.username.trim(),
+                &f.display_name,
+                role,
+                &f.password,
+            ))
+        })
+        .await?;
+    result?;
+    Ok(see_other("/admin/users"))
+}
+
+/// `POST /admin/users/{username}/disable` (with `enable=1`, re-enables).
+#[post("/admin/users/{username}/disable")]
+pub async fn disable_user(
+    signed: Signed,
+    username: web::Path<String>,
+    form: web::Form<ToggleForm>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::ManageUsers)?.clone();
+    signed.check_csrf(&form.csrf)?;
+    let username = username.into_inner();
+    if username == staff.username {
+        return Err(UiError::BadRequest("you cannot disable yourself".into()));
+    }
+    let disable = form.enable.is_none();
+    let result = db
+        .run(move |conn| {
+            Ok::<_, crate::db::DbError>(staff::set_disabled(
+                conn,
+                &staff.actor(),
+                &username,
+                disable,
+            ))
+        })
+        .await?;
+    result?;
+    Ok(see_other("/admin/users"))
+}
+
+/// Enable or disable.
+#[derive(Deserialize)]
+pub struct ToggleForm {
+    csrf: String,
+    #[serde(default)]
+    enable: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "ui/account.html")]
+struct AccountPage {
+    frame: Frame,
+    done: bool,
+}
+
+/// `GET /account`.
+#[get("/account")]
+pub async fn account(signed: Signed, req: HttpRequest) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::Account)?.clone();
+    Ok(html(
+        StatusCode::OK,
+        &AccountPage {
+            frame: Frame { staff },
+            done: req.query_string() == "changed=1",
+        },
+    ))
+}
+
+/// The password form.
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    csrf: String,
+    current: String,
+    new: String,
+}
+
+/// `POST /account/password`: change one's own password; other sessions end.
+#[post("/account/password")]
+pub async fn change_password(
+    signed: Signed,
+    form: web::Form<PasswordForm>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, UiError> {
+    signed.require(Permission::Account)?;
+    signed.check_csrf(&form.csrf)?;
+    let f = form.into_inner();
+    let (username, token) = (signed.staff.username.clone(), signed.token.clone());
+    let result = db
+        .run(move |conn| {
+            Ok::<_, crate::db::DbError>(staff::change_password(
+                conn, &username, &f.current, &f.new, &token,
+            ))
+        })
+        .await?;
+    result?;
+    Ok(see_other("/account?changed=1"))
+}
+
+#[derive(Template)]
+#[template(path = "ui/package.html")]
+struct PackagePage {
+    frame: Frame,
+    order_id: String,
+    reference: String,
+    snapshot: crate::disclosure::release::Snapshot,
+}
+
+/// `POST /orders/{id}/package`: prepare the package (or reuse the frozen snapshot for the
+/// current scope) and preview it exactly as it will be released. Audited.
+#[post("/orders/{id}/package")]
+pub async fn prepare_package(
+    signed: Signed,
+    id: web::Path<String>,
+    form: web::Form<CsrfForm>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::Approve)?.clone();
+    signed.check_csrf(&form.csrf)?;
+    let id = id.into_inner();
+    let order_id = id.clone();
+    let who = staff.clone();
+    let (snapshot, reference) = db
+        .run(move |conn| {
+            let snapshot = crate::disclosure::release::prepare(conn, &who, &id, Utc::now())?;
+            let reference = crate::orders::view(conn, &id, None)?.reference;
+            Ok::<_, crate::orders::OrderError>((snapshot, reference))
+        })
+        .await?;
+    Ok(html(
+        StatusCode::OK,
+        &PackagePage {
+            frame: Frame { staff },
+            order_id,
+            reference,
+            snapshot,
+        },
+    ))
+}
+
+/// The approval form.
+#[derive(Deserialize)]
+pub struct ApproveForm {
+    csrf: String,
+    snapshot_sha256: String,
+}
+
+/// `POST /orders/{id}/approve`: approve the previewed snapshot (bound to its hash).
+#[post("/orders/{id}/approve")]
+pub async fn approve(
+    signed: Signed,
+    id: web::Path<String>,
+    form: web::Form<ApproveForm>,
+    db: web::Data<Db>,
+    key: web::Data<super::PackageKey>,
+) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::Approve)?.clone();
+    signed.check_csrf(&form.csrf)?;
+    let id = id.into_inner();
+    let to = format!("/orders/{id}");
+    let hash = form.into_inner().snapshot_sha256;
+    let key = key.into_inner();
+    db.run(move |conn| {
+        crate::disclosure::release::approve(conn, &staff, &id, &hash, &key.0, Utc::now())
+    })
+    .await?;
+    Ok(see_other(&to))
+}
+
+/// `POST /orders/{id}/narrow`: keep only the ticked fields (and optionally fewer targets);
+/// never widens.
+#[post("/orders/{id}/narrow")]
+pub async fn narrow(
+    signed: Signed,
+    id: web::Path<String>,
+    body: String,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::ActOnOrders)?.clone();
+    // Repeated `keep=category.field` pairs: parsed by hand (serde_urlencoded has no lists).
+    let mut csrf = String::new();
+    let mut reason = String::new();
+    let mut keep: std::collections::BTreeMap<crate::policy::Category, Vec<crate::policy::FieldId>> =
+        std::collections::BTreeMap::new();
+    for (k, v) in form_urlencoded::parse(body.as_bytes()) {
+        match k.as_ref() {
+            "csrf" => csrf = v.into_owned(),
+            "reason" => reason = v.into_owned(),
+            "keep" => {
+                let (c, f) = v
+                    .split_once('.')
+                    .ok_or_else(|| UiError::BadRequest(format!("`{v}` is not category.field")))?;
+                let category: crate::policy::Category =
+                    serde_json::from_value(serde_json::Value::String(c.to_owned()))
+                        .map_err(|_| UiError::BadRequest(format!("`{c}` is not a category")))?;
+                let field: crate::policy::FieldId =
+                    serde_json::from_value(serde_json::Value::String(f.to_owned()))
+                        .map_err(|_| UiError::BadRequest(format!("`{f}` is not a field")))?;
+                keep.entry(category).or_default().push(field);
+            }
+            _ => {}
+        }
+    }
+    signed.check_csrf(&csrf)?;
+    if reason.trim().is_empty() {
+        return Err(UiError::BadRequest("say why the scope is narrowed".into()));
+    }
+    let request = crate::policy::NarrowingRequest {
+        keep: keep
+            .into_iter()
+            .map(|(category, fields)| crate::policy::KeepCategory { category, fields })
+            .collect(),
+        keep_targets: None,
+        time_window: None,
+        reason,
+    };
+    let id = id.into_inner();
+    let to = format!("/orders/{id}");
+    db.run(move |conn| crate::disclosure::release::narrow(conn, &staff, &id, &request, Utc::now()))
+        .await?;
+    Ok(see_other(&to))
+}
+
+/// `GET /packages/public-key`: the public key that verifies package manifests (public; verify
+/// a package offline with `writ package verify PACKAGE.tar --key KEY.pem`).
+#[get("/packages/public-key")]
+pub async fn package_public_key(key: web::Data<super::PackageKey>) -> HttpResponse {
+    let public = key.0.verifying_key();
+    HttpResponse::Ok()
+        .content_type("application/x-pem-file")
+        .insert_header(("X-Key-Id", crate::disclosure::keys::key_id(&public)))
+        .body(crate::disclosure::keys::public_pem(&public))
+}
+
+#[derive(Template)]
+#[template(path = "ui/audit.html")]
+struct AuditPage {
+    frame: Frame,
+    disclosures: Vec<crate::disclosure::release::DisclosureRow>,
+    entries: Vec<crate::audit::log::StoredEntry>,
+    event: String,
+    order: String,
+    actor: String,
+}
+
+/// Filters of the audit page.
+#[derive(Deserialize)]
+pub struct AuditQuery {
+    #[serde(default)]
+    event: String,
+    #[serde(default)]
+    order: String,
+    #[serde(default)]
+    actor: String,
+}
+
+/// `GET /audit-log`: the disclosure log, the audit log with filters, and the downloads for
+/// offline verification (auditors).
+#[get("/audit-log")]
+pub async fn audit_log(
+    signed: Signed,
+    query: web::Query<AuditQuery>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::Audit)?.clone();
+    let q = query.into_inner();
+    for (name, value) in [
+        ("event", &q.event),
+        ("order", &q.order),
+        ("actor", &q.actor),
+    ] {
+        if value.len() > 100 || value.chars().any(char::is_control) {
+            return Err(UiError::BadRequest(format!(
+                "the {name} filter is too long or not text"
+            )));
+        }
+    }
+    let (event, order_id, actor) = (
+        q.event.trim().to_owned(),
+        q.order.trim().to_owned(),
+        q.actor.trim().to_owned(),
+    );
+    let (e2, o2, a2) = (event.clone(), order_id.clone(), actor.clone());
+    let (disclosures, entries) = db
+        .run(move |conn| {
+            use crate::db::schema::audit_entries;
+            use diesel::prelude::*;
+            let disclosures = crate::disclosure::release::disclosure_log(conn)?;
+            let mut query = audit_entries::table
+                .order(audit_entries::seq.desc())
+                .limit(500)
+                .select(crate::audit::log::StoredEntry::as_select())
+                .into_boxed();
+            if !e2.is_empty() {
+                query = query.filter(audit_entries::event.eq(e2));
+            }
+            if !o2.is_empty() {
+                query = query.filter(audit_entries::order_id.eq(o2));
+            }
+            if !a2.is_empty() {
+                query = query.filter(audit_entries::actor_id.eq(a2));
+            }
+            let entries = query.load(conn)?;
+            Ok::<_, crate::orders::OrderError>((disclosures, entries))
+        })
+        .await?;
+    Ok(html(
+        StatusCode::OK,
+        &AuditPage {
+            frame: Frame { staff },
+            disclosures,
+            entries,
+            event,
+            order: order_id,
+            actor,
+        },
+    ))
+}

@@ -1,0 +1,757 @@
+//! The browser workspace over HTTP: sign-in, sessions, CSRF, the role x route matrix, and the
+//! review pages and actions.
+
+use std::collections::HashMap;
+
+use reqwest::StatusCode;
+use reqwest::redirect::Policy;
+use writ::audit::{Actor, ActorKind};
+use writ::staff::Role;
+
+use crate::both_backends;
+use crate::helpers::{Backend, TestApp};
+use crate::orders::{Api, ORDER, PARIS, json_of, submission};
+
+both_backends!(
+    the_first_admin_signs_in_with_the_password_from_the_file,
+    sessions_are_safe_cookies_and_forms_need_their_token,
+    failed_sign_ins_are_throttled_and_disabled_users_are_out,
+    every_route_checks_the_role,
+    reviewers_read_orders_download_documents_and_refuse,
+    two_approvers_release_exactly_the_permitted_fields,
+    narrowing_removes_scope_and_voids_earlier_approvals,
+);
+
+const PASSWORD: &str = "a long enough password";
+
+/// A browser without JavaScript: keeps cookies, does not follow redirects.
+struct Browser {
+    base: String,
+    client: reqwest::Client,
+    cookies: HashMap<String, String>,
+    set_cookie_lines: Vec<String>,
+}
+
+impl Browser {
+    fn new(app: &TestApp) -> Self {
+        Self {
+            base: app.address.clone(),
+            client: reqwest::Client::builder()
+                .redirect(Policy::none())
+                .build()
+                .unwrap(),
+            cookies: HashMap::new(),
+            set_cookie_lines: Vec::new(),
+        }
+    }
+
+    fn keep(&mut self, resp: &reqwest::Response) {
+        for v in resp.headers().get_all("set-cookie") {
+            let line = v.to_str().unwrap().to_owned();
+            let pair = line.split(';').next().unwrap();
+            let (k, val) = pair.split_once('=').unwrap();
+            if val.is_empty() || line.contains("Max-Age=0") {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_owned(), val.to_owned());
+            }
+            self.set_cookie_lines.push(line);
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn get(&mut self, path: &str) -> (StatusCode, String, Option<String>) {
+        let resp = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        self.keep(&resp);
+        let status = resp.status();
+        let location = resp
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_owned());
+        (status, resp.text().await.unwrap(), location)
+    }
+
+    async fn post(
+        &mut self,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> (StatusCode, String, Option<String>) {
+        let resp = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        self.keep(&resp);
+        let status = resp.status();
+        let location = resp
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_owned());
+        (status, resp.text().await.unwrap(), location)
+    }
+
+    /// The hidden `csrf` value of the last page.
+    fn csrf_in(page: &str) -> String {
+        let at = page
+            .find("name=\"csrf\" value=\"")
+            .expect("a form with a CSRF token");
+        let rest = &page[at + 19..];
+        rest[..rest.find('"').unwrap()].to_owned()
+    }
+
+    async fn sign_in(&mut self, user: &str, password: &str) -> StatusCode {
+        let (_, page, _) = self.get("/login").await;
+        let csrf = Self::csrf_in(&page);
+        let (status, _, _) = self
+            .post(
+                "/login",
+                &[("username", user), ("password", password), ("csrf", &csrf)],
+            )
+            .await;
+        status
+    }
+
+    /// The session's CSRF token, read from a page that has forms (every page has sign-out).
+    async fn session_csrf(&mut self) -> String {
+        let (_, page, _) = self.get("/account").await;
+        Self::csrf_in(&page)
+    }
+}
+
+async fn add_users(app: &TestApp) {
+    app.pool
+        .run(|conn| {
+            let actor = Actor::new(ActorKind::System, "test");
+            for (u, role) in [
+                ("rita", Role::LegalReviewer),
+                ("alex", Role::LegalApprover),
+                ("bea", Role::LegalApprover),
+                ("olga", Role::Auditor),
+                ("adam", Role::Admin),
+            ] {
+                writ::staff::add_user(conn, &actor, u, u, role, PASSWORD).unwrap();
+            }
+            Ok::<_, writ::db::DbError>(())
+        })
+        .await
+        .unwrap();
+}
+
+async fn the_first_admin_signs_in_with_the_password_from_the_file(backend: Backend) {
+    let app =
+        crate::helpers::spawn_app_with(backend, &[("WRIT_WORKSPACE__CREATE_FIRST_ADMIN", "true")])
+            .await;
+    let file = app.db.dir().join("initial-admin-password");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let text = std::fs::read_to_string(&file).unwrap();
+    let password = text.lines().nth(1).unwrap().to_owned();
+    let mut b = Browser::new(&app);
+    assert_eq!(b.sign_in("admin", &password).await, StatusCode::SEE_OTHER);
+    let (_, _, to) = b.get("/").await;
+    assert_eq!(to.as_deref(), Some("/admin/users"));
+    let (status, page, _) = b.get("/admin/users").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Administrator"));
+    // A second start does not make another admin or touch the file.
+    let again = app
+        .pool
+        .run(move |conn| {
+            writ::staff::ensure_first_admin(conn, &file)
+                .map_err(|e| writ::db::DbError::Setup(e.to_string()))
+        })
+        .await
+        .unwrap();
+    assert!(again.is_none());
+}
+
+async fn sessions_are_safe_cookies_and_forms_need_their_token(backend: Backend) {
+    let app = crate::helpers::spawn_app(backend).await;
+    add_users(&app).await;
+    let mut b = Browser::new(&app);
+    // Sign-in without the double-submit cookie, or with another token, is refused.
+    let (status, _, _) = b
+        .post(
+            "/login",
+            &[("username", "rita"), ("password", PASSWORD), ("csrf", "x")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(b.sign_in("rita", PASSWORD).await, StatusCode::SEE_OTHER);
+    let session_line = b
+        .set_cookie_lines
+        .iter()
+        .find(|l| l.starts_with("writ_session="))
+        .unwrap()
+        .clone();
+    for flag in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/"] {
+        assert!(session_line.contains(flag), "{session_line}");
+    }
+    let (status, page, _) = b.get("/orders").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    // Pages carry a strict CSP.
+    let resp = reqwest::Client::new()
+        .get(format!("{}/login", app.address))
+        .send()
+        .await
+        .unwrap();
+    let csp = resp.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"));
+
+    // A form without the session's token is refused; with it, it works.
+    let (status, _, _) = b.post("/logout", &[("csrf", "wrong")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let csrf = b.session_csrf().await;
+    let (status, _, to) = b.post("/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(
+        (status, to.as_deref()),
+        (StatusCode::SEE_OTHER, Some("/login"))
+    );
+    let (status, _, to) = b.get("/orders").await;
+    assert_eq!(
+        (status, to.as_deref()),
+        (StatusCode::SEE_OTHER, Some("/login"))
+    );
+
+    // A forged or stale cookie is nobody.
+    let mut forged = Browser::new(&app);
+    forged.cookies.insert("writ_session".into(), "0".repeat(64));
+    let (status, _, _) = forged.get("/orders").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+
+    // Changing the password ends the other sessions, keeps this one.
+    let mut one = Browser::new(&app);
+    let mut two = Browser::new(&app);
+    one.sign_in("olga", PASSWORD).await;
+    two.sign_in("olga", PASSWORD).await;
+    let csrf = one.session_csrf().await;
+    let (status, _, _) = one
+        .post(
+            "/account/password",
+            &[
+                ("csrf", &csrf),
+                ("current", PASSWORD),
+                ("new", "another long password"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(one.get("/orders").await.0, StatusCode::OK);
+    assert_eq!(two.get("/orders").await.0, StatusCode::SEE_OTHER);
+}
+
+async fn failed_sign_ins_are_throttled_and_disabled_users_are_out(backend: Backend) {
+    let app = crate::helpers::spawn_app(backend).await;
+    add_users(&app).await;
+    let mut b = Browser::new(&app);
+    for _ in 0..5 {
+        assert_eq!(
+            b.sign_in("rita", "wrong password!!").await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // Now even the right password is refused for a while.
+    assert_eq!(
+        b.sign_in("rita", PASSWORD).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // An unknown user gets the same answer as a wrong password.
+    let mut c = Browser::new(&app);
+    assert_eq!(
+        c.sign_in("nobody", PASSWORD).await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Disabling a user ends their session at once.
+    let mut olga = Browser::new(&app);
+    assert_eq!(olga.sign_in("olga", PASSWORD).await, StatusCode::SEE_OTHER);
+    let mut admin = Browser::new(&app);
+    admin.sign_in("adam", PASSWORD).await;
+    let csrf = admin.session_csrf().await;
+    let (status, _, _) = admin
+        .post("/admin/users/olga/disable", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(olga.get("/orders").await.0, StatusCode::SEE_OTHER);
+    assert_eq!(
+        olga.sign_in("olga", PASSWORD).await,
+        StatusCode::UNAUTHORIZED
+    );
+    // The audit log has the failures, never a password.
+    let leaves: Vec<String> = app
+        .pool
+        .run(|conn| {
+            Ok::<_, writ::db::DbError>(
+                writ::audit::log::entries(conn, 0, 10_000)
+                    .unwrap()
+                    .into_iter()
+                    .map(|e| e.leaf)
+                    .collect(),
+            )
+        })
+        .await
+        .unwrap();
+    assert!(leaves.iter().any(|l| l.contains("staff.login_failed")));
+    assert!(
+        !leaves
+            .iter()
+            .any(|l| l.contains("wrong password") || l.contains(PASSWORD))
+    );
+}
+
+async fn every_route_checks_the_role(backend: Backend) {
+    let api = Api::start(backend, &[]).await;
+    let app = &api.app;
+    add_users(app).await;
+    let (_, created) = json_of(api.submit(PARIS, &submission(ORDER)).await).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let order = format!("/orders/{id}");
+    let document = format!("/orders/{id}/document");
+    let ask = format!("/orders/{id}/ask");
+    let refuse = format!("/orders/{id}/refuse");
+    let checked = format!("/orders/{id}/validation-checked");
+    // (method, path, roles allowed). Admins see no order; auditors change nothing.
+    let routes: Vec<(&str, &str, &[&str])> = vec![
+        ("GET", "/orders", &["rita", "alex", "olga"]),
+        ("GET", &order, &["rita", "alex", "olga"]),
+        ("GET", &document, &["rita", "alex", "olga"]),
+        ("POST", &ask, &["rita", "alex"]),
+        ("POST", &checked, &["rita", "alex"]),
+        ("GET", "/admin/users", &["adam"]),
+        ("POST", "/admin/users", &["adam"]),
+        ("POST", "/admin/users/bea/disable", &["adam"]),
+        ("GET", "/account", &["rita", "alex", "olga", "adam"]),
+        ("GET", "/audit-log", &["olga"]),
+        ("POST", &refuse, &["rita", "alex"]),
+    ];
+    let mut browsers = HashMap::new();
+    for u in ["rita", "alex", "olga", "adam"] {
+        let mut b = Browser::new(app);
+        assert_eq!(b.sign_in(u, PASSWORD).await, StatusCode::SEE_OTHER);
+        let csrf = b.session_csrf().await;
+        browsers.insert(u, (b, csrf));
+    }
+    let mut anonymous = Browser::new(app);
+    for (method, path, allowed) in &routes {
+        for (user, (b, csrf)) in browsers.iter_mut() {
+            let form: Vec<(&str, &str)> = vec![
+                ("csrf", csrf.as_str()),
+                ("text", "Please confirm the time zone."),
+                ("username", "new-user"),
+                ("display_name", "New"),
+                ("role", "auditor"),
+                ("password", PASSWORD),
+                ("enable", "1"),
+            ];
+            let (status, body, _) = if *method == "GET" {
+                b.get(path).await
+            } else {
+                b.post(path, &form).await
+            };
+            if allowed.contains(user) {
+                assert_ne!(
+                    status,
+                    StatusCode::FORBIDDEN,
+                    "{user} {method} {path}: {body}"
+                );
+                assert!(
+                    status.as_u16() < 500,
+                    "{user} {method} {path}: {status} {body}"
+                );
+            } else {
+                assert_eq!(status, StatusCode::FORBIDDEN, "{user} {method} {path}");
+            }
+        }
+        let (status, _, to) = if *method == "GET" {
+            anonymous.get(path).await
+        } else {
+            anonymous.post(path, &[("csrf", "x")]).await
+        };
+        assert_eq!(
+            (status, to.as_deref()),
+            (StatusCode::SEE_OTHER, Some("/login")),
+            "{method} {path}"
+        );
+    }
+}
+
+async fn reviewers_read_orders_download_documents_and_refuse(backend: Backend) {
+    let api = Api::start(backend, &[]).await;
+    add_users(&api.app).await;
+    let (_, created) = json_of(api.submit(PARIS, &submission(ORDER)).await).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let mut b = Browser::new(&api.app);
+    b.sign_in("rita", PASSWORD).await;
+    let (status, queue, _) = b.get("/orders").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        queue.contains("PR-2026-0042") && queue.contains("fr-parquet-paris"),
+        "{queue}"
+    );
+    let (status, page, _) = b.get(&format!("/orders/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    for needle in [
+        "Policy decision",
+        "subscriber",
+        "Granted for",
+        "order.received",
+        "Download the signed order",
+    ] {
+        assert!(page.contains(needle), "{needle} missing");
+    }
+    // The document is an attachment, sandboxed, and its viewing is audited.
+    let resp = reqwest::Client::new()
+        .get(format!("{}/orders/{id}/document", api.app.address))
+        .header("cookie", b.cookie_header())
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        resp.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
+    assert_eq!(resp.headers()["content-type"], "application/octet-stream");
+    assert!(resp.bytes().await.unwrap().starts_with(b"%PDF-"));
+    // Refusing needs a reason; the authority then reads it.
+    let csrf = Browser::csrf_in(&page);
+    let (status, _, _) = b
+        .post(
+            &format!("/orders/{id}/refuse"),
+            &[("csrf", &csrf), ("text", " ")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _, _) = b
+        .post(
+            &format!("/orders/{id}/refuse"),
+            &[
+                ("csrf", &csrf),
+                (
+                    "text",
+                    "Cannot comply: the user id does not exist in the stated form.",
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, read) = json_of(
+        api.send(PARIS, "GET", &format!("/api/v1/orders/{id}"), b"")
+            .await,
+    )
+    .await;
+    assert_eq!(read["status"], "refused");
+    let (_, messages) = json_of(
+        api.send(PARIS, "GET", &format!("/api/v1/orders/{id}/messages"), b"")
+            .await,
+    )
+    .await;
+    assert!(
+        messages[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Cannot comply")
+    );
+    let (_, page, _) = b.get(&format!("/orders/{id}")).await;
+    assert!(page.contains("order.document_viewed") && page.contains("order.refused"));
+    assert!(
+        !page.contains("Refuse the order"),
+        "a closed order offers no actions"
+    );
+}
+
+async fn seed_alice(app: &TestApp) {
+    let pool = app.pool.clone();
+    tokio::task::spawn_blocking(move || {
+        let import = |kind, rows: &str| {
+            let opts = writ::metadata::import::ImportOptions {
+                kind,
+                format: writ::metadata::import::Format::Jsonl,
+                batch_rows: 10,
+                source: "test".into(),
+                actor: Actor::system(),
+            };
+            let s = writ::metadata::import::import(&pool, rows.as_bytes(), &opts, &mut Vec::new(), &|_, _| {}).unwrap();
+            assert_eq!(s.rejected, 0);
+        };
+        import(
+            writ::metadata::records::RecordKind::Accounts,
+            r#"{"external_id":"u-alice","status":"active","created_at":"2026-01-01T00:00:00Z","username":"alice","phone_number":"+33612345678"}
+{"external_id":"u-bob","status":"active","created_at":"2026-01-02T00:00:00Z","username":"bob"}"#,
+        );
+        import(
+            writ::metadata::records::RecordKind::IpEvents,
+            r#"{"external_id":"u-alice","ip":"203.0.113.7","port":51234,"at":"2026-08-30T08:14:03Z","kind":"login"}
+{"external_id":"u-bob","ip":"203.0.113.7","port":40000,"at":"2026-08-30T08:14:03Z","kind":"login"}"#,
+        );
+    })
+    .await
+    .unwrap();
+}
+
+fn hash_in(page: &str) -> String {
+    let marker = "name=\"snapshot_sha256\" value=\"";
+    let at = page.find(marker).expect("an approval form");
+    let rest = &page[at + marker.len()..];
+    rest[..rest.find('"').unwrap()].to_owned()
+}
+
+async fn two_approvers_release_exactly_the_permitted_fields(backend: Backend) {
+    let api = Api::start(backend, &[]).await;
+    add_users(&api.app).await;
+    seed_alice(&api.app).await;
+    let (_, created) = json_of(api.submit(PARIS, &submission(ORDER)).await).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let mut alex = Browser::new(&api.app);
+    let mut bea = Browser::new(&api.app);
+    let mut rita = Browser::new(&api.app);
+    alex.sign_in("alex", PASSWORD).await;
+    bea.sign_in("bea", PASSWORD).await;
+    rita.sign_in("rita", PASSWORD).await;
+
+    // A reviewer cannot prepare or approve.
+    let csrf = rita.session_csrf().await;
+    assert_eq!(
+        rita.post(&format!("/orders/{id}/package"), &[("csrf", &csrf)])
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+
+    // The first approver previews exactly what will leave, then approves that snapshot.
+    let csrf = alex.session_csrf().await;
+    let (status, preview, _) = alex
+        .post(&format!("/orders/{id}/package"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{preview}");
+    assert!(
+        preview.contains("u-alice") && preview.contains("51234"),
+        "{preview}"
+    );
+    assert!(
+        !preview.contains("u-bob"),
+        "bob used another port: not a match"
+    );
+    let hash = hash_in(&preview);
+    let (status, _, _) = alex
+        .post(
+            &format!("/orders/{id}/approve"),
+            &[("csrf", &csrf), ("snapshot_sha256", &hash)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    // Approving twice is refused; a stale hash is refused.
+    let (status, body, _) = alex
+        .post(
+            &format!("/orders/{id}/approve"),
+            &[("csrf", &csrf), ("snapshot_sha256", &hash)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (_, read) = json_of(
+        api.send(PARIS, "GET", &format!("/api/v1/orders/{id}"), b"")
+            .await,
+    )
+    .await;
+    assert_eq!(read["status"], "approved");
+    let (status, _) = json_of(
+        api.send(
+            PARIS,
+            "GET",
+            &format!("/api/v1/orders/{id}/disclosure"),
+            b"",
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+
+    // The second approver sees the same snapshot; their approval releases it.
+    let csrf_b = bea.session_csrf().await;
+    let (_, preview_b, _) = bea
+        .post(&format!("/orders/{id}/package"), &[("csrf", &csrf_b)])
+        .await;
+    assert_eq!(hash_in(&preview_b), hash);
+    let (status, body, _) = bea
+        .post(
+            &format!("/orders/{id}/approve"),
+            &[
+                ("csrf", &csrf_b),
+                ("snapshot_sha256", "0".repeat(64).as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, body, _) = bea
+        .post(
+            &format!("/orders/{id}/approve"),
+            &[("csrf", &csrf_b), ("snapshot_sha256", &hash)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+
+    // The authority downloads the package; it verifies offline with the published key.
+    let resp = api
+        .send(
+            PARIS,
+            "GET",
+            &format!("/api/v1/orders/{id}/disclosure"),
+            b"",
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "application/x-tar");
+    let tar = resp.bytes().await.unwrap().to_vec();
+    let pem = reqwest::get(format!("{}/packages/public-key", api.app.address))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let key = writ::disclosure::keys::parse_public_pem(&pem).unwrap();
+    let verified = writ::disclosure::package::verify(&tar, &key).unwrap();
+    assert_eq!(verified.manifest.approvers, ["alex", "bea"]);
+    assert_eq!(verified.manifest.order_id, id);
+    assert!(verified.audit_proof.is_some());
+    let text = String::from_utf8_lossy(&tar);
+    assert!(text.contains("u-alice") && !text.contains("u-bob"));
+    // Only permitted fields: the subscriber table's columns are the granted subscriber fields.
+    assert!(text.contains("registration_ip") && !text.contains("ip_event_kind"));
+    // Another authority gets nothing.
+    let (status, _) = json_of(
+        api.send(
+            crate::orders::POLICE_SIGNER,
+            "GET",
+            &format!("/api/v1/orders/{id}/disclosure"),
+            b"",
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, read) = json_of(
+        api.send(PARIS, "GET", &format!("/api/v1/orders/{id}"), b"")
+            .await,
+    )
+    .await;
+    assert_eq!(read["status"], "released");
+    // The release is one audit entry, with the package hash.
+    let (_, page, _) = alex.get(&format!("/orders/{id}")).await;
+    assert_eq!(page.matches("order.released").count(), 1);
+
+    // The auditor sees it in the disclosure log and downloads the export with a session; the
+    // session only reads (a POST needs the auditor token), and other roles get nothing.
+    let mut olga = Browser::new(&api.app);
+    olga.sign_in("olga", PASSWORD).await;
+    let (status, audit, _) = olga.get("/audit-log").await;
+    assert_eq!(status, StatusCode::OK);
+    let sha = verified.manifest.files.len();
+    assert!(
+        sha > 0 && audit.contains("alex, bea") && audit.contains("PR-2026-0042"),
+        "{audit}"
+    );
+    let (status, export, _) = olga.get("/audit/export?format=jsonl").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(export.contains("order.released"));
+    assert_eq!(olga.get("/audit/checkpoint").await.0, StatusCode::OK);
+    let (status, _, _) = olga.post("/audit/checkpoint", &[]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        alex.get("/audit/export?format=jsonl").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+async fn narrowing_removes_scope_and_voids_earlier_approvals(backend: Backend) {
+    let api = Api::start(backend, &[]).await;
+    add_users(&api.app).await;
+    seed_alice(&api.app).await;
+    let (_, created) = json_of(api.submit(PARIS, &submission(ORDER)).await).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let mut alex = Browser::new(&api.app);
+    alex.sign_in("alex", PASSWORD).await;
+    let csrf = alex.session_csrf().await;
+    let (_, preview, _) = alex
+        .post(&format!("/orders/{id}/package"), &[("csrf", &csrf)])
+        .await;
+    let old = hash_in(&preview);
+    alex.post(
+        &format!("/orders/{id}/approve"),
+        &[("csrf", &csrf), ("snapshot_sha256", &old)],
+    )
+    .await;
+
+    // Widening is refused: a field the decision does not grant.
+    let (status, body, _) = alex
+        .post(
+            &format!("/orders/{id}/narrow"),
+            &[
+                ("csrf", &csrf),
+                ("keep", "ip_history.ip_event_ip"),
+                ("reason", "more"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    // Narrowing to the user id only.
+    let (status, _, _) = alex
+        .post(
+            &format!("/orders/{id}/narrow"),
+            &[
+                ("csrf", &csrf),
+                ("keep", "subscriber.user_id"),
+                ("reason", "proportionality"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, read) = json_of(
+        api.send(PARIS, "GET", &format!("/api/v1/orders/{id}"), b"")
+            .await,
+    )
+    .await;
+    assert_eq!(
+        read["status"], "under_review",
+        "the earlier approval no longer counts"
+    );
+    // The old snapshot is superseded: approving it is refused; a new one has one column.
+    let mut bea = Browser::new(&api.app);
+    bea.sign_in("bea", PASSWORD).await;
+    let csrf_b = bea.session_csrf().await;
+    let (status, _, _) = bea
+        .post(
+            &format!("/orders/{id}/approve"),
+            &[("csrf", &csrf_b), ("snapshot_sha256", &old)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (_, preview, _) = bea
+        .post(&format!("/orders/{id}/package"), &[("csrf", &csrf_b)])
+        .await;
+    assert_ne!(hash_in(&preview), old);
+    assert!(
+        preview.contains("user id") && !preview.contains("registration ip"),
+        "{preview}"
+    );
+}
