@@ -469,7 +469,7 @@ fn redact_url_password(url: &str) -> String {
 }
 
 /// Settings keys whose values are secret: their values never appear in error messages.
-const SECRET_KEYS: &[&str] = &["database.url", "audit.webhook_url"];
+const SECRET_KEYS: &[&str] = &["database.url", "audit.webhook_url", "mail.smtp_password"];
 
 /// Why the settings could not be loaded. Each variant names the file or key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -558,6 +558,8 @@ impl Settings {
                 .try_parsing(true)
                 .list_separator(",")
                 .with_list_parse_key("audit.auditor_token_sha256")
+                .with_list_parse_key("mail.legal_team")
+                .with_list_parse_key("mail.auditors")
                 .source(Some(env.clone())),
         );
         let cfg = builder.build().map_err(|e| SettingsError::Key {
@@ -732,6 +734,20 @@ impl Settings {
                 return Err((key, "must be at least 1".into()));
             }
         }
+        for (key, list) in [
+            ("mail.legal_team", &self.mail.legal_team),
+            ("mail.auditors", &self.mail.auditors),
+        ] {
+            if let Some(bad) = list.iter().position(|a| !looks_like_address(a)) {
+                return Err((key, format!("entry {} is not an e-mail address", bad + 1)));
+            }
+        }
+        if !looks_like_address(&self.mail.from) && !self.mail.from.ends_with("@localhost") {
+            return Err(("mail.from", "is not an e-mail address".into()));
+        }
+        if self.mail.max_attempts == 0 {
+            return Err(("mail.max_attempts", "must be at least 1".into()));
+        }
         if self.api.token_max_lifetime_secs > 3600 {
             return Err((
                 "api.token_max_lifetime_secs",
@@ -772,6 +788,13 @@ impl Settings {
     pub fn to_redacted_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render settings: {e}\n"))
     }
+}
+
+/// A plausible e-mail address (the mail module checks it fully when it sends).
+fn looks_like_address(a: &str) -> bool {
+    a.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty() && !domain.is_empty() && !a.chars().any(|c| c.is_whitespace() || c == ',')
+    })
 }
 
 fn read_file(path: &Path) -> Result<String, SettingsError> {

@@ -43,7 +43,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP service (applies pending migrations first unless disabled).
-    Serve,
+    Serve(serve::ServeArgs),
     /// Apply, revert or list database migrations.
     Migrate(migrate::MigrateArgs),
     /// Check or show the effective configuration (secrets redacted).
@@ -122,7 +122,7 @@ pub fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Serve => serve::run(settings),
+        Command::Serve(args) => serve::run(settings, args),
         Command::Migrate(args) => migrate::run(settings, args),
         Command::Config(args) => config::run(&settings, &args),
         Command::Keys { action } => keys::run(settings, action),

@@ -1,14 +1,27 @@
 //! `writ serve`: run the HTTP service until SIGTERM or Ctrl-C.
 
 use anyhow::Context;
+use clap::Args;
 
 use crate::settings::Settings;
 use crate::telemetry;
 use crate::web::Application;
 
+/// `writ serve` options.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// On an empty database, first seed a demo: synthetic accounts, demo authorities with keys,
+    /// staff users and a queue of orders. The users' passwords go to a file in the data folder.
+    #[arg(long)]
+    pub demo: bool,
+}
+
 /// Builds the runtime and serves; returns once a graceful shutdown has finished.
-pub fn run(settings: Settings) -> anyhow::Result<()> {
+pub fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
     telemetry::init(&settings.log);
+    if args.demo {
+        super::demo::seed_demo_workspace(&settings)?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -253,6 +253,7 @@ pub fn approve(
     order_id: &str,
     snapshot_sha256: &str,
     key: &SigningKey,
+    mail: &crate::settings::MailSettings,
     now: DateTime<Utc>,
 ) -> Result<Approved, OrderError> {
     write_tx(conn, |c| {
@@ -342,6 +343,16 @@ pub fn approve(
             ))
             .execute(c)?;
         holds::release(c, order_id, now.timestamp_micros())?;
+        crate::mail::notify(
+            c,
+            mail,
+            crate::mail::Recipients::Authority(&d.authority_id),
+            &crate::mail::Notice::ResponseReady {
+                order_id: order_id.to_owned(),
+                reference: d.view.reference.clone(),
+            },
+            now,
+        );
         Ok(Approved::Released {
             package_sha256: built.sha256,
         })
@@ -500,4 +511,39 @@ pub fn disclosure_log(conn: &mut DbConn) -> Result<Vec<DisclosureRow>, OrderErro
         });
     }
     Ok(out)
+}
+
+/// Deletes the archives of packages released more than `days` ago (the record of the release
+/// stays, with its hash); one audit entry each. Returns how many.
+pub fn purge_released(
+    conn: &mut DbConn,
+    days: u32,
+    now: DateTime<Utc>,
+) -> Result<usize, OrderError> {
+    let cutoff = (now - chrono::Duration::days(i64::from(days))).timestamp_micros();
+    write_tx(conn, |c| {
+        let due: Vec<(String, String, Option<String>)> = packages::table
+            .filter(packages::status.eq("released"))
+            .filter(packages::released_at.lt(cutoff))
+            .select((packages::id, packages::order_id, packages::package_sha256))
+            .limit(100)
+            .load(c)?;
+        for (id, order_id, sha) in &due {
+            diesel::update(packages::table.find(id))
+                .set((
+                    packages::status.eq("deleted"),
+                    packages::content.eq(None::<Vec<u8>>),
+                    packages::deleted_at.eq(Some(now.timestamp_micros())),
+                ))
+                .execute(c)?;
+            let entry = NewEntry::new(
+                crate::audit::Actor::new(crate::audit::ActorKind::System, "packages"),
+                "order.package_deleted",
+            )
+            .order(order_id.as_str())
+            .reference("package_sha256", sha.clone().unwrap_or_default());
+            audit::append(c, &entry, now)?;
+        }
+        Ok(due.len())
+    })
 }

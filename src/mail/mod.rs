@@ -706,6 +706,24 @@ pub async fn run_sender(db: Db, settings: MailSettings, interval: Duration) {
     }
 }
 
+/// Queues a notice (see [`enqueue`]) for a workflow step that must not fail because of mail: an
+/// error is logged (the kind and the reason, never an address) and the step goes on.
+pub fn notify(
+    conn: &mut DbConn,
+    settings: &MailSettings,
+    to: Recipients<'_>,
+    notice: &Notice,
+    now: DateTime<Utc>,
+) {
+    if let Err(e) = enqueue(conn, settings, to, notice, now) {
+        tracing::warn!(
+            mail.kind = notice.kind(),
+            error = %e,
+            "a notice could not be queued; the workflow step goes on"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -271,17 +271,33 @@ fn stored_facts(
     Ok((json, facts))
 }
 
-/// The legal team asks the authority a question, in one transaction with its audit entry: the order
-/// awaits clarification, and the deadline pauses where the instrument says so.
+/// What a workflow step that decides afresh and notifies needs.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules<'a> {
+    /// The jurisdiction policies.
+    pub policies: &'a PolicySet,
+    /// The provider's legal position.
+    pub deployment: &'a Deployment,
+    /// Where notices are queued.
+    pub mail: &'a crate::settings::MailSettings,
+}
+
+/// The legal team asks the authority a question, in one transaction with its audit entry: the
+/// order awaits clarification, the deadline pauses where the instrument says so, and the
+/// authority's registered contact is told a question waits.
 pub fn ask(
     conn: &mut DbConn,
     actor: &Actor,
     order_id: &str,
     text: &str,
-    policies: &PolicySet,
-    deployment: &Deployment,
+    rules: Rules<'_>,
     now: DateTime<Utc>,
 ) -> Result<(), OrderError> {
+    let Rules {
+        policies,
+        deployment,
+        mail,
+    } = rules;
     check_text(text)?;
     crate::db::write_tx(conn, |c| {
         let (status, version, owner) = state(c, order_id, None)?;
@@ -304,6 +320,20 @@ pub fn ask(
         )?;
         let entry = NewEntry::new(actor.clone(), "order.clarification_requested").order(order_id);
         audit::append(c, &entry, now)?;
+        let reference: String = orders::table
+            .find(order_id)
+            .select(orders::reference)
+            .first(c)?;
+        crate::mail::notify(
+            c,
+            mail,
+            crate::mail::Recipients::Authority(&owner),
+            &crate::mail::Notice::ClarificationRequested {
+                order_id: order_id.to_owned(),
+                reference,
+            },
+            now,
+        );
         Ok(())
     })
 }
@@ -363,6 +393,8 @@ pub fn answer(
             &checked.order,
             normalize::from_micros(received),
         )?;
+        // Approvals were given on the old order's package: they no longer count.
+        crate::disclosure::release::supersede(conn, order_id)?;
     }
     add_message(
         conn,

@@ -459,10 +459,56 @@ pub fn store_new(
     deployment: &Deployment,
     now: DateTime<Utc>,
 ) -> Result<OrderView, OrderError> {
+    store(
+        conn,
+        authority_id,
+        checked,
+        policies,
+        deployment,
+        &Receipt {
+            received_at: now,
+            entered_by: None,
+            mail: None,
+        },
+        now,
+    )
+}
+
+/// How an order arrived: when, and who entered it if it came on paper or by e-mail.
+#[derive(Debug, Clone)]
+pub struct Receipt<'a> {
+    /// The true time of receipt (deadlines run from it).
+    pub received_at: DateTime<Utc>,
+    /// The staff member who entered it by hand.
+    pub entered_by: Option<&'a crate::staff::Staff>,
+    /// Where to queue the legal team's notice of a new order (none: no notice).
+    pub mail: Option<&'a crate::settings::MailSettings>,
+}
+
+/// Stores a new order (inside the caller's transaction), decided at `now` from the registry's
+/// facts and the true time of receipt.
+pub fn store(
+    conn: &mut DbConn,
+    authority_id: &str,
+    checked: &Checked,
+    policies: &PolicySet,
+    deployment: &Deployment,
+    receipt: &Receipt<'_>,
+    now: DateTime<Utc>,
+) -> Result<OrderView, OrderError> {
     let facts = facts(conn, authority_id, checked)?;
-    let decision = decide(&checked.order, &facts, now, &[], policies, deployment, now);
+    let received_at = receipt.received_at;
+    let decision = decide(
+        &checked.order,
+        &facts,
+        received_at,
+        &[],
+        policies,
+        deployment,
+        now,
+    );
     let id = uuid::Uuid::new_v4().to_string();
-    let micros = now.timestamp_micros();
+    let micros = received_at.timestamp_micros();
     let outcome = serde_json::to_value(decision.outcome)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
@@ -485,11 +531,19 @@ pub fn store_new(
                 .and_then(|d| d.due)
                 .map(|d| d.timestamp_micros())),
             orders::received_at.eq(micros),
-            orders::updated_at.eq(micros),
+            orders::updated_at.eq(now.timestamp_micros()),
+            orders::entered_by.eq(receipt.entered_by.map(|s| s.username.clone())),
         ))
         .execute(conn)?;
-    insert_version(conn, &id, 1, checked, &decision_json, micros)?;
-    let held = holds::record(conn, &id, &checked.order, now)?;
+    insert_version(
+        conn,
+        &id,
+        1,
+        checked,
+        &decision_json,
+        now.timestamp_micros(),
+    )?;
+    let held = holds::record(conn, &id, &checked.order, received_at)?;
     let jurisdiction = checked
         .order
         .instrument
@@ -497,18 +551,26 @@ pub fn store_new(
         .next()
         .unwrap_or_default()
         .to_owned();
-    let mut entry = NewEntry::new(
-        Actor::new(ActorKind::Authority, authority_id),
-        "order.received",
-    )
-    .order(id.as_str())
-    .reference("instrument", checked.order.instrument.as_str())
-    .reference("order_sha256", checked.order_sha256.as_str())
-    .reference("outcome", outcome.as_str())
-    .reference("policy_set", decision.policy_set_id.as_str())
-    .reference("target_holds", held)
-    .reference("validation_proven", checked.validation.is_some())
-    .reference("emergency", checked.order.is_emergency());
+    let actor = match receipt.entered_by {
+        Some(staff) => staff.actor(),
+        None => Actor::new(ActorKind::Authority, authority_id),
+    };
+    let channel = if receipt.entered_by.is_some() {
+        "manual"
+    } else {
+        "api"
+    };
+    let mut entry = NewEntry::new(actor, "order.received")
+        .order(id.as_str())
+        .reference("authority", authority_id)
+        .reference("channel", channel)
+        .reference("instrument", checked.order.instrument.as_str())
+        .reference("order_sha256", checked.order_sha256.as_str())
+        .reference("outcome", outcome.as_str())
+        .reference("policy_set", decision.policy_set_id.as_str())
+        .reference("target_holds", held)
+        .reference("validation_proven", checked.validation.is_some())
+        .reference("emergency", checked.order.is_emergency());
     if !jurisdiction.is_empty() && jurisdiction.bytes().all(|b| b.is_ascii_lowercase()) {
         entry = entry.jurisdiction(jurisdiction);
     }
@@ -516,6 +578,21 @@ pub fn store_new(
         entry = entry.reference("document_sha256", sha256_hex(doc));
     }
     audit::append(conn, &entry, now)?;
+    if let Some(mail) = receipt.mail {
+        crate::mail::notify(
+            conn,
+            mail,
+            crate::mail::Recipients::LegalTeam,
+            &crate::mail::Notice::NewOrder {
+                order_id: id.clone(),
+                reference: checked.order.reference.clone(),
+                instrument: checked.order.instrument.clone(),
+                emergency: checked.order.is_emergency(),
+                deadline: decision.deadline.as_ref().and_then(|d| d.due),
+            },
+            now,
+        );
+    }
     view(conn, &id, Some(authority_id))
 }
 

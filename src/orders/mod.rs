@@ -9,6 +9,7 @@
 //! target identifier and their resolution to accounts).
 
 pub mod clarify;
+pub mod demo;
 pub mod holds;
 pub mod intake;
 pub mod review;
@@ -291,22 +292,98 @@ pub fn pauses(conn: &mut DbConn, order_id: &str) -> QueryResult<Vec<Pause>> {
     Ok(out)
 }
 
+/// Queues one notice to the auditors per new signed checkpoint. Claiming the checkpoint is a
+/// conditional update of `writ_meta`, so of several instances exactly one queues it.
+pub fn push_checkpoint(
+    conn: &mut DbConn,
+    mail: &crate::settings::MailSettings,
+    now: chrono::DateTime<Utc>,
+) -> Result<bool, OrderError> {
+    use crate::db::schema::{audit_checkpoints, writ_meta};
+    if mail.auditors.is_empty() {
+        return Ok(false);
+    }
+    crate::db::write_tx(conn, |c| {
+        let latest: Option<(String, i64, Vec<u8>, String)> = audit_checkpoints::table
+            .order(audit_checkpoints::size.desc())
+            .select((
+                audit_checkpoints::origin,
+                audit_checkpoints::size,
+                audit_checkpoints::root,
+                audit_checkpoints::note,
+            ))
+            .first(c)
+            .optional()?;
+        let Some((origin, size, root, note)) = latest else {
+            return Ok(false);
+        };
+        const KEY: &str = "mail.checkpoint_size";
+        let known: Option<String> = writ_meta::table
+            .find(KEY)
+            .select(writ_meta::value)
+            .first(c)
+            .optional()?;
+        let claimed = match known {
+            None => diesel::insert_into(writ_meta::table)
+                .values((
+                    writ_meta::key.eq(KEY),
+                    writ_meta::value.eq(size.to_string()),
+                ))
+                .execute(c)?,
+            Some(v) if v.parse::<i64>().unwrap_or(0) < size => diesel::update(
+                writ_meta::table
+                    .filter(writ_meta::key.eq(KEY))
+                    .filter(writ_meta::value.eq(&v)),
+            )
+            .set(writ_meta::value.eq(size.to_string()))
+            .execute(c)?,
+            Some(_) => 0,
+        };
+        if claimed == 0 {
+            return Ok(false);
+        }
+        crate::mail::notify(
+            c,
+            mail,
+            crate::mail::Recipients::Auditors,
+            &crate::mail::Notice::Checkpoint {
+                origin,
+                size: u64::try_from(size).unwrap_or(0),
+                root_hash: hex::encode(root),
+                note,
+            },
+            now,
+        );
+        Ok(true)
+    })
+}
+
 /// The background jobs of every instance: resolving pending holds to accounts and writing the
 /// closed windows of failed authentications to the audit log. Runs until the task is aborted;
 /// a failure is logged and retried on the next tick (instances may run it at once: both jobs
 /// take the database's write lock for each batch).
-pub async fn run_jobs(db: crate::db::Db, interval: std::time::Duration) {
+pub async fn run_jobs(
+    db: crate::db::Db,
+    interval: std::time::Duration,
+    package_days: u32,
+    mail: crate::settings::MailSettings,
+) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        let mail = mail.clone();
         let result = db
-            .run(|conn| {
+            .run(move |conn| {
                 let now = Utc::now();
                 let holds = holds::resolve_all(conn, now)?;
                 let summaries = crate::authority::throttle::summarise_failures(conn, now)?;
                 intake::purge_idempotency_keys(conn, now - chrono::Duration::days(7))?;
-                Ok::<_, AuditError>((holds, summaries))
+                let deleted = crate::disclosure::release::purge_released(conn, package_days, now)
+                    .map_err(|e| AuditError::Corrupt(e.to_string()))?;
+                push_checkpoint(conn, &mail, now)
+                    .map_err(|e| AuditError::Corrupt(e.to_string()))?;
+                Ok::<_, AuditError>((holds, summaries + deleted))
             })
             .await;
         match result {

@@ -325,7 +325,13 @@ pub fn check_validation(conn: &mut DbConn, staff: &Staff, id: &str) -> Result<()
 
 /// Refuses an order with a reason the authority receives (e.g. an Annex III-style "cannot
 /// comply"); its holds end.
-pub fn refuse(conn: &mut DbConn, staff: &Staff, id: &str, reason: &str) -> Result<(), OrderError> {
+pub fn refuse(
+    conn: &mut DbConn,
+    staff: &Staff,
+    id: &str,
+    reason: &str,
+    mail: &crate::settings::MailSettings,
+) -> Result<(), OrderError> {
     let reason = reason.trim();
     if reason.is_empty() || reason.chars().count() > 5000 || reason.contains('\0') {
         return Err(OrderError::Invalid {
@@ -358,6 +364,21 @@ pub fn refuse(conn: &mut DbConn, staff: &Staff, id: &str, reason: &str) -> Resul
         holds::release(c, id, now.timestamp_micros())?;
         let entry = NewEntry::new(staff.actor(), "order.refused").order(id);
         audit::append(c, &entry, now)?;
+        let owner: String = orders::table
+            .find(id)
+            .select(orders::authority_id)
+            .first(c)?;
+        crate::mail::notify(
+            c,
+            mail,
+            crate::mail::Recipients::Authority(&owner),
+            &crate::mail::Notice::Refusal {
+                order_id: id.to_owned(),
+                reference: current.reference.clone(),
+                reason: reason.to_owned(),
+            },
+            now,
+        );
         Ok(())
     })
 }

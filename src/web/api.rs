@@ -29,6 +29,7 @@ use crate::web::problem::Problem;
 /// What the API handlers share.
 pub struct ApiState {
     settings: ApiSettings,
+    mail: crate::settings::MailSettings,
     audience: tokio::sync::OnceCell<String>,
     policies: Arc<PolicySet>,
     deployment: Deployment,
@@ -36,13 +37,24 @@ pub struct ApiState {
 
 impl ApiState {
     /// The state for these settings.
-    pub fn new(settings: ApiSettings, policies: Arc<PolicySet>, deployment: Deployment) -> Self {
+    pub fn new(
+        settings: ApiSettings,
+        policies: Arc<PolicySet>,
+        deployment: Deployment,
+        mail: crate::settings::MailSettings,
+    ) -> Self {
         Self {
             settings,
+            mail,
             audience: tokio::sync::OnceCell::new(),
             policies,
             deployment,
         }
+    }
+
+    /// Largest order document, in bytes.
+    pub fn document_limit(&self) -> usize {
+        self.settings.document_limit_bytes
     }
 
     /// Largest request body: the document limit in base64, plus room for the order.
@@ -537,12 +549,17 @@ pub async fn submit(
             };
             let mut location = None;
             let answer = intake::idempotent(conn, &authority, key.as_deref(), &hash, now, |c| {
-                let view = intake::store_new(
+                let view = intake::store(
                     c,
                     &authority,
                     &checked,
                     &state.policies,
                     &state.deployment,
+                    &intake::Receipt {
+                        received_at: now,
+                        entered_by: None,
+                        mail: Some(&state.mail),
+                    },
                     now,
                 )?;
                 location = Some(format!("/api/v1/orders/{}", view.id));
@@ -834,6 +851,7 @@ fn problem_to_invalid(p: Problem) -> OrderError {
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such order of yours", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Nothing released (yet)", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "Released, but deleted after the retention period", body = Problem, content_type = "application/problem+json"),
     ),
     security(("request_token" = [])))]
 #[get("/api/v1/orders/{id}/disclosure")]
@@ -908,6 +926,12 @@ pub async fn disclosure(
             ))
             .insert_header(("X-Package-SHA256", sha))
             .body(tar)),
+        Err(crate::orders::OrderStatus::Released) => Err(Problem::new(
+            StatusCode::GONE,
+            "package-deleted",
+            "Package deleted",
+        )
+        .detail("the package was deleted after its retention period; its hash stays on record")),
         Err(status) => Err(
             Problem::new(StatusCode::CONFLICT, "not-released", "Nothing released").detail(format!(
                 "nothing has been released for this order; its status is {}",

@@ -58,6 +58,7 @@ pub struct Application {
     db: Db,
     checkpointer: Option<tokio::task::JoinHandle<()>>,
     jobs: tokio::task::JoinHandle<()>,
+    mailer: tokio::task::JoinHandle<()>,
     policies: std::sync::Arc<crate::policy::PolicySet>,
 }
 
@@ -121,9 +122,16 @@ impl Application {
             .port();
         let checkpointer = (settings.audit.checkpoint_interval_secs > 0)
             .then(|| tokio::spawn(audit_service::run_checkpointer(db.clone(), signer.clone())));
+        let mailer = tokio::spawn(crate::mail::run_sender(
+            db.clone(),
+            settings.mail.clone(),
+            Duration::from_secs(settings.api.jobs_interval_secs),
+        ));
         let jobs = tokio::spawn(crate::orders::run_jobs(
             db.clone(),
             Duration::from_secs(settings.api.jobs_interval_secs),
+            settings.package.retention_days,
+            settings.mail.clone(),
         ));
         let server = build_server(
             listener,
@@ -146,6 +154,7 @@ impl Application {
             db,
             checkpointer,
             jobs,
+            mailer,
             policies,
         })
     }
@@ -177,6 +186,7 @@ impl Application {
             task.abort();
         }
         self.jobs.abort();
+        self.mailer.abort();
         result
     }
 }
@@ -194,7 +204,9 @@ fn build_server(
         settings.api.clone(),
         policies.clone(),
         settings.deployment.clone(),
+        settings.mail.clone(),
     ));
+    let mail_settings = web::Data::new(settings.mail.clone());
     let openapi_document = web::Data::new(openapi::OpenApiDocument(openapi::document()));
     let policies = web::Data::from(policies);
     let deployment = web::Data::new(settings.deployment.clone());
@@ -231,6 +243,7 @@ fn build_server(
                 .app_data(deployment.clone())
                 .app_data(workspace.clone())
                 .app_data(package_key.clone())
+                .app_data(mail_settings.clone())
                 .app_data(openapi_document.clone())
                 .app_data(web::JsonConfig::default().limit(json_limit).error_handler(
                     |err, _req| {

@@ -5,6 +5,7 @@ mod helpers;
 
 mod audit;
 mod authority;
+mod browser;
 mod cli;
 mod database;
 mod health;

@@ -249,6 +249,7 @@ async fn an_order_is_received_decided_clarified_amended_and_withdrawn(backend: B
     // The legal team asks; the authority sees the question and the status.
     let asked = {
         let id = id.clone();
+        let mail = api.app.db.settings(&[]).mail;
         api.app
             .pool
             .run(move |conn| {
@@ -263,8 +264,11 @@ async fn an_order_is_received_decided_clarified_amended_and_withdrawn(backend: B
                     &Actor::new(ActorKind::Staff, "reviewer-1"),
                     &id,
                     "Please state the time zone of the IP timestamp.",
-                    &set,
-                    &deployment,
+                    writ::orders::clarify::Rules {
+                        policies: &set,
+                        deployment: &deployment,
+                        mail: &mail,
+                    },
                     chrono::Utc::now(),
                 )
             })

@@ -20,9 +20,12 @@ both_backends!(
     reviewers_read_orders_download_documents_and_refuse,
     two_approvers_release_exactly_the_permitted_fields,
     narrowing_removes_scope_and_voids_earlier_approvals,
+    orders_entered_by_hand_are_decided_from_the_true_receipt_and_not_approved_by_their_clerk,
+    the_demo_opens_on_a_live_queue,
+    an_amendment_voids_approvals_given_on_the_old_order,
 );
 
-const PASSWORD: &str = "a long enough password";
+pub(crate) const PASSWORD: &str = "a long enough password";
 
 /// A browser without JavaScript: keeps cookies, does not follow redirects.
 struct Browser {
@@ -134,7 +137,7 @@ impl Browser {
     }
 }
 
-async fn add_users(app: &TestApp) {
+pub(crate) async fn add_users(app: &TestApp) {
     app.pool
         .run(|conn| {
             let actor = Actor::new(ActorKind::System, "test");
@@ -481,7 +484,7 @@ async fn reviewers_read_orders_download_documents_and_refuse(backend: Backend) {
     );
 }
 
-async fn seed_alice(app: &TestApp) {
+pub(crate) async fn seed_alice(app: &TestApp) {
     let pool = app.pool.clone();
     tokio::task::spawn_blocking(move || {
         let import = |kind, rows: &str| {
@@ -518,7 +521,18 @@ fn hash_in(page: &str) -> String {
 }
 
 async fn two_approvers_release_exactly_the_permitted_fields(backend: Backend) {
-    let api = Api::start(backend, &[]).await;
+    let api = Api::start(
+        backend,
+        &[
+            (
+                "WRIT_MAIL__LEGAL_TEAM",
+                "legal@provider.example,counsel@provider.example",
+            ),
+            // The test sends the queued mail itself.
+            ("WRIT_API__JOBS_INTERVAL_SECS", "3600"),
+        ],
+    )
+    .await;
     add_users(&api.app).await;
     seed_alice(&api.app).await;
     let (_, created) = json_of(api.submit(PARIS, &submission(ORDER)).await).await;
@@ -681,6 +695,66 @@ async fn two_approvers_release_exactly_the_permitted_fields(backend: Backend) {
         alex.get("/audit/export?format=jsonl").await.0,
         StatusCode::UNAUTHORIZED
     );
+
+    // Notices: the legal team heard of the new order, the authority's registered contact of
+    // the response; no message names a target or carries data.
+    let mail = api
+        .app
+        .db
+        .settings(&[(
+            "WRIT_MAIL__LEGAL_TEAM",
+            "legal@provider.example,counsel@provider.example",
+        )])
+        .mail;
+    let outbox = mail.outbox_dir.clone();
+    let report = api
+        .app
+        .pool
+        .run(move |conn| writ::mail::send_due(conn, &mail, chrono::Utc::now()))
+        .await
+        .unwrap();
+    assert_eq!(report.sent, 2, "{report:?}");
+    let mails: Vec<String> = std::fs::read_dir(&outbox)
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    let to_legal = mails
+        .iter()
+        .find(|m| m.contains("legal@provider.example"))
+        .expect("new-order mail");
+    assert!(to_legal.contains("counsel@provider.example") && to_legal.contains("PR-2026-0042"));
+    let to_authority = mails
+        .iter()
+        .find(|m| m.contains("paris-1@justice.example"))
+        .expect("response-ready mail");
+    assert!(to_authority.contains(&id));
+    assert!(
+        mails.iter().all(|m| !m.contains("alice")),
+        "no user data in mail"
+    );
+
+    // After the retention period the archive goes; the record and its hash stay.
+    let later = chrono::Utc::now() + chrono::Duration::days(91);
+    let deleted = api
+        .app
+        .pool
+        .run(move |conn| writ::disclosure::release::purge_released(conn, 90, later))
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1);
+    let (status, problem) = json_of(
+        api.send(
+            PARIS,
+            "GET",
+            &format!("/api/v1/orders/{id}/disclosure"),
+            b"",
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::GONE, "{problem}");
+    let (_, audit, _) = olga.get("/audit-log").await;
+    assert!(audit.contains("order.package_deleted") && audit.contains("alex, bea"));
 }
 
 async fn narrowing_removes_scope_and_voids_earlier_approvals(backend: Backend) {
@@ -753,5 +827,252 @@ async fn narrowing_removes_scope_and_voids_earlier_approvals(backend: Backend) {
     assert!(
         preview.contains("user id") && !preview.contains("registration ip"),
         "{preview}"
+    );
+}
+
+/// A multipart/form-data body by hand (no JavaScript, like a browser form).
+fn multipart(fields: &[(&str, &[u8])], boundary: &str) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        if *name == "document" {
+            body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"order.pdf\"\r\nContent-Type: application/pdf\r\n\r\n").as_bytes(),
+            );
+        } else {
+            body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
+            );
+        }
+        body.extend_from_slice(value);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    body
+}
+
+async fn orders_entered_by_hand_are_decided_from_the_true_receipt_and_not_approved_by_their_clerk(
+    backend: Backend,
+) {
+    let api = Api::start(backend, &[]).await;
+    add_users(&api.app).await;
+    seed_alice(&api.app).await;
+    let mut alex = Browser::new(&api.app);
+    alex.sign_in("alex", PASSWORD).await;
+    let (status, form, _) = alex.get("/orders/new").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(form.contains("fr-parquet-paris"));
+    let csrf = Browser::csrf_in(&form);
+    let received = (chrono::Utc::now() - chrono::Duration::days(2))
+        .format("%Y-%m-%dT%H:%M")
+        .to_string();
+    let post = |fields: Vec<(&'static str, Vec<u8>)>, cookie: String| {
+        let app = api.app.address.clone();
+        async move {
+            let refs: Vec<(&str, &[u8])> = fields.iter().map(|(k, v)| (*k, v.as_slice())).collect();
+            reqwest::Client::builder()
+                .redirect(Policy::none())
+                .build()
+                .unwrap()
+                .post(format!("{app}/orders/new"))
+                .header("cookie", cookie)
+                .header("content-type", "multipart/form-data; boundary=XyZ")
+                .body(multipart(&refs, "XyZ"))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let fields = |csrf: &str, order: &str, pdf: &[u8]| {
+        vec![
+            ("csrf", csrf.as_bytes().to_vec()),
+            ("authority", b"fr-parquet-paris".to_vec()),
+            ("received_at", received.as_bytes().to_vec()),
+            ("order", order.as_bytes().to_vec()),
+            ("document", pdf.to_vec()),
+            ("validation", Vec::new()),
+        ]
+    };
+    // Without the CSRF token, or with a broken order, nothing is stored.
+    let resp = post(
+        fields("wrong", ORDER, b"%PDF-1.4 scan"),
+        alex.cookie_header(),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let resp = post(
+        fields(&csrf, "{\"reference\": 1}", b"%PDF-1.4 scan"),
+        alex.cookie_header(),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let resp = post(fields(&csrf, ORDER, b"%PDF-1.4 scan"), alex.cookie_header()).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let to = resp.headers()["location"].to_str().unwrap().to_owned();
+    let id = to.trim_start_matches("/orders/").to_owned();
+    let (_, page, _) = alex.get(&to).await;
+    assert!(page.contains("entered by hand by alex"), "{page}");
+    // The deadline runs from the true receipt, two days ago: eight days are left, not ten.
+    let deadline: String = api
+        .app
+        .pool
+        .run({
+            let id = id.clone();
+            move |conn| {
+                writ::orders::view(conn, &id, None).map(|v| v.deadline_at.unwrap().to_rfc3339())
+            }
+        })
+        .await
+        .unwrap();
+    let left = chrono::DateTime::parse_from_rfc3339(&deadline)
+        .unwrap()
+        .with_timezone(&chrono::Utc)
+        - chrono::Utc::now();
+    assert!(left.num_days() == 7 || left.num_days() == 8, "{left}");
+    // The clerk cannot approve it; another approver can.
+    let (status, body, _) = alex
+        .post(&format!("/orders/{id}/package"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body.contains("entered this order by hand"));
+    let mut bea = Browser::new(&api.app);
+    bea.sign_in("bea", PASSWORD).await;
+    let csrf_b = bea.session_csrf().await;
+    let (status, _, _) = bea
+        .post(&format!("/orders/{id}/package"), &[("csrf", &csrf_b)])
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // An auditor cannot enter orders.
+    let mut olga = Browser::new(&api.app);
+    olga.sign_in("olga", PASSWORD).await;
+    assert_eq!(olga.get("/orders/new").await.0, StatusCode::FORBIDDEN);
+}
+
+async fn the_demo_opens_on_a_live_queue(backend: Backend) {
+    let db = crate::helpers::TestDb::new(backend);
+    let out = crate::cli::writ_for(&db, &[])
+        .args([
+            "demo",
+            "seed",
+            "--workspace",
+            "--accounts",
+            "50",
+            "--events-per-account",
+            "3",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let users = std::fs::read_to_string(db.dir().join("demo-users.txt")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(db.dir().join("demo-users.txt"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let password = users
+        .lines()
+        .find(|l| l.starts_with("alex\t"))
+        .and_then(|l| l.split('\t').nth(2))
+        .unwrap()
+        .to_owned();
+    let settings = db.settings(&[]);
+    let app = crate::helpers::spawn_with_settings(db, settings).await;
+    let mut alex = Browser::new(&app);
+    assert_eq!(alex.sign_in("alex", &password).await, StatusCode::SEE_OTHER);
+    let (status, queue, _) = alex.get("/orders").await;
+    assert_eq!(status, StatusCode::OK);
+    for reference in [
+        "PR-2026-0101",
+        "PR-2026-0103-URG",
+        "PR-2026-0105-PR",
+        "LYON-2026-17",
+    ] {
+        assert!(
+            queue.contains(reference),
+            "{reference} missing from the queue"
+        );
+    }
+    assert!(
+        queue.contains("Emergency") && queue.contains("Preservation"),
+        "{queue}"
+    );
+    // A second seed refuses to touch a workspace that has users.
+    let out = crate::cli::writ_for(&app.db, &[])
+        .args(["demo", "seed", "--workspace", "--accounts", "1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
+
+async fn an_amendment_voids_approvals_given_on_the_old_order(backend: Backend) {
+    use base64::Engine;
+    let api = Api::start(backend, &[]).await;
+    add_users(&api.app).await;
+    seed_alice(&api.app).await;
+    let (_, created) = json_of(api.submit(PARIS, &submission(ORDER)).await).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let mut alex = Browser::new(&api.app);
+    alex.sign_in("alex", PASSWORD).await;
+    let csrf = alex.session_csrf().await;
+    let (_, preview, _) = alex
+        .post(&format!("/orders/{id}/package"), &[("csrf", &csrf)])
+        .await;
+    let old = hash_in(&preview);
+    let (status, _, _) = alex
+        .post(
+            &format!("/orders/{id}/approve"),
+            &[("csrf", &csrf), ("snapshot_sha256", &old)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    // The authority amends the order.
+    let mut amended: serde_json::Value = serde_json::from_str(ORDER).unwrap();
+    amended["categories"] = serde_json::json!(["subscriber"]);
+    let body = serde_json::json!({
+        "text": "Amended: subscriber data only.",
+        "order": amended,
+        "document": {"media_type": "application/pdf", "content": base64::engine::general_purpose::STANDARD.encode(b"%PDF-1.7 amended")},
+    })
+    .to_string();
+    let (status, _) = json_of(
+        api.send(
+            PARIS,
+            "POST",
+            &format!("/api/v1/orders/{id}/messages"),
+            body.as_bytes(),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    // The first approval was on the old order: a second approver cannot complete it.
+    let mut bea = Browser::new(&api.app);
+    bea.sign_in("bea", PASSWORD).await;
+    let csrf_b = bea.session_csrf().await;
+    let (status, body, _) = bea
+        .post(
+            &format!("/orders/{id}/approve"),
+            &[("csrf", &csrf_b), ("snapshot_sha256", &old)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (_, read) = json_of(
+        api.send(PARIS, "GET", &format!("/api/v1/orders/{id}"), b"")
+            .await,
+    )
+    .await;
+    assert_eq!(read["status"], "under_review");
+    let (_, fresh, _) = bea
+        .post(&format!("/orders/{id}/package"), &[("csrf", &csrf_b)])
+        .await;
+    assert_ne!(hash_in(&fresh), old);
+    assert!(
+        fresh.contains("nobody yet"),
+        "the new snapshot starts without approvals"
     );
 }

@@ -267,6 +267,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(pages::login)
         .service(pages::logout)
         .service(pages::queue)
+        .service(pages::new_order_form)
+        .service(pages::enter_order)
         .service(pages::order)
         .service(pages::document)
         .service(pages::ask)

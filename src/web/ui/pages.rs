@@ -369,6 +369,7 @@ pub async fn ask(
     db: web::Data<Db>,
     policies: web::Data<PolicySet>,
     deployment: web::Data<Deployment>,
+    mail: web::Data<crate::settings::MailSettings>,
 ) -> Result<HttpResponse, UiError> {
     let staff = signed.require(Permission::ActOnOrders)?.clone();
     signed.check_csrf(&form.csrf)?;
@@ -376,8 +377,22 @@ pub async fn ask(
     let to = format!("/orders/{id}");
     let (set, dep) = (policies.into_inner(), deployment.into_inner());
     let text = form.into_inner().text;
-    db.run(move |conn| clarify::ask(conn, &staff.actor(), &id, &text, &set, &dep, Utc::now()))
-        .await?;
+    let mail = mail.into_inner();
+    db.run(move |conn| {
+        clarify::ask(
+            conn,
+            &staff.actor(),
+            &id,
+            &text,
+            clarify::Rules {
+                policies: &set,
+                deployment: &dep,
+                mail: &mail,
+            },
+            Utc::now(),
+        )
+    })
+    .await?;
     Ok(see_other(&to))
 }
 
@@ -388,13 +403,15 @@ pub async fn refuse(
     id: web::Path<String>,
     form: web::Form<TextForm>,
     db: web::Data<Db>,
+    mail: web::Data<crate::settings::MailSettings>,
 ) -> Result<HttpResponse, UiError> {
     let staff = signed.require(Permission::ActOnOrders)?.clone();
     signed.check_csrf(&form.csrf)?;
     let id = id.into_inner();
     let to = format!("/orders/{id}");
     let text = form.into_inner().text;
-    db.run(move |conn| review::refuse(conn, &staff, &id, &text))
+    let mail = mail.into_inner();
+    db.run(move |conn| review::refuse(conn, &staff, &id, &text, &mail))
         .await?;
     Ok(see_other(&to))
 }
@@ -623,15 +640,17 @@ pub async fn approve(
     form: web::Form<ApproveForm>,
     db: web::Data<Db>,
     key: web::Data<super::PackageKey>,
+    mail: web::Data<crate::settings::MailSettings>,
 ) -> Result<HttpResponse, UiError> {
     let staff = signed.require(Permission::Approve)?.clone();
+    let mail = mail.into_inner();
     signed.check_csrf(&form.csrf)?;
     let id = id.into_inner();
     let to = format!("/orders/{id}");
     let hash = form.into_inner().snapshot_sha256;
     let key = key.into_inner();
     db.run(move |conn| {
-        crate::disclosure::release::approve(conn, &staff, &id, &hash, &key.0, Utc::now())
+        crate::disclosure::release::approve(conn, &staff, &id, &hash, &key.0, &mail, Utc::now())
     })
     .await?;
     Ok(see_other(&to))
@@ -785,4 +804,169 @@ pub async fn audit_log(
             actor,
         },
     ))
+}
+
+#[derive(Template)]
+#[template(path = "ui/new_order.html")]
+struct NewOrderPage {
+    frame: Frame,
+    authorities: Vec<(String, String)>,
+}
+
+/// `GET /orders/new`: the manual intake form.
+#[get("/orders/new")]
+pub async fn new_order_form(signed: Signed, db: web::Data<Db>) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::EnterOrders)?.clone();
+    let authorities = db
+        .run(|conn| {
+            crate::authority::list(conn).map_err(|e| crate::db::DbError::Unavailable(e.to_string()))
+        })
+        .await?
+        .into_iter()
+        .filter(|(a, _)| a.status == "active")
+        .map(|(a, _)| {
+            let label = format!("{} ({}, {}, {})", a.name, a.id, a.country, a.kind);
+            (a.id, label)
+        })
+        .collect();
+    Ok(html(
+        StatusCode::OK,
+        &NewOrderPage {
+            frame: Frame { staff },
+            authorities,
+        },
+    ))
+}
+
+/// Reads one multipart field, at most `limit` bytes.
+async fn field_bytes(field: &mut actix_multipart::Field, limit: usize) -> Result<Vec<u8>, UiError> {
+    use futures_util::StreamExt;
+    let mut out = Vec::new();
+    while let Some(chunk) = field.next().await {
+        let chunk = chunk.map_err(|e| UiError::BadRequest(format!("the upload failed: {e}")))?;
+        if out.len() + chunk.len() > limit {
+            return Err(UiError::BadRequest(format!(
+                "a field is larger than {limit} bytes"
+            )));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// `POST /orders/new`: enter an order by hand (multipart: the order JSON and its PDF).
+#[post("/orders/new")]
+pub async fn enter_order(
+    signed: Signed,
+    mut form: actix_multipart::Multipart,
+    db: web::Data<Db>,
+    policies: web::Data<PolicySet>,
+    deployment: web::Data<Deployment>,
+    api: web::Data<crate::web::api::ApiState>,
+    mail: web::Data<crate::settings::MailSettings>,
+) -> Result<HttpResponse, UiError> {
+    use futures_util::StreamExt;
+    let mail = mail.into_inner();
+    let staff = signed.require(Permission::EnterOrders)?.clone();
+    let limit = api.document_limit();
+    let mut fields: std::collections::HashMap<String, Vec<u8>> = std::collections::HashMap::new();
+    while let Some(field) = form.next().await {
+        let mut field =
+            field.map_err(|e| UiError::BadRequest(format!("the form is not valid: {e}")))?;
+        let name = field.name().unwrap_or_default().to_owned();
+        if ![
+            "csrf",
+            "authority",
+            "received_at",
+            "order",
+            "document",
+            "validation",
+        ]
+        .contains(&name.as_str())
+        {
+            return Err(UiError::BadRequest(format!(
+                "unexpected form field `{name}`"
+            )));
+        }
+        let max = if name == "document" {
+            limit
+        } else {
+            1024 * 1024
+        };
+        let bytes = field_bytes(&mut field, max).await?;
+        fields.insert(name, bytes);
+    }
+    let text = |name: &str| -> Result<String, UiError> {
+        String::from_utf8(fields.get(name).cloned().unwrap_or_default())
+            .map_err(|_| UiError::BadRequest(format!("{name} is not text")))
+    };
+    signed.check_csrf(&text("csrf")?)?;
+    let authority = text("authority")?;
+    let received_at =
+        chrono::NaiveDateTime::parse_from_str(text("received_at")?.trim(), "%Y-%m-%dT%H:%M")
+            .or_else(|_| {
+                chrono::NaiveDateTime::parse_from_str(
+                    text("received_at").unwrap_or_default().trim(),
+                    "%Y-%m-%dT%H:%M:%S",
+                )
+            })
+            .map_err(|_| UiError::BadRequest("the date of receipt is not a date and time".into()))?
+            .and_utc();
+    let now = Utc::now();
+    if received_at > now {
+        return Err(UiError::BadRequest(
+            "the date of receipt is in the future".into(),
+        ));
+    }
+    let order_text = text("order")?;
+    let validation = text("validation")?;
+    let pdf = fields.remove("document").unwrap_or_default();
+    let (set, dep) = (policies.into_inner(), deployment.into_inner());
+    let id = db
+        .run(move |conn| {
+            let raw = serde_json::value::RawValue::from_string(order_text.trim().to_owned())
+                .map_err(|e| crate::orders::OrderError::Invalid {
+                    status: 422,
+                    slug: "invalid-order",
+                    title: "The order is not valid".into(),
+                    errors: vec![crate::orders::FieldError::new(
+                        "order",
+                        format!("is not JSON: {e}"),
+                    )],
+                    submission_id: None,
+                })?;
+            use base64::Engine;
+            let upload = crate::orders::intake::DocumentUpload {
+                media_type: "application/pdf".into(),
+                content: base64::engine::general_purpose::STANDARD.encode(&pdf),
+            };
+            let validation = Some(validation.trim().to_owned()).filter(|v| !v.is_empty());
+            let checked = crate::orders::intake::check_parts(
+                conn,
+                &raw,
+                Some(upload),
+                validation,
+                &authority,
+                limit,
+                true,
+            )?;
+            crate::db::write_tx(conn, |c| {
+                crate::orders::intake::store(
+                    c,
+                    &authority,
+                    &checked,
+                    &set,
+                    &dep,
+                    &crate::orders::intake::Receipt {
+                        received_at,
+                        entered_by: Some(&staff),
+                        mail: Some(&mail),
+                    },
+                    now,
+                )
+            })
+            .map(|v| v.id)
+        })
+        .await?;
+    Ok(see_other(&format!("/orders/{id}")))
 }
