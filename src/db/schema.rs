@@ -219,6 +219,8 @@ diesel::table! {
         updated_at -> BigInt,
         /// The staff member who entered it by hand (manual intake).
         entered_by -> Nullable<Text>,
+        /// When the legal team was last reminded of the deadline.
+        reminded_at -> Nullable<BigInt>,
     }
 }
 

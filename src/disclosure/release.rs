@@ -503,7 +503,16 @@ pub fn disclosure_log(conn: &mut DbConn) -> Result<Vec<DisclosureRow>, OrderErro
             authority_id,
             instrument,
             fields,
-            record_counts,
+            record_counts: serde_json::from_str::<std::collections::BTreeMap<String, u64>>(
+                &record_counts,
+            )
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| format!("{} {v}", k.replace('_', " ")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or(record_counts),
             approvers: approvers.join(", "),
             package_sha256: sha.unwrap_or_default(),
             released_at: normalize::from_micros(at.unwrap_or(0)),

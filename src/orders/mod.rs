@@ -292,6 +292,60 @@ pub fn pauses(conn: &mut DbConn, order_id: &str) -> QueryResult<Vec<Pause>> {
     Ok(out)
 }
 
+/// Reminds the legal team once of every open order due within `within`; returns how many.
+pub fn remind_deadlines(
+    conn: &mut DbConn,
+    mail: &crate::settings::MailSettings,
+    within: chrono::Duration,
+    now: chrono::DateTime<Utc>,
+) -> Result<usize, OrderError> {
+    if mail.legal_team.is_empty() {
+        return Ok(0);
+    }
+    let horizon = (now + within).timestamp_micros();
+    crate::db::write_tx(conn, |c| {
+        let due: Vec<(String, String, i64)> = orders::table
+            .filter(orders::status.eq_any([
+                OrderStatus::UnderReview.as_str(),
+                OrderStatus::AwaitingClarification.as_str(),
+                OrderStatus::Approved.as_str(),
+            ]))
+            .filter(orders::deadline_at.le(horizon))
+            .filter(orders::reminded_at.is_null())
+            .select((
+                orders::id,
+                orders::reference,
+                orders::deadline_at.assume_not_null(),
+            ))
+            .limit(100)
+            .load(c)?;
+        for (id, reference, deadline) in &due {
+            // Claimed by a conditional update: of several instances, one reminds.
+            let claimed = diesel::update(
+                orders::table
+                    .filter(orders::id.eq(id))
+                    .filter(orders::reminded_at.is_null()),
+            )
+            .set(orders::reminded_at.eq(Some(now.timestamp_micros())))
+            .execute(c)?;
+            if claimed == 1 {
+                crate::mail::notify(
+                    c,
+                    mail,
+                    crate::mail::Recipients::LegalTeam,
+                    &crate::mail::Notice::DeadlineReminder {
+                        order_id: id.clone(),
+                        reference: reference.clone(),
+                        due: normalize::from_micros(*deadline),
+                    },
+                    now,
+                );
+            }
+        }
+        Ok(due.len())
+    })
+}
+
 /// Queues one notice to the auditors per new signed checkpoint. Claiming the checkpoint is a
 /// conditional update of `writ_meta`, so of several instances exactly one queues it.
 pub fn push_checkpoint(
@@ -382,6 +436,8 @@ pub async fn run_jobs(
                 let deleted = crate::disclosure::release::purge_released(conn, package_days, now)
                     .map_err(|e| AuditError::Corrupt(e.to_string()))?;
                 push_checkpoint(conn, &mail, now)
+                    .map_err(|e| AuditError::Corrupt(e.to_string()))?;
+                remind_deadlines(conn, &mail, chrono::Duration::hours(24), now)
                     .map_err(|e| AuditError::Corrupt(e.to_string()))?;
                 Ok::<_, AuditError>((holds, summaries + deleted))
             })

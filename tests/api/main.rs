@@ -13,6 +13,6 @@ mod mail;
 mod metadata;
 mod openapi;
 mod orders;
-mod workspace;
 mod package;
 mod policy;
+mod workspace;

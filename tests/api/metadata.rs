@@ -174,6 +174,7 @@ const ALLOWED_COLUMNS: &[&str] = &[
     // The workspace: staff accounts (argon2id hashes), sessions (token hashes), the scope and
     // checks of orders, and disclosure packages (the released metadata, never content).
     "orders.entered_by",
+    "orders.reminded_at",
     "order_versions.scope_json",
     "order_versions.validation_checked_by",
     "order_versions.validation_checked_at",

@@ -23,6 +23,7 @@ both_backends!(
     orders_entered_by_hand_are_decided_from_the_true_receipt_and_not_approved_by_their_clerk,
     the_demo_opens_on_a_live_queue,
     an_amendment_voids_approvals_given_on_the_old_order,
+    deadlines_and_checkpoints_are_announced_once,
 );
 
 pub(crate) const PASSWORD: &str = "a long enough password";
@@ -333,6 +334,9 @@ async fn every_route_checks_the_role(backend: Backend) {
     let ask = format!("/orders/{id}/ask");
     let refuse = format!("/orders/{id}/refuse");
     let checked = format!("/orders/{id}/validation-checked");
+    let package = format!("/orders/{id}/package");
+    let approve = format!("/orders/{id}/approve");
+    let narrow = format!("/orders/{id}/narrow");
     // (method, path, roles allowed). Admins see no order; auditors change nothing.
     let routes: Vec<(&str, &str, &[&str])> = vec![
         ("GET", "/orders", &["rita", "alex", "olga"]),
@@ -345,6 +349,18 @@ async fn every_route_checks_the_role(backend: Backend) {
         ("POST", "/admin/users/bea/disable", &["adam"]),
         ("GET", "/account", &["rita", "alex", "olga", "adam"]),
         ("GET", "/audit-log", &["olga"]),
+        ("GET", "/orders/new", &["rita", "alex"]),
+        ("POST", "/orders/new", &["rita", "alex"]),
+        ("POST", &package, &["alex"]),
+        ("POST", &approve, &["alex"]),
+        ("POST", &narrow, &["rita", "alex"]),
+        ("GET", "/mail", &["rita", "alex"]),
+        ("POST", "/mail/1/retry", &["rita", "alex"]),
+        ("GET", "/admin/registry", &["adam"]),
+        ("POST", "/admin/registry", &["adam"]),
+        ("POST", "/admin/registry/keys", &["adam"]),
+        ("POST", "/admin/registry/keys/none/revoke", &["adam"]),
+        ("POST", "/admin/registry/fr-police-lyon/status", &["adam"]),
         ("POST", &refuse, &["rita", "alex"]),
     ];
     let mut browsers = HashMap::new();
@@ -365,6 +381,17 @@ async fn every_route_checks_the_role(backend: Backend) {
                 ("role", "auditor"),
                 ("password", PASSWORD),
                 ("enable", "1"),
+                ("snapshot_sha256", "0"),
+                ("id", "xx-new-authority"),
+                ("name", "New"),
+                ("country", "FR"),
+                ("kind", "police"),
+                ("contacts", "a@b.example"),
+                ("authority", "fr-police-lyon"),
+                ("kid", "new-key"),
+                ("alg", "EdDSA"),
+                ("pem", "not a key"),
+                ("reason", "why"),
             ];
             let (status, body, _) = if *method == "GET" {
                 b.get(path).await
@@ -1074,5 +1101,76 @@ async fn an_amendment_voids_approvals_given_on_the_old_order(backend: Backend) {
     assert!(
         fresh.contains("nobody yet"),
         "the new snapshot starts without approvals"
+    );
+}
+
+async fn deadlines_and_checkpoints_are_announced_once(backend: Backend) {
+    let env = [
+        ("WRIT_MAIL__LEGAL_TEAM", "legal@provider.example"),
+        ("WRIT_MAIL__AUDITORS", "auditor@firm.example"),
+        ("WRIT_API__JOBS_INTERVAL_SECS", "3600"),
+    ];
+    let api = Api::start(backend, &env).await;
+    add_users(&api.app).await;
+    let (_, created) = json_of(api.submit(PARIS, &submission(ORDER)).await).await;
+    assert!(created["deadline_at"].is_string());
+    let mail = api.app.db.settings(&env).mail;
+    let m = mail.clone();
+    let (far, near, again) = api
+        .app
+        .pool
+        .run(move |conn| {
+            let now = chrono::Utc::now();
+            let far = writ::orders::remind_deadlines(conn, &m, chrono::Duration::hours(24), now)?;
+            let near = writ::orders::remind_deadlines(conn, &m, chrono::Duration::days(11), now)?;
+            let again = writ::orders::remind_deadlines(conn, &m, chrono::Duration::days(11), now)?;
+            Ok::<_, writ::orders::OrderError>((far, near, again))
+        })
+        .await
+        .unwrap();
+    assert_eq!((far, near, again), (0, 1, 0), "reminded once, when due");
+    // A new checkpoint is pushed to the auditors once.
+    assert_eq!(
+        api.app.post_as_auditor("/audit/checkpoint").await.status(),
+        StatusCode::OK
+    );
+    let m = mail.clone();
+    let pushed = api
+        .app
+        .pool
+        .run(move |conn| {
+            let now = chrono::Utc::now();
+            Ok::<_, writ::orders::OrderError>((
+                writ::orders::push_checkpoint(conn, &m, now)?,
+                writ::orders::push_checkpoint(conn, &m, now)?,
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!(pushed, (true, false));
+    let kinds: Vec<String> = api
+        .app
+        .pool
+        .run(|conn| Ok::<_, writ::db::DbError>(writ::mail::list(conn, None, 100).unwrap()))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.kind)
+        .collect();
+    for kind in ["new_order", "deadline_reminder", "checkpoint"] {
+        assert_eq!(
+            kinds.iter().filter(|k| *k == kind).count(),
+            1,
+            "{kind}: {kinds:?}"
+        );
+    }
+    // The legal team sees the outbox.
+    let mut rita = Browser::new(&api.app);
+    rita.sign_in("rita", PASSWORD).await;
+    let (status, page, _) = rita.get("/mail").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("deadline reminder") && page.contains("queued"),
+        "{page}"
     );
 }

@@ -23,6 +23,8 @@ CREATE INDEX staff_sessions_by_user ON staff_sessions (username);
 -- Orders entered by hand from the workspace (post, e-mail) name who entered them; nobody may
 -- approve an order they entered.
 ALTER TABLE orders ADD COLUMN entered_by TEXT;
+-- When the legal team was last reminded of the order's deadline.
+ALTER TABLE orders ADD COLUMN reminded_at BIGINT;
 
 -- The scope people narrowed the decision to (NULL: the engine's decision, unnarrowed), and
 -- the check of a claimed validation against the signed document.

@@ -56,14 +56,14 @@ pub enum UiError {
 impl std::fmt::Display for UiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            UiError::SignIn => f.write_str("sign in first"),
-            UiError::Forbidden => f.write_str("your role does not allow this"),
-            UiError::NotFound => f.write_str("not found"),
+            UiError::SignIn => f.write_str("Sign in first."),
+            UiError::Forbidden => f.write_str("Your role does not allow this."),
+            UiError::NotFound => f.write_str("There is no such page or order."),
             UiError::BadRequest(m) | UiError::Conflict(m) => f.write_str(m),
             UiError::Csrf => f.write_str(
-                "the form expired or did not come from Writ; reload the page and try again",
+                "The form expired or did not come from Writ. Reload the page and try again.",
             ),
-            UiError::Internal => f.write_str("something failed; the error was logged"),
+            UiError::Internal => f.write_str("Something failed; the error was logged."),
         }
     }
 }
@@ -279,6 +279,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(pages::narrow)
         .service(pages::package_public_key)
         .service(pages::audit_log)
+        .service(pages::outbox)
+        .service(pages::retry_mail)
+        .service(pages::registry)
+        .service(pages::add_authority)
+        .service(pages::add_key)
+        .service(pages::revoke_key)
+        .service(pages::authority_status)
         .service(pages::users)
         .service(pages::add_user)
         .service(pages::disable_user)

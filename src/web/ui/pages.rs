@@ -188,6 +188,8 @@ impl Frame {
             "approve" => Permission::Approve,
             "audit" => Permission::Audit,
             "users" => Permission::ManageUsers,
+            "registry" => Permission::ManageRegistry,
+            "mail" => Permission::ViewMail,
             _ => return false,
         };
         self.staff.role.may(permission)
@@ -858,7 +860,8 @@ async fn field_bytes(field: &mut actix_multipart::Field, limit: usize) -> Result
 #[post("/orders/new")]
 pub async fn enter_order(
     signed: Signed,
-    mut form: actix_multipart::Multipart,
+    req: HttpRequest,
+    payload: web::Payload,
     db: web::Data<Db>,
     policies: web::Data<PolicySet>,
     deployment: web::Data<Deployment>,
@@ -868,6 +871,8 @@ pub async fn enter_order(
     use futures_util::StreamExt;
     let mail = mail.into_inner();
     let staff = signed.require(Permission::EnterOrders)?.clone();
+    // The role is checked before the body is read.
+    let mut form = actix_multipart::Multipart::new(req.headers(), payload);
     let limit = api.document_limit();
     let mut fields: std::collections::HashMap<String, Vec<u8>> = std::collections::HashMap::new();
     while let Some(field) = form.next().await {
@@ -969,4 +974,252 @@ pub async fn enter_order(
         })
         .await?;
     Ok(see_other(&format!("/orders/{id}")))
+}
+
+#[derive(Template)]
+#[template(path = "ui/outbox.html")]
+struct OutboxPage {
+    frame: Frame,
+    messages: Vec<crate::mail::OutboxMessage>,
+}
+
+impl OutboxPage {
+    fn when(&self, micros: &i64) -> String {
+        crate::metadata::normalize::from_micros(*micros)
+            .format("%Y-%m-%d %H:%M UTC")
+            .to_string()
+    }
+}
+
+fn mail_error(e: crate::mail::MailError) -> UiError {
+    match e {
+        crate::mail::MailError::NotFound(_) => UiError::NotFound,
+        crate::mail::MailError::Conflict(m) => UiError::Conflict(m),
+        other => {
+            tracing::error!(error = %other, "outbox request failed");
+            UiError::Internal
+        }
+    }
+}
+
+/// `GET /mail`: the outbox.
+#[get("/mail")]
+pub async fn outbox(signed: Signed, db: web::Data<Db>) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::ViewMail)?.clone();
+    let messages = db
+        .run(|conn| Ok::<_, crate::db::DbError>(crate::mail::list(conn, None, 200)))
+        .await?
+        .map_err(mail_error)?;
+    Ok(html(
+        StatusCode::OK,
+        &OutboxPage {
+            frame: Frame { staff },
+            messages,
+        },
+    ))
+}
+
+/// `POST /mail/{id}/retry`: a failed message back into the queue.
+#[post("/mail/{id}/retry")]
+pub async fn retry_mail(
+    signed: Signed,
+    id: web::Path<i64>,
+    form: web::Form<CsrfForm>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::ViewMail)?.clone();
+    signed.check_csrf(&form.csrf)?;
+    let id = id.into_inner();
+    db.run(move |conn| {
+        Ok::<_, crate::db::DbError>(crate::db::write_tx(conn, |c| {
+            crate::mail::retry(c, id, Utc::now())?;
+            let entry = crate::audit::NewEntry::new(staff.actor(), "mail.retried")
+                .reference("message", u64::try_from(id).unwrap_or(0));
+            crate::audit::append(c, &entry, Utc::now())
+                .map_err(|e| crate::mail::MailError::Invalid(e.to_string()))?;
+            Ok::<_, crate::mail::MailError>(())
+        }))
+    })
+    .await?
+    .map_err(mail_error)?;
+    Ok(see_other("/mail"))
+}
+
+#[derive(Template)]
+#[template(path = "ui/registry.html")]
+struct RegistryPage {
+    frame: Frame,
+    authorities: Vec<(
+        crate::authority::Authority,
+        Vec<crate::authority::AuthorityKey>,
+    )>,
+    kinds: Vec<&'static str>,
+}
+
+fn registry_error(e: crate::authority::RegistryError) -> UiError {
+    use crate::authority::RegistryError;
+    match e {
+        RegistryError::Invalid(m) | RegistryError::Conflict(m) => UiError::BadRequest(m),
+        RegistryError::NotFound(_) => UiError::NotFound,
+        other => {
+            tracing::error!(error = %other, "registry request failed");
+            UiError::Internal
+        }
+    }
+}
+
+/// `GET /admin/registry`: the authority registry.
+#[get("/admin/registry")]
+pub async fn registry(signed: Signed, db: web::Data<Db>) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::ManageRegistry)?.clone();
+    let authorities = db
+        .run(|conn| Ok::<_, crate::db::DbError>(crate::authority::list(conn)))
+        .await?
+        .map_err(registry_error)?;
+    use crate::policy::IssuerKind::*;
+    let kinds = [
+        Judge,
+        Court,
+        InvestigatingJudge,
+        Prosecutor,
+        Police,
+        AdministrativeAuthority,
+        Ocda,
+        DesignatedSeniorOfficer,
+    ]
+    .iter()
+    .map(|k| k.as_str())
+    .collect();
+    Ok(html(
+        StatusCode::OK,
+        &RegistryPage {
+            frame: Frame { staff },
+            authorities,
+            kinds,
+        },
+    ))
+}
+
+/// The new-authority form.
+#[derive(Deserialize)]
+pub struct AuthorityForm {
+    csrf: String,
+    id: String,
+    name: String,
+    country: String,
+    kind: String,
+    contacts: String,
+}
+
+/// `POST /admin/registry`: register an authority.
+#[post("/admin/registry")]
+pub async fn add_authority(
+    signed: Signed,
+    form: web::Form<AuthorityForm>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::ManageRegistry)?.clone();
+    signed.check_csrf(&form.csrf)?;
+    let f = form.into_inner();
+    let kind: crate::policy::IssuerKind =
+        serde_json::from_value(serde_json::Value::String(f.kind.clone()))
+            .map_err(|_| UiError::BadRequest(format!("`{}` is not an authority kind", f.kind)))?;
+    let new = crate::authority::NewAuthority {
+        id: f.id.trim().to_owned(),
+        name: f.name,
+        country: f.country.trim().to_uppercase(),
+        kind,
+        contacts: f
+            .contacts
+            .split(',')
+            .map(|c| c.trim().to_owned())
+            .filter(|c| !c.is_empty())
+            .collect(),
+    };
+    db.run(move |conn| {
+        Ok::<_, crate::db::DbError>(crate::authority::add(conn, &staff.actor(), &new))
+    })
+    .await?
+    .map_err(registry_error)?;
+    Ok(see_other("/admin/registry"))
+}
+
+/// The new-key form.
+#[derive(Deserialize)]
+pub struct KeyForm {
+    csrf: String,
+    authority: String,
+    kid: String,
+    alg: String,
+    pem: String,
+}
+
+/// `POST /admin/registry/keys`: add a public key, pinned to its algorithm.
+#[post("/admin/registry/keys")]
+pub async fn add_key(
+    signed: Signed,
+    form: web::Form<KeyForm>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::ManageRegistry)?.clone();
+    signed.check_csrf(&form.csrf)?;
+    let f = form.into_inner();
+    let alg = crate::authority::KeyAlgorithm::parse(&f.alg).map_err(registry_error)?;
+    db.run(move |conn| {
+        Ok::<_, crate::db::DbError>(crate::authority::add_key(
+            conn,
+            &staff.actor(),
+            f.authority.trim(),
+            f.kid.trim(),
+            alg,
+            &f.pem,
+        ))
+    })
+    .await?
+    .map_err(registry_error)?;
+    Ok(see_other("/admin/registry"))
+}
+
+/// `POST /admin/registry/keys/{kid}/revoke`.
+#[post("/admin/registry/keys/{kid}/revoke")]
+pub async fn revoke_key(
+    signed: Signed,
+    kid: web::Path<String>,
+    form: web::Form<CsrfForm>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::ManageRegistry)?.clone();
+    signed.check_csrf(&form.csrf)?;
+    let kid = kid.into_inner();
+    db.run(move |conn| {
+        Ok::<_, crate::db::DbError>(crate::authority::revoke_key(conn, &staff.actor(), &kid))
+    })
+    .await?
+    .map_err(registry_error)?;
+    Ok(see_other("/admin/registry"))
+}
+
+/// `POST /admin/registry/{id}/status`: suspend (or, with `enable=1`, reactivate).
+#[post("/admin/registry/{id}/status")]
+pub async fn authority_status(
+    signed: Signed,
+    id: web::Path<String>,
+    form: web::Form<ToggleForm>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::ManageRegistry)?.clone();
+    signed.check_csrf(&form.csrf)?;
+    let active = form.enable.is_some();
+    let id = id.into_inner();
+    db.run(move |conn| {
+        Ok::<_, crate::db::DbError>(crate::authority::set_active(
+            conn,
+            &staff.actor(),
+            &id,
+            active,
+        ))
+    })
+    .await?
+    .map_err(registry_error)?;
+    Ok(see_other("/admin/registry"))
 }
