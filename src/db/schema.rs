@@ -221,6 +221,16 @@ diesel::table! {
         entered_by -> Nullable<Text>,
         /// When the legal team was last reminded of the deadline.
         reminded_at -> Nullable<BigInt>,
+        /// The ex-post validation of an emergency order: received or lapsed.
+        ex_post_validation -> Nullable<Text>,
+        /// When the user was notified.
+        user_notified_at -> Nullable<BigInt>,
+        /// By which channel.
+        user_notified_channel -> Nullable<Text>,
+        /// When a preservation order's holds end.
+        hold_until -> Nullable<BigInt>,
+        /// Extensions of the preservation granted so far.
+        hold_extensions -> Integer,
     }
 }
 

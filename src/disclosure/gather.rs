@@ -176,3 +176,82 @@ pub fn gather(
     }
     Ok(tables)
 }
+
+/// The accounts one target matches, as the order page shows them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TargetMatches {
+    /// The target as given.
+    pub target: String,
+    /// The provider user ids matched.
+    pub accounts: Vec<String>,
+    /// Why a person must decide which match is meant (an ambiguous reverse-IP lookup).
+    pub ambiguity: Option<String>,
+}
+
+/// The accounts each target of `scope` matches inside its window (audited lookups, under the
+/// order), with ambiguous reverse-IP matches flagged.
+pub fn matches(
+    conn: &mut DbConn,
+    actor: &Actor,
+    order_id: &str,
+    scope: &Decision,
+    now: DateTime<Utc>,
+) -> Result<Vec<TargetMatches>, MetadataError> {
+    let ctx = LookupContext {
+        actor: actor.clone(),
+        order_id: order_id.to_owned(),
+    };
+    let window = match scope.time_window {
+        Some(w) => Window::new(w.from.timestamp_micros(), w.to.timestamp_micros())?,
+        None => Window::new(
+            (now - Duration::days(3650)).timestamp_micros(),
+            now.timestamp_micros() + 1,
+        )?,
+    };
+    let mut out = Vec::new();
+    for target in &scope.targets {
+        let ids = |v: Vec<AccountMatch>| v.into_iter().map(|a| a.external_id).collect::<Vec<_>>();
+        let (accounts, ambiguity) = match target {
+            Target::UserId(id) => (
+                ids(lookup::by_user_id(conn, &ctx, id, window)?
+                    .into_iter()
+                    .collect()),
+                None,
+            ),
+            Target::Username(u) => (ids(lookup::by_username(conn, &ctx, u, window)?), None),
+            Target::PhoneNumber(p) => (ids(lookup::by_phone(conn, &ctx, p, window)?), None),
+            Target::Ip(ip) => {
+                let found = lookup::by_ip(
+                    conn,
+                    &ctx,
+                    &ip.address.to_string(),
+                    ip.port,
+                    ip.timestamp.timestamp_micros(),
+                    IP_TOLERANCE_SECS,
+                )?;
+                let mut why = Vec::new();
+                if found.multiple_accounts {
+                    why.push("several accounts used this address at that moment");
+                }
+                if found.ipv4_without_port {
+                    why.push("an IPv4 address without a port can be shared behind NAT");
+                }
+                if found.truncated {
+                    why.push("too many events: narrow the window");
+                }
+                let accounts = found
+                    .accounts
+                    .into_iter()
+                    .map(|(a, _)| a.external_id)
+                    .collect();
+                (accounts, (!why.is_empty()).then(|| why.join("; ")))
+            }
+        };
+        out.push(TargetMatches {
+            target: describe(target),
+            accounts,
+            ambiguity,
+        });
+    }
+    Ok(out)
+}

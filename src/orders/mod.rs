@@ -13,6 +13,7 @@ pub mod demo;
 pub mod holds;
 pub mod intake;
 pub mod review;
+pub mod tasks;
 pub mod validate;
 
 use chrono::{DateTime, Utc};
@@ -439,6 +440,7 @@ pub async fn run_jobs(
                     .map_err(|e| AuditError::Corrupt(e.to_string()))?;
                 remind_deadlines(conn, &mail, chrono::Duration::hours(24), now)
                     .map_err(|e| AuditError::Corrupt(e.to_string()))?;
+                tasks::expire_holds(conn, now).map_err(|e| AuditError::Corrupt(e.to_string()))?;
                 Ok::<_, AuditError>((holds, summaries + deleted))
             })
             .await;

@@ -100,6 +100,9 @@ type Row = (
     i64,
     Option<i64>,
     i32,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
 );
 
 /// Open orders, soonest deadline first (orders without a deadline last), emergencies first
@@ -121,6 +124,9 @@ pub fn queue(
             orders::received_at,
             orders::deadline_at,
             orders::version,
+            orders::ex_post_validation,
+            orders::user_notified_at,
+            orders::hold_until,
         ))
         .into_boxed();
     match filter.status {
@@ -149,6 +155,9 @@ pub fn queue(
         received,
         deadline,
         version,
+        ex_post,
+        notified,
+        hold_until,
     ) in rows
     {
         let jurisdiction = instrument.split('.').next().unwrap_or_default().to_owned();
@@ -167,11 +176,40 @@ pub fn queue(
             .and_then(|j| serde_json::from_str(&j).ok());
         let status = OrderStatus::parse(&status).unwrap_or(OrderStatus::UnderReview);
         let mut tasks = Vec::new();
-        if let Some(v) = decision.as_ref().and_then(|d| d.validation_due.as_ref()) {
+        if let Some(v) = decision.as_ref().and_then(|d| d.validation_due.as_ref())
+            && ex_post.is_none()
+        {
             tasks.push(format!(
                 "ex-post validation due {}",
                 v.due.format("%Y-%m-%d %H:%M UTC")
             ));
+        }
+        if notified.is_none()
+            && let Some(d) = &decision
+            && d.user_notice.iter().any(|n| {
+                n.provider_must_inform
+                    && match n.timing {
+                        crate::policy::NoticeTiming::NotBefore(t) => t <= now,
+                        crate::policy::NoticeTiming::WhenGivingEffect => {
+                            status == OrderStatus::Approved
+                        }
+                        _ => false,
+                    }
+            })
+        {
+            tasks.push("user notice due".into());
+        }
+        if let Some(d) = &decision
+            && d.action == Some(Action::Preserve)
+        {
+            let until = hold_until
+                .map(normalize::from_micros)
+                .or(d.preservation.as_ref().map(|p| p.expires_at));
+            if let Some(u) = until
+                && u - now < chrono::Duration::days(7)
+            {
+                tasks.push(format!("holds end {}", u.format("%Y-%m-%d")));
+            }
         }
         if status == OrderStatus::AwaitingClarification {
             tasks.push("clarification requested, no answer yet".into());

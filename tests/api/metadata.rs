@@ -175,6 +175,11 @@ const ALLOWED_COLUMNS: &[&str] = &[
     // checks of orders, and disclosure packages (the released metadata, never content).
     "orders.entered_by",
     "orders.reminded_at",
+    "orders.ex_post_validation",
+    "orders.user_notified_at",
+    "orders.user_notified_channel",
+    "orders.hold_until",
+    "orders.hold_extensions",
     "order_versions.scope_json",
     "order_versions.validation_checked_by",
     "order_versions.validation_checked_at",

@@ -24,6 +24,8 @@ both_backends!(
     the_demo_opens_on_a_live_queue,
     an_amendment_voids_approvals_given_on_the_old_order,
     deadlines_and_checkpoints_are_announced_once,
+    tasks_are_closed_and_preservation_holds_extended_within_the_law,
+    simultaneous_second_approvals_release_exactly_once,
 );
 
 pub(crate) const PASSWORD: &str = "a long enough password";
@@ -337,6 +339,10 @@ async fn every_route_checks_the_role(backend: Backend) {
     let package = format!("/orders/{id}/package");
     let approve = format!("/orders/{id}/approve");
     let narrow = format!("/orders/{id}/narrow");
+    let matches = format!("/orders/{id}/matches");
+    let ex_post = format!("/orders/{id}/ex-post-validation");
+    let notified = format!("/orders/{id}/user-notified");
+    let extend = format!("/orders/{id}/hold/extend");
     // (method, path, roles allowed). Admins see no order; auditors change nothing.
     let routes: Vec<(&str, &str, &[&str])> = vec![
         ("GET", "/orders", &["rita", "alex", "olga"]),
@@ -350,6 +356,10 @@ async fn every_route_checks_the_role(backend: Backend) {
         ("GET", "/account", &["rita", "alex", "olga", "adam"]),
         ("GET", "/audit-log", &["olga"]),
         ("GET", "/orders/new", &["rita", "alex"]),
+        ("POST", &matches, &["rita", "alex"]),
+        ("POST", &ex_post, &["rita", "alex"]),
+        ("POST", &notified, &["rita", "alex"]),
+        ("POST", &extend, &["rita", "alex"]),
         ("POST", "/orders/new", &["rita", "alex"]),
         ("POST", &package, &["alex"]),
         ("POST", &approve, &["alex"]),
@@ -392,6 +402,9 @@ async fn every_route_checks_the_role(backend: Backend) {
                 ("alg", "EdDSA"),
                 ("pem", "not a key"),
                 ("reason", "why"),
+                ("outcome", "received"),
+                ("date", "2026-01-01"),
+                ("channel", "email"),
             ];
             let (status, body, _) = if *method == "GET" {
                 b.get(path).await
@@ -1173,4 +1186,178 @@ async fn deadlines_and_checkpoints_are_announced_once(backend: Backend) {
         page.contains("deadline reminder") && page.contains("queued"),
         "{page}"
     );
+}
+
+async fn tasks_are_closed_and_preservation_holds_extended_within_the_law(backend: Backend) {
+    let api = Api::start(backend, &[]).await;
+    add_users(&api.app).await;
+    seed_alice(&api.app).await;
+    let mut rita = Browser::new(&api.app);
+    rita.sign_in("rita", PASSWORD).await;
+    let csrf = rita.session_csrf().await;
+
+    // Matches per target: an IPv4 target without a port is flagged as ambiguous.
+    let mut no_port: serde_json::Value = serde_json::from_str(ORDER).unwrap();
+    no_port["targets"] = serde_json::json!([{"ip": {"address": "203.0.113.7", "timestamp": "2026-08-30T10:14:03+02:00", "time_zone": "Europe/Paris"}}, {"username": "alice"}]);
+    let (_, created) = json_of(api.submit(PARIS, &submission(&no_port.to_string())).await).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let (status, page, _) = rita
+        .post(&format!("/orders/{id}/matches"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        page.contains("Ambiguous") && page.contains("u-alice") && page.contains("u-bob"),
+        "{page}"
+    );
+    // The gag forbids telling the user; an order without ex-post validation has no such task.
+    let (status, body, _) = rita
+        .post(
+            &format!("/orders/{id}/user-notified"),
+            &[
+                ("csrf", &csrf),
+                ("date", "2026-11-01"),
+                ("channel", "email"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, _, _) = rita
+        .post(
+            &format!("/orders/{id}/ex-post-validation"),
+            &[("csrf", &csrf), ("outcome", "received")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+
+    // A preservation order: its holds run to the legal period, extend as often as the law
+    // allows, then release.
+    let mut pr: serde_json::Value = serde_json::from_str(ORDER).unwrap();
+    pr["reference"] = serde_json::json!("PR-2026-PRESERVE");
+    pr["instrument"] = serde_json::json!("eu.epoc_pr");
+    pr["validator"] = serde_json::json!({"kind": "judge", "person": "Mme J", "authority": "JLD Paris", "country": "FR", "file_number": "JLD-1"});
+    pr["emergency"] = serde_json::json!({"justification": "Data at risk of deletion."});
+    pr["targets"] = serde_json::json!([{"username": "alice"}]);
+    let (status, created) = json_of(api.submit(PARIS, &submission(&pr.to_string())).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["decision"]["action"], "preserve", "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let (_, page, _) = rita.get(&format!("/orders/{id}")).await;
+    assert!(page.contains("the data are held until"), "{page}");
+    let (_, queue, _) = rita.get("/orders").await;
+    assert!(queue.contains("PR-2026-PRESERVE"));
+    let mut extended = 0;
+    loop {
+        let (status, body, _) = rita
+            .post(&format!("/orders/{id}/hold/extend"), &[("csrf", &csrf)])
+            .await;
+        if status == StatusCode::CONFLICT {
+            assert!(
+                body.contains("all are used") || body.contains("no extension"),
+                "{body}"
+            );
+            break;
+        }
+        assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+        extended += 1;
+        assert!(extended <= 5, "extensions never run out");
+    }
+    let (_, page, _) = rita.get(&format!("/orders/{id}")).await;
+    assert!(
+        page.contains(&format!("({extended} extension(s) granted)")),
+        "{page}"
+    );
+    let (status, _, _) = rita
+        .post(&format!("/orders/{id}/hold/release"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, read) = json_of(
+        api.send(PARIS, "GET", &format!("/api/v1/orders/{id}"), b"")
+            .await,
+    )
+    .await;
+    assert_eq!(read["status"], "released");
+    let (_, page, _) = rita.get(&format!("/orders/{id}")).await;
+    assert!(page.contains("order.hold_released"));
+}
+
+async fn simultaneous_second_approvals_release_exactly_once(backend: Backend) {
+    let api = Api::start(backend, &[]).await;
+    add_users(&api.app).await;
+    seed_alice(&api.app).await;
+    api.app
+        .pool
+        .run(|conn| {
+            writ::staff::add_user(
+                conn,
+                &Actor::new(ActorKind::System, "t"),
+                "cara",
+                "cara",
+                Role::LegalApprover,
+                PASSWORD,
+            )
+            .map_err(|e| writ::db::DbError::Setup(e.to_string()))
+        })
+        .await
+        .unwrap();
+    let (_, created) = json_of(api.submit(PARIS, &submission(ORDER)).await).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let mut alex = Browser::new(&api.app);
+    alex.sign_in("alex", PASSWORD).await;
+    let csrf = alex.session_csrf().await;
+    let (_, preview, _) = alex
+        .post(&format!("/orders/{id}/package"), &[("csrf", &csrf)])
+        .await;
+    let hash = hash_in(&preview);
+    alex.post(
+        &format!("/orders/{id}/approve"),
+        &[("csrf", &csrf), ("snapshot_sha256", &hash)],
+    )
+    .await;
+    // Bea and Cara click "Approve" at the same moment.
+    let mut bea = Browser::new(&api.app);
+    let mut cara = Browser::new(&api.app);
+    bea.sign_in("bea", PASSWORD).await;
+    cara.sign_in("cara", PASSWORD).await;
+    let (csrf_b, csrf_c) = (bea.session_csrf().await, cara.session_csrf().await);
+    let path = format!("/orders/{id}/approve");
+    let form_b = [
+        ("csrf", csrf_b.as_str()),
+        ("snapshot_sha256", hash.as_str()),
+    ];
+    let form_c = [
+        ("csrf", csrf_c.as_str()),
+        ("snapshot_sha256", hash.as_str()),
+    ];
+    let (b, c) = tokio::join!(bea.post(&path, &form_b), cara.post(&path, &form_c));
+    let mut statuses = [b.0.as_u16(), c.0.as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(
+        statuses,
+        [303, 409],
+        "one releases, the other is told it is done: {b:?} {c:?}"
+    );
+    let events: Vec<String> = api
+        .app
+        .pool
+        .run(|conn| {
+            Ok::<_, writ::db::DbError>(
+                writ::audit::log::entries(conn, 0, 100_000)
+                    .unwrap()
+                    .into_iter()
+                    .map(|e| e.event)
+                    .collect(),
+            )
+        })
+        .await
+        .unwrap();
+    assert_eq!(events.iter().filter(|e| *e == "order.released").count(), 1);
+    let resp = api
+        .send(
+            PARIS,
+            "GET",
+            &format!("/api/v1/orders/{id}/disclosure"),
+            b"",
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
 }

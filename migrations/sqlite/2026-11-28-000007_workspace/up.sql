@@ -25,6 +25,14 @@ CREATE INDEX staff_sessions_by_user ON staff_sessions (username);
 ALTER TABLE orders ADD COLUMN entered_by TEXT;
 -- When the legal team was last reminded of the order's deadline.
 ALTER TABLE orders ADD COLUMN reminded_at BIGINT;
+-- Tasks with their own clocks: the ex-post validation of an emergency order (received or
+-- lapsed), the user notice (when, by which channel), and the end of a preservation hold with
+-- the extensions granted.
+ALTER TABLE orders ADD COLUMN ex_post_validation TEXT;
+ALTER TABLE orders ADD COLUMN user_notified_at BIGINT;
+ALTER TABLE orders ADD COLUMN user_notified_channel TEXT;
+ALTER TABLE orders ADD COLUMN hold_until BIGINT;
+ALTER TABLE orders ADD COLUMN hold_extensions INTEGER NOT NULL DEFAULT 0;
 
 -- The scope people narrowed the decision to (NULL: the engine's decision, unnarrowed), and
 -- the check of a claimed validation against the signed document.

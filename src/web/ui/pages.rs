@@ -272,6 +272,8 @@ struct OrderPage {
     d: OrderDetail,
     decision_json: String,
     package: Option<crate::disclosure::release::Snapshot>,
+    tasks: crate::orders::tasks::TaskState,
+    channels: [&'static str; 4],
 }
 
 /// The JSON name of a unit enum value (`permit`, `acceptable_for_review`, ...).
@@ -309,11 +311,12 @@ pub async fn order(
 ) -> Result<HttpResponse, UiError> {
     let staff = signed.require(Permission::ViewOrders)?.clone();
     let id = id.into_inner();
-    let (d, snapshot) = db
+    let (d, snapshot, tasks) = db
         .run(move |conn| {
             let d = review::detail(conn, &id)?;
             let snapshot = crate::disclosure::release::current(conn, &id)?;
-            Ok::<_, crate::orders::OrderError>((d, snapshot))
+            let tasks = crate::orders::tasks::state(conn, &id)?;
+            Ok::<_, crate::orders::OrderError>((d, snapshot, tasks))
         })
         .await?;
     let decision_json = serde_json::to_string_pretty(&d.scope).map_err(|_| UiError::Internal)?;
@@ -324,6 +327,8 @@ pub async fn order(
             d,
             decision_json,
             package: snapshot,
+            tasks,
+            channels: crate::orders::tasks::CHANNELS,
         },
     ))
 }
@@ -865,15 +870,17 @@ pub async fn enter_order(
     db: web::Data<Db>,
     policies: web::Data<PolicySet>,
     deployment: web::Data<Deployment>,
-    api: web::Data<crate::web::api::ApiState>,
     mail: web::Data<crate::settings::MailSettings>,
 ) -> Result<HttpResponse, UiError> {
     use futures_util::StreamExt;
     let mail = mail.into_inner();
     let staff = signed.require(Permission::EnterOrders)?.clone();
+    let limit = req
+        .app_data::<web::Data<crate::web::api::ApiState>>()
+        .map(|api| api.document_limit())
+        .ok_or(UiError::Internal)?;
     // The role is checked before the body is read.
     let mut form = actix_multipart::Multipart::new(req.headers(), payload);
-    let limit = api.document_limit();
     let mut fields: std::collections::HashMap<String, Vec<u8>> = std::collections::HashMap::new();
     while let Some(field) = form.next().await {
         let mut field =
@@ -1222,4 +1229,144 @@ pub async fn authority_status(
     .await?
     .map_err(registry_error)?;
     Ok(see_other("/admin/registry"))
+}
+
+/// The ex-post validation form.
+#[derive(Deserialize)]
+pub struct ExPostForm {
+    csrf: String,
+    outcome: String,
+}
+
+/// `POST /orders/{id}/ex-post-validation`: received, or lapsed.
+#[post("/orders/{id}/ex-post-validation")]
+pub async fn ex_post_validation(
+    signed: Signed,
+    id: web::Path<String>,
+    form: web::Form<ExPostForm>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::ActOnOrders)?.clone();
+    signed.check_csrf(&form.csrf)?;
+    let received = match form.outcome.as_str() {
+        "received" => true,
+        "lapsed" => false,
+        other => {
+            return Err(UiError::BadRequest(format!(
+                "`{other}` is neither received nor lapsed"
+            )));
+        }
+    };
+    let id = id.into_inner();
+    let to = format!("/orders/{id}");
+    db.run(move |conn| {
+        crate::orders::tasks::ex_post_validation(conn, &staff, &id, received, Utc::now())
+    })
+    .await?;
+    Ok(see_other(&to))
+}
+
+/// The user-notice form.
+#[derive(Deserialize)]
+pub struct NoticeForm {
+    csrf: String,
+    date: String,
+    channel: String,
+}
+
+/// `POST /orders/{id}/user-notified`: the user was told, on this date, by this channel.
+#[post("/orders/{id}/user-notified")]
+pub async fn user_notified(
+    signed: Signed,
+    id: web::Path<String>,
+    form: web::Form<NoticeForm>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::ActOnOrders)?.clone();
+    signed.check_csrf(&form.csrf)?;
+    let f = form.into_inner();
+    let at = chrono::NaiveDate::parse_from_str(f.date.trim(), "%Y-%m-%d")
+        .map_err(|_| UiError::BadRequest("the date is not a date (YYYY-MM-DD)".into()))?
+        .and_hms_opt(0, 0, 0)
+        .ok_or(UiError::Internal)?
+        .and_utc();
+    let id = id.into_inner();
+    let to = format!("/orders/{id}");
+    db.run(move |conn| {
+        crate::orders::tasks::user_notified(conn, &staff, &id, at, &f.channel, Utc::now())
+    })
+    .await?;
+    Ok(see_other(&to))
+}
+
+/// `POST /orders/{id}/hold/extend` and `/hold/release`: a preservation order's holds.
+#[post("/orders/{id}/hold/{action}")]
+pub async fn hold(
+    signed: Signed,
+    path: web::Path<(String, String)>,
+    form: web::Form<CsrfForm>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::ActOnOrders)?.clone();
+    signed.check_csrf(&form.csrf)?;
+    let (id, action) = path.into_inner();
+    let to = format!("/orders/{id}");
+    match action.as_str() {
+        "extend" => {
+            db.run(move |conn| {
+                crate::orders::tasks::extend_hold(conn, &staff, &id, Utc::now()).map(|_| ())
+            })
+            .await?
+        }
+        "release" => {
+            db.run(move |conn| crate::orders::tasks::release_hold(conn, &staff, &id, Utc::now()))
+                .await?
+        }
+        _ => return Err(UiError::NotFound),
+    }
+    Ok(see_other(&to))
+}
+
+#[derive(Template)]
+#[template(path = "ui/matches.html")]
+struct MatchesPage {
+    frame: Frame,
+    order_id: String,
+    reference: String,
+    matches: Vec<crate::disclosure::gather::TargetMatches>,
+}
+
+/// `POST /orders/{id}/matches`: look the targets up (audited) and show the matches per target,
+/// flagging ambiguous reverse-IP matches for a decision.
+#[post("/orders/{id}/matches")]
+pub async fn matches(
+    signed: Signed,
+    id: web::Path<String>,
+    form: web::Form<CsrfForm>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::ActOnOrders)?.clone();
+    signed.check_csrf(&form.csrf)?;
+    let id = id.into_inner();
+    let (order_id, who) = (id.clone(), staff.clone());
+    let (reference, matches) = db
+        .run(move |conn| {
+            let d = review::detail(conn, &id)?;
+            let found =
+                crate::disclosure::gather::matches(conn, &who.actor(), &id, &d.scope, Utc::now())
+                    .map_err(|e| {
+                    crate::orders::OrderError::Conflict(format!("cannot look the targets up: {e}"))
+                })?;
+            Ok::<_, crate::orders::OrderError>((d.view.reference, found))
+        })
+        .await?;
+    Ok(html(
+        StatusCode::OK,
+        &MatchesPage {
+            frame: Frame { staff },
+            order_id,
+            reference,
+            matches,
+        },
+    ))
 }

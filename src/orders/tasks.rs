@@ -1,0 +1,305 @@
+//! Tasks with their own clocks, closed by the legal team: the ex-post validation of an
+//! emergency order (received, or lapsed: the order is withdrawn and what was released is
+//! recorded as to be deleted by the authority), the user notice (date and channel), and the
+//! holds of a preservation order (extended within what the law allows, or released).
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+
+use super::{OrderError, OrderStatus, holds, review, view};
+use crate::audit::{self, NewEntry};
+use crate::db::schema::orders;
+use crate::db::{DbConn, write_tx};
+use crate::policy::{Action, PolicyDuration};
+use crate::staff::Staff;
+
+fn conflict(m: impl Into<String>) -> OrderError {
+    OrderError::Conflict(m.into())
+}
+
+fn lock(conn: &mut DbConn, id: &str) -> Result<(), OrderError> {
+    let q = orders::table.find(id).select(orders::id);
+    let found: Option<String> = match conn {
+        DbConn::Sqlite(s) => q.first(s).optional()?,
+        DbConn::Postgres(p) => q.for_update().first(p).optional()?,
+    };
+    found.map(|_| ()).ok_or(OrderError::NotFound)
+}
+
+/// Records the outcome of an emergency order's ex-post validation: `received`, or `lapsed`
+/// (the order is withdrawn, its holds end, and anything released is recorded as to be deleted
+/// by the authority).
+pub fn ex_post_validation(
+    conn: &mut DbConn,
+    staff: &Staff,
+    id: &str,
+    received: bool,
+    now: DateTime<Utc>,
+) -> Result<(), OrderError> {
+    write_tx(conn, |c| {
+        lock(c, id)?;
+        let d = review::detail(c, id)?;
+        if d.scope.validation_due.is_none() {
+            return Err(conflict("this order has no ex-post validation to follow"));
+        }
+        let recorded: Option<String> = orders::table
+            .find(id)
+            .select(orders::ex_post_validation)
+            .first(c)?;
+        if let Some(r) = recorded {
+            return Err(conflict(format!(
+                "the ex-post validation is already recorded as {r}"
+            )));
+        }
+        let outcome = if received { "received" } else { "lapsed" };
+        diesel::update(orders::table.find(id))
+            .set((
+                orders::ex_post_validation.eq(Some(outcome)),
+                orders::updated_at.eq(now.timestamp_micros()),
+            ))
+            .execute(c)?;
+        let mut entry = NewEntry::new(staff.actor(), "order.ex_post_validation")
+            .order(id)
+            .reference("outcome", outcome);
+        if !received {
+            let was_released = d.view.status == OrderStatus::Released;
+            if !d.view.status.is_closed() || was_released {
+                diesel::update(orders::table.find(id))
+                    .set(orders::status.eq(OrderStatus::Withdrawn.as_str()))
+                    .execute(c)?;
+            }
+            holds::release(c, id, now.timestamp_micros())?;
+            entry = entry.reference("released_data_to_be_deleted", was_released);
+        }
+        audit::append(c, &entry, now)?;
+        Ok(())
+    })
+}
+
+/// Channels a user can be told through.
+pub const CHANNELS: [&str; 4] = ["in_app", "email", "sms", "post"];
+
+/// Records that the user was told about the order, when and how.
+pub fn user_notified(
+    conn: &mut DbConn,
+    staff: &Staff,
+    id: &str,
+    at: DateTime<Utc>,
+    channel: &str,
+    now: DateTime<Utc>,
+) -> Result<(), OrderError> {
+    if !CHANNELS.contains(&channel) {
+        return Err(OrderError::Invalid {
+            status: 422,
+            slug: "invalid-channel",
+            title: "Unknown channel".into(),
+            errors: vec![super::FieldError::new(
+                "channel",
+                format!("must be one of {}", CHANNELS.join(", ")),
+            )],
+            submission_id: None,
+        });
+    }
+    if at > now {
+        return Err(conflict("the notice cannot be dated in the future"));
+    }
+    write_tx(conn, |c| {
+        lock(c, id)?;
+        let d = review::detail(c, id)?;
+        if let Some(g) = &d.scope.gag
+            && g.active_at_decision
+            && d.scope
+                .user_notice
+                .iter()
+                .all(|n| !n.provider_may_inform && !n.provider_must_inform)
+        {
+            return Err(conflict(
+                "a non-disclosure order forbids telling the user; nothing was recorded",
+            ));
+        }
+        diesel::update(orders::table.find(id))
+            .set((
+                orders::user_notified_at.eq(Some(at.timestamp_micros())),
+                orders::user_notified_channel.eq(Some(channel)),
+            ))
+            .execute(c)?;
+        let entry = NewEntry::new(staff.actor(), "order.user_notified")
+            .order(id)
+            .reference("channel", channel)
+            .reference("at", at.to_rfc3339());
+        audit::append(c, &entry, now)?;
+        Ok(())
+    })
+}
+
+/// When a preservation order's holds end: the recorded end, or the decision's.
+pub fn hold_until(conn: &mut DbConn, id: &str) -> Result<Option<DateTime<Utc>>, OrderError> {
+    let recorded: Option<i64> = orders::table
+        .find(id)
+        .select(orders::hold_until)
+        .first(conn)?;
+    if let Some(r) = recorded {
+        return Ok(Some(crate::metadata::normalize::from_micros(r)));
+    }
+    let d = view(conn, id, None)?;
+    Ok(d.decision.preservation.map(|p| p.expires_at))
+}
+
+/// Extends a preservation order's holds by the extension the law allows, at most as often as
+/// it allows.
+pub fn extend_hold(
+    conn: &mut DbConn,
+    staff: &Staff,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, OrderError> {
+    write_tx(conn, |c| {
+        lock(c, id)?;
+        let d = review::detail(c, id)?;
+        if d.scope.action != Some(Action::Preserve) || d.view.status.is_closed() {
+            return Err(conflict(
+                "only an open preservation order's holds can be extended",
+            ));
+        }
+        let Some(p) = d.scope.preservation.clone() else {
+            return Err(conflict("the decision sets no preservation period"));
+        };
+        let extensions: i32 = orders::table
+            .find(id)
+            .select(orders::hold_extensions)
+            .first(c)?;
+        let Some(length) = p.extension.as_deref() else {
+            return Err(conflict("the law allows no extension of this preservation"));
+        };
+        if u32::try_from(extensions).unwrap_or(u32::MAX) >= p.max_extensions {
+            return Err(conflict(format!(
+                "the law allows {} extension(s); all are used",
+                p.max_extensions
+            )));
+        }
+        let step = PolicyDuration::parse(length)
+            .map_err(|_| conflict(format!("the extension `{length}` is not a duration")))?;
+        let current = hold_until(c, id)?.unwrap_or(p.expires_at);
+        let until = current + step.to_chrono();
+        diesel::update(orders::table.find(id))
+            .set((
+                orders::hold_until.eq(Some(until.timestamp_micros())),
+                orders::hold_extensions.eq(extensions + 1),
+            ))
+            .execute(c)?;
+        let entry = NewEntry::new(staff.actor(), "order.hold_extended")
+            .order(id)
+            .reference("until", until.to_rfc3339());
+        audit::append(c, &entry, now)?;
+        Ok(until)
+    })
+}
+
+/// Releases a preservation order's holds now: the data go back under normal retention and the
+/// order is closed (as released: its purpose is served or lapsed).
+pub fn release_hold(
+    conn: &mut DbConn,
+    staff: &Staff,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), OrderError> {
+    write_tx(conn, |c| {
+        lock(c, id)?;
+        let d = review::detail(c, id)?;
+        if d.scope.action != Some(Action::Preserve) || d.view.status.is_closed() {
+            return Err(conflict(
+                "only an open preservation order's holds can be released",
+            ));
+        }
+        holds::release(c, id, now.timestamp_micros())?;
+        diesel::update(orders::table.find(id))
+            .set((
+                orders::status.eq(OrderStatus::Released.as_str()),
+                orders::updated_at.eq(now.timestamp_micros()),
+            ))
+            .execute(c)?;
+        let entry = NewEntry::new(staff.actor(), "order.hold_released").order(id);
+        audit::append(c, &entry, now)?;
+        Ok(())
+    })
+}
+
+/// Ends the holds of preservation orders whose period is over (the background job).
+pub fn expire_holds(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize, OrderError> {
+    let ids: Vec<String> = orders::table
+        .filter(orders::status.eq_any([
+            OrderStatus::UnderReview.as_str(),
+            OrderStatus::AwaitingClarification.as_str(),
+            OrderStatus::Approved.as_str(),
+        ]))
+        .select(orders::id)
+        .load(conn)?;
+    let mut ended = 0;
+    for id in ids {
+        let d = view(conn, &id, None)?;
+        if d.decision.action != Some(Action::Preserve) {
+            continue;
+        }
+        let Some(until) = hold_until(conn, &id)? else {
+            continue;
+        };
+        if until > now {
+            continue;
+        }
+        write_tx(conn, |c| {
+            holds::release(c, &id, now.timestamp_micros())?;
+            diesel::update(orders::table.find(&id))
+                .set(orders::status.eq(OrderStatus::Released.as_str()))
+                .execute(c)?;
+            let entry = NewEntry::new(
+                crate::audit::Actor::new(crate::audit::ActorKind::System, "holds"),
+                "order.hold_expired",
+            )
+            .order(id.as_str());
+            audit::append(c, &entry, now)?;
+            Ok::<_, OrderError>(())
+        })?;
+        ended += 1;
+    }
+    Ok(ended)
+}
+
+/// The tasks' state, for the order page.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TaskState {
+    /// `received` or `lapsed`, once recorded.
+    pub ex_post_validation: Option<String>,
+    /// When and how the user was told.
+    pub user_notified: Option<(DateTime<Utc>, String)>,
+    /// When a preservation order's holds end.
+    pub hold_until: Option<DateTime<Utc>>,
+    /// Extensions granted.
+    pub hold_extensions: i32,
+}
+
+/// The tasks' state of an order.
+pub fn state(conn: &mut DbConn, id: &str) -> Result<TaskState, OrderError> {
+    let (ex_post, at, channel, extensions): (Option<String>, Option<i64>, Option<String>, i32) =
+        orders::table
+            .find(id)
+            .select((
+                orders::ex_post_validation,
+                orders::user_notified_at,
+                orders::user_notified_channel,
+                orders::hold_extensions,
+            ))
+            .first(conn)?;
+    let is_preservation = view(conn, id, None)?.decision.action == Some(Action::Preserve);
+    Ok(TaskState {
+        ex_post_validation: ex_post,
+        user_notified: at
+            .zip(channel)
+            .map(|(a, c)| (crate::metadata::normalize::from_micros(a), c)),
+        hold_until: if is_preservation {
+            hold_until(conn, id)?
+        } else {
+            None
+        },
+        hold_extensions: extensions,
+    })
+}
