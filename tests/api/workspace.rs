@@ -868,6 +868,42 @@ async fn narrowing_removes_scope_and_voids_earlier_approvals(backend: Backend) {
         preview.contains("user id") && !preview.contains("registration ip"),
         "{preview}"
     );
+
+    // Dropping a target: only the username target is kept; the IP target's rows go.
+    let (status, body, _) = bea
+        .post(
+            &format!("/orders/{id}/narrow"),
+            &[
+                ("csrf", &csrf_b),
+                ("keep", "subscriber.user_id"),
+                ("targets_listed", "1"),
+                ("keep_target", "0"),
+                ("reason", "the IP target is not needed"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    let (_, preview, _) = bea
+        .post(&format!("/orders/{id}/package"), &[("csrf", &csrf_b)])
+        .await;
+    assert!(
+        preview.contains("username:alice") && !preview.contains("ip:203.0.113.7"),
+        "{preview}"
+    );
+    // A target that is not in the scope cannot be added back.
+    let (status, _, _) = bea
+        .post(
+            &format!("/orders/{id}/narrow"),
+            &[
+                ("csrf", &csrf_b),
+                ("keep", "subscriber.user_id"),
+                ("targets_listed", "1"),
+                ("keep_target", "1"),
+                ("reason", "widen"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
 }
 
 /// A multipart/form-data body by hand (no JavaScript, like a browser form).

@@ -300,6 +300,26 @@ impl OrderPage {
     fn grants(&self, status: &crate::policy::FieldStatus) -> bool {
         status.grants()
     }
+
+    /// Whether any rule lets (or makes) the provider tell the user.
+    fn provider_may_tell(&self) -> bool {
+        self.d
+            .scope
+            .user_notice
+            .iter()
+            .any(|n| n.provider_may_inform || n.provider_must_inform)
+    }
+
+    /// The targets of the scope, each with its index and a label.
+    fn targets(&self) -> Vec<(usize, String)> {
+        self.d
+            .scope
+            .targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (i, serde_json::to_string(t).unwrap_or_default()))
+            .collect()
+    }
 }
 
 /// `GET /orders/{id}`: everything about one order.
@@ -676,12 +696,19 @@ pub async fn narrow(
     // Repeated `keep=category.field` pairs: parsed by hand (serde_urlencoded has no lists).
     let mut csrf = String::new();
     let mut reason = String::new();
+    let mut keep_targets: Vec<usize> = Vec::new();
+    let mut targets_listed = false;
     let mut keep: std::collections::BTreeMap<crate::policy::Category, Vec<crate::policy::FieldId>> =
         std::collections::BTreeMap::new();
     for (k, v) in form_urlencoded::parse(body.as_bytes()) {
         match k.as_ref() {
             "csrf" => csrf = v.into_owned(),
             "reason" => reason = v.into_owned(),
+            "keep_target" => keep_targets.push(
+                v.parse::<usize>()
+                    .map_err(|_| UiError::BadRequest(format!("`{v}` is not a target number")))?,
+            ),
+            "targets_listed" => targets_listed = true,
             "keep" => {
                 let (c, f) = v
                     .split_once('.')
@@ -701,19 +728,36 @@ pub async fn narrow(
     if reason.trim().is_empty() {
         return Err(UiError::BadRequest("say why the scope is narrowed".into()));
     }
-    let request = crate::policy::NarrowingRequest {
-        keep: keep
-            .into_iter()
-            .map(|(category, fields)| crate::policy::KeepCategory { category, fields })
-            .collect(),
-        keep_targets: None,
-        time_window: None,
-        reason,
-    };
+    let keep: Vec<crate::policy::KeepCategory> = keep
+        .into_iter()
+        .map(|(category, fields)| crate::policy::KeepCategory { category, fields })
+        .collect();
     let id = id.into_inner();
     let to = format!("/orders/{id}");
-    db.run(move |conn| crate::disclosure::release::narrow(conn, &staff, &id, &request, Utc::now()))
-        .await?;
+    db.run(move |conn| {
+        // Targets are ticked by their place in the scope; the narrowing names them exactly.
+        let keep_targets = if targets_listed {
+            let scope = review::detail(conn, &id)?.scope;
+            let mut kept = Vec::new();
+            for i in keep_targets {
+                let t = scope.targets.get(i).cloned().ok_or_else(|| {
+                    crate::orders::OrderError::Conflict(format!("there is no target number {i}"))
+                })?;
+                kept.push(t);
+            }
+            Some(kept)
+        } else {
+            None
+        };
+        let request = crate::policy::NarrowingRequest {
+            keep,
+            keep_targets,
+            time_window: None,
+            reason,
+        };
+        crate::disclosure::release::narrow(conn, &staff, &id, &request, Utc::now())
+    })
+    .await?;
     Ok(see_other(&to))
 }
 
