@@ -19,6 +19,17 @@ fn time(micros: i64) -> String {
     normalize::from_micros(micros).to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
+/// The period lookups cover: the scope's window, or without one the ten years up to `now`.
+fn window_of(scope: &Decision, now: DateTime<Utc>) -> Result<Window, MetadataError> {
+    match scope.time_window {
+        Some(w) => Window::new(w.from.timestamp_micros(), w.to.timestamp_micros()),
+        None => Window::new(
+            (now - Duration::days(3650)).timestamp_micros(),
+            now.timestamp_micros() + 1,
+        ),
+    }
+}
+
 /// The fields `scope` releases in `category`, in catalogue order.
 pub fn released(scope: &Decision, category: Category) -> Vec<FieldId> {
     CATALOGUE
@@ -77,13 +88,7 @@ pub fn gather(
         actor: actor.clone(),
         order_id: order_id.to_owned(),
     };
-    let window = match scope.time_window {
-        Some(w) => Window::new(w.from.timestamp_micros(), w.to.timestamp_micros())?,
-        None => Window::new(
-            (now - Duration::days(3650)).timestamp_micros(),
-            now.timestamp_micros() + 1,
-        )?,
-    };
+    let window = window_of(scope, now)?;
     let wanted: Vec<Category> = [
         Category::Subscriber,
         Category::Identification,
@@ -201,13 +206,7 @@ pub fn matches(
         actor: actor.clone(),
         order_id: order_id.to_owned(),
     };
-    let window = match scope.time_window {
-        Some(w) => Window::new(w.from.timestamp_micros(), w.to.timestamp_micros())?,
-        None => Window::new(
-            (now - Duration::days(3650)).timestamp_micros(),
-            now.timestamp_micros() + 1,
-        )?,
-    };
+    let window = window_of(scope, now)?;
     let mut out = Vec::new();
     for target in &scope.targets {
         let ids = |v: Vec<AccountMatch>| v.into_iter().map(|a| a.external_id).collect::<Vec<_>>();

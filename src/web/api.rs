@@ -322,6 +322,38 @@ pub async fn authenticate(
     finish_authentication(pre, body, state, db).await
 }
 
+/// An authenticated JSON POST: who sent it, its exact body, its idempotency key and the hash
+/// an idempotency key is bound to.
+struct SignedPost {
+    authority: String,
+    body: Vec<u8>,
+    key: Option<String>,
+    hash: String,
+}
+
+/// The common start of every JSON POST: size and type first, the token before the body is
+/// read, then the body, its binding to the token, and the idempotency key.
+async fn signed_post(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &ApiState,
+    db: &Db,
+) -> Result<SignedPost, Problem> {
+    check_declared_length(req, state.body_limit())?;
+    require_json(req)?;
+    let pre = pre_authenticate(req, state, db).await?;
+    let body = read_body(req, payload, state.body_limit()).await?;
+    let authority = finish_authentication(pre, &body, state, db).await?;
+    let key = idempotency_key(req)?;
+    let hash = request_hash(req, &body);
+    Ok(SignedPost {
+        authority,
+        body,
+        key,
+        hash,
+    })
+}
+
 /// Reads the body up to `limit` bytes: more is a 413 problem.
 async fn read_body(
     req: &HttpRequest,
@@ -511,13 +543,12 @@ pub async fn submit(
     state: web::Data<ApiState>,
     db: web::Data<Db>,
 ) -> Result<HttpResponse, Problem> {
-    check_declared_length(&req, state.body_limit())?;
-    require_json(&req)?;
-    let pre = pre_authenticate(&req, &state, &db).await?;
-    let body = read_body(&req, payload, state.body_limit()).await?;
-    let authority = finish_authentication(pre, &body, &state, &db).await?;
-    let key = idempotency_key(&req)?;
-    let hash = request_hash(&req, &body);
+    let SignedPost {
+        authority,
+        body,
+        key,
+        hash,
+    } = signed_post(&req, payload, &state, &db).await?;
     let state = state.into_inner();
     let answer = db
         .run(move |conn| {
@@ -758,13 +789,12 @@ pub async fn post_message(
     state: web::Data<ApiState>,
     db: web::Data<Db>,
 ) -> Result<HttpResponse, Problem> {
-    check_declared_length(&req, state.body_limit())?;
-    require_json(&req)?;
-    let pre = pre_authenticate(&req, &state, &db).await?;
-    let body = read_body(&req, payload, state.body_limit()).await?;
-    let authority = finish_authentication(pre, &body, &state, &db).await?;
-    let key = idempotency_key(&req)?;
-    let hash = request_hash(&req, &body);
+    let SignedPost {
+        authority,
+        body,
+        key,
+        hash,
+    } = signed_post(&req, payload, &state, &db).await?;
     let state = state.into_inner();
     let id = id.into_inner();
     let answer = db
