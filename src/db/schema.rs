@@ -221,6 +221,8 @@ diesel::table! {
         entered_by -> Nullable<Text>,
         /// When the legal team was last reminded of the deadline.
         reminded_at -> Nullable<BigInt>,
+        /// When the legal team was reminded of a task's clock.
+        task_reminded_at -> Nullable<BigInt>,
         /// The ex-post validation of an emergency order: received or lapsed.
         ex_post_validation -> Nullable<Text>,
         /// When the user was notified.

@@ -130,6 +130,18 @@ pub enum Notice {
         /// When the reply is due.
         due: DateTime<Utc>,
     },
+    /// To the legal team: a task with its own clock (an ex-post validation, the end of a
+    /// preservation hold) is near.
+    TaskReminder {
+        /// Writ's order id.
+        order_id: String,
+        /// The authority's reference.
+        reference: String,
+        /// The task, for people ("ex-post validation", "preservation hold ends").
+        task: String,
+        /// When it is due.
+        due: DateTime<Utc>,
+    },
     /// To the authority: a question about its order awaits it in the API (the e-mail does not
     /// carry the question).
     ClarificationRequested {
@@ -173,6 +185,7 @@ impl Notice {
         match self {
             Self::NewOrder { .. } => "new_order",
             Self::DeadlineReminder { .. } => "deadline_reminder",
+            Self::TaskReminder { .. } => "task_reminder",
             Self::ClarificationRequested { .. } => "clarification_requested",
             Self::ResponseReady { .. } => "response_ready",
             Self::Refusal { .. } => "refusal",
@@ -185,6 +198,7 @@ impl Notice {
         match self {
             Self::NewOrder { order_id, .. }
             | Self::DeadlineReminder { order_id, .. }
+            | Self::TaskReminder { order_id, .. }
             | Self::ClarificationRequested { order_id, .. }
             | Self::ResponseReady { order_id, .. }
             | Self::Refusal { order_id, .. } => Some(order_id),

@@ -45,6 +45,15 @@ struct DeadlineReminder<'a> {
 }
 
 #[derive(Template)]
+#[template(path = "email/task_reminder.txt")]
+struct TaskReminder<'a> {
+    order_id: &'a str,
+    reference: &'a str,
+    task: &'a str,
+    due: &'a str,
+}
+
+#[derive(Template)]
 #[template(path = "email/clarification_requested.txt")]
 struct ClarificationRequested<'a> {
     order_id: &'a str,
@@ -99,6 +108,18 @@ pub fn render(notice: &Notice) -> Result<Rendered, MailError> {
         } => DeadlineReminder {
             order_id: &one_line(order_id),
             reference: &one_line(reference),
+            due: &when(due),
+        }
+        .render(),
+        Notice::TaskReminder {
+            order_id,
+            reference,
+            task,
+            due,
+        } => TaskReminder {
+            order_id: &one_line(order_id),
+            reference: &one_line(reference),
+            task: &one_line(task),
             due: &when(due),
         }
         .render(),

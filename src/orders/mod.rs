@@ -441,6 +441,8 @@ pub async fn run_jobs(
                 remind_deadlines(conn, &mail, chrono::Duration::hours(24), now)
                     .map_err(|e| AuditError::Corrupt(e.to_string()))?;
                 tasks::expire_holds(conn, now).map_err(|e| AuditError::Corrupt(e.to_string()))?;
+                tasks::remind_tasks(conn, &mail, chrono::Duration::hours(24), now)
+                    .map_err(|e| AuditError::Corrupt(e.to_string()))?;
                 Ok::<_, AuditError>((holds, summaries + deleted))
             })
             .await;

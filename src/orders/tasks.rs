@@ -303,3 +303,67 @@ pub fn state(conn: &mut DbConn, id: &str) -> Result<TaskState, OrderError> {
         hold_extensions: extensions,
     })
 }
+
+/// Reminds the legal team once per order of a task due within `within`: an ex-post validation
+/// not yet recorded, or a preservation hold about to end. Returns how many were queued.
+pub fn remind_tasks(
+    conn: &mut DbConn,
+    mail: &crate::settings::MailSettings,
+    within: chrono::Duration,
+    now: DateTime<Utc>,
+) -> Result<usize, OrderError> {
+    if mail.legal_team.is_empty() {
+        return Ok(0);
+    }
+    let candidates: Vec<(String, String, Option<String>)> = orders::table
+        .filter(orders::task_reminded_at.is_null())
+        .filter(orders::status.ne(OrderStatus::Withdrawn.as_str()))
+        .filter(orders::status.ne(OrderStatus::Refused.as_str()))
+        .select((orders::id, orders::reference, orders::ex_post_validation))
+        .limit(500)
+        .load(conn)?;
+    let mut queued = 0;
+    for (id, reference, ex_post) in candidates {
+        let decision = view(conn, &id, None)?.decision;
+        let due = match (&decision.validation_due, ex_post) {
+            (Some(v), None) => Some(("ex-post validation", v.due)),
+            _ => None,
+        };
+        let due = match due {
+            Some(d) => Some(d),
+            None if decision.action == Some(Action::Preserve) => {
+                hold_until(conn, &id)?.map(|u| ("preservation hold ends", u))
+            }
+            None => None,
+        };
+        let Some((task, at)) = due.filter(|(_, at)| *at - now <= within) else {
+            continue;
+        };
+        write_tx(conn, |c| {
+            let claimed = diesel::update(
+                orders::table
+                    .filter(orders::id.eq(&id))
+                    .filter(orders::task_reminded_at.is_null()),
+            )
+            .set(orders::task_reminded_at.eq(Some(now.timestamp_micros())))
+            .execute(c)?;
+            if claimed == 1 {
+                crate::mail::notify(
+                    c,
+                    mail,
+                    crate::mail::Recipients::LegalTeam,
+                    &crate::mail::Notice::TaskReminder {
+                        order_id: id.clone(),
+                        reference: reference.clone(),
+                        task: task.to_owned(),
+                        due: at,
+                    },
+                    now,
+                );
+                queued += 1;
+            }
+            Ok::<_, OrderError>(())
+        })?;
+    }
+    Ok(queued)
+}

@@ -175,6 +175,7 @@ const ALLOWED_COLUMNS: &[&str] = &[
     // checks of orders, and disclosure packages (the released metadata, never content).
     "orders.entered_by",
     "orders.reminded_at",
+    "orders.task_reminded_at",
     "orders.ex_post_validation",
     "orders.user_notified_at",
     "orders.user_notified_channel",

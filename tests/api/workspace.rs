@@ -1302,6 +1302,26 @@ async fn tasks_are_closed_and_preservation_holds_extended_within_the_law(backend
         page.contains(&format!("({extended} extension(s) granted)")),
         "{page}"
     );
+    // The legal team is reminded once before the hold ends.
+    let mail = api
+        .app
+        .db
+        .settings(&[("WRIT_MAIL__LEGAL_TEAM", "legal@provider.example")])
+        .mail;
+    let reminded = api
+        .app
+        .pool
+        .run(move |conn| {
+            let now = chrono::Utc::now();
+            Ok::<_, writ::orders::OrderError>((
+                writ::orders::tasks::remind_tasks(conn, &mail, chrono::Duration::days(1), now)?,
+                writ::orders::tasks::remind_tasks(conn, &mail, chrono::Duration::days(400), now)?,
+                writ::orders::tasks::remind_tasks(conn, &mail, chrono::Duration::days(400), now)?,
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!(reminded, (0, 1, 0), "not yet, then once");
     let (status, _, _) = rita
         .post(&format!("/orders/{id}/hold/release"), &[("csrf", &csrf)])
         .await;

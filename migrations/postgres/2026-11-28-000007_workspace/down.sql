@@ -8,6 +8,7 @@ ALTER TABLE orders DROP COLUMN hold_until;
 ALTER TABLE orders DROP COLUMN user_notified_channel;
 ALTER TABLE orders DROP COLUMN user_notified_at;
 ALTER TABLE orders DROP COLUMN ex_post_validation;
+ALTER TABLE orders DROP COLUMN task_reminded_at;
 ALTER TABLE orders DROP COLUMN reminded_at;
 ALTER TABLE orders DROP COLUMN entered_by;
 DROP TABLE staff_sessions;

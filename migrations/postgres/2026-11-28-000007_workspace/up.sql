@@ -25,6 +25,7 @@ CREATE INDEX staff_sessions_by_user ON staff_sessions (username);
 ALTER TABLE orders ADD COLUMN entered_by TEXT;
 -- When the legal team was last reminded of the order's deadline.
 ALTER TABLE orders ADD COLUMN reminded_at BIGINT;
+ALTER TABLE orders ADD COLUMN task_reminded_at BIGINT;
 -- Tasks with their own clocks: the ex-post validation of an emergency order (received or
 -- lapsed), the user notice (when, by which channel), and the end of a preservation hold with
 -- the extensions granted.

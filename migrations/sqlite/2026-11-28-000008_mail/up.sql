@@ -6,7 +6,7 @@
 CREATE TABLE mail_outbox (
     id INTEGER PRIMARY KEY NOT NULL,
     kind TEXT NOT NULL CHECK (kind IN ('new_order', 'deadline_reminder', 'clarification_requested',
-        'response_ready', 'refusal', 'checkpoint')),
+        'response_ready', 'refusal', 'checkpoint', 'task_reminder')),
     recipients TEXT NOT NULL CHECK (length(recipients) BETWEEN 3 AND 4000),
     subject TEXT NOT NULL CHECK (length(subject) BETWEEN 1 AND 400),
     body TEXT NOT NULL CHECK (length(body) BETWEEN 1 AND 100000),
