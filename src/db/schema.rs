@@ -229,8 +229,10 @@ diesel::table! {
         user_notified_at -> Nullable<BigInt>,
         /// By which channel.
         user_notified_channel -> Nullable<Text>,
-        /// When a preservation order's holds end.
+        /// When a preservation order's holds end (set at receipt, moved by extensions).
         hold_until -> Nullable<BigInt>,
+        /// When an emergency order's ex-post validation is due (from the current decision).
+        validation_due_at -> Nullable<BigInt>,
         /// Extensions of the preservation granted so far.
         hold_extensions -> Integer,
     }

@@ -239,8 +239,27 @@ fn store_decision(
                 .and_then(|d| d.due)
                 .map(|d| d.timestamp_micros())),
             orders::updated_at.eq(now.timestamp_micros()),
+            orders::validation_due_at.eq(super::intake::validation_due(decision)),
         ))
         .execute(conn)?;
+    // A decision that now preserves (an amendment) starts the hold's clock; one that no longer
+    // does stops it; an extension already granted stands.
+    match super::intake::hold_end(decision) {
+        None => {
+            diesel::update(orders::table.find(order_id))
+                .set(orders::hold_until.eq(None::<i64>))
+                .execute(conn)?;
+        }
+        Some(end) => {
+            diesel::update(
+                orders::table
+                    .find(order_id)
+                    .filter(orders::hold_until.is_null()),
+            )
+            .set(orders::hold_until.eq(Some(end)))
+            .execute(conn)?;
+        }
+    }
     Ok(())
 }
 

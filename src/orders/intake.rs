@@ -533,6 +533,8 @@ pub fn store(
             orders::received_at.eq(micros),
             orders::updated_at.eq(now.timestamp_micros()),
             orders::entered_by.eq(receipt.entered_by.map(|s| s.username.clone())),
+            orders::hold_until.eq(hold_end(&decision)),
+            orders::validation_due_at.eq(validation_due(&decision)),
         ))
         .execute(conn)?;
     insert_version(
@@ -594,6 +596,26 @@ pub fn store(
         );
     }
     view(conn, &id, Some(authority_id))
+}
+
+/// When a preservation order's holds end under `decision` (UTC micros); `None` otherwise.
+pub(crate) fn hold_end(decision: &crate::policy::Decision) -> Option<i64> {
+    (decision.action == Some(crate::policy::Action::Preserve))
+        .then(|| {
+            decision
+                .preservation
+                .as_ref()
+                .map(|p| p.expires_at.timestamp_micros())
+        })
+        .flatten()
+}
+
+/// When the ex-post validation is due under `decision` (UTC micros).
+pub(crate) fn validation_due(decision: &crate::policy::Decision) -> Option<i64> {
+    decision
+        .validation_due
+        .as_ref()
+        .map(|v| v.due.timestamp_micros())
 }
 
 /// Inserts version `version` of order `id` with its decision and document.

@@ -99,7 +99,7 @@ type Row = (
     String,
     i64,
     Option<i64>,
-    i32,
+    String,
     Option<String>,
     Option<i64>,
     Option<i64>,
@@ -112,7 +112,13 @@ pub fn queue(
     filter: &QueueFilter,
     now: DateTime<Utc>,
 ) -> Result<Vec<QueueRow>, OrderError> {
+    // One query: each order with its current version's decision.
     let mut q = orders::table
+        .inner_join(
+            order_versions::table.on(order_versions::order_id
+                .eq(orders::id)
+                .and(order_versions::version.eq(orders::version))),
+        )
         .select((
             orders::id,
             orders::reference,
@@ -123,7 +129,7 @@ pub fn queue(
             orders::outcome,
             orders::received_at,
             orders::deadline_at,
-            orders::version,
+            order_versions::decision_json,
             orders::ex_post_validation,
             orders::user_notified_at,
             orders::hold_until,
@@ -142,6 +148,9 @@ pub fn queue(
     if filter.emergency_only {
         q = q.filter(orders::emergency.eq(true));
     }
+    if let Some(j) = &filter.jurisdiction {
+        q = q.filter(orders::instrument.like(format!("{j}.%")));
+    }
     let rows: Vec<Row> = q.limit(1000).load(conn)?;
     let mut out = Vec::with_capacity(rows.len());
     for (
@@ -154,26 +163,14 @@ pub fn queue(
         outcome,
         received,
         deadline,
-        version,
+        decision_json,
         ex_post,
         notified,
         hold_until,
     ) in rows
     {
         let jurisdiction = instrument.split('.').next().unwrap_or_default().to_owned();
-        if filter
-            .jurisdiction
-            .as_deref()
-            .is_some_and(|j| j != jurisdiction)
-        {
-            continue;
-        }
-        let decision: Option<Decision> = order_versions::table
-            .find((&id, version))
-            .select(order_versions::decision_json)
-            .first::<String>(conn)
-            .ok()
-            .and_then(|j| serde_json::from_str(&j).ok());
+        let decision: Option<Decision> = serde_json::from_str(&decision_json).ok();
         let status = OrderStatus::parse(&status).unwrap_or(OrderStatus::UnderReview);
         let mut tasks = Vec::new();
         if let Some(v) = decision.as_ref().and_then(|d| d.validation_due.as_ref())
@@ -199,17 +196,11 @@ pub fn queue(
         {
             tasks.push("user notice due".into());
         }
-        if let Some(d) = &decision
-            && d.action == Some(Action::Preserve)
+        // Only preservation orders have a hold end.
+        if let Some(u) = hold_until.map(normalize::from_micros)
+            && u - now < chrono::Duration::days(7)
         {
-            let until = hold_until
-                .map(normalize::from_micros)
-                .or(d.preservation.as_ref().map(|p| p.expires_at));
-            if let Some(u) = until
-                && u - now < chrono::Duration::days(7)
-            {
-                tasks.push(format!("holds end {}", u.format("%Y-%m-%d")));
-            }
+            tasks.push(format!("holds end {}", u.format("%Y-%m-%d")));
         }
         if status == OrderStatus::AwaitingClarification {
             tasks.push("clarification requested, no answer yet".into());

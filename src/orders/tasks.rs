@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
-use super::{OrderError, OrderStatus, holds, review, view};
+use super::{OrderError, OrderStatus, holds, review};
 use crate::audit::{self, NewEntry};
 use crate::db::schema::orders;
 use crate::db::{DbConn, write_tx};
@@ -132,17 +132,15 @@ pub fn user_notified(
     })
 }
 
-/// When a preservation order's holds end: the recorded end, or the decision's.
+/// When a preservation order's holds end (`None` for other orders).
 pub fn hold_until(conn: &mut DbConn, id: &str) -> Result<Option<DateTime<Utc>>, OrderError> {
-    let recorded: Option<i64> = orders::table
+    let until: Option<i64> = orders::table
         .find(id)
         .select(orders::hold_until)
-        .first(conn)?;
-    if let Some(r) = recorded {
-        return Ok(Some(crate::metadata::normalize::from_micros(r)));
-    }
-    let d = view(conn, id, None)?;
-    Ok(d.decision.preservation.map(|p| p.expires_at))
+        .first::<Option<i64>>(conn)
+        .optional()?
+        .ok_or(OrderError::NotFound)?;
+    Ok(until.map(crate::metadata::normalize::from_micros))
 }
 
 /// Extends a preservation order's holds by the extension the law allows, at most as often as
@@ -224,31 +222,19 @@ pub fn release_hold(
     })
 }
 
-/// Ends the holds of preservation orders whose period is over (the background job).
+/// Ends the holds of preservation orders whose period is over (the background job): one
+/// indexed query finds them; each is closed with its audit entry.
 pub fn expire_holds(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize, OrderError> {
     let ids: Vec<String> = orders::table
-        .filter(orders::status.eq_any([
-            OrderStatus::UnderReview.as_str(),
-            OrderStatus::AwaitingClarification.as_str(),
-            OrderStatus::Approved.as_str(),
-        ]))
+        .filter(orders::status.eq_any(OPEN))
+        .filter(orders::hold_until.le(now.timestamp_micros()))
         .select(orders::id)
+        .limit(100)
         .load(conn)?;
-    let mut ended = 0;
-    for id in ids {
-        let d = view(conn, &id, None)?;
-        if d.decision.action != Some(Action::Preserve) {
-            continue;
-        }
-        let Some(until) = hold_until(conn, &id)? else {
-            continue;
-        };
-        if until > now {
-            continue;
-        }
+    for id in &ids {
         write_tx(conn, |c| {
-            holds::release(c, &id, now.timestamp_micros())?;
-            diesel::update(orders::table.find(&id))
+            holds::release(c, id, now.timestamp_micros())?;
+            diesel::update(orders::table.find(id))
                 .set(orders::status.eq(OrderStatus::Released.as_str()))
                 .execute(c)?;
             let entry = NewEntry::new(
@@ -259,10 +245,12 @@ pub fn expire_holds(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize, Orde
             audit::append(c, &entry, now)?;
             Ok::<_, OrderError>(())
         })?;
-        ended += 1;
     }
-    Ok(ended)
+    Ok(ids.len())
 }
+
+/// Statuses of an order still open.
+const OPEN: [&str; 3] = ["under_review", "awaiting_clarification", "approved"];
 
 /// The tasks' state, for the order page.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -289,17 +277,12 @@ pub fn state(conn: &mut DbConn, id: &str) -> Result<TaskState, OrderError> {
                 orders::hold_extensions,
             ))
             .first(conn)?;
-    let is_preservation = view(conn, id, None)?.decision.action == Some(Action::Preserve);
     Ok(TaskState {
         ex_post_validation: ex_post,
         user_notified: at
             .zip(channel)
             .map(|(a, c)| (crate::metadata::normalize::from_micros(a), c)),
-        hold_until: if is_preservation {
-            hold_until(conn, id)?
-        } else {
-            None
-        },
+        hold_until: hold_until(conn, id)?,
         hold_extensions: extensions,
     })
 }
@@ -315,30 +298,36 @@ pub fn remind_tasks(
     if mail.legal_team.is_empty() {
         return Ok(0);
     }
-    let candidates: Vec<(String, String, Option<String>)> = orders::table
+    let horizon = (now + within).timestamp_micros();
+    // Two indexed conditions, no decision loaded: a validation not yet recorded, or an open
+    // preservation order's hold ending.
+    let candidates: Vec<(String, String, Option<i64>, Option<i64>)> = orders::table
         .filter(orders::task_reminded_at.is_null())
-        .filter(orders::status.ne(OrderStatus::Withdrawn.as_str()))
-        .filter(orders::status.ne(OrderStatus::Refused.as_str()))
-        .select((orders::id, orders::reference, orders::ex_post_validation))
+        .filter(
+            orders::validation_due_at
+                .le(horizon)
+                .and(orders::ex_post_validation.is_null())
+                .and(orders::status.ne(OrderStatus::Withdrawn.as_str()))
+                .and(orders::status.ne(OrderStatus::Refused.as_str()))
+                .or(orders::hold_until
+                    .le(horizon)
+                    .and(orders::status.eq_any(OPEN))),
+        )
+        .select((
+            orders::id,
+            orders::reference,
+            orders::validation_due_at,
+            orders::hold_until,
+        ))
         .limit(500)
         .load(conn)?;
     let mut queued = 0;
-    for (id, reference, ex_post) in candidates {
-        let decision = view(conn, &id, None)?.decision;
-        let due = match (&decision.validation_due, ex_post) {
-            (Some(v), None) => Some(("ex-post validation", v.due)),
-            _ => None,
+    for (id, reference, validation_due, hold_end) in candidates {
+        let (task, at) = match validation_due.filter(|d| *d <= horizon) {
+            Some(d) => ("ex-post validation", d),
+            None => ("preservation hold ends", hold_end.unwrap_or(horizon)),
         };
-        let due = match due {
-            Some(d) => Some(d),
-            None if decision.action == Some(Action::Preserve) => {
-                hold_until(conn, &id)?.map(|u| ("preservation hold ends", u))
-            }
-            None => None,
-        };
-        let Some((task, at)) = due.filter(|(_, at)| *at - now <= within) else {
-            continue;
-        };
+        let at = crate::metadata::normalize::from_micros(at);
         write_tx(conn, |c| {
             let claimed = diesel::update(
                 orders::table

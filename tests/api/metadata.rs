@@ -180,6 +180,7 @@ const ALLOWED_COLUMNS: &[&str] = &[
     "orders.user_notified_at",
     "orders.user_notified_channel",
     "orders.hold_until",
+    "orders.validation_due_at",
     "orders.hold_extensions",
     "order_versions.scope_json",
     "order_versions.validation_checked_by",

@@ -33,6 +33,9 @@ ALTER TABLE orders ADD COLUMN ex_post_validation TEXT;
 ALTER TABLE orders ADD COLUMN user_notified_at BIGINT;
 ALTER TABLE orders ADD COLUMN user_notified_channel TEXT;
 ALTER TABLE orders ADD COLUMN hold_until BIGINT;
+ALTER TABLE orders ADD COLUMN validation_due_at BIGINT;
+CREATE INDEX orders_by_hold_until ON orders (hold_until);
+CREATE INDEX orders_by_validation_due ON orders (validation_due_at);
 ALTER TABLE orders ADD COLUMN hold_extensions INTEGER NOT NULL DEFAULT 0;
 
 -- The scope people narrowed the decision to (NULL: the engine's decision, unnarrowed), and
