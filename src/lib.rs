@@ -12,6 +12,7 @@ pub mod authority;
 pub mod cli;
 pub mod db;
 pub mod disclosure;
+pub mod etsi;
 pub mod mail;
 pub mod metadata;
 pub mod orders;

@@ -48,6 +48,29 @@ pub struct Settings {
     pub package: PackageSettings,
     /// Outgoing e-mail.
     pub mail: MailSettings,
+    /// ETSI TS 103 120 (HI-1) exchange.
+    pub etsi: EtsiSettings,
+}
+
+/// `[etsi]`: the ETSI TS 103 120 (HI-1) endpoint and outbound deliveries.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EtsiSettings {
+    /// Writ's own HI-1 `CountryCode` (ISO 3166-1 alpha-2, or `XX`).
+    pub country_code: String,
+    /// Writ's own HI-1 `UniqueIdentifier`: the receiver identifier messages must name, and the
+    /// owner of Writ's own dictionaries and target formats.
+    pub unique_identifier: String,
+    /// Largest HI-1 message, in bytes.
+    pub message_limit_bytes: usize,
+    /// Deepest element nesting accepted.
+    pub max_depth: usize,
+    /// Attempts at a DELIVER before it is marked failed (an operator can retry it).
+    pub delivery_max_attempts: u32,
+    /// Seconds before the first retry of a DELIVER; doubled on each further attempt.
+    pub delivery_backoff_secs: u64,
+    /// Seconds an outbound DELIVER request may take.
+    pub delivery_timeout_secs: u64,
 }
 
 /// `[workspace]`: the legal team's and auditors' browser workspace.
@@ -744,6 +767,36 @@ impl Settings {
         }
         if !looks_like_address(&self.mail.from) && !self.mail.from.ends_with("@localhost") {
             return Err(("mail.from", "is not an e-mail address".into()));
+        }
+        let etsi = &self.etsi;
+        if etsi.country_code.len() != 2
+            || !etsi.country_code.bytes().all(|b| b.is_ascii_uppercase())
+        {
+            return Err((
+                "etsi.country_code",
+                "must be two upper-case letters (ISO 3166-1 alpha-2, or XX)".into(),
+            ));
+        }
+        if etsi.unique_identifier.is_empty()
+            || etsi.unique_identifier.len() > 256
+            || !etsi.unique_identifier.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err((
+                "etsi.unique_identifier",
+                "must be 1 to 256 visible ASCII characters".into(),
+            ));
+        }
+        if etsi.message_limit_bytes < 1024 {
+            return Err(("etsi.message_limit_bytes", "must be at least 1024".into()));
+        }
+        if !(8..=256).contains(&etsi.max_depth) {
+            return Err(("etsi.max_depth", "must be between 8 and 256".into()));
+        }
+        if etsi.delivery_max_attempts == 0 {
+            return Err(("etsi.delivery_max_attempts", "must be at least 1".into()));
+        }
+        if etsi.delivery_timeout_secs == 0 {
+            return Err(("etsi.delivery_timeout_secs", "must be at least 1".into()));
         }
         if self.mail.max_attempts == 0 {
             return Err(("mail.max_attempts", "must be at least 1".into()));

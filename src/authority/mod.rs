@@ -14,7 +14,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 use crate::audit::{self, Actor, AuditError, NewEntry};
-use crate::db::schema::{authorities, authority_keys};
+use crate::db::schema::{authorities, authority_etsi, authority_keys};
 use crate::db::{DbConn, DbError, write_tx};
 use crate::policy::{IssuerKind, RegistryFacts};
 
@@ -385,6 +385,140 @@ pub fn list(conn: &mut DbConn) -> Result<Vec<(Authority, Vec<AuthorityKey>)>, Re
             (a, mine)
         })
         .collect())
+}
+
+/// An authority's identity in ETSI TS 103 120 (HI-1) exchanges, and where Writ delivers to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Queryable, Selectable, Insertable)]
+#[diesel(table_name = authority_etsi)]
+pub struct EtsiIdentity {
+    /// The authority.
+    pub authority_id: String,
+    /// HI-1 `CountryCode` (ISO 3166-1 alpha-2, or `XX`).
+    pub country_code: String,
+    /// HI-1 `UniqueIdentifier`.
+    pub unique_identifier: String,
+    /// The Writ instrument its disclosure tasks are decided under (unless the authorisation
+    /// names one of Writ's instruments).
+    pub disclosure_instrument: String,
+    /// The Writ instrument its preservation tasks are decided under; none: preservation tasks
+    /// from it are refused.
+    pub preservation_instrument: Option<String>,
+    /// The HI-1 endpoint Writ DELIVERs released packages to; none: on request only.
+    pub delivery_url: Option<String>,
+    /// When last changed, UTC microseconds.
+    pub updated_at: i64,
+}
+
+fn check_instrument(what: &str, value: &str) -> Result<(), RegistryError> {
+    let ok = value.contains('.')
+        && value.len() <= 100
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.');
+    if ok {
+        Ok(())
+    } else {
+        Err(RegistryError::Invalid(format!(
+            "{what} `{value}` is not an instrument id such as eu.epoc"
+        )))
+    }
+}
+
+/// Sets (or replaces) an authority's HI-1 identity and delivery destination. The identity is
+/// unique: two authorities cannot share one sender identifier.
+pub fn set_etsi(
+    conn: &mut DbConn,
+    actor: &Actor,
+    identity: &EtsiIdentity,
+) -> Result<(), RegistryError> {
+    let id = identity;
+    if id.country_code.len() != 2 || !id.country_code.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(RegistryError::Invalid(format!(
+            "HI-1 country code `{}` must be two upper-case letters",
+            id.country_code
+        )));
+    }
+    if id.unique_identifier.is_empty()
+        || id.unique_identifier.len() > 256
+        || !id.unique_identifier.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(RegistryError::Invalid(
+            "the HI-1 unique identifier must be 1 to 256 visible ASCII characters".into(),
+        ));
+    }
+    check_instrument("the disclosure instrument", &id.disclosure_instrument)?;
+    if let Some(p) = &id.preservation_instrument {
+        check_instrument("the preservation instrument", p)?;
+    }
+    if let Some(url) = &id.delivery_url {
+        let ok = (url.starts_with("https://") || url.starts_with("http://"))
+            && url.len() <= 2000
+            && !url.chars().any(|c| c.is_whitespace() || c.is_control());
+        if !ok {
+            return Err(RegistryError::Invalid(format!(
+                "delivery URL `{url}` must be an http(s) URL"
+            )));
+        }
+    }
+    write_tx(conn, |c| {
+        let exists: i64 = authorities::table
+            .filter(authorities::id.eq(&id.authority_id))
+            .count()
+            .get_result(c)?;
+        if exists == 0 {
+            return Err(RegistryError::NotFound(format!(
+                "no authority `{}`",
+                id.authority_id
+            )));
+        }
+        let taken: i64 = authority_etsi::table
+            .filter(authority_etsi::country_code.eq(&id.country_code))
+            .filter(authority_etsi::unique_identifier.eq(&id.unique_identifier))
+            .filter(authority_etsi::authority_id.ne(&id.authority_id))
+            .count()
+            .get_result(c)?;
+        if taken > 0 {
+            return Err(RegistryError::Conflict(format!(
+                "HI-1 identity {}/{} belongs to another authority",
+                id.country_code, id.unique_identifier
+            )));
+        }
+        diesel::delete(authority_etsi::table.find(&id.authority_id)).execute(c)?;
+        diesel::insert_into(authority_etsi::table)
+            .values(id)
+            .execute(c)?;
+        record(
+            c,
+            actor,
+            "authority.etsi_set",
+            &id.authority_id,
+            &[
+                ("etsi_country", &id.country_code),
+                ("etsi_id", &id.unique_identifier),
+                ("disclosure_instrument", &id.disclosure_instrument),
+                (
+                    "delivery",
+                    if id.delivery_url.is_some() {
+                        "url"
+                    } else {
+                        "on_request"
+                    },
+                ),
+            ],
+        )
+    })
+}
+
+/// The HI-1 identity registered for an authority, if any.
+pub fn etsi_of(
+    conn: &mut DbConn,
+    authority_id: &str,
+) -> Result<Option<EtsiIdentity>, RegistryError> {
+    Ok(authority_etsi::table
+        .find(authority_id)
+        .select(EtsiIdentity::as_select())
+        .first(conn)
+        .optional()?)
 }
 
 /// The facts the policy engine takes from the registry for an order sent by `authority_id`.

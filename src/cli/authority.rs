@@ -60,6 +60,29 @@ pub enum AuthorityAction {
         #[arg(long)]
         activate: bool,
     },
+    /// Set an authority's ETSI TS 103 120 (HI-1) identity: the sender identifier its HI-1
+    /// messages carry, the instruments its tasks are decided under, and where Writ DELIVERs.
+    Etsi {
+        /// The authority.
+        authority: String,
+        /// HI-1 `CountryCode` of the sender identifier.
+        #[arg(long)]
+        country: String,
+        /// HI-1 `UniqueIdentifier` of the sender identifier.
+        #[arg(long)]
+        unique_id: String,
+        /// The Writ instrument its disclosure (LDTask) tasks are decided under, e.g. eu.epoc.
+        #[arg(long)]
+        instrument: String,
+        /// The Writ instrument its preservation (LPTask) tasks are decided under, e.g.
+        /// eu.epoc_pr; without it, preservation tasks from it are refused.
+        #[arg(long)]
+        preservation_instrument: Option<String>,
+        /// The HI-1 endpoint (http or https URL) Writ DELIVERs released packages to; without
+        /// it, the authority fetches deliveries with a GET.
+        #[arg(long)]
+        delivery_url: Option<String>,
+    },
     /// List authorities and their keys.
     List,
 }
@@ -123,6 +146,32 @@ pub fn run(settings: Settings, action: AuthorityAction) -> anyhow::Result<()> {
             println!(
                 "{id} is now {}",
                 if activate { "active" } else { "suspended" }
+            );
+        }
+        AuthorityAction::Etsi {
+            authority: id,
+            country,
+            unique_id,
+            instrument,
+            preservation_instrument,
+            delivery_url,
+        } => {
+            authority::set_etsi(
+                &mut conn,
+                &actor,
+                &authority::EtsiIdentity {
+                    authority_id: id.clone(),
+                    country_code: country.to_ascii_uppercase(),
+                    unique_identifier: unique_id.clone(),
+                    disclosure_instrument: instrument,
+                    preservation_instrument,
+                    delivery_url,
+                    updated_at: chrono::Utc::now().timestamp_micros(),
+                },
+            )?;
+            println!(
+                "{id} sends HI-1 messages as {}/{unique_id}",
+                country.to_ascii_uppercase()
             );
         }
         AuthorityAction::List => {

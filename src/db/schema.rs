@@ -527,8 +527,103 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// An authority's ETSI TS 103 120 identity and delivery destination.
+    authority_etsi (authority_id) {
+        /// The authority.
+        authority_id -> Text,
+        /// HI-1 `CountryCode`.
+        country_code -> Text,
+        /// HI-1 `UniqueIdentifier`.
+        unique_identifier -> Text,
+        /// Instrument for disclosure tasks.
+        disclosure_instrument -> Text,
+        /// Instrument for preservation tasks.
+        preservation_instrument -> Nullable<Text>,
+        /// HI-1 endpoint Writ DELIVERs to.
+        delivery_url -> Nullable<Text>,
+        /// When last changed, UTC microseconds.
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Authenticated HI-1 messages as received.
+    etsi_messages (id) {
+        /// Message record id (UUID).
+        id -> Text,
+        /// The sending authority.
+        authority_id -> Text,
+        /// The header's `TransactionIdentifier`.
+        transaction_id -> Text,
+        /// When, UTC microseconds.
+        received_at -> BigInt,
+        /// SHA-256 (hex) of the bytes received.
+        body_sha256 -> Text,
+        /// Size in bytes.
+        size -> BigInt,
+        /// The bytes, for answered messages.
+        body -> Nullable<Binary>,
+        /// answered or refused.
+        status -> Text,
+        /// HTTP status of the answer.
+        http_status -> Integer,
+        /// The answer (an HI1Message).
+        response -> Text,
+    }
+}
+
+diesel::table! {
+    /// HI-1 objects held for a sender.
+    etsi_objects (authority_id, object_id) {
+        /// The sender.
+        authority_id -> Text,
+        /// `ObjectIdentifier`.
+        object_id -> Text,
+        /// Authorisation, LDTask, LPTask, Document or Delivery.
+        object_type -> Text,
+        /// The message that created it.
+        message_id -> Nullable<Text>,
+        /// The Writ order a task became.
+        order_id -> Nullable<Text>,
+        /// A task's authorisation.
+        parent_id -> Nullable<Text>,
+        /// When, UTC microseconds.
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Outbound DELIVER messages.
+    etsi_deliveries (id) {
+        /// The DeliveryObject's identifier (UUID).
+        id -> Text,
+        /// The receiving authority.
+        authority_id -> Text,
+        /// The released order.
+        order_id -> Text,
+        /// The LDTask object it answers.
+        task_id -> Text,
+        /// The destination (none: on request only).
+        url -> Nullable<Text>,
+        /// queued, sending, acknowledged, failed or on_request.
+        status -> Text,
+        /// Attempts made.
+        attempts -> Integer,
+        /// Next attempt (or lease end), UTC microseconds.
+        next_attempt_at -> BigInt,
+        /// Last error, short.
+        last_error -> Nullable<Text>,
+        /// When queued.
+        created_at -> BigInt,
+        /// When acknowledged.
+        acknowledged_at -> Nullable<BigInt>,
+    }
+}
+
 diesel::joinable!(staff_sessions -> staff_users (username));
 diesel::joinable!(approvals -> packages (package_id));
 diesel::joinable!(packages -> orders (order_id));
 diesel::allow_tables_to_appear_in_same_query!(staff_users, staff_sessions);
 diesel::allow_tables_to_appear_in_same_query!(packages, approvals, orders);
+diesel::allow_tables_to_appear_in_same_query!(etsi_objects, orders, etsi_deliveries);

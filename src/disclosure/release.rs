@@ -343,6 +343,7 @@ pub fn approve(
             ))
             .execute(c)?;
         holds::release(c, order_id, now.timestamp_micros())?;
+        crate::etsi::deliver::queue(c, order_id, now)?;
         crate::mail::notify(
             c,
             mail,
@@ -427,6 +428,43 @@ pub fn released_archive(
         }
         _ => None,
     })
+}
+
+/// The released package of an order with its audit-proof appended (the release entry's
+/// inclusion proof in a checkpoint signed now if the log grew), and the SHA-256 of the signed
+/// archive; `None` when nothing is released or the archive was deleted.
+pub fn released_with_proof(
+    conn: &mut DbConn,
+    signer: &crate::audit::checkpoint::CheckpointSigner,
+    order_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<(Vec<u8>, String)>, OrderError> {
+    let Some((tar, sha, seq)) = released_archive(conn, order_id)? else {
+        return Ok(None);
+    };
+    crate::audit::checkpoint::sign_if_new(conn, signer, now)?;
+    let cp = crate::audit::checkpoint::latest(conn, signer.origin())?
+        .ok_or(crate::audit::AuditError::NoCheckpoint)?;
+    let leaf = crate::audit::log::entries(conn, seq, seq + 1)?
+        .pop()
+        .ok_or_else(|| crate::audit::AuditError::Corrupt(format!("entry {seq} is missing")))?;
+    let proof =
+        crate::audit::merkle::inclusion_proof(seq, cp.size, &crate::audit::log::DbNodes::new(conn))
+            .map_err(crate::audit::AuditError::from)?;
+    let doc = crate::audit::proof::InclusionProofDoc {
+        index: seq,
+        hashes: proof,
+        extra: None,
+        checkpoint: cp.note,
+    };
+    let proof_json = serde_json::json!({
+        "format": "writ-release-proof/1",
+        "leaf": leaf.leaf,
+        "tlog_proof": doc.to_text(),
+    });
+    let with_proof = super::package::append_proof(&tar, proof_json.to_string().as_bytes())
+        .map_err(|e| OrderError::Conflict(e.to_string()))?;
+    Ok(Some((with_proof, sha)))
 }
 
 /// One row of the disclosure log: one per release.

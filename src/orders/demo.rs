@@ -220,6 +220,7 @@ pub fn seed(
                     received_at: now - Duration::hours(hours),
                     entered_by: None,
                     mail: None,
+                    channel: "api",
                 },
                 now,
             )

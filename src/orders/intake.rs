@@ -469,6 +469,7 @@ pub fn store_new(
             received_at: now,
             entered_by: None,
             mail: None,
+            channel: "api",
         },
         now,
     )
@@ -483,6 +484,8 @@ pub struct Receipt<'a> {
     pub entered_by: Option<&'a crate::staff::Staff>,
     /// Where to queue the legal team's notice of a new order (none: no notice).
     pub mail: Option<&'a crate::settings::MailSettings>,
+    /// How it came: `api`, `etsi` (an HI-1 message) or `manual` (entered by staff).
+    pub channel: &'static str,
 }
 
 /// Stores a new order (inside the caller's transaction), decided at `now` from the registry's
@@ -557,11 +560,7 @@ pub fn store(
         Some(staff) => staff.actor(),
         None => Actor::new(ActorKind::Authority, authority_id),
     };
-    let channel = if receipt.entered_by.is_some() {
-        "manual"
-    } else {
-        "api"
-    };
+    let channel = receipt.channel;
     let mut entry = NewEntry::new(actor, "order.received")
         .order(id.as_str())
         .reference("authority", authority_id)

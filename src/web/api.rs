@@ -52,6 +52,21 @@ impl ApiState {
         }
     }
 
+    /// The policies orders are decided under.
+    pub fn policies(&self) -> &PolicySet {
+        &self.policies
+    }
+
+    /// The provider's position.
+    pub fn deployment(&self) -> &Deployment {
+        &self.deployment
+    }
+
+    /// Outgoing e-mail settings.
+    pub fn mail(&self) -> &crate::settings::MailSettings {
+        &self.mail
+    }
+
     /// Largest order document, in bytes.
     pub fn document_limit(&self) -> usize {
         self.settings.document_limit_bytes
@@ -355,7 +370,7 @@ async fn signed_post(
 }
 
 /// Reads the body up to `limit` bytes: more is a 413 problem.
-async fn read_body(
+pub(crate) async fn read_body(
     req: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,
@@ -395,7 +410,7 @@ async fn read_body(
 }
 
 /// Refuses at once a body whose declared length is over `limit` (before authentication).
-fn check_declared_length(req: &HttpRequest, limit: usize) -> Result<(), Problem> {
+pub(crate) fn check_declared_length(req: &HttpRequest, limit: usize) -> Result<(), Problem> {
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)
@@ -590,6 +605,7 @@ pub async fn submit(
                         received_at: now,
                         entered_by: None,
                         mail: Some(&state.mail),
+                        channel: "api",
                     },
                     now,
                 )?;
@@ -898,39 +914,12 @@ pub async fn disclosure(
     let found = db
         .run(move |conn| {
             let view = orders::view(conn, &id, Some(&authority))?;
-            let Some((tar, sha, seq)) = crate::disclosure::release::released_archive(conn, &id)?
+            let now = Utc::now();
+            let Some((with_proof, sha)) =
+                crate::disclosure::release::released_with_proof(conn, &signer, &id, now)?
             else {
                 return Ok(Err(view.status));
             };
-            let now = Utc::now();
-            crate::audit::checkpoint::sign_if_new(conn, &signer, now)?;
-            let cp = crate::audit::checkpoint::latest(conn, signer.origin())?
-                .ok_or(crate::audit::AuditError::NoCheckpoint)?;
-            let leaf = crate::audit::log::entries(conn, seq, seq + 1)?
-                .pop()
-                .ok_or_else(|| {
-                    crate::audit::AuditError::Corrupt(format!("entry {seq} is missing"))
-                })?;
-            let proof = crate::audit::merkle::inclusion_proof(
-                seq,
-                cp.size,
-                &crate::audit::log::DbNodes::new(conn),
-            )
-            .map_err(crate::audit::AuditError::from)?;
-            let doc = crate::audit::proof::InclusionProofDoc {
-                index: seq,
-                hashes: proof,
-                extra: None,
-                checkpoint: cp.note,
-            };
-            let proof_json = serde_json::json!({
-                "format": "writ-release-proof/1",
-                "leaf": leaf.leaf,
-                "tlog_proof": doc.to_text(),
-            });
-            let with_proof =
-                crate::disclosure::package::append_proof(&tar, proof_json.to_string().as_bytes())
-                    .map_err(|e| OrderError::Conflict(e.to_string()))?;
             crate::db::write_tx(conn, |c| {
                 let entry = crate::audit::NewEntry::new(
                     crate::audit::Actor::new(crate::audit::ActorKind::Authority, authority.clone()),

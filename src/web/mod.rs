@@ -5,6 +5,7 @@
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod etsi;
 pub mod extract;
 pub mod health;
 pub mod ingest;
@@ -59,6 +60,7 @@ pub struct Application {
     checkpointer: Option<tokio::task::JoinHandle<()>>,
     jobs: tokio::task::JoinHandle<()>,
     mailer: tokio::task::JoinHandle<()>,
+    deliverer: tokio::task::JoinHandle<()>,
     policies: std::sync::Arc<crate::policy::PolicySet>,
 }
 
@@ -127,6 +129,15 @@ impl Application {
             settings.mail.clone(),
             Duration::from_secs(settings.api.jobs_interval_secs),
         ));
+        let deliverer = tokio::spawn(crate::etsi::deliver::run(
+            db.clone(),
+            crate::etsi::deliver::Sender {
+                settings: settings.etsi.clone(),
+                key: package_key.clone(),
+                signer: signer.clone(),
+                interval: Duration::from_secs(settings.api.jobs_interval_secs),
+            },
+        ));
         let jobs = tokio::spawn(crate::orders::run_jobs(
             db.clone(),
             Duration::from_secs(settings.api.jobs_interval_secs),
@@ -155,6 +166,7 @@ impl Application {
             checkpointer,
             jobs,
             mailer,
+            deliverer,
             policies,
         })
     }
@@ -187,6 +199,7 @@ impl Application {
         }
         self.jobs.abort();
         self.mailer.abort();
+        self.deliverer.abort();
         result
     }
 }
@@ -207,6 +220,7 @@ fn build_server(
         settings.mail.clone(),
     ));
     let mail_settings = web::Data::new(settings.mail.clone());
+    let etsi_config = web::Data::new(etsi::EtsiConfig(settings.etsi.clone()));
     let openapi_document = web::Data::new(openapi::OpenApiDocument(openapi::document()));
     let policies = web::Data::from(policies);
     let deployment = web::Data::new(settings.deployment.clone());
@@ -244,6 +258,7 @@ fn build_server(
                 .app_data(workspace.clone())
                 .app_data(package_key.clone())
                 .app_data(mail_settings.clone())
+                .app_data(etsi_config.clone())
                 .app_data(openapi_document.clone())
                 .app_data(web::JsonConfig::default().limit(json_limit).error_handler(
                     |err, _req| {
@@ -285,6 +300,7 @@ fn build_server(
                 .service(openapi::docs_redirect)
                 .service(openapi::docs_page)
                 .service(openapi::docs_asset)
+                .service(etsi::hi1)
                 .service(api::info)
                 .service(api::submit)
                 .service(api::order)

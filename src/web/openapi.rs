@@ -25,6 +25,7 @@ use super::api;
         api::post_message,
         api::disclosure,
         api::rejection,
+        crate::web::etsi::hi1,
     ),
     components(schemas(crate::web::problem::Problem, crate::orders::FieldError)),
     modifiers(&RequestToken),

@@ -8,6 +8,8 @@ mod authority;
 mod browser;
 mod cli;
 mod database;
+mod etsi;
+mod etsi_schema;
 mod health;
 mod mail;
 mod metadata;

@@ -26,14 +26,14 @@ both_backends!(
 );
 
 pub(crate) const ORDER: &str = include_str!("../fixtures/orders/epoc-prosecutor.json");
-const PDF: &[u8] = b"%PDF-1.7\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n";
+pub(crate) const PDF: &[u8] = b"%PDF-1.7\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n";
 
 /// A signer: an authority id, a key id and the Ed25519 seed of its key.
 #[derive(Clone, Copy)]
 pub(crate) struct Signer {
-    iss: &'static str,
-    kid: &'static str,
-    seed: u8,
+    pub(crate) iss: &'static str,
+    pub(crate) kid: &'static str,
+    pub(crate) seed: u8,
 }
 
 pub(crate) const PARIS: Signer = Signer {
@@ -58,7 +58,7 @@ const BERLIN: Signer = Signer {
     seed: 4,
 };
 
-fn private_pem(seed: u8) -> String {
+pub(crate) fn private_pem(seed: u8) -> String {
     use ed25519_dalek::pkcs8::EncodePrivateKey;
     use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
     ed25519_dalek::SigningKey::from_bytes(&[seed; 32])
@@ -67,7 +67,7 @@ fn private_pem(seed: u8) -> String {
         .to_string()
 }
 
-fn public_pem(seed: u8) -> String {
+pub(crate) fn public_pem(seed: u8) -> String {
     writ::audit::keys::public_pem(
         &ed25519_dalek::SigningKey::from_bytes(&[seed; 32]).verifying_key(),
     )
@@ -75,7 +75,7 @@ fn public_pem(seed: u8) -> String {
 
 pub(crate) struct Api {
     pub(crate) app: TestApp,
-    audience: String,
+    pub(crate) audience: String,
 }
 
 impl Api {
@@ -122,7 +122,7 @@ impl Api {
         Self { app, audience }
     }
 
-    fn token(&self, who: Signer, method: &str, path: &str, body: &[u8]) -> String {
+    pub(crate) fn token(&self, who: Signer, method: &str, path: &str, body: &[u8]) -> String {
         client::sign_request(
             KeyAlgorithm::EdDSA,
             &private_pem(who.seed),

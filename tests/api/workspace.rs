@@ -31,7 +31,7 @@ both_backends!(
 pub(crate) const PASSWORD: &str = "a long enough password";
 
 /// A browser without JavaScript: keeps cookies, does not follow redirects.
-struct Browser {
+pub(crate) struct Browser {
     base: String,
     client: reqwest::Client,
     cookies: HashMap<String, String>,
@@ -39,7 +39,7 @@ struct Browser {
 }
 
 impl Browser {
-    fn new(app: &TestApp) -> Self {
+    pub(crate) fn new(app: &TestApp) -> Self {
         Self {
             base: app.address.clone(),
             client: reqwest::Client::builder()
@@ -90,7 +90,7 @@ impl Browser {
         (status, resp.text().await.unwrap(), location)
     }
 
-    async fn post(
+    pub(crate) async fn post(
         &mut self,
         path: &str,
         form: &[(&str, &str)],
@@ -121,7 +121,7 @@ impl Browser {
         rest[..rest.find('"').unwrap()].to_owned()
     }
 
-    async fn sign_in(&mut self, user: &str, password: &str) -> StatusCode {
+    pub(crate) async fn sign_in(&mut self, user: &str, password: &str) -> StatusCode {
         let (_, page, _) = self.get("/login").await;
         let csrf = Self::csrf_in(&page);
         let (status, _, _) = self
@@ -134,7 +134,7 @@ impl Browser {
     }
 
     /// The session's CSRF token, read from a page that has forms (every page has sign-out).
-    async fn session_csrf(&mut self) -> String {
+    pub(crate) async fn session_csrf(&mut self) -> String {
         let (_, page, _) = self.get("/account").await;
         Self::csrf_in(&page)
     }
@@ -553,7 +553,7 @@ pub(crate) async fn seed_alice(app: &TestApp) {
     .unwrap();
 }
 
-fn hash_in(page: &str) -> String {
+pub(crate) fn hash_in(page: &str) -> String {
     let marker = "name=\"snapshot_sha256\" value=\"";
     let at = page.find(marker).expect("an approval form");
     let rest = &page[at + marker.len()..];

@@ -1017,6 +1017,7 @@ pub async fn enter_order(
                         received_at,
                         entered_by: Some(&staff),
                         mail: Some(&mail),
+                        channel: "manual",
                     },
                     now,
                 )

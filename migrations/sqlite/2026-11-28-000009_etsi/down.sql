@@ -1,0 +1,4 @@
+DROP TABLE etsi_deliveries;
+DROP TABLE etsi_objects;
+DROP TABLE etsi_messages;
+DROP TABLE authority_etsi;

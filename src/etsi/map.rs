@@ -1,0 +1,856 @@
+//! How HI-1 objects become Writ orders, and how Writ's order states read as HI-1 task states.
+//! Pure functions: no I/O, no clock.
+//!
+//! - The issuer is the registered authority whose key signed the request (kind, name and
+//!   country from the registry); the message only adds the approver's name.
+//! - The instrument is the one the authorisation names in Writ's own `WritInstrument`
+//!   dictionary (`AuthorisationLegalType` with Writ's unique identifier as owner), else the one
+//!   registered for the sender for that kind of task.
+//! - `RequestType` maps to categories, request values to targets (see [`REQUEST_TYPES`] and
+//!   [`formats`]); an IP address becomes one target per observed time.
+
+use chrono::{DateTime, FixedOffset, Utc};
+
+use super::model::{
+    Approval, Authorisation, DictionaryEntry, LdTask, LpTask, RequestDetails, RequestValue,
+};
+use crate::authority::{Authority, EtsiIdentity};
+use crate::orders::OrderStatus;
+use crate::policy::{
+    Category, Emergency, IpTarget, IssuerKind, Offence, Order, OrderDates, Target, TimeWindow,
+};
+
+/// Writ's dictionary of instruments, read from `AuthorisationLegalType`.
+pub const INSTRUMENT_DICTIONARY: &str = "WritInstrument";
+/// Writ's own target format for an account id.
+pub const FORMAT_USER_ID: &str = "WritUserId";
+/// Writ's own target format for a user name.
+pub const FORMAT_USERNAME: &str = "WritUsername";
+/// Writ's own target format for an IP address with its source port (`203.0.113.7:51234`,
+/// `[2001:db8::7]:51234`), used with observed times.
+pub const FORMAT_IP_PORT: &str = "WritIPAddressPort";
+
+/// ETSI `RequestType` values Writ serves, and the Writ categories each asks for.
+pub const REQUEST_TYPES: &[(&str, &[Category])] = &[
+    ("SubscriberData", &[Category::Subscriber]),
+    ("UserIdentifyingData", &[Category::Identification]),
+    ("TrafficData", &[Category::IpHistory]),
+    ("StoredContentData", &[Category::Content]),
+    (
+        "SubscriberDataAndUserIdentifyingData",
+        &[Category::Subscriber, Category::Identification],
+    ),
+    (
+        "TrafficDataAndStoredContentData",
+        &[Category::IpHistory, Category::Content],
+    ),
+];
+
+/// Categories a preservation task covers when it names no `RequestType`: everything Writ holds.
+const PRESERVE_ALL: &[Category] = &[
+    Category::Subscriber,
+    Category::Identification,
+    Category::IpHistory,
+];
+
+/// A target format Writ accepts: owner (`ETSI` or Writ's identifier), name, description and
+/// the regular expression published in `GETCSPCONFIG`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Format {
+    /// `FormatOwner`.
+    pub owner: String,
+    /// `FormatName`.
+    pub name: &'static str,
+    /// What the value is.
+    pub description: &'static str,
+    /// The value's pattern (for Writ's own formats).
+    pub regex: &'static str,
+    /// Whether the value needs `ObservedTimes`.
+    pub needs_observed_time: bool,
+}
+
+/// Every target format Writ accepts; Writ's own are owned by `writ_id`.
+pub fn formats(writ_id: &str) -> Vec<Format> {
+    let etsi = |name, description, needs_observed_time| Format {
+        owner: "ETSI".into(),
+        name,
+        description,
+        regex: "",
+        needs_observed_time,
+    };
+    let own = |name, description, regex, needs_observed_time| Format {
+        owner: writ_id.to_owned(),
+        name,
+        description,
+        regex,
+        needs_observed_time,
+    };
+    vec![
+        etsi(
+            "InternationalE164",
+            "A phone number in E.164 form without the plus sign.",
+            false,
+        ),
+        etsi(
+            "IPv4Address",
+            "An IPv4 address; with ObservedTimes, who used it at each time.",
+            true,
+        ),
+        etsi(
+            "IPv6Address",
+            "An IPv6 address; with ObservedTimes, who used it at each time.",
+            true,
+        ),
+        own(
+            FORMAT_USER_ID,
+            "A Writ account id, as Writ disclosed it earlier.",
+            "^[A-Za-z0-9._:-]{1,128}$",
+            false,
+        ),
+        own(
+            FORMAT_USERNAME,
+            "A user name of the service.",
+            "^[^\\s]{1,128}$",
+            false,
+        ),
+        own(
+            FORMAT_IP_PORT,
+            "An IP address and source port (203.0.113.7:51234 or [2001:db8::7]:51234); with \
+             ObservedTimes, who used it at each time. Without the port, an address behind \
+             carrier-grade NAT can match many users.",
+            "^(\\d{1,3}(\\.\\d{1,3}){3}|\\[[0-9A-Fa-f:.]+\\]):\\d{1,5}$",
+            true,
+        ),
+    ]
+}
+
+/// Why a task cannot become an order: the element at fault and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{element}`: {reason}")]
+pub struct MapError {
+    /// The element, e.g. `task:RequestDetails/task:RequestValues/task:RequestValue[2]`.
+    pub element: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+fn err(element: impl Into<String>, reason: impl Into<String>) -> MapError {
+    MapError {
+        element: element.into(),
+        reason: reason.into(),
+    }
+}
+
+/// The sender as the registry knows it.
+#[derive(Debug, Clone, Copy)]
+pub struct Sender<'a> {
+    /// The registered authority.
+    pub authority: &'a Authority,
+    /// Its HI-1 identity.
+    pub etsi: &'a EtsiIdentity,
+}
+
+/// What the message says around a task.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// The task's authorisation, if it has one.
+    pub authorisation: Option<&'a Authorisation>,
+    /// The message's `Timestamp` (the issue date when the authorisation gives none).
+    pub sent_at: DateTime<FixedOffset>,
+    /// The message's `TransactionIdentifier`.
+    pub transaction_id: &'a str,
+    /// Writ's own HI-1 unique identifier.
+    pub writ_id: &'a str,
+}
+
+fn utc(t: DateTime<FixedOffset>) -> DateTime<Utc> {
+    t.with_timezone(&Utc)
+}
+
+/// The categories an ETSI `RequestType` asks for.
+pub fn categories(request_type: &DictionaryEntry) -> Result<Vec<Category>, MapError> {
+    let element = "task:RequestDetails/task:Type";
+    if request_type.owner != "ETSI" || request_type.name != "RequestType" {
+        return Err(err(
+            element,
+            format!(
+                "Writ reads ETSI's RequestType dictionary; {}/{} is not supported",
+                request_type.owner, request_type.name
+            ),
+        ));
+    }
+    REQUEST_TYPES
+        .iter()
+        .find(|(name, _)| *name == request_type.value)
+        .map(|(_, c)| c.to_vec())
+        .ok_or_else(|| {
+            err(
+                element,
+                format!(
+                    "request type `{}` is not supported; Writ serves {}",
+                    request_type.value,
+                    REQUEST_TYPES
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        })
+}
+
+fn ip_with_port(value: &str) -> Option<(std::net::IpAddr, u16)> {
+    let (ip, port) = if let Some(rest) = value.strip_prefix('[') {
+        let (ip, port) = rest.split_once("]:")?;
+        (ip, port)
+    } else {
+        value.rsplit_once(':')?
+    };
+    Some((ip.parse().ok()?, port.parse().ok()?))
+}
+
+/// The targets of a task's request values.
+pub fn targets(details: &RequestDetails, writ_id: &str) -> Result<Vec<Target>, MapError> {
+    let mut out = Vec::new();
+    if details.values.is_empty() {
+        return Err(err(
+            "task:RequestDetails/task:RequestValues",
+            "at least one RequestValue is required: Writ needs to know whom the task is about",
+        ));
+    }
+    for (
+        i,
+        RequestValue {
+            format_owner,
+            format_name,
+            value,
+        },
+    ) in details.values.iter().enumerate()
+    {
+        let element = format!(
+            "task:RequestDetails/task:RequestValues/task:RequestValue[{}]",
+            i + 1
+        );
+        let known = formats(writ_id)
+            .into_iter()
+            .find(|f| f.owner == *format_owner && f.name == format_name);
+        let Some(format) = known else {
+            return Err(err(
+                format!("{element}/task:FormatType"),
+                format!(
+                    "format {format_owner}/{format_name} is not supported; GETCSPCONFIG lists \
+                     the formats Writ accepts"
+                ),
+            ));
+        };
+        let ip_targets = |address: std::net::IpAddr, port: Option<u16>| {
+            if details.observed_times.is_empty() {
+                return Err(err(
+                    "task:RequestDetails/task:ObservedTimes",
+                    format!(
+                        "an {} value needs ObservedTimes: Writ identifies who used an address \
+                         at a moment",
+                        format.name
+                    ),
+                ));
+            }
+            Ok(details
+                .observed_times
+                .iter()
+                .map(|t| {
+                    Target::Ip(IpTarget {
+                        address,
+                        port,
+                        timestamp: *t,
+                        time_zone: None,
+                    })
+                })
+                .collect::<Vec<_>>())
+        };
+        let bad = |what: &str| err(format!("{element}/task:Value"), format!("is not {what}"));
+        match format.name {
+            "InternationalE164" => {
+                let digits = value.strip_prefix('+').unwrap_or(value);
+                if digits.is_empty()
+                    || digits.len() > 15
+                    || !digits.bytes().all(|b| b.is_ascii_digit())
+                {
+                    return Err(bad("an E.164 number (up to 15 digits)"));
+                }
+                out.push(Target::PhoneNumber(format!("+{digits}")));
+            }
+            "IPv4Address" => {
+                let ip: std::net::Ipv4Addr = value.parse().map_err(|_| bad("an IPv4 address"))?;
+                out.extend(ip_targets(ip.into(), None)?);
+            }
+            "IPv6Address" => {
+                let ip: std::net::Ipv6Addr = value.parse().map_err(|_| bad("an IPv6 address"))?;
+                out.extend(ip_targets(ip.into(), None)?);
+            }
+            FORMAT_IP_PORT => {
+                let (ip, port) = ip_with_port(value)
+                    .ok_or_else(|| bad("an address and port such as 203.0.113.7:51234"))?;
+                out.extend(ip_targets(ip, Some(port))?);
+            }
+            FORMAT_USER_ID => {
+                if value.is_empty() || value.len() > 128 {
+                    return Err(bad("an account id of 1 to 128 characters"));
+                }
+                out.push(Target::UserId(value.clone()));
+            }
+            _ => {
+                if value.is_empty() || value.len() > 128 || value.chars().any(char::is_whitespace) {
+                    return Err(bad("a user name of 1 to 128 characters without spaces"));
+                }
+                out.push(Target::Username(value.clone()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The instrument a task is decided under.
+fn instrument(ctx: &Context<'_>, registered: Option<&str>, kind: &str) -> Result<String, MapError> {
+    if let Some(entry) = ctx.authorisation.and_then(|a| a.legal_type.as_ref())
+        && entry.owner == ctx.writ_id
+        && entry.name == INSTRUMENT_DICTIONARY
+    {
+        return Ok(entry.value.clone());
+    }
+    registered.map(str::to_owned).ok_or_else(|| {
+        err(
+            "HI1Object",
+            format!(
+                "no Writ instrument is registered for {kind} tasks from this sender, and the \
+                 authorisation names none (AuthorisationLegalType in dictionary {}/{})",
+                ctx.writ_id, INSTRUMENT_DICTIONARY
+            ),
+        )
+    })
+}
+
+fn flagged_emergency(flags: &[DictionaryEntry]) -> bool {
+    flags
+        .iter()
+        .any(|f| f.owner == "ETSI" && f.value == "IsEmergency")
+}
+
+/// The order common to both kinds of task.
+#[allow(clippy::too_many_arguments)]
+fn base_order(
+    sender: Sender<'_>,
+    ctx: &Context<'_>,
+    instrument: String,
+    reference: String,
+    emergency: bool,
+    details: &RequestDetails,
+    categories: Vec<Category>,
+    task_approvals: &[Approval],
+) -> Result<Order, MapError> {
+    let auth = ctx.authorisation;
+    let approvals = auth.map(|a| a.approvals.as_slice()).unwrap_or_default();
+    // Every instrument needs the person who issued the order; a placeholder would pass the
+    // policy's required-element check on a claim nobody made.
+    let person = approvals
+        .iter()
+        .chain(task_approvals)
+        .find_map(|a| a.approver_name.clone().filter(|n| !n.trim().is_empty()))
+        .ok_or_else(|| {
+            err(
+                "auth:AuthorisationApprovalDetails/common:ApproverDetails/common:ApproverName",
+                "is required (in the authorisation, or in the task's ApprovalDetails): Writ \
+                 needs the name of the person who issued the order",
+            )
+        })?;
+    let kind: IssuerKind =
+        serde_json::from_value(serde_json::Value::String(sender.authority.kind.clone()))
+            .map_err(|_| err("HI1Object", "the sender's registered kind is unknown"))?;
+    let issued_at = auth
+        .and_then(|a| a.creation_timestamp)
+        .or_else(|| approvals.iter().find_map(|a| a.timestamp))
+        .unwrap_or(ctx.sent_at);
+    let time_window = match (details.start, details.end) {
+        (Some(from), Some(to)) => Some(TimeWindow {
+            from: utc(from),
+            to: utc(to),
+        }),
+        _ => None,
+    };
+    let emergency = (emergency
+        || auth.is_some_and(|a| flagged_emergency(&a.flags))
+        || approvals.iter().any(|a| a.is_emergency == Some(true)))
+    .then(|| Emergency {
+        justification: format!(
+            "Flagged IsEmergency in HI-1 message {}; the message states no justification",
+            ctx.transaction_id
+        ),
+    });
+    let reasons = auth.and_then(|a| a.manual_information.clone());
+    let offence = auth.and_then(|a| a.type_of_case.as_ref()).map(|c| Offence {
+        description: c.value.clone(),
+        max_custodial_months: None,
+        codes: Vec::new(),
+        over_network: None,
+    });
+    Ok(Order {
+        reference,
+        instrument,
+        issuer: crate::policy::Authority {
+            kind,
+            person,
+            authority: sender.authority.name.clone(),
+            country: sender.authority.country.clone(),
+            file_number: auth.and_then(|a| a.reference.clone()),
+        },
+        validator: None,
+        dates: OrderDates {
+            issued_at: utc(issued_at),
+            validated_at: None,
+            expires_at: auth.and_then(|a| a.timespan).and_then(|t| t.end).map(utc),
+            respond_by: None,
+        },
+        legal_provisions: Vec::new(),
+        reasons,
+        redress: None,
+        addressee: None,
+        receiving_authority: None,
+        offence,
+        emergency,
+        enforcing_state_notified: false,
+        non_disclosure: None,
+        targets: targets(details, ctx.writ_id)?,
+        categories,
+        time_window,
+    })
+}
+
+/// The order a disclosure task (`LDTaskObject`) becomes.
+pub fn disclosure_order(
+    task: &LdTask,
+    sender: Sender<'_>,
+    ctx: &Context<'_>,
+) -> Result<Order, MapError> {
+    let details = task.request.as_ref().ok_or_else(|| {
+        err(
+            "task:RequestDetails",
+            "is required: it says what is asked for and about whom",
+        )
+    })?;
+    // Without a request type (ETSI's request6), the values say what is asked: an address at
+    // observed times asks who used it (identification); anything else asks for the account.
+    let categories = match &details.request_type {
+        Some(t) => categories(t)?,
+        None if !details.values.is_empty()
+            && details.values.iter().all(|v| {
+                matches!(
+                    v.format_name.as_str(),
+                    "IPv4Address" | "IPv6Address" | FORMAT_IP_PORT
+                )
+            }) =>
+        {
+            vec![Category::Identification]
+        }
+        None => vec![Category::Subscriber],
+    };
+    let instrument = instrument(ctx, Some(&sender.etsi.disclosure_instrument), "disclosure")?;
+    let reference = task
+        .reference
+        .clone()
+        .unwrap_or_else(|| task.base.identifier.clone());
+    let mut order = base_order(
+        sender,
+        ctx,
+        instrument,
+        reference,
+        flagged_emergency(&task.flags),
+        details,
+        categories,
+        &task.approvals,
+    )?;
+    order.dates.respond_by = task.deadlines.iter().map(|d| utc(d.at)).min();
+    if order.reasons.is_none() {
+        order.reasons = task.manual_information.clone();
+    }
+    Ok(order)
+}
+
+/// The order a preservation task (`LPTaskObject`) becomes.
+pub fn preservation_order(
+    task: &LpTask,
+    sender: Sender<'_>,
+    ctx: &Context<'_>,
+) -> Result<Order, MapError> {
+    let details = task.request.as_ref().ok_or_else(|| {
+        err(
+            "task:RequestDetails",
+            "is required: it says what is to be preserved and about whom",
+        )
+    })?;
+    let categories = match &details.request_type {
+        Some(t) => categories(t)?,
+        None => PRESERVE_ALL.to_vec(),
+    };
+    let instrument = instrument(
+        ctx,
+        sender.etsi.preservation_instrument.as_deref(),
+        "preservation",
+    )?;
+    // An LPTaskObject has no reference of its own: its external identifier, else its id.
+    let reference = task
+        .base
+        .external_identifier
+        .clone()
+        .unwrap_or_else(|| task.base.identifier.clone());
+    let mut order = base_order(
+        sender,
+        ctx,
+        instrument,
+        reference,
+        false,
+        details,
+        categories,
+        &[],
+    )?;
+    if order.dates.expires_at.is_none() {
+        order.dates.expires_at = task.desired_expiration.map(utc);
+    }
+    Ok(order)
+}
+
+/// An order's state as an ETSI `LDTaskStatus` value.
+pub fn disclosure_status(status: OrderStatus) -> &'static str {
+    match status {
+        OrderStatus::UnderReview | OrderStatus::AwaitingClarification => "AwaitingApproval",
+        OrderStatus::Approved => "AwaitingDisclosure",
+        OrderStatus::Released => "Disclosed",
+        OrderStatus::Refused => "Rejected",
+        OrderStatus::Withdrawn => "Cancelled",
+    }
+}
+
+/// A preservation order's state as an ETSI `LPTaskStatus` value: `holding` says whether its
+/// holds are in force, `ended` whether the preservation period has run out.
+pub fn preservation_status(status: OrderStatus, holding: bool, ended: bool) -> &'static str {
+    match status {
+        OrderStatus::Refused => "Rejected",
+        OrderStatus::Withdrawn => "Cancelled",
+        _ if ended => "Expired",
+        _ if holding => "Preserved",
+        _ => "AwaitingPreservation",
+    }
+}
+
+/// An order's state as an ETSI `AuthorisationStatus` value (an authorisation stands for the
+/// orders of its tasks: approved once any was approved).
+pub fn authorisation_status(statuses: &[OrderStatus]) -> &'static str {
+    if statuses
+        .iter()
+        .any(|s| matches!(s, OrderStatus::Approved | OrderStatus::Released))
+    {
+        "Approved"
+    } else if !statuses.is_empty() && statuses.iter().all(|s| *s == OrderStatus::Refused) {
+        "Rejected"
+    } else if !statuses.is_empty() && statuses.iter().all(|s| *s == OrderStatus::Withdrawn) {
+        "Cancelled"
+    } else {
+        "AwaitingApproval"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::etsi::model::{ObjectBase, Timespan};
+
+    fn authority() -> Authority {
+        Authority {
+            id: "fr-police".into(),
+            name: "Police nationale".into(),
+            country: "FR".into(),
+            kind: "police".into(),
+            contacts: "a@example.org".into(),
+            status: "active".into(),
+            created_at: 0,
+        }
+    }
+
+    fn identity() -> EtsiIdentity {
+        EtsiIdentity {
+            authority_id: "fr-police".into(),
+            country_code: "XX".into(),
+            unique_identifier: "ACTOR01".into(),
+            disclosure_instrument: "eu.epoc".into(),
+            preservation_instrument: None,
+            delivery_url: None,
+            updated_at: 0,
+        }
+    }
+
+    fn t(s: &str) -> DateTime<FixedOffset> {
+        DateTime::parse_from_rfc3339(s).unwrap()
+    }
+
+    fn value(owner: &str, name: &str, v: &str) -> RequestValue {
+        RequestValue {
+            format_owner: owner.into(),
+            format_name: name.into(),
+            value: v.into(),
+        }
+    }
+
+    fn task(request_type: &str, values: Vec<RequestValue>, observed: Vec<&str>) -> LdTask {
+        LdTask {
+            base: ObjectBase {
+                identifier: "2b36a78b-b628-416d-bd22-404e68a0cd36".into(),
+                ..ObjectBase::default()
+            },
+            reference: Some("XX-ACTOR01-1234".into()),
+            approvals: vec![approver("Insp. Martin")],
+            request: Some(RequestDetails {
+                request_type: Some(DictionaryEntry::etsi("RequestType", request_type)),
+                start: Some(t("2026-09-01T00:00:00Z")),
+                end: Some(t("2026-10-01T00:00:00Z")),
+                observed_times: observed.into_iter().map(t).collect(),
+                values,
+                subtypes: Vec::new(),
+            }),
+            ..LdTask::default()
+        }
+    }
+
+    fn approver(name: &str) -> Approval {
+        Approval {
+            approver_name: Some(name.into()),
+            ..Approval::default()
+        }
+    }
+
+    fn ctx<'a>(auth: Option<&'a Authorisation>) -> Context<'a> {
+        Context {
+            authorisation: auth,
+            sent_at: t("2026-10-02T08:00:00Z"),
+            transaction_id: "c02358b2-76cf-4ba4-a8eb-f6436ccaea2e",
+            writ_id: "WRIT",
+        }
+    }
+
+    #[test]
+    fn every_request_type_maps_to_its_categories_and_others_are_named() {
+        for (name, cats) in REQUEST_TYPES {
+            assert_eq!(
+                categories(&DictionaryEntry::etsi("RequestType", name)).unwrap(),
+                cats.to_vec()
+            );
+        }
+        let e = categories(&DictionaryEntry::etsi("RequestType", "Other")).unwrap_err();
+        assert!(e.reason.contains("`Other` is not supported"), "{e}");
+        let e = categories(&DictionaryEntry {
+            owner: "XX".into(),
+            name: "RequestType".into(),
+            value: "SubscriberData".into(),
+        })
+        .unwrap_err();
+        assert!(e.reason.contains("XX/RequestType"), "{e}");
+    }
+
+    #[test]
+    fn a_phone_task_becomes_an_order_from_the_registered_issuer() {
+        let (a, e) = (authority(), identity());
+        let sender = Sender {
+            authority: &a,
+            etsi: &e,
+        };
+        let auth = Authorisation {
+            base: ObjectBase {
+                identifier: "7dbbc880-8750-4d3c-abe7-ea4a17646045".into(),
+                ..ObjectBase::default()
+            },
+            reference: Some("W000001".into()),
+            approvals: vec![approver("M. Dupont")],
+            timespan: Some(Timespan {
+                start: Some(t("2026-09-30T12:00:00Z")),
+                end: Some(t("2026-12-01T12:00:00Z")),
+            }),
+            ..Authorisation::default()
+        };
+        let task = task(
+            "SubscriberData",
+            vec![value("ETSI", "InternationalE164", "442079460223")],
+            vec![],
+        );
+        let order = disclosure_order(&task, sender, &ctx(Some(&auth))).unwrap();
+        assert_eq!(order.instrument, "eu.epoc");
+        assert_eq!(order.reference, "XX-ACTOR01-1234");
+        assert_eq!(order.issuer.kind, IssuerKind::Police);
+        assert_eq!(order.issuer.authority, "Police nationale");
+        assert_eq!(order.issuer.country, "FR");
+        assert_eq!(order.issuer.file_number.as_deref(), Some("W000001"));
+        assert_eq!(
+            order.issuer.person, "M. Dupont",
+            "the authorisation's approver first"
+        );
+        assert_eq!(
+            order.targets,
+            vec![Target::PhoneNumber("+442079460223".into())]
+        );
+        assert_eq!(order.categories, vec![Category::Subscriber]);
+        assert_eq!(order.dates.issued_at, utc(t("2026-10-02T08:00:00Z")));
+        assert_eq!(order.dates.expires_at, Some(utc(t("2026-12-01T12:00:00Z"))));
+        assert!(order.emergency.is_none());
+    }
+
+    #[test]
+    fn an_ip_becomes_one_target_per_observed_time_and_needs_one() {
+        let (a, e) = (authority(), identity());
+        let sender = Sender {
+            authority: &a,
+            etsi: &e,
+        };
+        let mut task = task(
+            "UserIdentifyingData",
+            vec![value("ETSI", "IPv4Address", "192.0.2.23")],
+            vec!["2026-09-03T12:32:12Z", "2026-09-03T12:35:34+02:00"],
+        );
+        task.flags = vec![DictionaryEntry::etsi("LDTaskFlag", "IsEmergency")];
+        let order = disclosure_order(&task, sender, &ctx(None)).unwrap();
+        assert_eq!(order.targets.len(), 2);
+        let Target::Ip(ip) = &order.targets[1] else {
+            panic!("not an IP target")
+        };
+        assert_eq!(ip.address.to_string(), "192.0.2.23");
+        assert_eq!(ip.timestamp, t("2026-09-03T12:35:34+02:00"));
+        assert!(order.emergency.is_some());
+        let mut none = task.clone();
+        none.request.as_mut().unwrap().observed_times.clear();
+        let e = disclosure_order(&none, sender, &ctx(None)).unwrap_err();
+        assert!(e.element.ends_with("ObservedTimes"), "{e}");
+        let port = self::task(
+            "UserIdentifyingData",
+            vec![value("WRIT", FORMAT_IP_PORT, "[2001:db8::7]:51234")],
+            vec!["2026-09-03T12:32:12Z"],
+        );
+        let order = disclosure_order(&port, sender, &ctx(None)).unwrap();
+        let Target::Ip(ip) = &order.targets[0] else {
+            panic!("not an IP target")
+        };
+        assert_eq!(
+            (ip.address.to_string(), ip.port),
+            ("2001:db8::7".into(), Some(51234))
+        );
+    }
+
+    #[test]
+    fn unknown_formats_and_bad_values_name_the_value() {
+        let (a, e) = (authority(), identity());
+        let sender = Sender {
+            authority: &a,
+            etsi: &e,
+        };
+        for (v, fault) in [
+            (value("ETSI", "IMSI", "208150123456789"), "not supported"),
+            (value("OTHER", FORMAT_USERNAME, "alice"), "not supported"),
+            (value("ETSI", "InternationalE164", "+33 6 12"), "E.164"),
+            (value("ETSI", "IPv4Address", "2001:db8::1"), "IPv4"),
+        ] {
+            let task = task(
+                "SubscriberData",
+                vec![value("WRIT", FORMAT_USERNAME, "bob"), v],
+                vec!["2026-09-03T12:32:12Z"],
+            );
+            let e = disclosure_order(&task, sender, &ctx(None)).unwrap_err();
+            assert!(e.element.contains("RequestValue[2]"), "{e}");
+            assert!(e.reason.contains(fault), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_authorisation_may_name_a_writ_instrument_and_preservation_needs_one() {
+        let (a, mut e) = (authority(), identity());
+        let auth = Authorisation {
+            legal_type: Some(DictionaryEntry {
+                owner: "WRIT".into(),
+                name: INSTRUMENT_DICTIONARY.into(),
+                value: "eu.epoc_pr".into(),
+            }),
+            approvals: vec![approver("M. Dupont")],
+            ..Authorisation::default()
+        };
+        let plain = Authorisation {
+            approvals: vec![approver("M. Dupont")],
+            ..Authorisation::default()
+        };
+        let lp = LpTask {
+            request: Some(RequestDetails {
+                values: vec![value("ETSI", "InternationalE164", "442079460223")],
+                ..RequestDetails::default()
+            }),
+            desired_expiration: Some(t("2026-12-30T12:00:00Z")),
+            ..LpTask::default()
+        };
+        let sender = Sender {
+            authority: &a,
+            etsi: &e,
+        };
+        let err = preservation_order(&lp, sender, &ctx(None)).unwrap_err();
+        assert!(err.reason.contains("no Writ instrument"), "{err}");
+        let order = preservation_order(&lp, sender, &ctx(Some(&auth))).unwrap();
+        assert_eq!(order.instrument, "eu.epoc_pr");
+        assert_eq!(order.categories, PRESERVE_ALL.to_vec());
+        assert_eq!(order.dates.expires_at, Some(utc(t("2026-12-30T12:00:00Z"))));
+        e.preservation_instrument = Some("us.preservation".into());
+        let sender = Sender {
+            authority: &a,
+            etsi: &e,
+        };
+        assert_eq!(
+            preservation_order(&lp, sender, &ctx(Some(&plain)))
+                .unwrap()
+                .instrument,
+            "us.preservation"
+        );
+        // Nobody named as issuing it: refused, naming the element to add.
+        let e = preservation_order(&lp, sender, &ctx(None)).unwrap_err();
+        assert!(e.element.ends_with("ApproverName"), "{e}");
+    }
+
+    #[test]
+    fn states_map_onto_the_etsi_dictionaries() {
+        assert_eq!(
+            disclosure_status(OrderStatus::UnderReview),
+            "AwaitingApproval"
+        );
+        assert_eq!(
+            disclosure_status(OrderStatus::AwaitingClarification),
+            "AwaitingApproval"
+        );
+        assert_eq!(
+            disclosure_status(OrderStatus::Approved),
+            "AwaitingDisclosure"
+        );
+        assert_eq!(disclosure_status(OrderStatus::Released), "Disclosed");
+        assert_eq!(disclosure_status(OrderStatus::Refused), "Rejected");
+        assert_eq!(disclosure_status(OrderStatus::Withdrawn), "Cancelled");
+        assert_eq!(
+            preservation_status(OrderStatus::UnderReview, true, false),
+            "Preserved"
+        );
+        assert_eq!(
+            preservation_status(OrderStatus::UnderReview, false, false),
+            "AwaitingPreservation"
+        );
+        assert_eq!(
+            preservation_status(OrderStatus::UnderReview, true, true),
+            "Expired"
+        );
+        assert_eq!(
+            preservation_status(OrderStatus::Withdrawn, true, false),
+            "Cancelled"
+        );
+        assert_eq!(
+            authorisation_status(&[OrderStatus::Refused, OrderStatus::Released]),
+            "Approved"
+        );
+        assert_eq!(authorisation_status(&[OrderStatus::Refused]), "Rejected");
+        assert_eq!(authorisation_status(&[]), "AwaitingApproval");
+    }
+}

@@ -1,0 +1,1156 @@
+//! Answering an HI-1 message from an authenticated authority.
+//!
+//! The message is parsed strictly; its sender identifier must be the one registered to the
+//! authority whose key signed the request, and its receiver Writ's own. Each action gets its own
+//! answer, in the standard's response message; an action Writ cannot perform gets an
+//! `ErrorInformation` naming why, never a silent drop. All the message's writes (the kept
+//! message, its objects, the orders its tasks became with their holds and audit entries) commit
+//! in one transaction; each CREATE runs in a savepoint so that a refused one leaves nothing
+//! behind. A retransmission (same transaction identifier, same bytes) gets the first answer.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+
+use super::map::{self, Context, Sender};
+use super::model::{
+    ActionRequest, ActionResponse, Authorisation, CspConfig, Dictionary, DictionaryEntry,
+    DictionaryValue, Document, EndpointId, ErrorInfo, FormatDefinition, Header, ListRecord,
+    ListRequest, Message, Object, Outcome, Payload, TargetingConfiguration, Version,
+};
+use super::{Limits, parse, write};
+use crate::audit::{self, Actor, ActorKind, NewEntry};
+use crate::authority::{self, Authority, EtsiIdentity};
+use crate::db::schema::{
+    authorities, etsi_deliveries, etsi_messages, etsi_objects, orders, target_holds,
+};
+use crate::db::{DbConn, DbError, write_tx};
+use crate::orders::intake::{self, Checked, Receipt};
+use crate::orders::{OrderError, OrderStatus};
+use crate::policy::{Deployment, PolicySet};
+use crate::settings::{EtsiSettings, MailSettings};
+
+/// Error codes Writ puts in `ErrorInformation` (HTTP-like, so an integrator reads them at once).
+pub mod codes {
+    /// The message or object is malformed or incomplete.
+    pub const INVALID: u64 = 400;
+    /// The sender may not do this (identity, ownership).
+    pub const FORBIDDEN: u64 = 403;
+    /// No such object held for the sender.
+    pub const NOT_FOUND: u64 = 404;
+    /// The object exists already, or the transaction identifier was used for other bytes.
+    pub const CONFLICT: u64 = 409;
+    /// A document in a format Writ does not take.
+    pub const UNSUPPORTED_MEDIA: u64 = 415;
+    /// The task cannot become a valid order (the message names the element).
+    pub const UNPROCESSABLE: u64 = 422;
+    /// An action or object type Writ does not support.
+    pub const NOT_SUPPORTED: u64 = 501;
+}
+
+/// What answering a message needs.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules<'a> {
+    /// `[etsi]` settings.
+    pub settings: &'a EtsiSettings,
+    /// The policies orders are decided under.
+    pub policies: &'a PolicySet,
+    /// The provider's position.
+    pub deployment: &'a Deployment,
+    /// Where new-order notices go.
+    pub mail: &'a MailSettings,
+    /// The audit signer (delivery objects carry the release's inclusion proof).
+    pub signer: &'a crate::audit::checkpoint::CheckpointSigner,
+}
+
+/// The answer to a message: an HTTP status and an `HI1Message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// HTTP status: 200 when the message was answered action by action (each action may still
+    /// carry an error), 4xx when the whole message was refused.
+    pub status: u16,
+    /// The response `HI1Message`.
+    pub xml: String,
+    /// Whether this repeats the answer to an earlier identical message.
+    pub replayed: bool,
+}
+
+/// Writ's own endpoint identifier.
+pub fn writ_endpoint(settings: &EtsiSettings) -> EndpointId {
+    EndpointId {
+        country: settings.country_code.clone(),
+        id: settings.unique_identifier.clone(),
+    }
+}
+
+fn endpoint_of(identity: &EtsiIdentity) -> EndpointId {
+    EndpointId {
+        country: identity.country_code.clone(),
+        id: identity.unique_identifier.clone(),
+    }
+}
+
+/// The version block of Writ's messages (a response echoes the request's).
+pub fn writ_version() -> Version {
+    Version {
+        etsi_version: "V1.18.1".into(),
+        national_profile_owner: "XX".into(),
+        national_profile_version: "v1.0".into(),
+    }
+}
+
+/// A response header from Writ to `to`.
+pub fn header(
+    settings: &EtsiSettings,
+    to: EndpointId,
+    transaction_id: String,
+    version: Version,
+    now: DateTime<Utc>,
+) -> Header {
+    Header {
+        sender: writ_endpoint(settings),
+        receiver: to,
+        transaction_id,
+        timestamp: now.fixed_offset(),
+        version,
+        workflow_identifier: None,
+    }
+}
+
+fn error(code: u64, description: impl Into<String>) -> ErrorInfo {
+    ErrorInfo {
+        code,
+        description: description.into(),
+    }
+}
+
+/// Answers `body` from `authority_id` (already authenticated by its body-bound token).
+pub fn receive(
+    conn: &mut DbConn,
+    authority_id: &str,
+    body: &[u8],
+    rules: &Rules<'_>,
+    now: DateTime<Utc>,
+) -> Result<Answer, OrderError> {
+    let settings = rules.settings;
+    let registered: Authority = authorities::table
+        .find(authority_id)
+        .select(Authority::as_select())
+        .first(conn)?;
+    let identity = authority::etsi_of(conn, authority_id).map_err(registry_error)?;
+    let peer = identity.as_ref().map(endpoint_of).unwrap_or(EndpointId {
+        country: registered.country.clone(),
+        id: registered.id.clone(),
+    });
+    let Some(identity) = identity else {
+        return refuse(
+            conn,
+            authority_id,
+            body,
+            rules,
+            &peer,
+            None,
+            403,
+            error(
+                codes::FORBIDDEN,
+                "no HI-1 sender identifier is registered for the authority that signed this request; \
+             the provider registers it with `writ authority etsi`",
+            ),
+            now,
+        );
+    };
+    let limits = Limits {
+        max_bytes: settings.message_limit_bytes,
+        max_depth: settings.max_depth,
+        ..Limits::default()
+    };
+    let message = match parse(body, &limits) {
+        Ok(m) => m,
+        Err(e) => {
+            return refuse(
+                conn,
+                authority_id,
+                body,
+                rules,
+                &peer,
+                None,
+                400,
+                error(
+                    codes::INVALID,
+                    format!("the message is not a valid HI1Message: {e}"),
+                ),
+                now,
+            );
+        }
+    };
+    let txid = Some(message.header.transaction_id.clone());
+    if message.header.sender != peer {
+        return refuse(
+            conn,
+            authority_id,
+            body,
+            rules,
+            &peer,
+            txid,
+            403,
+            error(
+                codes::FORBIDDEN,
+                format!(
+                    "the sender identifier {}/{} is not the one registered to the authority that signed \
+             the request",
+                    message.header.sender.country, message.header.sender.id
+                ),
+            ),
+            now,
+        );
+    }
+    let writ = writ_endpoint(settings);
+    if message.header.receiver != writ {
+        return refuse(
+            conn,
+            authority_id,
+            body,
+            rules,
+            &peer,
+            txid,
+            400,
+            error(
+                codes::INVALID,
+                format!(
+                    "the message is addressed to {}/{}; this service is {}/{}",
+                    message.header.receiver.country,
+                    message.header.receiver.id,
+                    writ.country,
+                    writ.id
+                ),
+            ),
+            now,
+        );
+    }
+    let Payload::Requests(actions) = &message.payload else {
+        return refuse(
+            conn,
+            authority_id,
+            body,
+            rules,
+            &peer,
+            txid,
+            400,
+            error(
+                codes::INVALID,
+                "Writ takes requests (RequestPayload) at this endpoint; responses to Writ's DELIVER \
+             messages go back on the same HTTP exchange",
+            ),
+            now,
+        );
+    };
+    let mut ids = std::collections::BTreeSet::new();
+    if let Some(dup) = actions.iter().find(|a| !ids.insert(a.id)) {
+        return refuse(
+            conn,
+            authority_id,
+            body,
+            rules,
+            &peer,
+            txid,
+            400,
+            error(
+                codes::INVALID,
+                format!("ActionIdentifier {} is used twice", dup.id),
+            ),
+            now,
+        );
+    }
+    let hash = intake::sha256_hex(body);
+    if let Some(answer) = earlier_answer(conn, authority_id, &message.header.transaction_id, &hash)?
+    {
+        return match answer {
+            Some(a) => Ok(a),
+            None => refuse(
+                conn,
+                authority_id,
+                body,
+                rules,
+                &peer,
+                txid,
+                409,
+                error(
+                    codes::CONFLICT,
+                    format!(
+                        "transaction identifier {} was already used for a different message",
+                        message.header.transaction_id
+                    ),
+                ),
+                now,
+            ),
+        };
+    }
+    let sender = Sender {
+        authority: &registered,
+        etsi: &identity,
+    };
+    let answered = write_tx(conn, |c| {
+        answer_actions(c, sender, &message, actions, body, &hash, rules, now)
+    });
+    match answered {
+        Err(OrderError::Db(DbError::Query(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _,
+        )))) => {
+            // The same message raced in on another connection and was answered first.
+            match earlier_answer(conn, authority_id, &message.header.transaction_id, &hash)? {
+                Some(Some(a)) => Ok(a),
+                _ => Err(OrderError::Conflict(
+                    "the same transaction identifier is being answered; retry".into(),
+                )),
+            }
+        }
+        other => other,
+    }
+}
+
+fn registry_error(e: authority::RegistryError) -> OrderError {
+    match e {
+        authority::RegistryError::Db(d) => OrderError::Db(d),
+        other => OrderError::Conflict(other.to_string()),
+    }
+}
+
+/// The answer already given under this transaction identifier: `Some(Some)` for the same
+/// bytes, `Some(None)` for other bytes, `None` when the identifier is new.
+fn earlier_answer(
+    conn: &mut DbConn,
+    authority_id: &str,
+    transaction_id: &str,
+    hash: &str,
+) -> Result<Option<Option<Answer>>, OrderError> {
+    let found: Option<(String, i32, String)> = etsi_messages::table
+        .filter(etsi_messages::authority_id.eq(authority_id))
+        .filter(etsi_messages::transaction_id.eq(transaction_id))
+        .filter(etsi_messages::status.eq("answered"))
+        .select((
+            etsi_messages::body_sha256,
+            etsi_messages::http_status,
+            etsi_messages::response,
+        ))
+        .first(conn)
+        .optional()?;
+    Ok(found.map(|(sha, status, xml)| {
+        (sha == hash).then(|| Answer {
+            status: u16::try_from(status).unwrap_or(200),
+            xml,
+            replayed: true,
+        })
+    }))
+}
+
+/// Refuses a whole message: keeps its hash and size with the reason's code, and answers with a
+/// response whose payload is the error.
+#[allow(clippy::too_many_arguments)]
+fn refuse(
+    conn: &mut DbConn,
+    authority_id: &str,
+    body: &[u8],
+    rules: &Rules<'_>,
+    peer: &EndpointId,
+    transaction_id: Option<String>,
+    status: u16,
+    info: ErrorInfo,
+    now: DateTime<Utc>,
+) -> Result<Answer, OrderError> {
+    let txid = transaction_id
+        .filter(|t| t.len() <= 100)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let message = Message {
+        header: header(
+            rules.settings,
+            peer.clone(),
+            txid.clone(),
+            writ_version(),
+            now,
+        ),
+        payload: Payload::Error(info.clone()),
+        signed: false,
+    };
+    let xml = write(&message);
+    let id = uuid::Uuid::new_v4().to_string();
+    let hash = intake::sha256_hex(body);
+    write_tx(conn, |c| {
+        diesel::insert_into(etsi_messages::table)
+            .values((
+                etsi_messages::id.eq(&id),
+                etsi_messages::authority_id.eq(authority_id),
+                etsi_messages::transaction_id.eq(&txid),
+                etsi_messages::received_at.eq(now.timestamp_micros()),
+                etsi_messages::body_sha256.eq(&hash),
+                etsi_messages::size.eq(i64::try_from(body.len()).unwrap_or(i64::MAX)),
+                etsi_messages::body.eq(None::<Vec<u8>>),
+                etsi_messages::status.eq("refused"),
+                etsi_messages::http_status.eq(i32::from(status)),
+                etsi_messages::response.eq(&xml),
+            ))
+            .execute(c)?;
+        let entry = NewEntry::new(
+            Actor::new(ActorKind::Authority, authority_id),
+            "etsi.message_refused",
+        )
+        .reference("message", id.as_str())
+        .reference("body_sha256", hash.as_str())
+        .reference("size", body.len())
+        .reference("error_code", info.code);
+        audit::append(c, &entry, now)?;
+        Ok::<_, OrderError>(())
+    })?;
+    Ok(Answer {
+        status,
+        xml,
+        replayed: false,
+    })
+}
+
+/// Why one action failed: an answer for the sender, or a failure of Writ's own.
+enum Fail {
+    Answer(ErrorInfo),
+    Internal(OrderError),
+}
+
+impl From<diesel::result::Error> for Fail {
+    fn from(e: diesel::result::Error) -> Self {
+        Fail::Internal(e.into())
+    }
+}
+
+impl From<OrderError> for Fail {
+    fn from(e: OrderError) -> Self {
+        Fail::Internal(e)
+    }
+}
+
+/// What one message is working with.
+struct Work<'a> {
+    sender: Sender<'a>,
+    header: &'a Header,
+    message_id: String,
+    rules: &'a Rules<'a>,
+    now: DateTime<Utc>,
+    /// Authorisations and documents created by this message so far.
+    created: HashMap<String, Object>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn answer_actions(
+    c: &mut DbConn,
+    sender: Sender<'_>,
+    message: &Message,
+    actions: &[ActionRequest],
+    body: &[u8],
+    hash: &str,
+    rules: &Rules<'_>,
+    now: DateTime<Utc>,
+) -> Result<Answer, OrderError> {
+    let authority_id = sender.authority.id.clone();
+    let message_id = uuid::Uuid::new_v4().to_string();
+    diesel::insert_into(etsi_messages::table)
+        .values((
+            etsi_messages::id.eq(&message_id),
+            etsi_messages::authority_id.eq(&authority_id),
+            etsi_messages::transaction_id.eq(&message.header.transaction_id),
+            etsi_messages::received_at.eq(now.timestamp_micros()),
+            etsi_messages::body_sha256.eq(hash),
+            etsi_messages::size.eq(i64::try_from(body.len()).unwrap_or(i64::MAX)),
+            etsi_messages::body.eq(Some(body)),
+            etsi_messages::status.eq("answered"),
+            etsi_messages::http_status.eq(200),
+            etsi_messages::response.eq(""),
+        ))
+        .execute(c)?;
+    let mut work = Work {
+        sender,
+        header: &message.header,
+        message_id: message_id.clone(),
+        rules,
+        now,
+        created: HashMap::new(),
+    };
+    // Authorisations and documents first, so that tasks may name them in any order.
+    let first = |a: &ActionRequest| {
+        matches!(
+            a.action,
+            super::model::Action::Create(Object::Authorisation(_) | Object::Document(_))
+        )
+    };
+    let mut outcomes: HashMap<u64, Outcome> = HashMap::new();
+    for pass in [true, false] {
+        for a in actions.iter().filter(|a| first(a) == pass) {
+            let outcome = match act(c, &mut work, &a.action) {
+                Ok(o) => o,
+                Err(Fail::Answer(info)) => Outcome::Error(info),
+                Err(Fail::Internal(e)) => return Err(e),
+            };
+            outcomes.insert(a.id, outcome);
+        }
+    }
+    let responses: Vec<ActionResponse> = actions
+        .iter()
+        .filter_map(|a| {
+            outcomes
+                .remove(&a.id)
+                .map(|outcome| ActionResponse { id: a.id, outcome })
+        })
+        .collect();
+    let errors = responses
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::Error(_)))
+        .count();
+    let reply = Message {
+        header: header(
+            rules.settings,
+            message.header.sender.clone(),
+            message.header.transaction_id.clone(),
+            message.header.version.clone(),
+            now,
+        ),
+        payload: Payload::Responses(responses),
+        signed: false,
+    };
+    let xml = write(&reply);
+    diesel::update(etsi_messages::table.find(&message_id))
+        .set(etsi_messages::response.eq(&xml))
+        .execute(c)?;
+    let entry = NewEntry::new(
+        Actor::new(ActorKind::Authority, authority_id.as_str()),
+        "etsi.message_answered",
+    )
+    .reference("message", message_id.as_str())
+    .reference("body_sha256", hash)
+    .reference("size", body.len())
+    .reference("actions", actions.len())
+    .reference("errors", errors);
+    audit::append(c, &entry, now)?;
+    Ok(Answer {
+        status: 200,
+        xml,
+        replayed: false,
+    })
+}
+
+fn act(
+    c: &mut DbConn,
+    work: &mut Work<'_>,
+    action: &super::model::Action,
+) -> Result<Outcome, Fail> {
+    use super::model::Action;
+    match action {
+        Action::GetCspConfig => Ok(Outcome::CspConfig(Box::new(csp_config(work)?))),
+        Action::Get { identifier } => {
+            let found = held_object(
+                c,
+                &work.sender.authority.id,
+                identifier,
+                work.rules,
+                work.now,
+            )?;
+            found.map(Outcome::Get).ok_or_else(|| {
+                Fail::Answer(error(
+                    codes::NOT_FOUND,
+                    format!("no object {identifier} is held for this sender"),
+                ))
+            })
+        }
+        Action::List(filter) => Ok(Outcome::List(list(c, work, filter)?)),
+        Action::Create(object) => {
+            let created = c.transaction(|sp| create(sp, work, object));
+            created.map(|identifier| Outcome::Create { identifier })
+        }
+        Action::Update(object) => Err(Fail::Answer(error(
+            codes::NOT_SUPPORTED,
+            format!(
+                "UPDATE of {} objects is not supported: a task is amended or withdrawn through \
+                 Writ's order API, or replaced by a new task",
+                object.type_name()
+            ),
+        ))),
+        Action::Deliver { .. } => Err(Fail::Answer(error(
+            codes::NOT_SUPPORTED,
+            "Writ sends DELIVER messages; it does not take deliveries",
+        ))),
+    }
+}
+
+fn check_owner(work: &Work<'_>, base: &super::model::ObjectBase) -> Result<(), Fail> {
+    let me = &work.header.sender;
+    if base.owner.as_ref().is_some_and(|o| *o != me.id)
+        || base.country.as_ref().is_some_and(|c| *c != me.country)
+    {
+        return Err(Fail::Answer(error(
+            codes::FORBIDDEN,
+            format!(
+                "object {}: its CountryCode/OwnerIdentifier must be the sender's ({}/{})",
+                base.identifier, me.country, me.id
+            ),
+        )));
+    }
+    if base.identifier.is_empty() || base.identifier.len() > 100 {
+        return Err(Fail::Answer(error(
+            codes::INVALID,
+            "an ObjectIdentifier must be 1 to 100 characters",
+        )));
+    }
+    Ok(())
+}
+
+fn is_held(c: &mut DbConn, authority_id: &str, object_id: &str) -> Result<bool, Fail> {
+    let n: i64 = etsi_objects::table
+        .filter(etsi_objects::authority_id.eq(authority_id))
+        .filter(etsi_objects::object_id.eq(object_id))
+        .count()
+        .get_result(c)?;
+    let d: i64 = etsi_deliveries::table
+        .filter(etsi_deliveries::authority_id.eq(authority_id))
+        .filter(etsi_deliveries::id.eq(object_id))
+        .count()
+        .get_result(c)?;
+    Ok(n + d > 0)
+}
+
+fn record_object(
+    c: &mut DbConn,
+    work: &Work<'_>,
+    object_id: &str,
+    object_type: &str,
+    order_id: Option<&str>,
+    parent_id: Option<&str>,
+) -> Result<(), Fail> {
+    diesel::insert_into(etsi_objects::table)
+        .values((
+            etsi_objects::authority_id.eq(&work.sender.authority.id),
+            etsi_objects::object_id.eq(object_id),
+            etsi_objects::object_type.eq(object_type),
+            etsi_objects::message_id.eq(Some(&work.message_id)),
+            etsi_objects::order_id.eq(order_id),
+            etsi_objects::parent_id.eq(parent_id),
+            etsi_objects::created_at.eq(work.now.timestamp_micros()),
+        ))
+        .execute(c)?;
+    Ok(())
+}
+
+fn create(c: &mut DbConn, work: &mut Work<'_>, object: &Object) -> Result<String, Fail> {
+    let (base, kind) = match object {
+        Object::Authorisation(o) => (&o.base, "Authorisation"),
+        Object::Document(o) => (&o.base, "Document"),
+        Object::LdTask(o) => (&o.base, "LDTask"),
+        Object::LpTask(o) => (&o.base, "LPTask"),
+        Object::Delivery(_) => {
+            return Err(Fail::Answer(error(
+                codes::NOT_SUPPORTED,
+                "Writ creates DeliveryObjects itself; an authority cannot CREATE one",
+            )));
+        }
+        Object::Unsupported { xsi_type, .. } => {
+            return Err(Fail::Answer(error(
+                codes::NOT_SUPPORTED,
+                format!(
+                    "object type {xsi_type} is not supported; Writ takes AuthorisationObject, \
+                     LDTaskObject, LPTaskObject and DocumentObject"
+                ),
+            )));
+        }
+    };
+    check_owner(work, base)?;
+    let authority_id = work.sender.authority.id.clone();
+    if is_held(c, &authority_id, &base.identifier)? || work.created.contains_key(&base.identifier) {
+        return Err(Fail::Answer(error(
+            codes::CONFLICT,
+            format!("object {} already exists", base.identifier),
+        )));
+    }
+    match object {
+        Object::Document(d) => {
+            if let Some(body) = &d.body {
+                let pdf = body.contents.starts_with(b"%PDF-");
+                let declared_ok = body
+                    .content_type
+                    .as_deref()
+                    .is_none_or(|t| t.eq_ignore_ascii_case("application/pdf"));
+                if !pdf || !declared_ok {
+                    return Err(Fail::Answer(error(
+                        codes::UNSUPPORTED_MEDIA,
+                        format!(
+                            "document {}: Writ takes order documents as application/pdf",
+                            d.base.identifier
+                        ),
+                    )));
+                }
+                if body.contents.len() > work.rules.settings.message_limit_bytes {
+                    return Err(Fail::Answer(error(
+                        codes::INVALID,
+                        "the document is too large",
+                    )));
+                }
+            }
+            record_object(c, work, &d.base.identifier, kind, None, None)?;
+        }
+        Object::Authorisation(a) => {
+            record_object(c, work, &a.base.identifier, kind, None, None)?;
+        }
+        Object::LdTask(_) | Object::LpTask(_) => {
+            let identifier = base.identifier.clone();
+            let (order_id, parent) = create_task(c, work, object)?;
+            record_object(
+                c,
+                work,
+                &identifier,
+                kind,
+                Some(&order_id),
+                parent.as_deref(),
+            )?;
+        }
+        Object::Delivery(_) | Object::Unsupported { .. } => {}
+    }
+    if matches!(object, Object::Authorisation(_) | Object::Document(_)) {
+        work.created.insert(base.identifier.clone(), object.clone());
+    }
+    Ok(base.identifier.clone())
+}
+
+/// An object this sender created earlier, read back from the message that carried it.
+fn stored_object(
+    c: &mut DbConn,
+    authority_id: &str,
+    object_id: &str,
+) -> Result<Option<(Object, Option<String>)>, OrderError> {
+    let row: Option<(Option<String>, Option<String>)> = etsi_objects::table
+        .filter(etsi_objects::authority_id.eq(authority_id))
+        .filter(etsi_objects::object_id.eq(object_id))
+        .select((etsi_objects::message_id, etsi_objects::order_id))
+        .first(c)
+        .optional()?;
+    let Some((Some(message_id), order_id)) = row else {
+        return Ok(None);
+    };
+    let body: Option<Option<Vec<u8>>> = etsi_messages::table
+        .find(&message_id)
+        .select(etsi_messages::body)
+        .first(c)
+        .optional()?;
+    let Some(Some(body)) = body else {
+        return Ok(None);
+    };
+    let limits = Limits {
+        max_bytes: usize::MAX,
+        ..Limits::default()
+    };
+    let message = parse(&body, &limits)
+        .map_err(|e| OrderError::Conflict(format!("a kept HI-1 message no longer parses: {e}")))?;
+    let Payload::Requests(actions) = message.payload else {
+        return Ok(None);
+    };
+    Ok(actions.into_iter().find_map(|a| match a.action {
+        super::model::Action::Create(o) if o.identifier() == Some(object_id) => {
+            Some((o, order_id.clone()))
+        }
+        _ => None,
+    }))
+}
+
+/// The authorisation a task rests on and the PDF documents that go with it.
+fn task_context(
+    c: &mut DbConn,
+    work: &Work<'_>,
+    associated: &[String],
+) -> Result<(Option<Authorisation>, Option<Vec<u8>>), Fail> {
+    let authority_id = work.sender.authority.id.clone();
+    let mut auth = None;
+    let mut documents: Vec<Document> = Vec::new();
+    let lookup = |c: &mut DbConn, id: &str| -> Result<Option<Object>, Fail> {
+        if let Some(o) = work.created.get(id) {
+            return Ok(Some(o.clone()));
+        }
+        Ok(stored_object(c, &authority_id, id)?.map(|(o, _)| o))
+    };
+    for id in associated {
+        match lookup(c, id)? {
+            Some(Object::Authorisation(a)) if auth.is_none() => auth = Some(a),
+            Some(Object::Document(d)) => documents.push(d),
+            Some(_) => {}
+            None if is_held(c, &authority_id, id)? => {}
+            None => {
+                return Err(Fail::Answer(error(
+                    codes::NOT_FOUND,
+                    format!("associated object {id} is not held for this sender"),
+                )));
+            }
+        }
+    }
+    if let Some(a) = &auth {
+        for id in &a.base.associated {
+            if let Some(Object::Document(d)) = lookup(c, id)? {
+                documents.push(d);
+            }
+        }
+        // Documents of this message that name the authorisation.
+        for o in work.created.values() {
+            if let Object::Document(d) = o
+                && d.base.associated.contains(&a.base.identifier)
+                && !documents
+                    .iter()
+                    .any(|x| x.base.identifier == d.base.identifier)
+            {
+                documents.push(d.clone());
+            }
+        }
+    }
+    let pdf = documents
+        .into_iter()
+        .find_map(|d| d.body.map(|b| b.contents));
+    Ok((auth, pdf))
+}
+
+fn create_task(
+    c: &mut DbConn,
+    work: &Work<'_>,
+    object: &Object,
+) -> Result<(String, Option<String>), Fail> {
+    let settings = work.rules.settings;
+    let (associated, csp) = match object {
+        Object::LdTask(t) => (&t.base.associated, t.csp_id.as_ref()),
+        Object::LpTask(t) => (&t.base.associated, t.csp_id.as_ref()),
+        _ => return Err(Fail::Answer(error(codes::NOT_SUPPORTED, "not a task"))),
+    };
+    if let Some(csp) = csp
+        && *csp != writ_endpoint(settings)
+    {
+        return Err(Fail::Answer(error(
+            codes::INVALID,
+            format!(
+                "the task's CSPID is {}/{}; this service is {}/{}",
+                csp.country, csp.id, settings.country_code, settings.unique_identifier
+            ),
+        )));
+    }
+    let (auth, document) = task_context(c, work, associated)?;
+    let ctx = Context {
+        authorisation: auth.as_ref(),
+        sent_at: work.header.timestamp,
+        transaction_id: &work.header.transaction_id,
+        writ_id: &settings.unique_identifier,
+    };
+    let mapped = match object {
+        Object::LdTask(t) => map::disclosure_order(t, work.sender, &ctx),
+        Object::LpTask(t) => map::preservation_order(t, work.sender, &ctx),
+        _ => return Err(Fail::Answer(error(codes::NOT_SUPPORTED, "not a task"))),
+    };
+    let order = mapped.map_err(|e| Fail::Answer(error(codes::UNPROCESSABLE, e.to_string())))?;
+    if work.rules.policies.instrument(&order.instrument).is_none() {
+        return Err(Fail::Answer(error(
+            codes::UNPROCESSABLE,
+            format!(
+                "instrument `{}` is not one of Writ's (GETCSPCONFIG lists them in dictionary {}/{})",
+                order.instrument,
+                settings.unique_identifier,
+                map::INSTRUMENT_DICTIONARY
+            ),
+        )));
+    }
+    let order_json = serde_json::to_string(&order)
+        .map_err(|e| Fail::Internal(OrderError::Conflict(e.to_string())))?;
+    // The same checks as an order sent as JSON (ports, lengths, NUL characters, ...).
+    let order = crate::orders::validate::check_order(&order_json, "order").map_err(|errors| {
+        Fail::Answer(error(
+            codes::UNPROCESSABLE,
+            format!(
+                "the task does not make a valid order: {}",
+                errors
+                    .iter()
+                    .map(|e| format!("{}: {}", e.field, e.message))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        ))
+    })?;
+    let checked = Checked {
+        order_sha256: intake::sha256_hex(order_json.as_bytes()),
+        order,
+        order_json,
+        document,
+        validation: None,
+    };
+    let view = intake::store(
+        c,
+        &work.sender.authority.id,
+        &checked,
+        work.rules.policies,
+        work.rules.deployment,
+        &Receipt {
+            received_at: work.now,
+            entered_by: None,
+            mail: Some(work.rules.mail),
+            channel: "etsi",
+        },
+        work.now,
+    )?;
+    Ok((view.id, auth.map(|a| a.base.identifier)))
+}
+
+struct OrderState {
+    status: OrderStatus,
+    updated_at: i64,
+    hold_until: Option<i64>,
+}
+
+fn order_state(c: &mut DbConn, order_id: &str) -> Result<Option<OrderState>, OrderError> {
+    let row: Option<(String, i64, Option<i64>)> = orders::table
+        .find(order_id)
+        .select((orders::status, orders::updated_at, orders::hold_until))
+        .first(c)
+        .optional()?;
+    Ok(row.and_then(|(s, updated_at, hold_until)| {
+        OrderStatus::parse(&s).map(|status| OrderState {
+            status,
+            updated_at,
+            hold_until,
+        })
+    }))
+}
+
+fn micros(t: i64) -> DateTime<chrono::FixedOffset> {
+    crate::metadata::normalize::from_micros(t).fixed_offset()
+}
+
+/// An object held for the sender, with Writ's current status filled in.
+pub fn held_object(
+    c: &mut DbConn,
+    authority_id: &str,
+    object_id: &str,
+    rules: &Rules<'_>,
+    now: DateTime<Utc>,
+) -> Result<Option<Object>, OrderError> {
+    if let Some(delivery) = super::deliver::delivery_object(
+        c,
+        authority_id,
+        object_id,
+        rules.settings,
+        rules.signer,
+        now,
+    )? {
+        return Ok(Some(Object::Delivery(delivery)));
+    }
+    let Some((mut object, order_id)) = stored_object(c, authority_id, object_id)? else {
+        return Ok(None);
+    };
+    let state = match &order_id {
+        Some(id) => order_state(c, id)?,
+        None => None,
+    };
+    match &mut object {
+        Object::LdTask(t) => {
+            if let Some(s) = &state {
+                t.status = Some(DictionaryEntry::etsi(
+                    "LDTaskStatus",
+                    map::disclosure_status(s.status),
+                ));
+                t.status_reason = (s.status == OrderStatus::Refused).then(|| error(
+                    codes::FORBIDDEN,
+                    "the provider refused the order; its reasons went to the authority's registered contacts",
+                ));
+                t.base.last_changed = Some(micros(s.updated_at));
+            }
+            t.base.generation = Some(1);
+        }
+        Object::LpTask(t) => {
+            if let (Some(s), Some(order_id)) = (&state, &order_id) {
+                let holding: i64 = target_holds::table
+                    .filter(target_holds::order_id.eq(order_id))
+                    .filter(target_holds::released_at.is_null())
+                    .count()
+                    .get_result(c)?;
+                let ended = s.hold_until.is_some_and(|h| h <= now.timestamp_micros());
+                t.status = Some(DictionaryEntry::etsi(
+                    "LPTaskStatus",
+                    map::preservation_status(s.status, holding > 0, ended),
+                ));
+                t.expiration = s
+                    .hold_until
+                    .filter(|h| *h != crate::orders::holds::OPEN)
+                    .map(micros);
+                t.base.last_changed = Some(micros(s.updated_at));
+            }
+            t.base.generation = Some(1);
+        }
+        Object::Authorisation(a) => {
+            let order_ids: Vec<Option<String>> = etsi_objects::table
+                .filter(etsi_objects::authority_id.eq(authority_id))
+                .filter(etsi_objects::parent_id.eq(object_id))
+                .select(etsi_objects::order_id)
+                .load(c)?;
+            let mut statuses = Vec::new();
+            for id in order_ids.into_iter().flatten() {
+                if let Some(s) = order_state(c, &id)? {
+                    statuses.push(s.status);
+                }
+            }
+            a.status = Some(DictionaryEntry::etsi(
+                "AuthorisationStatus",
+                map::authorisation_status(&statuses),
+            ));
+            a.base.generation = Some(1);
+        }
+        _ => {}
+    }
+    Ok(Some(object))
+}
+
+fn list(c: &mut DbConn, work: &Work<'_>, filter: &ListRequest) -> Result<Vec<ListRecord>, Fail> {
+    let authority_id = work.sender.authority.id.clone();
+    if let Some(t) = &filter.object_type
+        && (t.owner != "ETSI" || t.name != "ObjectType")
+    {
+        return Err(Fail::Answer(error(
+            codes::INVALID,
+            "ObjectType must be an entry of ETSI's ObjectType dictionary",
+        )));
+    }
+    let rows: Vec<(String, String, Option<String>, i64)> = etsi_objects::table
+        .filter(etsi_objects::authority_id.eq(&authority_id))
+        .order((etsi_objects::created_at, etsi_objects::object_id))
+        .select((
+            etsi_objects::object_id,
+            etsi_objects::object_type,
+            etsi_objects::order_id,
+            etsi_objects::created_at,
+        ))
+        .load(c)?;
+    let deliveries: Vec<(String, i64)> = etsi_deliveries::table
+        .filter(etsi_deliveries::authority_id.eq(&authority_id))
+        .order((etsi_deliveries::created_at, etsi_deliveries::id))
+        .select((etsi_deliveries::id, etsi_deliveries::created_at))
+        .load(c)?;
+    let mut all: Vec<(String, String, Option<String>, i64)> = rows;
+    all.extend(
+        deliveries
+            .into_iter()
+            .map(|(id, at)| (id, "Delivery".to_owned(), None, at)),
+    );
+    let since = filter
+        .last_changed
+        .map(|t| t.with_timezone(&Utc).timestamp_micros());
+    let max = filter
+        .maximum
+        .and_then(|m| usize::try_from(m).ok())
+        .unwrap_or(usize::MAX);
+    let mut out = Vec::new();
+    for (id, kind, order_id, created_at) in all {
+        if filter.object_type.as_ref().is_some_and(|t| t.value != kind) {
+            continue;
+        }
+        let changed = match &order_id {
+            Some(o) => order_state(c, o)?.map_or(created_at, |s| s.updated_at.max(created_at)),
+            None => created_at,
+        };
+        if since.is_some_and(|s| changed < s) {
+            continue;
+        }
+        if let Some(wanted) = &filter.status {
+            let object = held_object(c, &authority_id, &id, work.rules, work.now)?;
+            let status = match &object {
+                Some(Object::LdTask(t)) => t.status.clone(),
+                Some(Object::LpTask(t)) => t.status.clone(),
+                Some(Object::Authorisation(a)) => a.status.clone(),
+                Some(Object::Delivery(d)) => d.status.clone(),
+                _ => None,
+            };
+            if status.as_ref() != Some(wanted) {
+                continue;
+            }
+        }
+        out.push(ListRecord {
+            object_type: DictionaryEntry::etsi("ObjectType", &kind),
+            identifier: id,
+            country: Some(work.header.sender.country.clone()),
+            owner: Some(if kind == "Delivery" {
+                work.rules.settings.unique_identifier.clone()
+            } else {
+                work.header.sender.id.clone()
+            }),
+            generation: 1,
+            last_changed: Some(micros(changed)),
+        });
+        if out.len() >= max {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// When Writ's HI-1 configuration (its formats and dictionaries) last changed.
+const CONFIG_CHANGED: &str = "2026-11-28T00:00:00Z";
+
+fn csp_config(work: &Work<'_>) -> Result<CspConfig, Fail> {
+    let settings = work.rules.settings;
+    let writ_id = settings.unique_identifier.clone();
+    let base = DateTime::parse_from_rfc3339(CONFIG_CHANGED)
+        .map_err(|e| Fail::Internal(OrderError::Conflict(e.to_string())))?;
+    let registered = micros(work.sender.etsi.updated_at);
+    let last_changed = base.max(registered);
+    let instruments = work
+        .rules
+        .policies
+        .instruments()
+        .map(|(id, spec)| DictionaryValue {
+            value: id.to_owned(),
+            meaning: format!("{} ({})", spec.name, spec.citation),
+        })
+        .collect();
+    let dictionaries = vec![
+        Dictionary {
+            owner: writ_id.clone(),
+            name: map::INSTRUMENT_DICTIONARY.into(),
+            entries: instruments,
+        },
+        Dictionary {
+            owner: writ_id.clone(),
+            name: "ManifestSpecification".into(),
+            entries: vec![DictionaryValue {
+                value: super::deliver::MANIFEST_SPECIFICATION.into(),
+                meaning: "A Writ disclosure package: a POSIX tar holding records.json, one CSV \
+                          per category, scope.json, manifest.json (SHA-256 of each file) and \
+                          manifest.sig (Ed25519 over manifest.json; the key is at \
+                          /packages/public-key), with audit-proof.json beside the signed part"
+                    .into(),
+            }],
+        },
+    ];
+    let all_formats = map::formats(&writ_id);
+    let formats = all_formats
+        .iter()
+        .filter(|f| f.owner == writ_id)
+        .map(|f| FormatDefinition {
+            name: f.name.into(),
+            description: f.description.into(),
+            regex: f.regex.into(),
+        })
+        .collect();
+    let request_types: Vec<DictionaryEntry> = map::REQUEST_TYPES
+        .iter()
+        .map(|(name, _)| DictionaryEntry::etsi("RequestType", name))
+        .collect();
+    let targeting = all_formats
+        .iter()
+        .map(|f| TargetingConfiguration {
+            format_name: f.name.into(),
+            format_owner: f.owner.clone(),
+            guidance: f.description.into(),
+            ld_request_types: request_types.clone(),
+            lp_request_types: request_types.clone(),
+        })
+        .collect();
+    Ok(CspConfig {
+        last_changed,
+        dictionaries,
+        format_owner: writ_id,
+        formats,
+        targeting,
+    })
+}
