@@ -564,7 +564,7 @@ diesel::table! {
         size -> BigInt,
         /// The bytes, for answered messages.
         body -> Nullable<Binary>,
-        /// answered or refused.
+        /// answered, read or refused.
         status -> Text,
         /// HTTP status of the answer.
         http_status -> Integer,

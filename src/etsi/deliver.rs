@@ -106,13 +106,17 @@ fn delivery_row(
 }
 
 /// The `DeliveryObject` of delivery `id` for `authority_id` (`None` when there is no such
-/// delivery of theirs), carrying the package with its audit proof.
+/// delivery of theirs), carrying the package. With `signer`, the package carries the release's
+/// audit proof in a checkpoint signed now if the log grew; that must never happen inside
+/// another transaction (the checkpoint's outside copy would run ahead of a rollback), so an
+/// answer given inside a message's transaction passes `None` and carries the signed package
+/// alone.
 pub fn delivery_object(
     c: &mut DbConn,
     authority_id: &str,
     id: &str,
     settings: &EtsiSettings,
-    signer: &crate::audit::checkpoint::CheckpointSigner,
+    signer: Option<&crate::audit::checkpoint::CheckpointSigner>,
     now: DateTime<Utc>,
 ) -> Result<Option<Delivery>, OrderError> {
     let Some((id, _, order_id, task_id, _, status)) = delivery_row(c, Some(authority_id), id)?
@@ -124,7 +128,11 @@ pub fn delivery_object(
         .select(crate::db::schema::orders::reference)
         .first(c)
         .optional()?;
-    let package = crate::disclosure::release::released_with_proof(c, signer, &order_id, now)?;
+    let package = match signer {
+        Some(signer) => crate::disclosure::release::released_with_proof(c, signer, &order_id, now)?,
+        None => crate::disclosure::release::released_archive(c, &order_id)?
+            .map(|(tar, sha, _)| (tar, sha)),
+    };
     let writ = writ_endpoint(settings);
     let status_value = match status.as_str() {
         "acknowledged" => "Acknowledged",
@@ -216,19 +224,26 @@ pub async fn send_due(
         .unwrap_or(3600)
         .saturating_add(30)
         .saturating_mul(1_000_000);
-    let leased: Vec<String> = db
-        .run(move |conn| {
-            let now = Utc::now().timestamp_micros();
-            write_tx(conn, |c| {
-                let due: Vec<String> = etsi_deliveries::table
-                    .filter(etsi_deliveries::status.eq_any(["queued", "sending"]))
-                    .filter(etsi_deliveries::next_attempt_at.le(now))
-                    .order(etsi_deliveries::next_attempt_at)
-                    .limit(10)
-                    .select(etsi_deliveries::id)
-                    .load(c)?;
-                let mut mine = Vec::new();
-                for id in due {
+    let signer = sender.signer.get(db).await?;
+    let mut attempted = 0;
+    // One delivery at a time: a lease covers one send, so it cannot expire while the send
+    // waits behind others; the lease end is the token a settlement must match.
+    while attempted < 10 {
+        let leased: Option<(String, i64)> = db
+            .run(move |conn| {
+                let now = Utc::now().timestamp_micros();
+                write_tx(conn, |c| {
+                    let due: Option<String> = etsi_deliveries::table
+                        .filter(etsi_deliveries::status.eq_any(["queued", "sending"]))
+                        .filter(etsi_deliveries::next_attempt_at.le(now))
+                        .order(etsi_deliveries::next_attempt_at)
+                        .select(etsi_deliveries::id)
+                        .first(c)
+                        .optional()?;
+                    let Some(id) = due else {
+                        return Ok(None);
+                    };
+                    let lease_end = now.saturating_add(lease);
                     let n = diesel::update(
                         etsi_deliveries::table
                             .filter(etsi_deliveries::id.eq(&id))
@@ -237,19 +252,17 @@ pub async fn send_due(
                     )
                     .set((
                         etsi_deliveries::status.eq("sending"),
-                        etsi_deliveries::next_attempt_at.eq(now.saturating_add(lease)),
+                        etsi_deliveries::next_attempt_at.eq(lease_end),
                     ))
                     .execute(c)?;
-                    if n == 1 {
-                        mine.push(id);
-                    }
-                }
-                Ok::<_, OrderError>(mine)
+                    Ok::<_, OrderError>((n == 1).then_some((id, lease_end)))
+                })
             })
-        })
-        .await?;
-    let signer = sender.signer.get(db).await?;
-    for id in &leased {
+            .await?;
+        let Some((id, lease_end)) = leased else {
+            break;
+        };
+        attempted += 1;
         let settings = sender.settings.clone();
         let signer = signer.clone();
         let delivery_id = id.clone();
@@ -257,16 +270,15 @@ pub async fn send_due(
             .run(move |conn| prepare(conn, &delivery_id, &settings, &signer, Utc::now()))
             .await;
         let outcome = match prepared {
-            Ok(Some((url, xml))) => post(client, sender, &url, xml, id).await,
-            Ok(None) => Err("the delivery or its package is gone".to_owned()),
+            Ok(Some((url, xml))) => post(client, sender, &url, xml, &id).await,
+            Ok(None) => Err("the delivery, its destination or its package is gone".to_owned()),
             Err(e) => Err(format!("cannot build the message: {e}")),
         };
         let settings = sender.settings.clone();
-        let delivery_id = id.clone();
-        db.run(move |conn| settle(conn, &delivery_id, outcome, &settings, Utc::now()))
+        db.run(move |conn| settle(conn, &id, lease_end, outcome, &settings, Utc::now()))
             .await?;
     }
-    Ok(leased.len())
+    Ok(attempted)
 }
 
 /// The destination and the DELIVER message of a leased delivery.
@@ -277,15 +289,26 @@ fn prepare(
     signer: &crate::audit::checkpoint::CheckpointSigner,
     now: DateTime<Utc>,
 ) -> Result<Option<(String, String)>, OrderError> {
-    let Some((_, authority_id, _, _, Some(url), _)) = delivery_row(c, None, id)? else {
+    let Some((_, authority_id, _, _, Some(_), _)) = delivery_row(c, None, id)? else {
         return Ok(None);
     };
+    // The destination as registered now (an admin may have changed or removed it since the
+    // release), and only to an authority that is still active.
+    let active: i64 = crate::db::schema::authorities::table
+        .filter(crate::db::schema::authorities::id.eq(&authority_id))
+        .filter(crate::db::schema::authorities::status.eq("active"))
+        .count()
+        .get_result(c)?;
     let Some(peer) = crate::authority::etsi_of(c, &authority_id)
         .map_err(|e| OrderError::Conflict(e.to_string()))?
+        .filter(|_| active == 1)
     else {
         return Ok(None);
     };
-    let Some(object) = delivery_object(c, &authority_id, id, settings, signer, now)? else {
+    let Some(url) = peer.delivery_url.clone() else {
+        return Ok(None);
+    };
+    let Some(object) = delivery_object(c, &authority_id, id, settings, Some(signer), now)? else {
         return Ok(None);
     };
     if object.binary.is_none() {
@@ -391,17 +414,25 @@ async fn post(
 fn settle(
     c: &mut DbConn,
     id: &str,
+    lease_end: i64,
     outcome: Result<(), String>,
     settings: &EtsiSettings,
     now: DateTime<Utc>,
 ) -> Result<(), OrderError> {
     write_tx(c, |c| {
+        // Only under this sender's own lease: a send that outlived its lease was taken over.
         let row: Option<(String, i32)> = etsi_deliveries::table
             .find(id)
+            .filter(etsi_deliveries::status.eq("sending"))
+            .filter(etsi_deliveries::next_attempt_at.eq(lease_end))
             .select((etsi_deliveries::order_id, etsi_deliveries::attempts))
             .first(c)
             .optional()?;
         let Some((order_id, attempts)) = row else {
+            tracing::warn!(
+                delivery = id,
+                "a delivery's lease ran out before its send settled"
+            );
             return Ok(());
         };
         let attempts = attempts.saturating_add(1);

@@ -380,10 +380,11 @@ fn base_order(
         || auth.is_some_and(|a| flagged_emergency(&a.flags))
         || approvals.iter().any(|a| a.is_emergency == Some(true)))
     .then(|| Emergency {
-        justification: format!(
-            "Flagged IsEmergency in HI-1 message {}; the message states no justification",
-            ctx.transaction_id
-        ),
+        // Only what the message says: an empty justification is a missing element for the
+        // policy, never a placeholder that would pass for one.
+        justification: auth
+            .and_then(|a| a.manual_information.clone())
+            .unwrap_or_default(),
     });
     let reasons = auth.and_then(|a| a.manual_information.clone());
     let offence = auth.and_then(|a| a.type_of_case.as_ref()).map(|c| Offence {
@@ -430,6 +431,22 @@ pub fn disclosure_order(
     sender: Sender<'_>,
     ctx: &Context<'_>,
 ) -> Result<Order, MapError> {
+    if task
+        .flags
+        .iter()
+        .chain(
+            ctx.authorisation
+                .map(|a| a.flags.as_slice())
+                .unwrap_or_default(),
+        )
+        .any(|f| f.owner == "ETSI" && f.value == "IsTest")
+    {
+        return Err(err(
+            "task:Flags",
+            "IsTest tasks are not taken: Writ has no test mode, and a test task would place \
+             real holds on real accounts",
+        ));
+    }
     let details = task.request.as_ref().ok_or_else(|| {
         err(
             "task:RequestDetails",

@@ -73,6 +73,9 @@ fn document_error(reason: impl Into<String>) -> ParseError {
     }
 }
 
+/// Most namespace declarations a message may carry (ETSI's examples use fewer than 12).
+const MAX_NAMESPACE_DECLARATIONS: usize = 256;
+
 /// Parses and checks one `HI1Message` (see the module documentation for what is refused).
 pub fn parse(bytes: &[u8], limits: &Limits) -> Result<Message, ParseError> {
     if bytes.len() > limits.max_bytes {
@@ -90,6 +93,24 @@ pub fn parse(bytes: &[u8], limits: &Limits) -> Result<Message, ParseError> {
     })?;
     let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
     check_declared_encoding(text)?;
+    // roxmltree checks duplicate attributes and copies namespace scopes per element, both in
+    // time that grows with their number squared, and attributes do not count as nodes: bound
+    // them with a cheap scan before it runs (`=` outside content is an upper bound of the
+    // attributes; declarations are counted by their `xmlns`).
+    let declarations = text.matches("xmlns").count();
+    if declarations > MAX_NAMESPACE_DECLARATIONS {
+        return Err(document_error(format!(
+            "the message declares {declarations} namespaces; at most \
+             {MAX_NAMESPACE_DECLARATIONS} are accepted"
+        )));
+    }
+    let attributes = text.bytes().filter(|b| *b == b'=').count();
+    if attributes > limits.max_nodes {
+        return Err(document_error(format!(
+            "the message has more than {} attributes",
+            limits.max_nodes
+        )));
+    }
 
     let options = ParsingOptions {
         allow_dtd: false,
@@ -1293,6 +1314,24 @@ mod tests {
     const TASK_ID: &str = "2b36a78b-b628-416d-bd22-404e68a0cd36";
 
     // ----- ETSI's examples -----
+
+    #[test]
+    fn many_namespaces_or_attributes_are_refused_before_the_tree_is_built() {
+        let xmlns: String = (0..300)
+            .map(|i| format!(" xmlns:p{i}=\"urn:x:{i}\""))
+            .collect();
+        let doc = format!("<HI1Message xmlns=\"{NS_CORE}\"{xmlns}/>");
+        let e = parse(doc.as_bytes(), &Limits::default()).unwrap_err();
+        assert!(e.reason.contains("declares"), "{e}");
+        let attrs: String = (0..200).map(|i| format!(" a{i}=\"1\"")).collect();
+        let doc = format!("<HI1Message xmlns=\"{NS_CORE}\"{attrs}/>");
+        let limits = Limits {
+            max_nodes: 100,
+            ..Limits::default()
+        };
+        let e = parse(doc.as_bytes(), &limits).unwrap_err();
+        assert!(e.reason.contains("attributes"), "{e}");
+    }
 
     #[test]
     fn request4_header_authorisation_and_disclosure_task() {

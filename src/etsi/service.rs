@@ -60,8 +60,6 @@ pub struct Rules<'a> {
     pub deployment: &'a Deployment,
     /// Where new-order notices go.
     pub mail: &'a MailSettings,
-    /// The audit signer (delivery objects carry the release's inclusion proof).
-    pub signer: &'a crate::audit::checkpoint::CheckpointSigner,
 }
 
 /// The answer to a message: an HTTP status and an `HI1Message`.
@@ -451,6 +449,11 @@ fn answer_actions(
 ) -> Result<Answer, OrderError> {
     let authority_id = sender.authority.id.clone();
     let message_id = uuid::Uuid::new_v4().to_string();
+    // A message that creates nothing is answered afresh when repeated, and its answer (which
+    // may carry a released package) is not kept: packages live only under their retention.
+    let read_only = !actions
+        .iter()
+        .any(|a| matches!(a.action, super::model::Action::Create(_)));
     diesel::insert_into(etsi_messages::table)
         .values((
             etsi_messages::id.eq(&message_id),
@@ -460,7 +463,7 @@ fn answer_actions(
             etsi_messages::body_sha256.eq(hash),
             etsi_messages::size.eq(i64::try_from(body.len()).unwrap_or(i64::MAX)),
             etsi_messages::body.eq(Some(body)),
-            etsi_messages::status.eq("answered"),
+            etsi_messages::status.eq(if read_only { "read" } else { "answered" }),
             etsi_messages::http_status.eq(200),
             etsi_messages::response.eq(""),
         ))
@@ -515,9 +518,11 @@ fn answer_actions(
         signed: false,
     };
     let xml = write(&reply);
-    diesel::update(etsi_messages::table.find(&message_id))
-        .set(etsi_messages::response.eq(&xml))
-        .execute(c)?;
+    if !read_only {
+        diesel::update(etsi_messages::table.find(&message_id))
+            .set(etsi_messages::response.eq(&xml))
+            .execute(c)?;
+    }
     let entry = NewEntry::new(
         Actor::new(ActorKind::Authority, authority_id.as_str()),
         "etsi.message_answered",
@@ -551,6 +556,26 @@ fn act(
                 work.rules,
                 work.now,
             )?;
+            if let Some(Object::Delivery(d)) = &found
+                && let Some(binary) = &d.binary
+            {
+                let order_id: Option<String> = etsi_deliveries::table
+                    .find(identifier)
+                    .select(etsi_deliveries::order_id)
+                    .first(c)
+                    .optional()?;
+                let entry = NewEntry::new(
+                    Actor::new(ActorKind::Authority, work.sender.authority.id.as_str()),
+                    "order.package_downloaded",
+                )
+                .order(order_id.unwrap_or_default())
+                .reference("channel", "etsi")
+                .reference(
+                    "delivered_sha256",
+                    binary.checksum.clone().unwrap_or_default(),
+                );
+                audit::append(c, &entry, work.now).map_err(|e| Fail::Internal(e.into()))?;
+            }
             found.map(Outcome::Get).ok_or_else(|| {
                 Fail::Answer(error(
                     codes::NOT_FOUND,
@@ -843,7 +868,7 @@ fn create_task(
         _ => return Err(Fail::Answer(error(codes::NOT_SUPPORTED, "not a task"))),
     };
     let order = mapped.map_err(|e| Fail::Answer(error(codes::UNPROCESSABLE, e.to_string())))?;
-    if work.rules.policies.instrument(&order.instrument).is_none() {
+    let Some(spec) = work.rules.policies.instrument(&order.instrument) else {
         return Err(Fail::Answer(error(
             codes::UNPROCESSABLE,
             format!(
@@ -851,6 +876,28 @@ fn create_task(
                 order.instrument,
                 settings.unique_identifier,
                 map::INSTRUMENT_DICTIONARY
+            ),
+        )));
+    };
+    // A preservation task under a production instrument (or the reverse) is refused: the
+    // instrument decides what Writ does with the data.
+    let preserve = matches!(object, Object::LpTask(_));
+    if (spec.action == crate::policy::Action::Preserve) != preserve {
+        return Err(Fail::Answer(error(
+            codes::UNPROCESSABLE,
+            format!(
+                "instrument `{}` is for {}, not for {} tasks",
+                order.instrument,
+                if preserve {
+                    "production"
+                } else {
+                    "preservation"
+                },
+                if preserve {
+                    "preservation (LPTask)"
+                } else {
+                    "disclosure (LDTask)"
+                },
             ),
         )));
     }
@@ -927,14 +974,9 @@ pub fn held_object(
     rules: &Rules<'_>,
     now: DateTime<Utc>,
 ) -> Result<Option<Object>, OrderError> {
-    if let Some(delivery) = super::deliver::delivery_object(
-        c,
-        authority_id,
-        object_id,
-        rules.settings,
-        rules.signer,
-        now,
-    )? {
+    if let Some(delivery) =
+        super::deliver::delivery_object(c, authority_id, object_id, rules.settings, None, now)?
+    {
         return Ok(Some(Object::Delivery(delivery)));
     }
     let Some((mut object, order_id)) = stored_object(c, authority_id, object_id)? else {

@@ -75,7 +75,6 @@ pub async fn hi1(
     state: web::Data<ApiState>,
     config: web::Data<EtsiConfig>,
     db: web::Data<Db>,
-    cell: web::Data<crate::audit::service::SignerCell>,
 ) -> Result<HttpResponse, Problem> {
     let limit = config.0.message_limit_bytes;
     api::check_declared_length(&req, limit)?;
@@ -83,7 +82,6 @@ pub async fn hi1(
     let pre = api::pre_authenticate(&req, &state, &db).await?;
     let body = api::read_body(&req, payload, limit).await?;
     let authority = api::finish_authentication(pre, &body, &state, &db).await?;
-    let signer = cell.get(&db).await?;
     let state = state.into_inner();
     let config = config.into_inner();
     let answer = db
@@ -93,7 +91,6 @@ pub async fn hi1(
                 policies: state.policies(),
                 deployment: state.deployment(),
                 mail: state.mail(),
-                signer: &signer,
             };
             service::receive(conn, &authority, &body, &rules, Utc::now())
         })

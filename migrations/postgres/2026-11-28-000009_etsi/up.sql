@@ -26,7 +26,9 @@ CREATE TABLE etsi_messages (
     body_sha256 TEXT NOT NULL CHECK (length(body_sha256) = 64),
     size BIGINT NOT NULL CHECK (size >= 0),
     body BYTEA,
-    status TEXT NOT NULL CHECK (status IN ('answered', 'refused')),
+    -- answered (its answer kept for retransmissions), read (created nothing: answered afresh
+    -- when repeated, its answer not kept, as it may carry a package) or refused.
+    status TEXT NOT NULL CHECK (status IN ('answered', 'read', 'refused')),
     http_status INTEGER NOT NULL,
     response TEXT NOT NULL
 );
