@@ -424,6 +424,37 @@ fn check_instrument(what: &str, value: &str) -> Result<(), RegistryError> {
     }
 }
 
+/// Checks a delivery destination and returns its origin (what the audit entry records).
+/// Released packages travel there: HTTPS only, except to the local machine (a gateway or a
+/// test listener), and never with credentials in the URL, which would end up in logs.
+fn check_delivery_url(url: &str) -> Result<String, RegistryError> {
+    let bad = |why: &str| RegistryError::Invalid(format!("delivery URL `{url}`: {why}"));
+    if url.len() > 2000 {
+        return Err(bad("is longer than 2000 characters"));
+    }
+    let parsed = reqwest::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        // Not echoed: the URL holds a secret.
+        return Err(RegistryError::Invalid(
+            "a delivery URL must not carry credentials".into(),
+        ));
+    }
+    let host = parsed.host_str().ok_or_else(|| bad("has no host"))?;
+    let loopback = host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match parsed.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => return Err(bad("must use https (plain http only to the local machine)")),
+        other => return Err(bad(&format!("scheme `{other}` is not http(s)"))),
+    }
+    Ok(parsed.origin().ascii_serialization())
+}
+
 /// Sets (or replaces) an authority's HI-1 identity and delivery destination. The identity is
 /// unique: two authorities cannot share one sender identifier.
 pub fn set_etsi(
@@ -450,16 +481,10 @@ pub fn set_etsi(
     if let Some(p) = &id.preservation_instrument {
         check_instrument("the preservation instrument", p)?;
     }
-    if let Some(url) = &id.delivery_url {
-        let ok = (url.starts_with("https://") || url.starts_with("http://"))
-            && url.len() <= 2000
-            && !url.chars().any(|c| c.is_whitespace() || c.is_control());
-        if !ok {
-            return Err(RegistryError::Invalid(format!(
-                "delivery URL `{url}` must be an http(s) URL"
-            )));
-        }
-    }
+    let destination = match &id.delivery_url {
+        Some(url) => Some(check_delivery_url(url)?),
+        None => None,
+    };
     write_tx(conn, |c| {
         let exists: i64 = authorities::table
             .filter(authorities::id.eq(&id.authority_id))
@@ -496,14 +521,7 @@ pub fn set_etsi(
                 ("etsi_country", &id.country_code),
                 ("etsi_id", &id.unique_identifier),
                 ("disclosure_instrument", &id.disclosure_instrument),
-                (
-                    "delivery",
-                    if id.delivery_url.is_some() {
-                        "url"
-                    } else {
-                        "on_request"
-                    },
-                ),
+                ("delivery", destination.as_deref().unwrap_or("on_request")),
             ],
         )
     })

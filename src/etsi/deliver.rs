@@ -25,6 +25,9 @@ use crate::db::{Db, DbConn, DbError, write_tx};
 use crate::orders::OrderError;
 use crate::settings::EtsiSettings;
 
+/// Largest answer read from a destination.
+const ANSWER_LIMIT: usize = 1 << 20;
+
 /// Writ's `ManifestSpecification` value (in its own dictionary) for its package format.
 pub const MANIFEST_SPECIFICATION: &str = "WritPackageV1";
 
@@ -81,6 +84,15 @@ pub fn queue(
     Ok(Some(id))
 }
 
+/// A delivery's state as an ETSI `DeliveryStatus` value.
+pub fn delivery_status(status: &str) -> &'static str {
+    match status {
+        "acknowledged" => "Acknowledged",
+        "failed" => "Error",
+        _ => "Available",
+    }
+}
+
 type DeliveryRow = (String, String, String, String, Option<String>, String);
 
 fn delivery_row(
@@ -134,11 +146,7 @@ pub fn delivery_object(
             .map(|(tar, sha, _)| (tar, sha)),
     };
     let writ = writ_endpoint(settings);
-    let status_value = match status.as_str() {
-        "acknowledged" => "Acknowledged",
-        "failed" => "Error",
-        _ => "Available",
-    };
+    let status_value = delivery_status(&status);
     // A package deleted after its retention period leaves the delivery record, expired.
     let expired = package.is_none();
     let binary = package.map(|(tar, sha)| BinaryData {
@@ -384,10 +392,19 @@ async fn post(
         .await
         .map_err(|e| format!("request failed: {}", e.without_url()))?;
     let status = response.status();
-    let body = response
-        .bytes()
+    // The answer is a short HI1Message: read at most 1 MiB of it.
+    let mut response = response;
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
         .await
-        .map_err(|e| format!("reading the answer failed: {}", e.without_url()))?;
+        .map_err(|e| format!("reading the answer failed: {}", e.without_url()))?
+    {
+        if body.len() + chunk.len() > ANSWER_LIMIT {
+            return Err(format!("the answer is larger than {ANSWER_LIMIT} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
     if !status.is_success() {
         return Err(format!("the destination answered HTTP {}", status.as_u16()));
     }

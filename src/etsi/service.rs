@@ -49,6 +49,9 @@ pub mod codes {
     pub const NOT_SUPPORTED: u64 = 501;
 }
 
+/// Most associated objects a task may name (each is looked up in its kept message).
+const MAX_ASSOCIATED: usize = 16;
+
 /// What answering a message needs.
 #[derive(Debug, Clone, Copy)]
 pub struct Rules<'a> {
@@ -60,6 +63,8 @@ pub struct Rules<'a> {
     pub deployment: &'a Deployment,
     /// Where new-order notices go.
     pub mail: &'a MailSettings,
+    /// Largest order document, in bytes (the JSON API's limit).
+    pub document_limit: usize,
 }
 
 /// The answer to a message: an HTTP status and an `HI1Message`.
@@ -92,7 +97,7 @@ fn endpoint_of(identity: &EtsiIdentity) -> EndpointId {
 /// The version block of Writ's messages (a response echoes the request's).
 pub fn writ_version() -> Version {
     Version {
-        etsi_version: "V1.18.1".into(),
+        etsi_version: "V1.23.1".into(),
         national_profile_owner: "XX".into(),
         national_profile_version: "v1.0".into(),
     }
@@ -243,6 +248,30 @@ pub fn receive(
             now,
         );
     };
+    let mut objects = std::collections::BTreeSet::new();
+    let twice = actions.iter().find_map(|a| match &a.action {
+        super::model::Action::Create(o) => o
+            .identifier()
+            .filter(|id| !objects.insert(id.to_owned()))
+            .map(str::to_owned),
+        _ => None,
+    });
+    if let Some(id) = twice {
+        return refuse(
+            conn,
+            authority_id,
+            body,
+            rules,
+            &peer,
+            txid,
+            400,
+            error(
+                codes::INVALID,
+                format!("object {id} is created twice in one message"),
+            ),
+            now,
+        );
+    }
     let mut ids = std::collections::BTreeSet::new();
     if let Some(dup) = actions.iter().find(|a| !ids.insert(a.id)) {
         return refuse(
@@ -657,7 +686,18 @@ fn record_object(
             etsi_objects::parent_id.eq(parent_id),
             etsi_objects::created_at.eq(work.now.timestamp_micros()),
         ))
-        .execute(c)?;
+        .execute(c)
+        .map_err(|e| match e {
+            // Another message created the same object at the same moment.
+            diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            ) => Fail::Answer(error(
+                codes::CONFLICT,
+                format!("object {object_id} already exists"),
+            )),
+            other => other.into(),
+        })?;
     Ok(())
 }
 
@@ -708,10 +748,11 @@ fn create(c: &mut DbConn, work: &mut Work<'_>, object: &Object) -> Result<String
                         ),
                     )));
                 }
-                if body.contents.len() > work.rules.settings.message_limit_bytes {
+                let limit = work.rules.document_limit;
+                if body.contents.len() > limit {
                     return Err(Fail::Answer(error(
                         codes::INVALID,
-                        "the document is too large",
+                        format!("the document may be at most {limit} bytes"),
                     )));
                 }
             }
@@ -763,9 +804,11 @@ fn stored_object(
     let Some(Some(body)) = body else {
         return Ok(None);
     };
+    // It passed the limits in force when it came; read it back under the widest ones.
     let limits = Limits {
         max_bytes: usize::MAX,
-        ..Limits::default()
+        max_depth: 256,
+        max_nodes: usize::MAX,
     };
     let message = parse(&body, &limits)
         .map_err(|e| OrderError::Conflict(format!("a kept HI-1 message no longer parses: {e}")))?;
@@ -853,6 +896,12 @@ fn create_task(
                 "the task's CSPID is {}/{}; this service is {}/{}",
                 csp.country, csp.id, settings.country_code, settings.unique_identifier
             ),
+        )));
+    }
+    if associated.len() > MAX_ASSOCIATED {
+        return Err(Fail::Answer(error(
+            codes::INVALID,
+            format!("a task may name at most {MAX_ASSOCIATED} associated objects"),
         )));
     }
     let (auth, document) = task_context(c, work, associated)?;
@@ -966,6 +1015,82 @@ fn micros(t: i64) -> DateTime<chrono::FixedOffset> {
     crate::metadata::normalize::from_micros(t).fixed_offset()
 }
 
+/// Writ's current status of a held object, from its order (or, for a delivery, its sending),
+/// without reading the object itself: ETSI's dictionary entry, when the object has a status,
+/// and for a preservation task the end of its preservation.
+fn object_status(
+    c: &mut DbConn,
+    authority_id: &str,
+    kind: &str,
+    object_id: &str,
+    order_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(Option<DictionaryEntry>, Option<i64>), OrderError> {
+    let state = match order_id {
+        Some(id) => order_state(c, id)?,
+        None => None,
+    };
+    Ok(match (kind, &state) {
+        ("LDTask", Some(s)) => (
+            Some(DictionaryEntry::etsi(
+                "LDTaskStatus",
+                map::disclosure_status(s.status),
+            )),
+            None,
+        ),
+        ("LPTask", Some(s)) => {
+            let holding: i64 = target_holds::table
+                .filter(target_holds::order_id.eq(order_id.unwrap_or_default()))
+                .filter(target_holds::released_at.is_null())
+                .count()
+                .get_result(c)?;
+            let ended = s.hold_until.is_some_and(|h| h <= now.timestamp_micros());
+            (
+                Some(DictionaryEntry::etsi(
+                    "LPTaskStatus",
+                    map::preservation_status(s.status, holding > 0, ended),
+                )),
+                s.hold_until.filter(|h| *h != crate::orders::holds::OPEN),
+            )
+        }
+        ("Authorisation", _) => {
+            let order_ids: Vec<Option<String>> = etsi_objects::table
+                .filter(etsi_objects::authority_id.eq(authority_id))
+                .filter(etsi_objects::parent_id.eq(object_id))
+                .select(etsi_objects::order_id)
+                .load(c)?;
+            let mut statuses = Vec::new();
+            for id in order_ids.into_iter().flatten() {
+                if let Some(s) = order_state(c, &id)? {
+                    statuses.push(s.status);
+                }
+            }
+            (
+                Some(DictionaryEntry::etsi(
+                    "AuthorisationStatus",
+                    map::authorisation_status(&statuses),
+                )),
+                None,
+            )
+        }
+        ("Delivery", _) => {
+            let status: Option<String> = etsi_deliveries::table
+                .filter(etsi_deliveries::authority_id.eq(authority_id))
+                .filter(etsi_deliveries::id.eq(object_id))
+                .select(etsi_deliveries::status)
+                .first(c)
+                .optional()?;
+            (
+                status.map(|s| {
+                    DictionaryEntry::etsi("DeliveryStatus", super::deliver::delivery_status(&s))
+                }),
+                None,
+            )
+        }
+        _ => (None, None),
+    })
+}
+
 /// An object held for the sender, with Writ's current status filled in.
 pub fn held_object(
     c: &mut DbConn,
@@ -982,61 +1107,34 @@ pub fn held_object(
     let Some((mut object, order_id)) = stored_object(c, authority_id, object_id)? else {
         return Ok(None);
     };
-    let state = match &order_id {
-        Some(id) => order_state(c, id)?,
+    let kind = object.type_name().to_owned();
+    let (status, until) =
+        object_status(c, authority_id, &kind, object_id, order_id.as_deref(), now)?;
+    let changed = match &order_id {
+        Some(id) => order_state(c, id)?.map(|s| micros(s.updated_at)),
         None => None,
     };
     match &mut object {
         Object::LdTask(t) => {
-            if let Some(s) = &state {
-                t.status = Some(DictionaryEntry::etsi(
-                    "LDTaskStatus",
-                    map::disclosure_status(s.status),
-                ));
-                t.status_reason = (s.status == OrderStatus::Refused).then(|| error(
+            t.status_reason = status.as_ref().filter(|s| s.value == "Rejected").map(|_| {
+                error(
                     codes::FORBIDDEN,
-                    "the provider refused the order; its reasons went to the authority's registered contacts",
-                ));
-                t.base.last_changed = Some(micros(s.updated_at));
-            }
+                    "the provider refused the order; its reasons went to the authority's \
+                         registered contacts",
+                )
+            });
+            t.status = status;
+            t.base.last_changed = changed;
             t.base.generation = Some(1);
         }
         Object::LpTask(t) => {
-            if let (Some(s), Some(order_id)) = (&state, &order_id) {
-                let holding: i64 = target_holds::table
-                    .filter(target_holds::order_id.eq(order_id))
-                    .filter(target_holds::released_at.is_null())
-                    .count()
-                    .get_result(c)?;
-                let ended = s.hold_until.is_some_and(|h| h <= now.timestamp_micros());
-                t.status = Some(DictionaryEntry::etsi(
-                    "LPTaskStatus",
-                    map::preservation_status(s.status, holding > 0, ended),
-                ));
-                t.expiration = s
-                    .hold_until
-                    .filter(|h| *h != crate::orders::holds::OPEN)
-                    .map(micros);
-                t.base.last_changed = Some(micros(s.updated_at));
-            }
+            t.status = status;
+            t.expiration = until.map(micros);
+            t.base.last_changed = changed;
             t.base.generation = Some(1);
         }
         Object::Authorisation(a) => {
-            let order_ids: Vec<Option<String>> = etsi_objects::table
-                .filter(etsi_objects::authority_id.eq(authority_id))
-                .filter(etsi_objects::parent_id.eq(object_id))
-                .select(etsi_objects::order_id)
-                .load(c)?;
-            let mut statuses = Vec::new();
-            for id in order_ids.into_iter().flatten() {
-                if let Some(s) = order_state(c, &id)? {
-                    statuses.push(s.status);
-                }
-            }
-            a.status = Some(DictionaryEntry::etsi(
-                "AuthorisationStatus",
-                map::authorisation_status(&statuses),
-            ));
+            a.status = status;
             a.base.generation = Some(1);
         }
         _ => {}
@@ -1095,14 +1193,8 @@ fn list(c: &mut DbConn, work: &Work<'_>, filter: &ListRequest) -> Result<Vec<Lis
             continue;
         }
         if let Some(wanted) = &filter.status {
-            let object = held_object(c, &authority_id, &id, work.rules, work.now)?;
-            let status = match &object {
-                Some(Object::LdTask(t)) => t.status.clone(),
-                Some(Object::LpTask(t)) => t.status.clone(),
-                Some(Object::Authorisation(a)) => a.status.clone(),
-                Some(Object::Delivery(d)) => d.status.clone(),
-                _ => None,
-            };
+            let (status, _) =
+                object_status(c, &authority_id, &kind, &id, order_id.as_deref(), work.now)?;
             if status.as_ref() != Some(wanted) {
                 continue;
             }

@@ -91,6 +91,7 @@ pub async fn hi1(
                 policies: state.policies(),
                 deployment: state.deployment(),
                 mail: state.mail(),
+                document_limit: state.document_limit(),
             };
             service::receive(conn, &authority, &body, &rules, Utc::now())
         })

@@ -799,6 +799,18 @@ async fn an_hi1_task_is_reviewed_released_and_delivered(backend: Backend) {
     );
     produced.push(("deliver.xml".into(), xml.clone()));
 
+    // LIST filters by status without reading the objects back.
+    let disclosed = envelope(
+        "ACTOR05",
+        "<ActionRequest><ActionIdentifier>0</ActionIdentifier><LIST><Status><common:Owner>ETSI</common:Owner><common:Name>LDTaskStatus</common:Name><common:Value>Disclosed</common:Value></Status></LIST></ActionRequest>",
+    );
+    let r = hi1(&api, DOJ, &disclosed).await;
+    let Outcome::List(records) = &r.outcomes()[0].1 else {
+        panic!("{}", r.text)
+    };
+    assert_eq!(records.len(), 1, "{}", r.text);
+    assert_eq!(records[0].identifier, task);
+
     // The delivery is listed and can be fetched on request too.
     let r = hi1(&api, DOJ, &list_request("ACTOR05")).await;
     let Outcome::List(records) = &r.outcomes()[0].1 else {
@@ -1012,6 +1024,47 @@ async fn hi1_messages_must_come_from_the_signer_and_parse_strictly(backend: Back
     let r = hi1(&api, PARIS, &get_request("ACTOR01", &t)).await;
     assert_eq!(error_of(&r.outcomes()[0].1).0, 404);
 
+    // One message cannot create the same object twice.
+    let (a, d, t) = ids();
+    let doubled = subpoena("ACTOR05", &a, &d, &t, "33612345678", "").replace(&d, &a);
+    let r = hi1(&api, DOJ, &doubled).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(r.refusal().1.contains("created twice"), "{}", r.text);
+
+    // Delivery destinations: https, or plain http to the local machine only, no credentials.
+    let refused = api
+        .app
+        .pool
+        .run(|conn| {
+            let actor = Actor::new(ActorKind::System, "test");
+            let mut out = Vec::new();
+            for url in [
+                "http://deliveries.example.org/hi1",
+                "https://user:secret@deliveries.example.org/hi1",
+                "ftp://deliveries.example.org/",
+            ] {
+                let id = identity(DOJ.iss, "ACTOR05", "us.subpoena", Some(url.into()));
+                out.push(
+                    writ::authority::set_etsi(conn, &actor, &id)
+                        .unwrap_err()
+                        .to_string(),
+                );
+            }
+            let ok = identity(
+                DOJ.iss,
+                "ACTOR05",
+                "us.subpoena",
+                Some("https://deliveries.example.org/hi1".into()),
+            );
+            writ::authority::set_etsi(conn, &actor, &ok).unwrap();
+            Ok::<_, writ::db::DbError>(out)
+        })
+        .await
+        .unwrap();
+    assert!(refused[0].contains("https"), "{refused:?}");
+    assert!(refused[1].contains("credentials"), "{refused:?}");
+    assert!(refused[2].contains("scheme"), "{refused:?}");
+
     // Every refused message is kept by hash and size, and audited.
     let kept: Vec<(String, i64, Option<Vec<u8>>)> = api
         .app
@@ -1031,7 +1084,7 @@ async fn hi1_messages_must_come_from_the_signer_and_parse_strictly(backend: Back
         })
         .await
         .unwrap();
-    assert_eq!(kept.len(), 6, "{kept:?}");
+    assert_eq!(kept.len(), 7, "{kept:?}");
     assert!(
         kept.iter()
             .all(|(h, n, b)| h.len() == 64 && *n > 0 && b.is_none())
