@@ -50,6 +50,20 @@ pub struct Settings {
     pub mail: MailSettings,
     /// ETSI TS 103 120 (HI-1) exchange.
     pub etsi: EtsiSettings,
+    /// Who may read the operators' metrics (`GET /metrics`).
+    pub metrics: MetricsSettings,
+}
+
+/// `[metrics]`: access to `GET /metrics`. With neither a token nor a network it answers 404.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// SHA-256 (hex) of the bearer token a scraper presents; empty for none.
+    pub token_sha256: String,
+    /// Networks in CIDR form (e.g. `10.0.0.0/8`, `::1/128`) whose clients may read the metrics
+    /// without a token. The client is the TCP peer, or with `api.trusted_proxy_hops` the
+    /// address the outermost trusted proxy saw.
+    pub allowed_networks: Vec<String>,
 }
 
 /// `[etsi]`: the ETSI TS 103 120 (HI-1) endpoint and outbound deliveries.
@@ -583,6 +597,7 @@ impl Settings {
                 .with_list_parse_key("audit.auditor_token_sha256")
                 .with_list_parse_key("mail.legal_team")
                 .with_list_parse_key("mail.auditors")
+                .with_list_parse_key("metrics.allowed_networks")
                 .source(Some(env.clone())),
         );
         let cfg = builder.build().map_err(|e| SettingsError::Key {
@@ -825,6 +840,21 @@ impl Settings {
                 format!("`{bad}` is not an ISO 3166-1 alpha-2 code"),
             ));
         }
+        let token = &self.metrics.token_sha256;
+        if !token.is_empty() && (token.len() != 64 || hex::decode(token).is_err()) {
+            return Err((
+                "metrics.token_sha256",
+                "is not a SHA-256 in hex (64 characters), nor empty".into(),
+            ));
+        }
+        for (i, network) in self.metrics.allowed_networks.iter().enumerate() {
+            if let Err(why) = crate::web::metrics::IpNetwork::parse(network) {
+                return Err((
+                    "metrics.allowed_networks",
+                    format!("entry {}: {why}", i + 1),
+                ));
+            }
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err((
                 "log.level",
@@ -1010,6 +1040,54 @@ mod tests {
         .unwrap();
         let shown = format!("{s:?} {}", s.to_redacted_toml());
         assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn metrics_settings_are_validated() {
+        let s = load_with(&[], None).unwrap();
+        assert!(s.metrics.token_sha256.is_empty() && s.metrics.allowed_networks.is_empty());
+        let h = "b".repeat(64);
+        let s = load_with(
+            &[
+                ("WRIT_METRICS__TOKEN_SHA256", &h),
+                (
+                    "WRIT_METRICS__ALLOWED_NETWORKS",
+                    "127.0.0.1/32,10.0.0.0/8,::1/128",
+                ),
+            ],
+            None,
+        )
+        .unwrap();
+        assert_eq!(s.metrics.token_sha256, h);
+        assert_eq!(
+            s.metrics.allowed_networks,
+            ["127.0.0.1/32", "10.0.0.0/8", "::1/128"]
+        );
+        let s = load_with(
+            &[],
+            Some("[metrics]\nallowed_networks = [\"192.168.0.0/16\"]\n"),
+        )
+        .unwrap();
+        assert_eq!(s.metrics.allowed_networks, ["192.168.0.0/16"]);
+        let err = load_with(&[("WRIT_METRICS__TOKEN_SHA256", "hunter2")], None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`metrics.token_sha256`"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+        for bad in ["10.0.0.0/8,10.0.0.300/32", "localhost", "10.1.0.0/8"] {
+            let err = load_with(&[("WRIT_METRICS__ALLOWED_NETWORKS", bad)], None)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("`metrics.allowed_networks`"), "{err}");
+            assert!(err.contains("WRIT_METRICS__ALLOWED_NETWORKS"), "{err}");
+        }
+        let err = load_with(&[], Some("[metrics]\nallowed_networks = [\"10.0.0.1\"]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`metrics.allowed_networks`") && err.contains("entry 1"),
+            "{err}"
+        );
     }
 
     #[test]

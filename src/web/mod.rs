@@ -9,6 +9,7 @@ pub mod etsi;
 pub mod extract;
 pub mod health;
 pub mod ingest;
+pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod problem;
@@ -234,6 +235,12 @@ fn build_server(
         &settings.metadata.feeders,
     ));
     let metadata_settings = web::Data::new(settings.metadata.clone());
+    // Per instance: every worker records into the same registry.
+    let http_metrics = web::Data::new(metrics::HttpMetrics::default());
+    let metrics_access = web::Data::new(metrics::MetricsAccess::from_settings(
+        &settings.metrics,
+        settings.api.trusted_proxy_hops,
+    ));
     let ingest_limit = settings.metadata.ingest_limit_bytes;
     let json_limit = settings.server.json_limit_bytes;
     let mut server =
@@ -247,6 +254,8 @@ fn build_server(
                         .add(("Cache-Control", "no-store")),
                 )
                 .wrap(from_fn(middleware::request_context))
+                // Outermost: times everything the other layers do too.
+                .wrap(from_fn(metrics::record))
                 .app_data(db.clone())
                 .app_data(signer.clone())
                 .app_data(auditor_tokens.clone())
@@ -260,6 +269,8 @@ fn build_server(
                 .app_data(mail_settings.clone())
                 .app_data(etsi_config.clone())
                 .app_data(openapi_document.clone())
+                .app_data(http_metrics.clone())
+                .app_data(metrics_access.clone())
                 .app_data(web::JsonConfig::default().limit(json_limit).error_handler(
                     |err, _req| {
                         Problem::new(StatusCode::BAD_REQUEST, "invalid-json", "Invalid JSON body")
@@ -287,6 +298,7 @@ fn build_server(
                 }))
                 .service(health::healthz)
                 .service(health::readyz)
+                .service(metrics::metrics)
                 .service(audit::latest_checkpoint)
                 .service(audit::public_keys)
                 .service(audit::sign_checkpoint)
