@@ -28,21 +28,36 @@ pub fn init(path: &Path) -> Result<VerifyingKey, AuditError> {
     let pem = key
         .to_pkcs8_pem(LineEnding::LF)
         .map_err(|e| key_error(path, e))?;
-    let mut file = OpenOptions::new()
+    // Written whole to a temporary file, then linked into place: an instance starting at the
+    // same moment never reads a half-written key, and of two racing creators exactly one wins
+    // (the link fails if the key exists); the loser loads the winner's key.
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".tmp-{}", uuid::Uuid::new_v4()));
+    let temporary = std::path::PathBuf::from(name);
+    let written = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(path)
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                key_error(path, "a signing key already exists; refusing to replace it")
-            } else {
-                key_error(path, e)
-            }
-        })?;
-    file.write_all(pem.as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(|e| key_error(path, e))?;
+        .open(&temporary)
+        .and_then(|mut file| {
+            file.write_all(pem.as_bytes())?;
+            file.sync_all()
+        });
+    let linked = written.and_then(|()| std::fs::hard_link(&temporary, path));
+    let _ = std::fs::remove_file(&temporary);
+    linked.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            key_error(path, "a signing key already exists; refusing to replace it")
+        } else {
+            key_error(path, e)
+        }
+    })?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Ok(d) = std::fs::File::open(dir)
+    {
+        // The link itself is durable once the folder is synced.
+        let _ = d.sync_all();
+    }
     Ok(key.verifying_key())
 }
 

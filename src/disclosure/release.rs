@@ -576,13 +576,21 @@ pub fn purge_released(
             .limit(100)
             .load(c)?;
         for (id, order_id, sha) in &due {
-            diesel::update(packages::table.find(id))
-                .set((
-                    packages::status.eq("deleted"),
-                    packages::content.eq(None::<Vec<u8>>),
-                    packages::deleted_at.eq(Some(now.timestamp_micros())),
-                ))
-                .execute(c)?;
+            // Conditional: another instance may have deleted it since the query above.
+            let claimed = diesel::update(
+                packages::table
+                    .find(id)
+                    .filter(packages::status.eq("released")),
+            )
+            .set((
+                packages::status.eq("deleted"),
+                packages::content.eq(None::<Vec<u8>>),
+                packages::deleted_at.eq(Some(now.timestamp_micros())),
+            ))
+            .execute(c)?;
+            if claimed == 0 {
+                continue;
+            }
             let entry = NewEntry::new(
                 crate::audit::Actor::new(crate::audit::ActorKind::System, "packages"),
                 "order.package_deleted",

@@ -233,10 +233,19 @@ pub fn expire_holds(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize, Orde
         .load(conn)?;
     for id in &ids {
         write_tx(conn, |c| {
+            // Claimed by a conditional update: of several instances, one expires it.
+            let claimed = diesel::update(
+                orders::table
+                    .find(id)
+                    .filter(orders::status.eq_any(OPEN))
+                    .filter(orders::hold_until.le(now.timestamp_micros())),
+            )
+            .set(orders::status.eq(OrderStatus::Released.as_str()))
+            .execute(c)?;
+            if claimed == 0 {
+                return Ok(());
+            }
             holds::release(c, id, now.timestamp_micros())?;
-            diesel::update(orders::table.find(id))
-                .set(orders::status.eq(OrderStatus::Released.as_str()))
-                .execute(c)?;
             let entry = NewEntry::new(
                 crate::audit::Actor::new(crate::audit::ActorKind::System, "holds"),
                 "order.hold_expired",

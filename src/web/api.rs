@@ -62,6 +62,11 @@ impl ApiState {
         &self.deployment
     }
 
+    /// Reverse proxies whose `X-Forwarded-For` entry is trusted.
+    pub fn trusted_proxy_hops(&self) -> usize {
+        self.settings.trusted_proxy_hops
+    }
+
     /// Outgoing e-mail settings.
     pub fn mail(&self) -> &crate::settings::MailSettings {
         &self.mail
@@ -163,7 +168,7 @@ fn reject_and_remember(
 /// The client's address: the TCP peer, or with `hops` trusted proxies the entry the outermost
 /// of them added to `X-Forwarded-For` (counted from the right, by position; an entry that does
 /// not parse falls back to the peer, never to an entry the client wrote).
-fn client_address(req: &HttpRequest, hops: usize) -> Option<IpAddr> {
+pub(crate) fn client_address(req: &HttpRequest, hops: usize) -> Option<IpAddr> {
     let peer = req.peer_addr().map(|a| a.ip());
     if hops == 0 {
         return peer;

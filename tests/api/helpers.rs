@@ -250,3 +250,28 @@ pub async fn spawn_with_settings(db: TestDb, settings: Settings) -> TestApp {
 pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, &[]).await
 }
+
+/// Another Writ instance beside a [`TestApp`]: its address and its own connection pool.
+pub struct SecondInstance {
+    pub address: String,
+    pub pool: writ::db::Db,
+}
+
+/// Starts a second Writ server on the same database, key files, checkpoint copy and outbox as
+/// `app`, with the same settings built from `extra` (give the `extra` the first was started
+/// with): a second instance behind a load balancer. `app` has already migrated, so with
+/// `database.migrate_on_start` this one takes the migration lock, finds nothing pending and
+/// goes on. It serves until the test's runtime ends.
+pub async fn spawn_second_instance(app: &TestApp, extra: &[(&str, &str)]) -> SecondInstance {
+    let settings = app.db.settings(extra);
+    let second = Application::build(settings)
+        .await
+        .expect("the second instance builds");
+    let port = second.port();
+    let pool = second.db().clone();
+    tokio::spawn(second.run_until_stopped());
+    SecondInstance {
+        address: format!("http://127.0.0.1:{port}"),
+        pool,
+    }
+}

@@ -32,7 +32,7 @@ pub(crate) const PASSWORD: &str = "a long enough password";
 
 /// A browser without JavaScript: keeps cookies, does not follow redirects.
 pub(crate) struct Browser {
-    base: String,
+    pub(crate) base: String,
     client: reqwest::Client,
     cookies: HashMap<String, String>,
     set_cookie_lines: Vec<String>,
@@ -73,7 +73,7 @@ impl Browser {
             .join("; ")
     }
 
-    async fn get(&mut self, path: &str) -> (StatusCode, String, Option<String>) {
+    pub(crate) async fn get(&mut self, path: &str) -> (StatusCode, String, Option<String>) {
         let resp = self
             .client
             .get(format!("{}{path}", self.base))
@@ -113,7 +113,7 @@ impl Browser {
     }
 
     /// The hidden `csrf` value of the last page.
-    fn csrf_in(page: &str) -> String {
+    pub(crate) fn csrf_in(page: &str) -> String {
         let at = page
             .find("name=\"csrf\" value=\"")
             .expect("a form with a CSRF token");

@@ -92,6 +92,7 @@ pub async fn login(
     form: web::Form<LoginForm>,
     db: web::Data<Db>,
     settings: web::Data<WorkspaceSettings>,
+    api: web::Data<crate::web::api::ApiState>,
 ) -> Result<HttpResponse, UiError> {
     let cookie = req
         .cookie(LOGIN_COOKIE)
@@ -106,9 +107,8 @@ pub async fn login(
     {
         return Err(UiError::Csrf);
     }
-    let network = req
-        .peer_addr()
-        .map_or_else(|| "unknown".to_owned(), |a| throttle::network_of(a.ip()));
+    let network = crate::web::api::client_address(&req, api.trusted_proxy_hops())
+        .map_or_else(|| "unknown".to_owned(), throttle::network_of);
     let s = settings.get_ref().clone();
     let secure = s.cookie_secure;
     let username = form.username.trim().to_lowercase();
