@@ -357,6 +357,9 @@ async fn an_order_is_received_decided_clarified_amended_and_withdrawn(backend: B
         .iter()
         .filter(|e| e["order"] == json!(id))
         .map(|e| e["event"].as_str().unwrap().to_owned())
+        // The background job resolving holds to accounts runs on its own clock; whether it
+        // ran during the test depends on the machine's load, not on the steps under test.
+        .filter(|e| e != "order.hold_resolved")
         .collect();
     assert_eq!(
         events,
