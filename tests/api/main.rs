@@ -8,6 +8,7 @@ mod authority;
 mod browser;
 mod cli;
 mod database;
+mod durability;
 mod etsi;
 mod etsi_schema;
 mod health;
