@@ -151,7 +151,17 @@ pub fn queue(
     if let Some(j) = &filter.jurisdiction {
         q = q.filter(orders::instrument.like(format!("{j}.%")));
     }
-    let rows: Vec<Row> = q.limit(1000).load(conn)?;
+    // Sorted before the limit: with more open orders than one page holds, the page must show
+    // the soonest deadlines, not an arbitrary thousand.
+    let rows: Vec<Row> = q
+        .order((
+            orders::deadline_at.is_null().asc(),
+            orders::deadline_at.asc(),
+            orders::emergency.desc(),
+            orders::id.asc(),
+        ))
+        .limit(1000)
+        .load(conn)?;
     let mut out = Vec::with_capacity(rows.len());
     for (
         id,
@@ -222,7 +232,6 @@ pub fn queue(
             tasks,
         });
     }
-    out.sort_by_key(|r| (r.deadline_at.is_none(), r.deadline_at, !r.emergency));
     Ok(out)
 }
 
