@@ -328,7 +328,8 @@ pub struct DatabaseSettings {
     pub sqlite_synchronous: SqliteSynchronous,
     /// SQLite page cache per connection, in MiB.
     pub sqlite_cache_mib: u32,
-    /// SQLite WAL size, in pages, past which a commit copies the WAL back into the database.
+    /// SQLite WAL size, in pages, past which a commit copies the WAL back into the database
+    /// (command-line tools; the server checkpoints from a background task instead).
     pub sqlite_wal_autocheckpoint_pages: u32,
     /// Whether `writ serve` applies pending migrations at start.
     pub migrate_on_start: bool,

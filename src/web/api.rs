@@ -18,7 +18,7 @@ use serde_json::value::RawValue;
 
 use crate::authority::throttle;
 use crate::authority::token::{self, TokenError};
-use crate::db::{Db, DbError, meta};
+use crate::db::{Db, DbError, meta, write_tx};
 use crate::orders::clarify::{self, AuthorityMessage, Message};
 use crate::orders::intake::{self, DocumentUpload, Rejection, StoredAnswer};
 use crate::orders::{self, FieldError, OrderError, OrderView};
@@ -302,31 +302,35 @@ pub async fn finish_authentication(
 ) -> Result<String, Problem> {
     let hash = token::body_hash(body);
     let settings = state.settings.clone();
+    // One transaction for the token's single use and the rate counter: one durable commit per
+    // request instead of two (each commit is an fsync on SQLite and a round trip on PostgreSQL).
     db.run(move |conn| {
-        let now = Utc::now().timestamp();
-        let source = pre.source.clone();
-        let verified = match token::bind(
-            conn,
-            pre.checked,
-            &hash,
-            settings.token_max_lifetime_secs,
-            now,
-        ) {
-            Ok(v) => v,
-            Err(TokenError::Unavailable(e)) => return Err(DbError::Unavailable(e)),
-            Err(e) => {
-                throttle::record_failure(conn, &source, e.class(), now)?;
-                return Ok(Err(unauthenticated(&e)));
-            }
-        };
-        let scope = format!("authority:{}", verified.authority_id);
-        if throttle::hit(conn, &scope, now)? > i64::from(settings.rate_limit_per_minute) {
-            return Ok(Err(too_many(
-                "the authority's request rate limit is reached; wait and retry",
+        write_tx(conn, |conn| {
+            let now = Utc::now().timestamp();
+            let source = pre.source.clone();
+            let verified = match token::bind(
+                conn,
+                pre.checked,
+                &hash,
+                settings.token_max_lifetime_secs,
                 now,
-            )));
-        }
-        Ok::<_, DbError>(Ok(verified.authority_id))
+            ) {
+                Ok(v) => v,
+                Err(TokenError::Unavailable(e)) => return Err(DbError::Unavailable(e)),
+                Err(e) => {
+                    throttle::record_failure(conn, &source, e.class(), now)?;
+                    return Ok(Err(unauthenticated(&e)));
+                }
+            };
+            let scope = format!("authority:{}", verified.authority_id);
+            if throttle::hit(conn, &scope, now)? > i64::from(settings.rate_limit_per_minute) {
+                return Ok(Err(too_many(
+                    "the authority's request rate limit is reached; wait and retry",
+                    now,
+                )));
+            }
+            Ok::<_, DbError>(Ok(verified.authority_id))
+        })
     })
     .await?
 }

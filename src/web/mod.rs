@@ -59,6 +59,7 @@ pub struct Application {
     server: Server,
     db: Db,
     checkpointer: Option<tokio::task::JoinHandle<()>>,
+    wal_checkpointer: Option<tokio::task::JoinHandle<()>>,
     jobs: tokio::task::JoinHandle<()>,
     mailer: tokio::task::JoinHandle<()>,
     deliverer: tokio::task::JoinHandle<()>,
@@ -69,7 +70,7 @@ impl Application {
     /// Opens the database, applies pending migrations when configured, binds the listener
     /// (port 0 picks a free port) and builds the server.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let db = Db::open(&settings.database)?;
+        let db = Db::open_for_server(&settings.database)?;
         if settings.database.migrate_on_start {
             let applied = db.run(migrations::run_pending).await?;
             if !applied.is_empty() {
@@ -125,6 +126,7 @@ impl Application {
             .port();
         let checkpointer = (settings.audit.checkpoint_interval_secs > 0)
             .then(|| tokio::spawn(audit_service::run_checkpointer(db.clone(), signer.clone())));
+        let wal_checkpointer = db.spawn_wal_checkpointer(Duration::from_secs(1));
         let mailer = tokio::spawn(crate::mail::run_sender(
             db.clone(),
             settings.mail.clone(),
@@ -165,6 +167,7 @@ impl Application {
             server,
             db,
             checkpointer,
+            wal_checkpointer,
             jobs,
             mailer,
             deliverer,
@@ -195,7 +198,10 @@ impl Application {
     /// configured grace period) before returning.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
-        if let Some(task) = self.checkpointer {
+        for task in [self.checkpointer, self.wal_checkpointer]
+            .into_iter()
+            .flatten()
+        {
             task.abort();
         }
         self.jobs.abort();
