@@ -318,6 +318,8 @@ pub fn remind_deadlines(
                 orders::reference,
                 orders::deadline_at.assume_not_null(),
             ))
+            // Soonest first: with more than a run's worth due, the nearest deadlines go out first.
+            .order((orders::deadline_at.asc(), orders::id.asc()))
             .limit(100)
             .load(c)?;
         for (id, reference, deadline) in &due {
@@ -378,13 +380,9 @@ pub fn push_checkpoint(
             .select(writ_meta::value)
             .first(c)
             .optional()?;
+        // Claimed by a conditional write: of several instances, one sends each checkpoint.
         let claimed = match known {
-            None => diesel::insert_into(writ_meta::table)
-                .values((
-                    writ_meta::key.eq(KEY),
-                    writ_meta::value.eq(size.to_string()),
-                ))
-                .execute(c)?,
+            None => usize::from(crate::db::meta::insert_new(c, KEY, &size.to_string())?),
             Some(v) if v.parse::<i64>().unwrap_or(0) < size => diesel::update(
                 writ_meta::table
                     .filter(writ_meta::key.eq(KEY))
