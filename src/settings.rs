@@ -95,6 +95,13 @@ pub struct WorkspaceSettings {
     pub session_idle_minutes: u32,
     /// A session ends this many hours after sign-in, whatever happens.
     pub session_max_hours: u32,
+    /// When above 0, the idle timeout in seconds instead of `session_idle_minutes` (tests use a
+    /// few seconds).
+    #[serde(default)]
+    pub session_idle_secs: u32,
+    /// When above 0, the absolute session length in seconds instead of `session_max_hours`.
+    #[serde(default)]
+    pub session_max_secs: u32,
     /// Failed sign-ins per account (and per client network) per 15 minutes before sign-in is
     /// refused for the rest of the window.
     pub login_failures_per_15min: u32,
@@ -106,6 +113,26 @@ pub struct WorkspaceSettings {
     pub initial_admin_password_file: PathBuf,
     /// Mark session cookies `Secure` (browsers still accept them on http://localhost).
     pub cookie_secure: bool,
+}
+
+impl WorkspaceSettings {
+    /// How long a session may stay unused, in microseconds.
+    pub fn session_idle_micros(&self) -> i64 {
+        if self.session_idle_secs > 0 {
+            i64::from(self.session_idle_secs) * 1_000_000
+        } else {
+            i64::from(self.session_idle_minutes) * 60_000_000
+        }
+    }
+
+    /// How long a session lasts after sign-in, in microseconds.
+    pub fn session_max_micros(&self) -> i64 {
+        if self.session_max_secs > 0 {
+            i64::from(self.session_max_secs) * 1_000_000
+        } else {
+            i64::from(self.session_max_hours) * 3_600_000_000
+        }
+    }
 }
 
 /// `[package]`: disclosure packages.

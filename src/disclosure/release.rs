@@ -406,15 +406,20 @@ pub fn narrow(
     })
 }
 
-/// The released archive of an order, for its authority (or a staff member), if released.
+/// The released archive of an order, for its authority (or a staff member), if released and
+/// still served: not after its retention period, and not once the order was withdrawn (an
+/// emergency order whose ex-post validation lapsed: what it released is to be deleted, so it is
+/// never handed out again).
 pub fn released_archive(
     conn: &mut DbConn,
     order_id: &str,
 ) -> Result<Option<(Vec<u8>, String, u64)>, OrderError> {
     type Row = (Option<Vec<u8>>, Option<String>, Option<i64>);
     let row: Option<Row> = packages::table
+        .inner_join(orders::table.on(orders::id.eq(packages::order_id)))
         .filter(packages::order_id.eq(order_id))
         .filter(packages::status.eq("released"))
+        .filter(orders::status.ne(OrderStatus::Withdrawn.as_str()))
         .select((
             packages::content,
             packages::package_sha256,

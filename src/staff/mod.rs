@@ -406,7 +406,7 @@ pub fn login(
         csrf_token: random_token(32)?,
     };
     let micros = now.timestamp_micros();
-    let max = i64::from(settings.session_max_hours) * 3_600_000_000;
+    let max = settings.session_max_micros();
     write_tx(conn, |c| {
         // Old sessions of anyone go as new ones start.
         diesel::delete(staff_sessions::table.filter(staff_sessions::expires_at.lt(micros)))
@@ -429,7 +429,8 @@ pub fn login(
 }
 
 /// The staff member of a session cookie, if the session is live (not idle too long, not past
-/// its end, user not disabled). Refreshes the idle clock at most once a minute.
+/// its end, user not disabled). Refreshes the idle clock at most once a minute (more often
+/// under a short idle timeout).
 pub fn session(
     conn: &mut DbConn,
     token: &str,
@@ -455,12 +456,14 @@ pub fn session(
     let Some((username, csrf_token, last_seen, expires, display_name, role, disabled)) = row else {
         return Ok(None);
     };
-    let idle = i64::from(settings.session_idle_minutes) * 60_000_000;
+    let idle = settings.session_idle_micros();
     if disabled || expires <= micros || last_seen + idle <= micros {
         diesel::delete(staff_sessions::table.find(&hash)).execute(conn)?;
         return Ok(None);
     }
-    if micros - last_seen > 60_000_000 {
+    // A write per request would be wasted: refresh once a minute, or more often when the idle
+    // timeout is short, so a session in use never lapses.
+    if micros - last_seen > (idle / 4).min(60_000_000) {
         diesel::update(staff_sessions::table.find(&hash))
             .set(staff_sessions::last_seen_at.eq(micros))
             .execute(conn)?;

@@ -960,6 +960,12 @@ pub async fn disclosure(
             "Package deleted",
         )
         .detail("the package was deleted after its retention period; its hash stays on record")),
+        Err(crate::orders::OrderStatus::Withdrawn) => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "not-released",
+            "Nothing released",
+        )
+        .detail("the order was withdrawn; nothing is served for it, and anything released before is to be deleted")),
         Err(status) => Err(
             Problem::new(StatusCode::CONFLICT, "not-released", "Nothing released").detail(format!(
                 "nothing has been released for this order; its status is {}",

@@ -481,7 +481,7 @@ async fn exports_verify_offline_in_both_formats(backend: Backend) {
         keys["public_key_pem"].as_str().unwrap(),
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_writ"))
+    let out = crate::cli::writ_command()
         .current_dir(dir)
         .env_clear()
         .env("WRIT_DATABASE__URL", "postgres://nowhere.invalid/none")

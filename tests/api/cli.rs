@@ -10,10 +10,34 @@ use crate::helpers::{Backend, TestDb};
 
 const WRIT: &str = env!("CARGO_BIN_EXE_writ");
 
+/// The `writ` binary. With `WRIT_TEST_LOG_DIR` set, its standard error and output are also
+/// copied (by `tee`, so the test still reads them) to `writ-<pid>-<args>.log` and `.stdout`
+/// there, for `.ci/scan-logs`, and Writ's own modules log at debug level. The process the
+/// test holds is `writ` itself (`exec`), so its signals and exit status are unchanged.
+pub fn writ_command() -> Command {
+    let Some(dir) = crate::helpers::log_dir() else {
+        return Command::new(WRIT);
+    };
+    std::fs::create_dir_all(&dir).unwrap();
+    let tee = ["/usr/bin/tee", "/bin/tee"]
+        .into_iter()
+        .find(|t| std::path::Path::new(t).exists())
+        .unwrap_or("tee");
+    let script = format!(
+        r#"d=$0; w=$1; shift
+n="$d/writ-$$-$(printf '%s-' "$@" | head -c 48 | tr -c 'A-Za-z0-9-' '_')"
+export RUST_LOG="${{RUST_LOG:-info,writ=debug}}"
+exec "$w" "$@" 2> >({tee} -a "$n.log" >&2) > >({tee} -a "$n.stdout")"#
+    );
+    let mut cmd = Command::new("/bin/bash");
+    cmd.arg("-c").arg(script).arg(dir).arg(WRIT);
+    cmd
+}
+
 /// `writ` with a clean environment: only what the test passes, run from the source tree so
 /// that config/default.toml is found as an operator's checkout would find it.
 fn writ(env: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(WRIT);
+    let mut cmd = writ_command();
     cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default());
@@ -166,7 +190,7 @@ async fn migrate_subcommands_round_trip(backend: Backend) {
 #[test]
 fn first_start_creates_the_sqlite_file_under_data() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(WRIT)
+    let out = writ_command()
         .current_dir(dir.path())
         .env_clear()
         .args(["migrate"])

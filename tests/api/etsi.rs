@@ -28,7 +28,7 @@ both_backends!(
 const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/etsi/examples");
 
 /// A US authority for the round trip (its orders fall under us.subpoena).
-const DOJ: Signer = Signer {
+pub(crate) const DOJ: Signer = Signer {
     iss: "us-usao-sdny",
     kid: "sdny-1",
     seed: 9,
@@ -48,7 +48,7 @@ fn identity(authority: &str, unique: &str, instrument: &str, url: Option<String>
 
 /// Writ is `XX/ACTOR02` here, the receiver in ETSI's examples; Paris is `XX/ACTOR01`, their
 /// sender; the Lyon police `XX/ACTOR03`; the DOJ office `XX/ACTOR05`.
-async fn start(backend: Backend, delivery_url: Option<String>) -> Api {
+pub(crate) async fn start(backend: Backend, delivery_url: Option<String>) -> Api {
     let api = Api::start(
         backend,
         &[
@@ -97,9 +97,9 @@ async fn start(backend: Backend, delivery_url: Option<String>) -> Api {
     api
 }
 
-struct Reply {
-    status: StatusCode,
-    text: String,
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) text: String,
     message: Option<Message>,
     replayed: bool,
 }
@@ -112,7 +112,7 @@ impl Reply {
     }
 
     /// The outcome of each action, in order.
-    fn outcomes(&self) -> Vec<(u64, Outcome)> {
+    pub(crate) fn outcomes(&self) -> Vec<(u64, Outcome)> {
         match &self.message().payload {
             Payload::Responses(r) => r.iter().map(|r| (r.id, r.outcome.clone())).collect(),
             other => panic!("not action responses: {other:?}\n{}", self.text),
@@ -128,7 +128,7 @@ impl Reply {
     }
 }
 
-async fn hi1(api: &Api, who: Signer, xml: &str) -> Reply {
+pub(crate) async fn hi1(api: &Api, who: Signer, xml: &str) -> Reply {
     let token = api.token(who, "POST", "/etsi/hi1", xml.as_bytes());
     hi1_with(api, Some(&token), "application/xml", xml).await
 }
@@ -203,7 +203,7 @@ fn example(name: &str) -> String {
     fresh_ids(&std::fs::read_to_string(format!("{EXAMPLES}/{name}")).unwrap())
 }
 
-fn error_of(outcome: &Outcome) -> (u64, String) {
+pub(crate) fn error_of(outcome: &Outcome) -> (u64, String) {
     match outcome {
         Outcome::Error(e) => (e.code, e.description.clone()),
         other => panic!("not an error: {other:?}"),
@@ -506,14 +506,14 @@ fn envelope(sender: &str, actions: &str) -> String {
     )
 }
 
-fn list_request(sender: &str) -> String {
+pub(crate) fn list_request(sender: &str) -> String {
     envelope(
         sender,
         "<ActionRequest><ActionIdentifier>0</ActionIdentifier><LIST/></ActionRequest>",
     )
 }
 
-fn get_request(sender: &str, id: &str) -> String {
+pub(crate) fn get_request(sender: &str, id: &str) -> String {
     envelope(
         sender,
         &format!(
@@ -524,7 +524,7 @@ fn get_request(sender: &str, id: &str) -> String {
 
 /// A subpoena for the subscriber data of a phone number: authorisation, its signed document
 /// and the task, with current dates.
-fn subpoena(
+pub(crate) fn subpoena(
     sender: &str,
     auth: &str,
     doc: &str,

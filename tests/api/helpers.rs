@@ -5,7 +5,9 @@
 //! database of its own that is dropped afterwards.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
 
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use writ::settings::{Settings, Sources};
@@ -48,6 +50,61 @@ macro_rules! both_backends {
     )*};
 }
 
+/// Where the logs of this test run go (`WRIT_TEST_LOG_DIR`), for `.ci/scan-logs`: unset, the
+/// tests log nothing.
+pub fn log_dir() -> Option<PathBuf> {
+    std::env::var_os("WRIT_TEST_LOG_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+}
+
+/// Sends this test process's `tracing` events (Writ's own at debug level, the rest at info) to
+/// `WRIT_TEST_LOG_DIR/tests-<pid>.log`. Idempotent; a no-op without the variable.
+pub fn init_test_logs() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let Some(dir) = log_dir() else { return };
+        std::fs::create_dir_all(&dir).expect("WRIT_TEST_LOG_DIR can be created");
+        let path = dir.join(format!("tests-{}.log", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .expect("the test log file opens");
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info,writ=debug"))
+            .with_writer(Mutex::new(file))
+            .with_ansi(false)
+            .try_init();
+    });
+}
+
+/// Records a secret this test run handled (a session cookie, a CSRF token, a password read
+/// from a file Writ wrote) in `WRIT_TEST_SECRETS_DIR/<pid>.txt`, one a line, so that
+/// `.ci/scan-logs` can look for it in the logs. A no-op without the variable.
+pub fn record_secret(value: &str) {
+    static FILE: OnceLock<Option<Mutex<std::fs::File>>> = OnceLock::new();
+    let value = value.trim();
+    if value.len() < 8 || value.contains('\n') {
+        return;
+    }
+    let file = FILE.get_or_init(|| {
+        let dir = std::env::var_os("WRIT_TEST_SECRETS_DIR").filter(|d| !d.is_empty())?;
+        std::fs::create_dir_all(&dir).expect("WRIT_TEST_SECRETS_DIR can be created");
+        let path = PathBuf::from(dir).join(format!("{}.txt", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .expect("the secrets file opens");
+        Some(Mutex::new(file))
+    });
+    if let Some(file) = file {
+        let mut f = file.lock().unwrap_or_else(|e| e.into_inner());
+        writeln!(f, "{value}").expect("a secret is recorded");
+    }
+}
+
 /// A fresh, empty database that disappears with the value.
 pub struct TestDb {
     url: String,
@@ -61,8 +118,10 @@ pub struct TestDb {
 impl TestDb {
     /// A new empty database on `backend`.
     pub fn new(backend: Backend) -> Self {
+        init_test_logs();
         let dir = tempfile::tempdir().expect("temp dir");
         let (auditor_token, auditor_hash) = writ::web::auth::new_token().expect("token");
+        record_secret(&auditor_token);
         match backend {
             Backend::Sqlite => {
                 let url = format!("sqlite://{}", dir.path().join("writ.db").display());
@@ -158,6 +217,17 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
+        // Passwords Writ wrote for people (the first admin's, the demo users') must not reach
+        // a log either.
+        if let Ok(text) = std::fs::read_to_string(self.dir().join("initial-admin-password")) {
+            text.lines().skip(1).for_each(record_secret);
+        }
+        if let Ok(text) = std::fs::read_to_string(self.dir().join("demo-users.txt")) {
+            text.lines()
+                .filter(|l| !l.starts_with('#'))
+                .filter_map(|l| l.split('\t').nth(2))
+                .for_each(record_secret);
+        }
         if let Some((admin, name)) = &self.pg
             && let Ok(mut conn) = PgConnection::establish(admin)
         {

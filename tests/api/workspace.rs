@@ -59,6 +59,8 @@ impl Browser {
             if val.is_empty() || line.contains("Max-Age=0") {
                 self.cookies.remove(k);
             } else {
+                // Session cookies and CSRF tokens must never reach a log (.ci/scan-logs).
+                crate::helpers::record_secret(val);
                 self.cookies.insert(k.to_owned(), val.to_owned());
             }
             self.set_cookie_lines.push(line);
@@ -118,7 +120,9 @@ impl Browser {
             .find("name=\"csrf\" value=\"")
             .expect("a form with a CSRF token");
         let rest = &page[at + 19..];
-        rest[..rest.find('"').unwrap()].to_owned()
+        let token = rest[..rest.find('"').unwrap()].to_owned();
+        crate::helpers::record_secret(&token);
+        token
     }
 
     pub(crate) async fn sign_in(&mut self, user: &str, password: &str) -> StatusCode {
@@ -372,7 +376,27 @@ async fn every_route_checks_the_role(backend: Backend) {
         ("POST", "/admin/registry/keys/none/revoke", &["adam"]),
         ("POST", "/admin/registry/fr-police-lyon/status", &["adam"]),
         ("POST", &refuse, &["rita", "alex"]),
+        (
+            "POST",
+            "/account/password",
+            &["rita", "alex", "olga", "adam"],
+        ),
     ];
+    // The routes come from the app's own route attributes: one left out of this table fails
+    // here, so a new page or action cannot go unchecked.
+    let served = workspace_routes();
+    assert!(served.len() >= routes.len(), "{served:?}");
+    for (method, pattern) in &served {
+        if PUBLIC_ROUTES.contains(&(method.as_str(), pattern.as_str())) {
+            continue;
+        }
+        assert!(
+            routes
+                .iter()
+                .any(|(m, p, _)| m == method && path_matches(pattern, p)),
+            "{method} {pattern} is missing from the role x route matrix"
+        );
+    }
     let mut browsers = HashMap::new();
     for u in ["rita", "alex", "olga", "adam"] {
         let mut b = Browser::new(app);
@@ -436,6 +460,52 @@ async fn every_route_checks_the_role(backend: Backend) {
             "{method} {path}"
         );
     }
+}
+
+/// Workspace routes anyone may reach (sign-out needs only the session's CSRF token).
+const PUBLIC_ROUTES: [(&str, &str); 6] = [
+    ("GET", "/static/writ.css"),
+    ("GET", "/"),
+    ("GET", "/login"),
+    ("POST", "/login"),
+    ("POST", "/logout"),
+    ("GET", "/packages/public-key"),
+];
+
+/// Every workspace route as (method, pattern), read from the `#[get]` and `#[post]`
+/// attributes under src/web/ui; checked against the number of services the workspace
+/// registers, so a route added another way is noticed too.
+fn workspace_routes() -> Vec<(String, String)> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/web/ui");
+    let mut routes = Vec::new();
+    let mut registered = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        registered += text.matches(".service(").count();
+        for line in text.lines().map(str::trim) {
+            for (attr, method) in [("#[get(\"", "GET"), ("#[post(\"", "POST")] {
+                if let Some(rest) = line.strip_prefix(attr) {
+                    let end = rest.find('"').unwrap();
+                    routes.push((method.to_owned(), rest[..end].to_owned()));
+                }
+            }
+        }
+    }
+    assert_eq!(
+        routes.len(),
+        registered,
+        "every registered workspace service should be one attributed route: {routes:?}"
+    );
+    routes
+}
+
+/// Whether `path` is an instance of the route `pattern` (`{x}` matches one segment).
+fn path_matches(pattern: &str, path: &str) -> bool {
+    let (p, q): (Vec<_>, Vec<_>) = (pattern.split('/').collect(), path.split('/').collect());
+    p.len() == q.len()
+        && p.iter()
+            .zip(&q)
+            .all(|(a, b)| a == b || (a.starts_with('{') && a.ends_with('}')))
 }
 
 async fn reviewers_read_orders_download_documents_and_refuse(backend: Backend) {
