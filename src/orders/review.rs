@@ -99,7 +99,7 @@ type Row = (
     String,
     i64,
     Option<i64>,
-    String,
+    i32,
     Option<String>,
     Option<i64>,
     Option<i64>,
@@ -112,13 +112,10 @@ pub fn queue(
     filter: &QueueFilter,
     now: DateTime<Utc>,
 ) -> Result<Vec<QueueRow>, OrderError> {
-    // One query: each order with its current version's decision.
+    // First the page, sorted and limited on `orders` alone; then the decisions of that page
+    // only. Joining first made SQLite carry every open order's decision JSON through the sort
+    // (150 ms for 10,000 open orders).
     let mut q = orders::table
-        .inner_join(
-            order_versions::table.on(order_versions::order_id
-                .eq(orders::id)
-                .and(order_versions::version.eq(orders::version))),
-        )
         .select((
             orders::id,
             orders::reference,
@@ -129,7 +126,7 @@ pub fn queue(
             orders::outcome,
             orders::received_at,
             orders::deadline_at,
-            order_versions::decision_json,
+            orders::version,
             orders::ex_post_validation,
             orders::user_notified_at,
             orders::hold_until,
@@ -162,6 +159,18 @@ pub fn queue(
         ))
         .limit(1000)
         .load(conn)?;
+    let ids: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    let mut decisions: std::collections::HashMap<(String, i32), String> = order_versions::table
+        .filter(order_versions::order_id.eq_any(&ids))
+        .select((
+            order_versions::order_id,
+            order_versions::version,
+            order_versions::decision_json,
+        ))
+        .load::<(String, i32, String)>(conn)?
+        .into_iter()
+        .map(|(id, version, json)| ((id, version), json))
+        .collect();
     let mut out = Vec::with_capacity(rows.len());
     for (
         id,
@@ -173,7 +182,7 @@ pub fn queue(
         outcome,
         received,
         deadline,
-        decision_json,
+        version,
         ex_post,
         notified,
         hold_until,
@@ -182,7 +191,9 @@ pub fn queue(
         let jurisdiction = instrument.split('.').next().unwrap_or_default().to_owned();
         // Only the three fields the queue shows: parsing the whole decision (targets,
         // findings, categories) per row was most of the page's time with thousands open.
-        let decision: Option<QueueDecision> = serde_json::from_str(&decision_json).ok();
+        let decision: Option<QueueDecision> = decisions
+            .remove(&(id.clone(), version))
+            .and_then(|json| serde_json::from_str(&json).ok());
         let status = OrderStatus::parse(&status).unwrap_or(OrderStatus::UnderReview);
         let mut tasks = Vec::new();
         if let Some(v) = decision.as_ref().and_then(|d| d.validation_due.as_ref())
