@@ -145,6 +145,26 @@ impl Proc {
         }
     }
 
+    /// Waits, up to `limit`, for the process to end by itself and for all its output.
+    pub(crate) async fn finish(&mut self, limit: Duration) -> (std::process::ExitStatus, String) {
+        let deadline = Instant::now() + limit;
+        loop {
+            match self.lines.try_recv() {
+                Ok(_) => continue,
+                // Both outputs closed: the process is gone, and every line is in the log.
+                Err(TryRecvError::Disconnected) => break,
+                Err(TryRecvError::Empty) => {}
+            }
+            assert!(
+                Instant::now() < deadline,
+                "writ did not finish within {limit:?}:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        (self.child.wait().unwrap(), self.log())
+    }
+
     /// SIGKILL, and the process is reaped. Returns its output.
     pub(crate) fn kill9(&mut self) -> String {
         self.child.kill().unwrap();
@@ -637,15 +657,10 @@ async fn an_approval_killed_while_releasing_releases_exactly_one_package_after_r
         // The session lives in the database: the same cookies work on the restarted server.
         let mut b = bea;
         b.base.clone_from(&server.api.base);
-        let form = vec![
-            ("csrf".to_owned(), csrf_bea.clone()),
-            ("snapshot_sha256".to_owned(), hash.clone()),
-        ];
         let approving = tokio::spawn({
-            let path = path.clone();
+            let (path, csrf, hash) = (path.clone(), csrf_bea.clone(), hash.clone());
             async move {
-                let form: Vec<(&str, &str)> =
-                    form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                let form = [("csrf", csrf.as_str()), ("snapshot_sha256", hash.as_str())];
                 let answer = b.try_post(&path, &form).await;
                 (b, answer)
             }
@@ -771,7 +786,8 @@ async fn burst_of_appends(backend: Backend) {
     let mut server = Server::start(&db, "", &[]).await;
     let (status, text) = server.api.submit("BURST-AFTER").await.unwrap();
     assert_eq!(status, StatusCode::CREATED, "{text}");
-    for answered in acknowledged.lock().unwrap().iter() {
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    for answered in &acknowledged {
         let path = format!("/api/v1/orders/{}", answered["id"].as_str().unwrap());
         let response = server.api.get(&path).await;
         assert_eq!(response.status(), StatusCode::OK, "{path}");

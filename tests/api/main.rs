@@ -7,6 +7,7 @@ mod audit;
 mod authority;
 mod browser;
 mod cli;
+mod concurrency;
 mod crash;
 mod database;
 mod durability;
