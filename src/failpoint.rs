@@ -2,54 +2,50 @@
 //! (tests/api/crash.rs) can kill it with SIGKILL at exactly that point.
 //!
 //! They exist only with the `failpoints` cargo feature, which the test build turns on through
-//! the package's dev-dependency on itself. In `cargo build` and `cargo build --release`,
-//! [`failpoint!`](crate::failpoint!) expands to nothing: no check, no string, no environment
-//! read.
+//! the package's dev-dependency on itself (so the suite's `CARGO_BIN_EXE_writ` has them). In
+//! `cargo build` and `cargo build --release`, [`failpoint!`](crate::failpoint!) expands to
+//! nothing and [`arm`] does nothing: the binary never reads the variable.
 //!
 //! With the feature, `FAILPOINTS=name[@n][,name[@n]...]` arms points: the `n`-th time
 //! (default: the first) the process reaches `name`, the thread that reached it writes
 //! `writ: failpoint NAME reached` to stderr and blocks for ever, holding whatever it holds (an
-//! open transaction, SQLite's write lock, PostgreSQL row locks); the test then kills the process.
-//! Blocking rather than aborting: the crash under test is the outside SIGKILL itself, delivered
-//! while the rest of the process (other requests, background jobs) is still running, at a moment
-//! the test chooses after it has seen the marker; an `abort()` would end the process from the
-//! inside at once, through a signal handler the real crash never runs. Unknown point names and
+//! open transaction, SQLite's write lock, PostgreSQL row locks); the test then kills the process
+//! with SIGKILL. Blocking rather than aborting: the crash under test is that outside SIGKILL,
+//! arriving while the rest of the process (other requests, background jobs) still runs, and the
+//! test first sees that the request in flight got no answer. An `abort()` would end the process
+//! from the inside, with another signal, before the test could look. Unknown point names and
 //! bad counts are refused at start-up, with a message naming them. (The variable is not
 //! `WRIT_...`: that prefix belongs to the settings, which refuse keys they do not know.)
 
-/// Every failpoint, with where it is. `FAILPOINTS` may name only these.
+/// Every failpoint. `FAILPOINTS` may name only these.
 pub const POINTS: &[&str] = &[
-    // src/metadata/import.rs: a batch's rows and audit entry are written, not committed.
     IMPORT_BATCH_BEFORE_COMMIT,
-    // src/metadata/import.rs: a batch has committed; the next has not started.
     IMPORT_BATCH_COMMITTED,
-    // src/disclosure/release.rs: the releasing approval and its audit entry are written
-    // (uncommitted); the package is not built yet.
     RELEASE_BEFORE_BUILD,
-    // src/disclosure/release.rs: the package is built and stored, the order marked released,
-    // the release audited; nothing of it is committed.
-    RELEASE_BEFORE_COMMIT,
-    // src/disclosure/package.rs: the archive holds its manifest and signature, not its data.
     PACKAGE_PARTLY_WRITTEN,
-    // src/audit/log.rs: an append is about to read the log size (between two appends).
+    RELEASE_BEFORE_COMMIT,
     AUDIT_APPEND_START,
-    // src/audit/log.rs: the entry row is inserted, its tree nodes and the commit are not.
     AUDIT_APPEND_INSERTED,
 ];
 
-/// See [`POINTS`].
+/// Import (src/metadata/import.rs): a batch's rows and its audit entry are written, the
+/// transaction is not committed.
 pub const IMPORT_BATCH_BEFORE_COMMIT: &str = "import.batch_before_commit";
-/// See [`POINTS`].
+/// Import: a batch has committed; the next one has not begun.
 pub const IMPORT_BATCH_COMMITTED: &str = "import.batch_committed";
-/// See [`POINTS`].
+/// Approval (src/disclosure/release.rs): the releasing approval and its audit entry are
+/// written, uncommitted; the package is not built yet.
 pub const RELEASE_BEFORE_BUILD: &str = "release.before_build";
-/// See [`POINTS`].
-pub const RELEASE_BEFORE_COMMIT: &str = "release.before_commit";
-/// See [`POINTS`].
+/// Package build (src/disclosure/package.rs): the archive holds its manifest and signature,
+/// not its data files; the approval around it is uncommitted.
 pub const PACKAGE_PARTLY_WRITTEN: &str = "package.partly_written";
-/// See [`POINTS`].
+/// Approval: the package is stored, the order marked released, the release audited, the mail
+/// and HI-1 delivery queued; none of it is committed.
+pub const RELEASE_BEFORE_COMMIT: &str = "release.before_commit";
+/// Audit log (src/audit/log.rs): an append, inside its caller's transaction, is about to
+/// read the log's size; the previous append is complete (between two appends).
 pub const AUDIT_APPEND_START: &str = "audit.append_start";
-/// See [`POINTS`].
+/// Audit log: the entry's row is inserted; its Merkle nodes and the commit are not written.
 pub const AUDIT_APPEND_INSERTED: &str = "audit.append_inserted";
 
 /// The environment variable that arms failpoints.
