@@ -13,6 +13,7 @@ pub mod cli;
 pub mod db;
 pub mod disclosure;
 pub mod etsi;
+pub mod failpoint;
 pub mod mail;
 pub mod metadata;
 pub mod orders;

@@ -87,6 +87,7 @@ pub fn append(
     entry: &NewEntry,
     at: DateTime<Utc>,
 ) -> Result<Appended, AuditError> {
+    crate::failpoint!(crate::failpoint::AUDIT_APPEND_START);
     lock(conn)?;
     let seq = size(conn)?;
     let leaf = entry.to_leaf(seq, at)?;
@@ -108,6 +109,7 @@ pub fn append(
             audit_entries::leaf.eq(&bytes),
         ))
         .execute(conn)?;
+    crate::failpoint!(crate::failpoint::AUDIT_APPEND_INSERTED);
     for (level, idx, hash) in nodes {
         diesel::insert_into(audit_nodes::table)
             .values(NewNode {

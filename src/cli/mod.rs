@@ -110,6 +110,8 @@ pub enum Command {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Test builds only: a bad FAILPOINTS stops here rather than at the point.
+    crate::failpoint::arm();
     let settings = match Settings::load(&Sources {
         base_dir: None,
         file: cli.config.clone(),

@@ -403,6 +403,7 @@ pub fn build(input: &PackageInput, key: &SigningKey) -> Result<Package, PackageE
     let mut archive = tar::Builder::new(input.created_at.timestamp())?;
     archive.add(MANIFEST_FILE, &manifest_json)?;
     archive.add(SIGNATURE_FILE, signature_text.as_bytes())?;
+    crate::failpoint!(crate::failpoint::PACKAGE_PARTLY_WRITTEN);
     for (name, bytes) in &signed {
         archive.add(name, bytes)?;
     }

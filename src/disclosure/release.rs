@@ -302,6 +302,7 @@ pub fn approve(
                 approvals: approvers.len(),
             });
         }
+        crate::failpoint!(crate::failpoint::RELEASE_BEFORE_BUILD);
         let built = package::build(
             &PackageInput {
                 order_id: order_id.to_owned(),
@@ -354,6 +355,7 @@ pub fn approve(
             },
             now,
         );
+        crate::failpoint!(crate::failpoint::RELEASE_BEFORE_COMMIT);
         Ok(Approved::Released {
             package_sha256: built.sha256,
         })

@@ -168,9 +168,11 @@ impl Run<'_> {
                     .reference("unchanged", outcome.unchanged)
                     .reference("rejected", outcome.rejected.len());
                 audit::append(c, &entry, Utc::now())?;
+                crate::failpoint!(crate::failpoint::IMPORT_BATCH_BEFORE_COMMIT);
                 Ok(outcome)
             },
         )?;
+        crate::failpoint!(crate::failpoint::IMPORT_BATCH_COMMITTED);
         for (line, reason) in &outcome.rejected {
             self.reject(*line, reason)?;
         }

@@ -8,6 +8,8 @@ mod audit;
 mod authority;
 mod browser;
 mod cli;
+mod concurrency;
+mod crash;
 mod database;
 mod durability;
 mod etsi;

@@ -40,8 +40,13 @@ pub(crate) struct Browser {
 
 impl Browser {
     pub(crate) fn new(app: &TestApp) -> Self {
+        Self::at(&app.address)
+    }
+
+    /// A browser for the server at `base` (`http://127.0.0.1:PORT`).
+    pub(crate) fn at(base: &str) -> Self {
         Self {
-            base: app.address.clone(),
+            base: base.to_owned(),
             client: reqwest::Client::builder()
                 .redirect(Policy::none())
                 .build()
@@ -97,21 +102,29 @@ impl Browser {
         path: &str,
         form: &[(&str, &str)],
     ) -> (StatusCode, String, Option<String>) {
+        self.try_post(path, form).await.unwrap()
+    }
+
+    /// [`Browser::post`], with the error when no complete answer comes (the server died).
+    pub(crate) async fn try_post(
+        &mut self,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> reqwest::Result<(StatusCode, String, Option<String>)> {
         let resp = self
             .client
             .post(format!("{}{path}", self.base))
             .header("cookie", self.cookie_header())
             .form(form)
             .send()
-            .await
-            .unwrap();
+            .await?;
         self.keep(&resp);
         let status = resp.status();
         let location = resp
             .headers()
             .get("location")
             .map(|l| l.to_str().unwrap().to_owned());
-        (status, resp.text().await.unwrap(), location)
+        Ok((status, resp.text().await?, location))
     }
 
     /// The hidden `csrf` value of the last page.
