@@ -13,12 +13,15 @@ pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod problem;
+pub mod security;
+pub mod tls;
 pub mod ui;
 
 use std::net::TcpListener;
 use std::time::Duration;
 
 use actix_web::dev::Server;
+use actix_web::http::KeepAlive;
 use actix_web::http::StatusCode;
 use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::{App, HttpServer, web};
@@ -43,6 +46,9 @@ pub enum StartupError {
     /// The package signing key could not be loaded or created.
     #[error("package signing key: {0}")]
     PackageKey(#[from] crate::disclosure::package::PackageError),
+    /// The TLS certificate or key is unusable.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     /// The listener could not be bound.
     #[error("cannot listen on {address}: {source}")]
     Bind {
@@ -69,6 +75,12 @@ impl Application {
     /// Opens the database, applies pending migrations when configured, binds the listener
     /// (port 0 picks a free port) and builds the server.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        // First: a server that cannot prove its identity must not get as far as the database.
+        let tls = if settings.server.tls.enabled() {
+            Some(tls::server_config(&settings.server.tls)?)
+        } else {
+            None
+        };
         let db = Db::open(&settings.database)?;
         if settings.database.migrate_on_start {
             let applied = db.run(migrations::run_pending).await?;
@@ -145,8 +157,10 @@ impl Application {
             settings.package.retention_days,
             settings.mail.clone(),
         ));
+        let tls_on = tls.is_some();
         let server = build_server(
             listener,
+            tls,
             db.clone(),
             signer,
             policies.clone(),
@@ -157,6 +171,7 @@ impl Application {
         tracing::info!(
             host = %settings.server.host,
             port,
+            tls = tls_on,
             backend = %db.backend(),
             "writ is listening"
         );
@@ -207,6 +222,7 @@ impl Application {
 
 fn build_server(
     listener: TcpListener,
+    tls: Option<rustls::ServerConfig>,
     db: Db,
     signer: std::sync::Arc<audit_service::SignerCell>,
     policies: std::sync::Arc<crate::policy::PolicySet>,
@@ -241,99 +257,151 @@ fn build_server(
         &settings.metrics,
         settings.api.trusted_proxy_hops,
     ));
-    let ingest_limit = settings.metadata.ingest_limit_bytes;
+    let security = web::Data::new(security::SecurityConfig::from_settings(&settings.server));
     let json_limit = settings.server.json_limit_bytes;
-    let mut server =
-        HttpServer::new(move || {
-            App::new()
-                .wrap(
-                    DefaultHeaders::new()
-                        .add(("X-Content-Type-Options", "nosniff"))
-                        .add(("X-Frame-Options", "DENY"))
-                        .add(("Referrer-Policy", "no-referrer"))
-                        .add(("Cache-Control", "no-store")),
+    let form_limit = settings.server.form_limit_bytes;
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .wrap(
+                DefaultHeaders::new()
+                    .add(("X-Content-Type-Options", "nosniff"))
+                    .add(("X-Frame-Options", "DENY"))
+                    .add(("Referrer-Policy", "no-referrer"))
+                    .add(("Cache-Control", "no-store")),
+            )
+            .wrap(from_fn(security::headers))
+            .wrap(from_fn(middleware::request_context))
+            // Outermost: times everything the other layers do too.
+            .wrap(from_fn(metrics::record))
+            .app_data(db.clone())
+            .app_data(signer.clone())
+            .app_data(auditor_tokens.clone())
+            .app_data(feeder_tokens.clone())
+            .app_data(policies.clone())
+            .app_data(metadata_settings.clone())
+            .app_data(api_state.clone())
+            .app_data(deployment.clone())
+            .app_data(workspace.clone())
+            .app_data(package_key.clone())
+            .app_data(mail_settings.clone())
+            .app_data(etsi_config.clone())
+            .app_data(openapi_document.clone())
+            .app_data(http_metrics.clone())
+            .app_data(metrics_access.clone())
+            .app_data(security.clone())
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(json_limit)
+                    .error_handler(move |err, _req| json_error(err, json_limit).into()),
+            )
+            .app_data(
+                web::FormConfig::default()
+                    .limit(form_limit)
+                    .error_handler(move |err, _req| form_error(err, form_limit)),
+            )
+            .app_data(web::PathConfig::default().error_handler(|err, _req| {
+                Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid-path",
+                    "Invalid path parameter",
                 )
-                .wrap(from_fn(middleware::request_context))
-                // Outermost: times everything the other layers do too.
-                .wrap(from_fn(metrics::record))
-                .app_data(db.clone())
-                .app_data(signer.clone())
-                .app_data(auditor_tokens.clone())
-                .app_data(feeder_tokens.clone())
-                .app_data(policies.clone())
-                .app_data(metadata_settings.clone())
-                .app_data(api_state.clone())
-                .app_data(deployment.clone())
-                .app_data(workspace.clone())
-                .app_data(package_key.clone())
-                .app_data(mail_settings.clone())
-                .app_data(etsi_config.clone())
-                .app_data(openapi_document.clone())
-                .app_data(http_metrics.clone())
-                .app_data(metrics_access.clone())
-                .app_data(web::JsonConfig::default().limit(json_limit).error_handler(
-                    |err, _req| {
-                        Problem::new(StatusCode::BAD_REQUEST, "invalid-json", "Invalid JSON body")
-                            .detail(err.to_string())
-                            .into()
-                    },
-                ))
-                .app_data(web::PathConfig::default().error_handler(|err, _req| {
-                    Problem::new(
-                        StatusCode::BAD_REQUEST,
-                        "invalid-path",
-                        "Invalid path parameter",
-                    )
-                    .detail(err.to_string())
-                    .into()
-                }))
-                .app_data(web::QueryConfig::default().error_handler(|err, _req| {
-                    Problem::new(
-                        StatusCode::BAD_REQUEST,
-                        "invalid-query",
-                        "Invalid query parameter",
-                    )
-                    .detail(err.to_string())
-                    .into()
-                }))
-                .service(health::healthz)
-                .service(health::readyz)
-                .service(metrics::metrics)
-                .service(audit::latest_checkpoint)
-                .service(audit::public_keys)
-                .service(audit::sign_checkpoint)
-                .service(audit::status)
-                .service(audit::inclusion_proof)
-                .service(audit::consistency_proof)
-                .service(audit::entries)
-                .service(audit::export_range)
-                .service(audit::view)
-                .service(openapi::openapi_json)
-                .service(openapi::docs_redirect)
-                .service(openapi::docs_page)
-                .service(openapi::docs_asset)
-                .service(etsi::hi1)
-                .service(api::info)
-                .service(api::submit)
-                .service(api::order)
-                .service(api::withdraw)
-                .service(api::messages)
-                .service(api::post_message)
-                .service(api::disclosure)
-                .service(api::rejection)
-                .configure(ui::configure)
-                .service(
-                    web::scope("")
-                        .app_data(web::PayloadConfig::new(ingest_limit))
-                        .service(ingest::ingest),
+                .detail(err.to_string())
+                .into()
+            }))
+            .app_data(web::QueryConfig::default().error_handler(|err, _req| {
+                Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid-query",
+                    "Invalid query parameter",
                 )
-                .default_service(web::to(problem::not_found))
-        })
-        .listen(listener)?
-        .shutdown_timeout(settings.server.shutdown_timeout_secs);
+                .detail(err.to_string())
+                .into()
+            }))
+            .service(health::healthz)
+            .service(health::readyz)
+            .service(metrics::metrics)
+            .service(audit::latest_checkpoint)
+            .service(audit::public_keys)
+            .service(audit::sign_checkpoint)
+            .service(audit::status)
+            .service(audit::inclusion_proof)
+            .service(audit::consistency_proof)
+            .service(audit::entries)
+            .service(audit::export_range)
+            .service(audit::view)
+            .service(openapi::openapi_json)
+            .service(openapi::docs_redirect)
+            .service(openapi::docs_page)
+            .service(openapi::docs_asset)
+            .service(etsi::hi1)
+            .service(api::info)
+            .service(api::submit)
+            .service(api::order)
+            .service(api::withdraw)
+            .service(api::messages)
+            .service(api::post_message)
+            .service(api::disclosure)
+            .service(api::rejection)
+            .configure(ui::configure)
+            .service(ingest::ingest)
+            .default_service(web::to(problem::not_found))
+    })
+    .shutdown_timeout(settings.server.shutdown_timeout_secs)
+    // Against slowloris: a connection's first request head must arrive in time...
+    .client_request_timeout(Duration::from_secs(
+        settings.server.client_request_timeout_secs,
+    ))
+    .client_disconnect_timeout(Duration::from_secs(
+        settings.server.client_disconnect_timeout_secs,
+    ))
+    // ...and idle keep-alive connections neither pile up nor hold up a graceful shutdown.
+    .keep_alive(match settings.server.keep_alive_secs {
+        0 => KeepAlive::Disabled,
+        secs => KeepAlive::Timeout(Duration::from_secs(secs)),
+    });
     if settings.server.workers > 0 {
         server = server.workers(settings.server.workers);
     }
-    // Idle keep-alive connections should not hold up a graceful shutdown.
-    Ok(server.keep_alive(Duration::from_secs(30)).run())
+    let server = match tls {
+        Some(config) => server.listen_rustls_0_23(listener, config)?,
+        None => server.listen(listener)?,
+    };
+    Ok(server.run())
+}
+
+/// A JSON body that does not parse: 413 when it is over the limit, else 400; both name what
+/// is wrong.
+fn json_error(err: actix_web::error::JsonPayloadError, limit: usize) -> Problem {
+    use actix_web::error::JsonPayloadError;
+    match err {
+        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+            too_large(limit, "server.json_limit_bytes")
+        }
+        other => Problem::new(StatusCode::BAD_REQUEST, "invalid-json", "Invalid JSON body")
+            .detail(other.to_string()),
+    }
+}
+
+/// A workspace form that does not parse: 413 naming the limit when it is too large.
+fn form_error(err: actix_web::error::UrlencodedError, limit: usize) -> actix_web::Error {
+    use actix_web::error::UrlencodedError;
+    match err {
+        UrlencodedError::Overflow { .. } => ui::UiError::TooLarge(format!(
+            "The form is larger than {limit} bytes (server.form_limit_bytes)."
+        ))
+        .into(),
+        other => ui::UiError::BadRequest(format!("The form is not valid: {other}.")).into(),
+    }
+}
+
+/// The 413 problem for a body over `limit` bytes, naming the setting.
+pub fn too_large(limit: usize, setting: &str) -> Problem {
+    Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too-large",
+        "Request body too large",
+    )
+    .detail(format!(
+        "the request body may be at most {limit} bytes ({setting})"
+    ))
 }
