@@ -11,6 +11,7 @@ mod database;
 mod durability;
 mod etsi;
 mod etsi_schema;
+mod hardening;
 mod health;
 mod mail;
 mod metadata;
