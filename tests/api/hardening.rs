@@ -597,6 +597,7 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
         .expect("the server closed the connection")
         .unwrap();
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    eprintln!("slow client disconnected after {closed_after:?} (timeout 1 s)");
     assert!(
         closed_after < Duration::from_secs(3),
         "closed after {closed_after:?}"
@@ -828,5 +829,43 @@ async fn a_missing_unreadable_or_mismatched_key_refuses_to_start() {
     assert!(
         stderr.contains("does not fit the certificate") && stderr.contains("other-key.pem"),
         "{stderr}"
+    );
+}
+
+/// actix-web times only a connection's first request head; on a kept-alive connection a
+/// later head can be dribbled for as long as the client likes. With `keep_alive_secs = 0`
+/// every connection serves one request and closes, so there is no later head to dribble.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_keep_alive_a_connection_serves_one_request_and_closes() {
+    let app = spawn_app_with(
+        Backend::Sqlite,
+        &[
+            ("WRIT_SERVER__CLIENT_REQUEST_TIMEOUT_SECS", "1"),
+            ("WRIT_SERVER__KEEP_ALIVE_SECS", "0"),
+        ],
+    )
+    .await;
+    let addr = app.address.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    // One whole request, then the start of a second one that never ends.
+    stream
+        .write_all(
+            b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\nGET /healthz HTTP/1.1\r\nx-slow: a\r\n",
+        )
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut out))
+        .await
+        .expect("the server closed the connection")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&out);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(answer.matches("HTTP/1.1 ").count(), 1, "{answer}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
     );
 }
