@@ -321,6 +321,9 @@ pub struct ServerSettings {
     pub client_request_timeout_secs: u64,
     /// Seconds a closing connection may take to shut down before it is dropped.
     pub client_disconnect_timeout_secs: u64,
+    /// Seconds a request body read by Writ's own handlers (order API, HI-1, ingest, the
+    /// workspace upload) may take to arrive in full; past it the request gets 408.
+    pub body_read_timeout_secs: u64,
     /// Seconds an idle keep-alive connection stays open; 0 closes every connection after one
     /// request.
     pub keep_alive_secs: u64,
@@ -721,6 +724,9 @@ impl Settings {
                 "server.client_disconnect_timeout_secs",
                 "must be 1 to 300".into(),
             ));
+        }
+        if !(1..=3600).contains(&self.server.body_read_timeout_secs) {
+            return Err(("server.body_read_timeout_secs", "must be 1 to 3600".into()));
         }
         if self.server.keep_alive_secs > 3600 {
             return Err(("server.keep_alive_secs", "must be 0 to 3600".into()));

@@ -34,6 +34,7 @@ pub struct SecurityConfig {
     hsts: Option<HeaderValue>,
     max_header_bytes: usize,
     max_headers: usize,
+    body_read_timeout_secs: u64,
 }
 
 impl SecurityConfig {
@@ -52,8 +53,33 @@ impl SecurityConfig {
             hsts,
             max_header_bytes: server.max_header_bytes,
             max_headers: server.max_headers,
+            body_read_timeout_secs: server.body_read_timeout_secs,
         }
     }
+}
+
+/// When a body read now must have arrived by (`server.body_read_timeout_secs` from now), and
+/// that number of seconds.
+pub fn body_deadline(req: &HttpRequest) -> (tokio::time::Instant, u64) {
+    let secs = req
+        .app_data::<web::Data<SecurityConfig>>()
+        .map_or(120, |c| c.body_read_timeout_secs);
+    (
+        tokio::time::Instant::now() + std::time::Duration::from_secs(secs),
+        secs,
+    )
+}
+
+/// The 408 problem for a body that did not arrive within `secs` seconds.
+pub fn body_timeout_problem(secs: u64) -> Problem {
+    Problem::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "body-timeout",
+        "Request body too slow",
+    )
+    .detail(format!(
+        "the request body did not arrive within {secs} seconds (server.body_read_timeout_secs)"
+    ))
 }
 
 /// The Content-Security-Policy nonce of the response being built: put it in the `nonce`

@@ -659,6 +659,10 @@ fn bad_limits_and_half_tls_settings_stop_start_up() {
             "server.client_disconnect_timeout_secs",
         ),
         (
+            vec![("WRIT_SERVER__BODY_READ_TIMEOUT_SECS", "0")],
+            "server.body_read_timeout_secs",
+        ),
+        (
             vec![("WRIT_SERVER__FORM_LIMIT_BYTES", "10")],
             "server.form_limit_bytes",
         ),
@@ -867,5 +871,64 @@ async fn without_keep_alive_a_connection_serves_one_request_and_closes() {
         started.elapsed() < Duration::from_secs(2),
         "{:?}",
         started.elapsed()
+    );
+}
+
+/// A client that sends a body too slowly (R.U.D.Y.): the handler stops waiting after
+/// `server.body_read_timeout_secs` and answers 408 naming the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_sent_too_slowly_gets_408_naming_the_limit() {
+    let db = TestDb::new(Backend::Sqlite);
+    let (token, hash) = writ::web::auth::new_token().unwrap();
+    let mut settings = db.settings(&[("WRIT_SERVER__BODY_READ_TIMEOUT_SECS", "1")]);
+    settings.metadata.feeders = vec![writ::settings::Feeder {
+        name: "login-service".into(),
+        token_sha256: hash,
+    }];
+    let app = spawn_with_settings(db, settings).await;
+    let addr = app.address.trim_start_matches("http://").to_owned();
+    let stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let started = Instant::now();
+    // When the answer starts (the close comes up to client_disconnect_timeout_secs later).
+    let reader = tokio::spawn(async move {
+        let mut out = vec![0u8; 1];
+        let _ = read.read_exact(&mut out).await;
+        let first = started.elapsed();
+        let _ = read.read_to_end(&mut out).await;
+        (first, String::from_utf8_lossy(&out).into_owned())
+    });
+    write
+        .write_all(
+            format!(
+                "POST /api/v1/ingest/ip-events HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {token}\r\n\
+                 content-type: text/csv\r\ncontent-length: 1000\r\n\r\nexternal_id,ip,port,at,kind\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    for _ in 0..40 {
+        if reader.is_finished() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if write.write_all(b"d").await.is_err() {
+            break;
+        }
+    }
+    let (answered_after, answer) = tokio::time::timeout(Duration::from_secs(5), reader)
+        .await
+        .expect("the server answered and closed")
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.contains("server.body_read_timeout_secs")
+            && answer.contains("application/problem+json"),
+        "{answer}"
+    );
+    assert!(
+        answered_after >= Duration::from_millis(900) && answered_after < Duration::from_secs(3),
+        "answered after {answered_after:?}"
     );
 }

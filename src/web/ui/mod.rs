@@ -48,6 +48,8 @@ pub enum UiError {
     Csrf,
     /// The form or upload is over a size limit; the message names it.
     TooLarge(String),
+    /// The upload did not arrive in time; the message names the limit.
+    TooSlow(String),
     /// Something failed; logged.
     Internal,
 }
@@ -58,7 +60,10 @@ impl std::fmt::Display for UiError {
             UiError::SignIn => f.write_str("Sign in first."),
             UiError::Forbidden => f.write_str("Your role does not allow this."),
             UiError::NotFound => f.write_str("There is no such page or order."),
-            UiError::BadRequest(m) | UiError::Conflict(m) | UiError::TooLarge(m) => f.write_str(m),
+            UiError::BadRequest(m)
+            | UiError::Conflict(m)
+            | UiError::TooLarge(m)
+            | UiError::TooSlow(m) => f.write_str(m),
             UiError::Csrf => f.write_str(
                 "The form expired or did not come from Writ. Reload the page and try again.",
             ),
@@ -83,6 +88,7 @@ impl ResponseError for UiError {
             UiError::BadRequest(_) => StatusCode::UNPROCESSABLE_ENTITY,
             UiError::Conflict(_) => StatusCode::CONFLICT,
             UiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            UiError::TooSlow(_) => StatusCode::REQUEST_TIMEOUT,
             UiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -99,6 +105,7 @@ impl ResponseError for UiError {
             UiError::BadRequest(_) => "Please correct the form",
             UiError::Conflict(_) => "Not possible now",
             UiError::TooLarge(_) => "Too large",
+            UiError::TooSlow(_) => "Too slow",
             _ => "Something went wrong",
         };
         html(

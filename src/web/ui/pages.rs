@@ -941,7 +941,17 @@ pub async fn enter_order(
     }
     let mut form = actix_multipart::Multipart::new(req.headers(), payload);
     let mut fields: std::collections::HashMap<String, Vec<u8>> = std::collections::HashMap::new();
-    while let Some(field) = form.next().await {
+    // The whole upload must arrive within server.body_read_timeout_secs.
+    let (deadline, secs) = crate::web::security::body_deadline(&req);
+    let too_slow = || {
+        UiError::TooSlow(format!(
+            "The upload did not arrive within {secs} seconds (server.body_read_timeout_secs)."
+        ))
+    };
+    while let Some(field) = tokio::time::timeout_at(deadline, form.next())
+        .await
+        .map_err(|_| too_slow())?
+    {
         let mut field =
             field.map_err(|e| UiError::BadRequest(format!("the form is not valid: {e}")))?;
         let name = field.name().unwrap_or_default().to_owned();
@@ -970,7 +980,9 @@ pub async fn enter_order(
         } else {
             (1024 * 1024, "1 MiB per text field")
         };
-        let bytes = field_bytes(&mut field, &name, max, setting).await?;
+        let bytes = tokio::time::timeout_at(deadline, field_bytes(&mut field, &name, max, setting))
+            .await
+            .map_err(|_| too_slow())??;
         fields.insert(name, bytes);
     }
     let text = |name: &str| -> Result<String, UiError> {
