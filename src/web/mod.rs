@@ -258,128 +258,118 @@ fn build_server(
         settings.api.trusted_proxy_hops,
     ));
     let security = web::Data::new(security::SecurityConfig::from_settings(&settings.server));
-    let json_limit = settings.server.json_limit_bytes;
     let form_limit = settings.server.form_limit_bytes;
-    let mut server = HttpServer::new(move || {
-        App::new()
-            .wrap(
-                DefaultHeaders::new()
-                    .add(("X-Content-Type-Options", "nosniff"))
-                    .add(("X-Frame-Options", "DENY"))
-                    .add(("Referrer-Policy", "no-referrer"))
-                    .add(("Cache-Control", "no-store")),
-            )
-            .wrap(from_fn(security::headers))
-            .wrap(from_fn(middleware::request_context))
-            // Outermost: times everything the other layers do too.
-            .wrap(from_fn(metrics::record))
-            .app_data(db.clone())
-            .app_data(signer.clone())
-            .app_data(auditor_tokens.clone())
-            .app_data(feeder_tokens.clone())
-            .app_data(policies.clone())
-            .app_data(metadata_settings.clone())
-            .app_data(api_state.clone())
-            .app_data(deployment.clone())
-            .app_data(workspace.clone())
-            .app_data(package_key.clone())
-            .app_data(mail_settings.clone())
-            .app_data(etsi_config.clone())
-            .app_data(openapi_document.clone())
-            .app_data(http_metrics.clone())
-            .app_data(metrics_access.clone())
-            .app_data(security.clone())
-            .app_data(
-                web::JsonConfig::default()
-                    .limit(json_limit)
-                    .error_handler(move |err, _req| json_error(err, json_limit).into()),
-            )
-            .app_data(
-                web::FormConfig::default()
-                    .limit(form_limit)
-                    .error_handler(move |err, _req| form_error(err, form_limit)),
-            )
-            .app_data(web::PathConfig::default().error_handler(|err, _req| {
-                Problem::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid-path",
-                    "Invalid path parameter",
+    // Built per worker (FormConfig is not Send).
+    let form_config = move || {
+        web::FormConfig::default()
+            .limit(form_limit)
+            .error_handler(move |err, _req| form_error(err, form_limit))
+    };
+    let request_timeout = Duration::from_secs(settings.server.client_request_timeout_secs);
+    let disconnect_timeout = Duration::from_secs(settings.server.client_disconnect_timeout_secs);
+    let json_limit = settings.server.json_limit_bytes;
+    let mut server =
+        HttpServer::new(move || {
+            App::new()
+                .wrap(
+                    DefaultHeaders::new()
+                        .add(("X-Content-Type-Options", "nosniff"))
+                        .add(("X-Frame-Options", "DENY"))
+                        .add(("Referrer-Policy", "no-referrer"))
+                        .add(("Cache-Control", "no-store")),
                 )
-                .detail(err.to_string())
-                .into()
-            }))
-            .app_data(web::QueryConfig::default().error_handler(|err, _req| {
-                Problem::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid-query",
-                    "Invalid query parameter",
-                )
-                .detail(err.to_string())
-                .into()
-            }))
-            .service(health::healthz)
-            .service(health::readyz)
-            .service(metrics::metrics)
-            .service(audit::latest_checkpoint)
-            .service(audit::public_keys)
-            .service(audit::sign_checkpoint)
-            .service(audit::status)
-            .service(audit::inclusion_proof)
-            .service(audit::consistency_proof)
-            .service(audit::entries)
-            .service(audit::export_range)
-            .service(audit::view)
-            .service(openapi::openapi_json)
-            .service(openapi::docs_redirect)
-            .service(openapi::docs_page)
-            .service(openapi::docs_asset)
-            .service(etsi::hi1)
-            .service(api::info)
-            .service(api::submit)
-            .service(api::order)
-            .service(api::withdraw)
-            .service(api::messages)
-            .service(api::post_message)
-            .service(api::disclosure)
-            .service(api::rejection)
-            .configure(ui::configure)
-            .service(ingest::ingest)
-            .default_service(web::to(problem::not_found))
-    })
-    .shutdown_timeout(settings.server.shutdown_timeout_secs)
-    // Against slowloris: a connection's first request head must arrive in time...
-    .client_request_timeout(Duration::from_secs(
-        settings.server.client_request_timeout_secs,
-    ))
-    .client_disconnect_timeout(Duration::from_secs(
-        settings.server.client_disconnect_timeout_secs,
-    ))
-    // ...and idle keep-alive connections neither pile up nor hold up a graceful shutdown.
-    .keep_alive(match settings.server.keep_alive_secs {
-        0 => KeepAlive::Disabled,
-        secs => KeepAlive::Timeout(Duration::from_secs(secs)),
-    });
+                .wrap(from_fn(security::headers))
+                .wrap(from_fn(middleware::request_context))
+                // Outermost: times everything the other layers do too.
+                .wrap(from_fn(metrics::record))
+                .app_data(db.clone())
+                .app_data(signer.clone())
+                .app_data(auditor_tokens.clone())
+                .app_data(feeder_tokens.clone())
+                .app_data(policies.clone())
+                .app_data(metadata_settings.clone())
+                .app_data(api_state.clone())
+                .app_data(deployment.clone())
+                .app_data(workspace.clone())
+                .app_data(package_key.clone())
+                .app_data(mail_settings.clone())
+                .app_data(etsi_config.clone())
+                .app_data(openapi_document.clone())
+                .app_data(http_metrics.clone())
+                .app_data(metrics_access.clone())
+                .app_data(security.clone())
+                .app_data(form_config())
+                .app_data(web::JsonConfig::default().limit(json_limit).error_handler(
+                    |err, _req| {
+                        Problem::new(StatusCode::BAD_REQUEST, "invalid-json", "Invalid JSON body")
+                            .detail(err.to_string())
+                            .into()
+                    },
+                ))
+                .app_data(web::PathConfig::default().error_handler(|err, _req| {
+                    Problem::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid-path",
+                        "Invalid path parameter",
+                    )
+                    .detail(err.to_string())
+                    .into()
+                }))
+                .app_data(web::QueryConfig::default().error_handler(|err, _req| {
+                    Problem::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid-query",
+                        "Invalid query parameter",
+                    )
+                    .detail(err.to_string())
+                    .into()
+                }))
+                .service(health::healthz)
+                .service(health::readyz)
+                .service(metrics::metrics)
+                .service(audit::latest_checkpoint)
+                .service(audit::public_keys)
+                .service(audit::sign_checkpoint)
+                .service(audit::status)
+                .service(audit::inclusion_proof)
+                .service(audit::consistency_proof)
+                .service(audit::entries)
+                .service(audit::export_range)
+                .service(audit::view)
+                .service(openapi::openapi_json)
+                .service(openapi::docs_redirect)
+                .service(openapi::docs_page)
+                .service(openapi::docs_asset)
+                .service(etsi::hi1)
+                .service(api::info)
+                .service(api::submit)
+                .service(api::order)
+                .service(api::withdraw)
+                .service(api::messages)
+                .service(api::post_message)
+                .service(api::disclosure)
+                .service(api::rejection)
+                .configure(ui::configure)
+                .service(ingest::ingest)
+                .default_service(web::to(problem::not_found))
+        })
+        .shutdown_timeout(settings.server.shutdown_timeout_secs)
+        // Against slowloris: a connection's first request head must arrive in time.
+        .client_request_timeout(request_timeout)
+        .client_disconnect_timeout(disconnect_timeout);
     if settings.server.workers > 0 {
         server = server.workers(settings.server.workers);
     }
+    // Idle keep-alive connections neither pile up nor hold up a graceful shutdown.
+    server = server.keep_alive(match settings.server.keep_alive_secs {
+        0 => KeepAlive::Disabled,
+        secs => KeepAlive::Timeout(Duration::from_secs(secs)),
+    });
     let server = match tls {
         Some(config) => server.listen_rustls_0_23(listener, config)?,
         None => server.listen(listener)?,
     };
     Ok(server.run())
-}
-
-/// A JSON body that does not parse: 413 when it is over the limit, else 400; both name what
-/// is wrong.
-fn json_error(err: actix_web::error::JsonPayloadError, limit: usize) -> Problem {
-    use actix_web::error::JsonPayloadError;
-    match err {
-        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
-            too_large(limit, "server.json_limit_bytes")
-        }
-        other => Problem::new(StatusCode::BAD_REQUEST, "invalid-json", "Invalid JSON body")
-            .detail(other.to_string()),
-    }
 }
 
 /// A workspace form that does not parse: 413 naming the limit when it is too large.
@@ -390,7 +380,8 @@ fn form_error(err: actix_web::error::UrlencodedError, limit: usize) -> actix_web
             "The form is larger than {limit} bytes (server.form_limit_bytes)."
         ))
         .into(),
-        other => ui::UiError::BadRequest(format!("The form is not valid: {other}.")).into(),
+        // Other errors keep actix-web's answer (400, naming what did not parse).
+        other => other.into(),
     }
 }
 
