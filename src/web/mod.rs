@@ -259,11 +259,12 @@ fn build_server(
     ));
     let security = web::Data::new(security::SecurityConfig::from_settings(&settings.server));
     let form_limit = settings.server.form_limit_bytes;
+    let body_secs = settings.server.body_read_timeout_secs;
     // Built per worker (FormConfig is not Send).
     let form_config = move || {
         web::FormConfig::default()
             .limit(form_limit)
-            .error_handler(move |err, _req| form_error(err, form_limit))
+            .error_handler(move |err, _req| form_error(err, form_limit, body_secs))
     };
     let request_timeout = Duration::from_secs(settings.server.client_request_timeout_secs);
     let disconnect_timeout = Duration::from_secs(settings.server.client_disconnect_timeout_secs);
@@ -372,10 +373,19 @@ fn build_server(
     Ok(server.run())
 }
 
-/// A workspace form that does not parse: 413 naming the limit when it is too large.
-fn form_error(err: actix_web::error::UrlencodedError, limit: usize) -> actix_web::Error {
-    use actix_web::error::UrlencodedError;
+/// A workspace form that does not parse: 413 naming the limit when it is too large, 408
+/// naming the timeout when it came too slowly.
+fn form_error(err: actix_web::error::UrlencodedError, limit: usize, secs: u64) -> actix_web::Error {
+    use actix_web::error::{PayloadError, UrlencodedError};
     match err {
+        UrlencodedError::Payload(PayloadError::Io(e))
+            if e.kind() == std::io::ErrorKind::TimedOut =>
+        {
+            ui::UiError::TooSlow(format!(
+                "The form did not arrive within {secs} seconds (server.body_read_timeout_secs)."
+            ))
+            .into()
+        }
         UrlencodedError::Overflow { .. } => ui::UiError::TooLarge(format!(
             "The form is larger than {limit} bytes (server.form_limit_bytes)."
         ))

@@ -8,6 +8,8 @@
 //!   policy of its own (the API docs page, a downloaded document) keeps it.
 //! - **Strict-Transport-Security**, exactly when clients reach Writ over TLS: Writ's own
 //!   listener (`[server.tls]`) or a TLS-terminating proxy (`server.behind_tls_proxy`).
+//! - **Slow forms.** A URL-encoded form's body must arrive within
+//!   `server.body_read_timeout_secs`, like the bodies Writ's handlers read themselves.
 //! - **Request-head limits.** A request whose request line and headers exceed
 //!   `server.max_header_bytes`, or which carries more than `server.max_headers` header lines,
 //!   gets a 431 problem naming the limit before any handler runs.
@@ -16,9 +18,11 @@ use std::future::{Ready, ready};
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::error::PayloadError;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
+use actix_web::web::Bytes;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use base64::Engine;
 
@@ -143,7 +147,7 @@ fn head_size(req: &ServiceRequest) -> usize {
 
 /// The middleware: refuses oversized heads, then sets the CSP (and HSTS) on the response.
 pub async fn headers(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let config = req.app_data::<web::Data<SecurityConfig>>().cloned();
@@ -173,6 +177,21 @@ pub async fn headers(
             return Ok(res.map_into_right_body());
         }
     }
+    // actix-web's own form extractor has no time limit: give a form's body the deadline that
+    // Writ's handlers apply to the bodies they read themselves.
+    let is_form = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
+    if let (true, Some(config)) = (is_form, &config) {
+        let payload = req.take_payload();
+        req.set_payload(timed_payload(payload, config.body_read_timeout_secs));
+    }
     let nonce = CspNonce::fresh();
     if let Some(nonce) = &nonce {
         req.extensions_mut().insert(nonce.clone());
@@ -181,6 +200,30 @@ pub async fn headers(
     let hsts = config.as_ref().and_then(|c| c.hsts.as_ref());
     finish(res.headers_mut(), nonce.as_ref(), hsts);
     Ok(res.map_into_left_body())
+}
+
+/// `payload`, ending in a [`std::io::ErrorKind::TimedOut`] error if it has not all arrived
+/// within `secs` seconds.
+fn timed_payload(payload: Payload, secs: u64) -> Payload {
+    use futures_util::StreamExt;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let stream = futures_util::stream::unfold(Some(payload), move |state| async move {
+        let mut payload = state?;
+        match tokio::time::timeout_at(deadline, payload.next()).await {
+            Ok(Some(item)) => Some((item, Some(payload))),
+            Ok(None) => None,
+            Err(_) => Some((
+                Err(PayloadError::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("the body did not arrive within {secs} seconds"),
+                ))),
+                None,
+            )),
+        }
+    });
+    let boxed: std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, PayloadError>>>> =
+        Box::pin(stream);
+    Payload::from(boxed)
 }
 
 fn finish(

@@ -887,40 +887,14 @@ async fn a_body_sent_too_slowly_gets_408_naming_the_limit() {
     }];
     let app = spawn_with_settings(db, settings).await;
     let addr = app.address.trim_start_matches("http://").to_owned();
-    let stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    let (mut read, mut write) = stream.into_split();
-    let started = Instant::now();
-    // When the answer starts (the close comes up to client_disconnect_timeout_secs later).
-    let reader = tokio::spawn(async move {
-        let mut out = vec![0u8; 1];
-        let _ = read.read_exact(&mut out).await;
-        let first = started.elapsed();
-        let _ = read.read_to_end(&mut out).await;
-        (first, String::from_utf8_lossy(&out).into_owned())
-    });
-    write
-        .write_all(
-            format!(
-                "POST /api/v1/ingest/ip-events HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {token}\r\n\
-                 content-type: text/csv\r\ncontent-length: 1000\r\n\r\nexternal_id,ip,port,at,kind\n"
-            )
-            .as_bytes(),
-        )
-        .await
-        .unwrap();
-    for _ in 0..40 {
-        if reader.is_finished() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        if write.write_all(b"d").await.is_err() {
-            break;
-        }
-    }
-    let (answered_after, answer) = tokio::time::timeout(Duration::from_secs(5), reader)
-        .await
-        .expect("the server answered and closed")
-        .unwrap();
+    let (answered_after, answer) = dribble(
+        &addr,
+        &format!(
+            "POST /api/v1/ingest/ip-events HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {token}\r\n\
+             content-type: text/csv\r\ncontent-length: 1000\r\n\r\nexternal_id,ip,port,at,kind\n"
+        ),
+    )
+    .await;
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(
         answer.contains("server.body_read_timeout_secs")
@@ -931,4 +905,52 @@ async fn a_body_sent_too_slowly_gets_408_naming_the_limit() {
         answered_after >= Duration::from_millis(900) && answered_after < Duration::from_secs(3),
         "answered after {answered_after:?}"
     );
+
+    // The same for a workspace form, which actix-web's form extractor reads (sign-in needs no
+    // session): 408 naming the limit, as an HTML page.
+    let (answered_after, answer) = dribble(
+        &addr,
+        "POST /login HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-www-form-urlencoded\r\n\
+         content-length: 500\r\n\r\nusername=rita",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.contains("server.body_read_timeout_secs") && answer.contains("text/html"),
+        "{answer}"
+    );
+    assert!(
+        answered_after >= Duration::from_millis(900) && answered_after < Duration::from_secs(3),
+        "answered after {answered_after:?}"
+    );
+}
+
+/// Sends `head` (and the start of a body), then one more body byte every 200 ms; returns when
+/// the answer started (the close comes up to client_disconnect_timeout_secs later) and the
+/// answer.
+async fn dribble(addr: &str, head: &str) -> (Duration, String) {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let started = Instant::now();
+    let reader = tokio::spawn(async move {
+        let mut out = vec![0u8; 1];
+        let _ = read.read_exact(&mut out).await;
+        let first = started.elapsed();
+        let _ = read.read_to_end(&mut out).await;
+        (first, String::from_utf8_lossy(&out).into_owned())
+    });
+    write.write_all(head.as_bytes()).await.unwrap();
+    for _ in 0..40 {
+        if reader.is_finished() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if write.write_all(b"x").await.is_err() {
+            break;
+        }
+    }
+    tokio::time::timeout(Duration::from_secs(5), reader)
+        .await
+        .expect("the server answered and closed")
+        .unwrap()
 }
