@@ -337,6 +337,55 @@ pub struct ServerSettings {
     pub shutdown_timeout_secs: u64,
     /// Largest JSON body accepted.
     pub json_limit_bytes: usize,
+    /// Largest URL-encoded form (the workspace's forms) accepted.
+    pub form_limit_bytes: usize,
+    /// Most bytes the request line and headers may take together; more is a 431.
+    pub max_header_bytes: usize,
+    /// Most header lines a request may carry; more is a 431.
+    pub max_headers: usize,
+    /// Seconds a new connection has to send its first request's headers (against slowloris);
+    /// past it the connection gets 408 and is closed.
+    pub client_request_timeout_secs: u64,
+    /// Seconds a closing connection may take to shut down before it is dropped.
+    pub client_disconnect_timeout_secs: u64,
+    /// Seconds a request body read by Writ's own handlers (order API, HI-1, ingest, the
+    /// workspace upload) may take to arrive in full; past it the request gets 408.
+    pub body_read_timeout_secs: u64,
+    /// Seconds an idle keep-alive connection stays open; 0 closes every connection after one
+    /// request.
+    pub keep_alive_secs: u64,
+    /// Send `Strict-Transport-Security` although Writ serves plain HTTP, because a
+    /// TLS-terminating reverse proxy is in front of it.
+    pub behind_tls_proxy: bool,
+    /// `max-age` of the `Strict-Transport-Security` header, in seconds.
+    pub hsts_max_age_secs: u64,
+    /// TLS on Writ's own listener; off while both files are empty.
+    pub tls: TlsSettings,
+}
+
+/// `[server.tls]`: serve HTTPS (TLS 1.2 and 1.3, rustls) with a PEM certificate and key.
+#[derive(Clone, Debug, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// PEM file holding the certificate chain, the server's own certificate first.
+    pub certificate_file: String,
+    /// PEM file holding the certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub private_key_file: String,
+}
+
+impl TlsSettings {
+    /// Whether TLS is configured.
+    pub fn enabled(&self) -> bool {
+        !self.certificate_file.is_empty() || !self.private_key_file.is_empty()
+    }
+}
+
+impl ServerSettings {
+    /// Whether responses carry `Strict-Transport-Security`: only when clients reach Writ
+    /// over TLS, its own or a proxy's.
+    pub fn hsts(&self) -> bool {
+        self.tls.enabled() || self.behind_tls_proxy
+    }
 }
 
 /// `[database]`: where the data lives and how connections behave.
@@ -681,6 +730,53 @@ impl Settings {
         }
         if self.server.json_limit_bytes < 1024 {
             return Err(("server.json_limit_bytes", "must be at least 1024".into()));
+        }
+        if self.server.form_limit_bytes < 1024 {
+            return Err(("server.form_limit_bytes", "must be at least 1024".into()));
+        }
+        // actix-web's parser refuses more than 96 headers and 128 KiB of head on its own.
+        if !(1024..=131_072).contains(&self.server.max_header_bytes) {
+            return Err(("server.max_header_bytes", "must be 1024 to 131072".into()));
+        }
+        if !(1..=96).contains(&self.server.max_headers) {
+            return Err(("server.max_headers", "must be 1 to 96".into()));
+        }
+        if !(1..=300).contains(&self.server.client_request_timeout_secs) {
+            return Err((
+                "server.client_request_timeout_secs",
+                "must be 1 to 300".into(),
+            ));
+        }
+        if !(1..=300).contains(&self.server.client_disconnect_timeout_secs) {
+            return Err((
+                "server.client_disconnect_timeout_secs",
+                "must be 1 to 300".into(),
+            ));
+        }
+        if !(1..=3600).contains(&self.server.body_read_timeout_secs) {
+            return Err(("server.body_read_timeout_secs", "must be 1 to 3600".into()));
+        }
+        if self.server.keep_alive_secs > 3600 {
+            return Err(("server.keep_alive_secs", "must be 0 to 3600".into()));
+        }
+        if self.server.hsts() && self.server.hsts_max_age_secs == 0 {
+            return Err((
+                "server.hsts_max_age_secs",
+                "must be at least 1 when TLS is on (a zero max-age tells browsers to forget HSTS)"
+                    .into(),
+            ));
+        }
+        let tls = &self.server.tls;
+        if tls.certificate_file.is_empty() != tls.private_key_file.is_empty() {
+            let missing = if tls.certificate_file.is_empty() {
+                "server.tls.certificate_file"
+            } else {
+                "server.tls.private_key_file"
+            };
+            return Err((
+                missing,
+                "TLS needs both a certificate file and a private key file".into(),
+            ));
         }
         if self.database.pool_size == 0 {
             return Err(("database.pool_size", "must be at least 1".into()));

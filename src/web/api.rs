@@ -401,7 +401,12 @@ pub(crate) async fn read_body(
         return Err(too_large());
     }
     let mut body = Vec::with_capacity(declared.unwrap_or(0).min(limit));
-    while let Some(chunk) = payload.next().await {
+    // A body dribbled in too slowly is a 408, not a connection held open for ever.
+    let (deadline, secs) = crate::web::security::body_deadline(req);
+    while let Some(chunk) = tokio::time::timeout_at(deadline, payload.next())
+        .await
+        .map_err(|_| crate::web::security::body_timeout_problem(secs))?
+    {
         let chunk = chunk.map_err(|e| {
             Problem::new(
                 StatusCode::BAD_REQUEST,

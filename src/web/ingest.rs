@@ -108,7 +108,7 @@ pub async fn ingest(
     feeder: Feeder,
     req: HttpRequest,
     kind: web::Path<String>,
-    body: web::Bytes,
+    payload: web::Payload,
     db: web::Data<Db>,
     settings: web::Data<MetadataSettings>,
 ) -> Result<HttpResponse, Problem> {
@@ -147,6 +147,18 @@ pub async fn ingest(
             ));
         }
     };
+    // Read only now, after the feeder's token and the request were checked; a body over the
+    // limit is a 413 naming it, whether declared up front or found while streaming.
+    let limit = settings.ingest_limit_bytes;
+    let body = crate::web::api::read_body(&req, payload, limit)
+        .await
+        .map_err(|p| {
+            if p.status == StatusCode::PAYLOAD_TOO_LARGE.as_u16() {
+                crate::web::too_large(limit, "metadata.ingest_limit_bytes")
+            } else {
+                p
+            }
+        })?;
     let options = ImportOptions {
         kind,
         format,

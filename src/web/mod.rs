@@ -13,12 +13,15 @@ pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod problem;
+pub mod security;
+pub mod tls;
 pub mod ui;
 
 use std::net::TcpListener;
 use std::time::Duration;
 
 use actix_web::dev::Server;
+use actix_web::http::KeepAlive;
 use actix_web::http::StatusCode;
 use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::{App, HttpServer, web};
@@ -43,6 +46,9 @@ pub enum StartupError {
     /// The package signing key could not be loaded or created.
     #[error("package signing key: {0}")]
     PackageKey(#[from] crate::disclosure::package::PackageError),
+    /// The TLS certificate or key is unusable.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     /// The listener could not be bound.
     #[error("cannot listen on {address}: {source}")]
     Bind {
@@ -70,6 +76,12 @@ impl Application {
     /// Opens the database, applies pending migrations when configured, binds the listener
     /// (port 0 picks a free port) and builds the server.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        // First: a server that cannot prove its identity must not get as far as the database.
+        let tls = if settings.server.tls.enabled() {
+            Some(tls::server_config(&settings.server.tls)?)
+        } else {
+            None
+        };
         let db = Db::open_for_server(&settings.database)?;
         if settings.database.migrate_on_start {
             let applied = db.run(migrations::run_pending).await?;
@@ -147,8 +159,10 @@ impl Application {
             settings.package.retention_days,
             settings.mail.clone(),
         ));
+        let tls_on = tls.is_some();
         let server = build_server(
             listener,
+            tls,
             db.clone(),
             signer,
             policies.clone(),
@@ -159,6 +173,7 @@ impl Application {
         tracing::info!(
             host = %settings.server.host,
             port,
+            tls = tls_on,
             backend = %db.backend(),
             "writ is listening"
         );
@@ -213,6 +228,7 @@ impl Application {
 
 fn build_server(
     listener: TcpListener,
+    tls: Option<rustls::ServerConfig>,
     db: Db,
     signer: std::sync::Arc<audit_service::SignerCell>,
     policies: std::sync::Arc<crate::policy::PolicySet>,
@@ -247,7 +263,17 @@ fn build_server(
         &settings.metrics,
         settings.api.trusted_proxy_hops,
     ));
-    let ingest_limit = settings.metadata.ingest_limit_bytes;
+    let security = web::Data::new(security::SecurityConfig::from_settings(&settings.server));
+    let form_limit = settings.server.form_limit_bytes;
+    let body_secs = settings.server.body_read_timeout_secs;
+    // Built per worker (FormConfig is not Send).
+    let form_config = move || {
+        web::FormConfig::default()
+            .limit(form_limit)
+            .error_handler(move |err, _req| form_error(err, form_limit, body_secs))
+    };
+    let request_timeout = Duration::from_secs(settings.server.client_request_timeout_secs);
+    let disconnect_timeout = Duration::from_secs(settings.server.client_disconnect_timeout_secs);
     let json_limit = settings.server.json_limit_bytes;
     let mut server =
         HttpServer::new(move || {
@@ -259,6 +285,7 @@ fn build_server(
                         .add(("Referrer-Policy", "no-referrer"))
                         .add(("Cache-Control", "no-store")),
                 )
+                .wrap(from_fn(security::headers))
                 .wrap(from_fn(middleware::request_context))
                 // Outermost: times everything the other layers do too.
                 .wrap(from_fn(metrics::record))
@@ -277,6 +304,8 @@ fn build_server(
                 .app_data(openapi_document.clone())
                 .app_data(http_metrics.clone())
                 .app_data(metrics_access.clone())
+                .app_data(security.clone())
+                .app_data(form_config())
                 .app_data(web::JsonConfig::default().limit(json_limit).error_handler(
                     |err, _req| {
                         Problem::new(StatusCode::BAD_REQUEST, "invalid-json", "Invalid JSON body")
@@ -328,18 +357,58 @@ fn build_server(
                 .service(api::disclosure)
                 .service(api::rejection)
                 .configure(ui::configure)
-                .service(
-                    web::scope("")
-                        .app_data(web::PayloadConfig::new(ingest_limit))
-                        .service(ingest::ingest),
-                )
+                .service(ingest::ingest)
                 .default_service(web::to(problem::not_found))
         })
-        .listen(listener)?
-        .shutdown_timeout(settings.server.shutdown_timeout_secs);
+        .shutdown_timeout(settings.server.shutdown_timeout_secs)
+        // Against slowloris: a connection's first request head must arrive in time.
+        .client_request_timeout(request_timeout)
+        .client_disconnect_timeout(disconnect_timeout);
     if settings.server.workers > 0 {
         server = server.workers(settings.server.workers);
     }
-    // Idle keep-alive connections should not hold up a graceful shutdown.
-    Ok(server.keep_alive(Duration::from_secs(30)).run())
+    // Idle keep-alive connections neither pile up nor hold up a graceful shutdown.
+    server = server.keep_alive(match settings.server.keep_alive_secs {
+        0 => KeepAlive::Disabled,
+        secs => KeepAlive::Timeout(Duration::from_secs(secs)),
+    });
+    let server = match tls {
+        Some(config) => server.listen_rustls_0_23(listener, config)?,
+        None => server.listen(listener)?,
+    };
+    Ok(server.run())
+}
+
+/// A workspace form that does not parse: 413 naming the limit when it is too large, 408
+/// naming the timeout when it came too slowly.
+fn form_error(err: actix_web::error::UrlencodedError, limit: usize, secs: u64) -> actix_web::Error {
+    use actix_web::error::{PayloadError, UrlencodedError};
+    match err {
+        UrlencodedError::Payload(PayloadError::Io(e))
+            if e.kind() == std::io::ErrorKind::TimedOut =>
+        {
+            ui::UiError::TooSlow(format!(
+                "The form did not arrive within {secs} seconds (server.body_read_timeout_secs)."
+            ))
+            .into()
+        }
+        UrlencodedError::Overflow { .. } => ui::UiError::TooLarge(format!(
+            "The form is larger than {limit} bytes (server.form_limit_bytes)."
+        ))
+        .into(),
+        // Other errors keep actix-web's answer (400, naming what did not parse).
+        other => other.into(),
+    }
+}
+
+/// The 413 problem for a body over `limit` bytes, naming the setting.
+pub fn too_large(limit: usize, setting: &str) -> Problem {
+    Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too-large",
+        "Request body too large",
+    )
+    .detail(format!(
+        "the request body may be at most {limit} bytes ({setting})"
+    ))
 }

@@ -14,6 +14,7 @@ mod database;
 mod durability;
 mod etsi;
 mod etsi_schema;
+mod hardening;
 mod health;
 mod mail;
 mod metadata;

@@ -31,9 +31,6 @@ pub const SESSION_COOKIE: &str = "writ_session";
 /// The sign-in form's double-submit cookie.
 pub const LOGIN_COOKIE: &str = "writ_login";
 
-/// The Content-Security-Policy of every workspace page: nothing but Writ's own files.
-pub const UI_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
-
 /// Why a page cannot be shown.
 #[derive(Debug)]
 pub enum UiError {
@@ -49,6 +46,10 @@ pub enum UiError {
     Conflict(String),
     /// The CSRF token is missing or wrong.
     Csrf,
+    /// The form or upload is over a size limit; the message names it.
+    TooLarge(String),
+    /// The upload did not arrive in time; the message names the limit.
+    TooSlow(String),
     /// Something failed; logged.
     Internal,
 }
@@ -59,7 +60,10 @@ impl std::fmt::Display for UiError {
             UiError::SignIn => f.write_str("Sign in first."),
             UiError::Forbidden => f.write_str("Your role does not allow this."),
             UiError::NotFound => f.write_str("There is no such page or order."),
-            UiError::BadRequest(m) | UiError::Conflict(m) => f.write_str(m),
+            UiError::BadRequest(m)
+            | UiError::Conflict(m)
+            | UiError::TooLarge(m)
+            | UiError::TooSlow(m) => f.write_str(m),
             UiError::Csrf => f.write_str(
                 "The form expired or did not come from Writ. Reload the page and try again.",
             ),
@@ -83,6 +87,8 @@ impl ResponseError for UiError {
             UiError::NotFound => StatusCode::NOT_FOUND,
             UiError::BadRequest(_) => StatusCode::UNPROCESSABLE_ENTITY,
             UiError::Conflict(_) => StatusCode::CONFLICT,
+            UiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            UiError::TooSlow(_) => StatusCode::REQUEST_TIMEOUT,
             UiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -98,6 +104,8 @@ impl ResponseError for UiError {
             UiError::NotFound => "Not found",
             UiError::BadRequest(_) => "Please correct the form",
             UiError::Conflict(_) => "Not possible now",
+            UiError::TooLarge(_) => "Too large",
+            UiError::TooSlow(_) => "Too slow",
             _ => "Something went wrong",
         };
         html(
@@ -162,12 +170,12 @@ impl From<crate::orders::OrderError> for UiError {
     }
 }
 
-/// A rendered page with the workspace's headers.
+/// A rendered page. Its Content-Security-Policy (with the response's nonce) is set by
+/// [`crate::web::security::headers`] for every HTML response.
 pub fn html(status: StatusCode, page: &impl Template) -> HttpResponse {
     match page.render() {
         Ok(body) => HttpResponse::build(status)
             .insert_header((CONTENT_TYPE, "text/html; charset=utf-8"))
-            .insert_header(("Content-Security-Policy", UI_CSP))
             .body(body),
         Err(e) => {
             tracing::error!(error = %e, "template failed");

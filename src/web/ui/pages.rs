@@ -375,7 +375,10 @@ pub async fn document(
                 doc.sha256.get(..12).unwrap_or("")
             ),
         ))
-        .insert_header(("Content-Security-Policy", "sandbox; default-src 'none'"))
+        .insert_header((
+            "Content-Security-Policy",
+            "sandbox; default-src 'none'; frame-ancestors 'none'",
+        ))
         .body(doc.content))
 }
 
@@ -889,15 +892,21 @@ pub async fn new_order_form(signed: Signed, db: web::Data<Db>) -> Result<HttpRes
     ))
 }
 
-/// Reads one multipart field, at most `limit` bytes.
-async fn field_bytes(field: &mut actix_multipart::Field, limit: usize) -> Result<Vec<u8>, UiError> {
+/// Reads one multipart field, at most `limit` bytes (`setting` names where the limit comes
+/// from): more is a 413.
+async fn field_bytes(
+    field: &mut actix_multipart::Field,
+    name: &str,
+    limit: usize,
+    setting: &str,
+) -> Result<Vec<u8>, UiError> {
     use futures_util::StreamExt;
     let mut out = Vec::new();
     while let Some(chunk) = field.next().await {
         let chunk = chunk.map_err(|e| UiError::BadRequest(format!("the upload failed: {e}")))?;
         if out.len() + chunk.len() > limit {
-            return Err(UiError::BadRequest(format!(
-                "a field is larger than {limit} bytes"
+            return Err(UiError::TooLarge(format!(
+                "The field `{name}` may be at most {limit} bytes ({setting})."
             )));
         }
         out.extend_from_slice(&chunk);
@@ -919,14 +928,30 @@ pub async fn enter_order(
     use futures_util::StreamExt;
     let mail = mail.into_inner();
     let staff = signed.require(Permission::EnterOrders)?.clone();
-    let limit = req
+    let (limit, body_limit) = req
         .app_data::<web::Data<crate::web::api::ApiState>>()
-        .map(|api| api.document_limit())
+        .map(|api| (api.document_limit(), api.body_limit()))
         .ok_or(UiError::Internal)?;
-    // The role is checked before the body is read.
+    // The role is checked before the body is read; a body declared larger than the whole
+    // form may be is refused unread.
+    if crate::web::api::check_declared_length(&req, body_limit).is_err() {
+        return Err(UiError::TooLarge(format!(
+            "The form may be at most {body_limit} bytes (the document's api.document_limit_bytes in base64, plus 1 MiB)."
+        )));
+    }
     let mut form = actix_multipart::Multipart::new(req.headers(), payload);
     let mut fields: std::collections::HashMap<String, Vec<u8>> = std::collections::HashMap::new();
-    while let Some(field) = form.next().await {
+    // The whole upload must arrive within server.body_read_timeout_secs.
+    let (deadline, secs) = crate::web::security::body_deadline(&req);
+    let too_slow = || {
+        UiError::TooSlow(format!(
+            "The upload did not arrive within {secs} seconds (server.body_read_timeout_secs)."
+        ))
+    };
+    while let Some(field) = tokio::time::timeout_at(deadline, form.next())
+        .await
+        .map_err(|_| too_slow())?
+    {
         let mut field =
             field.map_err(|e| UiError::BadRequest(format!("the form is not valid: {e}")))?;
         let name = field.name().unwrap_or_default().to_owned();
@@ -944,12 +969,20 @@ pub async fn enter_order(
                 "unexpected form field `{name}`"
             )));
         }
-        let max = if name == "document" {
-            limit
+        // Each field once: a repeated one would only be a way round the size limits.
+        if fields.contains_key(&name) {
+            return Err(UiError::BadRequest(format!(
+                "the form field `{name}` is given twice"
+            )));
+        }
+        let (max, setting) = if name == "document" {
+            (limit, "api.document_limit_bytes")
         } else {
-            1024 * 1024
+            (1024 * 1024, "1 MiB per text field")
         };
-        let bytes = field_bytes(&mut field, max).await?;
+        let bytes = tokio::time::timeout_at(deadline, field_bytes(&mut field, &name, max, setting))
+            .await
+            .map_err(|_| too_slow())??;
         fields.insert(name, bytes);
     }
     let text = |name: &str| -> Result<String, UiError> {
