@@ -1160,6 +1160,44 @@ async fn the_demo_opens_on_a_live_queue(backend: Backend) {
         queue.contains("Emergency") && queue.contains("Preservation"),
         "{queue}"
     );
+    // Page by page, soonest deadline first: the pages split the same rows, in the same order.
+    let row_refs = |page: &str| -> Vec<String> {
+        page.split("<tr class=")
+            .skip(1)
+            .filter_map(|row| {
+                let start = row.find("<a href=\"/orders/")?;
+                let text = &row[start..];
+                let text = &text[text.find('>')? + 1..];
+                Some(text[..text.find('<')?].to_owned())
+            })
+            .collect()
+    };
+    let all = row_refs(&queue);
+    assert!(all.len() >= 4, "{all:?}");
+    let mut paged = Vec::new();
+    for page in 0.. {
+        let (status, body, _) = alex.get(&format!("/orders?per_page=2&page={page}")).await;
+        assert_eq!(status, StatusCode::OK);
+        let rows = row_refs(&body);
+        assert!(rows.len() <= 2, "{rows:?}");
+        let more = body.contains("rel=\"next\"");
+        assert_eq!(body.contains("rel=\"prev\""), page > 0);
+        paged.extend(rows);
+        if !more {
+            break;
+        }
+        assert!(page < 10, "the pages never end");
+    }
+    assert_eq!(paged, all);
+    for bad in [
+        "/orders?per_page=0",
+        "/orders?per_page=501",
+        "/orders?page=-1",
+        "/orders?page=2000000",
+    ] {
+        let (status, _, _) = alex.get(bad).await;
+        assert!(status.is_client_error(), "{bad}: {status}");
+    }
     // A second seed refuses to touch a workspace that has users.
     let out = crate::cli::writ_for(&app.db, &[])
         .args(["demo", "seed", "--workspace", "--accounts", "1"])

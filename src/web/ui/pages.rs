@@ -204,11 +204,34 @@ struct QueuePage {
     status: String,
     jurisdiction: String,
     emergency: bool,
+    page: u32,
+    page_size: u32,
+    more: bool,
 }
 
 impl QueuePage {
     fn is_status(&self, s: &str) -> bool {
         self.status == s
+    }
+
+    /// The first row's number on this page, from 1.
+    fn first(&self) -> u64 {
+        u64::from(self.page) * u64::from(self.page_size) + 1
+    }
+
+    /// The link to another page with the same filters (all validated plain ASCII).
+    fn page_link(&self, page: u32) -> String {
+        let mut link = format!("/orders?page={page}&per_page={}", self.page_size);
+        if !self.status.is_empty() {
+            link.push_str(&format!("&status={}", self.status));
+        }
+        if !self.jurisdiction.is_empty() {
+            link.push_str(&format!("&jurisdiction={}", self.jurisdiction));
+        }
+        if self.emergency {
+            link.push_str("&emergency=1");
+        }
+        link
     }
 }
 
@@ -221,6 +244,10 @@ pub struct QueueQuery {
     jurisdiction: String,
     #[serde(default)]
     emergency: Option<String>,
+    #[serde(default)]
+    page: u32,
+    #[serde(default)]
+    per_page: Option<u32>,
 }
 
 /// `GET /orders`: the queue.
@@ -245,22 +272,37 @@ pub async fn queue(
             "the jurisdiction is a short code such as eu or fr".into(),
         ));
     }
+    if q.page > 1_000_000 {
+        return Err(UiError::BadRequest("page is at most 1000000".into()));
+    }
+    let page_size = q.per_page.unwrap_or(review::DEFAULT_PAGE_SIZE);
+    if !(1..=review::MAX_PAGE_SIZE).contains(&page_size) {
+        return Err(UiError::BadRequest(format!(
+            "per_page is from 1 to {}",
+            review::MAX_PAGE_SIZE
+        )));
+    }
     let filter = QueueFilter {
         status,
         jurisdiction: (!jurisdiction.is_empty()).then(|| jurisdiction.clone()),
         emergency_only: q.emergency.is_some(),
+        page: q.page,
+        page_size,
     };
-    let rows = db
+    let found = db
         .run(move |conn| review::queue(conn, &filter, Utc::now()))
         .await?;
     Ok(html(
         StatusCode::OK,
         &QueuePage {
             frame: Frame { staff },
-            rows,
+            rows: found.rows,
             status: q.status,
             jurisdiction,
             emergency: q.emergency.is_some(),
+            page: q.page,
+            page_size,
+            more: found.more,
         },
     ))
 }
