@@ -7,6 +7,7 @@ mod audit;
 mod authority;
 mod browser;
 mod cli;
+mod conformance;
 mod database;
 mod durability;
 mod etsi;
