@@ -51,8 +51,8 @@ impl Modify for RequestToken {
     }
 }
 
-/// A message that carries an amended `order` must carry its `document` too (JSON Schema's
-/// `dependentRequired`, which utoipa has no attribute for).
+/// A message that carries an amended `order` must carry its `document` too, not `null` (JSON
+/// Schema's `if`/`then`, which utoipa has no attribute for).
 struct AmendmentNeedsDocument;
 
 impl Modify for AmendmentNeedsDocument {
@@ -61,12 +61,24 @@ impl Modify for AmendmentNeedsDocument {
             return;
         };
         if let Some(RefOr::T(Schema::Object(message))) = components.schemas.get_mut("NewMessage") {
+            // One key: the extensions are a hash map, whose order would vary between runs.
             message
                 .extensions
                 .get_or_insert_with(Default::default)
                 .insert(
-                    "dependentRequired".into(),
-                    serde_json::json!({ "order": ["document"] }),
+                    "allOf".into(),
+                    serde_json::json!([{
+                        "if": {
+                            "properties": { "order": { "type": "object" } },
+                            "required": ["order"]
+                        },
+                        "then": {
+                            "properties": {
+                                "document": { "$ref": "#/components/schemas/DocumentUpload" }
+                            },
+                            "required": ["document"]
+                        }
+                    }]),
                 );
         }
     }
