@@ -3,8 +3,10 @@
 body-bound request token (EdDSA, `htm`/`htu`/`bsh` computed over the exact bytes forwarded), as
 an authority's system would sign it, so that schemathesis exercises Writ's API beyond its 401s.
 
-Only a request that arrives with an `Authorization` header (any value) is signed; one without
-is forwarded as it is, so that the refusal of unauthenticated requests is tested too. Usage:
+Only a request whose `Authorization` header is exactly the placeholder (`--placeholder`, by
+default `Bearer signed-by-the-proxy`) is signed; one without the header, or with any other
+value (schemathesis sends made-up credentials to check that they are refused), is forwarded as
+it is, so that the refusal of unauthenticated requests is tested too. Usage:
 
     signing_proxy.py --listen 18181 --upstream http://127.0.0.1:18180 \
         --key data/demo-keys/fr-parquet-paris.pem --kid fr-parquet-paris-demo \
@@ -62,10 +64,11 @@ def make_handler(args, key):
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
-            # Sign only what arrives with an Authorization header (any value): schemathesis
-            # drops it to test that unauthenticated requests are refused, and those must reach
-            # Writ unsigned.
-            if any(k.lower() == "authorization" for k in headers):
+            # Sign only what carries the placeholder: schemathesis drops the header, or sends
+            # other credentials, to test that such requests are refused, and those must reach
+            # Writ as they are.
+            if any(k.lower() == "authorization" and v == args.placeholder
+                   for k, v in headers.items()):
                 now = int(time.time())
                 claims = {
                     "iss": args.iss, "aud": args.aud, "iat": now, "exp": now + 120,
@@ -106,6 +109,8 @@ def main():
     p.add_argument("--kid", required=True)
     p.add_argument("--iss", required=True)
     p.add_argument("--aud", required=True)
+    p.add_argument("--placeholder", default="Bearer signed-by-the-proxy",
+                   help="the Authorization value that asks for a signature")
     args = p.parse_args()
     key = load_ed25519(args.key)
     server = ThreadingHTTPServer(("127.0.0.1", args.listen), make_handler(args, key))

@@ -123,14 +123,19 @@ fn no_nul(field: &str, text: &str) -> Result<(), OrderError> {
 }
 
 fn check_text(text: &str) -> Result<(), OrderError> {
-    no_nul("text", text)?;
+    check_text_of("text", text)
+}
+
+/// [`check_text`] for a text sent under another name (a withdrawal's `reason`).
+fn check_text_of(field: &str, text: &str) -> Result<(), OrderError> {
+    no_nul(field, text)?;
     if text.trim().is_empty() || text.chars().count() > MAX_MESSAGE_CHARS {
         return Err(OrderError::Invalid {
             status: 422,
             slug: "invalid-message",
             title: "The message is not valid".into(),
             errors: vec![super::FieldError::new(
-                "text",
+                field,
                 format!("must be 1 to {MAX_MESSAGE_CHARS} characters"),
             )],
             submission_id: None,
@@ -466,6 +471,11 @@ pub fn withdraw(
     reason: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<OrderView, OrderError> {
+    // The request is checked before the order's state, so that a bad reason is refused the
+    // same way whatever state the order is in.
+    if let Some(r) = reason {
+        check_text_of("reason", r)?;
+    }
     let (status, _, _) = state(conn, order_id, Some(authority_id))?;
     match status {
         OrderStatus::Withdrawn => return view(conn, order_id, Some(authority_id)),
@@ -478,7 +488,6 @@ pub fn withdraw(
         _ => {}
     }
     if let Some(r) = reason {
-        check_text(r)?;
         add_message(
             conn,
             order_id,

@@ -31,15 +31,20 @@ use crate::policy::{Deployment, Order, PolicySet, RegistryFacts, decide};
 #[serde(deny_unknown_fields)]
 pub struct DocumentUpload {
     /// Must be `application/pdf`.
-    #[schema(example = "application/pdf")]
+    #[schema(example = "application/pdf", pattern = "^application/pdf$")]
     pub media_type: String,
-    /// The document, base64 (standard alphabet, with padding).
+    /// The PDF document (its bytes start with `%PDF-`), base64: standard alphabet, with
+    /// padding, no line breaks. At most `document_limit_bytes` (see `GET /api/v1`) once decoded.
+    #[schema(
+        pattern = r"^JVBE(?:Ri0=|Ri[0-3][A-Za-z0-9+/](?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?)$"
+    )]
     pub content: String,
 }
 
 /// The body of `POST /api/v1/orders` (also used for amendments). Documentation type: the
 /// server reads `order` as raw bytes so that its digest is that of the exact JSON sent.
 #[derive(Debug, Clone, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Submission {
     /// The order. Its SHA-256 over the exact bytes sent is the order digest.
     pub order: crate::policy::Order,
@@ -49,6 +54,7 @@ pub struct Submission {
     /// registered for the validating authority, with claims `iss` (its registry id),
     /// `order_sha256` (hex) and `iat`. Without it, a claimed validation is only checked by a
     /// person against the document.
+    #[schema(pattern = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")]
     pub validation: Option<String>,
 }
 
@@ -108,6 +114,18 @@ pub fn check(
             vec![FieldError::new("(body)", "is not UTF-8")],
         )
     })?;
+    // serde reads a struct from an array of its fields too; a submission is an object.
+    if text.trim_start().starts_with('[') {
+        return Err(invalid(
+            422,
+            "invalid-submission",
+            "The submission is not valid",
+            vec![FieldError::new(
+                "(body)",
+                "must be a JSON object, not an array",
+            )],
+        ));
+    }
     let envelope: Envelope<'_> = match serde_json::from_str::<Envelope<'_>>(text) {
         Ok(e) => e,
         Err(e) if e.is_syntax() || e.is_eof() => {

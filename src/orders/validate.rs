@@ -53,6 +53,17 @@ const REQUIRED: &[(&str, &str)] = &[
     ("time_window", "to"),
 ];
 
+/// Members of the order that are objects (each target's `ip` is one too).
+const OBJECTS: &[&str] = &[
+    "issuer",
+    "validator",
+    "dates",
+    "offence",
+    "emergency",
+    "non_disclosure",
+    "time_window",
+];
+
 /// Longest accepted reference and instrument id.
 const MAX_REFERENCE: usize = 200;
 const MAX_INSTRUMENT: usize = 100;
@@ -80,6 +91,26 @@ pub fn check_order(raw: &str, prefix: &str) -> Result<Order, Vec<FieldError>> {
         return Err(vec![FieldError::new(prefix, "must be a JSON object")]);
     };
     let mut errors = Vec::new();
+    // serde reads a struct from an array of its fields too; the schema says object.
+    let mut objects: Vec<(String, &serde_json::Value)> = OBJECTS
+        .iter()
+        .filter_map(|key| object.get(*key).map(|v| ((*key).to_owned(), v)))
+        .collect();
+    if let Some(targets) = object.get("targets").and_then(serde_json::Value::as_array) {
+        for (i, target) in targets.iter().enumerate() {
+            if let Some(ip) = target.get("ip") {
+                objects.push((format!("targets[{i}].ip"), ip));
+            }
+        }
+    }
+    for (path, value) in objects {
+        if value.is_array() {
+            errors.push(FieldError::new(at(&path), "must be a JSON object"));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
     for (parent, member) in REQUIRED {
         let holder = if parent.is_empty() {
             Some(object)
@@ -121,6 +152,13 @@ pub fn check_order(raw: &str, prefix: &str) -> Result<Order, Vec<FieldError>> {
     };
     nonempty(&mut errors, "reference", &order.reference, MAX_REFERENCE);
     nonempty(&mut errors, "instrument", &order.instrument, MAX_INSTRUMENT);
+    // An instrument id is a name like `eu.epoc`; it goes into the audit log as is.
+    if order.instrument.chars().any(char::is_control) {
+        errors.push(FieldError::new(
+            at("instrument"),
+            "must not contain control characters",
+        ));
+    }
     nonempty(&mut errors, "issuer.person", &order.issuer.person, 200);
     nonempty(
         &mut errors,
@@ -128,6 +166,16 @@ pub fn check_order(raw: &str, prefix: &str) -> Result<Order, Vec<FieldError>> {
         &order.issuer.authority,
         200,
     );
+    // A validator is named under the same rules as the issuer (the schema is the same).
+    if let Some(validator) = &order.validator {
+        nonempty(&mut errors, "validator.person", &validator.person, 200);
+        nonempty(
+            &mut errors,
+            "validator.authority",
+            &validator.authority,
+            200,
+        );
+    }
     if order.targets.is_empty() {
         errors.push(FieldError::new(
             at("targets"),
@@ -154,7 +202,7 @@ pub fn check_order(raw: &str, prefix: &str) -> Result<Order, Vec<FieldError>> {
             Target::Username(u) => normalize::username(u)
                 .err()
                 .map(|r| ("username", format!("username {r}"))),
-            Target::UserId(u) if u.trim().is_empty() || u.len() > 200 => {
+            Target::UserId(u) if u.trim().is_empty() || u.chars().count() > 200 => {
                 Some(("user_id", "user id must be 1 to 200 characters".to_owned()))
             }
             Target::Ip(ip) if ip.port == Some(0) => {
@@ -215,6 +263,19 @@ mod tests {
             fields,
             ["order.reference", "order.targets", "order.issuer.kind"]
         );
+    }
+
+    #[test]
+    fn an_array_in_place_of_an_object_is_refused() {
+        let mut v: serde_json::Value = serde_json::from_str(GOOD).unwrap_or_default();
+        v["dates"] = serde_json::json!(["2026-09-01T06:00:00Z"]);
+        v["targets"][1]["ip"] =
+            serde_json::json!(["203.0.113.7", 51234, "2026-08-30T10:14:03+02:00"]);
+        let errors = check_order(&v.to_string(), "order")
+            .err()
+            .unwrap_or_default();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["order.dates", "order.targets[1].ip"]);
     }
 
     #[test]

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::net::IpAddr;
 use utoipa::openapi::schema::{
-    AdditionalProperties, KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,
+    AdditionalProperties, AnyOfBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, Schema,
+    SchemaFormat, Type,
 };
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{PartialSchema, ToSchema};
@@ -88,10 +89,20 @@ impl std::fmt::Display for IssuerKind {
 pub struct Authority {
     /// The kind the order claims (checked against Writ's authority registry, never trusted).
     pub kind: IssuerKind,
-    /// The person who signed (name and function).
+    /// The person who signed (name and function): 1 to 200 characters, not all blank.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     pub person: String,
-    /// The authority's name (e.g. "Parquet de Paris").
-    #[schema(examples("Parquet de Paris"))]
+    /// The authority's name (e.g. "Parquet de Paris"): 1 to 200 characters, not all blank.
+    #[schema(
+        examples("Parquet de Paris"),
+        min_length = 1,
+        max_length = 200,
+        pattern = r"[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     pub authority: String,
     /// ISO 3166-1 alpha-2 country of the authority (e.g. "FR"); for EU orders, the issuing state.
     #[schema(examples("FR"))]
@@ -130,7 +141,7 @@ pub struct Offence {
     /// Plain description of the offence.
     pub description: String,
     /// Maximum custodial sentence in months under the issuing state's law, as stated.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_number")]
     #[schema(format = Int64, maximum = 4_294_967_295_u64)]
     pub max_custodial_months: Option<u32>,
     /// Offence codes used by policies for listed offences (e.g. "eu.dir_2017_541").
@@ -207,12 +218,12 @@ pub struct IpTarget {
     /// The IP address, as a string: IPv4 in dotted-decimal form (no leading zeros) or IPv6 in
     /// RFC 4291 text form, without brackets, port or zone index. Writ echoes it back in canonical
     /// form (RFC 5952 for IPv6).
-    #[schema(value_type = String, examples("203.0.113.7", "2001:db8::7"))]
+    #[schema(schema_with = ip_address_schema)]
     pub address: IpAddr,
-    /// The source port (1 to 65535: port 0 parses but is refused when the order is checked);
+    /// The source port, 1 to 65535;
     /// without it an IPv4 address behind carrier-grade NAT can match many users.
-    #[serde(default)]
-    #[schema(maximum = 65535)]
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schema(minimum = 1, maximum = 65535)]
     pub port: Option<u16>,
     /// The moment, as an RFC 3339 date-time with the offset the authority gave (kept as given,
     /// not converted to UTC).
@@ -252,13 +263,29 @@ impl PartialSchema for Target {
                  `phone_number` or `ip`, e.g. `{\"username\": \"alice\"}`. Targets are passed \
                  through to the decision as given.",
             ))
-            .item(tagged_variant("user_id", text(), "Writ's account id."))
-            .item(tagged_variant("username", text(), "A user name."))
+            .item(tagged_variant(
+                "user_id",
+                text()
+                    .min_length(Some(1))
+                    .max_length(Some(200))
+                    .pattern(Some(NOT_BLANK)),
+                "Writ's account id: 1 to 200 characters, not all blank.",
+            ))
+            .item(tagged_variant(
+                "username",
+                text().pattern(Some(USERNAME)),
+                "A user name: 1 to 64 characters without spaces or control characters \
+                 (surrounding blanks are ignored; compared without case).",
+            ))
             .item(tagged_variant(
                 "phone_number",
-                text(),
+                text()
+                    .format(Some(SchemaFormat::Custom("phone".into())))
+                    .pattern(Some(PHONE)),
                 "A phone number in international format: `+` and the country code, e.g. \
-                 \"+33612345678\".",
+                 \"+33612345678\" (spaces, dots, dashes and parentheses are ignored). It must \
+                 be a valid number in its country's numbering plan (format `phone`), which no \
+                 pattern can say: an order with a number outside any plan is refused (422).",
             ))
             .item(tagged_variant(
                 "ip",
@@ -278,6 +305,68 @@ impl ToSchema for Target {
         schemas.push((IpTarget::name().into_owned(), IpTarget::schema()));
         IpTarget::schemas(schemas);
     }
+}
+
+/// An optional whole number, written `145` or `145.0`: JSON Schema counts both as integers
+/// (serde alone refuses the second), so the order schema means what the server accepts.
+fn whole_number<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    use serde::de::Error;
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    let whole = number.as_u64().or_else(|| {
+        number
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && (0.0..=4_294_967_295.0).contains(f))
+            .map(|f| f as u64)
+    });
+    whole
+        .and_then(|w| T::try_from(w).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            D::Error::custom(format!(
+                "invalid value: {number}, expected a whole number in range"
+            ))
+        })
+}
+
+/// A JSON Schema pattern (unanchored) that a string holding something other than white space
+/// matches: the characters Rust's `str::trim` removes are exactly these.
+pub const NOT_BLANK: &str =
+    r"[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]";
+
+/// A username as `normalize::username` accepts it: surrounding white space, then 1 to 64
+/// characters that are neither white space nor control characters.
+const USERNAME: &str = r"^[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]{1,64}[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$";
+
+/// The shape of a phone number in international format (its validity in a numbering plan is
+/// checked when the order is).
+const PHONE: &str = r"^ *\+[0-9][0-9 ().-]{3,30}$";
+
+/// The JSON schema of an IP address as Rust parses it: IPv4 dotted decimal or IPv6 text.
+fn ip_address_schema() -> Schema {
+    let with_format = |format: KnownFormat| {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(format)))
+            .build()
+    };
+    // anyOf, not oneOf: no text is both, and a checker that ignores formats sees both match.
+    AnyOfBuilder::new()
+        .description(Some(
+            "The IP address, as a string: IPv4 in dotted-decimal form (no leading zeros) or \
+             IPv6 in RFC 4291 text form, without brackets, port or zone index. Writ echoes it \
+             back in canonical form (RFC 5952 for IPv6).",
+        ))
+        .examples(["203.0.113.7", "2001:db8::7"])
+        .item(with_format(KnownFormat::Ipv4))
+        .item(with_format(KnownFormat::Ipv6))
+        .build()
+        .into()
 }
 
 /// The JSON schema of one data-carrying variant of an externally tagged enum: an object with
@@ -331,11 +420,22 @@ pub struct TimeWindow {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Order {
-    /// The authority's own reference for the order.
-    #[schema(examples("PR-2026-0042"))]
+    /// The authority's own reference for the order: 1 to 200 characters, not all blank.
+    #[schema(
+        examples("PR-2026-0042"),
+        min_length = 1,
+        max_length = 200,
+        pattern = r"[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     pub reference: String,
     /// The instrument id, e.g. "eu.epoc"; the part before the first dot is the jurisdiction.
-    #[schema(examples("eu.epoc"))]
+    /// 1 to 100 characters, not all blank, no control characters.
+    #[schema(
+        examples("eu.epoc"),
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub instrument: String,
     /// Who issued the order (as claimed).
     pub issuer: Authority,
@@ -371,9 +471,11 @@ pub struct Order {
     /// A non-disclosure order attached to the order.
     #[serde(default)]
     pub non_disclosure: Option<NonDisclosure>,
-    /// Whom the order is about.
+    /// Whom the order is about: 1 to 100 targets.
+    #[schema(min_items = 1, max_items = 100)]
     pub targets: Vec<Target>,
-    /// The categories requested (duplicates are ignored).
+    /// The categories requested, at least one (duplicates are ignored).
+    #[schema(min_items = 1)]
     pub categories: Vec<Category>,
     /// The period the data should cover.
     #[serde(default)]

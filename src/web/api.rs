@@ -551,7 +551,8 @@ pub async fn info(state: web::Data<ApiState>, db: web::Data<Db>) -> Result<HttpR
 #[utoipa::path(post, path = "/api/v1/orders", tag = "orders",
     request_body(content = intake::Submission, content_type = "application/json"),
     params(("Idempotency-Key" = Option<String>, Header,
-        description = "Makes a retry safe: the same key and body return the first answer; the same key with another body is a 409. Scoped to the authority.")),
+        description = "Makes a retry safe: the same key and body return the first answer; the same key with another body is a 409. Scoped to the authority. 1 to 128 visible ASCII characters.",
+        pattern = "^[!-~]{1,128}$")),
     responses(
         (status = 201, description = "Received and decided", body = OrderView,
             headers(("Location" = String, description = "The order's URL"))),
@@ -651,6 +652,8 @@ pub async fn submit(
         (status = 200, description = "The order", body = OrderView),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such order of yours", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The authority is suspended", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limit or failure throttle", body = Problem, content_type = "application/problem+json"),
     ),
     security(("request_token" = [])))]
 #[get("/api/v1/orders/{id}")]
@@ -672,12 +675,31 @@ pub async fn order(
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Withdrawal {
-    /// Why the order is withdrawn (kept as a message).
+    /// Why the order is withdrawn (kept as a message): 1 to 20000 characters, not all blank.
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 20000,
+        pattern = r"[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     pub reason: Option<String>,
 }
 
+/// Parses a request body that must be a JSON object (or, where `T` allows it, `null`).
 fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Problem> {
+    // serde reads a struct from an array of its fields too; the API takes objects only.
+    if body.trim_ascii_start().starts_with(b"[") {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-body",
+            "Invalid request body",
+        )
+        .detail("(body): must be a JSON object, not an array")
+        .errors(vec![FieldError::new(
+            "(body)",
+            "must be a JSON object, not an array",
+        )]));
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let field = e.path().to_string();
@@ -702,12 +724,19 @@ fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Problem> {
 /// withdrawn (409); withdrawing twice answers as the first time.
 #[utoipa::path(post, path = "/api/v1/orders/{id}/withdraw", tag = "orders",
     params(("id" = String, Path, description = "The order id")),
-    request_body(content = Option<Withdrawal>, content_type = "application/json"),
+    request_body(content = Option<Withdrawal>, content_type = "application/json",
+        description = "Optional: an empty body or `null` withdraws without a reason."),
     responses(
         (status = 200, description = "Withdrawn", body = OrderView),
+        (status = 400, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The authority is suspended", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such order of yours", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already released or refused", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "A body that is not application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not a withdrawal (see `errors`)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limit or failure throttle", body = Problem, content_type = "application/problem+json"),
     ),
     security(("request_token" = [])))]
 #[post("/api/v1/orders/{id}/withdraw")]
@@ -724,10 +753,11 @@ pub async fn withdraw(
         require_json(&req)?;
     }
     let authority = finish_authentication(pre, &body, &state, &db).await?;
+    // No body and `null` both mean "no reason given".
     let withdrawal: Withdrawal = if body.is_empty() {
         Withdrawal::default()
     } else {
-        parse_json(&body)?
+        parse_json::<Option<Withdrawal>>(&body)?.unwrap_or_default()
     };
     let id = id.into_inner();
     let view = db
@@ -753,6 +783,8 @@ pub async fn withdraw(
         (status = 200, description = "The messages", body = Vec<Message>),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such order of yours", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The authority is suspended", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limit or failure throttle", body = Problem, content_type = "application/problem+json"),
     ),
     security(("request_token" = [])))]
 #[get("/api/v1/orders/{id}/messages")]
@@ -785,8 +817,14 @@ struct MessageBody<'a> {
 
 /// The body of an authority's message (documentation type).
 #[derive(Debug, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewMessage {
-    /// The answer or information, 1 to 20000 characters.
+    /// The answer or information, 1 to 20000 characters, not all blank.
+    #[schema(
+        min_length = 1,
+        max_length = 20000,
+        pattern = r"[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     pub text: String,
     /// An amended order: it replaces the current one, is decided afresh, and sends the order
     /// back to review (earlier approvals no longer count).
@@ -794,21 +832,28 @@ pub struct NewMessage {
     /// The signed document of the amended order: required with an amendment (an amended order
     /// must rest on a document signed for it).
     pub document: Option<DocumentUpload>,
-    /// The validator's signature over the amended order's digest.
+    /// The validator's signature over the amended order's digest (a compact JWS).
+    #[schema(pattern = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")]
     pub validation: Option<String>,
 }
 
 /// Answer the legal team, or send information, optionally with an amended order.
 #[utoipa::path(post, path = "/api/v1/orders/{id}/messages", tag = "orders",
     params(("id" = String, Path, description = "The order id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe, as for order submission.")),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe, as for order submission: 1 to 128 visible ASCII characters.",
+            pattern = "^[!-~]{1,128}$")),
     request_body(content = NewMessage, content_type = "application/json"),
     responses(
         (status = 201, description = "Stored", body = Message),
+        (status = 400, description = "Not JSON, or a bad header", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The authority is suspended", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such order of yours", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The order is closed", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order is closed, or Idempotency-Key reused for another body", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body or document too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid message or amendment", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limit or failure throttle", body = Problem, content_type = "application/problem+json"),
     ),
     security(("request_token" = [])))]
 #[post("/api/v1/orders/{id}/messages")]
@@ -912,6 +957,8 @@ fn problem_to_invalid(p: Problem) -> OrderError {
         (status = 404, description = "No such order of yours", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Nothing released (yet)", body = Problem, content_type = "application/problem+json"),
         (status = 410, description = "Released, but deleted after the retention period", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The authority is suspended", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limit or failure throttle", body = Problem, content_type = "application/problem+json"),
     ),
     security(("request_token" = [])))]
 #[get("/api/v1/orders/{id}/disclosure")]
@@ -988,6 +1035,8 @@ pub async fn disclosure(
         (status = 200, description = "The record", body = Rejection),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such record of yours", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The authority is suspended", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limit or failure throttle", body = Problem, content_type = "application/problem+json"),
     ),
     security(("request_token" = [])))]
 #[get("/api/v1/rejections/{id}")]

@@ -9,6 +9,7 @@ pub mod etsi;
 pub mod extract;
 pub mod health;
 pub mod ingest;
+pub mod methods;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
@@ -245,6 +246,9 @@ fn build_server(
     let mail_settings = web::Data::new(settings.mail.clone());
     let etsi_config = web::Data::new(etsi::EtsiConfig(settings.etsi.clone()));
     let openapi_document = web::Data::new(openapi::OpenApiDocument(openapi::document()));
+    let known_paths = web::Data::new(methods::KnownPaths::from_openapi(
+        &<openapi::ApiDoc as utoipa::OpenApi>::openapi(),
+    ));
     let policies = web::Data::from(policies);
     let deployment = web::Data::new(settings.deployment.clone());
     let workspace = web::Data::new(settings.workspace.clone());
@@ -302,6 +306,7 @@ fn build_server(
                 .app_data(mail_settings.clone())
                 .app_data(etsi_config.clone())
                 .app_data(openapi_document.clone())
+                .app_data(known_paths.clone())
                 .app_data(http_metrics.clone())
                 .app_data(metrics_access.clone())
                 .app_data(security.clone())
@@ -358,7 +363,7 @@ fn build_server(
                 .service(api::rejection)
                 .configure(ui::configure)
                 .service(ingest::ingest)
-                .default_service(web::to(problem::not_found))
+                .default_service(web::to(methods::unrouted))
         })
         .shutdown_timeout(settings.server.shutdown_timeout_secs)
         // Against slowloris: a connection's first request head must arrive in time.

@@ -4,6 +4,7 @@
 
 use actix_web::{HttpResponse, get, web};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{RefOr, Schema};
 use utoipa::{Modify, OpenApi};
 
 use super::api;
@@ -13,7 +14,7 @@ use super::api;
 #[openapi(
     info(
         title = "Writ order-intake API",
-        description = "The API through which public authorities' systems submit lawful-disclosure orders to the provider, follow them, answer clarification questions and download released data.\n\nEvery request (except `GET /api/v1`) carries `Authorization: Bearer <token>`: a JWT signed with a key registered for the authority (EdDSA, ES256 or RS256, as pinned at registration), with claims `iss` (the authority's registry id), `aud` (see `GET /api/v1`), `iat`, `exp` (at most the configured lifetime after `iat`), optional `nbf`, a single-use `jti`, and three claims binding it to the request: `htm` (the method), `htu` (the path with query) and `bsh` (the SHA-256 of the exact body, base64url without padding; the empty body for GET). A token is accepted once; a client retries with a fresh token (and the same `Idempotency-Key`).\n\nErrors are `application/problem+json` (RFC 9457) with a stable `type`, a `detail`, and for submissions an `errors` list naming every field at fault.",
+        description = "The API through which public authorities' systems submit lawful-disclosure orders to the provider, follow them, answer clarification questions and download released data.\n\nEvery request (except `GET /api/v1`) carries `Authorization: Bearer <token>`: a JWT signed with a key registered for the authority (EdDSA, ES256 or RS256, as pinned at registration), with claims `iss` (the authority's registry id), `aud` (see `GET /api/v1`), `iat`, `exp` (at most the configured lifetime after `iat`), optional `nbf`, a single-use `jti`, and three claims binding it to the request: `htm` (the method), `htu` (the path with query) and `bsh` (the SHA-256 of the exact body, base64url without padding; the empty body for GET). A token is accepted once; a client retries with a fresh token (and the same `Idempotency-Key`).\n\nErrors are `application/problem+json` (RFC 9457) with a stable `type`, a `detail`, and for submissions an `errors` list naming every field at fault. A path served with another method than the one asked answers 405 with an `Allow` header.\n\nText in orders and messages must not contain NUL characters (`\\u0000`); such a request is refused (422).",
         license(name = "AGPL-3.0-or-later")
     ),
     paths(
@@ -28,7 +29,7 @@ use super::api;
         crate::web::etsi::hi1,
     ),
     components(schemas(crate::web::problem::Problem, crate::orders::FieldError)),
-    modifiers(&RequestToken),
+    modifiers(&RequestToken, &AmendmentNeedsDocument),
     tags(
         (name = "orders", description = "Orders and their clarification"),
         (name = "api", description = "About the API")
@@ -47,6 +48,39 @@ impl Modify for RequestToken {
             "A body-bound request token signed with the authority's registered key; see the API description.".into(),
         );
         components.add_security_scheme("request_token", SecurityScheme::Http(scheme));
+    }
+}
+
+/// A message that carries an amended `order` must carry its `document` too, not `null` (JSON
+/// Schema's `if`/`then`, which utoipa has no attribute for).
+struct AmendmentNeedsDocument;
+
+impl Modify for AmendmentNeedsDocument {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        if let Some(RefOr::T(Schema::Object(message))) = components.schemas.get_mut("NewMessage") {
+            // One key: the extensions are a hash map, whose order would vary between runs.
+            message
+                .extensions
+                .get_or_insert_with(Default::default)
+                .insert(
+                    "allOf".into(),
+                    serde_json::json!([{
+                        "if": {
+                            "properties": { "order": { "type": "object" } },
+                            "required": ["order"]
+                        },
+                        "then": {
+                            "properties": {
+                                "document": { "$ref": "#/components/schemas/DocumentUpload" }
+                            },
+                            "required": ["document"]
+                        }
+                    }]),
+                );
+        }
     }
 }
 

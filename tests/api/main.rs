@@ -9,6 +9,7 @@ mod authority;
 mod browser;
 mod cli;
 mod concurrency;
+mod conformance;
 mod crash;
 mod database;
 mod durability;
