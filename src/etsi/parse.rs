@@ -885,6 +885,8 @@ fn xsi_type(el: &El<'_, '_>) -> Result<(Option<String>, String), ParseError> {
             && !s.contains(':')
             && !s.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '.')
             && !s.contains(|c: char| c.is_whitespace())
+            // No XML name holds a brace; the model keeps the type as `{namespace}local`.
+            && !s.contains(['{', '}'])
     };
     if !is_ncname(local) || prefix.is_some_and(|p| !is_ncname(p)) {
         return Err(el.err(format!("`xsi:type` is not a qualified name: `{raw}`")));

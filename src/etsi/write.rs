@@ -305,7 +305,8 @@ fn object(w: &mut XmlWriter, o: &Object) {
             identifier,
         } => {
             // Only the type and identifier are known: the object is written as a reference.
-            let (ns, local) = match xsi_type.strip_prefix('{').and_then(|t| t.split_once('}')) {
+            // The local name holds no brace (the parser refuses one), but a namespace may.
+            let (ns, local) = match xsi_type.strip_prefix('{').and_then(|t| t.rsplit_once('}')) {
                 Some((ns, local)) => (Some(ns), local),
                 None => (None, xsi_type.as_str()),
             };
@@ -973,6 +974,25 @@ mod tests {
 
     fn reparse(xml: &str) -> Message {
         parse(xml.as_bytes(), &Limits::default()).unwrap_or_else(|e| panic!("{e}\n{xml}"))
+    }
+
+    /// Found by fuzzing (target etsi_hi1): an unsupported object whose namespace holds `}` was
+    /// written with its type split at that brace, which Writ's own parser then refused.
+    #[test]
+    fn an_unsupported_type_whose_namespace_holds_a_brace_round_trips() {
+        let m = message(Payload::Requests(vec![ActionRequest {
+            id: 0,
+            action: Action::Create(Object::Unsupported {
+                xsi_type: "{h}tp://example.org/ns}FooObject".into(),
+                identifier: Some("64e8681a-a4de-4dea-9686-4a2a15e54786".into()),
+            }),
+        }]));
+        let xml = write(&m);
+        assert_eq!(reparse(&xml), m, "{xml}");
+        // A brace in the local name is no XML name at all.
+        let bad = xml.replace("ext:FooObject", "ext:Foo}Object");
+        let err = parse(bad.as_bytes(), &Limits::default()).unwrap_err();
+        assert!(err.reason.contains("not a qualified name"), "{err}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 
 /// A phone number in E.164 (`+33612345678`), validated against the numbering plan.
 pub fn phone(input: &str) -> Result<String, &'static str> {
@@ -55,9 +55,15 @@ pub fn username(input: &str) -> Result<String, &'static str> {
 
 /// An RFC 3339 time with an explicit offset, as UTC microseconds since the epoch.
 pub fn time(input: &str) -> Result<i64, &'static str> {
-    DateTime::parse_from_rfc3339(input.trim())
-        .map(|t| t.with_timezone(&Utc).timestamp_micros())
-        .map_err(|_| "must be an RFC 3339 time with a time zone, e.g. 2026-03-03T10:14:03Z")
+    let t = DateTime::parse_from_rfc3339(input.trim())
+        .map_err(|_| "must be an RFC 3339 time with a time zone, e.g. 2026-03-03T10:14:03Z")?
+        .with_timezone(&Utc);
+    // Writ writes every time it keeps back as RFC 3339 in UTC (exports, packages, re-imports):
+    // an offset must not carry 0000-01-01 or 9999-12-31 out of the years that format can hold.
+    if !(0..=9999).contains(&t.year()) {
+        return Err("must fall within the years 0000 to 9999 in UTC");
+    }
+    Ok(t.timestamp_micros())
 }
 
 /// UTC microseconds as a time.
@@ -99,6 +105,25 @@ mod tests {
         assert!(ip("192.0.2.256").is_err());
         assert!(ip("192.0.2.7:443").is_err());
         assert!(ip("").is_err());
+    }
+
+    /// Found by the fuzz target import_jsonl's round-trip check: `0000-01-01T00:30:00+01:00` was
+    /// kept as a time in the year -1, which no RFC 3339 output can carry, so the exported row
+    /// could not be imported again.
+    #[test]
+    fn times_outside_rfc3339_years_in_utc_are_refused() {
+        for input in ["0000-01-01T00:30:00+01:00", "9999-12-31T23:30:00-01:00"] {
+            assert_eq!(
+                time(input),
+                Err("must fall within the years 0000 to 9999 in UTC"),
+                "{input}"
+            );
+        }
+        for input in ["0000-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z"] {
+            let micros = time(input).unwrap();
+            let written = from_micros(micros).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+            assert_eq!(time(&written), Ok(micros), "{input} -> {written}");
+        }
     }
 
     #[test]

@@ -65,6 +65,15 @@ impl PolicySet {
     pub fn from_sources(sources: &[(&str, &str)]) -> Result<PolicySet, PolicyError> {
         let mut sorted: Vec<(&str, &str)> = sources.to_vec();
         sorted.sort_by(|a, b| a.0.cmp(b.0));
+        // Two texts under one name would make the set (and its id) depend on their order, and
+        // an error's file:line ambiguous. A folder cannot hold them; a caller could.
+        if let Some(twice) = sorted.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(PolicyError::Invalid {
+                file: twice[0].0.to_owned(),
+                line: 1,
+                message: format!("the file name {:?} is given twice", twice[0].0),
+            });
+        }
         let mut set = PolicySet {
             id: set_id(&sorted),
             jurisdictions: BTreeMap::new(),

@@ -1487,6 +1487,25 @@ fn load_error(text: &str) -> (String, usize, String) {
     }
 }
 
+/// Found by fuzzing (fuzz/run, target policy_load): two sources under one name made the
+/// error's file:line point into the wrong text, and the set id depend on their order.
+#[test]
+fn a_file_name_given_twice_is_refused() {
+    let other = MINIMAL.replace("Test Act s.5", "Test Act s.6");
+    let err = PolicySet::from_sources(&[("zz.toml", MINIMAL), ("zz.toml", &other)]);
+    match err {
+        Err(PolicyError::Invalid {
+            file,
+            line,
+            message,
+        }) => {
+            assert_eq!((file.as_str(), line), ("zz.toml", 1));
+            assert!(message.contains("given twice"), "{message}");
+        }
+        other => panic!("expected an invalid-file error, got {other:?}"),
+    }
+}
+
 #[test]
 fn loader_errors_name_file_and_line() {
     assert!(PolicySet::from_sources(&[("zz.toml", MINIMAL)]).is_ok());
