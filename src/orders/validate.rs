@@ -4,6 +4,7 @@
 //! The engine judges legal completeness (an instrument's required elements) and refuses with
 //! reasons; this module only refuses what cannot be an order at all.
 
+use chrono::{DateTime, Datelike, Utc};
 use serde::Serialize;
 
 use crate::metadata::normalize;
@@ -217,6 +218,44 @@ pub fn check_order(raw: &str, prefix: &str) -> Result<Order, Vec<FieldError>> {
             ));
         }
     }
+    // Writ writes every time back as RFC 3339 in UTC (packages, exports, HI-1): a time whose UTC
+    // year leaves 0000-9999 could be accepted but never written back faithfully.
+    let mut times: Vec<(String, DateTime<Utc>)> =
+        vec![("dates.issued_at".into(), order.dates.issued_at)];
+    for (name, t) in [
+        ("dates.validated_at", order.dates.validated_at),
+        ("dates.expires_at", order.dates.expires_at),
+        ("dates.respond_by", order.dates.respond_by),
+    ] {
+        times.extend(t.map(|t| (name.to_owned(), t)));
+    }
+    if let Some(w) = order.time_window {
+        times.push(("time_window.from".into(), w.from));
+        times.push(("time_window.to".into(), w.to));
+    }
+    if let Some(crate::policy::NonDisclosure {
+        ends: crate::policy::NonDisclosureEnd::Until(t),
+        ..
+    }) = &order.non_disclosure
+    {
+        times.push(("non_disclosure.ends.until".into(), *t));
+    }
+    for (i, target) in order.targets.iter().enumerate() {
+        if let Target::Ip(ip) = target {
+            times.push((
+                format!("targets[{i}].ip.timestamp"),
+                ip.timestamp.with_timezone(&Utc),
+            ));
+        }
+    }
+    for (name, t) in times {
+        if !(0..=9999).contains(&t.year()) {
+            errors.push(FieldError::new(
+                at(&name),
+                "must fall within the years 0000 to 9999 in UTC",
+            ));
+        }
+    }
     if let Some(w) = order.time_window
         && w.to <= w.from
     {
@@ -237,6 +276,34 @@ mod tests {
     use super::*;
 
     const GOOD: &str = include_str!("../../tests/fixtures/orders/epoc-prosecutor.json");
+
+    /// Found by the fuzz campaign's review: `9999-12-31T23:59:59-23:59` is a valid RFC 3339 time
+    /// whose UTC year is 10000, which Writ could not write back as RFC 3339.
+    #[test]
+    fn times_whose_utc_year_leaves_rfc3339_are_refused_by_field() {
+        let mut v: serde_json::Value = serde_json::from_str(GOOD).unwrap();
+        v["dates"]["issued_at"] = serde_json::json!("9999-12-31T23:59:59-23:59");
+        v["time_window"] = serde_json::json!({
+            "from": "0000-01-01T00:30:00+01:00",
+            "to": "2026-01-01T00:00:00Z"
+        });
+        let errors = check_order(&v.to_string(), "order").unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert!(fields.contains(&"order.dates.issued_at"), "{fields:?}");
+        assert!(fields.contains(&"order.time_window.from"), "{fields:?}");
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(
+            errors
+                .iter()
+                .all(|e| e.message.contains("years 0000 to 9999 in UTC"))
+        );
+        v["dates"]["issued_at"] = serde_json::json!("9999-12-31T23:59:59Z");
+        v["time_window"] = serde_json::json!({
+            "from": "0000-01-01T00:00:00Z",
+            "to": "2026-01-01T00:00:00Z"
+        });
+        assert!(check_order(&v.to_string(), "order").is_ok());
+    }
 
     #[test]
     fn the_fixture_passes() {
