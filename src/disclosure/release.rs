@@ -583,29 +583,67 @@ pub fn purge_released(
             .limit(100)
             .load(c)?;
         for (id, order_id, sha) in &due {
-            // Conditional: another instance may have deleted it since the query above.
-            let claimed = diesel::update(
-                packages::table
-                    .find(id)
-                    .filter(packages::status.eq("released")),
-            )
-            .set((
-                packages::status.eq("deleted"),
-                packages::content.eq(None::<Vec<u8>>),
-                packages::deleted_at.eq(Some(now.timestamp_micros())),
-            ))
-            .execute(c)?;
-            if claimed == 0 {
-                continue;
-            }
-            let entry = NewEntry::new(
-                crate::audit::Actor::new(crate::audit::ActorKind::System, "packages"),
-                "order.package_deleted",
-            )
-            .order(order_id.as_str())
-            .reference("package_sha256", sha.clone().unwrap_or_default());
-            audit::append(c, &entry, now)?;
+            delete_archive(c, id, order_id, sha.as_deref(), "retention", now)?;
         }
         Ok(due.len())
     })
+}
+
+/// Deletes the archive of an order's released package now, whatever its age: what an order
+/// released is no longer to be held once its ex-post validation lapsed. Returns how many.
+pub fn delete_released_of(
+    conn: &mut DbConn,
+    order_id: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<usize, OrderError> {
+    write_tx(conn, |c| {
+        let due: Vec<(String, Option<String>)> = packages::table
+            .filter(packages::order_id.eq(order_id))
+            .filter(packages::status.eq("released"))
+            .select((packages::id, packages::package_sha256))
+            .load(c)?;
+        let mut deleted = 0;
+        for (id, sha) in &due {
+            if delete_archive(c, id, order_id, sha.as_deref(), reason, now)? {
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
+    })
+}
+
+/// Empties one released package's archive and audits it; `false` if another instance did first.
+fn delete_archive(
+    c: &mut DbConn,
+    id: &str,
+    order_id: &str,
+    sha: Option<&str>,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, OrderError> {
+    // Conditional: another instance may have deleted it since it was selected.
+    let claimed = diesel::update(
+        packages::table
+            .find(id)
+            .filter(packages::status.eq("released")),
+    )
+    .set((
+        packages::status.eq("deleted"),
+        packages::content.eq(None::<Vec<u8>>),
+        packages::deleted_at.eq(Some(now.timestamp_micros())),
+    ))
+    .execute(c)?;
+    if claimed == 0 {
+        return Ok(false);
+    }
+    let entry = NewEntry::new(
+        crate::audit::Actor::new(crate::audit::ActorKind::System, "packages"),
+        "order.package_deleted",
+    )
+    .order(order_id)
+    .reference("package_sha256", sha.unwrap_or_default())
+    .reference("reason", reason);
+    audit::append(c, &entry, now)?;
+    Ok(true)
 }

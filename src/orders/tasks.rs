@@ -72,6 +72,15 @@ pub fn ex_post_validation(
             entry = entry.reference("released_data_to_be_deleted", was_released);
         }
         audit::append(c, &entry, now)?;
+        if !received {
+            // Writ keeps no copy of what the authority must now delete.
+            crate::disclosure::release::delete_released_of(
+                c,
+                id,
+                "ex_post_validation_lapsed",
+                now,
+            )?;
+        }
         Ok(())
     })
 }

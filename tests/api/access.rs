@@ -381,6 +381,27 @@ async fn the_package_is_served_only_while_released_and_kept(backend: Backend) {
         problem["detail"].as_str().unwrap().contains("withdrawn"),
         "{problem}"
     );
+    // Writ keeps no copy of what the authority must delete: the archive is gone, audited.
+    let order_id = lapsing.clone();
+    let (statuses, emptied) = api
+        .app
+        .pool
+        .run(move |conn| {
+            use diesel::prelude::*;
+            use writ::db::schema::packages;
+            let rows: Vec<(String, Option<Vec<u8>>)> = packages::table
+                .filter(packages::order_id.eq(&order_id))
+                .select((packages::status, packages::content))
+                .load(conn)?;
+            Ok::<_, writ::db::DbError>((
+                rows.iter().map(|r| r.0.clone()).collect::<Vec<_>>(),
+                rows.iter().all(|r| r.1.is_none()),
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!(statuses, ["deleted"], "the lapsed order's package");
+    assert!(emptied, "the lapsed order's archive bytes are gone");
 
     // A released package past its retention period is gone (410), for good.
     let mut kept: Value = serde_json::from_str(ORDER).unwrap();
@@ -396,8 +417,8 @@ async fn the_package_is_served_only_while_released_and_kept(backend: Backend) {
         .run(move |conn| writ::disclosure::release::purge_released(conn, 90, later))
         .await
         .unwrap();
-    // The lapsed order's archive is not served, but its bytes stay until this purge too.
-    assert_eq!(deleted, 2, "the kept package and the lapsed order's");
+    // The lapsed order's archive was deleted at the lapse: only the kept one was left to purge.
+    assert_eq!(deleted, 1, "only the kept package");
     let (status, problem) = download(&api, PARIS, &expiring).await;
     assert_eq!(status, StatusCode::GONE, "{problem}");
 }
