@@ -139,7 +139,8 @@ pub fn html_csp(nonce: Option<&CspNonce>) -> String {
 /// The size of the request head as it arrived, near enough: the request line and every
 /// header line with its separators.
 fn head_size(req: &ServiceRequest) -> usize {
-    let line = req.method().as_str().len() + req.uri().to_string().len() + " HTTP/1.1\r\n".len();
+    let target = req.uri().path_and_query().map_or(1, |p| p.as_str().len());
+    let line = req.method().as_str().len() + 1 + target + " HTTP/1.1\r\n".len();
     req.headers().iter().fold(line, |n, (name, value)| {
         n + name.as_str().len() + value.len() + 4
     })

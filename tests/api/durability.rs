@@ -15,15 +15,13 @@ use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use serde_json::Value;
-use writ::audit::{Actor, ActorKind};
+use writ::authority::KeyAlgorithm;
 use writ::authority::client::{self, TokenRequest};
-use writ::authority::{KeyAlgorithm, NewAuthority};
-use writ::policy::IssuerKind;
 
 use crate::both_backends;
 use crate::cli::writ_for;
 use crate::helpers::{Backend, TestDb};
-use crate::orders::{ORDER, PARIS, PDF, private_pem, public_pem};
+use crate::orders::{ORDER, PARIS, PDF, private_pem};
 
 both_backends!(an_order_acknowledged_with_201_survives_kill_9_of_the_server);
 
@@ -102,33 +100,8 @@ fn order_body(client: usize, n: usize) -> String {
 async fn an_order_acknowledged_with_201_survives_kill_9_of_the_server(backend: Backend) {
     let db = TestDb::new(backend);
     let settings = db.settings(&[]);
-    let pool = writ::db::Db::open(&settings.database).unwrap();
-    {
-        let mut conn = pool.conn().unwrap();
-        writ::db::migrations::run_pending(&mut conn).unwrap();
-        let actor = Actor::new(ActorKind::System, "test");
-        writ::authority::add(
-            &mut conn,
-            &actor,
-            &NewAuthority {
-                id: PARIS.iss.into(),
-                name: PARIS.iss.into(),
-                country: "FR".into(),
-                kind: IssuerKind::Prosecutor,
-                contacts: vec!["paris@justice.example".into()],
-            },
-        )
-        .unwrap();
-        writ::authority::add_key(
-            &mut conn,
-            &actor,
-            PARIS.iss,
-            PARIS.kid,
-            KeyAlgorithm::EdDSA,
-            &public_pem(PARIS.seed),
-        )
-        .unwrap();
-    }
+    // Migrated, with Paris and its key registered, as an operator would leave it.
+    crate::crash::setup(&db, &[]);
 
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
