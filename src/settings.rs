@@ -273,6 +273,15 @@ pub struct AuditSettings {
     pub signing_key_path: PathBuf,
     /// Whether `writ serve` creates the key on a first start (no checkpoint signed yet).
     pub create_key_if_missing: bool,
+    /// The Ed25519 entry key that authenticates each entry as it is appended (PKCS#8 PEM, mode
+    /// 0600), shared by every instance; another key than the checkpoint key.
+    pub entry_key_path: PathBuf,
+    /// Seconds between full verifications of the log in the background; 0 for none.
+    pub verify_interval_secs: u64,
+    /// Copied from `server.public_host` when the settings are loaded: names the log when
+    /// `origin` is empty.
+    #[serde(skip)]
+    pub public_host: String,
     /// Where the latest signed checkpoint is kept outside the database.
     pub checkpoint_path: PathBuf,
     /// Seconds between checkpoint attempts; 0 signs only on demand.
@@ -283,6 +292,20 @@ pub struct AuditSettings {
     pub webhook_url: SecretString,
     /// Timeout of one webhook delivery, in seconds.
     pub webhook_timeout_secs: u64,
+}
+
+/// A DNS host name: dot-separated labels of ASCII letters, digits and inner hyphens.
+fn is_host_name(name: &str) -> bool {
+    name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
 }
 
 /// A string setting that may hold a credential: shown as `***` everywhere but to its user.
@@ -329,6 +352,10 @@ impl Serialize for SecretString {
 pub struct ServerSettings {
     /// Address to bind.
     pub host: String,
+    /// The host name clients reach this deployment at (e.g. `writ.example.org`); empty when
+    /// not configured. Names the audit log when `audit.origin` is empty.
+    #[serde(default)]
+    pub public_host: String,
     /// Port to bind; 0 asks the OS for a free one.
     pub port: u16,
     /// Worker threads; 0 means one per core.
@@ -696,7 +723,7 @@ impl Settings {
             format!("from {default_origin}")
         };
 
-        let settings: Settings = serde_path_to_error::deserialize(cfg).map_err(|e| {
+        let mut settings: Settings = serde_path_to_error::deserialize(cfg).map_err(|e| {
             let key = e.path().to_string();
             let reason = if SECRET_KEYS.contains(&key.as_str())
                 && !e.inner().to_string().starts_with("database URL")
@@ -720,6 +747,7 @@ impl Settings {
                 key: key.to_owned(),
                 reason,
             })?;
+        settings.audit.public_host = settings.server.public_host.clone();
         Ok(settings)
     }
 
@@ -812,6 +840,13 @@ impl Settings {
             return Err((
                 "audit.webhook_url",
                 "must be an http:// or https:// URL, or empty".into(),
+            ));
+        }
+        if !self.server.public_host.is_empty() && !is_host_name(&self.server.public_host) {
+            return Err((
+                "server.public_host",
+                "must be a host name such as writ.example.org (letters, digits, `-` and `.`)"
+                    .into(),
             ));
         }
         if self.audit.webhook_timeout_secs == 0 {

@@ -6,6 +6,11 @@
 //! database is behind that copy (restored from an old backup) or no longer yields the same root
 //! at an earlier size (rewritten), it refuses to sign and says why, until an operator resolves
 //! it. So it never signs a checkpoint inconsistent with an earlier one.
+//!
+//! It also checks every entry appended since the last checkpoint before committing to it: its
+//! stored text must still hash to the leaf hash recorded at append time, and it must carry a
+//! valid authenticator ([`super::authenticator`]). A bad entry stops signing, with the reason.
+//! Checkpoints signed after those checks are cosigned with the entry key.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -15,40 +20,131 @@ use diesel::prelude::*;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 
 use super::AuditError;
-use super::entry::format_time;
+use super::authenticator;
+use super::entry::{Leaf, format_time};
 use super::log::{self, DbNodes, to_hash};
 use super::merkle::{self, Hash};
 use super::note::{Checkpoint, NoteSigner, NoteVerifier, open_checkpoint};
 use crate::db::schema::audit_checkpoints;
-use crate::db::{DbConn, write_tx};
+use crate::db::{DbConn, meta, write_tx};
 
 /// Advisory lock key for signing on PostgreSQL ("WRITSIGN" in ASCII).
 const PG_SIGN_LOCK: i64 = 0x5752_4954_5349_474e;
 
-/// The signing side: key, log origin, and where the outside copy of the latest checkpoint lives.
+/// The signing side: the checkpoint key, the entry key, the log origin, where the outside copy
+/// of the latest checkpoint lives, and what the last attempts found.
 #[derive(Debug, Clone)]
 pub struct CheckpointSigner {
     signer: NoteSigner,
     public: VerifyingKey,
+    cosigner: NoteSigner,
+    entry_key: SigningKey,
+    entry_public: VerifyingKey,
     origin: String,
     outside_copy: PathBuf,
+    state: std::sync::Arc<std::sync::Mutex<SignerState>>,
+}
+
+/// What this process last found when signing and when verifying the whole log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SignerState {
+    /// The last signing attempt.
+    pub last_attempt: Option<Attempt>,
+    /// The last full verification (see [`super::service::run_verifier`]).
+    pub last_verification: Option<Verification>,
+}
+
+/// The outcome of one signing attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// When, RFC 3339 UTC.
+    pub at: String,
+    /// `signed`, `unchanged`, `empty` or `failed`.
+    pub outcome: &'static str,
+    /// Why it failed.
+    pub problem: Option<String>,
+}
+
+/// The outcome of one full verification of the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verification {
+    /// When it finished, RFC 3339 UTC.
+    pub at: String,
+    /// What it found wrong, if anything.
+    pub problem: Option<String>,
+    /// Entries verified.
+    pub entries: u64,
+    /// How long it took, in microseconds.
+    pub duration_micros: u64,
 }
 
 impl CheckpointSigner {
-    /// A signer for log `origin`; the key name in signatures is the origin too.
-    pub fn new(key: SigningKey, origin: &str, outside_copy: PathBuf) -> Result<Self, AuditError> {
+    /// A signer for log `origin`; the key name in signatures is the origin too, and the entry
+    /// key cosigns under `<origin>/entries`.
+    pub fn new(
+        key: SigningKey,
+        entry_key: SigningKey,
+        origin: &str,
+        outside_copy: PathBuf,
+    ) -> Result<Self, AuditError> {
         let public = key.verifying_key();
-        let signer = NoteSigner::new(origin, key).map_err(|e| {
+        let entry_public = entry_key.verifying_key();
+        if entry_public == public {
+            return Err(AuditError::Key(
+                "the entry key and the checkpoint key must be different keys".into(),
+            ));
+        }
+        let unusable = |e: super::note::NoteError| {
             AuditError::Key(format!(
                 "audit.origin `{origin}` is not usable as a key name: {e}"
             ))
-        })?;
+        };
+        let signer = NoteSigner::new(origin, key).map_err(unusable)?;
+        let cosigner = authenticator::cosigner(origin, entry_key.clone()).map_err(unusable)?;
         Ok(Self {
             signer,
             public,
+            cosigner,
+            entry_key,
+            entry_public,
             origin: origin.to_owned(),
             outside_copy,
+            state: std::sync::Arc::default(),
         })
+    }
+
+    /// The entry key, to install on the [`crate::db::Db`] that appends entries.
+    pub fn entry_signing_key(&self) -> SigningKey {
+        self.entry_key.clone()
+    }
+
+    /// The entry key's public half, which checks entry authenticators.
+    pub fn entry_public_key(&self) -> VerifyingKey {
+        self.entry_public
+    }
+
+    /// The note verifier key string of the entry key's cosignatures.
+    pub fn entry_verifier_key(&self) -> String {
+        self.cosigner.verifier_key()
+    }
+
+    /// What this process last found (shared by the clones of this signer).
+    pub fn state(&self) -> SignerState {
+        self.state
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Records the outcome of a full verification.
+    pub fn record_verification(&self, verification: Verification) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.last_verification = Some(verification);
+    }
+
+    fn record_attempt(&self, attempt: Attempt) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.last_attempt = Some(attempt);
     }
 
     /// The log origin.
@@ -170,6 +266,11 @@ pub fn between(
 /// Reads the outside copy: `None` if there is none yet or it belongs to another origin (an
 /// operator started a new log). A copy that does not verify under this key is an error.
 pub fn read_outside_copy(signer: &CheckpointSigner) -> Result<Option<Checkpoint>, AuditError> {
+    Ok(read_outside(signer)?.map(|(c, _)| c))
+}
+
+/// [`read_outside_copy`], with the signed note as read.
+pub fn read_outside(signer: &CheckpointSigner) -> Result<Option<(Checkpoint, String)>, AuditError> {
     let path = signer.outside_copy();
     let note = match std::fs::read_to_string(path) {
         Ok(n) => n,
@@ -180,12 +281,13 @@ pub fn read_outside_copy(signer: &CheckpointSigner) -> Result<Option<Checkpoint>
     if first_line != signer.origin() {
         return Ok(None);
     }
-    open_checkpoint(&note, &signer.verifier()).map(Some).map_err(|e| {
-        AuditError::OutsideCopy(format!(
+    match open_checkpoint(&note, &signer.verifier()) {
+        Ok(c) => Ok(Some((c, note))),
+        Err(e) => Err(AuditError::OutsideCopy(format!(
             "{} does not verify under this deployment's audit key ({e}); Writ will not sign until an operator restores it",
             path.display()
-        ))
-    })
+        ))),
+    }
 }
 
 /// Replaces the outside copy atomically (temporary file, fsync, rename), unless it already
@@ -239,7 +341,7 @@ impl Signed {
 fn check_commitments(
     conn: &mut DbConn,
     signer: &CheckpointSigner,
-    outside: Option<&Checkpoint>,
+    outside: Option<&(Checkpoint, String)>,
 ) -> Result<(u64, Option<StoredCheckpoint>), AuditError> {
     let size = log::size(conn)?;
     let latest = latest(conn, signer.origin())?;
@@ -264,7 +366,7 @@ fn check_commitments(
             stored.root,
         ));
     }
-    if let Some(c) = outside {
+    if let Some((c, _)) = outside {
         priors.push((
             format!("the checkpoint kept at {}", signer.outside_copy().display()),
             c.size,
@@ -286,25 +388,189 @@ fn check_commitments(
             )));
         }
     }
+    let trusted = match (&latest, outside) {
+        (Some(l), Some((c, note))) if c.size > l.size => Some((c.size, note.as_str())),
+        (Some(l), _) => Some((l.size, l.note.as_str())),
+        (None, Some((c, note))) => Some((c.size, note.as_str())),
+        (None, None) => None,
+    };
+    check_new_entries(conn, signer, trusted, size)?;
     Ok((size, latest))
 }
 
-/// Dry run: what signing would find, without signing. Used by status endpoints.
+/// Whether `note` was cosigned with the entry key; a cosignature that does not verify under
+/// this deployment's entry key is an error, never "not cosigned".
+fn cosigned(signer: &CheckpointSigner, note: &str, size: u64) -> Result<bool, AuditError> {
+    if !authenticator::claims_cosignature(note, signer.origin()) {
+        return Ok(false);
+    }
+    let verifier = authenticator::cosign_verifier(signer.origin(), signer.entry_public)
+        .map_err(|e| AuditError::Key(e.to_string()))?;
+    super::note::open(note, &verifier).map_err(|e| {
+        AuditError::Inconsistent(format!(
+            "the checkpoint of size {size} carries an entry-key cosignature that does not verify under this deployment's entry key ({e})"
+        ))
+    })?;
+    Ok(true)
+}
+
+/// Rows per page when checking entries.
+const PAGE: u64 = 1000;
+
+/// Checks every entry after the latest trusted checkpoint (`trusted`: its size and note) up to
+/// `size`: present, canonical, at its position, its stored text hashing to the leaf hash
+/// recorded when it was appended, and carrying a valid authenticator. An entry may lack an
+/// authenticator only if it was appended before authenticators existed: below
+/// [`authenticator::UNAUTHENTICATED_BEFORE`], and only while no cosigned checkpoint covers the
+/// log.
+fn check_new_entries(
+    conn: &mut DbConn,
+    signer: &CheckpointSigner,
+    trusted: Option<(u64, &str)>,
+    size: u64,
+) -> Result<(), AuditError> {
+    let (from, strict) = match trusted {
+        Some((at, note)) => (at, cosigned(signer, note, at)?),
+        None => (0, false),
+    };
+    let legacy_below = if strict {
+        0
+    } else {
+        meta::get(conn, authenticator::UNAUTHENTICATED_BEFORE)?
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let bad = |seq: u64, reason: &str| AuditError::BadEntry {
+        seq,
+        reason: reason.to_owned(),
+    };
+    let mut cur = from;
+    while cur < size {
+        let end = size.min(cur.saturating_add(PAGE));
+        let entries = log::entries(conn, cur, end)?;
+        let recorded: std::collections::HashMap<u64, Hash> =
+            log::leaf_hashes(conn, cur, end)?.into_iter().collect();
+        let mut expected = cur;
+        for entry in entries {
+            let seq = u64::try_from(entry.seq)
+                .map_err(|_| AuditError::Corrupt("negative entry position".into()))?;
+            if seq != expected {
+                return Err(bad(expected, "it is missing"));
+            }
+            let hash = merkle::leaf_hash(entry.leaf.as_bytes());
+            match recorded.get(&seq) {
+                None => {
+                    return Err(bad(
+                        seq,
+                        "the leaf hash recorded when it was appended is missing",
+                    ));
+                }
+                Some(h) if *h != hash => {
+                    return Err(bad(
+                        seq,
+                        "its stored text no longer hashes to the leaf hash recorded when it was appended: it was edited in place",
+                    ));
+                }
+                Some(_) => {}
+            }
+            match Leaf::parse(entry.leaf.as_bytes()) {
+                Err(e) => return Err(bad(seq, &e.to_string())),
+                Ok(leaf) if leaf.seq != seq => {
+                    return Err(bad(seq, &format!("its leaf says it is entry {}", leaf.seq)));
+                }
+                Ok(_) => {}
+            }
+            match &entry.authenticator {
+                Some(a) if authenticator::check(&signer.entry_public, &hash, a) => {}
+                Some(_) => {
+                    return Err(bad(
+                        seq,
+                        "its authenticator does not verify under the entry key: Writ did not append it",
+                    ));
+                }
+                None if seq < legacy_below => {}
+                None => {
+                    return Err(bad(
+                        seq,
+                        "it has no authenticator: Writ did not append it (a row inserted into the database by other means)",
+                    ));
+                }
+            }
+            expected += 1;
+        }
+        if expected != end {
+            return Err(bad(expected, "it is missing"));
+        }
+        cur = end;
+    }
+    Ok(())
+}
+
+/// Dry run: what signing would find, without signing. Used by status endpoints. Besides the
+/// commitments and the new entries, it checks that the stored nodes yield a root for the
+/// whole log (a missing node makes signing fail).
 pub fn check(
     conn: &mut DbConn,
     signer: &CheckpointSigner,
 ) -> Result<(u64, Option<StoredCheckpoint>), AuditError> {
-    let outside = read_outside_copy(signer)?;
-    check_commitments(conn, signer, outside.as_ref())
+    let found = check_log(conn, signer)?;
+    refuse_if_damaged(signer)?;
+    Ok(found)
 }
 
-/// Signs a checkpoint for the current log if it grew since the latest one.
+/// [`check`], ignoring what the last full verification found (the full verification itself
+/// runs this).
+pub fn check_log(
+    conn: &mut DbConn,
+    signer: &CheckpointSigner,
+) -> Result<(u64, Option<StoredCheckpoint>), AuditError> {
+    let outside = read_outside(signer)?;
+    let (size, latest) = check_commitments(conn, signer, outside.as_ref())?;
+    if size > 0 {
+        merkle::root(size, &DbNodes::new(conn))?;
+    }
+    Ok((size, latest))
+}
+
+/// Refuses while the last full verification in this process found the log damaged.
+fn refuse_if_damaged(signer: &CheckpointSigner) -> Result<(), AuditError> {
+    if let Some(problem) = signer.state().last_verification.and_then(|v| v.problem) {
+        return Err(AuditError::Inconsistent(format!(
+            "the last full verification of the log failed: {problem}"
+        )));
+    }
+    Ok(())
+}
+
+/// Signs a checkpoint for the current log if it grew since the latest one, and records the
+/// outcome for status reports.
 pub fn sign_if_new(
     conn: &mut DbConn,
     signer: &CheckpointSigner,
     now: DateTime<Utc>,
 ) -> Result<Signed, AuditError> {
-    let outside = read_outside_copy(signer)?;
+    let result = sign_unrecorded(conn, signer, now);
+    let (outcome, problem) = match &result {
+        Ok(Signed::New(_)) => ("signed", None),
+        Ok(Signed::Unchanged(_)) => ("unchanged", None),
+        Ok(Signed::EmptyLog) => ("empty", None),
+        Err(e) => ("failed", Some(e.to_string())),
+    };
+    signer.record_attempt(Attempt {
+        at: format_time(now),
+        outcome,
+        problem,
+    });
+    result
+}
+
+fn sign_unrecorded(
+    conn: &mut DbConn,
+    signer: &CheckpointSigner,
+    now: DateTime<Utc>,
+) -> Result<Signed, AuditError> {
+    refuse_if_damaged(signer)?;
+    let outside = read_outside(signer)?;
     let signed = write_tx(conn, |conn| -> Result<Signed, AuditError> {
         if let DbConn::Postgres(c) = conn {
             diesel::sql_query(format!("SELECT pg_advisory_xact_lock({PG_SIGN_LOCK})"))
@@ -326,6 +592,7 @@ pub fn sign_if_new(
         let note = signer
             .signer
             .sign_checkpoint(&checkpoint)
+            .and_then(|note| authenticator::cosign(&note, &signer.cosigner))
             .map_err(|e| AuditError::Key(e.to_string()))?;
         let stored = StoredCheckpoint {
             origin: checkpoint.origin,

@@ -2,21 +2,28 @@
 //! offline: the signed checkpoint, the tree nodes left and right of the range, the signed
 //! checkpoints that fall inside it, and optionally a consistency proof from an older size.
 //!
-//! # Format `writ-audit-export/v1`
+//! # Format `writ-audit-export/v2`
 //!
 //! JSON Lines:
 //! 1. a header object: `format`, `origin`, `start`, `end`, `tree_size`, `checkpoint` (the
 //!    signed note for `tree_size`), `left` and `right` (`{"level","hash"}` perfect subtrees
 //!    covering `[0, start)` and `[end, tree_size)`), and `consistency` (`{"from","proof"}` or
 //!    null);
-//! 2. one line per entry: `{"seq":N,"leaf_hash":"hex","leaf":<the canonical leaf bytes>}`,
-//!    where `leaf_hash` is the hash recorded when the entry was appended;
+//! 2. one line per entry:
+//!    `{"seq":N,"leaf_hash":"hex","authenticator":"hex"|null,"leaf":<the canonical leaf bytes>}`,
+//!    where `leaf_hash` is the hash recorded when the entry was appended and `authenticator` the
+//!    entry key's signature over it (see [`super::authenticator`]; null for entries appended
+//!    before authenticators existed);
 //! 3. after the entry that completes it, each signed checkpoint inside the range:
 //!    `{"checkpoint":"<signed note>"}`.
 //!
-//! CSV carries the same: the header as a comment line `# writ-audit-export/v1 {header JSON}`,
+//! CSV carries the same: the header as a comment line `# writ-audit-export/v2 {header JSON}`,
 //! then a column-name row, one row per entry (`seq,at,actor_kind,actor_id,event,order_id,
-//! jurisdiction,leaf_hash,leaf`), and checkpoints as comment lines `# checkpoint "<note>"`.
+//! jurisdiction,leaf_hash,leaf,authenticator`), and checkpoints as comment lines
+//! `# checkpoint "<note>"`.
+//!
+//! Version 1 was the same without authenticators (no `authenticator` key or column); the
+//! verifier still reads it.
 //!
 //! Rows are read in pages, so memory stays flat however long the range.
 
@@ -32,9 +39,11 @@ use super::merkle::{self, Hash, NodeSource};
 use crate::db::DbConn;
 
 /// Format identifier in every export header.
-pub const FORMAT: &str = "writ-audit-export/v1";
+pub const FORMAT: &str = "writ-audit-export/v2";
+/// The previous format, without authenticators (still verified).
+pub const FORMAT_V1: &str = "writ-audit-export/v1";
 /// Column names of CSV exports.
-pub const CSV_COLUMNS: [&str; 9] = [
+pub const CSV_COLUMNS: [&str; 10] = [
     "seq",
     "at",
     "actor_kind",
@@ -44,6 +53,7 @@ pub const CSV_COLUMNS: [&str; 9] = [
     "jurisdiction",
     "leaf_hash",
     "leaf",
+    "authenticator",
 ];
 /// Rows per database page.
 const PAGE: u64 = 1000;
@@ -120,6 +130,7 @@ pub struct ExportHeader {
 struct EntryLine<'a> {
     seq: i64,
     leaf_hash: Option<String>,
+    authenticator: Option<String>,
     leaf: LeafValue<'a>,
 }
 
@@ -188,6 +199,11 @@ pub fn header(
     let right = node_refs(&src, merkle::right_decomposition(end, cp.size))?;
     let consistency = match req.consistency_from {
         None => None,
+        Some(0) => {
+            return Err(AuditError::OutOfRange(
+                "`consistency_from` must be at least 1: RFC 9162 defines no consistency proof from an empty tree".into(),
+            ));
+        }
         Some(from) => {
             let proof = merkle::consistency_proof(from, cp.size, &src)?;
             Some(ConsistencyRef {
@@ -240,6 +256,7 @@ pub fn write_body(
                 write_checkpoint(out, format, &cp)?;
             }
             let recorded = hashes.get(&seq).map(hex::encode);
+            let authenticator = entry.authenticator.as_ref().map(hex::encode);
             match format {
                 ExportFormat::Jsonl => {
                     let leaf = match RawValue::from_string(entry.leaf.clone()) {
@@ -248,6 +265,7 @@ pub fn write_body(
                             let line = EntryLine {
                                 seq: entry.seq,
                                 leaf_hash: recorded,
+                                authenticator,
                                 leaf: LeafValue::Damaged(&entry.leaf),
                             };
                             serde_json::to_writer(&mut *out, &line).map_err(out_err)?;
@@ -259,6 +277,7 @@ pub fn write_body(
                     let line = EntryLine {
                         seq: entry.seq,
                         leaf_hash: recorded,
+                        authenticator,
                         leaf: LeafValue::Raw(&leaf),
                     };
                     serde_json::to_writer(&mut *out, &line).map_err(out_err)?;
@@ -277,6 +296,7 @@ pub fn write_body(
                         entry.jurisdiction.as_deref().unwrap_or(""),
                         &recorded,
                         &entry.leaf,
+                        authenticator.as_deref().unwrap_or(""),
                     ];
                     out.write_all(&csv_record(&row)?).map_err(out_err)?;
                 }

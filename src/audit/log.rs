@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use super::AuditError;
+use super::authenticator;
 use super::entry::NewEntry;
 use super::merkle::{self, Hash, NodeSource};
 use crate::db::DbConn;
@@ -49,6 +50,8 @@ pub struct StoredEntry {
     pub jurisdiction: Option<String>,
     /// Canonical leaf bytes.
     pub leaf: String,
+    /// The entry key's signature over the leaf hash (see [`super::authenticator`]).
+    pub authenticator: Option<Vec<u8>>,
 }
 
 #[derive(Insertable)]
@@ -81,18 +84,26 @@ pub fn lock(conn: &mut DbConn) -> Result<(), AuditError> {
 }
 
 /// Appends `entry` inside the caller's open write transaction ([`crate::db::write_tx`]): if
-/// the caller's change commits, its entry commits; if not, neither does.
+/// the caller's change commits, its entry commits; if not, neither does. The entry is
+/// authenticated with the entry key installed on the [`crate::db::Db`] the connection came
+/// from; without one the append is refused, since Writ would refuse to sign past it.
 pub fn append(
     conn: &mut DbConn,
     entry: &NewEntry,
     at: DateTime<Utc>,
 ) -> Result<Appended, AuditError> {
     crate::failpoint!(crate::failpoint::AUDIT_APPEND_START);
+    let key = crate::db::audit_entry_key().ok_or_else(|| {
+        AuditError::Key(
+            "no audit entry key is loaded in this process (audit.entry_key_path): entries cannot be appended".into(),
+        )
+    })?;
     lock(conn)?;
     let seq = size(conn)?;
     let leaf = entry.to_leaf(seq, at)?;
     let bytes = leaf.to_text();
     let leaf_hash = merkle::leaf_hash(bytes.as_bytes());
+    let authenticator = authenticator::make(&key, &leaf_hash);
     let nodes = {
         let source = DbNodes::new(conn);
         merkle::nodes_completed_by_append(seq, leaf_hash, &source)?
@@ -107,6 +118,7 @@ pub fn append(
             audit_entries::order_id.eq(&leaf.order),
             audit_entries::jurisdiction.eq(&leaf.jurisdiction),
             audit_entries::leaf.eq(&bytes),
+            audit_entries::authenticator.eq(Some(authenticator.to_vec())),
         ))
         .execute(conn)?;
     crate::failpoint!(crate::failpoint::AUDIT_APPEND_INSERTED);
@@ -131,6 +143,16 @@ pub fn size(conn: &mut DbConn) -> Result<u64, AuditError> {
         None => Ok(0),
         Some(m) => Ok(to_u64(m)? + 1),
     }
+}
+
+/// Whether any entry carries an authenticator.
+pub fn any_authenticated(conn: &mut DbConn) -> Result<bool, AuditError> {
+    let found: Option<i64> = audit_entries::table
+        .filter(audit_entries::authenticator.is_not_null())
+        .select(audit_entries::seq)
+        .first(conn)
+        .optional()?;
+    Ok(found.is_some())
 }
 
 /// Entries with `start <= seq < end`, oldest first.

@@ -2,6 +2,7 @@
 //!
 //! - [`entry`]: what an entry is and its canonical bytes (the Merkle leaf).
 //! - [`log`]: [`log::append`] inside the caller's transaction; reading entries and tree nodes.
+//! - [`authenticator`]: each entry's signature by the entry key, made in the Writ process.
 //! - [`merkle`]: RFC 9162 Merkle tree hashing, proofs and their verification.
 //! - [`note`], [`proof`]: C2SP signed notes, checkpoints and tlog-proof documents.
 //! - [`checkpoint`]: signing checkpoints, never inconsistent with an earlier one.
@@ -10,6 +11,7 @@
 //! - [`verify`]: the offline verifier behind `writ audit verify`.
 //! - [`service`]: the checkpointer task and webhook push.
 
+pub mod authenticator;
 pub mod checkpoint;
 pub mod entry;
 pub mod export;
@@ -67,6 +69,16 @@ pub enum AuditError {
     /// A requested range, index or size is outside the log.
     #[error("{0}")]
     OutOfRange(String),
+    /// An entry since the last checkpoint is not one Writ appended, or its stored text changed.
+    #[error(
+        "audit entry {seq}: {reason}. Writ will not sign checkpoints past it until an operator resolves this"
+    )]
+    BadEntry {
+        /// The entry's position.
+        seq: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Nothing has been signed yet.
     #[error("no checkpoint has been signed yet")]
     NoCheckpoint,

@@ -19,24 +19,41 @@ use crate::settings::AuditSettings;
 /// `writ_meta` key: the largest checkpoint size delivered to the webhook.
 const WEBHOOK_MARK: &str = "audit.webhook_delivered_size";
 
-/// The log origin: configured, or derived from the deployment id.
+/// The log origin: configured; else the origin of a log started under the older default
+/// (`writ/<deployment id>`), which keeps its name; else a domain-style name as C2SP
+/// tlog-checkpoint recommends: `<server.public_host>/audit`, or, with no public host
+/// configured, `writ-<deployment id>.invalid/audit` (`.invalid` is reserved: RFC 2606).
 pub fn origin(settings: &AuditSettings, conn: &mut DbConn) -> Result<String, AuditError> {
     if !settings.origin.is_empty() {
         return Ok(settings.origin.clone());
     }
     let id = meta::get(conn, "deployment_id")?
         .ok_or_else(|| AuditError::Corrupt("writ_meta has no deployment_id".into()))?;
-    Ok(format!("writ/{id}"))
+    let legacy = format!("writ/{id}");
+    if checkpoint::latest(conn, &legacy)?.is_some() {
+        return Ok(legacy);
+    }
+    if settings.public_host.is_empty() {
+        Ok(format!("writ-{id}.invalid/audit"))
+    } else {
+        Ok(format!(
+            "{}/audit",
+            settings.public_host.to_ascii_lowercase()
+        ))
+    }
 }
 
-/// Loads the signing key. With `may_create`, a missing key is created when nothing has ever
-/// been signed in this database (a fresh deployment), so the quick start needs no extra step.
+/// Loads the signing keys (checkpoint and entry). With `may_create`, a missing checkpoint key
+/// is created when nothing has ever been signed in this database (a fresh deployment), and a
+/// missing entry key when no entry carries an authenticator yet (a fresh deployment, or the
+/// first start after the upgrade that introduced them), so the quick start needs no extra step.
 pub fn load_signer(
     settings: &AuditSettings,
     conn: &mut DbConn,
     may_create: bool,
 ) -> Result<CheckpointSigner, AuditError> {
     let origin = origin(settings, conn)?;
+    let entry_key = load_entry_key(settings, conn, may_create)?;
     let path = &settings.signing_key_path;
     if !keys::exists(path) {
         let never_signed = checkpoint::latest(conn, &origin)?.is_none();
@@ -56,7 +73,48 @@ pub fn load_signer(
         }
     }
     let key = keys::load(path)?;
-    CheckpointSigner::new(key, &origin, settings.checkpoint_path.clone())
+    CheckpointSigner::new(key, entry_key, &origin, settings.checkpoint_path.clone())
+}
+
+/// Loads the entry key (see [`super::authenticator`]); with `may_create` and
+/// `audit.create_key_if_missing`, creates it when no entry carries an authenticator yet.
+pub fn load_entry_key(
+    settings: &AuditSettings,
+    conn: &mut DbConn,
+    may_create: bool,
+) -> Result<ed25519_dalek::SigningKey, AuditError> {
+    let path = &settings.entry_key_path;
+    if !keys::exists(path) {
+        let unused = may_create && settings.create_key_if_missing && !log::any_authenticated(conn)?;
+        if !unused {
+            return Err(AuditError::Key(format!(
+                "no entry key at {}: run `writ keys init --entry` (or restore the provisioned key)",
+                path.display()
+            )));
+        }
+        match keys::init(path) {
+            Ok(_) => tracing::info!(path = %path.display(), "created the audit entry key"),
+            Err(e) if path.exists() => {
+                tracing::debug!(error = %e, "audit entry key appeared meanwhile")
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    keys::load(path)
+}
+
+/// Loads the entry key (creating it when allowed, see [`load_entry_key`]) and installs it on
+/// `db`, so that entries appended through it are authenticated. For commands that append
+/// without signing.
+pub fn install_entry_key(
+    db: &Db,
+    settings: &AuditSettings,
+    may_create: bool,
+) -> Result<(), AuditError> {
+    let mut conn = db.conn()?;
+    let key = load_entry_key(settings, &mut conn, may_create)?;
+    db.install_audit_entry_key(key);
+    Ok(())
 }
 
 /// Signs if the log grew; logs the outcome.
@@ -154,6 +212,75 @@ pub async fn run_checkpointer(db: Db, cell: std::sync::Arc<SignerCell>) {
     }
 }
 
+/// What the verifier calls when a full verification fails (the problem, a connection to queue
+/// an alert in): the server queues an e-mail to the auditors.
+pub type Alert = std::sync::Arc<dyn Fn(&mut DbConn, &str) + Send + Sync>;
+
+/// Runs until aborted: every `interval` (the first time one interval after start), verifies
+/// the whole log as [`verify_live`] does and records the outcome on the signer: while the last
+/// run failed, signing is refused and `GET /audit/status` says why. A failure is logged, and
+/// `alert` is called when a run fails after one that did not (or with another problem).
+pub async fn run_verifier(
+    db: Db,
+    cell: std::sync::Arc<SignerCell>,
+    interval: Duration,
+    alert: Alert,
+) {
+    let start = tokio::time::Instant::now() + interval;
+    let mut ticker = tokio::time::interval_at(start, interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let signer = match cell.get(&db).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "audit verification skipped: no signer");
+                continue;
+            }
+        };
+        let started = Instant::now();
+        let pool = db.clone();
+        let checked = signer.clone();
+        let outcome = tokio::task::spawn_blocking(move || verify_live(&pool, &checked))
+            .await
+            .unwrap_or_else(|e| Err(format!("the verification task failed: {e}")));
+        let duration_micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let (problem, entries) = match outcome {
+            Ok(report) => (None, report.verified.map_or(0, |r| r.entries)),
+            Err(problem) => (Some(problem), 0),
+        };
+        let previous = signer.state().last_verification.and_then(|v| v.problem);
+        signer.record_verification(super::checkpoint::Verification {
+            at: super::entry::format_time(Utc::now()),
+            problem: problem.clone(),
+            entries,
+            duration_micros,
+        });
+        match problem {
+            None => tracing::info!(
+                audit.entries = entries,
+                duration_ms = duration_micros / 1000,
+                "audit log verified"
+            ),
+            Some(problem) => {
+                tracing::error!(error = %problem, "audit log verification failed");
+                if previous.as_deref() != Some(problem.as_str()) {
+                    let alert = alert.clone();
+                    let sent = db
+                        .run(move |conn| -> Result<(), crate::db::DbError> {
+                            alert(conn, &problem);
+                            Ok(())
+                        })
+                        .await;
+                    if let Err(e) = sent {
+                        tracing::warn!(error = %e, "audit verification alert not queued");
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The outcome of verifying the live database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LiveReport {
@@ -164,31 +291,41 @@ pub struct LiveReport {
 }
 
 /// Verifies the whole live log against its latest checkpoint, with the same verifier auditors
-/// run offline, fed by an export streamed through a pipe; then checks the outside copy and
-/// that the stored tree nodes give the same root as the entries.
+/// run offline (authenticators included), fed by an export streamed through a pipe; then checks
+/// that the stored tree nodes give the same root as the entries, and the entries appended since
+/// that checkpoint as signing would. The outside copy is read first: a database without the
+/// checkpoints it covers fails, whatever the database says.
 pub fn verify_live(db: &Db, signer: &CheckpointSigner) -> Result<LiveReport, String> {
+    let outside = checkpoint::read_outside_copy(signer).map_err(|e| e.to_string())?;
     let mut conn = db.conn().map_err(|e| e.to_string())?;
     let size = log::size(&mut conn).map_err(|e| e.to_string())?;
-    let Some(latest) = checkpoint::latest(&mut conn, signer.origin()).map_err(|e| e.to_string())?
-    else {
-        return Ok(LiveReport {
-            size,
-            verified: None,
-        });
-    };
-    let outside = checkpoint::read_outside_copy(signer).map_err(|e| e.to_string())?;
-    let saved_note = match &outside {
-        Some(c) if c.size > latest.size => {
+    let latest = checkpoint::latest(&mut conn, signer.origin()).map_err(|e| e.to_string())?;
+    let saved_note = match (&outside, &latest) {
+        (Some(c), None) if c.size > 0 => {
             return Err(format!(
-                "the database's latest checkpoint covers {} entries but the copy at {} covers {}: the database was rolled back",
-                latest.size,
+                "the database holds no signed checkpoint but the copy at {} covers {} entries: checkpoints were deleted or the database was replaced",
                 signer.outside_copy().display(),
                 c.size
             ));
         }
-        Some(_) => std::fs::read_to_string(signer.outside_copy()).ok(),
-        None => None,
+        (Some(c), Some(l)) if c.size > l.size => {
+            return Err(format!(
+                "the database's latest checkpoint covers {} entries but the copy at {} covers {}: the database was rolled back",
+                l.size,
+                signer.outside_copy().display(),
+                c.size
+            ));
+        }
+        (Some(_), _) => std::fs::read_to_string(signer.outside_copy()).ok(),
+        (None, _) => None,
     };
+    if latest.is_none() {
+        checkpoint::check_log(&mut conn, signer).map_err(|e| e.to_string())?;
+        return Ok(LiveReport {
+            size,
+            verified: None,
+        });
+    }
     let request = ExportRequest {
         start: 0,
         end: None,
@@ -209,7 +346,13 @@ pub fn verify_live(db: &Db, signer: &CheckpointSigner) -> Result<LiveReport, Str
         Ok(())
     });
     let key = VerifierKey::Vkey(signer.verifier());
-    let verified = verify::verify_export(BufReader::new(reader), &key, saved_note.as_deref());
+    let entry_key = signer.entry_public_key();
+    let verified = verify::verify_export_with(
+        BufReader::new(reader),
+        &key,
+        Some(&entry_key),
+        saved_note.as_deref(),
+    );
     let produced = producer
         .join()
         .map_err(|_| "the export thread panicked".to_owned())?;
@@ -218,6 +361,9 @@ pub fn verify_live(db: &Db, signer: &CheckpointSigner) -> Result<LiveReport, Str
     if report.root != stored_root {
         return Err("the stored Merkle nodes do not give the root of the stored entries: audit_nodes was altered".into());
     }
+    // The entries appended since that checkpoint, as the signer will check them.
+    let mut conn = db.conn().map_err(|e| e.to_string())?;
+    checkpoint::check_log(&mut conn, signer).map_err(|e| e.to_string())?;
     Ok(LiveReport {
         size,
         verified: Some(report),
@@ -251,10 +397,16 @@ impl SignerCell {
         let signer = db
             .run(move |conn| load_signer(&settings, conn, true))
             .await?;
+        db.install_audit_entry_key(signer.entry_signing_key());
         if let Ok(mut slot) = self.loaded.write() {
             *slot = Some(signer.clone());
         }
         Ok(signer)
+    }
+
+    /// The signer if it is loaded already (never loads it).
+    pub fn loaded(&self) -> Option<CheckpointSigner> {
+        self.loaded.read().ok().and_then(|g| g.clone())
     }
 
     /// The audit settings.

@@ -7,7 +7,9 @@
 //! - an entry modified: by its position, when its bytes no longer match the hash recorded at
 //!   append time; when that hash was rewritten too, by the narrowest range between two signed
 //!   checkpoints that no longer holds;
-//! - a log rewritten or rolled back behind a saved checkpoint.
+//! - a log rewritten or rolled back behind a saved checkpoint;
+//! - with the entry key's public half: an entry Writ did not append (its authenticator missing
+//!   or not verifying; see [`super::authenticator`]).
 
 use std::io::BufRead;
 
@@ -15,8 +17,9 @@ use ed25519_dalek::VerifyingKey;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::authenticator;
 use super::entry::Leaf;
-use super::export::{CSV_COLUMNS, CheckpointLine, ExportHeader, FORMAT, NodeRef};
+use super::export::{CSV_COLUMNS, CheckpointLine, ExportHeader, FORMAT, FORMAT_V1, NodeRef};
 use super::keys;
 use super::merkle::{self, Frontier, Hash};
 use super::note::{Checkpoint, NoteVerifier, open_checkpoint};
@@ -106,6 +109,9 @@ pub struct Report {
     pub checkpoints: u64,
     /// Size of the auditor's saved checkpoint, when one was checked.
     pub saved_checkpoint: Option<u64>,
+    /// Entries whose authenticator verified under the entry key; `None` when authenticators
+    /// were not checked (no entry key given, or a version 1 export without them).
+    pub authenticated: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -113,6 +119,8 @@ pub struct Report {
 struct EntryLine<'a> {
     seq: u64,
     leaf_hash: Option<String>,
+    #[serde(default)]
+    authenticator: Option<String>,
     #[serde(borrow)]
     leaf: &'a RawValue,
 }
@@ -122,6 +130,7 @@ enum Line {
     Entry {
         seq: u64,
         recorded: Option<String>,
+        authenticator: Option<String>,
         leaf: String,
         columns: Option<Vec<String>>,
     },
@@ -152,12 +161,13 @@ fn parse_jsonl(line: &str, n: u64) -> Result<Line, Failure> {
     Ok(Line::Entry {
         seq: entry.seq,
         recorded: entry.leaf_hash,
+        authenticator: entry.authenticator,
         leaf: entry.leaf.get().to_owned(),
         columns: None,
     })
 }
 
-fn parse_csv(line: &str, n: u64) -> Result<Line, Failure> {
+fn parse_csv(line: &str, n: u64, column_count: usize) -> Result<Line, Failure> {
     if let Some(note) = line.strip_prefix("# checkpoint ") {
         let note: String = serde_json::from_str(note)
             .map_err(|e| format_err(n, format!("bad checkpoint line: {e}")))?;
@@ -174,14 +184,10 @@ fn parse_csv(line: &str, n: u64) -> Result<Line, Failure> {
         .next()
         .ok_or_else(|| format_err(n, "empty row"))?
         .map_err(|e| format_err(n, format!("bad CSV row: {e}")))?;
-    if record.len() != CSV_COLUMNS.len() {
+    if record.len() != column_count {
         return Err(format_err(
             n,
-            format!(
-                "expected {} columns, found {}",
-                CSV_COLUMNS.len(),
-                record.len()
-            ),
+            format!("expected {column_count} columns, found {}", record.len()),
         ));
     }
     let fields: Vec<String> = record.iter().map(str::to_owned).collect();
@@ -190,9 +196,11 @@ fn parse_csv(line: &str, n: u64) -> Result<Line, Failure> {
         .map_err(|_| format_err(n, "seq is not a number"))?;
     let recorded = Some(fields[7].clone()).filter(|h| !h.is_empty());
     let leaf = fields[8].clone();
+    let authenticator = fields.get(9).filter(|a| !a.is_empty()).cloned();
     Ok(Line::Entry {
         seq,
         recorded,
+        authenticator,
         leaf,
         columns: Some(fields[1..7].to_vec()),
     })
@@ -235,10 +243,24 @@ fn open(note: &str, verifier: &NoteVerifier, what: &str) -> Result<Checkpoint, F
 }
 
 /// Verifies an export read from `input` with `key`; `saved` is a checkpoint note the auditor
-/// kept from earlier, to prove the log was not rewritten or rolled back since.
+/// kept from earlier, to prove the log was not rewritten or rolled back since. Authenticators
+/// are not checked: see [`verify_export_with`].
 pub fn verify_export<R: BufRead>(
+    input: R,
+    key: &VerifierKey,
+    saved: Option<&str>,
+) -> Result<Report, Failure> {
+    verify_export_with(input, key, None, saved)
+}
+
+/// [`verify_export`], also checking each entry's authenticator with the entry key's public half
+/// when `entry_key` is given. An entry may lack an authenticator only before the first one that
+/// has one and before the first checkpoint in the export cosigned with the entry key (entries
+/// appended before authenticators existed); a full export (from entry 0) so checks every entry.
+pub fn verify_export_with<R: BufRead>(
     mut input: R,
     key: &VerifierKey,
+    entry_key: Option<&VerifyingKey>,
     saved: Option<&str>,
 ) -> Result<Report, Failure> {
     let mut text = String::new();
@@ -261,21 +283,43 @@ pub fn verify_export<R: BufRead>(
     if !next_line(&mut text, &mut n)? {
         return Err(format_err(1, "the export is empty"));
     }
-    let csv_prefix = format!("# {FORMAT} ");
-    let (is_csv, header_json) = match text.strip_prefix(&csv_prefix) {
-        Some(rest) => (true, rest.to_owned()),
+    let csv_header = [FORMAT, FORMAT_V1]
+        .iter()
+        .find_map(|f| text.strip_prefix(&format!("# {f} ")).map(str::to_owned));
+    let (is_csv, header_json) = match csv_header {
+        Some(rest) => (true, rest),
         None => (false, text.clone()),
     };
     let header: ExportHeader = serde_json::from_str(&header_json)
         .map_err(|e| format_err(1, format!("not a {FORMAT} header: {e}")))?;
-    if header.format != FORMAT {
+    let v1 = header.format == FORMAT_V1;
+    if header.format != FORMAT && !v1 {
         return Err(format_err(
             1,
             format!("unsupported format `{}`", header.format),
         ));
     }
+    let columns: &[&str] = if v1 {
+        &CSV_COLUMNS[..CSV_COLUMNS.len() - 1]
+    } else {
+        &CSV_COLUMNS
+    };
+    let entry_key = if v1 { None } else { entry_key };
+    let cosign_verifier = entry_key
+        .map(|k| authenticator::cosign_verifier(&header.origin, *k))
+        .transpose()
+        .map_err(|e| Failure::Key(e.to_string()))?;
     let verifier = key.verifier(&header.origin)?;
     let cp = open(&header.checkpoint, &verifier, "the export's checkpoint")?;
+    if let Some(v) = &cosign_verifier
+        && authenticator::claims_cosignature(&header.checkpoint, &header.origin)
+    {
+        super::note::open(&header.checkpoint, v).map_err(|e| {
+            Failure::Signature(format!(
+                "the entry-key cosignature of the export's checkpoint does not verify: {e}"
+            ))
+        })?;
+    }
     if cp.origin != header.origin || cp.size != header.tree_size {
         return Err(format_err(
             1,
@@ -306,7 +350,7 @@ pub fn verify_export<R: BufRead>(
         if !next_line(&mut text, &mut n)? {
             return Err(format_err(2, "missing the CSV column row"));
         }
-        if text != CSV_COLUMNS.join(",") {
+        if text != columns.join(",") {
             return Err(format_err(2, "unexpected CSV column row"));
         }
     }
@@ -322,6 +366,10 @@ pub fn verify_export<R: BufRead>(
     let mut anchor = header.start;
     let mut checkpoints = 0u64;
     let mut old_checked = false;
+    // Set once an entry had an authenticator or a cosigned checkpoint was passed: from there
+    // on, every entry must carry a valid one.
+    let mut strict = false;
+    let mut authenticated = 0u64;
     let check_old = |frontier: &Frontier, old_checked: &mut bool| -> Result<(), Failure> {
         if let Some(old) = &old
             && !*old_checked
@@ -342,7 +390,7 @@ pub fn verify_export<R: BufRead>(
 
     while next_line(&mut text, &mut n)? {
         let line = if is_csv {
-            parse_csv(&text, n)?
+            parse_csv(&text, n, columns.len())?
         } else {
             parse_jsonl(&text, n)?
         };
@@ -368,10 +416,21 @@ pub fn verify_export<R: BufRead>(
                 }
                 anchor = c.size;
                 checkpoints += 1;
+                if let Some(v) = &cosign_verifier
+                    && authenticator::claims_cosignature(&note, &cp.origin)
+                {
+                    super::note::open(&note, v).map_err(|e| {
+                        Failure::Signature(format!(
+                            "the entry-key cosignature of the checkpoint on line {n} does not verify: {e}"
+                        ))
+                    })?;
+                    strict = true;
+                }
             }
             Line::Entry {
                 seq,
                 recorded,
+                authenticator: auth,
                 leaf,
                 columns,
             } => {
@@ -417,6 +476,29 @@ pub fn verify_export<R: BufRead>(
                         seq,
                         reason: "modified after it was appended: its bytes no longer match the hash recorded when it was appended".into(),
                     });
+                }
+                if let Some(key) = entry_key {
+                    match auth {
+                        Some(a) => {
+                            let ok = hex::decode(&a)
+                                .is_ok_and(|bytes| authenticator::check(key, &hash, &bytes));
+                            if !ok {
+                                return Err(Failure::Entry {
+                                    seq,
+                                    reason: "its authenticator does not verify under the entry key: Writ did not append it".into(),
+                                });
+                            }
+                            strict = true;
+                            authenticated += 1;
+                        }
+                        None if strict => {
+                            return Err(Failure::Entry {
+                                seq,
+                                reason: "it has no authenticator: Writ did not append it (a row inserted into the database by other means)".into(),
+                            });
+                        }
+                        None => {}
+                    }
                 }
                 if let Some(columns) = columns {
                     let from_leaf = [
@@ -499,6 +581,7 @@ pub fn verify_export<R: BufRead>(
         entries: header.end - header.start,
         checkpoints,
         saved_checkpoint: old.map(|o| o.size),
+        authenticated: entry_key.map(|_| authenticated),
     })
 }
 

@@ -47,6 +47,10 @@ pub enum AuditAction {
         /// The log's public key: a PEM file, or a file or string holding the note verifier key.
         #[arg(long)]
         key: Option<String>,
+        /// The entry key's public half (a PEM file, `entry_public_key_pem` of GET /audit/keys):
+        /// checks that Writ appended every entry.
+        #[arg(long)]
+        entry_key: Option<PathBuf>,
         /// A checkpoint you saved earlier (a signed note file): proves no rewrite or rollback since.
         #[arg(long)]
         checkpoint: Option<PathBuf>,
@@ -79,6 +83,7 @@ fn open_signer(
     let db = Db::open(&settings.database).context("cannot open the database")?;
     let mut conn = db.conn().context("cannot connect to the database")?;
     let signer = service::load_signer(&settings.audit, &mut conn, false)?;
+    db.install_audit_entry_key(signer.entry_signing_key());
     Ok((db, signer))
 }
 
@@ -96,17 +101,24 @@ pub fn run(settings: Settings, action: AuditAction) -> anyhow::Result<()> {
         AuditAction::Status => {
             let (db, signer) = open_signer(&settings)?;
             let mut conn = db.conn()?;
-            let (size, latest) = checkpoint::check(&mut conn, &signer)?;
+            let found = checkpoint::check(&mut conn, &signer);
             println!("origin: {}", signer.origin());
-            println!("entries: {size}");
-            match latest {
+            println!("entries: {}", crate::audit::log::size(&mut conn)?);
+            match checkpoint::latest(&mut conn, signer.origin())? {
                 Some(c) => println!(
                     "latest checkpoint: size {} signed at {}",
                     c.size, c.signed_at
                 ),
                 None => println!("latest checkpoint: none yet"),
             }
-            println!("signing: ok");
+            match found {
+                Ok(_) => println!("signing: ok"),
+                Err(e @ crate::audit::AuditError::Db(_)) => return Err(e.into()),
+                Err(e) => {
+                    println!("signing: refused: {e}");
+                    bail!("checkpoint signing is refused");
+                }
+            }
         }
         AuditAction::Export {
             start,
@@ -150,6 +162,7 @@ pub fn run(settings: Settings, action: AuditAction) -> anyhow::Result<()> {
         AuditAction::Verify {
             export: Some(path),
             key,
+            entry_key,
             checkpoint,
         } => {
             let key = key.context("--key is required to verify an export")?;
@@ -159,6 +172,13 @@ pub fn run(settings: Settings, action: AuditAction) -> anyhow::Result<()> {
                 Err(e) => bail!("cannot read the key file {key}: {e}"),
             };
             let key = VerifierKey::parse(&key_text)?;
+            let entry_key = entry_key
+                .map(|p| -> anyhow::Result<_> {
+                    let pem = std::fs::read_to_string(&p)
+                        .with_context(|| format!("cannot read {}", p.display()))?;
+                    Ok(crate::audit::keys::parse_public_pem(&pem)?)
+                })
+                .transpose()?;
             let saved = checkpoint
                 .map(|p| {
                     std::fs::read_to_string(&p)
@@ -167,9 +187,10 @@ pub fn run(settings: Settings, action: AuditAction) -> anyhow::Result<()> {
                 .transpose()?;
             let file =
                 File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
-            match verify::verify_export(
+            match verify::verify_export_with(
                 BufReader::with_capacity(1 << 20, file),
                 &key,
+                entry_key.as_ref(),
                 saved.as_deref(),
             ) {
                 Ok(report) => {
@@ -185,6 +206,14 @@ pub fn run(settings: Settings, action: AuditAction) -> anyhow::Result<()> {
                     if let Some(size) = report.saved_checkpoint {
                         println!("OK: consistent with your saved checkpoint of size {size}");
                     }
+                    match report.authenticated {
+                        Some(n) => println!(
+                            "OK: authenticators checked under the entry key; {n} entries carry one, the rest were appended before authenticators existed"
+                        ),
+                        None => println!(
+                            "NOTE: entry authenticators not checked (give --entry-key with the entry key's public PEM)"
+                        ),
+                    }
                 }
                 Err(failure) => bail!("verification FAILED: {failure}"),
             }
@@ -192,11 +221,12 @@ pub fn run(settings: Settings, action: AuditAction) -> anyhow::Result<()> {
         AuditAction::Verify {
             export: None,
             key,
+            entry_key,
             checkpoint,
         } => {
-            if key.is_some() || checkpoint.is_some() {
+            if key.is_some() || entry_key.is_some() || checkpoint.is_some() {
                 bail!(
-                    "--key and --checkpoint go with an EXPORT file; the live check uses this deployment's key and its outside checkpoint copy"
+                    "--key, --entry-key and --checkpoint go with an EXPORT file; the live check uses this deployment's keys and its outside checkpoint copy"
                 );
             }
             let (db, signer) = open_signer(&settings)?;

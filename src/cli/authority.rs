@@ -96,6 +96,7 @@ fn parse_kind(s: &str) -> Result<IssuerKind, String> {
 /// Runs the action.
 pub fn run(settings: Settings, action: AuthorityAction) -> anyhow::Result<()> {
     let db = Db::open(&settings.database).context("cannot open the database")?;
+    crate::audit::service::install_entry_key(&db, &settings.audit, true)?;
     let mut conn = db.conn()?;
     let actor = Actor::new(ActorKind::System, "cli-authority");
     match action {

@@ -41,6 +41,7 @@ pub fn run(settings: Settings, action: DemoAction) -> anyhow::Result<()> {
     } = action;
     let db = Db::open(&settings.database).context("cannot open the database")?;
     migrations::run_pending(&mut *db.conn()?)?;
+    crate::audit::service::install_entry_key(&db, &settings.audit, true)?;
     let bar = if std::io::stderr().is_terminal() {
         ProgressBar::with_draw_target(Some(accounts), ProgressDrawTarget::stderr())
     } else {
@@ -104,6 +105,7 @@ pub fn seed_demo_workspace(settings: &Settings) -> anyhow::Result<()> {
     let db = Db::open(&settings.database).context("cannot open the database")?;
     let mut conn = db.conn()?;
     migrations::run_pending(&mut conn)?;
+    crate::audit::service::install_entry_key(&db, &settings.audit, true)?;
     if !crate::staff::list(&mut conn)?.is_empty() {
         tracing::info!("the workspace has users; no demo seeded");
         return Ok(());

@@ -97,6 +97,7 @@ pub fn run(settings: Settings, args: ImportArgs) -> anyhow::Result<()> {
     let mut rejects = BufWriter::new(rejects_file);
 
     let db = Db::open(&settings.database).context("cannot open the database")?;
+    crate::audit::service::install_entry_key(&db, &settings.audit, true)?;
     let bar = if std::io::stderr().is_terminal() {
         ProgressBar::with_draw_target(Some(size), ProgressDrawTarget::stderr())
     } else {

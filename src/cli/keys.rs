@@ -12,11 +12,15 @@ use crate::settings::Settings;
 /// `writ keys` actions.
 #[derive(Debug, Subcommand)]
 pub enum KeysAction {
-    /// Create the signing key at audit.signing_key_path (mode 0600); refuses to replace one.
+    /// Create the audit keys (mode 0600): the checkpoint key at audit.signing_key_path (refuses
+    /// to replace one) and the entry key at audit.entry_key_path (an existing one is kept).
     Init {
         /// Create the disclosure-package signing key at package.signing_key_path instead.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "entry")]
         package: bool,
+        /// Create only the entry key (upgrading a deployment whose checkpoint key exists).
+        #[arg(long)]
+        entry: bool,
     },
     /// Print the log origin, the note verifier key and the public key (PEM).
     Show {
@@ -29,7 +33,7 @@ pub enum KeysAction {
 /// Runs the action.
 pub fn run(settings: Settings, action: KeysAction) -> anyhow::Result<()> {
     match action {
-        KeysAction::Init { package: true } => {
+        KeysAction::Init { package: true, .. } => {
             let path = &settings.package.signing_key_path;
             let public = package_keys::init(path)?;
             println!(
@@ -44,11 +48,28 @@ pub fn run(settings: Settings, action: KeysAction) -> anyhow::Result<()> {
             println!("key id: {}", package_keys::key_id(&public));
             print!("{}", package_keys::public_pem(&public));
         }
-        KeysAction::Init { package: false } => {
-            let public = keys::init(&settings.audit.signing_key_path)?;
+        KeysAction::Init {
+            package: false,
+            entry,
+        } => {
+            if !entry {
+                let public = keys::init(&settings.audit.signing_key_path)?;
+                println!(
+                    "created the checkpoint key {} (mode 0600); share it with every Writ instance, and nothing else",
+                    settings.audit.signing_key_path.display()
+                );
+                print!("{}", keys::public_pem(&public));
+            }
+            let path = &settings.audit.entry_key_path;
+            if !entry && keys::exists(path) {
+                // Made already (by a command that appended first); never replaced.
+                println!("kept the existing entry key {}", path.display());
+                return Ok(());
+            }
+            let public = keys::init(path)?;
             println!(
-                "created {} (mode 0600); share it with every Writ instance, and nothing else",
-                settings.audit.signing_key_path.display()
+                "created the entry key {} (mode 0600); share it with every Writ instance, and nothing else",
+                path.display()
             );
             print!("{}", keys::public_pem(&public));
         }
@@ -59,6 +80,8 @@ pub fn run(settings: Settings, action: KeysAction) -> anyhow::Result<()> {
             println!("origin: {}", signer.origin());
             println!("note verifier key: {}", signer.verifier_key());
             print!("{}", keys::public_pem(&signer.public_key()));
+            println!("entry note verifier key: {}", signer.entry_verifier_key());
+            print!("{}", keys::public_pem(&signer.entry_public_key()));
         }
     }
     Ok(())

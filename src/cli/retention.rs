@@ -23,6 +23,7 @@ pub enum RetentionAction {
 pub fn run(settings: Settings, action: RetentionAction) -> anyhow::Result<()> {
     let RetentionAction::Run { dry_run } = action;
     let db = Db::open(&settings.database).context("cannot open the database")?;
+    crate::audit::service::install_entry_key(&db, &settings.audit, true)?;
     let mut conn = db.conn()?;
     let now = chrono::Utc::now().timestamp_micros();
     let actor = Actor::new(crate::audit::ActorKind::System, "retention");

@@ -44,6 +44,7 @@ fn parse_role(s: &str) -> Result<Role, String> {
 /// Runs a `writ user` action.
 pub fn run(settings: Settings, action: UserAction) -> anyhow::Result<()> {
     let db = Db::open(&settings.database).context("cannot open the database")?;
+    crate::audit::service::install_entry_key(&db, &settings.audit, true)?;
     let mut conn = db.conn()?;
     let actor = Actor::new(ActorKind::System, "cli");
     match action {

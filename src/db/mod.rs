@@ -92,7 +92,21 @@ struct WriterGate {
 thread_local! {
     /// The gate of the database whose [`Db::run`] closure this thread is running, if any.
     static GATE: RefCell<Option<Arc<WriterGate>>> = const { RefCell::new(None) };
+    /// The audit entry key of the database whose connection this thread last took (see
+    /// [`audit_entry_key`]).
+    static ENTRY_KEY: RefCell<Option<Arc<ed25519_dalek::SigningKey>>> = const { RefCell::new(None) };
 }
+
+/// The Ed25519 key with which this process authenticates the audit entries it appends, as
+/// installed on the [`Db`] whose connection the current thread took last ([`Db::run`] for its
+/// closure, [`Db::conn`] until the thread takes another). The key lives in this process only,
+/// never in the database: a row inserted by other means has no valid authenticator.
+pub fn audit_entry_key() -> Option<Arc<ed25519_dalek::SigningKey>> {
+    ENTRY_KEY.with(|k| k.borrow().clone())
+}
+
+/// The entry key slot shared by every clone of a [`Db`].
+type EntryKeySlot = Arc<std::sync::RwLock<Option<Arc<ed25519_dalek::SigningKey>>>>;
 
 /// Holding a gate; dropping it lets the next writer in.
 struct GatePass(Arc<WriterGate>);
@@ -215,6 +229,8 @@ pub struct Db {
     gate: Option<Arc<WriterGate>>,
     /// SQLite only: the WAL is checkpointed by [`Db::spawn_wal_checkpointer`].
     background_checkpoint: bool,
+    /// The audit entry key, once installed ([`Db::install_audit_entry_key`]).
+    entry_key: EntryKeySlot,
 }
 
 impl std::fmt::Debug for Db {
@@ -284,7 +300,28 @@ impl Db {
             backend: settings.url.backend(),
             gate,
             background_checkpoint,
+            entry_key: EntryKeySlot::default(),
         })
+    }
+
+    /// Installs the key that authenticates the audit entries appended through this database
+    /// handle and all its clones (see [`audit_entry_key`]).
+    pub fn install_audit_entry_key(&self, key: ed25519_dalek::SigningKey) {
+        let key = Arc::new(key);
+        if let Ok(mut slot) = self.entry_key.write() {
+            *slot = Some(key.clone());
+        }
+        // A connection this thread already holds appends with it too.
+        ENTRY_KEY.with(|k| *k.borrow_mut() = Some(key));
+    }
+
+    /// Whether an audit entry key is installed.
+    pub fn has_audit_entry_key(&self) -> bool {
+        self.entry_key.read().is_ok_and(|k| k.is_some())
+    }
+
+    fn current_entry_key(&self) -> Option<Arc<ed25519_dalek::SigningKey>> {
+        self.entry_key.read().ok().and_then(|k| k.clone())
     }
 
     /// On a database opened with [`Db::open_for_server`], starts the task that checkpoints the
@@ -319,9 +356,14 @@ impl Db {
 
     /// Takes a connection from the pool, blocking. Async code uses [`Db::run`] instead.
     pub fn conn(&self) -> Result<PooledConn, DbError> {
-        self.pool
+        let conn = self
+            .pool
             .get()
-            .map_err(|e| DbError::Unavailable(e.to_string()))
+            .map_err(|e| DbError::Unavailable(e.to_string()))?;
+        // Until this thread takes another database's connection, its appends use this key.
+        let key = self.current_entry_key();
+        ENTRY_KEY.with(|k| *k.borrow_mut() = key);
+        Ok(conn)
     }
 
     /// Runs `f` with a pooled connection on the blocking thread pool, off the async executor.
@@ -334,8 +376,10 @@ impl Db {
     {
         let pool = self.pool.clone();
         let gate = self.gate.clone();
+        let key = self.current_entry_key();
         let joined = tokio::task::spawn_blocking(move || {
             let _scope = GateScope::set(gate);
+            ENTRY_KEY.with(|k| *k.borrow_mut() = key);
             let mut conn = pool
                 .get()
                 .map_err(|e| DbError::Unavailable(e.to_string()))?;

@@ -29,6 +29,9 @@ diesel::table! {
         jurisdiction -> Nullable<Text>,
         /// The canonical leaf bytes (UTF-8 JSON) hashed into the tree.
         leaf -> Text,
+        /// Ed25519 signature by the entry key over the leaf hash (see
+        /// `src/audit/authenticator.rs`); NULL only for entries appended before it existed.
+        authenticator -> Nullable<Binary>,
     }
 }
 

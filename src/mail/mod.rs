@@ -177,6 +177,13 @@ pub enum Notice {
         /// The signed note, verbatim.
         note: String,
     },
+    /// To the auditors: the scheduled full verification of the audit log failed.
+    AuditVerificationFailed {
+        /// The log's origin.
+        origin: String,
+        /// What the verification found (positions and reasons, never entry contents).
+        problem: String,
+    },
 }
 
 impl Notice {
@@ -189,7 +196,8 @@ impl Notice {
             Self::ClarificationRequested { .. } => "clarification_requested",
             Self::ResponseReady { .. } => "response_ready",
             Self::Refusal { .. } => "refusal",
-            Self::Checkpoint { .. } => "checkpoint",
+            // Stored under the auditors' audit-log kind, so the outbox schema needs no change.
+            Self::Checkpoint { .. } | Self::AuditVerificationFailed { .. } => "checkpoint",
         }
     }
 
@@ -202,7 +210,7 @@ impl Notice {
             | Self::ClarificationRequested { order_id, .. }
             | Self::ResponseReady { order_id, .. }
             | Self::Refusal { order_id, .. } => Some(order_id),
-            Self::Checkpoint { .. } => None,
+            Self::Checkpoint { .. } | Self::AuditVerificationFailed { .. } => None,
         }
     }
 

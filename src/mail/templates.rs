@@ -84,6 +84,13 @@ struct Checkpoint<'a> {
     note: &'a str,
 }
 
+#[derive(Template)]
+#[template(path = "email/audit_verification_failed.txt")]
+struct AuditVerificationFailed<'a> {
+    origin: &'a str,
+    problem: &'a str,
+}
+
 /// Renders `notice` into its subject and body.
 pub fn render(notice: &Notice) -> Result<Rendered, MailError> {
     let text = match notice {
@@ -159,6 +166,11 @@ pub fn render(notice: &Notice) -> Result<Rendered, MailError> {
             size: *size,
             root_hash: &one_line(root_hash),
             note: &text_block(note),
+        }
+        .render(),
+        Notice::AuditVerificationFailed { origin, problem } => AuditVerificationFailed {
+            origin: &one_line(origin),
+            problem: &text_block(problem),
         }
         .render(),
     }

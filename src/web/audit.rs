@@ -41,6 +41,7 @@ impl From<AuditError> for Problem {
             }
             e @ (AuditError::Rollback { .. }
             | AuditError::Inconsistent(_)
+            | AuditError::BadEntry { .. }
             | AuditError::OutsideCopy(_)) => Problem::new(
                 StatusCode::CONFLICT,
                 "audit-signing-refused",
@@ -100,9 +101,13 @@ struct PublicKeys {
     algorithm: &'static str,
     note_verifier_key: String,
     public_key_pem: String,
+    /// The entry key, which authenticates each entry (and cosigns checkpoints).
+    entry_verifier_key: String,
+    entry_public_key_pem: String,
 }
 
-/// `GET /audit/keys`: the log origin and the checkpoint key's public half (public).
+/// `GET /audit/keys`: the log origin and the public halves of the checkpoint key and the entry
+/// key (public).
 #[get("/audit/keys")]
 pub async fn public_keys(
     db: web::Data<Db>,
@@ -114,6 +119,8 @@ pub async fn public_keys(
         algorithm: "Ed25519",
         note_verifier_key: signer.verifier_key(),
         public_key_pem: keys::public_pem(&signer.public_key()),
+        entry_verifier_key: signer.entry_verifier_key(),
+        entry_public_key_pem: keys::public_pem(&signer.entry_public_key()),
     }))
 }
 
@@ -136,12 +143,33 @@ pub async fn sign_checkpoint(
 struct Status {
     tree_size: u64,
     latest_checkpoint_size: Option<u64>,
+    /// `ok`, or `refused` with the reason in `problem`.
     signing: &'static str,
+    problem: Option<String>,
+    /// The last signing attempt of the instance answering.
+    last_attempt: Option<AttemptOut>,
+    /// The last full verification of the instance answering.
+    last_verification: Option<VerificationOut>,
+}
+
+#[derive(Serialize)]
+struct AttemptOut {
+    at: String,
+    outcome: &'static str,
     problem: Option<String>,
 }
 
-/// `GET /audit/status`: the log's size, the latest checkpoint, and whether signing is refused
-/// and why (auditors).
+#[derive(Serialize)]
+struct VerificationOut {
+    at: String,
+    ok: bool,
+    entries: u64,
+    problem: Option<String>,
+}
+
+/// `GET /audit/status`: the log's size, the latest checkpoint, whether signing is refused and
+/// why, the last signing attempt's outcome and the last full verification's (auditors). Signing
+/// is `ok` only when a dry run of the signer's checks passes and the last attempt did not fail.
 #[get("/audit/status")]
 pub async fn status(
     _auditor: Auditor,
@@ -149,31 +177,43 @@ pub async fn status(
     cell: web::Data<SignerCell>,
 ) -> Result<HttpResponse, Problem> {
     let signer = cell.get(&db).await?;
-    let status = db
-        .run(move |conn| -> Result<Status, AuditError> {
-            Ok(match checkpoint::check(conn, &signer) {
-                Ok((size, latest)) => Status {
-                    tree_size: size,
-                    latest_checkpoint_size: latest.map(|c| c.size),
-                    signing: "ok",
-                    problem: None,
-                },
-                Err(
-                    e @ (AuditError::Rollback { .. }
-                    | AuditError::Inconsistent(_)
-                    | AuditError::OutsideCopy(_)),
-                ) => Status {
-                    tree_size: log::size(conn)?,
-                    latest_checkpoint_size: checkpoint::latest(conn, signer.origin())?
-                        .map(|c| c.size),
-                    signing: "refused",
-                    problem: Some(e.to_string()),
-                },
-                Err(e) => return Err(e),
-            })
+    let state = signer.state();
+    let origin = signer.origin().to_owned();
+    let (tree_size, latest, dry_run) = db
+        .run(move |conn| -> Result<_, AuditError> {
+            let dry_run = match checkpoint::check(conn, &signer) {
+                Ok(_) => None,
+                Err(AuditError::Db(e)) => return Err(AuditError::Db(e)),
+                Err(e) => Some(e.to_string()),
+            };
+            let size = log::size(conn)?;
+            let latest = checkpoint::latest(conn, &origin)?.map(|c| c.size);
+            Ok((size, latest, dry_run))
         })
         .await?;
-    Ok(HttpResponse::Ok().json(status))
+    let last_failure = state
+        .last_attempt
+        .as_ref()
+        .and_then(|a| a.problem.clone())
+        .map(|p| format!("the last signing attempt failed: {p}"));
+    let problem = dry_run.or(last_failure);
+    Ok(HttpResponse::Ok().json(Status {
+        tree_size,
+        latest_checkpoint_size: latest,
+        signing: if problem.is_some() { "refused" } else { "ok" },
+        problem,
+        last_attempt: state.last_attempt.map(|a| AttemptOut {
+            at: a.at,
+            outcome: a.outcome,
+            problem: a.problem,
+        }),
+        last_verification: state.last_verification.map(|v| VerificationOut {
+            at: v.at,
+            ok: v.problem.is_none(),
+            entries: v.entries,
+            problem: v.problem,
+        }),
+    }))
 }
 
 /// Proof output format.
@@ -302,6 +342,12 @@ pub async fn consistency_proof(
     let (cp, proof) = db
         .run(move |conn| -> Result<_, AuditError> {
             let cp = signed_at(conn, &origin, q.to)?;
+            if q.from == 0 {
+                // RFC 9162 section 2.1.4 defines consistency proofs only from a non-empty tree.
+                return Err(AuditError::OutOfRange(
+                    "`from` must be at least 1: RFC 9162 defines no consistency proof from an empty tree".into(),
+                ));
+            }
             if q.from > cp.size {
                 return Err(AuditError::OutOfRange(format!(
                     "size {} is larger than the checkpoint's size {}",

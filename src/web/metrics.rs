@@ -508,11 +508,48 @@ fn per_status(known: &[&'static str], rows: &[(String, i64)]) -> Vec<(&'static s
 }
 
 /// The Prometheus text of the HTTP series and the gauges.
-fn render(http: &[SeriesSnapshot], gauges: &Gauges) -> String {
+fn render(
+    http: &[SeriesSnapshot],
+    gauges: &Gauges,
+    verification: Option<&crate::audit::checkpoint::Verification>,
+) -> String {
     let mut out = String::with_capacity(4096 + http.len() * 1024);
     // Writing into a String cannot fail.
     let _ = write_text(&mut out, http, gauges);
+    let _ = write_verification(&mut out, verification);
     out
+}
+
+/// This instance's last full verification of the audit log, once one has run.
+fn write_verification(
+    out: &mut String,
+    verification: Option<&crate::audit::checkpoint::Verification>,
+) -> fmt::Result {
+    let Some(v) = verification else {
+        return Ok(());
+    };
+    family(
+        out,
+        "writ_audit_verification_seconds",
+        "gauge",
+        "How long this instance's last full verification of the audit log took.",
+    )?;
+    writeln!(
+        out,
+        "writ_audit_verification_seconds {}",
+        Duration::from_micros(v.duration_micros).as_secs_f64()
+    )?;
+    family(
+        out,
+        "writ_audit_verification_ok",
+        "gauge",
+        "Whether this instance's last full verification of the audit log passed (1) or failed (0).",
+    )?;
+    writeln!(
+        out,
+        "writ_audit_verification_ok {}",
+        u8::from(v.problem.is_none())
+    )
 }
 
 fn write_text(out: &mut String, http: &[SeriesSnapshot], gauges: &Gauges) -> fmt::Result {
@@ -725,6 +762,7 @@ pub async fn metrics(
     access: web::Data<MetricsAccess>,
     http: web::Data<HttpMetrics>,
     db: web::Data<Db>,
+    signer: web::Data<crate::audit::service::SignerCell>,
 ) -> Result<HttpResponse, MetricsError> {
     access.check(&req)?;
     let now = chrono::Utc::now().timestamp_micros();
@@ -735,7 +773,8 @@ pub async fn metrics(
             tracing::warn!(error = %e, "metrics: cannot read the database gauges");
             MetricsError::Gauges(e)
         })?;
-    let body = render(&http.snapshot(), &gauges);
+    let verification = signer.loaded().and_then(|s| s.state().last_verification);
+    let body = render(&http.snapshot(), &gauges, verification.as_ref());
     Ok(HttpResponse::Ok().content_type(CONTENT_TYPE).body(body))
 }
 
@@ -868,7 +907,20 @@ mod tests {
             mail_queue: vec![("queued", 0)],
             etsi_deliveries: vec![("failed", 0)],
         };
-        let text = render(&snap, &gauges);
+        let text = render(&snap, &gauges, None);
+        assert!(!text.contains("writ_audit_verification"));
+        let verified = crate::audit::checkpoint::Verification {
+            at: "2026-12-06T00:00:00.000000Z".into(),
+            problem: None,
+            entries: 3,
+            duration_micros: 1_500_000,
+        };
+        let with = render(&snap, &gauges, Some(&verified));
+        assert!(
+            with.contains("writ_audit_verification_seconds 1.5\n"),
+            "{with}"
+        );
+        assert!(with.contains("writ_audit_verification_ok 1\n"));
         assert!(text.contains(
             "writ_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"5xx\"} 1\n"
         ));

@@ -66,6 +66,7 @@ pub struct Application {
     server: Server,
     db: Db,
     checkpointer: Option<tokio::task::JoinHandle<()>>,
+    verifier: Option<tokio::task::JoinHandle<()>>,
     wal_checkpointer: Option<tokio::task::JoinHandle<()>>,
     jobs: tokio::task::JoinHandle<()>,
     mailer: tokio::task::JoinHandle<()>,
@@ -139,6 +140,30 @@ impl Application {
             .port();
         let checkpointer = (settings.audit.checkpoint_interval_secs > 0)
             .then(|| tokio::spawn(audit_service::run_checkpointer(db.clone(), signer.clone())));
+        let verifier = (settings.audit.verify_interval_secs > 0).then(|| {
+            let mail = settings.mail.clone();
+            let audit_settings_for_alert = settings.audit.clone();
+            let alert: audit_service::Alert = std::sync::Arc::new(move |conn, problem| {
+                let origin = audit_service::origin(&audit_settings_for_alert, conn)
+                    .unwrap_or_else(|_| "writ".to_owned());
+                crate::mail::notify(
+                    conn,
+                    &mail,
+                    crate::mail::Recipients::Auditors,
+                    &crate::mail::Notice::AuditVerificationFailed {
+                        origin,
+                        problem: problem.to_owned(),
+                    },
+                    chrono::Utc::now(),
+                );
+            });
+            tokio::spawn(audit_service::run_verifier(
+                db.clone(),
+                signer.clone(),
+                Duration::from_secs(settings.audit.verify_interval_secs),
+                alert,
+            ))
+        });
         let wal_checkpointer = db.spawn_wal_checkpointer(Duration::from_secs(1));
         let mailer = tokio::spawn(crate::mail::run_sender(
             db.clone(),
@@ -183,6 +208,7 @@ impl Application {
             server,
             db,
             checkpointer,
+            verifier,
             wal_checkpointer,
             jobs,
             mailer,
@@ -214,7 +240,7 @@ impl Application {
     /// configured grace period) before returning.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
-        for task in [self.checkpointer, self.wal_checkpointer]
+        for task in [self.checkpointer, self.verifier, self.wal_checkpointer]
             .into_iter()
             .flatten()
         {

@@ -30,6 +30,15 @@ both_backends!(
     a_rollback_to_an_old_backup_stops_signing,
     the_background_signer_and_the_webhook_publish_checkpoints,
     filtered_views_say_they_are_not_complete,
+    a_row_inserted_into_the_database_is_never_signed,
+    entries_from_before_authenticators_are_accepted_until_a_cosigned_checkpoint,
+    exports_carry_authenticators_and_the_offline_verifier_checks_them,
+    the_live_check_reads_the_outside_copy_before_the_database,
+    an_unsigned_entry_edited_in_place_stops_signing,
+    the_background_verification_catches_a_signed_entry_edited_in_place,
+    the_status_reports_a_failing_signer,
+    a_consistency_proof_from_size_0_is_refused,
+    the_default_origin_is_domain_style_and_an_older_log_keeps_its_name,
 );
 
 fn entry(i: u64) -> NewEntry {
@@ -195,6 +204,8 @@ async fn concurrent_appends_from_two_pools_stay_gap_free(backend: Backend) {
     const EACH: u64 = 25;
     let app = spawn_app(backend).await;
     let second_pool = Db::open(&app.db.settings(&[]).database).unwrap();
+    writ::audit::service::install_entry_key(&second_pool, &app.db.settings(&[]).audit, false)
+        .unwrap();
     let handles: Vec<_> = (0..THREADS)
         .map(|t| {
             let pool = if t % 2 == 0 {
@@ -282,8 +293,8 @@ async fn checkpoints_are_public_signed_notes_and_signing_needs_an_auditor(backen
     let cp = open_checkpoint(&note, &verifier(&app).await).unwrap();
     assert_eq!(cp.size, 5);
     assert!(
-        cp.origin.starts_with("writ/"),
-        "derived from the deployment id: {}",
+        cp.origin.starts_with("writ-") && cp.origin.ends_with(".invalid/audit"),
+        "domain-style, derived from the deployment id without a public host: {}",
         cp.origin
     );
     // The PEM key verifies the same note, with the origin as key name.
@@ -633,7 +644,12 @@ async fn a_rewrite_with_recomputed_hashes_is_bracketed_by_checkpoints(backend: B
     })
     .await
     .unwrap();
-    assert!(live.unwrap_err().contains("entries 4 to 7"));
+    // With the entry key it names the entry: its authenticator covers the original leaf.
+    let err = live.unwrap_err();
+    assert!(
+        err.contains("entry 6") && err.contains("authenticator does not verify"),
+        "{err}"
+    );
 }
 
 async fn a_rebuilt_log_is_refused_and_caught_by_the_saved_checkpoint(backend: Backend) {
@@ -830,4 +846,429 @@ async fn filtered_views_say_they_are_not_complete(backend: Backend) {
     assert!(future["entries"].as_array().unwrap().is_empty());
     let bad = app.get_as_auditor("/audit/view?since=yesterday").await;
     assert_eq!(bad.status(), 400);
+}
+
+/// A hex literal for a bytea/blob column on `backend`.
+fn blob_literal(backend: Backend, bytes: &[u8]) -> String {
+    match backend {
+        Backend::Sqlite => format!("X'{}'", hex::encode(bytes)),
+        Backend::Postgres => format!("'\\x{}'::bytea", hex::encode(bytes)),
+    }
+}
+
+/// The SQL an intruder with write access to the database (no trigger to drop: these are
+/// INSERTs) runs to append a well-formed entry at the end of the log: the canonical leaf at the
+/// next position, its leaf hash and every tree node it completes, with `authenticator`.
+async fn forged_append_sql(
+    app: &TestApp,
+    backend: Backend,
+    authenticator: Option<&[u8]>,
+) -> String {
+    let pool = app.pool.clone();
+    let authenticator = authenticator.map(<[u8]>::to_vec);
+    tokio::task::spawn_blocking(move || {
+        let mut conn = pool.conn().unwrap();
+        let seq = writ::audit::log::size(&mut conn).unwrap();
+        let leaf = NewEntry::new(Actor::new(ActorKind::Staff, "u_1"), "order.approved")
+            .order("ord_forged")
+            .to_leaf(seq, Utc::now())
+            .unwrap();
+        let text = leaf.to_text();
+        let hash = merkle::leaf_hash(text.as_bytes());
+        let nodes = merkle::nodes_completed_by_append(
+            seq,
+            hash,
+            &writ::audit::log::DbNodes::new(&mut conn),
+        )
+        .unwrap();
+        let auth = authenticator.map_or("NULL".to_owned(), |a| blob_literal(backend, &a));
+        let mut sql = format!(
+            "INSERT INTO audit_entries (seq, at, actor_kind, actor_id, event, order_id, jurisdiction, leaf, authenticator) \
+             VALUES ({seq}, '{}', 'staff', 'u_1', 'order.approved', 'ord_forged', NULL, '{}', {auth});",
+            leaf.at,
+            text.replace('\'', "''")
+        );
+        for (level, idx, h) in nodes {
+            sql.push_str(&format!(
+                "INSERT INTO audit_nodes (level, idx, hash) VALUES ({level}, {idx}, {});",
+                blob_literal(backend, &h)
+            ));
+        }
+        sql
+    })
+    .await
+    .unwrap()
+}
+
+/// Runs SQL with the triggers left in place.
+async fn run_sql(app: &TestApp, sql: &str) {
+    let pool = app.pool.clone();
+    let sql = sql.to_owned();
+    tokio::task::spawn_blocking(move || pool.conn().unwrap().batch_execute(&sql).unwrap())
+        .await
+        .unwrap();
+}
+
+async fn status(app: &TestApp) -> serde_json::Value {
+    let res = app.get_as_auditor("/audit/status").await;
+    assert_eq!(res.status(), 200);
+    res.json().await.unwrap()
+}
+
+async fn refused_with(app: &TestApp, needles: &[&str]) {
+    let res = app.post_as_auditor("/audit/checkpoint").await;
+    let code = res.status();
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(code, 409, "{body}");
+    let detail = body["detail"].as_str().unwrap();
+    for needle in needles {
+        assert!(detail.contains(needle), "{needle}: {detail}");
+    }
+    let status = status(app).await;
+    assert_eq!(status["signing"], "refused", "{status}");
+    for needle in needles {
+        assert!(
+            status["problem"].as_str().unwrap().contains(needle),
+            "{needle}: {status}"
+        );
+    }
+}
+
+async fn a_row_inserted_into_the_database_is_never_signed(backend: Backend) {
+    let app = spawn_app(backend).await;
+    append_entries(&app.pool, 0, 3).await;
+    let before = sign(&app).await;
+    // A well-formed entry with its leaf hash and nodes, but no authenticator.
+    let sql = forged_append_sql(&app, backend, None).await;
+    run_sql(&app, &sql).await;
+    refused_with(&app, &["entry 3", "no authenticator"]).await;
+    // Appending more does not get it signed either, and nothing new was signed.
+    append_entries(&app.pool, 4, 2).await;
+    refused_with(&app, &["entry 3"]).await;
+    assert_eq!(
+        app.get("/audit/checkpoint").await.text().await.unwrap(),
+        before
+    );
+    // The operator's command says the same.
+    let out = crate::cli::writ_command()
+        .current_dir(app.db.dir())
+        .env_clear()
+        .envs(app.db.env())
+        .args(["audit", "status"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("signing: refused") && stdout.contains("entry 3"),
+        "{stdout}"
+    );
+}
+
+async fn a_forged_authenticator_is_refused_too(backend: Backend) {
+    let app = spawn_app(backend).await;
+    append_entries(&app.pool, 0, 2).await;
+    sign(&app).await;
+    let sql = forged_append_sql(&app, backend, Some(&[7u8; 64])).await;
+    run_sql(&app, &sql).await;
+    refused_with(&app, &["entry 2", "does not verify"]).await;
+}
+
+both_backends!(a_forged_authenticator_is_refused_too);
+
+async fn entries_from_before_authenticators_are_accepted_until_a_cosigned_checkpoint(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
+    append_entries(&app.pool, 0, 3).await;
+    // The log as an older Writ left it: three entries without authenticators, counted by the
+    // migration that introduced them.
+    as_attacker(
+        &app,
+        "UPDATE audit_entries SET authenticator = NULL; \
+         UPDATE writ_meta SET value = '3' WHERE key = 'audit.unauthenticated_before';",
+    )
+    .await;
+    append_entries(&app.pool, 3, 2).await;
+    let note = sign(&app).await;
+    // Signed, and cosigned with the entry key.
+    let keys: serde_json::Value = app.get("/audit/keys").await.json().await.unwrap();
+    let entry_verifier = NoteVerifier::new(keys["entry_verifier_key"].as_str().unwrap()).unwrap();
+    assert_eq!(open_checkpoint(&note, &entry_verifier).unwrap().size, 5);
+    assert_eq!(
+        open_checkpoint(&note, &verifier(&app).await).unwrap().size,
+        5
+    );
+    // From here on, a missing authenticator is refused, even below the recorded point moved up.
+    append_entries(&app.pool, 5, 1).await;
+    as_attacker(
+        &app,
+        "UPDATE audit_entries SET authenticator = NULL WHERE seq = 5; \
+         UPDATE writ_meta SET value = '100' WHERE key = 'audit.unauthenticated_before';",
+    )
+    .await;
+    refused_with(&app, &["entry 5", "no authenticator"]).await;
+}
+
+async fn exports_carry_authenticators_and_the_offline_verifier_checks_them(backend: Backend) {
+    let app = spawn_app(backend).await;
+    append_entries(&app.pool, 0, 6).await;
+    sign(&app).await;
+    let keys: serde_json::Value = app.get("/audit/keys").await.json().await.unwrap();
+    let entry_pem = keys["entry_public_key_pem"].as_str().unwrap().to_owned();
+    let entry_key = writ::audit::keys::parse_public_pem(&entry_pem).unwrap();
+    let key = VerifierKey::Vkey(verifier(&app).await);
+    let check = |text: &str| {
+        verify::verify_export_with(Cursor::new(text.as_bytes()), &key, Some(&entry_key), None)
+    };
+    let jsonl = export(&app, "").await;
+    let csv = export(&app, "?format=csv").await;
+    for text in [&jsonl, &csv] {
+        assert_eq!(check(text).unwrap().authenticated, Some(6));
+    }
+    assert!(csv.lines().nth(1).unwrap().ends_with(",leaf,authenticator"));
+    // An authenticator removed from the export, or replaced, is named.
+    let line = jsonl.lines().nth(3).unwrap(); // entry 2
+    let auth = serde_json::from_str::<serde_json::Value>(line).unwrap()["authenticator"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let stripped = jsonl.replacen(&format!("\"{auth}\""), "null", 1);
+    let err = check(&stripped).unwrap_err().to_string();
+    assert!(
+        err.starts_with("entry 2:") && err.contains("no authenticator"),
+        "{err}"
+    );
+    let replaced = csv.replacen(&auth, &"ab".repeat(64), 1);
+    let err = check(&replaced).unwrap_err().to_string();
+    assert!(
+        err.starts_with("entry 2:") && err.contains("does not verify"),
+        "{err}"
+    );
+    // Without the entry key the verifier says it did not check them.
+    assert_eq!(
+        verify(&app, &jsonl, None).await.unwrap().authenticated,
+        None
+    );
+
+    // The offline command with --entry-key.
+    let dir = app.db.dir();
+    std::fs::write(dir.join("export.jsonl"), &stripped).unwrap();
+    std::fs::write(dir.join("entry.pub"), &entry_pem).unwrap();
+    std::fs::write(
+        dir.join("audit.pub"),
+        keys["public_key_pem"].as_str().unwrap(),
+    )
+    .unwrap();
+    let run = |file: &str| {
+        crate::cli::writ_command()
+            .current_dir(dir)
+            .env_clear()
+            .args([
+                "audit",
+                "verify",
+                file,
+                "--key",
+                "audit.pub",
+                "--entry-key",
+                "entry.pub",
+            ])
+            .output()
+            .unwrap()
+    };
+    let out = run("export.jsonl");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("entry 2"));
+    std::fs::write(dir.join("export.jsonl"), &jsonl).unwrap();
+    let out = run("export.jsonl");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("authenticators checked"), "{stdout}");
+}
+
+async fn the_live_check_reads_the_outside_copy_before_the_database(backend: Backend) {
+    let app = spawn_app(backend).await;
+    append_entries(&app.pool, 0, 4).await;
+    sign(&app).await;
+    as_attacker(&app, "DELETE FROM audit_checkpoints;").await;
+    let pool = app.pool.clone();
+    let settings = app.db.settings(&[]).audit;
+    let live = tokio::task::spawn_blocking(move || {
+        let signer =
+            writ::audit::service::load_signer(&settings, &mut pool.conn().unwrap(), false).unwrap();
+        writ::audit::service::verify_live(&pool, &signer)
+    })
+    .await
+    .unwrap();
+    let err = live.unwrap_err();
+    assert!(
+        err.contains("no signed checkpoint") && err.contains("covers 4"),
+        "{err}"
+    );
+}
+
+async fn an_unsigned_entry_edited_in_place_stops_signing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    append_entries(&app.pool, 0, 3).await;
+    sign(&app).await;
+    append_entries(&app.pool, 3, 3).await;
+    as_attacker(
+        &app,
+        "UPDATE audit_entries SET leaf = replace(leaf, '\"n\":4', '\"n\":44') WHERE seq = 4",
+    )
+    .await;
+    refused_with(&app, &["entry 4", "edited in place"]).await;
+}
+
+async fn the_background_verification_catches_a_signed_entry_edited_in_place(backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        &[
+            ("WRIT_AUDIT__VERIFY_INTERVAL_SECS", "1"),
+            ("WRIT_MAIL__AUDITORS", "auditors@example.org"),
+            ("WRIT_METRICS__ALLOWED_NETWORKS", "127.0.0.1/32,::1/128"),
+        ],
+    )
+    .await;
+    append_entries(&app.pool, 0, 4).await;
+    sign(&app).await;
+    let passed = wait_for_verification(&app, |v| v["ok"] == true).await;
+    assert_eq!(passed["entries"], 4);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("writ_audit_verification_seconds "),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("writ_audit_verification_ok 1"),
+        "{metrics}"
+    );
+    // A signed entry's text edited in place: the checkpoint still holds (the nodes are intact),
+    // so only reading every entry finds it.
+    as_attacker(
+        &app,
+        "UPDATE audit_entries SET leaf = replace(leaf, '\"n\":1', '\"n\":11') WHERE seq = 1",
+    )
+    .await;
+    let failed = wait_for_verification(&app, |v| v["ok"] == false).await;
+    assert!(
+        failed["problem"].as_str().unwrap().contains("entry 1"),
+        "{failed}"
+    );
+    append_entries(&app.pool, 4, 1).await;
+    refused_with(&app, &["verification", "entry 1"]).await;
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("writ_audit_verification_ok 0"),
+        "{metrics}"
+    );
+    // The auditors are alerted through the mail outbox.
+    let pool = app.pool.clone();
+    let mails = tokio::task::spawn_blocking(move || {
+        writ::mail::list(&mut pool.conn().unwrap(), None, 100).unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.subject.contains("verification FAILED")
+                && m.recipients.contains("auditors@example.org")),
+        "{mails:?}"
+    );
+}
+
+async fn wait_for_verification(
+    app: &TestApp,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let status = status(app).await;
+        let v = &status["last_verification"];
+        if !v.is_null() && done(v) {
+            return v.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "{status}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+async fn the_status_reports_a_failing_signer(backend: Backend) {
+    let app = spawn_app(backend).await;
+    append_entries(&app.pool, 0, 4).await;
+    assert_eq!(status(&app).await["signing"], "ok");
+    // The node over entries 0..4 is gone: the root of the log cannot be computed.
+    as_attacker(&app, "DELETE FROM audit_nodes WHERE level = 2").await;
+    let res = app.post_as_auditor("/audit/checkpoint").await;
+    assert!(!res.status().is_success());
+    let status = status(&app).await;
+    assert_ne!(status["signing"], "ok", "{status}");
+    assert!(
+        status["problem"].as_str().unwrap().contains("missing"),
+        "{status}"
+    );
+    assert_eq!(status["last_attempt"]["outcome"], "failed", "{status}");
+}
+
+async fn a_consistency_proof_from_size_0_is_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    append_entries(&app.pool, 0, 3).await;
+    sign(&app).await;
+    for path in [
+        "/audit/proofs/consistency?from=0",
+        "/audit/export?consistency_from=0",
+    ] {
+        let res = app.get_as_auditor(path).await;
+        assert_eq!(res.status(), 400, "{path}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("from` must be at least 1"),
+            "{body}"
+        );
+    }
+}
+
+async fn the_default_origin_is_domain_style_and_an_older_log_keeps_its_name(backend: Backend) {
+    let app = spawn_app_with(backend, &[("WRIT_SERVER__PUBLIC_HOST", "Writ.Example.org")]).await;
+    append_entries(&app.pool, 0, 2).await;
+    let note = sign(&app).await;
+    assert!(note.starts_with("writ.example.org/audit\n"), "{note}");
+
+    // A deployment whose log was started under the older default keeps signing under it.
+    let app = spawn_app(backend).await;
+    let pool = app.pool.clone();
+    let id = tokio::task::spawn_blocking(move || {
+        writ::db::meta::get(&mut pool.conn().unwrap(), "deployment_id")
+            .unwrap()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let legacy = format!("writ/{id}");
+    let older =
+        crate::helpers::spawn_second_instance(&app, &[("WRIT_AUDIT__ORIGIN", &legacy)]).await;
+    append_entries(&app.pool, 0, 2).await;
+    let res = app
+        .client
+        .post(format!("{}/audit/checkpoint", older.address))
+        .bearer_auth(&app.db.auditor_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let upgraded = crate::helpers::spawn_second_instance(&app, &[]).await;
+    append_entries(&app.pool, 2, 1).await;
+    let res = app
+        .client
+        .post(format!("{}/audit/checkpoint", upgraded.address))
+        .bearer_auth(&app.db.auditor_token)
+        .send()
+        .await
+        .unwrap();
+    let note = res.text().await.unwrap();
+    assert!(note.starts_with(&format!("{legacy}\n3\n")), "{note}");
 }

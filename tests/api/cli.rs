@@ -309,6 +309,7 @@ async fn keys_and_audit_commands_work_end_to_end(backend: Backend) {
 
     // Entries from the library, as the rest of Writ appends them.
     let pool = writ::db::Db::open(&db.settings(&[]).database).unwrap();
+    writ::audit::service::install_entry_key(&pool, &db.settings(&[]).audit, false).unwrap();
     tokio::task::spawn_blocking(move || {
         let mut conn = pool.conn().unwrap();
         for i in 0..20u64 {

@@ -307,6 +307,7 @@ pub(crate) fn setup(db: &TestDb, approvers: &[&str]) {
     let pool = writ::db::Db::open(&db.settings(&[]).database).unwrap();
     let mut conn = pool.conn().unwrap();
     writ::db::migrations::run_pending(&mut conn).unwrap();
+    writ::audit::service::install_entry_key(&pool, &db.settings(&[]).audit, true).unwrap();
     let actor = Actor::new(ActorKind::System, "test");
     writ::authority::add(
         &mut conn,
@@ -364,7 +365,9 @@ pub(crate) fn setup(db: &TestDb, approvers: &[&str]) {
 
 /// The store as a freshly started process opens it.
 fn open(db: &TestDb) -> writ::db::Db {
-    writ::db::Db::open(&db.settings(&[]).database).unwrap()
+    let pool = writ::db::Db::open(&db.settings(&[]).database).unwrap();
+    writ::audit::service::install_entry_key(&pool, &db.settings(&[]).audit, true).unwrap();
+    pool
 }
 
 fn count_events(conn: &mut writ::db::DbConn, event: &str) -> i64 {

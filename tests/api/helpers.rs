@@ -168,6 +168,10 @@ impl TestDb {
                 self.dir().join("audit.key").display().to_string(),
             ),
             (
+                "WRIT_AUDIT__ENTRY_KEY_PATH".into(),
+                self.dir().join("audit-entry.key").display().to_string(),
+            ),
+            (
                 "WRIT_AUDIT__CHECKPOINT_PATH".into(),
                 self.dir().join("checkpoint.txt").display().to_string(),
             ),
@@ -194,6 +198,8 @@ impl TestDb {
             ),
             // Tests sign on demand unless they test the background signer.
             ("WRIT_AUDIT__CHECKPOINT_INTERVAL_SECS".into(), "0".into()),
+            // Nor do they verify the whole log in the background unless they test it.
+            ("WRIT_AUDIT__VERIFY_INTERVAL_SECS".into(), "0".into()),
         ]
     }
 

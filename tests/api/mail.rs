@@ -222,6 +222,7 @@ fn setup(backend: Backend, extra: &[(&str, &str)]) -> (TestDb, Db, Settings) {
     settings.mail.auditors = vec![AUDITOR.to_owned()];
     let pool = Db::open(&settings.database).unwrap();
     migrations::run_pending(&mut pool.conn().unwrap()).unwrap();
+    writ::audit::service::install_entry_key(&pool, &settings.audit, true).unwrap();
     (db, pool, settings)
 }
 

@@ -42,6 +42,7 @@ const ALLOWED_COLUMNS: &[&str] = &[
     "audit_entries.order_id",
     "audit_entries.jurisdiction",
     "audit_entries.leaf",
+    "audit_entries.authenticator",
     "audit_nodes.level",
     "audit_nodes.idx",
     "audit_nodes.hash",

@@ -827,6 +827,7 @@ where
     F: Fn(&mut DbConn) -> Result<(), String> + Clone + Send + 'static,
 {
     let second = Db::open(&app.db.settings(&[]).database).unwrap();
+    writ::audit::service::install_entry_key(&second, &app.db.settings(&[]).audit, false).unwrap();
     let pools = [app.pool.clone(), second, app.pool.clone()];
     let (locked_tx, locked_rx) = std::sync::mpsc::channel();
     let holder = {
