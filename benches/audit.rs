@@ -104,6 +104,8 @@ fn bench_appends(label: &str, db: &Db) {
     migrations::run_pending(&mut conn).unwrap();
     conn.batch_execute(PLAIN_TABLE).unwrap();
     drop(conn);
+    // These logs are only timed, never signed: any entry key will do.
+    db.install_audit_entry_key(ed25519_dalek::SigningKey::from_bytes(&[0x5a; 32]));
     let single = 300;
     let batched = 20_000;
     // Interleave the two so that machine noise hits both alike; report the better of 3 rounds.
@@ -205,6 +207,7 @@ fn main() {
     let db = Db::open(&settings.database).unwrap();
     let mut conn = db.conn().unwrap();
     migrations::run_pending(&mut conn).unwrap();
+    service::install_entry_key(&db, &settings.audit, true).unwrap();
     let seeded = rate(&db, 0, entries, 1000, &append_op);
     let signer = service::load_signer(&settings.audit, &mut conn, true).unwrap();
     checkpoint::sign_if_new(&mut conn, &signer, Utc::now()).unwrap();

@@ -220,6 +220,7 @@ fn bench_settings(url: &str, dir: &Path, extra: &[(&str, String)]) -> Settings {
     let defaults = [
         ("WRIT_DATABASE__URL", url.to_owned()),
         ("WRIT_AUDIT__SIGNING_KEY_PATH", path("audit.key")),
+        ("WRIT_AUDIT__ENTRY_KEY_PATH", path("audit-entry.key")),
         ("WRIT_AUDIT__CHECKPOINT_PATH", path("checkpoint.txt")),
         ("WRIT_PACKAGE__SIGNING_KEY_PATH", path("package.key")),
         ("WRIT_MAIL__OUTBOX_DIR", path("outbox")),
@@ -500,6 +501,7 @@ fn prepare_store(settings: &Settings) -> Db {
     let db = Db::open(&settings.database).unwrap();
     let mut conn = db.conn().unwrap();
     migrations::run_pending(&mut conn).unwrap();
+    writ::audit::service::install_entry_key(&db, &settings.audit, true).unwrap();
     let actor = Actor::new(ActorKind::System, "bench");
     writ::authority::add(
         &mut conn,
@@ -1249,6 +1251,10 @@ fn disclosure(url: &str, dir: &Path, events: u64, iterations: usize) -> Disclose
             dir.join("audit.key").display().to_string(),
         )
         .env(
+            "WRIT_AUDIT__ENTRY_KEY_PATH",
+            dir.join("audit-entry.key").display().to_string(),
+        )
+        .env(
             "WRIT_AUDIT__CHECKPOINT_PATH",
             dir.join("checkpoint.txt").display().to_string(),
         )
@@ -1267,6 +1273,7 @@ fn disclosure(url: &str, dir: &Path, events: u64, iterations: usize) -> Disclose
     ));
     let settings = bench_settings(url, dir, &[]);
     let db = Db::open(&settings.database).unwrap();
+    writ::audit::service::install_entry_key(&db, &settings.audit, true).unwrap();
     add_target(&db);
     let scope = disclosure_scope();
     let scope_sha256 = writ::disclosure::package::sha256_hex(&serde_json::to_vec(&scope).unwrap());
@@ -1348,6 +1355,7 @@ fn lookups(url: &str, dir: &Path, events: u64, report: &mut Report) {
     use writ::metadata::lookup::{self, LookupContext, Window};
     let settings = bench_settings(url, dir, &[]);
     let db = Db::open(&settings.database).unwrap();
+    writ::audit::service::install_entry_key(&db, &settings.audit, true).unwrap();
     let mut conn = db.conn().unwrap();
     let ctx = LookupContext {
         actor: Actor::new(ActorKind::Staff, "bench"),
@@ -1424,6 +1432,7 @@ fn child_import(url: &str, dir: &Path, csv: &Path) {
     use writ::metadata::import::{self, Format, ImportOptions};
     let settings = bench_settings(url, dir, &[]);
     let db = Db::open(&settings.database).unwrap();
+    writ::audit::service::install_entry_key(&db, &settings.audit, true).unwrap();
     let options = ImportOptions {
         kind: writ::metadata::records::RecordKind::IpEvents,
         format: Format::Csv,
@@ -1470,8 +1479,10 @@ fn import_suite(dir: &Path, n: u64, report: &mut Report) {
     drop((w, b));
     let fresh = |name: &str| {
         let url = format!("sqlite://{}", d.join(name).display());
-        let db = Db::open(&bench_settings(&url, &d, &[]).database).unwrap();
+        let seed_settings = bench_settings(&url, &d, &[]);
+        let db = Db::open(&seed_settings.database).unwrap();
         migrations::run_pending(&mut db.conn().unwrap()).unwrap();
+        writ::audit::service::install_entry_key(&db, &seed_settings.audit, true).unwrap();
         writ::metadata::demo::seed(
             &db,
             writ::metadata::demo::DemoSpec {
@@ -1643,6 +1654,7 @@ fn audit_suite(dir: &Path, entries: u64, report: &mut Report) {
     let db = Db::open(&settings.database).unwrap();
     let mut conn = db.conn().unwrap();
     migrations::run_pending(&mut conn).unwrap();
+    writ::audit::service::install_entry_key(&db, &settings.audit, true).unwrap();
     conn.batch_execute(
         "CREATE TABLE bench_plain (seq BIGINT PRIMARY KEY NOT NULL, at TEXT NOT NULL, \
          actor_kind TEXT NOT NULL, actor_id TEXT NOT NULL, event TEXT NOT NULL, order_id TEXT, \

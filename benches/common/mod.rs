@@ -23,6 +23,10 @@ pub fn settings(url: &str, dir: &Path) -> Settings {
                 dir.join("audit.key").display().to_string(),
             ),
             (
+                "WRIT_AUDIT__ENTRY_KEY_PATH",
+                dir.join("audit-entry.key").display().to_string(),
+            ),
+            (
                 "WRIT_AUDIT__CHECKPOINT_PATH",
                 dir.join("checkpoint.txt").display().to_string(),
             ),

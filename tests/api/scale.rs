@@ -666,6 +666,7 @@ async fn start_together_on_a_fresh_postgresql() -> TestApp {
     let db = TestDb::new(Backend::Postgres);
     // Production provisions both keys before the first start and lets no instance create one.
     writ::audit::keys::init(&db.dir().join("audit.key")).unwrap();
+    writ::audit::keys::init(&db.dir().join("audit-entry.key")).unwrap();
     writ::disclosure::keys::init(&db.dir().join("package.key")).unwrap();
     let env = [
         ("WRIT_AUDIT__CREATE_KEY_IF_MISSING", "false"),
