@@ -10,6 +10,7 @@
 //! - [`export`]: streaming exports with everything an auditor needs to verify them.
 //! - [`verify`]: the offline verifier behind `writ audit verify`.
 //! - [`service`]: the checkpointer task and webhook push.
+//! - [`tiles`]: the log as C2SP tlog-tiles (hash tiles and entry bundles).
 
 pub mod authenticator;
 pub mod checkpoint;
@@ -21,6 +22,7 @@ pub mod merkle;
 pub mod note;
 pub mod proof;
 pub mod service;
+pub mod tiles;
 pub mod verify;
 
 pub use entry::{Actor, ActorKind, NewEntry, RefValue};

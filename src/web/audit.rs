@@ -19,7 +19,7 @@ use crate::audit::export::{self, ExportFormat, ExportRequest};
 use crate::audit::log::{self, DbNodes, StoredEntry};
 use crate::audit::proof::InclusionProofDoc;
 use crate::audit::service::SignerCell;
-use crate::audit::{AuditError, keys, merkle, service};
+use crate::audit::{AuditError, keys, merkle, service, tiles};
 use crate::db::schema::audit_entries;
 use crate::db::{Db, DbError};
 use crate::web::auth::Auditor;
@@ -214,6 +214,77 @@ pub async fn status(
             problem: v.problem,
         }),
     }))
+}
+
+/// Where the tiles of the latest signed checkpoint are read.
+async fn serve_tile(
+    db: &Db,
+    cell: &SignerCell,
+    path: &str,
+    want_entries: bool,
+) -> Result<HttpResponse, Problem> {
+    let tile = tiles::TilePath::parse(path).map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-tile-path",
+            "Invalid tile path",
+        )
+        .detail(e.to_string())
+    })?;
+    if tile.level.is_none() != want_entries {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-tile-path",
+            "Invalid tile path",
+        )
+        .detail(
+            "entry bundles are at /audit/tile/entries/<N>, hash tiles at /audit/tile/<L>/<N>",
+        ));
+    }
+    let signer = cell.get(db).await?;
+    let origin = signer.origin().to_owned();
+    let bytes = db
+        .run(move |conn| -> Result<_, AuditError> {
+            let size = checkpoint::latest(conn, &origin)?.map_or(0, |c| c.size);
+            tiles::read(conn, &tile, size)
+        })
+        .await?
+        .ok_or_else(|| {
+            Problem::new(StatusCode::NOT_FOUND, "no-tile", "No such tile")
+                .detail("this tile is not within the latest signed checkpoint")
+        })?;
+    let cache = if want_entries {
+        "private, max-age=31536000, immutable"
+    } else {
+        "public, max-age=31536000, immutable"
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("application/octet-stream")
+        .insert_header(("Cache-Control", cache))
+        .body(bytes))
+}
+
+/// `GET /audit/tile/entries/<N>[.p/<W>]`: a C2SP tlog-tiles entry bundle, the canonical leaves
+/// each prefixed by its big-endian uint16 length (auditors: entries reveal that orders exist).
+#[get("/audit/tile/entries/{path:.*}")]
+pub async fn entry_bundle(
+    _auditor: Auditor,
+    db: web::Data<Db>,
+    cell: web::Data<SignerCell>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    serve_tile(&db, &cell, &format!("entries/{}", path.into_inner()), true).await
+}
+
+/// `GET /audit/tile/<L>/<N>[.p/<W>]`: a C2SP tlog-tiles hash tile of the latest signed
+/// checkpoint (public, like the checkpoint: hashes only).
+#[get("/audit/tile/{path:.*}")]
+pub async fn hash_tile(
+    db: web::Data<Db>,
+    cell: web::Data<SignerCell>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    serve_tile(&db, &cell, &path.into_inner(), false).await
 }
 
 /// Proof output format.

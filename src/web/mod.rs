@@ -369,6 +369,8 @@ fn build_server(
                 .service(audit::public_keys)
                 .service(audit::sign_checkpoint)
                 .service(audit::status)
+                .service(audit::entry_bundle)
+                .service(audit::hash_tile)
                 .service(audit::inclusion_proof)
                 .service(audit::consistency_proof)
                 .service(audit::entries)

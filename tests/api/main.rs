@@ -25,4 +25,5 @@ mod orders;
 mod package;
 mod policy;
 mod scale;
+mod tiles;
 mod workspace;
