@@ -336,12 +336,14 @@ impl Signed {
     }
 }
 
-/// Checks the log against every earlier commitment; returns the size now and the latest
-/// database checkpoint. The caller holds the signing lock (or only reads).
+/// Checks the log against every earlier commitment, and the entries since (those below
+/// `checked_below` were checked already); returns the size now and the latest database
+/// checkpoint. The caller holds the signing lock (or only reads).
 fn check_commitments(
     conn: &mut DbConn,
     signer: &CheckpointSigner,
     outside: Option<&(Checkpoint, String)>,
+    checked_below: u64,
 ) -> Result<(u64, Option<StoredCheckpoint>), AuditError> {
     let size = log::size(conn)?;
     let latest = latest(conn, signer.origin())?;
@@ -394,7 +396,7 @@ fn check_commitments(
         (None, Some((c, note))) => Some((c.size, note.as_str())),
         (None, None) => None,
     };
-    check_new_entries(conn, signer, trusted, size)?;
+    check_new_entries(conn, signer, trusted, size, checked_below)?;
     Ok((size, latest))
 }
 
@@ -428,6 +430,7 @@ fn check_new_entries(
     signer: &CheckpointSigner,
     trusted: Option<(u64, &str)>,
     size: u64,
+    checked_below: u64,
 ) -> Result<(), AuditError> {
     let (from, strict) = match trusted {
         Some((at, note)) => (at, cosigned(signer, note, at)?),
@@ -444,7 +447,7 @@ fn check_new_entries(
         seq,
         reason: reason.to_owned(),
     };
-    let mut cur = from;
+    let mut cur = from.max(checked_below);
     while cur < size {
         let end = size.min(cur.saturating_add(PAGE));
         let entries = log::entries(conn, cur, end)?;
@@ -525,7 +528,7 @@ pub fn check_log(
     signer: &CheckpointSigner,
 ) -> Result<(u64, Option<StoredCheckpoint>), AuditError> {
     let outside = read_outside(signer)?;
-    let (size, latest) = check_commitments(conn, signer, outside.as_ref())?;
+    let (size, latest) = check_commitments(conn, signer, outside.as_ref(), 0)?;
     if size > 0 {
         merkle::root(size, &DbNodes::new(conn))?;
     }
@@ -571,12 +574,15 @@ fn sign_unrecorded(
 ) -> Result<Signed, AuditError> {
     refuse_if_damaged(signer)?;
     let outside = read_outside(signer)?;
+    // The entries are checked first outside the write transaction, so that appends do not wait
+    // for the signatures to be verified; inside it, only those appended meanwhile.
+    let (checked, _) = check_commitments(conn, signer, outside.as_ref(), 0)?;
     let signed = write_tx(conn, |conn| -> Result<Signed, AuditError> {
         if let DbConn::Postgres(c) = conn {
             diesel::sql_query(format!("SELECT pg_advisory_xact_lock({PG_SIGN_LOCK})"))
                 .execute(c)?;
         }
-        let (size, latest) = check_commitments(conn, signer, outside.as_ref())?;
+        let (size, latest) = check_commitments(conn, signer, outside.as_ref(), checked)?;
         match latest {
             Some(l) if l.size == size => return Ok(Signed::Unchanged(l)),
             None if size == 0 => return Ok(Signed::EmptyLog),
