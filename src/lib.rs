@@ -14,6 +14,7 @@ pub mod db;
 pub mod disclosure;
 pub mod etsi;
 pub mod failpoint;
+pub mod json;
 pub mod mail;
 pub mod metadata;
 pub mod orders;

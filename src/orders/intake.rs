@@ -98,6 +98,19 @@ fn invalid(status: u16, slug: &'static str, title: &str, errors: Vec<FieldError>
     }
 }
 
+/// The 422 for a key named twice in one object, at its path under `prefix`.
+pub fn duplicate_key(d: &crate::json::DuplicateKey, prefix: &str) -> OrderError {
+    invalid(
+        422,
+        "duplicate-key",
+        "The submission names a key twice",
+        vec![FieldError::new(
+            d.path(prefix),
+            crate::json::DUPLICATE_KEY_MESSAGE,
+        )],
+    )
+}
+
 /// Parses and checks a submission body; `document_required` for a new order.
 pub fn check(
     conn: &mut DbConn,
@@ -125,6 +138,11 @@ pub fn check(
                 "must be a JSON object, not an array",
             )],
         ));
+    }
+    // Before any reading that keeps one of two equal keys: the validator signed these bytes,
+    // and another reader of them must not see another order.
+    if let Err(crate::json::StrictError::Duplicate(d)) = crate::json::duplicate_key(body) {
+        return Err(duplicate_key(&d, ""));
     }
     let envelope: Envelope<'_> = match serde_json::from_str::<Envelope<'_>>(text) {
         Ok(e) => e,

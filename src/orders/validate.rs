@@ -86,6 +86,15 @@ pub fn check_order(raw: &str, prefix: &str) -> Result<Order, Vec<FieldError>> {
             "must not contain NUL characters (\\u0000)",
         )]);
     }
+    // A reader that keeps the first of two equal keys would see another order than the last-
+    // key reader below: an order that names a key twice is no order at all.
+    if let Err(crate::json::StrictError::Duplicate(d)) = crate::json::duplicate_key(raw.as_bytes())
+    {
+        return Err(vec![FieldError::new(
+            d.path(prefix),
+            crate::json::DUPLICATE_KEY_MESSAGE,
+        )]);
+    }
     let value: serde_json::Value = serde_json::from_str(raw)
         .map_err(|e| vec![FieldError::new(prefix, format!("is not valid JSON: {e}"))])?;
     let Some(object) = value.as_object() else {
@@ -303,6 +312,26 @@ mod tests {
             "to": "2026-01-01T00:00:00Z"
         });
         assert!(check_order(&v.to_string(), "order").is_ok());
+    }
+
+    #[test]
+    fn a_key_named_twice_is_refused_by_path() {
+        let cases = [
+            (
+                GOOD.replacen("{", r#"{"reference":"OTHER-1","#, 1),
+                "order.reference",
+            ),
+            (
+                GOOD.replacen(r#""issuer": {"#, r#""issuer": {"kind":"judge","#, 1),
+                "order.issuer.kind",
+            ),
+        ];
+        for (text, path) in cases {
+            let errors = check_order(&text, "order").unwrap_err();
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert_eq!(errors[0].field, path, "{errors:?}");
+            assert!(errors[0].message.contains("duplicate key"), "{errors:?}");
+        }
     }
 
     #[test]

@@ -700,6 +700,20 @@ fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Problem> {
             "must be a JSON object, not an array",
         )]));
     }
+    // Two readers of one body must read the same thing: a key named twice is refused.
+    if let Err(crate::json::StrictError::Duplicate(d)) = crate::json::duplicate_key(body) {
+        let field = d.path("");
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "duplicate-key",
+            "The body names a key twice",
+        )
+        .detail(format!("{field}: {}", crate::json::DUPLICATE_KEY_MESSAGE))
+        .errors(vec![FieldError::new(
+            field,
+            crate::json::DUPLICATE_KEY_MESSAGE,
+        )]));
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let field = e.path().to_string();

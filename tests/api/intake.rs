@@ -1,0 +1,191 @@
+//! Intake hardening (issue 21, items 7 to 14): bodies that read differently in different readers,
+//! message floods, validation signatures replayed by others, throttles, identifiers that hide
+//! what they say, kept bodies and slow connections.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::helpers::Backend;
+use crate::orders::{Api, ORDER, PARIS, PDF, json_of, submission};
+
+both_backends!(
+    a_key_named_twice_is_refused_at_every_level_by_path,
+    a_fed_record_naming_a_field_twice_is_refused,
+);
+
+/// The document part of a submission, as JSON text.
+fn document() -> String {
+    use base64::Engine;
+    json!({
+        "media_type": "application/pdf",
+        "content": base64::engine::general_purpose::STANDARD.encode(PDF),
+    })
+    .to_string()
+}
+
+async fn a_key_named_twice_is_refused_at_every_level_by_path(backend: Backend) {
+    let api = Api::start(backend, &[]).await;
+    let order = ORDER.trim();
+    // The body as sent; the path the problem must name.
+    let cases: Vec<(String, &str)> = vec![
+        // The submission envelope: a second document.
+        (
+            format!(
+                r#"{{"order":{order},"document":{},"document":{}}}"#,
+                document(),
+                document()
+            ),
+            "document",
+        ),
+        // The envelope's nested object.
+        (
+            format!(
+                r#"{{"order":{order},"document":{{"media_type":"application/pdf","media_type":"application/pdf","content":"JVBERi0="}}}}"#
+            ),
+            "document.media_type",
+        ),
+        // The order's top level, the second spelled with an escape: one key to every reader.
+        (
+            submission(&order.replacen('{', r#"{"\u0072eference":"OTHER-1","#, 1)),
+            "order.reference",
+        ),
+        // A nested object of the order: the issuer's kind.
+        (
+            submission(&order.replacen(
+                r#""kind": "prosecutor","#,
+                r#""kind": "judge", "kind": "prosecutor","#,
+                1,
+            )),
+            "order.issuer.kind",
+        ),
+        // An object inside an array: the first target.
+        (
+            submission(&order.replacen(
+                r#"{"username": "alice"}"#,
+                r#"{"username": "alice", "username": "mallory"}"#,
+                1,
+            )),
+            "order.targets[0].username",
+        ),
+        // Two levels down inside an array: the IP target's address.
+        (
+            submission(&order.replacen(
+                r#""address": "203.0.113.7","#,
+                r#""address": "203.0.113.7", "address": "198.51.100.1","#,
+                1,
+            )),
+            "order.targets[1].ip.address",
+        ),
+    ];
+    for (body, path) in &cases {
+        assert!(
+            serde_json::from_str::<Value>(body).is_ok(),
+            "the case must be JSON: {body}"
+        );
+        let (status, problem) = json_of(api.submit(PARIS, body).await).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{path}: {problem}"
+        );
+        assert_eq!(problem["errors"][0]["field"], *path, "{problem}");
+        assert!(
+            problem["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("duplicate key"),
+            "{problem}"
+        );
+        // Kept as a rejected submission, like any malformed one.
+        assert!(problem["submission_id"].is_string(), "{problem}");
+    }
+
+    // The same order without the duplicate is accepted: the refusal is about the duplicate.
+    let response = api.submit(PARIS, &submission(order)).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let (_, created) = json_of(response).await;
+    let id = created["id"].as_str().unwrap();
+
+    // A message and a withdrawal naming a key twice, and a message whose amended order does.
+    let messages = format!("/api/v1/orders/{id}/messages");
+    let amended = order.replacen(
+        r#""categories": ["subscriber", "identification"]"#,
+        r#""categories": ["subscriber"], "categories": ["subscriber", "traffic"]"#,
+        1,
+    );
+    for (path, body, field) in [
+        (
+            messages.clone(),
+            r#"{"text":"the answer","text":"another answer"}"#.to_owned(),
+            "text",
+        ),
+        (
+            messages.clone(),
+            format!(
+                r#"{{"text":"amended","order":{amended},"document":{}}}"#,
+                document()
+            ),
+            "order.categories",
+        ),
+        (
+            format!("/api/v1/orders/{id}/withdraw"),
+            r#"{"reason":"a","reason":"b"}"#.to_owned(),
+            "reason",
+        ),
+    ] {
+        let (status, problem) =
+            json_of(api.send(PARIS, "POST", &path, body.as_bytes()).await).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{path}: {problem}"
+        );
+        assert_eq!(problem["errors"][0]["field"], field, "{problem}");
+    }
+    // Nothing of it was taken: the order is as submitted and not withdrawn.
+    let (_, read) = json_of(
+        api.send(PARIS, "GET", &format!("/api/v1/orders/{id}"), b"")
+            .await,
+    )
+    .await;
+    assert_eq!(read["status"], "under_review", "{read}");
+    assert_eq!(read["version"], 1, "{read}");
+}
+
+/// A fed record that names a field twice is refused by line, naming the field: `writ import`
+/// and the ingest endpoint share the reading.
+async fn a_fed_record_naming_a_field_twice_is_refused(backend: Backend) {
+    let (token, hash) = writ::web::auth::new_token().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("feeders.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[metadata]\nfeeders = [{{ name = \"login-service\", token_sha256 = \"{hash}\" }}]\n"
+        ),
+    )
+    .unwrap();
+    let app = crate::metadata::spawn_app_with_file(backend, &config).await;
+    let body = "{\"external_id\":\"u-1\",\"status\":\"active\",\"created_at\":\"2026-01-01T00:00:00Z\"}\n\
+                {\"external_id\":\"u-2\",\"status\":\"active\",\"created_at\":\"2026-01-01T00:00:00Z\",\"external_id\":\"u-3\"}\n";
+    let res = app
+        .client
+        .post(format!("{}/api/v1/ingest/accounts", app.address))
+        .header("content-type", "application/x-ndjson")
+        .bearer_auth(&token)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let answer: Value = res.json().await.unwrap();
+    assert_eq!(answer["new"], 1, "{answer}");
+    assert_eq!(answer["rejected"], 1, "{answer}");
+    assert_eq!(answer["rejects"][0]["line"], 2, "{answer}");
+    let reason = answer["rejects"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("`external_id`") && reason.contains("duplicate key"),
+        "{answer}"
+    );
+}
