@@ -136,6 +136,30 @@ pub fn receive(
     rules: &Rules<'_>,
     now: DateTime<Utc>,
 ) -> Result<Answer, OrderError> {
+    let parsed = parse(body, &limits(rules.settings));
+    receive_parsed(conn, authority_id, body, parsed, rules, now)
+}
+
+/// The parsing limits of these settings.
+pub fn limits(settings: &EtsiSettings) -> Limits {
+    Limits {
+        max_bytes: settings.message_limit_bytes,
+        max_depth: settings.max_depth,
+        ..Limits::default()
+    }
+}
+
+/// [`receive`] with the message already parsed (by [`parse`] under [`limits`]), so that the
+/// caller can parse before it takes a database connection: one authority's large message then
+/// holds no connection while it is read.
+pub fn receive_parsed(
+    conn: &mut DbConn,
+    authority_id: &str,
+    body: &[u8],
+    parsed: Result<crate::etsi::model::Message, crate::etsi::ParseError>,
+    rules: &Rules<'_>,
+    now: DateTime<Utc>,
+) -> Result<Answer, OrderError> {
     let settings = rules.settings;
     let registered: Authority = authorities::table
         .find(authority_id)
@@ -163,12 +187,7 @@ pub fn receive(
             now,
         );
     };
-    let limits = Limits {
-        max_bytes: settings.message_limit_bytes,
-        max_depth: settings.max_depth,
-        ..Limits::default()
-    };
-    let message = match parse(body, &limits) {
+    let message = match parsed {
         Ok(m) => m,
         Err(e) => {
             return refuse(
@@ -809,6 +828,8 @@ fn stored_object(
         max_bytes: usize::MAX,
         max_depth: 256,
         max_nodes: usize::MAX,
+        max_attributes_per_element: usize::MAX,
+        max_attributes: usize::MAX,
     };
     let message = parse(&body, &limits)
         .map_err(|e| OrderError::Conflict(format!("a kept HI-1 message no longer parses: {e}")))?;

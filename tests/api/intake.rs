@@ -12,6 +12,7 @@ use crate::orders::{Api, ORDER, PARIS, PDF, json_of, submission};
 both_backends!(
     a_key_named_twice_is_refused_at_every_level_by_path,
     a_fed_record_naming_a_field_twice_is_refused,
+    an_attribute_flood_is_refused_quickly_and_starves_no_one,
 );
 
 /// The document part of a submission, as JSON text.
@@ -187,5 +188,77 @@ async fn a_fed_record_naming_a_field_twice_is_refused(backend: Backend) {
     assert!(
         reason.contains("`external_id`") && reason.contains("duplicate key"),
         "{answer}"
+    );
+}
+
+/// Found by an outside attacker: one HI-1 message with 100 000 attributes on one element took
+/// 13 s to parse, inside a database connection; eight at once left other authorities with 503s.
+async fn an_attribute_flood_is_refused_quickly_and_starves_no_one(backend: Backend) {
+    let api = Api::start(
+        backend,
+        &[
+            ("WRIT_ETSI__UNIQUE_IDENTIFIER", "ACTOR02"),
+            ("WRIT_DATABASE__POOL_SIZE", "3"),
+            ("WRIT_DATABASE__CONNECT_TIMEOUT_SECS", "5"),
+        ],
+    )
+    .await;
+    api.app
+        .pool
+        .run(|conn| {
+            let actor = writ::audit::Actor::new(writ::audit::ActorKind::System, "test");
+            writ::authority::set_etsi(
+                conn,
+                &actor,
+                &writ::authority::EtsiIdentity {
+                    authority_id: PARIS.iss.into(),
+                    country_code: "XX".into(),
+                    unique_identifier: "ACTOR01".into(),
+                    disclosure_instrument: "eu.epoc".into(),
+                    preservation_instrument: None,
+                    delivery_url: None,
+                    updated_at: chrono::Utc::now().timestamp_micros(),
+                },
+            )
+            .unwrap();
+            Ok::<_, writ::db::DbError>(())
+        })
+        .await
+        .unwrap();
+    let attrs: String = (0..100_000).map(|i| format!(" a{i}=\"1\"")).collect();
+    let flood = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<HI1Message xmlns=\"{}\"><Header{attrs}/></HI1Message>",
+        writ::etsi::model::NS_CORE
+    );
+    let started = std::time::Instant::now();
+    let floods = (0..8).map(|_| crate::etsi::hi1(&api, PARIS, &flood));
+    // Meanwhile another authority submits orders through the JSON API.
+    let others = (0..3).map(|i| {
+        let order = ORDER.replacen("PR-2026-0042", &format!("LYON-{i}"), 1);
+        let api = &api;
+        async move {
+            api.submit(crate::orders::POLICE_SIGNER, &submission(&order))
+                .await
+        }
+    });
+    let (floods, others) = tokio::join!(
+        futures_util::future::join_all(floods),
+        futures_util::future::join_all(others)
+    );
+    let elapsed = started.elapsed();
+    for reply in &floods {
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text);
+        assert!(
+            reply.text.contains("attributes") && reply.text.contains("at most 64"),
+            "{}",
+            reply.text
+        );
+    }
+    for response in others {
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+    assert!(
+        elapsed < std::time::Duration::from_secs(10),
+        "eight floods and three orders took {elapsed:?}"
     );
 }
