@@ -219,6 +219,9 @@ pub struct ApiSettings {
     pub trusted_proxy_hops: usize,
     /// Seconds between runs of the background jobs (hold resolution, failure summaries).
     pub jobs_interval_secs: u64,
+    /// Accept validation signatures of the old form, without `aud` and `exp` (bound to no
+    /// submitter and no time). Off by default: another authority could resubmit them.
+    pub accept_unbound_validations: bool,
 }
 
 /// `[policy]`: the jurisdiction policy files.

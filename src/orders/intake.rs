@@ -52,8 +52,10 @@ pub struct Submission {
     pub document: DocumentUpload,
     /// The validator's signature over the order digest: a compact JWS signed with a key
     /// registered for the validating authority, with claims `iss` (its registry id),
-    /// `order_sha256` (hex) and `iat`. Without it, a claimed validation is only checked by a
-    /// person against the document.
+    /// `order_sha256` (hex), `aud` (the registry id of the authority submitting it: a string or
+    /// a list of strings), `iat` and `exp` (until when it may be submitted). Another authority
+    /// submitting it, or a submission after `exp`, is refused. Without it, a claimed validation
+    /// is only checked by a person against the document.
     #[schema(pattern = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")]
     pub validation: Option<String>,
 }
@@ -118,6 +120,7 @@ pub fn check(
     issuer_id: &str,
     document_limit: usize,
     document_required: bool,
+    binding: &validation::Binding,
 ) -> Result<Checked, OrderError> {
     let text = std::str::from_utf8(body).map_err(|_| {
         invalid(
@@ -171,11 +174,14 @@ pub fn check(
         issuer_id,
         document_limit,
         document_required,
+        binding,
     )
 }
 
 /// Checks the parts of a submission: the order (raw, exactly as sent), the document and the
-/// validator's signature. Every fault is reported, each naming its field.
+/// validator's signature (bound to `issuer_id` as its submitter, checked under `binding`).
+/// Every fault is reported, each naming its field.
+#[allow(clippy::too_many_arguments)]
 pub fn check_parts(
     conn: &mut DbConn,
     order: &RawValue,
@@ -184,6 +190,7 @@ pub fn check_parts(
     issuer_id: &str,
     document_limit: usize,
     document_required: bool,
+    binding: &validation::Binding,
 ) -> Result<Checked, OrderError> {
     let order_json = order.get().to_owned();
     let order_sha256 = sha256_hex(order_json.as_bytes());
@@ -253,7 +260,14 @@ pub fn check_parts(
     let mut proven = None;
     if let (Some(signature), Some(order)) = (&validation, &order) {
         if let Some(named) = &order.validator {
-            match validation::verify(conn, signature, &order_sha256, issuer_id, &named.country) {
+            match validation::verify(
+                conn,
+                signature,
+                &order_sha256,
+                issuer_id,
+                &named.country,
+                binding,
+            ) {
                 Ok(v) => proven = Some((v, signature.clone())),
                 Err(validation::ValidationError::Unavailable(e)) => {
                     return Err(OrderError::Db(crate::db::DbError::Unavailable(e)));

@@ -72,6 +72,19 @@ impl ApiState {
         &self.mail
     }
 
+    /// Whether validations without `aud` and `exp` are still accepted.
+    pub fn accept_unbound_validations(&self) -> bool {
+        self.settings.accept_unbound_validations
+    }
+
+    /// What a validation signature is checked against now.
+    fn binding(&self) -> crate::authority::validation::Binding {
+        crate::authority::validation::Binding {
+            now: Utc::now().timestamp(),
+            accept_unbound: self.settings.accept_unbound_validations,
+        }
+    }
+
     /// Largest order document, in bytes.
     pub fn document_limit(&self) -> usize {
         self.settings.document_limit_bytes
@@ -594,6 +607,7 @@ pub async fn submit(
                 &authority,
                 state.settings.document_limit_bytes,
                 true,
+                &state.binding(),
             ) {
                 Ok(c) => c,
                 Err(e) => {
@@ -846,7 +860,8 @@ pub struct NewMessage {
     /// The signed document of the amended order: required with an amendment (an amended order
     /// must rest on a document signed for it).
     pub document: Option<DocumentUpload>,
-    /// The validator's signature over the amended order's digest (a compact JWS).
+    /// The validator's signature over the amended order's digest (a compact JWS), bound to the
+    /// submitting authority (`aud`) and a time (`exp`) as for a submission.
     #[schema(pattern = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")]
     pub validation: Option<String>,
 }
@@ -906,6 +921,7 @@ pub async fn post_message(
                         &authority,
                         state.settings.document_limit_bytes,
                         true,
+                        &state.binding(),
                     );
                     match checked {
                         Ok(c) => Some(c),

@@ -13,6 +13,7 @@ both_backends!(
     a_key_named_twice_is_refused_at_every_level_by_path,
     a_fed_record_naming_a_field_twice_is_refused,
     an_attribute_flood_is_refused_quickly_and_starves_no_one,
+    a_validation_is_bound_to_its_submitter_and_lapses,
 );
 
 /// The document part of a submission, as JSON text.
@@ -261,4 +262,80 @@ async fn an_attribute_flood_is_refused_quickly_and_starves_no_one(backend: Backe
         elapsed < std::time::Duration::from_secs(10),
         "eight floods and three orders took {elapsed:?}"
     );
+}
+
+/// Found by an outside attacker: another authority resubmitted the same order bytes with the
+/// judge's signature and got "validation proven". A validation now names its submitter and
+/// lapses; the old form is accepted only behind a setting that is off by default.
+async fn a_validation_is_bound_to_its_submitter_and_lapses(backend: Backend) {
+    use writ::authority::KeyAlgorithm;
+    use writ::authority::client::{self, ValidationRequest};
+    let judge = crate::orders::JUDGE_SIGNER;
+    let police = crate::orders::POLICE_SIGNER;
+    let mut validated: Value = serde_json::from_str(ORDER).unwrap();
+    validated["validator"] = json!({"kind": "judge", "person": "Mme Juge", "authority": "JLD Paris", "country": "FR", "file_number": "JLD-7"});
+    validated["dates"]["validated_at"] = json!("2026-09-01T08:00:00Z");
+    let order = validated.to_string();
+    let now = chrono::Utc::now().timestamp();
+    let sign = |submitter: Option<&str>, now: i64, lifetime_secs: i64| {
+        client::sign_validation(
+            KeyAlgorithm::EdDSA,
+            &crate::orders::private_pem(judge.seed),
+            judge.kid,
+            &ValidationRequest {
+                validator: judge.iss,
+                submitter,
+                order_json: &order,
+                now,
+                lifetime_secs,
+            },
+        )
+        .unwrap()
+    };
+    let body = |signature: &str| client::submission_body(&order, PDF, Some(signature)).unwrap();
+
+    let api = Api::start(backend, &[]).await;
+    // The judge signs for Paris: Paris gets it proven.
+    let for_paris = sign(Some(PARIS.iss), now, 3600);
+    let (status, created) = json_of(api.submit(PARIS, &body(&for_paris)).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["validation_proven"], true, "{created}");
+    // The Lyon police, holding the same bytes and signature, do not.
+    let (status, refused) = json_of(api.submit(police, &body(&for_paris)).await).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["errors"][0]["field"], "validation", "{refused}");
+    let message = refused["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("another authority"), "{refused}");
+    // Past its `exp`, even Paris is refused.
+    let lapsed = sign(Some(PARIS.iss), now - 7200, 3600);
+    let (status, refused) = json_of(api.submit(PARIS, &body(&lapsed)).await).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert!(
+        refused["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired"),
+        "{refused}"
+    );
+    // The old form, bound to no one: refused by default, naming what is missing.
+    let unbound = sign(None, now, 0);
+    for who in [PARIS, police] {
+        let (status, refused) = json_of(api.submit(who, &body(&unbound)).await).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+        let message = refused["errors"][0]["message"].as_str().unwrap();
+        assert!(
+            message.contains("`aud`") && message.contains("`exp`"),
+            "{refused}"
+        );
+    }
+    drop(api);
+
+    // Behind the setting, the old form is still taken (from anyone: that is why it is off).
+    let api = Api::start(backend, &[("WRIT_API__ACCEPT_UNBOUND_VALIDATIONS", "true")]).await;
+    let (status, created) = json_of(api.submit(police, &body(&unbound)).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["validation_proven"], true, "{created}");
+    // A bound one is still held to its audience there.
+    let (status, _) = json_of(api.submit(police, &body(&for_paris)).await).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 }

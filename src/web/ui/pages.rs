@@ -970,9 +970,15 @@ pub async fn enter_order(
     use futures_util::StreamExt;
     let mail = mail.into_inner();
     let staff = signed.require(Permission::EnterOrders)?.clone();
-    let (limit, body_limit) = req
+    let (limit, body_limit, accept_unbound) = req
         .app_data::<web::Data<crate::web::api::ApiState>>()
-        .map(|api| (api.document_limit(), api.body_limit()))
+        .map(|api| {
+            (
+                api.document_limit(),
+                api.body_limit(),
+                api.accept_unbound_validations(),
+            )
+        })
         .ok_or(UiError::Internal)?;
     // The role is checked before the body is read; a body declared larger than the whole
     // form may be is refused unread.
@@ -1080,6 +1086,10 @@ pub async fn enter_order(
                 &authority,
                 limit,
                 true,
+                &crate::authority::validation::Binding {
+                    now: chrono::Utc::now().timestamp(),
+                    accept_unbound,
+                },
             )?;
             crate::db::write_tx(conn, |c| {
                 crate::orders::intake::store(
