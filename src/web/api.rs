@@ -2,8 +2,9 @@
 //!
 //! Every route authenticates the request by its body-bound token ([`authenticate`]) before
 //! anything else is read, then calls one service function of [`crate::orders`]. Order of
-//! checks: body size (413), content type (415), failed-authentication throttle for the client's
-//! network (429), token (401/403), the authority's rate limit (429), then the request itself.
+//! checks: body size (413), content type (415), token (401/403; a token whose signature does not
+//! verify is first held to the failed-authentication throttle of the client's network, 429), the
+//! authority's rate limit (429), then the request itself.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -245,9 +246,11 @@ fn unauthenticated(e: &TokenError) -> Problem {
         .detail(e.to_string())
 }
 
-/// The first phase of authentication, before the body is read: the failed-authentication
-/// throttle of the client's network (a throttled network is refused without a write), then
-/// the token's key, signature, and claims, and that it is bound to this method and path.
+/// The first phase of authentication, before the body is read: the token's key, signature, and
+/// claims, and that it is bound to this method and path. A token whose key and signature verify
+/// never meets the failed-authentication throttle of the client's network: a neighbour's bad
+/// tokens cannot lock a registered authority out. Any other token from a throttled network is
+/// refused (429) without a write.
 pub async fn pre_authenticate(
     req: &HttpRequest,
     state: &ApiState,
@@ -270,14 +273,6 @@ pub async fn pre_authenticate(
     let settings = state.settings.clone();
     db.run(move |conn| {
         let now = Utc::now().timestamp();
-        if throttle::failures(conn, &source, now)?
-            >= i64::from(settings.auth_failure_limit_per_minute)
-        {
-            return Ok::<_, DbError>(Err(too_many(
-                "too many failed authentications from your network; wait and retry",
-                now,
-            )));
-        }
         let checked = match &token {
             None => Err(TokenError::Malformed(
                 "no `Authorization: Bearer` request token".into(),
@@ -294,9 +289,26 @@ pub async fn pre_authenticate(
             }
         });
         match checked {
-            Ok(checked) => Ok(Ok(PreAuthenticated { checked, source })),
+            Ok(checked) => Ok::<_, DbError>(Ok(PreAuthenticated { checked, source })),
             Err(TokenError::Unavailable(e)) => Err(DbError::Unavailable(e)),
             Err(e) => {
+                // Only tokens no registered key vouches for meet the network's budget.
+                let unsigned = matches!(
+                    e,
+                    TokenError::Malformed(_)
+                        | TokenError::UnknownKey
+                        | TokenError::AlgorithmMismatch
+                        | TokenError::BadSignature
+                );
+                if unsigned
+                    && throttle::failures(conn, &source, now)?
+                        >= i64::from(settings.auth_failure_limit_per_minute)
+                {
+                    return Ok(Err(too_many(
+                        "too many failed authentications from your network; wait and retry",
+                        now,
+                    )));
+                }
                 throttle::record_failure(conn, &source, e.class(), now)?;
                 Ok(Err(unauthenticated(&e)))
             }

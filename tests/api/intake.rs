@@ -14,6 +14,7 @@ both_backends!(
     a_fed_record_naming_a_field_twice_is_refused,
     an_attribute_flood_is_refused_quickly_and_starves_no_one,
     a_validation_is_bound_to_its_submitter_and_lapses,
+    a_neighbours_bad_tokens_do_not_lock_out_a_genuine_authority,
 );
 
 /// The document part of a submission, as JSON text.
@@ -338,4 +339,40 @@ async fn a_validation_is_bound_to_its_submitter_and_lapses(backend: Backend) {
     // A bound one is still held to its audience there.
     let (status, _) = json_of(api.submit(police, &body(&for_paris)).await).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+/// Found by an outside attacker: bad tokens from a neighbour in the same /24 exhausted the
+/// network's failed-authentication budget, and the genuine authority was refused with 429.
+async fn a_neighbours_bad_tokens_do_not_lock_out_a_genuine_authority(backend: Backend) {
+    let api = Api::start(backend, &[("WRIT_API__AUTH_FAILURE_LIMIT_PER_MINUTE", "4")]).await;
+    let garbage = |n: usize| {
+        let api = &api;
+        async move {
+            let response = api
+                .app
+                .client
+                .get(format!("{}/api/v1/orders/x", api.app.address))
+                .bearer_auth(format!("garbage-{n}"))
+                .send()
+                .await
+                .unwrap();
+            response.status().as_u16()
+        }
+    };
+    // The neighbour (the same 127.0.0.0/24) exhausts the budget. (A window boundary may reset
+    // it once, so keep on until two 429s in a row.)
+    let mut statuses = Vec::new();
+    while !statuses.ends_with(&[429, 429]) {
+        assert!(statuses.len() < 16, "never throttled: {statuses:?}");
+        statuses.push(garbage(statuses.len()).await);
+    }
+    // The genuine authority, from the same network, is examined and served.
+    for _ in 0..3 {
+        let response = api.send(PARIS, "GET", "/api/v1/orders/none", b"").await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    }
+    let response = api.submit(PARIS, &submission(ORDER)).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    // The neighbour is still throttled.
+    assert_eq!(garbage(99).await, 429);
 }
