@@ -300,16 +300,24 @@ pub async fn pre_authenticate(
                         | TokenError::AlgorithmMismatch
                         | TokenError::BadSignature
                 );
+                // Counted and checked in one step: concurrent bad tokens cannot all pass.
                 if unsigned
-                    && throttle::failures(conn, &source, now)?
-                        >= i64::from(settings.auth_failure_limit_per_minute)
+                    && !throttle::charge_failure(
+                        conn,
+                        &source,
+                        e.class(),
+                        i64::from(settings.auth_failure_limit_per_minute),
+                        now,
+                    )?
                 {
                     return Ok(Err(too_many(
                         "too many failed authentications from your network; wait and retry",
                         now,
                     )));
                 }
-                throttle::record_failure(conn, &source, e.class(), now)?;
+                if !unsigned {
+                    throttle::record_failure(conn, &source, e.class(), now)?;
+                }
                 Ok(Err(unauthenticated(&e)))
             }
         }

@@ -15,6 +15,9 @@ both_backends!(
     an_attribute_flood_is_refused_quickly_and_starves_no_one,
     a_validation_is_bound_to_its_submitter_and_lapses,
     a_neighbours_bad_tokens_do_not_lock_out_a_genuine_authority,
+    concurrent_bad_tokens_are_examined_at_most_up_to_the_limit,
+    concurrent_sign_ins_check_at_most_the_limit_of_passwords,
+    a_lockout_says_how_long_and_an_admin_can_lift_it,
 );
 
 /// The document part of a submission, as JSON text.
@@ -375,4 +378,197 @@ async fn a_neighbours_bad_tokens_do_not_lock_out_a_genuine_authority(backend: Ba
     assert_eq!(response.status(), StatusCode::CREATED);
     // The neighbour is still throttled.
     assert_eq!(garbage(99).await, 429);
+}
+
+/// Found by an outside attacker: 90 concurrent bad tokens got 37 examined against a limit of 30
+/// (the throttle checked, then counted). Counting and checking are one step now.
+async fn concurrent_bad_tokens_are_examined_at_most_up_to_the_limit(backend: Backend) {
+    let api = Api::start(
+        backend,
+        &[("WRIT_API__AUTH_FAILURE_LIMIT_PER_MINUTE", "30")],
+    )
+    .await;
+    // A burst that straddles a minute boundary may fairly get two budgets: then try again.
+    let burst = || async {
+        let window = chrono::Utc::now().timestamp() / 60;
+        let sends = (0..90).map(|i| {
+            let api = &api;
+            async move {
+                api.app
+                    .client
+                    .get(format!("{}/api/v1/orders/x", api.app.address))
+                    .bearer_auth(format!("garbage-{i}"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            }
+        });
+        let statuses = futures_util::future::join_all(sends).await;
+        let same_window = chrono::Utc::now().timestamp() / 60 == window;
+        (statuses, same_window)
+    };
+    let (statuses, same_window) = burst().await;
+    let statuses = if same_window {
+        statuses
+    } else {
+        tokio::time::sleep(std::time::Duration::from_secs(61)).await;
+        let (statuses, same_window) = burst().await;
+        assert!(same_window, "two bursts straddled a minute boundary");
+        statuses
+    };
+    let examined = statuses.iter().filter(|s| **s == 401).count();
+    let throttled = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(examined + throttled, 90, "{statuses:?}");
+    assert_eq!(examined, 30, "{statuses:?}");
+    // The minute's summary counts exactly the examined ones.
+    let later = chrono::Utc::now() + chrono::Duration::seconds(120);
+    api.app
+        .pool
+        .run(move |conn| writ::authority::throttle::summarise_failures(conn, later))
+        .await
+        .unwrap();
+    let counted: u64 = audit_events(&api.app)
+        .await
+        .iter()
+        .filter(|e| e["event"] == "api.auth_failures")
+        .map(|e| e["refs"]["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(counted, 30);
+}
+
+/// Every audit entry's leaf, oldest first.
+async fn audit_events(app: &crate::helpers::TestApp) -> Vec<Value> {
+    app.pool
+        .run(|conn| {
+            let all = writ::audit::log::entries(conn, 0, 100_000).unwrap();
+            Ok::<_, writ::db::DbError>(
+                all.into_iter()
+                    .map(|e| serde_json::from_str(&e.leaf).unwrap())
+                    .collect(),
+            )
+        })
+        .await
+        .unwrap()
+}
+
+/// Found by an outside attacker: 40 concurrent sign-ins got 12 passwords checked against a
+/// limit of 5. A sign-in takes its place in the budget before its password is checked.
+async fn concurrent_sign_ins_check_at_most_the_limit_of_passwords(backend: Backend) {
+    use crate::workspace::{Browser, add_users};
+    let app = crate::helpers::spawn_app(backend).await;
+    add_users(&app).await;
+    let window = chrono::Utc::now().timestamp() / 900;
+    let mut browsers = Vec::new();
+    let mut tokens = Vec::new();
+    for _ in 0..40 {
+        let mut b = Browser::new(&app);
+        let (_, page, _) = b.get("/login").await;
+        tokens.push(Browser::csrf_in(&page));
+        browsers.push(b);
+    }
+    let attempts = browsers
+        .iter_mut()
+        .zip(&tokens)
+        .map(|(b, csrf)| async move {
+            let (status, _, _) = b
+                .post(
+                    "/login",
+                    &[
+                        ("username", "rita"),
+                        ("password", "wrong password!!"),
+                        ("csrf", csrf),
+                    ],
+                )
+                .await;
+            status.as_u16()
+        });
+    let statuses = futures_util::future::join_all(attempts).await;
+    if chrono::Utc::now().timestamp() / 900 != window {
+        // Straddled a 15-minute boundary: two budgets are fair; nothing to judge.
+        return;
+    }
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(checked + refused, 40, "{statuses:?}");
+    assert_eq!(checked, 5, "{statuses:?}");
+    let failures = audit_events(&app)
+        .await
+        .iter()
+        .filter(|e| e["event"] == "staff.login_failed")
+        .count();
+    assert_eq!(failures, 5);
+}
+
+/// A locked-out user is told until when even the right password is refused, and an admin can
+/// lift the lockout (a CSRF-protected action with its audit entry).
+async fn a_lockout_says_how_long_and_an_admin_can_lift_it(backend: Backend) {
+    use crate::workspace::{Browser, PASSWORD, add_users};
+    let app = crate::helpers::spawn_app(backend).await;
+    add_users(&app).await;
+    let mut rita = Browser::new(&app);
+    for _ in 0..5 {
+        assert_eq!(
+            rita.sign_in("rita", "wrong password!!").await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let (_, page, _) = rita.get("/login").await;
+    let csrf = Browser::csrf_in(&page);
+    let (status, page, _) = rita
+        .post(
+            "/login",
+            &[
+                ("username", "rita"),
+                ("password", PASSWORD),
+                ("csrf", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(page.contains("locked until"), "{page}");
+    assert!(page.contains("even the right password"), "{page}");
+    assert!(page.contains("administrator can lift"), "{page}");
+
+    let mut adam = Browser::new(&app);
+    assert_eq!(adam.sign_in("adam", PASSWORD).await, StatusCode::SEE_OTHER);
+    let (status, page, _) = adam.get("/admin/users").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("sign-in locked until"), "{page}");
+    assert!(page.contains("/admin/users/rita/unlock"), "{page}");
+    // Without the session's CSRF token, nothing happens.
+    let (status, _, _) = adam
+        .post("/admin/users/rita/unlock", &[("csrf", "forged")])
+        .await;
+    assert_ne!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        rita.sign_in("rita", PASSWORD).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // A reviewer cannot lift it either.
+    let mut alex = Browser::new(&app);
+    assert_eq!(alex.sign_in("alex", PASSWORD).await, StatusCode::SEE_OTHER);
+    let alex_csrf = alex.session_csrf().await;
+    let (status, _, _) = alex
+        .post("/admin/users/rita/unlock", &[("csrf", &alex_csrf)])
+        .await;
+    assert_ne!(status, StatusCode::SEE_OTHER);
+    // The admin lifts it: audited, and the right password works again.
+    let csrf = adam.session_csrf().await;
+    let (status, _, _) = adam
+        .post("/admin/users/rita/unlock", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let lifted: Vec<Value> = audit_events(&app)
+        .await
+        .into_iter()
+        .filter(|e| e["event"] == "staff.lockout_lifted")
+        .collect();
+    assert_eq!(lifted.len(), 1, "{lifted:?}");
+    assert_eq!(lifted[0]["actor"]["id"], "adam", "{lifted:?}");
+    assert_eq!(lifted[0]["refs"]["user"], "rita", "{lifted:?}");
+    assert_eq!(rita.sign_in("rita", PASSWORD).await, StatusCode::SEE_OTHER);
+    let (_, page, _) = adam.get("/admin/users").await;
+    assert!(!page.contains("sign-in locked until"), "{page}");
 }

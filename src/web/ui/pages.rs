@@ -136,14 +136,19 @@ pub async fn login(
             Some("Wrong user name or password.".into()),
             secure,
         ),
-        Err(staff::StaffError::Throttled(s)) => login_page(
-            StatusCode::TOO_MANY_REQUESTS,
-            Some(format!(
-                "Too many failed sign-ins. Try again in {} minutes.",
-                s / 60 + 1
-            )),
-            secure,
-        ),
+        Err(staff::StaffError::Throttled(s)) => {
+            let until = (Utc::now() + chrono::Duration::seconds(s)).format("%H:%M UTC");
+            login_page(
+                StatusCode::TOO_MANY_REQUESTS,
+                Some(format!(
+                    "Too many failed sign-ins for this account or from your network: sign-in is \
+                     locked until {until} (about {} minutes). Until then even the right password \
+                     is refused. An administrator can lift the lock on the Users page.",
+                    s / 60 + 1
+                )),
+                secure,
+            )
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -510,16 +515,41 @@ pub async fn validation_checked(
 #[template(path = "ui/users.html")]
 struct UsersPage {
     frame: Frame,
-    users: Vec<User>,
+    users: Vec<UserRow>,
     roles: Vec<(&'static str, &'static str)>,
+}
+
+/// A user on the users page, with the end of its sign-in lockout if it is locked out.
+struct UserRow {
+    user: User,
+    locked_until: Option<String>,
 }
 
 /// `GET /admin/users`.
 #[get("/admin/users")]
-pub async fn users(signed: Signed, db: web::Data<Db>) -> Result<HttpResponse, UiError> {
+pub async fn users(
+    signed: Signed,
+    db: web::Data<Db>,
+    settings: web::Data<WorkspaceSettings>,
+) -> Result<HttpResponse, UiError> {
     let staff = signed.require(Permission::ManageUsers)?.clone();
+    let settings = settings.get_ref().clone();
     let users = db
-        .run(|conn| staff::list(conn).map_err(|e| crate::db::DbError::Unavailable(e.to_string())))
+        .run(move |conn| {
+            let now = Utc::now();
+            let rows = staff::list(conn)
+                .map_err(|e| crate::db::DbError::Unavailable(e.to_string()))?
+                .into_iter()
+                .map(|user| {
+                    let until = staff::locked_until(conn, &user.username, &settings, now)?;
+                    Ok(UserRow {
+                        locked_until: until.map(|t| t.format("%H:%M UTC").to_string()),
+                        user,
+                    })
+                })
+                .collect::<Result<Vec<_>, staff::StaffError>>();
+            rows.map_err(|e| crate::db::DbError::Unavailable(e.to_string()))
+        })
         .await?;
     Ok(html(
         StatusCode::OK,
@@ -529,6 +559,31 @@ pub async fn users(signed: Signed, db: web::Data<Db>) -> Result<HttpResponse, Ui
             roles: Role::ALL.iter().map(|r| (r.as_str(), r.label())).collect(),
         },
     ))
+}
+
+/// `POST /admin/users/{username}/unlock`: lifts the user's sign-in lockout (audited).
+#[post("/admin/users/{username}/unlock")]
+pub async fn unlock_user(
+    signed: Signed,
+    username: web::Path<String>,
+    form: web::Form<CsrfForm>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::ManageUsers)?.clone();
+    signed.check_csrf(&form.csrf)?;
+    let username = username.into_inner();
+    let result = db
+        .run(move |conn| {
+            Ok::<_, crate::db::DbError>(staff::lift_lockout(
+                conn,
+                &staff.actor(),
+                &username,
+                Utc::now(),
+            ))
+        })
+        .await?;
+    result?;
+    Ok(see_other("/admin/users"))
 }
 
 /// The new-user form.
