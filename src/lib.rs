@@ -22,4 +22,5 @@ pub mod policy;
 pub mod settings;
 pub mod staff;
 pub mod telemetry;
+pub mod text;
 pub mod web;

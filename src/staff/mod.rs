@@ -260,6 +260,9 @@ pub fn add_user(
             "the display name must be 1 to 200 characters".into(),
         ));
     }
+    if let Some(why) = crate::text::hidden_character(display_name) {
+        return Err(StaffError::Invalid(format!("the display name {why}")));
+    }
     let hashed = hash(password)?;
     write_tx(conn, |c| {
         let taken: i64 = staff_users::table.find(username).count().get_result(c)?;

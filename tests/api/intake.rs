@@ -18,6 +18,7 @@ both_backends!(
     concurrent_bad_tokens_are_examined_at_most_up_to_the_limit,
     concurrent_sign_ins_check_at_most_the_limit_of_passwords,
     a_lockout_says_how_long_and_an_admin_can_lift_it,
+    hidden_characters_are_refused_and_mixed_scripts_marked,
 );
 
 /// The document part of a submission, as JSON text.
@@ -571,4 +572,83 @@ async fn a_lockout_says_how_long_and_an_admin_can_lift_it(backend: Backend) {
     assert_eq!(rita.sign_in("rita", PASSWORD).await, StatusCode::SEE_OTHER);
     let (_, page, _) = adam.get("/admin/users").await;
     assert!(!page.contains("sign-in locked until"), "{page}");
+}
+
+/// Found by an outside attacker: bidirectional-override, zero-width and mixed-script characters
+/// in references, names and usernames were accepted and shown raw.
+async fn hidden_characters_are_refused_and_mixed_scripts_marked(backend: Backend) {
+    use crate::workspace::{Browser, PASSWORD, add_users};
+    let api = Api::start(backend, &[]).await;
+    add_users(&api.app).await;
+    // Refused by field, naming the character.
+    for (path, value, field) in [
+        ("/reference", "PR-2026-\u{202E}2400", "order.reference"),
+        (
+            "/issuer/authority",
+            "Parquet\u{200B} de Paris",
+            "order.issuer.authority",
+        ),
+        (
+            "/targets/0/username",
+            "ali\u{2067}ce",
+            "order.targets[0].username",
+        ),
+    ] {
+        let mut order: Value = serde_json::from_str(ORDER).unwrap();
+        *order.pointer_mut(path).unwrap() = json!(value);
+        let (status, problem) =
+            json_of(api.submit(PARIS, &submission(&order.to_string())).await).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+        assert_eq!(problem["errors"][0]["field"], field, "{problem}");
+        let message = problem["errors"][0]["message"].as_str().unwrap();
+        let code = format!(
+            "U+{:04X}",
+            u32::from(value.chars().find(|c| !c.is_ascii()).unwrap())
+        );
+        assert!(message.contains(&code), "{problem}");
+    }
+    // Accepted, but marked in the workspace: a Cyrillic `а` in a Latin username, a reference
+    // mixing Cyrillic and Latin letters. A reference in one script is not marked.
+    let mut order: Value = serde_json::from_str(ORDER).unwrap();
+    order["reference"] = json!("\u{0420}R-2026-1");
+    order["targets"][0]["username"] = json!("p\u{0430}ypal");
+    let (status, mixed) = json_of(api.submit(PARIS, &submission(&order.to_string())).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{mixed}");
+    order["reference"] = json!("\u{0414}\u{0415}\u{041B}\u{041E}-7");
+    order["targets"][0]["username"] = json!("alice");
+    let (status, plain) = json_of(api.submit(PARIS, &submission(&order.to_string())).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{plain}");
+    let mut rita = Browser::new(&api.app);
+    assert_eq!(rita.sign_in("rita", PASSWORD).await, StatusCode::SEE_OTHER);
+    let (_, page, _) = rita
+        .get(&format!("/orders/{}", mixed["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(page.matches(">Mixed scripts</span>").count(), 2, "{page}");
+    let (_, page, _) = rita
+        .get(&format!("/orders/{}", plain["id"].as_str().unwrap()))
+        .await;
+    assert!(!page.contains(">Mixed scripts</span>"), "{page}");
+    let (_, queue, _) = rita.get("/orders").await;
+    assert_eq!(queue.matches(">Mixed scripts</span>").count(), 1, "{queue}");
+    // A staff member's display name is held to the same rule.
+    let refused = api
+        .app
+        .pool
+        .run(|conn| {
+            let actor = writ::audit::Actor::new(writ::audit::ActorKind::System, "test");
+            Ok::<_, writ::db::DbError>(writ::staff::add_user(
+                conn,
+                &actor,
+                "eve",
+                "Eve\u{202E}nimda",
+                writ::staff::Role::Auditor,
+                PASSWORD,
+            ))
+        })
+        .await
+        .unwrap();
+    assert!(
+        refused.unwrap_err().to_string().contains("U+202E"),
+        "a display name with a bidi override was accepted"
+    );
 }

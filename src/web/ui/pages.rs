@@ -215,6 +215,11 @@ struct QueuePage {
 }
 
 impl QueuePage {
+    /// Whether `value` mixes writing systems (it may imitate another value).
+    fn mixed(&self, value: &str) -> bool {
+        mixed_scripts(value)
+    }
+
     fn is_status(&self, s: &str) -> bool {
         self.status == s
     }
@@ -358,15 +363,35 @@ impl OrderPage {
     }
 
     /// The targets of the scope, each with its index and a label.
-    fn targets(&self) -> Vec<(usize, String)> {
+    /// Each target's label, and whether its value mixes writing systems.
+    fn targets(&self) -> Vec<(usize, String, bool)> {
+        use crate::policy::Target;
         self.d
             .scope
             .targets
             .iter()
             .enumerate()
-            .map(|(i, t)| (i, serde_json::to_string(t).unwrap_or_default()))
+            .map(|(i, t)| {
+                let mixed = match t {
+                    Target::Username(v) | Target::UserId(v) | Target::PhoneNumber(v) => {
+                        mixed_scripts(v)
+                    }
+                    Target::Ip(_) => false,
+                };
+                (i, serde_json::to_string(t).unwrap_or_default(), mixed)
+            })
             .collect()
     }
+
+    /// Whether `value` mixes writing systems (it may imitate another value).
+    fn mixed(&self, value: &str) -> bool {
+        mixed_scripts(value)
+    }
+}
+
+/// Whether `value` mixes writing systems, for the pages' "mixed scripts" mark.
+fn mixed_scripts(value: &str) -> bool {
+    crate::text::mixed_scripts(value)
 }
 
 /// `GET /orders/{id}`: everything about one order.
