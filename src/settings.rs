@@ -85,6 +85,10 @@ pub struct EtsiSettings {
     pub delivery_backoff_secs: u64,
     /// Seconds an outbound DELIVER request may take.
     pub delivery_timeout_secs: u64,
+    /// Days the body of an HI-1 message that created something is kept (its hash and size stay
+    /// for ever); bodies that created an object of an order still open are kept until it closes.
+    /// 0 keeps them for ever.
+    pub message_body_retention_days: u32,
 }
 
 /// `[workspace]`: the legal team's and auditors' browser workspace.

@@ -70,6 +70,7 @@ pub struct Application {
     jobs: tokio::task::JoinHandle<()>,
     mailer: tokio::task::JoinHandle<()>,
     deliverer: tokio::task::JoinHandle<()>,
+    body_retention: tokio::task::JoinHandle<()>,
     policies: std::sync::Arc<crate::policy::PolicySet>,
 }
 
@@ -154,6 +155,11 @@ impl Application {
                 interval: Duration::from_secs(settings.api.jobs_interval_secs),
             },
         ));
+        let body_retention = tokio::spawn(crate::etsi::service::run_body_retention(
+            db.clone(),
+            settings.etsi.message_body_retention_days,
+            Duration::from_secs(settings.api.jobs_interval_secs.max(60)),
+        ));
         let jobs = tokio::spawn(crate::orders::run_jobs(
             db.clone(),
             Duration::from_secs(settings.api.jobs_interval_secs),
@@ -187,6 +193,7 @@ impl Application {
             jobs,
             mailer,
             deliverer,
+            body_retention,
             policies,
         })
     }
@@ -223,6 +230,7 @@ impl Application {
         self.jobs.abort();
         self.mailer.abort();
         self.deliverer.abort();
+        self.body_retention.abort();
         result
     }
 }

@@ -19,6 +19,7 @@ both_backends!(
     concurrent_sign_ins_check_at_most_the_limit_of_passwords,
     a_lockout_says_how_long_and_an_admin_can_lift_it,
     hidden_characters_are_refused_and_mixed_scripts_marked,
+    hi1_bodies_are_kept_only_where_needed_and_only_for_a_time,
 );
 
 /// The document part of a submission, as JSON text.
@@ -651,4 +652,109 @@ async fn hidden_characters_are_refused_and_mixed_scripts_marked(backend: Backend
         refused.unwrap_err().to_string().contains("U+202E"),
         "a display name with a bidi override was accepted"
     );
+}
+
+/// Found by an outside attacker: a read-only HI-1 message with a 5 MB comment was kept in full.
+/// Read-only messages keep only their hash and size; the bodies that are kept go after
+/// `etsi.message_body_retention_days`, except where an open order still reads them.
+async fn hi1_bodies_are_kept_only_where_needed_and_only_for_a_time(backend: Backend) {
+    use diesel::prelude::*;
+    use writ::db::schema::{etsi_messages, etsi_objects};
+    let api = crate::etsi::start(backend, None).await;
+    let rows = |api: &Api| {
+        let pool = api.app.pool.clone();
+        async move {
+            pool.run(|conn| {
+                Ok::<_, writ::db::DbError>(
+                    etsi_messages::table
+                        .order(etsi_messages::received_at)
+                        .select((
+                            etsi_messages::status,
+                            etsi_messages::size,
+                            etsi_messages::body_sha256,
+                            etsi_messages::body.is_not_null(),
+                        ))
+                        .load::<(String, i64, String, bool)>(conn)
+                        .unwrap(),
+                )
+            })
+            .await
+        }
+    };
+    // A GETCSPCONFIG carrying a megabyte of comment: answered, kept as hash and size only.
+    let config = crate::etsi::example("request_config.xml").replacen(
+        "<Header>",
+        &format!("<!--{}--><Header>", "x".repeat(1 << 20)),
+        1,
+    );
+    let reply = crate::etsi::hi1(&api, PARIS, &config).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let kept = rows(&api).await.unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].0, "read");
+    assert_eq!(kept[0].1, i64::try_from(config.len()).unwrap());
+    assert_eq!(
+        kept[0].2,
+        writ::orders::intake::sha256_hex(config.as_bytes())
+    );
+    assert!(!kept[0].3, "a read-only message's body was kept");
+
+    // Two tasks become orders; their messages are kept. One order is then withdrawn.
+    for _ in 0..2 {
+        // Fresh identifiers (transaction, objects) each time.
+        let xml = crate::etsi::with_approver(&crate::etsi::example("request4.xml"));
+        let reply = crate::etsi::hi1(&api, PARIS, &xml).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    }
+    let orders: Vec<String> = api
+        .app
+        .pool
+        .run(|conn| {
+            Ok::<_, writ::db::DbError>(
+                etsi_objects::table
+                    .filter(etsi_objects::order_id.is_not_null())
+                    .order(etsi_objects::created_at)
+                    .select(etsi_objects::order_id.assume_not_null())
+                    .load::<String>(conn)
+                    .unwrap(),
+            )
+        })
+        .await
+        .unwrap();
+    assert_eq!(orders.len(), 2, "{orders:?}");
+    let withdraw = format!("/api/v1/orders/{}/withdraw", orders[1]);
+    let response = api.send(PARIS, "POST", &withdraw, b"").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(rows(&api).await.unwrap().iter().filter(|r| r.3).count(), 2);
+
+    // Past the retention period: the withdrawn order's message goes, the open one's stays.
+    let now = chrono::Utc::now();
+    let purged = api
+        .app
+        .pool
+        .run(move |conn| {
+            writ::etsi::service::purge_message_bodies(conn, now + chrono::Duration::days(1), now)
+        })
+        .await
+        .unwrap();
+    assert_eq!(purged, 1);
+    let after = rows(&api).await.unwrap();
+    assert_eq!(after.iter().filter(|r| r.3).count(), 1);
+    assert!(after.iter().all(|r| r.1 > 0 && r.2.len() == 64));
+    let events = audit_events(&api.app).await;
+    let entry = events
+        .iter()
+        .find(|e| e["event"] == "etsi.message_bodies_purged")
+        .expect("the purge is audited");
+    assert_eq!(entry["refs"]["messages"], 1, "{entry}");
+    // Nothing left to purge: no second entry.
+    let again = api
+        .app
+        .pool
+        .run(move |conn| {
+            writ::etsi::service::purge_message_bodies(conn, now + chrono::Duration::days(1), now)
+        })
+        .await
+        .unwrap();
+    assert_eq!(again, 0);
 }
