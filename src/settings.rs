@@ -351,7 +351,8 @@ pub struct ServerSettings {
     /// Most header lines a request may carry; more is a 431.
     pub max_headers: usize,
     /// Seconds a new connection has to send its first request's headers (against slowloris);
-    /// past it the connection gets 408 and is closed.
+    /// past it the connection gets 408 and is closed. A later request on a kept-alive
+    /// connection has `keep_alive_secs` plus this from the previous response's end.
     pub client_request_timeout_secs: u64,
     /// Seconds a closing connection may take to shut down before it is dropped.
     pub client_disconnect_timeout_secs: u64,

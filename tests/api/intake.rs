@@ -758,3 +758,71 @@ async fn hi1_bodies_are_kept_only_where_needed_and_only_for_a_time(backend: Back
         .unwrap();
     assert_eq!(again, 0);
 }
+
+/// actix-web times only a connection's first request head; a second request's head on a
+/// kept-alive connection could be dribbled for ever. Writ bounds every head: after a response,
+/// the next head must be complete within keep_alive_secs + client_request_timeout_secs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_second_request_head_on_a_kept_alive_connection_is_cut_off() {
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = crate::helpers::spawn_app_with(
+        Backend::Sqlite,
+        &[
+            ("WRIT_SERVER__CLIENT_REQUEST_TIMEOUT_SECS", "1"),
+            ("WRIT_SERVER__KEEP_ALIVE_SECS", "1"),
+        ],
+    )
+    .await;
+    let addr = app.address.trim_start_matches("http://").to_owned();
+    let stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    // A first request, answered in full: the connection is kept alive.
+    write
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&first).contains("\r\n\r\n") {
+        let n = read.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed after the first request");
+        first.extend_from_slice(&buf[..n]);
+    }
+    let answered = Instant::now();
+    assert!(
+        String::from_utf8_lossy(&first).starts_with("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&first)
+    );
+    // The second request's head, one line every 200 ms, never finished.
+    let reader = tokio::spawn(async move {
+        let mut rest = Vec::new();
+        let _ = read.read_to_end(&mut rest).await;
+        answered.elapsed()
+    });
+    let _ = write.write_all(b"GET /healthz HTTP/1.1\r\n").await;
+    for i in 0..50 {
+        if reader.is_finished() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if write
+            .write_all(format!("x-slow-{i}: a\r\n").as_bytes())
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let closed_after = tokio::time::timeout(Duration::from_secs(1), reader)
+        .await
+        .expect("the server kept the connection open while its second head was dribbled")
+        .unwrap();
+    // 1 s keep-alive + 1 s head timeout, checked four times a second.
+    assert!(
+        closed_after < Duration::from_millis(3500),
+        "closed only after {closed_after:?}"
+    );
+    assert!(closed_after >= Duration::from_secs(2), "{closed_after:?}");
+}
