@@ -250,7 +250,7 @@ fn unauthenticated(e: &TokenError) -> Problem {
 /// claims, and that it is bound to this method and path. A token whose key and signature verify
 /// never meets the failed-authentication throttle of the client's network: a neighbour's bad
 /// tokens cannot lock a registered authority out. Any other token from a throttled network is
-/// refused (429) without a write.
+/// refused (429) without being counted.
 pub async fn pre_authenticate(
     req: &HttpRequest,
     state: &ApiState,
