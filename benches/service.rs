@@ -664,6 +664,7 @@ fn top_up_open_orders(db: &Db, to: u64, pdf: &[u8]) -> u64 {
                         AUTHORITY,
                         1 << 24,
                         true,
+                        &writ::authority::validation::Binding::strict(0),
                     )
                     .unwrap(),
                 )

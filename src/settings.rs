@@ -85,6 +85,10 @@ pub struct EtsiSettings {
     pub delivery_backoff_secs: u64,
     /// Seconds an outbound DELIVER request may take.
     pub delivery_timeout_secs: u64,
+    /// Days the body of an HI-1 message that created something is kept (its hash and size stay
+    /// for ever); bodies that created an object of an order still open are kept until it closes.
+    /// 0 keeps them for ever.
+    pub message_body_retention_days: u32,
 }
 
 /// `[workspace]`: the legal team's and auditors' browser workspace.
@@ -219,6 +223,9 @@ pub struct ApiSettings {
     pub trusted_proxy_hops: usize,
     /// Seconds between runs of the background jobs (hold resolution, failure summaries).
     pub jobs_interval_secs: u64,
+    /// Accept validation signatures of the old form, without `aud` and `exp` (bound to no
+    /// submitter and no time). Off by default: another authority could resubmit them.
+    pub accept_unbound_validations: bool,
 }
 
 /// `[policy]`: the jurisdiction policy files.
@@ -371,7 +378,8 @@ pub struct ServerSettings {
     /// Most header lines a request may carry; more is a 431.
     pub max_headers: usize,
     /// Seconds a new connection has to send its first request's headers (against slowloris);
-    /// past it the connection gets 408 and is closed.
+    /// past it the connection gets 408 and is closed. A later request on a kept-alive
+    /// connection has `keep_alive_secs` plus this from the previous response's end.
     pub client_request_timeout_secs: u64,
     /// Seconds a closing connection may take to shut down before it is dropped.
     pub client_disconnect_timeout_secs: u64,

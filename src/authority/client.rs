@@ -91,19 +91,40 @@ pub fn sign_request(
     .map_err(|e| SignError::Sign(e.to_string()))
 }
 
-/// A validator's signature over the order whose exact JSON text is `order_json`.
+/// What a validator signs.
+#[derive(Debug, Clone)]
+pub struct ValidationRequest<'a> {
+    /// The validating authority's registry id (`iss`).
+    pub validator: &'a str,
+    /// The registry id of the authority that is to submit the order (`aud`). `None` makes the
+    /// old, unbound form, accepted only where `api.accept_unbound_validations` is on.
+    pub submitter: Option<&'a str>,
+    /// The order's exact JSON text.
+    pub order_json: &'a str,
+    /// Signed at, Unix seconds (`iat`).
+    pub now: i64,
+    /// How long the submitter has to submit it, in seconds (`exp` - `iat`).
+    pub lifetime_secs: i64,
+}
+
+/// A validator's signature over the order whose exact JSON text is `request.order_json`, bound
+/// to its submitter and lifetime.
 pub fn sign_validation(
     algorithm: KeyAlgorithm,
     private_pem: &str,
     kid: &str,
-    validator: &str,
-    order_json: &str,
-    now: i64,
+    request: &ValidationRequest<'_>,
 ) -> Result<String, SignError> {
     let claims = ValidationClaims {
-        iss: validator.to_owned(),
-        order_sha256: crate::orders::intake::sha256_hex(order_json.as_bytes()),
-        iat: now,
+        iss: request.validator.to_owned(),
+        order_sha256: crate::orders::intake::sha256_hex(request.order_json.as_bytes()),
+        aud: request
+            .submitter
+            .map(|s| super::validation::Audience::One(s.to_owned())),
+        iat: request.now,
+        exp: request
+            .submitter
+            .map(|_| request.now.saturating_add(request.lifetime_secs)),
     };
     jsonwebtoken::encode(
         &header(algorithm, kid, "writ-validation+jwt"),

@@ -96,6 +96,103 @@ pub fn hit_in(conn: &mut DbConn, scope: &str, now: i64, window_secs: i64) -> Que
     })
 }
 
+/// Adds one to `scope` in the `window_secs` window holding `now` if its count is below
+/// `limit`, in one statement (an upsert whose update is conditional), so that concurrent
+/// requests cannot all pass a check made before any of them counted. Returns the new count, or
+/// `None` when the limit was already reached (nothing is counted then).
+pub fn hit_within(
+    conn: &mut DbConn,
+    scope: &str,
+    now: i64,
+    window_secs: i64,
+    limit: i64,
+) -> QueryResult<Option<i64>> {
+    if limit <= 0 {
+        return Ok(None);
+    }
+    let window = now - now.rem_euclid(window_secs);
+    write_tx(conn, |c| {
+        diesel::delete(rate_counters::table.filter(rate_counters::window_start.lt(window - 3600)))
+            .execute(c)?;
+        // diesel's upsert has no WHERE on its DO UPDATE; both backends take this SQL as is
+        // (SQLite 3.35 and later for RETURNING).
+        const SQL: &str = "INSERT INTO rate_counters (scope, window_start, count) VALUES ($1, $2, 1) \
+             ON CONFLICT (scope, window_start) DO UPDATE SET count = rate_counters.count + 1 \
+             WHERE rate_counters.count < $3 RETURNING count";
+        macro_rules! upsert {
+            ($conn:expr, $sql:expr) => {
+                diesel::sql_query($sql)
+                    .bind::<diesel::sql_types::Text, _>(scope)
+                    .bind::<diesel::sql_types::BigInt, _>(window)
+                    .bind::<diesel::sql_types::BigInt, _>(limit)
+                    .get_result::<Counted>($conn)
+                    .optional()
+            };
+        }
+        let counted = match c {
+            DbConn::Sqlite(s) => upsert!(s, SQL.replace('$', "?")),
+            DbConn::Postgres(p) => upsert!(p, SQL),
+        }?;
+        Ok(counted.map(|c| c.count))
+    })
+}
+
+/// Takes one back from `scope` in the `window_secs` window holding `now` (an attempt counted
+/// by [`hit_within`] that turned out not to be a failure).
+pub fn give_back(conn: &mut DbConn, scope: &str, now: i64, window_secs: i64) -> QueryResult<()> {
+    let window = now - now.rem_euclid(window_secs);
+    diesel::update(
+        rate_counters::table
+            .filter(rate_counters::scope.eq(scope))
+            .filter(rate_counters::window_start.eq(window))
+            .filter(rate_counters::count.gt(0_i64)),
+    )
+    .set(rate_counters::count.eq(rate_counters::count - 1_i64))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Forgets `scope`'s counts in the `window_secs` window holding `now`: a lifted lockout.
+/// Returns whether there was anything to forget.
+pub fn clear_in(conn: &mut DbConn, scope: &str, now: i64, window_secs: i64) -> QueryResult<bool> {
+    let window = now - now.rem_euclid(window_secs);
+    let n = diesel::delete(
+        rate_counters::table
+            .filter(rate_counters::scope.eq(scope))
+            .filter(rate_counters::window_start.eq(window)),
+    )
+    .execute(conn)?;
+    Ok(n > 0)
+}
+
+/// The row [`hit_within`] returns.
+#[derive(diesel::QueryableByName)]
+struct Counted {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    count: i64,
+}
+
+/// Takes one failed authentication from `source`'s budget of `limit` in the window holding
+/// `now` and, if there was room, counts it for `reason` (for the minute's summary); in one
+/// atomic step, so that at most `limit` failures a window are examined and answered however
+/// many arrive at once. Returns whether it was counted (`false`: the network is throttled).
+pub fn charge_failure(
+    conn: &mut DbConn,
+    source: &str,
+    reason: &str,
+    limit: i64,
+    now: i64,
+) -> QueryResult<bool> {
+    write_tx(conn, |c| {
+        let budget = format!("auth-failures:{source}");
+        if hit_within(c, &budget, now, WINDOW_SECS, limit)?.is_none() {
+            return Ok(false);
+        }
+        record_failure(c, source, reason, now)?;
+        Ok(true)
+    })
+}
+
 /// The failures counted for `source` in the window holding `now`, all reasons together. A
 /// network that is not counted apart because the window is full is judged by the `other` pool,
 /// so filling the window cannot switch the throttle off.

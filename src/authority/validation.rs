@@ -3,8 +3,16 @@
 //!
 //! The signature is a compact JWS made with a key registered for the validating authority,
 //! whose claims are `iss` (the validator's registry id), `order_sha256` (hex SHA-256 of the exact
-//! order JSON as submitted) and `iat`. Anything else in the order says nothing about validation
-//! that Writ believes without a person's check against the signed document.
+//! order JSON as submitted), `aud` (the registry id of the authority that is to submit it, a
+//! string or a list of strings), `iat` and `exp`. Anything else in the order says nothing about
+//! validation that Writ believes without a person's check against the signed document.
+//!
+//! `aud` and `exp` bind the signature to one submitter for a time: without them, any other
+//! authority of the same state that obtained the order's bytes could resubmit them with the
+//! judge's signature and have the validation taken as proven. An `aud` naming only the addressee
+//! (the provider) would not stop that, so the submitting authority must be among the audiences.
+//! The old form without `aud` and `exp` is accepted only where `api.accept_unbound_validations`
+//! is on (off by default).
 
 use serde::{Deserialize, Serialize};
 
@@ -20,9 +28,59 @@ pub struct ValidationClaims {
     pub iss: String,
     /// SHA-256 (lower-case hex) of the exact order JSON as submitted.
     pub order_sha256: String,
+    /// Who may submit it: the submitting authority's registry id (RFC 7519 section 4.1.3: a
+    /// string or a list of strings). Absent only in the old, unbound form.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<Audience>,
     /// When signed, Unix seconds.
     pub iat: i64,
+    /// Until when it may be submitted, Unix seconds. Absent only in the old, unbound form.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
 }
+
+/// A JWT audience: one string or a list of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    /// One audience.
+    One(String),
+    /// Several.
+    Many(Vec<String>),
+}
+
+impl Audience {
+    /// Whether `who` is among the audiences.
+    pub fn names(&self, who: &str) -> bool {
+        match self {
+            Self::One(a) => a == who,
+            Self::Many(all) => all.iter().any(|a| a == who),
+        }
+    }
+}
+
+/// What a validation is checked against besides the order: who submits it, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    /// Now, Unix seconds.
+    pub now: i64,
+    /// Whether the old form without `aud` and `exp` is still accepted
+    /// (`api.accept_unbound_validations`).
+    pub accept_unbound: bool,
+}
+
+impl Binding {
+    /// Bound validations only, checked at `now` (Unix seconds).
+    pub fn strict(now: i64) -> Self {
+        Self {
+            now,
+            accept_unbound: false,
+        }
+    }
+}
+
+/// Clock skew tolerated on `iat` and `exp`, in seconds.
+const LEEWAY_SECS: i64 = 60;
 
 /// A verified validation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +132,19 @@ pub enum ValidationError {
         /// The signer's registered country.
         registered: String,
     },
+    /// The old form: no `aud` and `exp`, while only bound validations are accepted.
+    #[error(
+        "the validation is not bound to its submitter: it needs `aud` (the submitting authority's registry id) and `exp`; sign it again with `writ token validate --aud`"
+    )]
+    Unbound,
+    /// Bound to another submitter.
+    #[error(
+        "the validation is addressed to another authority (its `aud` does not name the submitting authority)"
+    )]
+    OtherAudience,
+    /// Past its `exp` (or issued in the future).
+    #[error("the validation has expired (its `exp` has passed) or its `iat` is in the future")]
+    Expired,
     /// The database failed.
     #[error("registry unavailable: {0}")]
     Unavailable(String),
@@ -95,6 +166,7 @@ pub fn verify(
     order_sha256: &str,
     issuer_id: &str,
     claimed_country: &str,
+    binding: &Binding,
 ) -> Result<ProvenValidation, ValidationError> {
     let header = jsonwebtoken::decode_header(signature)
         .map_err(|e| ValidationError::Malformed(e.to_string()))?;
@@ -113,6 +185,20 @@ pub fn verify(
             jsonwebtoken::errors::ErrorKind::InvalidSignature => ValidationError::BadSignature,
             _ => ValidationError::Malformed(e.to_string()),
         })?;
+    // The claims as signed must read the same to every reader: no claim named twice.
+    let payload = signature
+        .split('.')
+        .nth(1)
+        .and_then(|p| {
+            base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, p).ok()
+        })
+        .ok_or_else(|| ValidationError::Malformed("the payload is not base64url".into()))?;
+    if let Err(crate::json::StrictError::Duplicate(d)) = crate::json::duplicate_key(&payload) {
+        return Err(ValidationError::Malformed(format!(
+            "the claim `{}` is named twice",
+            d.path("")
+        )));
+    }
     let claims: ValidationClaims = serde_json::from_value(raw.claims)
         .map_err(|e| ValidationError::Malformed(e.to_string()))?;
     if claims.iss != key.authority_id {
@@ -120,6 +206,28 @@ pub fn verify(
     }
     if !claims.order_sha256.eq_ignore_ascii_case(order_sha256) {
         return Err(ValidationError::OtherOrder);
+    }
+    match (&claims.aud, claims.exp) {
+        (None, None) if binding.accept_unbound => {}
+        (None, None) => return Err(ValidationError::Unbound),
+        (Some(aud), Some(exp)) => {
+            if !aud.names(issuer_id) {
+                return Err(ValidationError::OtherAudience);
+            }
+            if exp <= binding.now - LEEWAY_SECS || claims.iat > binding.now + LEEWAY_SECS {
+                return Err(ValidationError::Expired);
+            }
+        }
+        (None, Some(_)) => {
+            return Err(ValidationError::Malformed(
+                "`exp` without `aud`: a bound validation carries both".into(),
+            ));
+        }
+        (Some(_), None) => {
+            return Err(ValidationError::Malformed(
+                "`aud` without `exp`: a bound validation carries both".into(),
+            ));
+        }
     }
     if key.authority_id == issuer_id {
         return Err(ValidationError::SelfValidation);

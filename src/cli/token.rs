@@ -45,6 +45,13 @@ pub enum TokenAction {
         /// The validator's registry id.
         #[arg(long)]
         iss: String,
+        /// The registry id of the authority that will submit the order (`aud`): Writ refuses
+        /// the signature from any other authority.
+        #[arg(long)]
+        aud: String,
+        /// Seconds the submitter has to submit it (`exp` - `iat`); after that Writ refuses it.
+        #[arg(long, default_value_t = 7 * 24 * 3600)]
+        lifetime: i64,
         /// The order JSON file, exactly as it will be submitted.
         #[arg(long)]
         order: PathBuf,
@@ -115,13 +122,29 @@ pub fn run(action: TokenAction) -> anyhow::Result<()> {
             alg,
             kid,
             iss,
+            aud,
+            lifetime,
             order,
         } => {
             let alg = KeyAlgorithm::parse(&alg)?;
             let order = read_text(&order)?;
+            if lifetime <= 0 {
+                anyhow::bail!("--lifetime must be a positive number of seconds");
+            }
             println!(
                 "{}",
-                client::sign_validation(alg, &read_text(&key)?, &kid, &iss, order.trim(), now)?
+                client::sign_validation(
+                    alg,
+                    &read_text(&key)?,
+                    &kid,
+                    &client::ValidationRequest {
+                        validator: &iss,
+                        submitter: Some(&aud),
+                        order_json: order.trim(),
+                        now,
+                        lifetime_secs: lifetime,
+                    }
+                )?
             );
         }
         TokenAction::Sign {

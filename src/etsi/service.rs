@@ -136,6 +136,93 @@ pub fn receive(
     rules: &Rules<'_>,
     now: DateTime<Utc>,
 ) -> Result<Answer, OrderError> {
+    let parsed = parse(body, &limits(rules.settings));
+    receive_parsed(conn, authority_id, body, parsed, rules, now)
+}
+
+/// Deletes the kept bodies of HI-1 messages received before `before`, except those that created
+/// an object of an order still open (a GET of its task reads the object back from them), with
+/// one `etsi.message_bodies_purged` audit entry in the same transaction. Their hash and size
+/// stay. Returns how many bodies were deleted.
+pub fn purge_message_bodies(
+    conn: &mut DbConn,
+    before: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<usize, OrderError> {
+    const SQL: &str = "UPDATE etsi_messages SET body = NULL \
+        WHERE body IS NOT NULL AND received_at < $1 AND NOT EXISTS (\
+          SELECT 1 FROM etsi_objects o JOIN orders r ON r.id = o.order_id \
+          WHERE o.message_id = etsi_messages.id \
+            AND r.status NOT IN ('released', 'refused', 'withdrawn'))";
+    let cutoff = before.timestamp_micros();
+    write_tx(conn, |c| {
+        let purged = match c {
+            DbConn::Sqlite(s) => diesel::sql_query(SQL.replace('$', "?"))
+                .bind::<diesel::sql_types::BigInt, _>(cutoff)
+                .execute(s)?,
+            DbConn::Postgres(p) => diesel::sql_query(SQL)
+                .bind::<diesel::sql_types::BigInt, _>(cutoff)
+                .execute(p)?,
+        };
+        if purged > 0 {
+            let entry = NewEntry::new(
+                Actor::new(ActorKind::System, "retention"),
+                "etsi.message_bodies_purged",
+            )
+            .reference("messages", purged)
+            .reference("received_before", before.to_rfc3339());
+            audit::append(c, &entry, now)?;
+        }
+        Ok(purged)
+    })
+}
+
+/// Runs [`purge_message_bodies`] every `interval`, for bodies older than `days` (0: never).
+pub async fn run_body_retention(db: crate::db::Db, days: u32, interval: std::time::Duration) {
+    if days == 0 {
+        return;
+    }
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let result = db
+            .run(move |conn| {
+                let now = Utc::now();
+                purge_message_bodies(conn, now - chrono::Duration::days(i64::from(days)), now)
+            })
+            .await;
+        match result {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                messages = n,
+                "kept HI-1 message bodies past retention deleted"
+            ),
+            Err(e) => tracing::warn!(error = %e, "HI-1 body retention failed; retrying later"),
+        }
+    }
+}
+
+/// The parsing limits of these settings.
+pub fn limits(settings: &EtsiSettings) -> Limits {
+    Limits {
+        max_bytes: settings.message_limit_bytes,
+        max_depth: settings.max_depth,
+        ..Limits::default()
+    }
+}
+
+/// [`receive`] with the message already parsed (by [`parse`] under [`limits`]), so that the
+/// caller can parse before it takes a database connection: one authority's large message then
+/// holds no connection while it is read.
+pub fn receive_parsed(
+    conn: &mut DbConn,
+    authority_id: &str,
+    body: &[u8],
+    parsed: Result<crate::etsi::model::Message, crate::etsi::ParseError>,
+    rules: &Rules<'_>,
+    now: DateTime<Utc>,
+) -> Result<Answer, OrderError> {
     let settings = rules.settings;
     let registered: Authority = authorities::table
         .find(authority_id)
@@ -163,12 +250,7 @@ pub fn receive(
             now,
         );
     };
-    let limits = Limits {
-        max_bytes: settings.message_limit_bytes,
-        max_depth: settings.max_depth,
-        ..Limits::default()
-    };
-    let message = match parse(body, &limits) {
+    let message = match parsed {
         Ok(m) => m,
         Err(e) => {
             return refuse(
@@ -478,8 +560,9 @@ fn answer_actions(
 ) -> Result<Answer, OrderError> {
     let authority_id = sender.authority.id.clone();
     let message_id = uuid::Uuid::new_v4().to_string();
-    // A message that creates nothing is answered afresh when repeated, and its answer (which
-    // may carry a released package) is not kept: packages live only under their retention.
+    // A message that creates nothing is answered afresh when repeated, and neither it nor its
+    // answer (which may carry a released package) is kept: only its hash and size, as for a
+    // refused one. Packages live only under their retention.
     let read_only = !actions
         .iter()
         .any(|a| matches!(a.action, super::model::Action::Create(_)));
@@ -491,7 +574,7 @@ fn answer_actions(
             etsi_messages::received_at.eq(now.timestamp_micros()),
             etsi_messages::body_sha256.eq(hash),
             etsi_messages::size.eq(i64::try_from(body.len()).unwrap_or(i64::MAX)),
-            etsi_messages::body.eq(Some(body)),
+            etsi_messages::body.eq((!read_only).then_some(body)),
             etsi_messages::status.eq(if read_only { "read" } else { "answered" }),
             etsi_messages::http_status.eq(200),
             etsi_messages::response.eq(""),
@@ -809,6 +892,8 @@ fn stored_object(
         max_bytes: usize::MAX,
         max_depth: 256,
         max_nodes: usize::MAX,
+        max_attributes_per_element: usize::MAX,
+        max_attributes: usize::MAX,
     };
     let message = parse(&body, &limits)
         .map_err(|e| OrderError::Conflict(format!("a kept HI-1 message no longer parses: {e}")))?;

@@ -185,6 +185,22 @@ impl Run<'_> {
 
     fn record_json(&mut self, line: u64, text: &str) -> Result<(), MetadataError> {
         self.records += 1;
+        // A record that names a field twice reads differently in different readers: refused.
+        if let Err(crate::json::StrictError::Duplicate(d)) =
+            crate::json::duplicate_key(text.as_bytes())
+        {
+            // Named only when it is one of the record's fields: a reason never carries a value.
+            let path = d.path("");
+            let reason = Rejection(if self.opts.kind.fields().contains(&path.as_str()) {
+                format!(
+                    "field `{path}` is a duplicate key (named twice in the record); the record was not imported"
+                )
+            } else {
+                "a key is named twice in the record (duplicate key); the record was not imported"
+                    .into()
+            });
+            return self.reject(line, &reason);
+        }
         let row = match self.opts.kind {
             RecordKind::Accounts => serde_json::from_str::<AccountRecord>(text)
                 .map_err(|e| parse_rejection(self.opts.kind, &e.to_string()))

@@ -207,8 +207,16 @@ pub fn seed(
             media_type: "application/pdf".into(),
             content: base64::engine::general_purpose::STANDARD.encode(pdf),
         };
-        let checked =
-            intake::check_parts(conn, &raw, Some(upload), None, authority_id, 1 << 20, true)?;
+        let checked = intake::check_parts(
+            conn,
+            &raw,
+            Some(upload),
+            None,
+            authority_id,
+            1 << 20,
+            true,
+            &crate::authority::validation::Binding::strict(chrono::Utc::now().timestamp()),
+        )?;
         write_tx(conn, |c| {
             intake::store(
                 c,

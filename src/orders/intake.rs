@@ -52,8 +52,10 @@ pub struct Submission {
     pub document: DocumentUpload,
     /// The validator's signature over the order digest: a compact JWS signed with a key
     /// registered for the validating authority, with claims `iss` (its registry id),
-    /// `order_sha256` (hex) and `iat`. Without it, a claimed validation is only checked by a
-    /// person against the document.
+    /// `order_sha256` (hex), `aud` (the registry id of the authority submitting it: a string or
+    /// a list of strings), `iat` and `exp` (until when it may be submitted). Another authority
+    /// submitting it, or a submission after `exp`, is refused. Without it, a claimed validation
+    /// is only checked by a person against the document.
     #[schema(pattern = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")]
     pub validation: Option<String>,
 }
@@ -98,6 +100,19 @@ fn invalid(status: u16, slug: &'static str, title: &str, errors: Vec<FieldError>
     }
 }
 
+/// The 422 for a key named twice in one object, at its path under `prefix`.
+pub fn duplicate_key(d: &crate::json::DuplicateKey, prefix: &str) -> OrderError {
+    invalid(
+        422,
+        "duplicate-key",
+        "The submission names a key twice",
+        vec![FieldError::new(
+            d.path(prefix),
+            crate::json::DUPLICATE_KEY_MESSAGE,
+        )],
+    )
+}
+
 /// Parses and checks a submission body; `document_required` for a new order.
 pub fn check(
     conn: &mut DbConn,
@@ -105,6 +120,7 @@ pub fn check(
     issuer_id: &str,
     document_limit: usize,
     document_required: bool,
+    binding: &validation::Binding,
 ) -> Result<Checked, OrderError> {
     let text = std::str::from_utf8(body).map_err(|_| {
         invalid(
@@ -125,6 +141,11 @@ pub fn check(
                 "must be a JSON object, not an array",
             )],
         ));
+    }
+    // Before any reading that keeps one of two equal keys: the validator signed these bytes,
+    // and another reader of them must not see another order.
+    if let Err(crate::json::StrictError::Duplicate(d)) = crate::json::duplicate_key(body) {
+        return Err(duplicate_key(&d, ""));
     }
     let envelope: Envelope<'_> = match serde_json::from_str::<Envelope<'_>>(text) {
         Ok(e) => e,
@@ -153,11 +174,14 @@ pub fn check(
         issuer_id,
         document_limit,
         document_required,
+        binding,
     )
 }
 
 /// Checks the parts of a submission: the order (raw, exactly as sent), the document and the
-/// validator's signature. Every fault is reported, each naming its field.
+/// validator's signature (bound to `issuer_id` as its submitter, checked under `binding`).
+/// Every fault is reported, each naming its field.
+#[allow(clippy::too_many_arguments)]
 pub fn check_parts(
     conn: &mut DbConn,
     order: &RawValue,
@@ -166,6 +190,7 @@ pub fn check_parts(
     issuer_id: &str,
     document_limit: usize,
     document_required: bool,
+    binding: &validation::Binding,
 ) -> Result<Checked, OrderError> {
     let order_json = order.get().to_owned();
     let order_sha256 = sha256_hex(order_json.as_bytes());
@@ -235,7 +260,14 @@ pub fn check_parts(
     let mut proven = None;
     if let (Some(signature), Some(order)) = (&validation, &order) {
         if let Some(named) = &order.validator {
-            match validation::verify(conn, signature, &order_sha256, issuer_id, &named.country) {
+            match validation::verify(
+                conn,
+                signature,
+                &order_sha256,
+                issuer_id,
+                &named.country,
+                binding,
+            ) {
                 Ok(v) => proven = Some((v, signature.clone())),
                 Err(validation::ValidationError::Unavailable(e)) => {
                     return Err(OrderError::Db(crate::db::DbError::Unavailable(e)));

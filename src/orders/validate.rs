@@ -86,6 +86,15 @@ pub fn check_order(raw: &str, prefix: &str) -> Result<Order, Vec<FieldError>> {
             "must not contain NUL characters (\\u0000)",
         )]);
     }
+    // A reader that keeps the first of two equal keys would see another order than the last-
+    // key reader below: an order that names a key twice is no order at all.
+    if let Err(crate::json::StrictError::Duplicate(d)) = crate::json::duplicate_key(raw.as_bytes())
+    {
+        return Err(vec![FieldError::new(
+            d.path(prefix),
+            crate::json::DUPLICATE_KEY_MESSAGE,
+        )]);
+    }
     let value: serde_json::Value = serde_json::from_str(raw)
         .map_err(|e| vec![FieldError::new(prefix, format!("is not valid JSON: {e}"))])?;
     let Some(object) = value.as_object() else {
@@ -167,6 +176,47 @@ pub fn check_order(raw: &str, prefix: &str) -> Result<Order, Vec<FieldError>> {
         &order.issuer.authority,
         200,
     );
+    // Identifiers are shown to people and matched by them: nothing in them may hide or reorder
+    // what they show.
+    let mut identifiers: Vec<(String, &str)> = vec![
+        ("reference".into(), &order.reference),
+        ("issuer.person".into(), &order.issuer.person),
+        ("issuer.authority".into(), &order.issuer.authority),
+    ];
+    identifiers.extend(
+        order
+            .issuer
+            .file_number
+            .as_deref()
+            .map(|f| ("issuer.file_number".to_owned(), f)),
+    );
+    if let Some(v) = &order.validator {
+        identifiers.push(("validator.person".into(), &v.person));
+        identifiers.push(("validator.authority".into(), &v.authority));
+        identifiers.extend(
+            v.file_number
+                .as_deref()
+                .map(|f| ("validator.file_number".to_owned(), f)),
+        );
+    }
+    for (name, value) in [
+        ("addressee", &order.addressee),
+        ("receiving_authority", &order.receiving_authority),
+    ] {
+        identifiers.extend(value.as_deref().map(|v| (name.to_owned(), v)));
+    }
+    for (i, target) in order.targets.iter().enumerate() {
+        match target {
+            Target::Username(u) => identifiers.push((format!("targets[{i}].username"), u)),
+            Target::UserId(u) => identifiers.push((format!("targets[{i}].user_id"), u)),
+            _ => {}
+        }
+    }
+    for (path, value) in identifiers {
+        if let Some(message) = crate::text::hidden_character(value) {
+            errors.push(FieldError::new(at(&path), message));
+        }
+    }
     // A validator is named under the same rules as the issuer (the schema is the same).
     if let Some(validator) = &order.validator {
         nonempty(&mut errors, "validator.person", &validator.person, 200);
@@ -302,6 +352,53 @@ mod tests {
             "from": "0000-01-01T00:00:00Z",
             "to": "2026-01-01T00:00:00Z"
         });
+        assert!(check_order(&v.to_string(), "order").is_ok());
+    }
+
+    #[test]
+    fn a_key_named_twice_is_refused_by_path() {
+        let cases = [
+            (
+                GOOD.replacen("{", r#"{"reference":"OTHER-1","#, 1),
+                "order.reference",
+            ),
+            (
+                GOOD.replacen(r#""issuer": {"#, r#""issuer": {"kind":"judge","#, 1),
+                "order.issuer.kind",
+            ),
+        ];
+        for (text, path) in cases {
+            let errors = check_order(&text, "order").unwrap_err();
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert_eq!(errors[0].field, path, "{errors:?}");
+            assert!(errors[0].message.contains("duplicate key"), "{errors:?}");
+        }
+    }
+
+    #[test]
+    fn hidden_characters_in_identifiers_are_refused_by_field() {
+        let mut v: serde_json::Value = serde_json::from_str(GOOD).unwrap();
+        v["reference"] = serde_json::json!("PR-2026-\u{202E}2400");
+        v["issuer"]["person"] = serde_json::json!("M.\u{200B}Dupont");
+        v["targets"][0]["username"] = serde_json::json!("ali\u{2066}ce");
+        v["addressee"] = serde_json::json!("Writ\u{0007} Ltd");
+        let errors = check_order(&v.to_string(), "order").unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "order.reference",
+                "order.issuer.person",
+                "order.addressee",
+                "order.targets[0].username"
+            ],
+            "{errors:?}"
+        );
+        assert!(errors[0].message.contains("U+202E"), "{errors:?}");
+        // Letters of any one script, accents and spaces are fine.
+        v = serde_json::from_str(GOOD).unwrap();
+        v["issuer"]["person"] = serde_json::json!("Mme Øre-Łukasz Άννα");
+        v["reference"] = serde_json::json!("ДЕЛО-2026/7");
         assert!(check_order(&v.to_string(), "order").is_ok());
     }
 

@@ -260,6 +260,9 @@ pub fn add_user(
             "the display name must be 1 to 200 characters".into(),
         ));
     }
+    if let Some(why) = crate::text::hidden_character(display_name) {
+        return Err(StaffError::Invalid(format!("the display name {why}")));
+    }
     let hashed = hash(password)?;
     write_tx(conn, |c| {
         let taken: i64 = staff_users::table.find(username).count().get_result(c)?;
@@ -315,6 +318,53 @@ pub fn set_disabled(
     })
 }
 
+/// When `username`'s sign-in lockout ends (UTC), if it is locked out now: its failed sign-ins
+/// in the current 15-minute window reached the limit. Until then even the right password is
+/// refused.
+pub fn locked_until(
+    conn: &mut DbConn,
+    username: &str,
+    settings: &WorkspaceSettings,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, StaffError> {
+    let secs = now.timestamp();
+    let scope = format!("login-user:{}", username.to_lowercase());
+    let failures = throttle::count_in(conn, &scope, secs, FIFTEEN_MINUTES)?;
+    if failures < i64::from(settings.login_failures_per_15min) {
+        return Ok(None);
+    }
+    let end = secs - secs.rem_euclid(FIFTEEN_MINUTES) + FIFTEEN_MINUTES;
+    Ok(DateTime::<Utc>::from_timestamp(end, 0))
+}
+
+/// Lifts `username`'s sign-in lockout (its failed sign-ins of the current window are
+/// forgotten), with its audit entry, in one transaction. The client network's own budget is
+/// left as it is. Returns whether there was a lockout or failures to forget.
+pub fn lift_lockout(
+    conn: &mut DbConn,
+    actor: &Actor,
+    username: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, StaffError> {
+    let scope = format!("login-user:{}", username.to_lowercase());
+    write_tx(conn, |c| {
+        let exists = staff_users::table
+            .find(username)
+            .count()
+            .get_result::<i64>(c)?
+            > 0;
+        if !exists {
+            return Err(StaffError::NotFound(username.to_owned()));
+        }
+        let lifted = throttle::clear_in(c, &scope, now.timestamp(), FIFTEEN_MINUTES)?;
+        let entry = NewEntry::new(actor.clone(), "staff.lockout_lifted")
+            .reference("user", username)
+            .reference("had_failures", lifted);
+        audit::append(c, &entry, now)?;
+        Ok(lifted)
+    })
+}
+
 /// Every user.
 pub fn list(conn: &mut DbConn) -> Result<Vec<User>, StaffError> {
     let rows: Vec<(String, String, String, bool)> = staff_users::table
@@ -364,11 +414,17 @@ pub fn login(
     let net_scope = format!("login-net:{network}");
     let limit = i64::from(settings.login_failures_per_15min);
     let retry = FIFTEEN_MINUTES - secs.rem_euclid(FIFTEEN_MINUTES);
-    if throttle::count_in(conn, &user_scope, secs, FIFTEEN_MINUTES)? >= limit
-        || throttle::count_in(conn, &net_scope, secs, FIFTEEN_MINUTES)? >= limit * 4
-    {
-        return Err(StaffError::Throttled(retry));
-    }
+    // An attempt takes its place in both budgets before the password is looked at, in one
+    // atomic step each (a burst of concurrent attempts cannot all pass a check made before any
+    // counted); both or neither. A right password gives its places back below.
+    write_tx(conn, |c| {
+        if throttle::hit_within(c, &user_scope, secs, FIFTEEN_MINUTES, limit)?.is_none()
+            || throttle::hit_within(c, &net_scope, secs, FIFTEEN_MINUTES, limit * 4)?.is_none()
+        {
+            return Err(StaffError::Throttled(retry));
+        }
+        Ok(())
+    })?;
     let found: Option<(String, bool)> = staff_users::table
         .find(username)
         .select((staff_users::password_hash, staff_users::disabled))
@@ -383,8 +439,6 @@ pub fn login(
     };
     if !ok {
         write_tx(conn, |c| {
-            throttle::hit_in(c, &user_scope, secs, FIFTEEN_MINUTES)?;
-            throttle::hit_in(c, &net_scope, secs, FIFTEEN_MINUTES)?;
             let who = if found.is_some() {
                 username
             } else {
@@ -411,6 +465,9 @@ pub fn login(
         // Old sessions of anyone go as new ones start.
         diesel::delete(staff_sessions::table.filter(staff_sessions::expires_at.lt(micros)))
             .execute(c)?;
+        // Not a failure: the attempt's places in the budgets are given back.
+        throttle::give_back(c, &user_scope, secs, FIFTEEN_MINUTES)?;
+        throttle::give_back(c, &net_scope, secs, FIFTEEN_MINUTES)?;
         diesel::insert_into(staff_sessions::table)
             .values((
                 staff_sessions::token_sha256.eq(token_hash(&session.token)),

@@ -2,8 +2,9 @@
 //!
 //! Every route authenticates the request by its body-bound token ([`authenticate`]) before
 //! anything else is read, then calls one service function of [`crate::orders`]. Order of
-//! checks: body size (413), content type (415), failed-authentication throttle for the client's
-//! network (429), token (401/403), the authority's rate limit (429), then the request itself.
+//! checks: body size (413), content type (415), token (401/403; a token whose signature does not
+//! verify is first held to the failed-authentication throttle of the client's network, 429), the
+//! authority's rate limit (429), then the request itself.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -70,6 +71,19 @@ impl ApiState {
     /// Outgoing e-mail settings.
     pub fn mail(&self) -> &crate::settings::MailSettings {
         &self.mail
+    }
+
+    /// Whether validations without `aud` and `exp` are still accepted.
+    pub fn accept_unbound_validations(&self) -> bool {
+        self.settings.accept_unbound_validations
+    }
+
+    /// What a validation signature is checked against now.
+    fn binding(&self) -> crate::authority::validation::Binding {
+        crate::authority::validation::Binding {
+            now: Utc::now().timestamp(),
+            accept_unbound: self.settings.accept_unbound_validations,
+        }
     }
 
     /// Largest order document, in bytes.
@@ -232,9 +246,11 @@ fn unauthenticated(e: &TokenError) -> Problem {
         .detail(e.to_string())
 }
 
-/// The first phase of authentication, before the body is read: the failed-authentication
-/// throttle of the client's network (a throttled network is refused without a write), then
-/// the token's key, signature, and claims, and that it is bound to this method and path.
+/// The first phase of authentication, before the body is read: the token's key, signature, and
+/// claims, and that it is bound to this method and path. A token whose key and signature verify
+/// never meets the failed-authentication throttle of the client's network: a neighbour's bad
+/// tokens cannot lock a registered authority out. Any other token from a throttled network is
+/// refused (429) without being counted.
 pub async fn pre_authenticate(
     req: &HttpRequest,
     state: &ApiState,
@@ -257,14 +273,6 @@ pub async fn pre_authenticate(
     let settings = state.settings.clone();
     db.run(move |conn| {
         let now = Utc::now().timestamp();
-        if throttle::failures(conn, &source, now)?
-            >= i64::from(settings.auth_failure_limit_per_minute)
-        {
-            return Ok::<_, DbError>(Err(too_many(
-                "too many failed authentications from your network; wait and retry",
-                now,
-            )));
-        }
         let checked = match &token {
             None => Err(TokenError::Malformed(
                 "no `Authorization: Bearer` request token".into(),
@@ -281,10 +289,35 @@ pub async fn pre_authenticate(
             }
         });
         match checked {
-            Ok(checked) => Ok(Ok(PreAuthenticated { checked, source })),
+            Ok(checked) => Ok::<_, DbError>(Ok(PreAuthenticated { checked, source })),
             Err(TokenError::Unavailable(e)) => Err(DbError::Unavailable(e)),
             Err(e) => {
-                throttle::record_failure(conn, &source, e.class(), now)?;
+                // Only tokens no registered key vouches for meet the network's budget.
+                let unsigned = matches!(
+                    e,
+                    TokenError::Malformed(_)
+                        | TokenError::UnknownKey
+                        | TokenError::AlgorithmMismatch
+                        | TokenError::BadSignature
+                );
+                // Counted and checked in one step: concurrent bad tokens cannot all pass.
+                if unsigned
+                    && !throttle::charge_failure(
+                        conn,
+                        &source,
+                        e.class(),
+                        i64::from(settings.auth_failure_limit_per_minute),
+                        now,
+                    )?
+                {
+                    return Ok(Err(too_many(
+                        "too many failed authentications from your network; wait and retry",
+                        now,
+                    )));
+                }
+                if !unsigned {
+                    throttle::record_failure(conn, &source, e.class(), now)?;
+                }
                 Ok(Err(unauthenticated(&e)))
             }
         }
@@ -594,6 +627,7 @@ pub async fn submit(
                 &authority,
                 state.settings.document_limit_bytes,
                 true,
+                &state.binding(),
             ) {
                 Ok(c) => c,
                 Err(e) => {
@@ -698,6 +732,20 @@ fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Problem> {
         .errors(vec![FieldError::new(
             "(body)",
             "must be a JSON object, not an array",
+        )]));
+    }
+    // Two readers of one body must read the same thing: a key named twice is refused.
+    if let Err(crate::json::StrictError::Duplicate(d)) = crate::json::duplicate_key(body) {
+        let field = d.path("");
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "duplicate-key",
+            "The body names a key twice",
+        )
+        .detail(format!("{field}: {}", crate::json::DUPLICATE_KEY_MESSAGE))
+        .errors(vec![FieldError::new(
+            field,
+            crate::json::DUPLICATE_KEY_MESSAGE,
         )]));
     }
     let mut de = serde_json::Deserializer::from_slice(body);
@@ -832,7 +880,8 @@ pub struct NewMessage {
     /// The signed document of the amended order: required with an amendment (an amended order
     /// must rest on a document signed for it).
     pub document: Option<DocumentUpload>,
-    /// The validator's signature over the amended order's digest (a compact JWS).
+    /// The validator's signature over the amended order's digest (a compact JWS), bound to the
+    /// submitting authority (`aud`) and a time (`exp`) as for a submission.
     #[schema(pattern = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")]
     pub validation: Option<String>,
 }
@@ -892,6 +941,7 @@ pub async fn post_message(
                         &authority,
                         state.settings.document_limit_bytes,
                         true,
+                        &state.binding(),
                     );
                     match checked {
                         Ok(c) => Some(c),

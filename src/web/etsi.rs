@@ -84,6 +84,22 @@ pub async fn hi1(
     let authority = api::finish_authentication(pre, &body, &state, &db).await?;
     let state = state.into_inner();
     let config = config.into_inner();
+    // Parsed before a database connection is taken, on a blocking thread: a large message
+    // holds neither a connection the other authorities need nor an HTTP worker.
+    let limits = service::limits(&config.0);
+    let (body, parsed) = web::block(move || {
+        let parsed = crate::etsi::parse(&body, &limits);
+        (body, parsed)
+    })
+    .await
+    .map_err(|_| {
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+        )
+        .detail("the message could not be read")
+    })?;
     let answer = db
         .run(move |conn| {
             let rules = Rules {
@@ -93,7 +109,7 @@ pub async fn hi1(
                 mail: state.mail(),
                 document_limit: state.document_limit(),
             };
-            service::receive(conn, &authority, &body, &rules, Utc::now())
+            service::receive_parsed(conn, &authority, &body, parsed, &rules, Utc::now())
         })
         .await?;
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);

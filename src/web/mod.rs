@@ -9,6 +9,7 @@ pub mod etsi;
 pub mod extract;
 pub mod health;
 pub mod ingest;
+pub mod keepalive;
 pub mod methods;
 pub mod metrics;
 pub mod middleware;
@@ -71,6 +72,7 @@ pub struct Application {
     jobs: tokio::task::JoinHandle<()>,
     mailer: tokio::task::JoinHandle<()>,
     deliverer: tokio::task::JoinHandle<()>,
+    body_retention: tokio::task::JoinHandle<()>,
     policies: std::sync::Arc<crate::policy::PolicySet>,
 }
 
@@ -179,6 +181,11 @@ impl Application {
                 interval: Duration::from_secs(settings.api.jobs_interval_secs),
             },
         ));
+        let body_retention = tokio::spawn(crate::etsi::service::run_body_retention(
+            db.clone(),
+            settings.etsi.message_body_retention_days,
+            Duration::from_secs(settings.api.jobs_interval_secs.max(60)),
+        ));
         let jobs = tokio::spawn(crate::orders::run_jobs(
             db.clone(),
             Duration::from_secs(settings.api.jobs_interval_secs),
@@ -213,6 +220,7 @@ impl Application {
             jobs,
             mailer,
             deliverer,
+            body_retention,
             policies,
         })
     }
@@ -249,6 +257,7 @@ impl Application {
         self.jobs.abort();
         self.mailer.abort();
         self.deliverer.abort();
+        self.body_retention.abort();
         result
     }
 }
@@ -319,6 +328,8 @@ fn build_server(
                 .wrap(from_fn(middleware::request_context))
                 // Outermost: times everything the other layers do too.
                 .wrap(from_fn(metrics::record))
+                // Around everything: a response ends when its body is dropped, after all layers.
+                .wrap(from_fn(keepalive::track))
                 .app_data(db.clone())
                 .app_data(signer.clone())
                 .app_data(auditor_tokens.clone())
@@ -405,6 +416,12 @@ fn build_server(
         0 => KeepAlive::Disabled,
         secs => KeepAlive::Timeout(Duration::from_secs(secs)),
     });
+    // actix times only a connection's first request head: every later one must be complete
+    // within the keep-alive idle time plus the head timeout after the previous response ended.
+    if settings.server.keep_alive_secs > 0 {
+        let limit = Duration::from_secs(settings.server.keep_alive_secs) + request_timeout;
+        server = server.on_connect(move |conn, data| keepalive::on_connect(conn, data, limit));
+    }
     let server = match tls {
         Some(config) => server.listen_rustls_0_23(listener, config)?,
         None => server.listen(listener)?,

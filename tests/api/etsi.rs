@@ -189,7 +189,7 @@ fn fresh_ids(xml: &str) -> String {
 }
 
 /// The example with an approver named in its authorisation.
-fn with_approver(xml: &str) -> String {
+pub(crate) fn with_approver(xml: &str) -> String {
     let end = "</auth:AuthorisationTimespan>";
     assert!(xml.contains(end));
     xml.replacen(
@@ -199,7 +199,7 @@ fn with_approver(xml: &str) -> String {
     )
 }
 
-fn example(name: &str) -> String {
+pub(crate) fn example(name: &str) -> String {
     fresh_ids(&std::fs::read_to_string(format!("{EXAMPLES}/{name}")).unwrap())
 }
 

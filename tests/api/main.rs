@@ -17,6 +17,7 @@ mod etsi;
 mod etsi_schema;
 mod hardening;
 mod health;
+mod intake;
 mod mail;
 mod metadata;
 mod metrics;

@@ -757,7 +757,7 @@ async fn the_ingest_endpoint_takes_only_feeders(backend: Backend) {
     assert_eq!(entries[0]["leaf"]["actor"]["id"], "login-service");
 }
 
-async fn spawn_app_with_file(backend: Backend, file: &std::path::Path) -> TestApp {
+pub(crate) async fn spawn_app_with_file(backend: Backend, file: &std::path::Path) -> TestApp {
     let db = crate::helpers::TestDb::new(backend);
     let mut settings_env: std::collections::HashMap<String, String> =
         db.env().into_iter().collect();

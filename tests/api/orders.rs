@@ -42,6 +42,7 @@ pub(crate) const PARIS: Signer = Signer {
     seed: 1,
 };
 pub(crate) const POLICE_SIGNER: Signer = POLICE;
+pub(crate) const JUDGE_SIGNER: Signer = JUDGE;
 const POLICE: Signer = Signer {
     iss: "fr-police-lyon",
     kid: "lyon-1",
@@ -686,9 +687,13 @@ async fn the_issuer_kind_comes_from_the_registry_and_validation_from_signatures(
         KeyAlgorithm::EdDSA,
         &private_pem(JUDGE.seed),
         JUDGE.kid,
-        JUDGE.iss,
-        &order_text,
-        chrono::Utc::now().timestamp(),
+        &client::ValidationRequest {
+            validator: JUDGE.iss,
+            submitter: Some(PARIS.iss),
+            order_json: &order_text,
+            now: chrono::Utc::now().timestamp(),
+            lifetime_secs: 3600,
+        },
     )
     .unwrap();
     let body = client::submission_body(&order_text, PDF, Some(&signature)).unwrap();
@@ -709,9 +714,13 @@ async fn the_issuer_kind_comes_from_the_registry_and_validation_from_signatures(
             KeyAlgorithm::EdDSA,
             &private_pem(seed),
             kid,
-            iss,
-            text,
-            chrono::Utc::now().timestamp(),
+            &client::ValidationRequest {
+                validator: iss,
+                submitter: Some(PARIS.iss),
+                order_json: text,
+                now: chrono::Utc::now().timestamp(),
+                lifetime_secs: 3600,
+            },
         )
         .unwrap()
     };

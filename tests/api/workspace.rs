@@ -370,6 +370,7 @@ async fn every_route_checks_the_role(backend: Backend) {
         ("GET", "/admin/users", &["adam"]),
         ("POST", "/admin/users", &["adam"]),
         ("POST", "/admin/users/bea/disable", &["adam"]),
+        ("POST", "/admin/users/bea/unlock", &["adam"]),
         ("GET", "/account", &["rita", "alex", "olga", "adam"]),
         ("GET", "/audit-log", &["olga"]),
         ("GET", "/orders/new", &["rita", "alex"]),

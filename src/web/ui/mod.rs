@@ -301,6 +301,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(pages::users)
         .service(pages::add_user)
         .service(pages::disable_user)
+        .service(pages::unlock_user)
         .service(pages::account)
         .service(pages::change_password);
 }

@@ -136,14 +136,19 @@ pub async fn login(
             Some("Wrong user name or password.".into()),
             secure,
         ),
-        Err(staff::StaffError::Throttled(s)) => login_page(
-            StatusCode::TOO_MANY_REQUESTS,
-            Some(format!(
-                "Too many failed sign-ins. Try again in {} minutes.",
-                s / 60 + 1
-            )),
-            secure,
-        ),
+        Err(staff::StaffError::Throttled(s)) => {
+            let until = (Utc::now() + chrono::Duration::seconds(s)).format("%H:%M UTC");
+            login_page(
+                StatusCode::TOO_MANY_REQUESTS,
+                Some(format!(
+                    "Too many failed sign-ins for this account or from your network: sign-in is \
+                     locked until {until} (about {} minutes). Until then even the right password \
+                     is refused. An administrator can lift the lock on the Users page.",
+                    s / 60 + 1
+                )),
+                secure,
+            )
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -210,6 +215,11 @@ struct QueuePage {
 }
 
 impl QueuePage {
+    /// Whether `value` mixes writing systems (it may imitate another value).
+    fn mixed(&self, value: &str) -> bool {
+        mixed_scripts(value)
+    }
+
     fn is_status(&self, s: &str) -> bool {
         self.status == s
     }
@@ -353,15 +363,35 @@ impl OrderPage {
     }
 
     /// The targets of the scope, each with its index and a label.
-    fn targets(&self) -> Vec<(usize, String)> {
+    /// Each target's label, and whether its value mixes writing systems.
+    fn targets(&self) -> Vec<(usize, String, bool)> {
+        use crate::policy::Target;
         self.d
             .scope
             .targets
             .iter()
             .enumerate()
-            .map(|(i, t)| (i, serde_json::to_string(t).unwrap_or_default()))
+            .map(|(i, t)| {
+                let mixed = match t {
+                    Target::Username(v) | Target::UserId(v) | Target::PhoneNumber(v) => {
+                        mixed_scripts(v)
+                    }
+                    Target::Ip(_) => false,
+                };
+                (i, serde_json::to_string(t).unwrap_or_default(), mixed)
+            })
             .collect()
     }
+
+    /// Whether `value` mixes writing systems (it may imitate another value).
+    fn mixed(&self, value: &str) -> bool {
+        mixed_scripts(value)
+    }
+}
+
+/// Whether `value` mixes writing systems, for the pages' "mixed scripts" mark.
+fn mixed_scripts(value: &str) -> bool {
+    crate::text::mixed_scripts(value)
 }
 
 /// `GET /orders/{id}`: everything about one order.
@@ -510,16 +540,41 @@ pub async fn validation_checked(
 #[template(path = "ui/users.html")]
 struct UsersPage {
     frame: Frame,
-    users: Vec<User>,
+    users: Vec<UserRow>,
     roles: Vec<(&'static str, &'static str)>,
+}
+
+/// A user on the users page, with the end of its sign-in lockout if it is locked out.
+struct UserRow {
+    user: User,
+    locked_until: Option<String>,
 }
 
 /// `GET /admin/users`.
 #[get("/admin/users")]
-pub async fn users(signed: Signed, db: web::Data<Db>) -> Result<HttpResponse, UiError> {
+pub async fn users(
+    signed: Signed,
+    db: web::Data<Db>,
+    settings: web::Data<WorkspaceSettings>,
+) -> Result<HttpResponse, UiError> {
     let staff = signed.require(Permission::ManageUsers)?.clone();
+    let settings = settings.get_ref().clone();
     let users = db
-        .run(|conn| staff::list(conn).map_err(|e| crate::db::DbError::Unavailable(e.to_string())))
+        .run(move |conn| {
+            let now = Utc::now();
+            let rows = staff::list(conn)
+                .map_err(|e| crate::db::DbError::Unavailable(e.to_string()))?
+                .into_iter()
+                .map(|user| {
+                    let until = staff::locked_until(conn, &user.username, &settings, now)?;
+                    Ok(UserRow {
+                        locked_until: until.map(|t| t.format("%H:%M UTC").to_string()),
+                        user,
+                    })
+                })
+                .collect::<Result<Vec<_>, staff::StaffError>>();
+            rows.map_err(|e| crate::db::DbError::Unavailable(e.to_string()))
+        })
         .await?;
     Ok(html(
         StatusCode::OK,
@@ -529,6 +584,31 @@ pub async fn users(signed: Signed, db: web::Data<Db>) -> Result<HttpResponse, Ui
             roles: Role::ALL.iter().map(|r| (r.as_str(), r.label())).collect(),
         },
     ))
+}
+
+/// `POST /admin/users/{username}/unlock`: lifts the user's sign-in lockout (audited).
+#[post("/admin/users/{username}/unlock")]
+pub async fn unlock_user(
+    signed: Signed,
+    username: web::Path<String>,
+    form: web::Form<CsrfForm>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::ManageUsers)?.clone();
+    signed.check_csrf(&form.csrf)?;
+    let username = username.into_inner();
+    let result = db
+        .run(move |conn| {
+            Ok::<_, crate::db::DbError>(staff::lift_lockout(
+                conn,
+                &staff.actor(),
+                &username,
+                Utc::now(),
+            ))
+        })
+        .await?;
+    result?;
+    Ok(see_other("/admin/users"))
 }
 
 /// The new-user form.
@@ -970,9 +1050,15 @@ pub async fn enter_order(
     use futures_util::StreamExt;
     let mail = mail.into_inner();
     let staff = signed.require(Permission::EnterOrders)?.clone();
-    let (limit, body_limit) = req
+    let (limit, body_limit, accept_unbound) = req
         .app_data::<web::Data<crate::web::api::ApiState>>()
-        .map(|api| (api.document_limit(), api.body_limit()))
+        .map(|api| {
+            (
+                api.document_limit(),
+                api.body_limit(),
+                api.accept_unbound_validations(),
+            )
+        })
         .ok_or(UiError::Internal)?;
     // The role is checked before the body is read; a body declared larger than the whole
     // form may be is refused unread.
@@ -1080,6 +1166,10 @@ pub async fn enter_order(
                 &authority,
                 limit,
                 true,
+                &crate::authority::validation::Binding {
+                    now: chrono::Utc::now().timestamp(),
+                    accept_unbound,
+                },
             )?;
             crate::db::write_tx(conn, |c| {
                 crate::orders::intake::store(
