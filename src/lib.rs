@@ -22,5 +22,6 @@ pub mod orders;
 pub mod policy;
 pub mod settings;
 pub mod staff;
+pub mod startup;
 pub mod telemetry;
 pub mod web;

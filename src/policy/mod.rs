@@ -24,7 +24,6 @@ mod load;
 mod model;
 mod narrow;
 mod order;
-pub mod runtime;
 
 pub use crate::deployment::Deployment;
 pub use catalogue::{CATALOGUE, Category, FieldId, FieldSpec, default_fields, describe};

@@ -120,7 +120,7 @@ impl Application {
             }
         }
         let package_key = crate::disclosure::keys::load_or_create(&settings.package)?;
-        let policies = std::sync::Arc::new(crate::policy::runtime::load(&settings.policy)?);
+        let policies = std::sync::Arc::new(crate::startup::load_policies(&settings.policy)?);
         tracing::info!(
             policy.set_id = policies.id(),
             "jurisdiction policies loaded"
@@ -201,7 +201,7 @@ impl Application {
     pub async fn record_policy_set(&self) -> Result<bool, AuditError> {
         let set = self.policies.clone();
         self.db
-            .run(move |conn| crate::policy::runtime::record(conn, &set))
+            .run(move |conn| crate::startup::record_policy_set(conn, &set))
             .await
     }
 
