@@ -102,7 +102,7 @@ pub fn sign_validation(
 ) -> Result<String, SignError> {
     let claims = ValidationClaims {
         iss: validator.to_owned(),
-        order_sha256: crate::orders::intake::sha256_hex(order_json.as_bytes()),
+        order_sha256: crate::digest::sha256_hex(order_json.as_bytes()),
         iat: now,
     };
     jsonwebtoken::encode(

@@ -136,6 +136,9 @@ pub fn receive(
     rules: &Rules<'_>,
     now: DateTime<Utc>,
 ) -> Result<Answer, OrderError> {
+    // Releases not picked up by the deliverer yet get their deliveries first, so that the
+    // answer lists and serves them.
+    super::deliver::take_released(conn, now)?;
     let settings = rules.settings;
     let registered: Authority = authorities::table
         .find(authority_id)
@@ -289,7 +292,7 @@ pub fn receive(
             now,
         );
     }
-    let hash = intake::sha256_hex(body);
+    let hash = crate::digest::sha256_hex(body);
     if let Some(answer) = earlier_answer(conn, authority_id, &message.header.transaction_id, &hash)?
     {
         return match answer {
@@ -402,7 +405,7 @@ fn refuse(
     };
     let xml = write(&message);
     let id = uuid::Uuid::new_v4().to_string();
-    let hash = intake::sha256_hex(body);
+    let hash = crate::digest::sha256_hex(body);
     write_tx(conn, |c| {
         diesel::insert_into(etsi_messages::table)
             .values((
@@ -967,7 +970,7 @@ fn create_task(
         ))
     })?;
     let checked = Checked {
-        order_sha256: intake::sha256_hex(order_json.as_bytes()),
+        order_sha256: crate::digest::sha256_hex(order_json.as_bytes()),
         order,
         order_json,
         document,

@@ -10,10 +10,11 @@ use diesel::prelude::*;
 use ed25519_dalek::SigningKey;
 use serde::Serialize;
 
-use super::gather;
-use super::package::{self, PackageInput, Table};
+use crate::disclosure::gather;
+use crate::disclosure::package::{self, PackageInput, Table};
 use crate::audit::{self, NewEntry};
-use crate::db::schema::{approvals, order_versions, orders, packages};
+use crate::digest::sha256_hex;
+use crate::db::schema::{approvals, order_versions, orders, packages, release_queue};
 use crate::db::{DbConn, write_tx};
 use crate::metadata::normalize;
 use crate::orders::review::{self, OrderDetail};
@@ -23,10 +24,6 @@ use crate::staff::Staff;
 
 /// Approvals needed to release.
 pub const APPROVALS: usize = 2;
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    crate::orders::intake::sha256_hex(bytes)
-}
 
 fn conflict(m: impl Into<String>) -> OrderError {
     OrderError::Conflict(m.into())
@@ -102,15 +99,6 @@ pub fn current(conn: &mut DbConn, order_id: &str) -> Result<Option<Snapshot>, Or
     row.map(|r| load_snapshot(conn, r)).transpose()
 }
 
-fn lock_order(conn: &mut DbConn, order_id: &str) -> Result<(), OrderError> {
-    let q = orders::table.find(order_id).select(orders::id);
-    let found: Option<String> = match conn {
-        DbConn::Sqlite(s) => q.first(s).optional()?,
-        DbConn::Postgres(p) => q.for_update().first(p).optional()?,
-    };
-    found.map(|_| ()).ok_or(OrderError::NotFound)
-}
-
 fn ready_for_approval(d: &OrderDetail, staff: &Staff) -> Result<(), OrderError> {
     if !matches!(
         d.view.status,
@@ -158,7 +146,7 @@ pub fn prepare(
     now: DateTime<Utc>,
 ) -> Result<Snapshot, OrderError> {
     write_tx(conn, |c| {
-        lock_order(c, order_id)?;
+        super::lock(c, order_id)?;
         let d = review::detail(c, order_id)?;
         ready_for_approval(&d, staff)?;
         let scope_sha256 = scope_hash(&d.scope)?;
@@ -257,7 +245,7 @@ pub fn approve(
     now: DateTime<Utc>,
 ) -> Result<Approved, OrderError> {
     write_tx(conn, |c| {
-        lock_order(c, order_id)?;
+        super::lock(c, order_id)?;
         let d = review::detail(c, order_id)?;
         ready_for_approval(&d, staff)?;
         let Some(snap) = current(c, order_id)?.filter(|s| s.status == "snapshot") else {
@@ -344,7 +332,13 @@ pub fn approve(
             ))
             .execute(c)?;
         holds::release(c, order_id, now.timestamp_micros())?;
-        crate::etsi::deliver::queue(c, order_id, now)?;
+        // The deliverers pick the release up from the queue (HI-1: etsi::deliver::take_released).
+        diesel::insert_into(release_queue::table)
+            .values((
+                release_queue::order_id.eq(order_id),
+                release_queue::released_at.eq(now.timestamp_micros()),
+            ))
+            .execute(c)?;
         crate::mail::notify(
             c,
             mail,
@@ -372,7 +366,7 @@ pub fn narrow(
     now: DateTime<Utc>,
 ) -> Result<(), OrderError> {
     write_tx(conn, |c| {
-        lock_order(c, order_id)?;
+        super::lock(c, order_id)?;
         let d = review::detail(c, order_id)?;
         if !matches!(
             d.view.status,
@@ -469,7 +463,7 @@ pub fn released_with_proof(
         "leaf": leaf.leaf,
         "tlog_proof": doc.to_text(),
     });
-    let with_proof = super::package::append_proof(&tar, proof_json.to_string().as_bytes())
+    let with_proof = package::append_proof(&tar, proof_json.to_string().as_bytes())
         .map_err(|e| OrderError::Conflict(e.to_string()))?;
     Ok(Some((with_proof, sha)))
 }

@@ -84,15 +84,12 @@ fn state(
     order_id: &str,
     authority: Option<&str>,
 ) -> Result<(OrderStatus, i32, String), OrderError> {
-    let query = orders::table.filter(orders::id.eq(order_id)).select((
-        orders::status,
-        orders::version,
-        orders::authority_id,
-    ));
-    let found: Option<(String, i32, String)> = match conn {
-        DbConn::Sqlite(s) => query.first(s).optional()?,
-        DbConn::Postgres(p) => query.for_update().first(p).optional()?,
-    };
+    super::lock(conn, order_id)?;
+    let found: Option<(String, i32, String)> = orders::table
+        .filter(orders::id.eq(order_id))
+        .select((orders::status, orders::version, orders::authority_id))
+        .first(conn)
+        .optional()?;
     let Some((status, version, owner)) =
         found.filter(|(_, _, owner)| authority.is_none_or(|a| a == owner))
     else {
@@ -418,7 +415,7 @@ pub fn answer(
             normalize::from_micros(received),
         )?;
         // Approvals were given on the old order's package: they no longer count.
-        crate::disclosure::release::supersede(conn, order_id)?;
+        crate::orders::approval::supersede(conn, order_id)?;
     }
     add_message(
         conn,

@@ -14,7 +14,6 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use sha2::{Digest, Sha256};
 
 use super::validate::{FieldError, check_order};
 use super::{OrderError, OrderStatus, OrderView, holds, view};
@@ -24,6 +23,7 @@ use crate::db::schema::{
     idempotency_keys, order_documents, order_versions, orders, rejected_submissions,
 };
 use crate::db::{DbConn, write_tx};
+use crate::digest::sha256_hex;
 use crate::policy::{Deployment, Order, PolicySet, RegistryFacts, decide};
 
 /// The signed order document, as submitted.
@@ -81,11 +81,6 @@ pub struct Checked {
     pub document: Option<Vec<u8>>,
     /// The proven validation, if a valid signature was sent.
     pub validation: Option<(validation::ProvenValidation, String)>,
-}
-
-/// SHA-256, lower-case hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 fn invalid(status: u16, slug: &'static str, title: &str, errors: Vec<FieldError>) -> OrderError {

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
-use super::{OrderError, OrderStatus, holds, review};
+use super::{OrderError, OrderStatus, holds, lock, review};
 use crate::audit::{self, NewEntry};
 use crate::db::schema::orders;
 use crate::db::{DbConn, write_tx};
@@ -15,15 +15,6 @@ use crate::staff::Staff;
 
 fn conflict(m: impl Into<String>) -> OrderError {
     OrderError::Conflict(m.into())
-}
-
-fn lock(conn: &mut DbConn, id: &str) -> Result<(), OrderError> {
-    let q = orders::table.find(id).select(orders::id);
-    let found: Option<String> = match conn {
-        DbConn::Sqlite(s) => q.first(s).optional()?,
-        DbConn::Postgres(p) => q.for_update().first(p).optional()?,
-    };
-    found.map(|_| ()).ok_or(OrderError::NotFound)
 }
 
 /// Records the outcome of an emergency order's ex-post validation: `received`, or `lapsed`
@@ -74,7 +65,7 @@ pub fn ex_post_validation(
         audit::append(c, &entry, now)?;
         if !received {
             // Writ keeps no copy of what the authority must now delete.
-            crate::disclosure::release::delete_released_of(
+            crate::orders::approval::delete_released_of(
                 c,
                 id,
                 "ex_post_validation_lapsed",

@@ -488,7 +488,7 @@ fn request_hash(req: &HttpRequest, body: &[u8]) -> String {
     all.extend_from_slice(req.path().as_bytes());
     all.push(b'\n');
     all.extend_from_slice(body);
-    intake::sha256_hex(&all)
+    crate::digest::sha256_hex(&all)
 }
 
 fn stored_response(answer: StoredAnswer, location: Option<String>) -> HttpResponse {
@@ -977,7 +977,7 @@ pub async fn disclosure(
             let view = orders::view(conn, &id, Some(&authority))?;
             let now = Utc::now();
             let Some((with_proof, sha)) =
-                crate::disclosure::release::released_with_proof(conn, &signer, &id, now)?
+                crate::orders::approval::released_with_proof(conn, &signer, &id, now)?
             else {
                 return Ok(Err(view.status));
             };

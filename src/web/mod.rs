@@ -154,7 +154,7 @@ impl Application {
                 interval: Duration::from_secs(settings.api.jobs_interval_secs),
             },
         ));
-        let jobs = tokio::spawn(crate::orders::run_jobs(
+        let jobs = tokio::spawn(crate::jobs::run_jobs(
             db.clone(),
             Duration::from_secs(settings.api.jobs_interval_secs),
             settings.package.retention_days,

@@ -414,7 +414,7 @@ async fn the_package_is_served_only_while_released_and_kept(backend: Backend) {
     let deleted = api
         .app
         .pool
-        .run(move |conn| writ::disclosure::release::purge_released(conn, 90, later))
+        .run(move |conn| writ::orders::approval::purge_released(conn, 90, later))
         .await
         .unwrap();
     // The lapsed order's archive was deleted at the lapse: only the kept one was left to purge.

@@ -313,7 +313,7 @@ struct OrderPage {
     frame: Frame,
     d: OrderDetail,
     decision_json: String,
-    package: Option<crate::disclosure::release::Snapshot>,
+    package: Option<crate::orders::approval::Snapshot>,
     tasks: crate::orders::tasks::TaskState,
     channels: [&'static str; 4],
 }
@@ -376,7 +376,7 @@ pub async fn order(
     let (d, snapshot, tasks) = db
         .run(move |conn| {
             let d = review::detail(conn, &id)?;
-            let snapshot = crate::disclosure::release::current(conn, &id)?;
+            let snapshot = crate::orders::approval::current(conn, &id)?;
             let tasks = crate::orders::tasks::state(conn, &id)?;
             Ok::<_, crate::orders::OrderError>((d, snapshot, tasks))
         })
@@ -662,7 +662,7 @@ struct PackagePage {
     frame: Frame,
     order_id: String,
     reference: String,
-    snapshot: crate::disclosure::release::Snapshot,
+    snapshot: crate::orders::approval::Snapshot,
 }
 
 /// `POST /orders/{id}/package`: prepare the package (or reuse the frozen snapshot for the
@@ -681,7 +681,7 @@ pub async fn prepare_package(
     let who = staff.clone();
     let (snapshot, reference) = db
         .run(move |conn| {
-            let snapshot = crate::disclosure::release::prepare(conn, &who, &id, Utc::now())?;
+            let snapshot = crate::orders::approval::prepare(conn, &who, &id, Utc::now())?;
             let reference = crate::orders::view(conn, &id, None)?.reference;
             Ok::<_, crate::orders::OrderError>((snapshot, reference))
         })
@@ -722,7 +722,7 @@ pub async fn approve(
     let hash = form.into_inner().snapshot_sha256;
     let key = key.into_inner();
     db.run(move |conn| {
-        crate::disclosure::release::approve(conn, &staff, &id, &hash, &key.0, &mail, Utc::now())
+        crate::orders::approval::approve(conn, &staff, &id, &hash, &key.0, &mail, Utc::now())
     })
     .await?;
     Ok(see_other(&to))
@@ -800,7 +800,7 @@ pub async fn narrow(
             time_window: None,
             reason,
         };
-        crate::disclosure::release::narrow(conn, &staff, &id, &request, Utc::now())
+        crate::orders::approval::narrow(conn, &staff, &id, &request, Utc::now())
     })
     .await?;
     Ok(see_other(&to))
@@ -821,7 +821,7 @@ pub async fn package_public_key(key: web::Data<super::PackageKey>) -> HttpRespon
 #[template(path = "ui/audit.html")]
 struct AuditPage {
     frame: Frame,
-    disclosures: Vec<crate::disclosure::release::DisclosureRow>,
+    disclosures: Vec<crate::orders::approval::DisclosureRow>,
     entries: Vec<crate::audit::log::StoredEntry>,
     event: String,
     order: String,
@@ -870,7 +870,7 @@ pub async fn audit_log(
         .run(move |conn| {
             use crate::db::schema::audit_entries;
             use diesel::prelude::*;
-            let disclosures = crate::disclosure::release::disclosure_log(conn)?;
+            let disclosures = crate::orders::approval::disclosure_log(conn)?;
             let mut query = audit_entries::table
                 .order(audit_entries::seq.desc())
                 .limit(500)
