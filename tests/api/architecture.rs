@@ -1,0 +1,323 @@
+//! The module dependency rules of ARCHITECTURE.md, checked by reading the source.
+//!
+//! Every `crate::<module>` path under `src/` (in `use` lines, `use crate::{...}` groups and
+//! inline paths, outside comments) is an edge from the file's top-level module to `<module>`.
+//! Modules sit in layers and may use only the layers below their own, plus the few sideways
+//! edges listed in [`SIDEWAYS`]; the policy engine uses nothing of Writ's but the deployment
+//! facts, and nothing uses `cli`. A new top-level module fails until it is given a layer here
+//! and in ARCHITECTURE.md.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// Top to bottom: a module may use the modules of any layer below its own.
+const LAYERS: &[&[&str]] = &[
+    // The edges: HTTP and the command line.
+    &["cli", "web"],
+    // Background work and start-up steps.
+    &["jobs", "startup"],
+    // HI-1 and e-Evidence messages.
+    &["etsi"],
+    // The order's life: intake, review, approval, holds.
+    &["orders"],
+    // Gathering and packaging what is released.
+    &["disclosure"],
+    // Registry and tokens, workspace users, the outbox.
+    &["authority", "staff", "mail"],
+    // The stores.
+    &["metadata", "audit"],
+    // The ground: the database and logging, over the settings tree they are built from.
+    &["db", "telemetry"],
+    &["settings"],
+    // The pure policy engine.
+    &["policy"],
+    // Leaves: data and helpers that use nothing of Writ's.
+    &["deployment", "digest", "failpoint", "net"],
+];
+
+/// Allowed edges within one layer (one direction only, so no cycle can form).
+const SIDEWAYS: &[(&str, &str)] = &[
+    // `writ serve` starts the web server.
+    ("cli", "web"),
+    // Sign-in failures are throttled like an authority's.
+    ("staff", "authority"),
+    // Every lookup, import and retention run is written to the audit log.
+    ("metadata", "audit"),
+];
+
+/// Modules held to a stricter rule than their layer: what each may use at all.
+const ONLY: &[(&str, &[&str])] = &[("policy", &["deployment"])];
+
+/// A use of module `to` by a file of module `from` that the rules forbid.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Violation {
+    from: String,
+    to: String,
+    at: String,
+}
+
+fn layer_of(module: &str) -> Option<usize> {
+    LAYERS.iter().position(|l| l.contains(&module))
+}
+
+/// Why `from` may not use `to`, or `None` when it may.
+fn forbidden(from: &str, to: &str) -> Option<String> {
+    if from == to {
+        return None;
+    }
+    if to == "cli" {
+        return Some("nothing uses the command line".into());
+    }
+    if let Some((_, only)) = ONLY.iter().find(|(m, _)| *m == from) {
+        return (!only.contains(&to)).then(|| format!("{from} may use only {only:?}"));
+    }
+    let Some(f) = layer_of(from) else {
+        return Some(format!("module `{from}` has no layer: add it to LAYERS"));
+    };
+    let Some(t) = layer_of(to) else {
+        return Some(format!("module `{to}` has no layer: add it to LAYERS"));
+    };
+    if t > f || SIDEWAYS.contains(&(from, to)) {
+        None
+    } else if t == f {
+        Some(format!("`{from}` and `{to}` are on one layer"))
+    } else {
+        Some(format!("`{to}` is above `{from}`"))
+    }
+}
+
+/// The source without comments (line and block), keeping line breaks so positions stay true.
+fn strip_comments(source: &str) -> String {
+    let mut out = String::with_capacity(source.len());
+    let mut chars = source.chars().peekable();
+    let mut in_string = false;
+    while let Some(c) = chars.next() {
+        if in_string {
+            out.push(c);
+            if c == '\\' {
+                if let Some(n) = chars.next() {
+                    out.push(n);
+                }
+            } else if c == '"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match (c, chars.peek()) {
+            ('"', _) => {
+                in_string = true;
+                out.push(c);
+            }
+            ('/', Some('/')) => {
+                for n in chars.by_ref() {
+                    if n == '\n' {
+                        out.push('\n');
+                        break;
+                    }
+                }
+            }
+            ('/', Some('*')) => {
+                chars.next();
+                let mut last = ' ';
+                for n in chars.by_ref() {
+                    if n == '\n' {
+                        out.push('\n');
+                    }
+                    if last == '*' && n == '/' {
+                        break;
+                    }
+                    last = n;
+                }
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// The top-level modules `source` names through `crate::`, each with its line number.
+fn uses(source: &str) -> Vec<(String, usize)> {
+    let code = strip_comments(source);
+    let bytes = code.as_bytes();
+    let line_at = |i: usize| code[..i].matches('\n').count() + 1;
+    let ident = |from: usize| -> String {
+        code[from..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect()
+    };
+    let mut out = Vec::new();
+    let mut start = 0;
+    while let Some(found) = code[start..].find("crate::") {
+        let at = start + found;
+        start = at + "crate::".len();
+        // `$crate::` (in macros) and `writ_crate::`-like names are not this crate's paths.
+        if at > 0 && (bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_') {
+            continue;
+        }
+        if bytes.get(start) == Some(&b'{') {
+            // A group: the names at its top level, each after `{` or `,`.
+            let mut depth = 0usize;
+            let mut expect_name = true;
+            let mut i = start;
+            while i < bytes.len() {
+                match bytes[i] {
+                    b'{' => {
+                        depth += 1;
+                        expect_name = depth == 1;
+                    }
+                    b'}' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            break;
+                        }
+                    }
+                    b',' if depth == 1 => expect_name = true,
+                    b if b.is_ascii_alphabetic() || b == b'_' => {
+                        let name = ident(i);
+                        if expect_name && depth == 1 {
+                            out.push((name.clone(), line_at(i)));
+                            expect_name = false;
+                        }
+                        i += name.len();
+                        continue;
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+        } else {
+            let name = ident(start);
+            if !name.is_empty() {
+                out.push((name, line_at(start)));
+            }
+        }
+    }
+    out
+}
+
+/// The top-level module a file under `src/` belongs to (`None` for `lib.rs` and `main.rs`).
+fn module_of(relative: &Path) -> Option<String> {
+    let first = relative.components().next()?.as_os_str().to_str()?;
+    let name = first.strip_suffix(".rs").unwrap_or(first);
+    (!matches!(name, "lib" | "main")).then(|| name.to_owned())
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// Every forbidden use in the tree under `src`, and every edge seen.
+fn check(src: &Path) -> (Vec<Violation>, BTreeMap<String, BTreeSet<String>>) {
+    let mut files = Vec::new();
+    rust_files(src, &mut files);
+    files.sort();
+    let mut violations = Vec::new();
+    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in files {
+        let relative = file.strip_prefix(src).unwrap();
+        let Some(from) = module_of(relative) else {
+            continue;
+        };
+        let source = std::fs::read_to_string(&file).unwrap();
+        for (to, line) in uses(&source) {
+            if to == from {
+                continue;
+            }
+            edges.entry(from.clone()).or_default().insert(to.clone());
+            if let Some(why) = forbidden(&from, &to) {
+                violations.push(Violation {
+                    from: from.clone(),
+                    to: to.clone(),
+                    at: format!("src/{}:{line}: {why}", relative.display()),
+                });
+            }
+        }
+    }
+    (violations, edges)
+}
+
+#[test]
+fn modules_use_only_the_modules_below_them() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let (violations, edges) = check(&src);
+    let listed: Vec<&str> = violations.iter().map(|v| v.at.as_str()).collect();
+    assert!(
+        violations.is_empty(),
+        "forbidden module uses (see ARCHITECTURE.md):\n{}",
+        listed.join("\n")
+    );
+    // The check saw the real graph, not an empty one.
+    assert!(edges["orders"].contains("policy"), "{edges:?}");
+    assert!(edges["web"].contains("orders"), "{edges:?}");
+    assert_eq!(
+        edges.get("policy").cloned().unwrap_or_default(),
+        BTreeSet::from(["deployment".to_owned()]),
+        "the policy engine is pure"
+    );
+    for module in edges.keys() {
+        assert!(
+            layer_of(module).is_some(),
+            "module `{module}` has no layer"
+        );
+    }
+}
+
+#[test]
+fn the_check_catches_back_edges_in_every_form() {
+    // Today's rules, applied to the back-edges this layout removed.
+    for (from, to) in [
+        ("settings", "web"),
+        ("settings", "audit"),
+        ("settings", "db"),
+        ("db", "telemetry"),
+        ("policy", "audit"),
+        ("policy", "db"),
+        ("policy", "settings"),
+        ("disclosure", "etsi"),
+        ("disclosure", "orders"),
+        ("authority", "orders"),
+        ("audit", "web"),
+        ("metadata", "orders"),
+        ("db", "disclosure"),
+        ("web", "cli"),
+        ("jobs", "cli"),
+        ("audit", "metadata"),
+        ("authority", "staff"),
+        ("web", "newmodule"),
+    ] {
+        assert!(forbidden(from, to).is_some(), "{from} -> {to} allowed");
+    }
+    for (from, to) in [
+        ("web", "orders"),
+        ("cli", "web"),
+        ("orders", "policy"),
+        ("policy", "deployment"),
+        ("settings", "net"),
+        ("jobs", "etsi"),
+    ] {
+        assert_eq!(forbidden(from, to), None, "{from} -> {to}");
+    }
+    // The reader finds a use however it is written, and not in comments.
+    let source = r#"
+use crate::web::metrics::IpNetwork;
+use crate::{
+    audit::{self, Actor},
+    db,
+};
+// use crate::cli::Cli;
+/* crate::etsi */
+fn f() { let _ = crate::orders::lock; }
+macro_rules! m { () => { $crate::failpoint::x() } }
+"#;
+    let found: Vec<String> = uses(source).into_iter().map(|(m, _)| m).collect();
+    assert_eq!(found, ["web", "audit", "db", "orders"]);
+    assert_eq!(uses(source)[0].1, 2, "line numbers count from 1");
+}
