@@ -1,8 +1,11 @@
 //! The database: one connection type over SQLite (embedded default) and PostgreSQL
-//! (production, scale-out), a pool, write transactions, and embedded migrations.
+//! (production, scale-out), a pool, write transactions, row locks ([`locks`]), and embedded
+//! migrations.
 //!
-//! Backend-specific SQL lives only in this module and in `migrations/`; the rest of Writ
-//! writes backend-agnostic diesel queries against [`DbConn`].
+//! Backend-specific SQL belongs in this module and in `migrations/`, so that the rest of Writ
+//! writes backend-agnostic diesel queries against [`DbConn`]. A few `match DbConn` arms remain
+//! outside it (the audit log's and the metadata store's advisory locks, `SKIP LOCKED` claims in
+//! mail and holds, the throttle's counters); ARCHITECTURE.md lists that as open work.
 //!
 //! Blocking rule: diesel is synchronous, so async code reaches the database only through
 //! [`Db::run`], which runs the closure on tokio's blocking thread pool.

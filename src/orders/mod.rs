@@ -1,12 +1,17 @@
-//! Orders: intake from authorities, their status, clarification and withdrawal.
+//! Orders: an order's life from intake to release: its status, review, clarification,
+//! withdrawal, approval and holds.
 //!
 //! Every change to an order commits in one transaction with its audit entry (and, at intake,
-//! its holds and its idempotency record). The policy decision is stored with each version of
-//! the order; people may later narrow it, never widen it.
+//! its holds and its idempotency record); each transition first takes the order's row lock
+//! ([`lock`]). The policy decision is stored with each version of the order; people may later
+//! narrow it, never widen it.
 //!
 //! Module map: `validate` (an order's JSON -> field errors), `intake` (a submission ->
-//! stored, decided order), `clarify` (messages, amendments, withdrawal), `holds` (holds by
-//! target identifier and their resolution to accounts).
+//! stored, decided order), `review` (the queue, an order's detail, refusal), `clarify`
+//! (messages, amendments, withdrawal), `approval` (snapshot, four-eyes approval, release
+//! exactly once, narrowing), `holds` (holds by target identifier and their resolution to
+//! accounts), `tasks` (the duties a decision sets: ex-post validation, user notice, hold
+//! ends), `demo` (the demo workspace). Background jobs over orders are in `crate::jobs`.
 
 pub mod approval;
 pub mod clarify;
