@@ -36,7 +36,7 @@ pub fn record_policy_set(conn: &mut DbConn, set: &PolicySet) -> Result<bool, Aud
             return Ok(false);
         }
         meta::set(c, META_KEY, set.id())?;
-        let entry = NewEntry::new(Actor::system(), "policy.loaded")
+        let entry = NewEntry::new(Actor::system(), crate::audit::Event::PolicyLoaded)
             .reference("policy_set_id", set.id())
             .reference("instruments", set.instruments().count())
             .reference("jurisdictions", set.jurisdictions().count());

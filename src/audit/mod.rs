@@ -1,6 +1,7 @@
 //! The append-only, tamper-evident audit log.
 //!
 //! - [`entry`]: what an entry is and its canonical bytes (the Merkle leaf).
+//! - [`event`]: the catalogue of event names ([`Event`]).
 //! - [`log`]: [`log::append`] inside the caller's transaction; reading entries and tree nodes.
 //! - [`merkle`]: RFC 9162 Merkle tree hashing, proofs and their verification.
 //! - [`note`], [`proof`]: C2SP signed notes, checkpoints and tlog-proof documents.
@@ -12,6 +13,7 @@
 
 pub mod checkpoint;
 pub mod entry;
+pub mod event;
 pub mod export;
 pub mod keys;
 pub mod log;
@@ -22,6 +24,7 @@ pub mod service;
 pub mod verify;
 
 pub use entry::{Actor, ActorKind, NewEntry, RefValue};
+pub use event::Event;
 pub use log::append;
 
 use crate::db::DbError;

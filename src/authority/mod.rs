@@ -189,7 +189,7 @@ fn check_email(address: &str) -> Result<(), RegistryError> {
 fn record(
     conn: &mut DbConn,
     actor: &Actor,
-    event: &str,
+    event: crate::audit::Event,
     authority: &str,
     extra: &[(&str, &str)],
 ) -> Result<(), RegistryError> {
@@ -248,7 +248,7 @@ pub fn add(conn: &mut DbConn, actor: &Actor, new: &NewAuthority) -> Result<(), R
         record(
             c,
             actor,
-            "authority.added",
+            crate::audit::Event::AuthorityAdded,
             &new.id,
             &[("kind", &new.kind.to_string()), ("country", &new.country)],
         )
@@ -297,7 +297,7 @@ pub fn add_key(
         record(
             c,
             actor,
-            "authority.key_added",
+            crate::audit::Event::AuthorityKeyAdded,
             authority_id,
             &[("kid", kid), ("algorithm", algorithm.as_str())],
         )
@@ -326,7 +326,7 @@ pub fn revoke_key(conn: &mut DbConn, actor: &Actor, kid: &str) -> Result<(), Reg
         record(
             c,
             actor,
-            "authority.key_revoked",
+            crate::audit::Event::AuthorityKeyRevoked,
             &authority_id,
             &[("kid", kid)],
         )
@@ -354,9 +354,9 @@ pub fn set_active(
             c,
             actor,
             if active {
-                "authority.activated"
+                crate::audit::Event::AuthorityActivated
             } else {
-                "authority.suspended"
+                crate::audit::Event::AuthoritySuspended
             },
             authority_id,
             &[],
@@ -515,7 +515,7 @@ pub fn set_etsi(
         record(
             c,
             actor,
-            "authority.etsi_set",
+            crate::audit::Event::AuthorityEtsiSet,
             &id.authority_id,
             &[
                 ("etsi_country", &id.country_code),

@@ -99,7 +99,7 @@ pub fn queue(
         .execute(c)?;
     let entry = NewEntry::new(
         Actor::new(ActorKind::System, "etsi"),
-        "etsi.delivery_queued",
+        crate::audit::Event::EtsiDeliveryQueued,
     )
     .order(order_id)
     .reference("delivery", id.as_str())
@@ -491,7 +491,7 @@ fn settle(
                     .execute(c)?;
                 NewEntry::new(
                     Actor::new(ActorKind::System, "etsi"),
-                    "etsi.delivery_acknowledged",
+                    crate::audit::Event::EtsiDeliveryAcknowledged,
                 )
             }
             Err(reason) => {
@@ -525,7 +525,7 @@ fn settle(
                 tracing::error!(delivery = id, attempts, error = %short, "HI-1 delivery failed for good");
                 NewEntry::new(
                     Actor::new(ActorKind::System, "etsi"),
-                    "etsi.delivery_failed",
+                    crate::audit::Event::EtsiDeliveryFailed,
                 )
             }
         };

@@ -154,7 +154,7 @@ pub fn prepare(
             && existing.scope_sha256 == scope_sha256
             && existing.status == "snapshot"
         {
-            let entry = NewEntry::new(staff.actor(), "order.package_previewed")
+            let entry = NewEntry::new(staff.actor(), crate::audit::Event::OrderPackagePreviewed)
                 .order(order_id)
                 .reference("snapshot_sha256", existing.snapshot_sha256.as_str());
             audit::append(c, &entry, now)?;
@@ -193,7 +193,7 @@ pub fn prepare(
                 packages::created_at.eq(now.timestamp_micros()),
             ))
             .execute(c)?;
-        let mut entry = NewEntry::new(staff.actor(), "order.package_prepared")
+        let mut entry = NewEntry::new(staff.actor(), crate::audit::Event::OrderPackagePrepared)
             .order(order_id)
             .reference("snapshot_sha256", snapshot_sha256.as_str())
             .reference("scope_sha256", scope_sha256.as_str());
@@ -274,7 +274,7 @@ pub fn approve(
             .execute(c)?;
         let mut approvers = snap.approvers.clone();
         approvers.push(staff.username.clone());
-        let entry = NewEntry::new(staff.actor(), "order.approved")
+        let entry = NewEntry::new(staff.actor(), crate::audit::Event::OrderApproved)
             .order(order_id)
             .reference("snapshot_sha256", snap.snapshot_sha256.as_str())
             .reference("approvals", approvers.len());
@@ -307,7 +307,7 @@ pub fn approve(
             key,
         )
         .map_err(|e| conflict(format!("the package cannot be built: {e}")))?;
-        let mut entry = NewEntry::new(staff.actor(), "order.released")
+        let mut entry = NewEntry::new(staff.actor(), crate::audit::Event::OrderReleased)
             .order(order_id)
             .reference("package_sha256", built.sha256.as_str())
             .reference("snapshot_sha256", snap.snapshot_sha256.as_str())
@@ -393,7 +393,7 @@ pub fn narrow(
                 orders::updated_at.eq(now.timestamp_micros()),
             ))
             .execute(c)?;
-        let entry = NewEntry::new(staff.actor(), "order.narrowed")
+        let entry = NewEntry::new(staff.actor(), crate::audit::Event::OrderNarrowed)
             .order(order_id)
             .reference("scope_sha256", scope_hash(&narrowed)?)
             .reference("snapshots_superseded", superseded);
@@ -633,7 +633,7 @@ fn delete_archive(
     }
     let entry = NewEntry::new(
         crate::audit::Actor::new(crate::audit::ActorKind::System, "packages"),
-        "order.package_deleted",
+        crate::audit::Event::OrderPackageDeleted,
     )
     .order(order_id)
     .reference("package_sha256", sha.unwrap_or_default())

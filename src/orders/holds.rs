@@ -199,7 +199,7 @@ pub fn resolve_pending(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize, A
                 .execute(c)?;
             let entry = NewEntry::new(
                 Actor::new(ActorKind::System, "holds"),
-                "order.hold_resolved",
+                crate::audit::Event::OrderHoldResolved,
             )
             .order(order_id.as_str())
             .reference("target_kind", kind.as_str())

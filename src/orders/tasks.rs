@@ -49,7 +49,7 @@ pub fn ex_post_validation(
                 orders::updated_at.eq(now.timestamp_micros()),
             ))
             .execute(c)?;
-        let mut entry = NewEntry::new(staff.actor(), "order.ex_post_validation")
+        let mut entry = NewEntry::new(staff.actor(), crate::audit::Event::OrderExPostValidation)
             .order(id)
             .reference("outcome", outcome);
         if !received {
@@ -123,7 +123,7 @@ pub fn user_notified(
                 orders::user_notified_channel.eq(Some(channel)),
             ))
             .execute(c)?;
-        let entry = NewEntry::new(staff.actor(), "order.user_notified")
+        let entry = NewEntry::new(staff.actor(), crate::audit::Event::OrderUserNotified)
             .order(id)
             .reference("channel", channel)
             .reference("at", at.to_rfc3339());
@@ -185,7 +185,7 @@ pub fn extend_hold(
                 orders::hold_extensions.eq(extensions + 1),
             ))
             .execute(c)?;
-        let entry = NewEntry::new(staff.actor(), "order.hold_extended")
+        let entry = NewEntry::new(staff.actor(), crate::audit::Event::OrderHoldExtended)
             .order(id)
             .reference("until", until.to_rfc3339());
         audit::append(c, &entry, now)?;
@@ -216,7 +216,7 @@ pub fn release_hold(
                 orders::updated_at.eq(now.timestamp_micros()),
             ))
             .execute(c)?;
-        let entry = NewEntry::new(staff.actor(), "order.hold_released").order(id);
+        let entry = NewEntry::new(staff.actor(), crate::audit::Event::OrderHoldReleased).order(id);
         audit::append(c, &entry, now)?;
         Ok(())
     })
@@ -248,7 +248,7 @@ pub fn expire_holds(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize, Orde
             holds::release(c, id, now.timestamp_micros())?;
             let entry = NewEntry::new(
                 crate::audit::Actor::new(crate::audit::ActorKind::System, "holds"),
-                "order.hold_expired",
+                crate::audit::Event::OrderHoldExpired,
             )
             .order(id.as_str());
             audit::append(c, &entry, now)?;

@@ -278,7 +278,7 @@ pub fn add_user(
                 staff_users::password_changed_at.eq(now.timestamp_micros()),
             ))
             .execute(c)?;
-        let entry = NewEntry::new(actor.clone(), "staff.user_added")
+        let entry = NewEntry::new(actor.clone(), crate::audit::Event::StaffUserAdded)
             .reference("user", username)
             .reference("role", role.as_str());
         audit::append(c, &entry, now)?;
@@ -305,9 +305,9 @@ pub fn set_disabled(
                 .execute(c)?;
         }
         let event = if disabled {
-            "staff.user_disabled"
+            crate::audit::Event::StaffUserDisabled
         } else {
-            "staff.user_enabled"
+            crate::audit::Event::StaffUserEnabled
         };
         let entry = NewEntry::new(actor.clone(), event).reference("user", username);
         audit::append(c, &entry, Utc::now())?;
@@ -392,7 +392,7 @@ pub fn login(
             };
             let entry = NewEntry::new(
                 Actor::new(ActorKind::System, "workspace"),
-                "staff.login_failed",
+                crate::audit::Event::StaffLoginFailed,
             )
             .reference("user", who)
             .reference("network", network);
@@ -421,7 +421,7 @@ pub fn login(
                 staff_sessions::expires_at.eq(micros + max),
             ))
             .execute(c)?;
-        let entry = NewEntry::new(Actor::new(ActorKind::Staff, username), "staff.login");
+        let entry = NewEntry::new(Actor::new(ActorKind::Staff, username), crate::audit::Event::StaffLogin);
         audit::append(c, &entry, now)?;
         Ok::<_, StaffError>(())
     })?;
@@ -520,7 +520,7 @@ pub fn change_password(
         .execute(c)?;
         let entry = NewEntry::new(
             Actor::new(ActorKind::Staff, username),
-            "staff.password_changed",
+            crate::audit::Event::StaffPasswordChanged,
         );
         audit::append(c, &entry, now)?;
         Ok(())

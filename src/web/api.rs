@@ -984,7 +984,7 @@ pub async fn disclosure(
             crate::db::write_tx(conn, |c| {
                 let entry = crate::audit::NewEntry::new(
                     crate::audit::Actor::new(crate::audit::ActorKind::Authority, authority.clone()),
-                    "order.package_downloaded",
+                    crate::audit::Event::OrderPackageDownloaded,
                 )
                 .order(id.as_str())
                 .reference("package_sha256", sha.as_str());

@@ -321,3 +321,97 @@ macro_rules! m { () => { $crate::failpoint::x() } }
     assert_eq!(found, ["web", "audit", "db", "orders"]);
     assert_eq!(uses(source)[0].1, 2, "line numbers count from 1");
 }
+
+/// The event argument of every `NewEntry::new(actor, event)` call in `source` outside its test
+/// module, with its line number.
+fn event_arguments(source: &str) -> Vec<(String, usize)> {
+    let code = strip_comments(source);
+    let code = code.split("#[cfg(test)]").next().unwrap_or_default();
+    let mut out = Vec::new();
+    let mut start = 0;
+    while let Some(found) = code[start..].find("NewEntry::new(") {
+        let open = start + found + "NewEntry::new(".len();
+        start = open;
+        let (mut depth, mut in_string, mut comma) = (0usize, false, None);
+        let mut end = None;
+        let mut prev = ' ';
+        for (i, c) in code[open..].char_indices() {
+            if in_string {
+                in_string = !(c == '"' && prev != '\\');
+            } else {
+                match c {
+                    '"' => in_string = true,
+                    '(' | '[' | '{' => depth += 1,
+                    ')' | ']' | '}' if depth == 0 => {
+                        end = Some(open + i);
+                        break;
+                    }
+                    ')' | ']' | '}' => depth -= 1,
+                    ',' if depth == 0 && comma.is_none() => comma = Some(open + i),
+                    _ => {}
+                }
+            }
+            prev = c;
+        }
+        if let (Some(comma), Some(end)) = (comma, end) {
+            let argument = code[comma + 1..end].trim().trim_end_matches(',').trim();
+            out.push((argument.to_owned(), code[..comma].matches('\n').count() + 1));
+        }
+    }
+    out
+}
+
+#[test]
+fn audit_events_are_named_from_the_catalogue() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut literals = Vec::new();
+    let mut calls = 0;
+    for file in files {
+        let source = std::fs::read_to_string(&file).unwrap();
+        for (argument, line) in event_arguments(&source) {
+            calls += 1;
+            if argument.starts_with('"') {
+                literals.push(format!("{}:{line}: {argument}", file.display()));
+            }
+        }
+    }
+    assert!(calls > 20, "the reader found only {calls} entries");
+    assert!(
+        literals.is_empty(),
+        "name audit events with writ::audit::Event, not a string:\n{}",
+        literals.join("\n")
+    );
+    // The reader sees a literal however the call is laid out.
+    let sample = r#"
+fn f() {
+    let a = NewEntry::new(Actor::new(ActorKind::System, "etsi"), Event::EtsiDeliveryQueued);
+    let b = NewEntry::new(
+        Actor::new(ActorKind::System, "x(y"),
+        "order.received",
+    )
+    .order(id);
+}
+#[cfg(test)]
+mod tests { fn t() { NewEntry::new(Actor::system(), "x"); } }
+"#;
+    assert_eq!(
+        event_arguments(sample),
+        [
+            ("Event::EtsiDeliveryQueued".to_owned(), 3),
+            ("\"order.received\"".to_owned(), 5)
+        ]
+    );
+}
+
+#[test]
+fn the_catalogue_keeps_the_names_in_the_log() {
+    // The names are the log's wire format: a change here breaks every verifier's filters.
+    use writ::audit::Event;
+    assert_eq!(Event::OrderReceived.as_str(), "order.received");
+    assert_eq!(Event::OrderReleased.as_str(), "order.released");
+    assert_eq!(Event::EtsiDeliveryQueued.as_str(), "etsi.delivery_queued");
+    assert_eq!(Event::PolicyLoaded.as_str(), "policy.loaded");
+    assert_eq!(Event::ALL.len(), 47);
+}
