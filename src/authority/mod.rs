@@ -167,17 +167,8 @@ fn check_slug(what: &str, value: &str, max: usize) -> Result<(), RegistryError> 
 }
 
 fn check_email(address: &str) -> Result<(), RegistryError> {
-    let ok = address.len() <= 254
-        && address.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty()
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-        })
-        && !address
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == ',');
-    if ok {
+    // The mailer's own check: a contact the registry accepts is one Writ can write to.
+    if crate::mail::is_sendable_address(address) {
         Ok(())
     } else {
         Err(RegistryError::Invalid(format!(

@@ -277,8 +277,10 @@ pub struct SendReport {
     pub failed: usize,
 }
 
-/// Checks an address the way the authority registry does, and that lettre can send to it.
-fn check_address(address: &str) -> bool {
+/// Whether `address` is a plain e-mail address Writ can send to (`local@domain.tld`, no display
+/// name, and lettre accepts it). The one check: the authority registry uses it for contacts,
+/// and the outbox for every recipient.
+pub fn is_sendable_address(address: &str) -> bool {
     address.len() <= 254
         && address.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty()
@@ -304,7 +306,7 @@ fn checked<'a>(
         if address.is_empty() {
             continue;
         }
-        if !check_address(address) {
+        if !is_sendable_address(address) {
             return Err(MailError::InvalidAddress(format!(
                 "address {} of {what} is not a valid e-mail address",
                 i + 1
@@ -744,10 +746,10 @@ mod tests {
 
     #[test]
     fn addresses_are_checked_and_deduplicated() {
-        assert!(check_address("legal@example.org"));
-        assert!(!check_address("legal@localhost"));
-        assert!(!check_address("Legal <legal@example.org>"));
-        assert!(!check_address("a b@example.org"));
+        assert!(is_sendable_address("legal@example.org"));
+        assert!(!is_sendable_address("legal@localhost"));
+        assert!(!is_sendable_address("Legal <legal@example.org>"));
+        assert!(!is_sendable_address("a b@example.org"));
         let list = checked(
             ["a@example.org", " A@example.org ", "", "b@example.org"],
             "x",

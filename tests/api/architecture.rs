@@ -41,6 +41,8 @@ const SIDEWAYS: &[(&str, &str)] = &[
     ("cli", "web"),
     // Sign-in failures are throttled like an authority's.
     ("staff", "authority"),
+    // A contact address is checked the way the mailer checks it.
+    ("authority", "mail"),
     // Every lookup, import and retention run is written to the audit log.
     ("metadata", "audit"),
 ];
@@ -291,6 +293,7 @@ fn the_check_catches_back_edges_in_every_form() {
         ("jobs", "cli"),
         ("audit", "metadata"),
         ("authority", "staff"),
+        ("mail", "authority"),
         ("web", "newmodule"),
     ] {
         assert!(forbidden(from, to).is_some(), "{from} -> {to} allowed");
