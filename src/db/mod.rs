@@ -25,6 +25,19 @@ use diesel::{Connection, PgConnection, SqliteConnection};
 
 use crate::settings::{Backend, DatabaseSettings, DatabaseUrl, SqliteSynchronous};
 
+/// Runs the same diesel expression on whichever backend `conn` is, for the statements diesel's
+/// multi-backend connection cannot build itself (`ON CONFLICT`, `RETURNING`): both backends
+/// accept the same statement, only the connection type differs. `on_backend!(conn, |c| expr)`.
+macro_rules! on_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConn::Sqlite($c) => $body,
+            $crate::db::DbConn::Postgres($c) => $body,
+        }
+    };
+}
+pub(crate) use on_backend;
+
 /// A connection to either backend. Diesel's query DSL works on it unchanged.
 #[derive(diesel::MultiConnection)]
 pub enum DbConn {

@@ -400,18 +400,10 @@ pub fn enqueue(
             mail_outbox::next_attempt_at.eq(micros),
             mail_outbox::created_at.eq(micros),
         );
-        macro_rules! insert {
-            ($conn:expr) => {
-                diesel::insert_into(mail_outbox::table)
-                    .values(row)
-                    .returning(mail_outbox::id)
-                    .get_result::<i64>($conn)
-            };
-        }
-        let id = match c {
-            DbConn::Sqlite(s) => insert!(s)?,
-            DbConn::Postgres(p) => insert!(p)?,
-        };
+        let id = crate::db::on_backend!(c, |b| diesel::insert_into(mail_outbox::table)
+            .values(row)
+            .returning(mail_outbox::id)
+            .get_result::<i64>(b))?;
         tracing::info!(mail.id = id, mail.kind = notice.kind(), "mail queued");
         Ok(Some(id))
     })
@@ -512,10 +504,7 @@ fn claim_next(
                 .select(mail_outbox::all_columns);
             // SQLite's write transaction already excludes other senders; on PostgreSQL each
             // instance takes a row no other instance is claiming.
-            let due: Vec<OutboxMessage> = match c {
-                DbConn::Sqlite(s) => query.load(s)?,
-                DbConn::Postgres(p) => query.for_update().skip_locked().load(p)?,
-            };
+            let due: Vec<OutboxMessage> = crate::db::locks::load_skip_locked!(c, query)?;
             let Some(mut msg) = due.into_iter().next() else {
                 return Ok(None);
             };

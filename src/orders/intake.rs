@@ -417,12 +417,8 @@ pub fn idempotent(
                 replayed: false,
             });
         };
-        if let DbConn::Postgres(p) = c {
-            // Two instances handling the same key at once: the second waits, then replays.
-            diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))")
-                .bind::<diesel::sql_types::Text, _>(format!("{authority_id}\n{key}"))
-                .execute(p)?;
-        }
+        // Two instances handling the same key at once: the second waits, then replays.
+        crate::db::locks::advisory_text(c, &format!("{authority_id}\n{key}"), 7)?;
         if let Some(earlier) = replay(c, authority_id, key, request_sha256)? {
             return Ok(earlier);
         }
