@@ -468,6 +468,33 @@ pub fn released_with_proof(
     Ok(Some((with_proof, sha)))
 }
 
+/// The authority's download of its released package, with the audit proof (see
+/// [`released_with_proof`]), audited as `order.package_downloaded`; `None` when nothing is
+/// released or the archive was deleted. Call it outside any transaction: signing a checkpoint
+/// must not be rolled back with one.
+pub fn download(
+    conn: &mut DbConn,
+    signer: &crate::audit::checkpoint::CheckpointSigner,
+    authority_id: &str,
+    order_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<(Vec<u8>, String)>, OrderError> {
+    let Some((with_proof, sha)) = released_with_proof(conn, signer, order_id, now)? else {
+        return Ok(None);
+    };
+    write_tx(conn, |c| {
+        let entry = NewEntry::new(
+            crate::audit::Actor::new(crate::audit::ActorKind::Authority, authority_id),
+            crate::audit::Event::OrderPackageDownloaded,
+        )
+        .order(order_id)
+        .reference("package_sha256", sha.as_str());
+        audit::append(c, &entry, now)?;
+        Ok::<_, OrderError>(())
+    })?;
+    Ok(Some((with_proof, sha)))
+}
+
 /// One row of the disclosure log: one per release.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DisclosureRow {

@@ -975,23 +975,10 @@ pub async fn disclosure(
     let found = db
         .run(move |conn| {
             let view = orders::view(conn, &id, Some(&authority))?;
-            let now = Utc::now();
-            let Some((with_proof, sha)) =
-                crate::orders::approval::released_with_proof(conn, &signer, &id, now)?
-            else {
-                return Ok(Err(view.status));
-            };
-            crate::db::write_tx(conn, |c| {
-                let entry = crate::audit::NewEntry::new(
-                    crate::audit::Actor::new(crate::audit::ActorKind::Authority, authority.clone()),
-                    crate::audit::Event::OrderPackageDownloaded,
-                )
-                .order(id.as_str())
-                .reference("package_sha256", sha.as_str());
-                crate::audit::append(c, &entry, now)?;
-                Ok::<_, OrderError>(())
-            })?;
-            Ok::<_, OrderError>(Ok((with_proof, sha)))
+            match crate::orders::approval::download(conn, &signer, &authority, &id, Utc::now())? {
+                Some(found) => Ok::<_, OrderError>(Ok(found)),
+                None => Ok(Err(view.status)),
+            }
         })
         .await?;
     match found {
