@@ -7,6 +7,7 @@
 //! - [`note`], [`proof`]: C2SP signed notes, checkpoints and tlog-proof documents.
 //! - [`checkpoint`]: signing checkpoints, never inconsistent with an earlier one.
 //! - [`keys`]: the checkpoint signing key file.
+//! - [`search`]: filtered reads for the auditors' view and the workspace.
 //! - [`export`]: streaming exports with everything an auditor needs to verify them.
 //! - [`verify`]: the offline verifier behind `writ audit verify`.
 //! - [`service`]: the checkpointer task and webhook push.
@@ -20,6 +21,7 @@ pub mod log;
 pub mod merkle;
 pub mod note;
 pub mod proof;
+pub mod search;
 pub mod service;
 pub mod verify;
 

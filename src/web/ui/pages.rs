@@ -865,27 +865,22 @@ pub async fn audit_log(
         q.order.trim().to_owned(),
         q.actor.trim().to_owned(),
     );
-    let (e2, o2, a2) = (event.clone(), order_id.clone(), actor.clone());
+    let given = |v: &String| (!v.is_empty()).then(|| v.clone());
+    let filter = crate::audit::search::Filter {
+        event: given(&event),
+        order_id: given(&order_id),
+        actor_id: given(&actor),
+        ..Default::default()
+    };
     let (disclosures, entries) = db
         .run(move |conn| {
-            use crate::db::schema::audit_entries;
-            use diesel::prelude::*;
             let disclosures = crate::orders::approval::disclosure_log(conn)?;
-            let mut query = audit_entries::table
-                .order(audit_entries::seq.desc())
-                .limit(500)
-                .select(crate::audit::log::StoredEntry::as_select())
-                .into_boxed();
-            if !e2.is_empty() {
-                query = query.filter(audit_entries::event.eq(e2));
-            }
-            if !o2.is_empty() {
-                query = query.filter(audit_entries::order_id.eq(o2));
-            }
-            if !a2.is_empty() {
-                query = query.filter(audit_entries::actor_id.eq(a2));
-            }
-            let entries = query.load(conn)?;
+            let entries = crate::audit::search::search(
+                conn,
+                &filter,
+                crate::audit::search::Direction::NewestFirst,
+                500,
+            )?;
             Ok::<_, crate::orders::OrderError>((disclosures, entries))
         })
         .await?;
