@@ -10,8 +10,8 @@ use chrono::Utc;
 use diesel::prelude::*;
 
 use crate::audit::AuditError;
-use crate::db::DbError;
 use crate::db::schema::orders;
+use crate::db::{DbConn, DbError};
 use crate::metadata::normalize;
 use crate::orders::{OrderError, OrderStatus, approval, holds, intake, tasks};
 

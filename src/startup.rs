@@ -6,9 +6,9 @@
 
 use chrono::Utc;
 
-use crate::policy::{PolicyError, PolicySet};
 use crate::audit::{self, Actor, AuditError, NewEntry};
 use crate::db::{DbConn, meta, write_tx};
+use crate::policy::{PolicyError, PolicySet};
 use crate::settings::PolicySettings;
 
 /// `writ_meta` key of the policy set id last recorded in the audit log.
@@ -36,7 +36,7 @@ pub fn record_policy_set(conn: &mut DbConn, set: &PolicySet) -> Result<bool, Aud
             return Ok(false);
         }
         meta::set(c, META_KEY, set.id())?;
-        let entry = NewEntry::new(Actor::system(), crate::audit::Event::PolicyLoaded)
+        let entry = NewEntry::new(Actor::system(), audit::Event::PolicyLoaded)
             .reference("policy_set_id", set.id())
             .reference("instruments", set.instruments().count())
             .reference("jurisdictions", set.jurisdictions().count());

@@ -239,7 +239,7 @@ pub fn add(conn: &mut DbConn, actor: &Actor, new: &NewAuthority) -> Result<(), R
         record(
             c,
             actor,
-            crate::audit::Event::AuthorityAdded,
+            audit::Event::AuthorityAdded,
             &new.id,
             &[("kind", &new.kind.to_string()), ("country", &new.country)],
         )
@@ -288,7 +288,7 @@ pub fn add_key(
         record(
             c,
             actor,
-            crate::audit::Event::AuthorityKeyAdded,
+            audit::Event::AuthorityKeyAdded,
             authority_id,
             &[("kid", kid), ("algorithm", algorithm.as_str())],
         )
@@ -317,7 +317,7 @@ pub fn revoke_key(conn: &mut DbConn, actor: &Actor, kid: &str) -> Result<(), Reg
         record(
             c,
             actor,
-            crate::audit::Event::AuthorityKeyRevoked,
+            audit::Event::AuthorityKeyRevoked,
             &authority_id,
             &[("kid", kid)],
         )
@@ -345,9 +345,9 @@ pub fn set_active(
             c,
             actor,
             if active {
-                crate::audit::Event::AuthorityActivated
+                audit::Event::AuthorityActivated
             } else {
-                crate::audit::Event::AuthoritySuspended
+                audit::Event::AuthoritySuspended
             },
             authority_id,
             &[],
@@ -506,7 +506,7 @@ pub fn set_etsi(
         record(
             c,
             actor,
-            crate::audit::Event::AuthorityEtsiSet,
+            audit::Event::AuthorityEtsiSet,
             &id.authority_id,
             &[
                 ("etsi_country", &id.country_code),

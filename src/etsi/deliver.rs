@@ -99,7 +99,7 @@ pub fn queue(
         .execute(c)?;
     let entry = NewEntry::new(
         Actor::new(ActorKind::System, "etsi"),
-        crate::audit::Event::EtsiDeliveryQueued,
+        audit::Event::EtsiDeliveryQueued,
     )
     .order(order_id)
     .reference("delivery", id.as_str())
@@ -167,8 +167,9 @@ pub fn delivery_object(
         .optional()?;
     let package = match signer {
         Some(signer) => crate::orders::approval::released_with_proof(c, signer, &order_id, now)?,
-        None => crate::orders::approval::released_archive(c, &order_id)?
-            .map(|(tar, sha, _)| (tar, sha)),
+        None => {
+            crate::orders::approval::released_archive(c, &order_id)?.map(|(tar, sha, _)| (tar, sha))
+        }
     };
     let writ = writ_endpoint(settings);
     let status_value = delivery_status(&status);
@@ -491,7 +492,7 @@ fn settle(
                     .execute(c)?;
                 NewEntry::new(
                     Actor::new(ActorKind::System, "etsi"),
-                    crate::audit::Event::EtsiDeliveryAcknowledged,
+                    audit::Event::EtsiDeliveryAcknowledged,
                 )
             }
             Err(reason) => {
@@ -525,7 +526,7 @@ fn settle(
                 tracing::error!(delivery = id, attempts, error = %short, "HI-1 delivery failed for good");
                 NewEntry::new(
                     Actor::new(ActorKind::System, "etsi"),
-                    crate::audit::Event::EtsiDeliveryFailed,
+                    audit::Event::EtsiDeliveryFailed,
                 )
             }
         };

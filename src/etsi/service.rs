@@ -423,7 +423,7 @@ fn refuse(
             .execute(c)?;
         let entry = NewEntry::new(
             Actor::new(ActorKind::Authority, authority_id),
-            crate::audit::Event::EtsiMessageRefused,
+            audit::Event::EtsiMessageRefused,
         )
         .reference("message", id.as_str())
         .reference("body_sha256", hash.as_str())
@@ -557,7 +557,7 @@ fn answer_actions(
     }
     let entry = NewEntry::new(
         Actor::new(ActorKind::Authority, authority_id.as_str()),
-        crate::audit::Event::EtsiMessageAnswered,
+        audit::Event::EtsiMessageAnswered,
     )
     .reference("message", message_id.as_str())
     .reference("body_sha256", hash)
@@ -598,7 +598,7 @@ fn act(
                     .optional()?;
                 let entry = NewEntry::new(
                     Actor::new(ActorKind::Authority, work.sender.authority.id.as_str()),
-                    crate::audit::Event::OrderPackageDownloaded,
+                    audit::Event::OrderPackageDownloaded,
                 )
                 .order(order_id.unwrap_or_default())
                 .reference("channel", "etsi")

@@ -10,12 +10,12 @@ use diesel::prelude::*;
 use ed25519_dalek::SigningKey;
 use serde::Serialize;
 
-use crate::disclosure::gather;
-use crate::disclosure::package::{self, PackageInput, Table};
 use crate::audit::{self, NewEntry};
-use crate::digest::sha256_hex;
 use crate::db::schema::{approvals, order_versions, orders, packages, release_queue};
 use crate::db::{DbConn, write_tx};
+use crate::digest::sha256_hex;
+use crate::disclosure::gather;
+use crate::disclosure::package::{self, PackageInput, Table};
 use crate::metadata::normalize;
 use crate::orders::review::{self, OrderDetail};
 use crate::orders::{OrderError, OrderStatus, holds};
@@ -154,7 +154,7 @@ pub fn prepare(
             && existing.scope_sha256 == scope_sha256
             && existing.status == "snapshot"
         {
-            let entry = NewEntry::new(staff.actor(), crate::audit::Event::OrderPackagePreviewed)
+            let entry = NewEntry::new(staff.actor(), audit::Event::OrderPackagePreviewed)
                 .order(order_id)
                 .reference("snapshot_sha256", existing.snapshot_sha256.as_str());
             audit::append(c, &entry, now)?;
@@ -193,7 +193,7 @@ pub fn prepare(
                 packages::created_at.eq(now.timestamp_micros()),
             ))
             .execute(c)?;
-        let mut entry = NewEntry::new(staff.actor(), crate::audit::Event::OrderPackagePrepared)
+        let mut entry = NewEntry::new(staff.actor(), audit::Event::OrderPackagePrepared)
             .order(order_id)
             .reference("snapshot_sha256", snapshot_sha256.as_str())
             .reference("scope_sha256", scope_sha256.as_str());
@@ -274,7 +274,7 @@ pub fn approve(
             .execute(c)?;
         let mut approvers = snap.approvers.clone();
         approvers.push(staff.username.clone());
-        let entry = NewEntry::new(staff.actor(), crate::audit::Event::OrderApproved)
+        let entry = NewEntry::new(staff.actor(), audit::Event::OrderApproved)
             .order(order_id)
             .reference("snapshot_sha256", snap.snapshot_sha256.as_str())
             .reference("approvals", approvers.len());
@@ -307,7 +307,7 @@ pub fn approve(
             key,
         )
         .map_err(|e| conflict(format!("the package cannot be built: {e}")))?;
-        let mut entry = NewEntry::new(staff.actor(), crate::audit::Event::OrderReleased)
+        let mut entry = NewEntry::new(staff.actor(), audit::Event::OrderReleased)
             .order(order_id)
             .reference("package_sha256", built.sha256.as_str())
             .reference("snapshot_sha256", snap.snapshot_sha256.as_str())
@@ -393,7 +393,7 @@ pub fn narrow(
                 orders::updated_at.eq(now.timestamp_micros()),
             ))
             .execute(c)?;
-        let entry = NewEntry::new(staff.actor(), crate::audit::Event::OrderNarrowed)
+        let entry = NewEntry::new(staff.actor(), audit::Event::OrderNarrowed)
             .order(order_id)
             .reference("scope_sha256", scope_hash(&narrowed)?)
             .reference("snapshots_superseded", superseded);
@@ -485,7 +485,7 @@ pub fn download(
     write_tx(conn, |c| {
         let entry = NewEntry::new(
             crate::audit::Actor::new(crate::audit::ActorKind::Authority, authority_id),
-            crate::audit::Event::OrderPackageDownloaded,
+            audit::Event::OrderPackageDownloaded,
         )
         .order(order_id)
         .reference("package_sha256", sha.as_str());
@@ -660,7 +660,7 @@ fn delete_archive(
     }
     let entry = NewEntry::new(
         crate::audit::Actor::new(crate::audit::ActorKind::System, "packages"),
-        crate::audit::Event::OrderPackageDeleted,
+        audit::Event::OrderPackageDeleted,
     )
     .order(order_id)
     .reference("package_sha256", sha.unwrap_or_default())

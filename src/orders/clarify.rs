@@ -339,7 +339,8 @@ pub fn ask(
             OrderStatus::AwaitingClarification,
             now,
         )?;
-        let entry = NewEntry::new(actor.clone(), crate::audit::Event::OrderClarificationRequested).order(order_id);
+        let entry =
+            NewEntry::new(actor.clone(), audit::Event::OrderClarificationRequested).order(order_id);
         audit::append(c, &entry, now)?;
         let reference: String = orders::table
             .find(order_id)
@@ -443,9 +444,10 @@ pub fn answer(
         OrderStatus::UnderReview,
         now,
     )?;
-    let mut entry = NewEntry::new(actor.clone(), crate::audit::Event::OrderMessageReceived).order(order_id);
+    let mut entry =
+        NewEntry::new(actor.clone(), audit::Event::OrderMessageReceived).order(order_id);
     if let Some(checked) = &message.amendment {
-        entry = NewEntry::new(actor, crate::audit::Event::OrderAmended)
+        entry = NewEntry::new(actor, audit::Event::OrderAmended)
             .order(order_id)
             .reference("version", u64::try_from(new_version).unwrap_or(0))
             .reference("order_sha256", checked.order_sha256.as_str())
@@ -504,7 +506,7 @@ pub fn withdraw(
     holds::release(conn, order_id, now.timestamp_micros())?;
     let entry = NewEntry::new(
         Actor::new(crate::audit::ActorKind::Authority, authority_id),
-        crate::audit::Event::OrderWithdrawn,
+        audit::Event::OrderWithdrawn,
     )
     .order(order_id)
     .reference("previous_status", status.as_str());

@@ -196,7 +196,7 @@ pub fn resolve_pending(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize, A
                 .execute(c)?;
             let entry = NewEntry::new(
                 Actor::new(ActorKind::System, "holds"),
-                crate::audit::Event::OrderHoldResolved,
+                audit::Event::OrderHoldResolved,
             )
             .order(order_id.as_str())
             .reference("target_kind", kind.as_str())

@@ -297,7 +297,7 @@ pub fn reject(
             .execute(c)?;
         let entry = NewEntry::new(
             Actor::new(ActorKind::Authority, authority_id),
-            crate::audit::Event::OrderSubmissionRejected,
+            audit::Event::OrderSubmissionRejected,
         )
         .reference("submission", id.as_str())
         .reference("body_sha256", hash.as_str())
@@ -570,7 +570,7 @@ pub fn store(
         None => Actor::new(ActorKind::Authority, authority_id),
     };
     let channel = receipt.channel;
-    let mut entry = NewEntry::new(actor, crate::audit::Event::OrderReceived)
+    let mut entry = NewEntry::new(actor, audit::Event::OrderReceived)
         .order(id.as_str())
         .reference("authority", authority_id)
         .reference("channel", channel)

@@ -276,9 +276,10 @@ pub fn document(
             .first(c)
             .optional()?
             .ok_or(OrderError::NotFound)?;
-        let entry = crate::audit::NewEntry::new(actor.clone(), crate::audit::Event::OrderDocumentViewed)
-            .order(id)
-            .reference("document_sha256", sha256.as_str());
+        let entry =
+            crate::audit::NewEntry::new(actor.clone(), crate::audit::Event::OrderDocumentViewed)
+                .order(id)
+                .reference("document_sha256", sha256.as_str());
         crate::audit::append(c, &entry, Utc::now())?;
         Ok(Document { sha256, content })
     })

@@ -402,7 +402,7 @@ pub fn check_validation(conn: &mut DbConn, staff: &Staff, id: &str) -> Result<()
                 order_versions::validation_checked_at.eq(Some(now.timestamp_micros())),
             ))
             .execute(c)?;
-        let entry = NewEntry::new(staff.actor(), crate::audit::Event::OrderValidationChecked)
+        let entry = NewEntry::new(staff.actor(), audit::Event::OrderValidationChecked)
             .order(id)
             .reference("version", u64::try_from(current.version).unwrap_or(0));
         audit::append(c, &entry, now)?;
@@ -449,7 +449,7 @@ pub fn refuse(
             .execute(c)?;
         clarify::provider_message(c, id, &staff.username, &format!("Refused: {reason}"), now)?;
         holds::release(c, id, now.timestamp_micros())?;
-        let entry = NewEntry::new(staff.actor(), crate::audit::Event::OrderRefused).order(id);
+        let entry = NewEntry::new(staff.actor(), audit::Event::OrderRefused).order(id);
         audit::append(c, &entry, now)?;
         let owner: String = orders::table
             .find(id)

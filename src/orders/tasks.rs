@@ -49,7 +49,7 @@ pub fn ex_post_validation(
                 orders::updated_at.eq(now.timestamp_micros()),
             ))
             .execute(c)?;
-        let mut entry = NewEntry::new(staff.actor(), crate::audit::Event::OrderExPostValidation)
+        let mut entry = NewEntry::new(staff.actor(), audit::Event::OrderExPostValidation)
             .order(id)
             .reference("outcome", outcome);
         if !received {
@@ -65,12 +65,7 @@ pub fn ex_post_validation(
         audit::append(c, &entry, now)?;
         if !received {
             // Writ keeps no copy of what the authority must now delete.
-            crate::orders::approval::delete_released_of(
-                c,
-                id,
-                "ex_post_validation_lapsed",
-                now,
-            )?;
+            crate::orders::approval::delete_released_of(c, id, "ex_post_validation_lapsed", now)?;
         }
         Ok(())
     })
@@ -123,7 +118,7 @@ pub fn user_notified(
                 orders::user_notified_channel.eq(Some(channel)),
             ))
             .execute(c)?;
-        let entry = NewEntry::new(staff.actor(), crate::audit::Event::OrderUserNotified)
+        let entry = NewEntry::new(staff.actor(), audit::Event::OrderUserNotified)
             .order(id)
             .reference("channel", channel)
             .reference("at", at.to_rfc3339());
@@ -185,7 +180,7 @@ pub fn extend_hold(
                 orders::hold_extensions.eq(extensions + 1),
             ))
             .execute(c)?;
-        let entry = NewEntry::new(staff.actor(), crate::audit::Event::OrderHoldExtended)
+        let entry = NewEntry::new(staff.actor(), audit::Event::OrderHoldExtended)
             .order(id)
             .reference("until", until.to_rfc3339());
         audit::append(c, &entry, now)?;
@@ -216,7 +211,7 @@ pub fn release_hold(
                 orders::updated_at.eq(now.timestamp_micros()),
             ))
             .execute(c)?;
-        let entry = NewEntry::new(staff.actor(), crate::audit::Event::OrderHoldReleased).order(id);
+        let entry = NewEntry::new(staff.actor(), audit::Event::OrderHoldReleased).order(id);
         audit::append(c, &entry, now)?;
         Ok(())
     })
@@ -248,7 +243,7 @@ pub fn expire_holds(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize, Orde
             holds::release(c, id, now.timestamp_micros())?;
             let entry = NewEntry::new(
                 crate::audit::Actor::new(crate::audit::ActorKind::System, "holds"),
-                crate::audit::Event::OrderHoldExpired,
+                audit::Event::OrderHoldExpired,
             )
             .order(id.as_str());
             audit::append(c, &entry, now)?;

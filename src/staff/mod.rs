@@ -278,7 +278,7 @@ pub fn add_user(
                 staff_users::password_changed_at.eq(now.timestamp_micros()),
             ))
             .execute(c)?;
-        let entry = NewEntry::new(actor.clone(), crate::audit::Event::StaffUserAdded)
+        let entry = NewEntry::new(actor.clone(), audit::Event::StaffUserAdded)
             .reference("user", username)
             .reference("role", role.as_str());
         audit::append(c, &entry, now)?;
@@ -305,9 +305,9 @@ pub fn set_disabled(
                 .execute(c)?;
         }
         let event = if disabled {
-            crate::audit::Event::StaffUserDisabled
+            audit::Event::StaffUserDisabled
         } else {
-            crate::audit::Event::StaffUserEnabled
+            audit::Event::StaffUserEnabled
         };
         let entry = NewEntry::new(actor.clone(), event).reference("user", username);
         audit::append(c, &entry, Utc::now())?;
@@ -392,7 +392,7 @@ pub fn login(
             };
             let entry = NewEntry::new(
                 Actor::new(ActorKind::System, "workspace"),
-                crate::audit::Event::StaffLoginFailed,
+                audit::Event::StaffLoginFailed,
             )
             .reference("user", who)
             .reference("network", network);
@@ -421,7 +421,10 @@ pub fn login(
                 staff_sessions::expires_at.eq(micros + max),
             ))
             .execute(c)?;
-        let entry = NewEntry::new(Actor::new(ActorKind::Staff, username), crate::audit::Event::StaffLogin);
+        let entry = NewEntry::new(
+            Actor::new(ActorKind::Staff, username),
+            audit::Event::StaffLogin,
+        );
         audit::append(c, &entry, now)?;
         Ok::<_, StaffError>(())
     })?;
@@ -520,7 +523,7 @@ pub fn change_password(
         .execute(c)?;
         let entry = NewEntry::new(
             Actor::new(ActorKind::Staff, username),
-            crate::audit::Event::StaffPasswordChanged,
+            audit::Event::StaffPasswordChanged,
         );
         audit::append(c, &entry, now)?;
         Ok(())

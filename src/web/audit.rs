@@ -10,7 +10,6 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_DISPOSITION, HeaderValue};
 use actix_web::web::Bytes;
 use actix_web::{HttpResponse, get, post, web};
-use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -536,9 +535,7 @@ pub async fn view(
     }
     let after = q
         .after
-        .map(|a| {
-            i64::try_from(a).map_err(|_| AuditError::OutOfRange("after is too large".into()))
-        })
+        .map(|a| i64::try_from(a).map_err(|_| AuditError::OutOfRange("after is too large".into())))
         .transpose()?;
     let filter = search::Filter {
         since: q.since.as_deref().map(normalise_time),

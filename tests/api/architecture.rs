@@ -265,10 +265,7 @@ fn modules_use_only_the_modules_below_them() {
         "the policy engine is pure"
     );
     for module in edges.keys() {
-        assert!(
-            layer_of(module).is_some(),
-            "module `{module}` has no layer"
-        );
+        assert!(layer_of(module).is_some(), "module `{module}` has no layer");
     }
 }
 
@@ -436,7 +433,11 @@ fn backend_specific_code_stays_in_the_database_module() {
     rust_files(&src, &mut files);
     let mut found = BTreeSet::new();
     for file in files {
-        let relative = file.strip_prefix(&src).unwrap().to_string_lossy().replace('\\', "/");
+        let relative = file
+            .strip_prefix(&src)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
         if relative.starts_with("db/") {
             continue;
         }
@@ -460,5 +461,8 @@ fn backend_specific_code_stays_in_the_database_module() {
         .iter()
         .filter(|f| !found.contains(**f))
         .collect();
-    assert!(gone.is_empty(), "no longer backend-specific, drop from the list: {gone:?}");
+    assert!(
+        gone.is_empty(),
+        "no longer backend-specific, drop from the list: {gone:?}"
+    );
 }

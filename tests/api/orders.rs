@@ -225,10 +225,7 @@ async fn an_order_is_received_decided_clarified_amended_and_withdrawn(backend: B
         created["order_sha256"],
         writ::digest::sha256_hex(ORDER.trim().as_bytes())
     );
-    assert_eq!(
-        created["document"]["sha256"],
-        writ::digest::sha256_hex(PDF)
-    );
+    assert_eq!(created["document"]["sha256"], writ::digest::sha256_hex(PDF));
     assert_eq!(created["document"]["media_type"], "application/pdf");
     // The decision per category and field, with reasons, and the deadline.
     let categories = created["decision"]["categories"].as_array().unwrap();
@@ -744,10 +741,7 @@ async fn the_issuer_kind_comes_from_the_registry_and_validation_from_signatures(
         );
         let (s, r) = json_of(api.send(PARIS, "GET", &rejection, b"").await).await;
         assert_eq!(s, StatusCode::OK);
-        assert_eq!(
-            r["body_sha256"],
-            writ::digest::sha256_hex(body.as_bytes())
-        );
+        assert_eq!(r["body_sha256"], writ::digest::sha256_hex(body.as_bytes()));
         // Another authority cannot read it.
         let (s, _) = json_of(api.send(POLICE, "GET", &rejection, b"").await).await;
         assert_eq!(s, StatusCode::NOT_FOUND);

@@ -1155,8 +1155,9 @@ pub async fn retry_mail(
     db.run(move |conn| {
         Ok::<_, crate::db::DbError>(crate::db::write_tx(conn, |c| {
             crate::mail::retry(c, id, Utc::now())?;
-            let entry = crate::audit::NewEntry::new(staff.actor(), crate::audit::Event::MailRetried)
-                .reference("message", u64::try_from(id).unwrap_or(0));
+            let entry =
+                crate::audit::NewEntry::new(staff.actor(), crate::audit::Event::MailRetried)
+                    .reference("message", u64::try_from(id).unwrap_or(0));
             crate::audit::append(c, &entry, Utc::now())
                 .map_err(|e| crate::mail::MailError::Invalid(e.to_string()))?;
             Ok::<_, crate::mail::MailError>(())
