@@ -154,7 +154,8 @@ fn uses(source: &str) -> Vec<(String, usize)> {
         let at = start + found;
         start = at + "crate::".len();
         // `$crate::` (in macros) and `writ_crate::`-like names are not this crate's paths.
-        if at > 0 && (bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_') {
+        if at > 0 && (bytes[at - 1].is_ascii_alphanumeric() || matches!(bytes[at - 1], b'_' | b'$'))
+        {
             continue;
         }
         if bytes.get(start) == Some(&b'{') {
