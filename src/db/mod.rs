@@ -3,9 +3,9 @@
 //! migrations.
 //!
 //! Backend-specific SQL belongs in this module and in `migrations/`, so that the rest of Writ
-//! writes backend-agnostic diesel queries against [`DbConn`]. A few `match DbConn` arms remain
-//! outside it (the audit log's and the metadata store's advisory locks, `SKIP LOCKED` claims in
-//! mail and holds, the throttle's counters); ARCHITECTURE.md lists that as open work.
+//! writes backend-agnostic diesel queries against [`DbConn`], with the primitives of [`locks`]
+//! and [`on_backend!`] where the backends differ. Four files outside it still name a backend
+//! (listed in ARCHITECTURE.md and held there by `tests/api/architecture.rs`).
 //!
 //! Blocking rule: diesel is synchronous, so async code reaches the database only through
 //! [`Db::run`], which runs the closure on tokio's blocking thread pool.

@@ -199,9 +199,9 @@ fn uses(source: &str) -> Vec<(String, usize)> {
     out
 }
 
-/// The top-level module a file under `src/` belongs to (`None` for `lib.rs` and `main.rs`).
-fn module_of(relative: &Path) -> Option<String> {
-    let first = relative.components().next()?.as_os_str().to_str()?;
+/// The top-level module of a file, by its path under `src/` (`None` for `lib.rs`, `main.rs`).
+fn module_of(relative: &str) -> Option<String> {
+    let first = relative.split('/').next()?;
     let name = first.strip_suffix(".rs").unwrap_or(first);
     (!matches!(name, "lib" | "main")).then(|| name.to_owned())
 }
@@ -217,19 +217,33 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Every forbidden use in the tree under `src`, and every edge seen.
-fn check(src: &Path) -> (Vec<Violation>, BTreeMap<String, BTreeSet<String>>) {
+/// Every Rust file under `src/`: its path below `src/` (with `/`) and its text, sorted.
+fn sources() -> Vec<(String, String)> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
-    rust_files(src, &mut files);
-    files.sort();
+    rust_files(&src, &mut files);
+    let mut out: Vec<(String, String)> = files
+        .iter()
+        .map(|file| {
+            let relative = file.strip_prefix(&src).unwrap().to_string_lossy();
+            (
+                relative.replace('\\', "/"),
+                std::fs::read_to_string(file).unwrap(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Every forbidden use under `src/`, and every edge seen.
+fn check() -> (Vec<Violation>, BTreeMap<String, BTreeSet<String>>) {
     let mut violations = Vec::new();
     let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for file in files {
-        let relative = file.strip_prefix(src).unwrap();
-        let Some(from) = module_of(relative) else {
+    for (relative, source) in sources() {
+        let Some(from) = module_of(&relative) else {
             continue;
         };
-        let source = std::fs::read_to_string(&file).unwrap();
         for (to, line) in uses(&source) {
             if to == from {
                 continue;
@@ -239,7 +253,7 @@ fn check(src: &Path) -> (Vec<Violation>, BTreeMap<String, BTreeSet<String>>) {
                 violations.push(Violation {
                     from: from.clone(),
                     to: to.clone(),
-                    at: format!("src/{}:{line}: {why}", relative.display()),
+                    at: format!("src/{relative}:{line}: {why}"),
                 });
             }
         }
@@ -249,8 +263,7 @@ fn check(src: &Path) -> (Vec<Violation>, BTreeMap<String, BTreeSet<String>>) {
 
 #[test]
 fn modules_use_only_the_modules_below_them() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let (violations, edges) = check(&src);
+    let (violations, edges) = check();
     let listed: Vec<&str> = violations.iter().map(|v| v.at.as_str()).collect();
     assert!(
         violations.is_empty(),
@@ -364,17 +377,13 @@ fn event_arguments(source: &str) -> Vec<(String, usize)> {
 
 #[test]
 fn audit_events_are_named_from_the_catalogue() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = Vec::new();
-    rust_files(&src, &mut files);
     let mut literals = Vec::new();
     let mut calls = 0;
-    for file in files {
-        let source = std::fs::read_to_string(&file).unwrap();
+    for (relative, source) in sources() {
         for (argument, line) in event_arguments(&source) {
             calls += 1;
             if argument.starts_with('"') {
-                literals.push(format!("{}:{line}: {argument}", file.display()));
+                literals.push(format!("src/{relative}:{line}: {argument}"));
             }
         }
     }
@@ -429,20 +438,12 @@ const BACKEND_SPECIFIC: &[&str] = &[
 
 #[test]
 fn backend_specific_code_stays_in_the_database_module() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = Vec::new();
-    rust_files(&src, &mut files);
     let mut found = BTreeSet::new();
-    for file in files {
-        let relative = file
-            .strip_prefix(&src)
-            .unwrap()
-            .to_string_lossy()
-            .replace('\\', "/");
+    for (relative, source) in sources() {
         if relative.starts_with("db/") {
             continue;
         }
-        let code = strip_comments(&std::fs::read_to_string(&file).unwrap());
+        let code = strip_comments(&source);
         if ["DbConn::Sqlite", "DbConn::Postgres", "pg_advisory"]
             .iter()
             .any(|n| code.contains(n))
