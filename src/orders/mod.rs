@@ -18,6 +18,7 @@ pub mod clarify;
 pub mod demo;
 pub mod holds;
 pub mod intake;
+pub mod messages;
 pub mod review;
 pub mod tasks;
 pub mod validate;

@@ -19,8 +19,9 @@ use serde_json::value::RawValue;
 use crate::authority::throttle;
 use crate::authority::token::{self, TokenError};
 use crate::db::{Db, DbError, meta, write_tx};
-use crate::orders::clarify::{self, AuthorityMessage, Message};
+use crate::orders::clarify::{self, AuthorityMessage};
 use crate::orders::intake::{self, DocumentUpload, Rejection, StoredAnswer};
+use crate::orders::messages::Message;
 use crate::orders::{self, FieldError, OrderError, OrderView};
 use crate::policy::{Deployment, PolicySet};
 use crate::settings::ApiSettings;
@@ -797,7 +798,7 @@ pub async fn messages(
     let authority = authenticate(&req, &[], &state, &db).await?;
     let id = id.into_inner();
     let list = db
-        .run(move |conn| clarify::messages(conn, &id, Some(&authority)))
+        .run(move |conn| crate::orders::messages::messages(conn, &id, Some(&authority)))
         .await?;
     Ok(HttpResponse::Ok().json(list))
 }

@@ -335,7 +335,7 @@ impl OrderPage {
         name_of(status)
     }
 
-    fn sender(&self, sender: &clarify::Sender) -> String {
+    fn sender(&self, sender: &crate::orders::messages::Sender) -> String {
         name_of(sender)
     }
 
