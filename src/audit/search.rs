@@ -48,27 +48,21 @@ pub fn search(
     let mut query = audit_entries::table
         .select(StoredEntry::as_select())
         .into_boxed();
-    if let Some(v) = &filter.since {
-        query = query.filter(audit_entries::at.ge(v.clone()));
+    // Each filter given narrows the query: `narrow!(field, column, comparison)`.
+    macro_rules! narrow {
+        ($field:ident, $column:expr, $cmp:ident) => {
+            if let Some(v) = &filter.$field {
+                query = query.filter($column.$cmp(v.clone()));
+            }
+        };
     }
-    if let Some(v) = &filter.until {
-        query = query.filter(audit_entries::at.lt(v.clone()));
-    }
-    if let Some(v) = &filter.order_id {
-        query = query.filter(audit_entries::order_id.eq(v.clone()));
-    }
-    if let Some(v) = &filter.actor_kind {
-        query = query.filter(audit_entries::actor_kind.eq(v.clone()));
-    }
-    if let Some(v) = &filter.actor_id {
-        query = query.filter(audit_entries::actor_id.eq(v.clone()));
-    }
-    if let Some(v) = &filter.event {
-        query = query.filter(audit_entries::event.eq(v.clone()));
-    }
-    if let Some(v) = &filter.jurisdiction {
-        query = query.filter(audit_entries::jurisdiction.eq(v.clone()));
-    }
+    narrow!(since, audit_entries::at, ge);
+    narrow!(until, audit_entries::at, lt);
+    narrow!(order_id, audit_entries::order_id, eq);
+    narrow!(actor_kind, audit_entries::actor_kind, eq);
+    narrow!(actor_id, audit_entries::actor_id, eq);
+    narrow!(event, audit_entries::event, eq);
+    narrow!(jurisdiction, audit_entries::jurisdiction, eq);
     if let Some(after) = filter.after {
         query = query.filter(audit_entries::seq.gt(after));
     }
