@@ -379,6 +379,43 @@ async fn signed_post(
     })
 }
 
+/// The signed, idempotent POST path the API's writes share (new orders, messages): an earlier
+/// answer under the same Idempotency-Key and body is replayed; otherwise `check` reads the body
+/// (an `Ok(Err(_))` is a submission to keep as rejected and, under the key, as the answer; an
+/// `Err(_)` is answered as it is), and `store` runs in the transaction that records the key with
+/// its answer.
+fn answer_signed_post<C>(
+    conn: &mut crate::db::DbConn,
+    post: &SignedPost,
+    now: chrono::DateTime<Utc>,
+    check: impl FnOnce(&mut crate::db::DbConn) -> Result<Result<C, OrderError>, OrderError>,
+    store: impl FnOnce(&mut crate::db::DbConn, C) -> Result<(u16, String), OrderError>,
+) -> Result<StoredAnswer, OrderError> {
+    let authority = post.authority.as_str();
+    if let Some(k) = &post.key
+        && let Some(earlier) = intake::replay(conn, authority, k, &post.hash)?
+    {
+        return Ok(earlier);
+    }
+    let checked = match check(conn)? {
+        Ok(c) => c,
+        Err(e) => {
+            return Err(reject_and_remember(
+                conn,
+                authority,
+                &post.body,
+                post.key.as_deref(),
+                &post.hash,
+                e,
+                now,
+            ));
+        }
+    };
+    intake::idempotent(conn, authority, post.key.as_deref(), &post.hash, now, |c| {
+        store(c, checked)
+    })
+}
+
 /// Reads the body up to `limit` bytes: more is a 413 problem.
 pub(crate) async fn read_body(
     req: &HttpRequest,
@@ -574,46 +611,26 @@ pub async fn submit(
     state: web::Data<ApiState>,
     db: web::Data<Db>,
 ) -> Result<HttpResponse, Problem> {
-    let SignedPost {
-        authority,
-        body,
-        key,
-        hash,
-    } = signed_post(&req, payload, &state, &db).await?;
+    let post = signed_post(&req, payload, &state, &db).await?;
     let state = state.into_inner();
     let answer = db
         .run(move |conn| {
             let now = now_micros();
-            if let Some(k) = &key
-                && let Some(earlier) = intake::replay(conn, &authority, k, &hash)?
-            {
-                return Ok((earlier, None));
-            }
-            let checked = match intake::check(
-                conn,
-                &body,
-                &authority,
-                state.settings.document_limit_bytes,
-                true,
-            ) {
-                Ok(c) => c,
-                Err(e) => {
-                    return Err(reject_and_remember(
-                        conn,
-                        &authority,
-                        &body,
-                        key.as_deref(),
-                        &hash,
-                        e,
-                        now,
-                    ));
-                }
-            };
+            let authority = post.authority.as_str();
             let mut location = None;
-            let answer = intake::idempotent(conn, &authority, key.as_deref(), &hash, now, |c| {
+            let check = |c: &mut crate::db::DbConn| {
+                Ok(intake::check(
+                    c,
+                    &post.body,
+                    authority,
+                    state.settings.document_limit_bytes,
+                    true,
+                ))
+            };
+            let answer = answer_signed_post(conn, &post, now, check, |c, checked| {
                 let view = intake::store(
                     c,
-                    &authority,
+                    authority,
                     &checked,
                     &state.policies,
                     &state.deployment,
@@ -865,58 +882,39 @@ pub async fn post_message(
     state: web::Data<ApiState>,
     db: web::Data<Db>,
 ) -> Result<HttpResponse, Problem> {
-    let SignedPost {
-        authority,
-        body,
-        key,
-        hash,
-    } = signed_post(&req, payload, &state, &db).await?;
+    let post = signed_post(&req, payload, &state, &db).await?;
     let state = state.into_inner();
     let id = id.into_inner();
     let answer = db
         .run(move |conn| {
             let now = now_micros();
-            if let Some(k) = &key
-                && let Some(earlier) = intake::replay(conn, &authority, k, &hash)?
-            {
-                return Ok(earlier);
-            }
-            let message: MessageBody<'_> = parse_json(&body).map_err(problem_to_invalid)?;
-            let amendment = match message.order {
-                None => None,
-                Some(raw) => {
-                    let checked = intake::check_parts(
-                        conn,
+            let authority = post.authority.as_str();
+            let check = |c: &mut crate::db::DbConn| {
+                let message: MessageBody<'_> =
+                    parse_json(&post.body).map_err(problem_to_invalid)?;
+                let amendment = message.order.map(|raw| {
+                    intake::check_parts(
+                        c,
                         raw,
                         message.document.clone(),
                         message.validation.clone(),
-                        &authority,
+                        authority,
                         state.settings.document_limit_bytes,
                         true,
-                    );
-                    match checked {
-                        Ok(c) => Some(c),
-                        Err(e) => {
-                            return Err(reject_and_remember(
-                                conn,
-                                &authority,
-                                &body,
-                                key.as_deref(),
-                                &hash,
-                                e,
-                                now,
-                            ));
-                        }
-                    }
-                }
+                    )
+                });
+                Ok(match amendment.transpose() {
+                    Ok(amendment) => Ok((message.text, amendment)),
+                    Err(e) => Err(e),
+                })
             };
-            intake::idempotent(conn, &authority, key.as_deref(), &hash, now, |c| {
+            answer_signed_post(conn, &post, now, check, |c, (text, amendment)| {
                 let stored = clarify::answer(
                     c,
-                    &authority,
+                    authority,
                     &id,
                     &AuthorityMessage {
-                        text: &message.text,
+                        text: &text,
                         amendment,
                     },
                     &state.policies,
