@@ -5,14 +5,12 @@
 //! checks: body size (413), content type (415), failed-authentication throttle for the client's
 //! network (429), token (401/403), the authority's rate limit (429), then the request itself.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use actix_web::http::header::{AUTHORIZATION, LOCATION};
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::Utc;
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -25,6 +23,8 @@ use crate::orders::messages::Message;
 use crate::orders::{self, FieldError, OrderError, OrderView};
 use crate::policy::{Deployment, PolicySet};
 use crate::settings::ApiSettings;
+use crate::web::body::{check_declared_length, read_body, require_json};
+use crate::web::client::client_address;
 use crate::web::problem::Problem;
 
 /// What the API handlers share.
@@ -164,40 +164,6 @@ fn reject_and_remember(
         }
     }
     rejected
-}
-
-/// The client's address: the TCP peer, or with `hops` trusted proxies the entry the outermost
-/// of them added to `X-Forwarded-For` (counted from the right, by position; an entry that does
-/// not parse falls back to the peer, never to an entry the client wrote).
-pub(crate) fn client_address(req: &HttpRequest, hops: usize) -> Option<IpAddr> {
-    let peer = req.peer_addr().map(|a| a.ip());
-    if hops == 0 {
-        return peer;
-    }
-    let entries: Vec<String> = req
-        .headers()
-        .get_all("x-forwarded-for")
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|s| s.trim().to_owned())
-        .collect();
-    let Some(entry) = entries.len().checked_sub(hops).and_then(|i| entries.get(i)) else {
-        return peer;
-    };
-    parse_forwarded(entry).or(peer)
-}
-
-/// An `X-Forwarded-For` entry: an address, `v4:port`, or `[v6]` / `[v6]:port`.
-fn parse_forwarded(entry: &str) -> Option<IpAddr> {
-    if let Ok(ip) = entry.parse() {
-        return Some(ip);
-    }
-    if let Some(rest) = entry.strip_prefix('[') {
-        return rest.split_once(']').and_then(|(ip, _)| ip.parse().ok());
-    }
-    entry
-        .rsplit_once(':')
-        .and_then(|(ip, port)| port.parse::<u16>().ok().and_then(|_| ip.parse().ok()))
 }
 
 /// Now, to the microsecond: the precision the database keeps, so that stored and answered
@@ -414,89 +380,6 @@ fn answer_signed_post<C>(
     intake::idempotent(conn, authority, post.key.as_deref(), &post.hash, now, |c| {
         store(c, checked)
     })
-}
-
-/// Reads the body up to `limit` bytes: more is a 413 problem.
-pub(crate) async fn read_body(
-    req: &HttpRequest,
-    mut payload: web::Payload,
-    limit: usize,
-) -> Result<Vec<u8>, Problem> {
-    let too_large = || {
-        Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too-large",
-            "Request body too large",
-        )
-        .detail(format!("the request body may be at most {limit} bytes"))
-    };
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(too_large());
-    }
-    let mut body = Vec::with_capacity(declared.unwrap_or(0).min(limit));
-    // A body dribbled in too slowly is a 408, not a connection held open for ever.
-    let (deadline, secs) = crate::web::security::body_deadline(req);
-    while let Some(chunk) = tokio::time::timeout_at(deadline, payload.next())
-        .await
-        .map_err(|_| crate::web::security::body_timeout_problem(secs))?
-    {
-        let chunk = chunk.map_err(|e| {
-            Problem::new(
-                StatusCode::BAD_REQUEST,
-                "invalid-body",
-                "Invalid request body",
-            )
-            .detail(e.to_string())
-        })?;
-        if body.len() + chunk.len() > limit {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
-/// Refuses at once a body whose declared length is over `limit` (before authentication).
-pub(crate) fn check_declared_length(req: &HttpRequest, limit: usize) -> Result<(), Problem> {
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too-large",
-            "Request body too large",
-        )
-        .detail(format!("the request body may be at most {limit} bytes")));
-    }
-    Ok(())
-}
-
-/// A JSON body is required: anything else is a 415 problem.
-fn require_json(req: &HttpRequest) -> Result<(), Problem> {
-    let ok = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
-    if ok {
-        Ok(())
-    } else {
-        Err(Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported-media-type",
-            "Unsupported media type",
-        )
-        .detail("the request body must be application/json"))
-    }
 }
 
 /// The `Idempotency-Key` header, if sent: 1 to 128 visible ASCII characters.

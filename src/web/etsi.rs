@@ -77,10 +77,10 @@ pub async fn hi1(
     db: web::Data<Db>,
 ) -> Result<HttpResponse, Problem> {
     let limit = config.0.message_limit_bytes;
-    api::check_declared_length(&req, limit)?;
+    crate::web::body::check_declared_length(&req, limit)?;
     require_xml(&req)?;
     let pre = api::pre_authenticate(&req, &state, &db).await?;
-    let body = api::read_body(&req, payload, limit).await?;
+    let body = crate::web::body::read_body(&req, payload, limit).await?;
     let authority = api::finish_authentication(pre, &body, &state, &db).await?;
     let state = state.into_inner();
     let config = config.into_inner();

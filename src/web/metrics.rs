@@ -303,7 +303,7 @@ impl MetricsAccess {
             .and_then(|v| v.split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, token)| token.trim());
-        let client = crate::web::api::client_address(req, self.trusted_proxy_hops);
+        let client = crate::web::client::client_address(req, self.trusted_proxy_hops);
         self.decide(presented, client)
     }
 

@@ -5,6 +5,8 @@
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod body;
+pub mod client;
 pub mod etsi;
 pub mod extract;
 pub mod health;

@@ -107,7 +107,7 @@ pub async fn login(
     {
         return Err(UiError::Csrf);
     }
-    let network = crate::web::api::client_address(&req, api.trusted_proxy_hops())
+    let network = crate::web::client::client_address(&req, api.trusted_proxy_hops())
         .map_or_else(|| "unknown".to_owned(), throttle::network_of);
     let s = settings.get_ref().clone();
     let secure = s.cookie_secure;
@@ -971,7 +971,7 @@ pub async fn enter_order(
         .ok_or(UiError::Internal)?;
     // The role is checked before the body is read; a body declared larger than the whole
     // form may be is refused unread.
-    if crate::web::api::check_declared_length(&req, body_limit).is_err() {
+    if crate::web::body::check_declared_length(&req, body_limit).is_err() {
         return Err(UiError::TooLarge(format!(
             "The form may be at most {body_limit} bytes (the document's api.document_limit_bytes in base64, plus 1 MiB)."
         )));
