@@ -14,23 +14,8 @@ pub(crate) async fn read_body(
     mut payload: web::Payload,
     limit: usize,
 ) -> Result<Vec<u8>, Problem> {
-    let too_large = || {
-        Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too-large",
-            "Request body too large",
-        )
-        .detail(format!("the request body may be at most {limit} bytes"))
-    };
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(too_large());
-    }
-    let mut body = Vec::with_capacity(declared.unwrap_or(0).min(limit));
+    check_declared_length(req, limit)?;
+    let mut body = Vec::with_capacity(declared_length(req).unwrap_or(0).min(limit));
     // A body dribbled in too slowly is a 408, not a connection held open for ever.
     let (deadline, secs) = crate::web::security::body_deadline(req);
     while let Some(chunk) = tokio::time::timeout_at(deadline, payload.next())
@@ -46,7 +31,7 @@ pub(crate) async fn read_body(
             .detail(e.to_string())
         })?;
         if body.len() + chunk.len() > limit {
-            return Err(too_large());
+            return Err(too_large(limit));
         }
         body.extend_from_slice(&chunk);
     }
@@ -55,20 +40,28 @@ pub(crate) async fn read_body(
 
 /// Refuses at once a body whose declared length is over `limit` (before authentication).
 pub(crate) fn check_declared_length(req: &HttpRequest, limit: usize) -> Result<(), Problem> {
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too-large",
-            "Request body too large",
-        )
-        .detail(format!("the request body may be at most {limit} bytes")));
+    if declared_length(req).is_some_and(|n| n > limit) {
+        return Err(too_large(limit));
     }
     Ok(())
+}
+
+/// The `Content-Length` the client declared, if it is a number.
+fn declared_length(req: &HttpRequest) -> Option<usize> {
+    req.headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+}
+
+/// The 413 problem for a body over `limit` bytes.
+fn too_large(limit: usize) -> Problem {
+    Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too-large",
+        "Request body too large",
+    )
+    .detail(format!("the request body may be at most {limit} bytes"))
 }
 
 /// A JSON body is required: anything else is a 415 problem.
