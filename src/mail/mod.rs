@@ -86,6 +86,9 @@ pub enum MailError {
     /// The database failed.
     #[error(transparent)]
     Db(#[from] DbError),
+    /// The audit log refused the entry.
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
 }
 
 impl From<diesel::result::Error> for MailError {
@@ -645,9 +648,15 @@ pub fn list(
     Ok(query.load(conn)?)
 }
 
-/// Puts a failed message back in the queue, due at `now`, with its attempts reset.
-#[tracing::instrument(name = "mail.retry", skip(conn, now))]
-pub fn retry(conn: &mut DbConn, id: i64, now: DateTime<Utc>) -> Result<(), MailError> {
+/// Puts a failed message back in the queue, due at `now`, with its attempts reset; `actor`'s
+/// retry is audited in the same transaction.
+#[tracing::instrument(name = "mail.retry", skip(conn, actor, now))]
+pub fn retry(
+    conn: &mut DbConn,
+    actor: &crate::audit::Actor,
+    id: i64,
+    now: DateTime<Utc>,
+) -> Result<(), MailError> {
     write_tx(conn, |c| {
         let status: Option<String> = mail_outbox::table
             .find(id)
@@ -674,6 +683,9 @@ pub fn retry(conn: &mut DbConn, id: i64, now: DateTime<Utc>) -> Result<(), MailE
             mail_outbox::next_attempt_at.eq(now.timestamp_micros()),
         ))
         .execute(c)?;
+        let entry = crate::audit::NewEntry::new(actor.clone(), crate::audit::Event::MailRetried)
+            .reference("message", u64::try_from(id).unwrap_or(0));
+        crate::audit::append(c, &entry, now)?;
         tracing::info!(mail.id = id, outcome = "requeued", "mail requeued by hand");
         Ok(())
     })

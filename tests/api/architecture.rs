@@ -468,3 +468,23 @@ fn backend_specific_code_stays_in_the_database_module() {
         "no longer backend-specific, drop from the list: {gone:?}"
     );
 }
+
+#[test]
+fn handlers_neither_audit_nor_query_tables_themselves() {
+    // A handler parses, calls one service function and renders: the service writes the audit
+    // entry in its own transaction, and owns the queries. The metrics gauges are the one
+    // exception (they count rows per status for the operators, and nothing else).
+    let mut found = Vec::new();
+    for (relative, source) in sources() {
+        if !relative.starts_with("web/") || relative == "web/metrics.rs" {
+            continue;
+        }
+        let code = strip_comments(&source);
+        for needle in ["audit::append", "NewEntry::new", "db::schema", "diesel::"] {
+            if code.contains(needle) {
+                found.push(format!("src/{relative}: {needle}"));
+            }
+        }
+    }
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}

@@ -1153,15 +1153,7 @@ pub async fn retry_mail(
     signed.check_csrf(&form.csrf)?;
     let id = id.into_inner();
     db.run(move |conn| {
-        Ok::<_, crate::db::DbError>(crate::db::write_tx(conn, |c| {
-            crate::mail::retry(c, id, Utc::now())?;
-            let entry =
-                crate::audit::NewEntry::new(staff.actor(), crate::audit::Event::MailRetried)
-                    .reference("message", u64::try_from(id).unwrap_or(0));
-            crate::audit::append(c, &entry, Utc::now())
-                .map_err(|e| crate::mail::MailError::Invalid(e.to_string()))?;
-            Ok::<_, crate::mail::MailError>(())
-        }))
+        Ok::<_, crate::db::DbError>(crate::mail::retry(conn, &staff.actor(), id, Utc::now()))
     })
     .await?
     .map_err(mail_error)?;
