@@ -4,7 +4,7 @@
 //!
 //! Backend-specific SQL belongs in this module and in `migrations/`, so that the rest of Writ
 //! writes backend-agnostic diesel queries against [`DbConn`], with the primitives of [`locks`]
-//! and [`on_backend!`] where the backends differ. Four files outside it still name a backend
+//! and `on_backend!` where the backends differ. Four files outside it still name a backend
 //! (listed in ARCHITECTURE.md and held there by `tests/api/architecture.rs`).
 //!
 //! Blocking rule: diesel is synchronous, so async code reaches the database only through
