@@ -9,7 +9,6 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::audit::{self, Actor, ActorKind, AuditError, NewEntry};
 use crate::authority::throttle;
@@ -240,7 +239,7 @@ fn random_token(bytes: usize) -> Result<String, StaffError> {
 }
 
 fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
+    crate::digest::sha256_hex(token.as_bytes())
 }
 
 /// Adds a user.
