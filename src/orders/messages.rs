@@ -74,18 +74,20 @@ pub fn messages(
         .collect())
 }
 
+/// A message text refused, naming the field and why.
+fn invalid_message(field: &str, why: impl Into<String>) -> OrderError {
+    OrderError::Invalid {
+        status: 422,
+        slug: "invalid-message",
+        title: "The message is not valid".into(),
+        errors: vec![super::FieldError::new(field, why)],
+        submission_id: None,
+    }
+}
+
 fn no_nul(field: &str, text: &str) -> Result<(), OrderError> {
     if text.contains('\0') {
-        return Err(OrderError::Invalid {
-            status: 422,
-            slug: "invalid-message",
-            title: "The message is not valid".into(),
-            errors: vec![super::FieldError::new(
-                field,
-                "must not contain NUL characters",
-            )],
-            submission_id: None,
-        });
+        return Err(invalid_message(field, "must not contain NUL characters"));
     }
     Ok(())
 }
@@ -98,16 +100,10 @@ pub(super) fn check_text(text: &str) -> Result<(), OrderError> {
 pub(super) fn check_text_of(field: &str, text: &str) -> Result<(), OrderError> {
     no_nul(field, text)?;
     if text.trim().is_empty() || text.chars().count() > MAX_MESSAGE_CHARS {
-        return Err(OrderError::Invalid {
-            status: 422,
-            slug: "invalid-message",
-            title: "The message is not valid".into(),
-            errors: vec![super::FieldError::new(
-                field,
-                format!("must be 1 to {MAX_MESSAGE_CHARS} characters"),
-            )],
-            submission_id: None,
-        });
+        return Err(invalid_message(
+            field,
+            format!("must be 1 to {MAX_MESSAGE_CHARS} characters"),
+        ));
     }
     Ok(())
 }

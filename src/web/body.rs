@@ -66,12 +66,26 @@ fn too_large(limit: usize) -> Problem {
 
 /// A JSON body is required: anything else is a 415 problem.
 pub(crate) fn require_json(req: &HttpRequest) -> Result<(), Problem> {
+    require_media_type(
+        req,
+        &["application/json"],
+        "the request body must be application/json",
+    )
+}
+
+/// The body's media type (parameters such as `charset` aside) must be one of `accepted`:
+/// anything else is a 415 problem saying `detail`.
+pub(crate) fn require_media_type(
+    req: &HttpRequest,
+    accepted: &[&str],
+    detail: &'static str,
+) -> Result<(), Problem> {
     let ok = req
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
+        .is_some_and(|m| accepted.iter().any(|a| m.trim().eq_ignore_ascii_case(a)));
     if ok {
         Ok(())
     } else {
@@ -80,6 +94,6 @@ pub(crate) fn require_json(req: &HttpRequest) -> Result<(), Problem> {
             "unsupported-media-type",
             "Unsupported media type",
         )
-        .detail("the request body must be application/json"))
+        .detail(detail))
     }
 }
