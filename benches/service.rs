@@ -1277,7 +1277,7 @@ fn disclosure(url: &str, dir: &Path, events: u64, iterations: usize) -> Disclose
     writ::audit::service::install_entry_key(&db, &settings.audit, true).unwrap();
     add_target(&db);
     let scope = disclosure_scope();
-    let scope_sha256 = writ::disclosure::package::sha256_hex(&serde_json::to_vec(&scope).unwrap());
+    let scope_sha256 = writ::digest::sha256_hex(&serde_json::to_vec(&scope).unwrap());
     let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
     let actor = Actor::new(ActorKind::Staff, "alex");
     let window = scope.time_window.unwrap();

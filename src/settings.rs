@@ -39,7 +39,7 @@ pub struct Settings {
     /// Where the jurisdiction policies are.
     pub policy: PolicySettings,
     /// The provider's own legal position (establishment, representatives).
-    pub deployment: crate::policy::Deployment,
+    pub deployment: crate::deployment::Deployment,
     /// The authorities' order-intake API.
     pub api: ApiSettings,
     /// The browser workspace: sessions and sign-in.
@@ -820,16 +820,6 @@ impl Settings {
         if self.database.connect_timeout_secs == 0 {
             return Err(("database.connect_timeout_secs", "must be at least 1".into()));
         }
-        if let Err(e) = crate::audit::note::NoteSigner::new(
-            &self.audit.origin,
-            ed25519_dalek::SigningKey::from_bytes(&[0; 32]),
-        ) && !self.audit.origin.is_empty()
-        {
-            return Err((
-                "audit.origin",
-                format!("not usable as a log origin and key name: {e}"),
-            ));
-        }
         if let Some(bad) = self
             .audit
             .auditor_token_sha256
@@ -1015,7 +1005,7 @@ impl Settings {
             ));
         }
         for (i, network) in self.metrics.allowed_networks.iter().enumerate() {
-            if let Err(why) = crate::web::metrics::IpNetwork::parse(network) {
+            if let Err(why) = crate::net::IpNetwork::parse(network) {
                 return Err((
                     "metrics.allowed_networks",
                     format!("entry {}: {why}", i + 1),
@@ -1189,10 +1179,6 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("`audit.auditor_token_sha256`"), "{err}");
-        let err = load_with(&[("WRIT_AUDIT__ORIGIN", "has space")], None)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("`audit.origin`"), "{err}");
         let err = load_with(&[("WRIT_AUDIT__WEBHOOK_URL", "ftp://x")], None)
             .unwrap_err()
             .to_string();

@@ -77,9 +77,7 @@ pub fn lock(conn: &mut DbConn) -> Result<(), AuditError> {
     if !crate::db::in_transaction(conn)? {
         return Err(AuditError::NotInTransaction);
     }
-    if let DbConn::Postgres(c) = conn {
-        diesel::sql_query(format!("SELECT pg_advisory_xact_lock({PG_APPEND_LOCK})")).execute(c)?;
-    }
+    crate::db::locks::advisory(conn, PG_APPEND_LOCK)?;
     Ok(())
 }
 

@@ -1,12 +1,14 @@
 //! The append-only, tamper-evident audit log.
 //!
 //! - [`entry`]: what an entry is and its canonical bytes (the Merkle leaf).
+//! - [`event`]: the catalogue of event names ([`Event`]).
 //! - [`log`]: [`log::append`] inside the caller's transaction; reading entries and tree nodes.
 //! - [`authenticator`]: each entry's signature by the entry key, made in the Writ process.
 //! - [`merkle`]: RFC 9162 Merkle tree hashing, proofs and their verification.
 //! - [`note`], [`proof`]: C2SP signed notes, checkpoints and tlog-proof documents.
 //! - [`checkpoint`]: signing checkpoints, never inconsistent with an earlier one.
 //! - [`keys`]: the checkpoint signing key file.
+//! - [`search`]: filtered reads for the auditors' view and the workspace.
 //! - [`export`]: streaming exports with everything an auditor needs to verify them.
 //! - [`verify`]: the offline verifier behind `writ audit verify`.
 //! - [`service`]: the checkpointer task and webhook push.
@@ -15,17 +17,20 @@
 pub mod authenticator;
 pub mod checkpoint;
 pub mod entry;
+pub mod event;
 pub mod export;
 pub mod keys;
 pub mod log;
 pub mod merkle;
 pub mod note;
 pub mod proof;
+pub mod search;
 pub mod service;
 pub mod tiles;
 pub mod verify;
 
 pub use entry::{Actor, ActorKind, NewEntry, RefValue};
+pub use event::Event;
 pub use log::append;
 
 use crate::db::DbError;

@@ -12,6 +12,7 @@ use super::export::{self, ExportFormat, ExportRequest};
 use super::keys;
 use super::log::{self, DbNodes};
 use super::merkle;
+use super::note::{NoteError, NoteSigner};
 use super::verify::{self, Report, VerifierKey};
 use crate::db::{Db, DbConn, meta};
 use crate::settings::AuditSettings;
@@ -43,6 +44,13 @@ pub fn origin(settings: &AuditSettings, conn: &mut DbConn) -> Result<String, Aud
     }
 }
 
+/// Checks a log origin, which is also the key name in every checkpoint signature (C2SP
+/// signed-note: not empty, no whitespace, no `+`). Checked when the signer loads, and by the
+/// command line at start-up for a configured one.
+pub fn check_origin(origin: &str) -> Result<(), NoteError> {
+    NoteSigner::new(origin, ed25519_dalek::SigningKey::from_bytes(&[0; 32])).map(drop)
+}
+
 /// Loads the signing keys (checkpoint and entry). With `may_create`, a missing checkpoint key
 /// is created when nothing has ever been signed in this database (a fresh deployment), and a
 /// missing entry key when no entry carries an authenticator yet (a fresh deployment, or the
@@ -53,6 +61,11 @@ pub fn load_signer(
     may_create: bool,
 ) -> Result<CheckpointSigner, AuditError> {
     let origin = origin(settings, conn)?;
+    check_origin(&origin).map_err(|e| {
+        AuditError::Key(format!(
+            "audit.origin `{origin}` is not usable as a log origin and key name: {e}"
+        ))
+    })?;
     let entry_key = load_entry_key(settings, conn, may_create)?;
     let path = &settings.signing_key_path;
     if !keys::exists(path) {

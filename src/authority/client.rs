@@ -117,7 +117,7 @@ pub fn sign_validation(
 ) -> Result<String, SignError> {
     let claims = ValidationClaims {
         iss: request.validator.to_owned(),
-        order_sha256: crate::orders::intake::sha256_hex(request.order_json.as_bytes()),
+        order_sha256: crate::digest::sha256_hex(request.order_json.as_bytes()),
         aud: request
             .submitter
             .map(|s| super::validation::Audience::One(s.to_owned())),

@@ -167,17 +167,8 @@ fn check_slug(what: &str, value: &str, max: usize) -> Result<(), RegistryError> 
 }
 
 fn check_email(address: &str) -> Result<(), RegistryError> {
-    let ok = address.len() <= 254
-        && address.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty()
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-        })
-        && !address
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == ',');
-    if ok {
+    // The mailer's own check: a contact the registry accepts is one Writ can write to.
+    if crate::mail::is_sendable_address(address) {
         Ok(())
     } else {
         Err(RegistryError::Invalid(format!(
@@ -189,7 +180,7 @@ fn check_email(address: &str) -> Result<(), RegistryError> {
 fn record(
     conn: &mut DbConn,
     actor: &Actor,
-    event: &str,
+    event: crate::audit::Event,
     authority: &str,
     extra: &[(&str, &str)],
 ) -> Result<(), RegistryError> {
@@ -248,7 +239,7 @@ pub fn add(conn: &mut DbConn, actor: &Actor, new: &NewAuthority) -> Result<(), R
         record(
             c,
             actor,
-            "authority.added",
+            audit::Event::AuthorityAdded,
             &new.id,
             &[("kind", &new.kind.to_string()), ("country", &new.country)],
         )
@@ -297,7 +288,7 @@ pub fn add_key(
         record(
             c,
             actor,
-            "authority.key_added",
+            audit::Event::AuthorityKeyAdded,
             authority_id,
             &[("kid", kid), ("algorithm", algorithm.as_str())],
         )
@@ -326,7 +317,7 @@ pub fn revoke_key(conn: &mut DbConn, actor: &Actor, kid: &str) -> Result<(), Reg
         record(
             c,
             actor,
-            "authority.key_revoked",
+            audit::Event::AuthorityKeyRevoked,
             &authority_id,
             &[("kid", kid)],
         )
@@ -354,9 +345,9 @@ pub fn set_active(
             c,
             actor,
             if active {
-                "authority.activated"
+                audit::Event::AuthorityActivated
             } else {
-                "authority.suspended"
+                audit::Event::AuthoritySuspended
             },
             authority_id,
             &[],
@@ -515,7 +506,7 @@ pub fn set_etsi(
         record(
             c,
             actor,
-            "authority.etsi_set",
+            audit::Event::AuthorityEtsiSet,
             &id.authority_id,
             &[
                 ("etsi_country", &id.country_code),

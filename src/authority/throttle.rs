@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
-use crate::audit::{self, Actor, ActorKind, AuditError, NewEntry};
+use crate::audit::{self, Actor, ActorKind, AuditError, Event, NewEntry};
 use crate::db::schema::{auth_failures, rate_counters};
 use crate::db::{DbConn, write_tx};
 
@@ -298,7 +298,7 @@ pub fn summarise_failures(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize
         for (window, source, reason, count) in &closed {
             let from = DateTime::<Utc>::from_timestamp(*window, 0).unwrap_or(now);
             let to = DateTime::<Utc>::from_timestamp(window + WINDOW_SECS, 0).unwrap_or(now);
-            let entry = NewEntry::new(Actor::new(ActorKind::System, "api"), "api.auth_failures")
+            let entry = NewEntry::new(Actor::new(ActorKind::System, "api"), Event::ApiAuthFailures)
                 .reference("source", source.as_str())
                 .reference("reason", reason.as_str())
                 .reference("count", u64::try_from(*count).unwrap_or(0))

@@ -369,24 +369,14 @@ pub fn bind(
     let recorded = write_tx(conn, |c| {
         diesel::delete(used_token_ids::table.filter(used_token_ids::expires_at.lt(purge_before)))
             .execute(c)?;
-        let inserted = match c {
-            DbConn::Sqlite(s) => diesel::insert_into(used_token_ids::table)
-                .values((
-                    used_token_ids::authority_id.eq(&authority_id),
-                    used_token_ids::jti.eq(&claims.jti),
-                    used_token_ids::expires_at.eq(claims.exp),
-                ))
-                .on_conflict_do_nothing()
-                .execute(s)?,
-            DbConn::Postgres(p) => diesel::insert_into(used_token_ids::table)
-                .values((
-                    used_token_ids::authority_id.eq(&authority_id),
-                    used_token_ids::jti.eq(&claims.jti),
-                    used_token_ids::expires_at.eq(claims.exp),
-                ))
-                .on_conflict_do_nothing()
-                .execute(p)?,
-        };
+        let inserted = crate::db::on_backend!(c, |b| diesel::insert_into(used_token_ids::table)
+            .values((
+                used_token_ids::authority_id.eq(&authority_id),
+                used_token_ids::jti.eq(&claims.jti),
+                used_token_ids::expires_at.eq(claims.exp),
+            ))
+            .on_conflict_do_nothing()
+            .execute(b))?;
         Ok::<_, TokenError>(inserted)
     })?;
     if recorded == 0 {

@@ -66,7 +66,7 @@ pub fn run(settings: Settings, action: DemoAction) -> anyhow::Result<()> {
     );
     if workspace {
         let mut conn = db.conn()?;
-        let policies = crate::policy::runtime::load(&settings.policy)?;
+        let policies = crate::startup::load_policies(&settings.policy)?;
         let dir = data_dir(&settings);
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
@@ -119,7 +119,7 @@ pub fn seed_demo_workspace(settings: &Settings) -> anyhow::Result<()> {
         },
         &|_| {},
     )?;
-    let policies = crate::policy::runtime::load(&settings.policy)?;
+    let policies = crate::startup::load_policies(&settings.policy)?;
     let dir = data_dir(settings);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let made = crate::orders::demo::seed(

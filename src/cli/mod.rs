@@ -123,6 +123,16 @@ pub fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    // The log origin names the signing key too; the signer checks it when it loads, and a
+    // configured one that cannot work stops every command here like any bad setting.
+    if !settings.audit.origin.is_empty()
+        && let Err(e) = crate::audit::service::check_origin(&settings.audit.origin)
+    {
+        eprintln!(
+            "writ: configuration error: configuration key `audit.origin`: not usable as a log origin and key name: {e}"
+        );
+        return ExitCode::from(EXIT_CONFIG);
+    }
     let result = match cli.command {
         Command::Serve(args) => serve::run(settings, args),
         Command::Migrate(args) => migrate::run(settings, args),

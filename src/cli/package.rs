@@ -43,7 +43,7 @@ fn verify(path: &Path, key: &Path) -> anyhow::Result<()> {
     println!(
         "package: {} (SHA-256 {})",
         path.display(),
-        package::sha256_hex(&tar)
+        crate::digest::sha256_hex(&tar)
     );
     println!(
         "OK: {SIGNATURE_FILE} verifies with key {} (Ed25519)",

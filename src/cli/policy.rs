@@ -60,7 +60,7 @@ pub fn run(settings: Settings, action: PolicyAction) -> anyhow::Result<()> {
         PolicyAction::Check { dir } => {
             let set = match &dir {
                 Some(d) => PolicySet::load_dir(d)?,
-                None => policy::runtime::load(&settings.policy)?,
+                None => crate::startup::load_policies(&settings.policy)?,
             };
             println!(
                 "OK: {} instrument(s) and {} overlay(s) in {} jurisdiction file(s); policy set {}",
@@ -80,7 +80,7 @@ pub fn run(settings: Settings, action: PolicyAction) -> anyhow::Result<()> {
             now,
             json,
         } => {
-            let set = policy::runtime::load(&settings.policy)?;
+            let set = crate::startup::load_policies(&settings.policy)?;
             let text = std::fs::read_to_string(&order)
                 .with_context(|| format!("cannot read {}", order.display()))?;
             let order = match Order::from_json(&text) {

@@ -1,12 +1,16 @@
 //! The database: one connection type over SQLite (embedded default) and PostgreSQL
-//! (production, scale-out), a pool, write transactions, and embedded migrations.
+//! (production, scale-out), a pool, write transactions, row locks ([`locks`]), and embedded
+//! migrations.
 //!
-//! Backend-specific SQL lives only in this module and in `migrations/`; the rest of Writ
-//! writes backend-agnostic diesel queries against [`DbConn`].
+//! Backend-specific SQL belongs in this module and in `migrations/`, so that the rest of Writ
+//! writes backend-agnostic diesel queries against [`DbConn`], with the primitives of [`locks`]
+//! and `on_backend!` where the backends differ. Four files outside it still name a backend
+//! (listed in ARCHITECTURE.md and held there by `tests/api/architecture.rs`).
 //!
 //! Blocking rule: diesel is synchronous, so async code reaches the database only through
 //! [`Db::run`], which runs the closure on tokio's blocking thread pool.
 
+pub mod locks;
 pub mod meta;
 pub mod migrations;
 pub mod schema;
@@ -20,6 +24,19 @@ use diesel::r2d2::{self, ManageConnection, Pool, PooledConnection, R2D2Connectio
 use diesel::{Connection, PgConnection, SqliteConnection};
 
 use crate::settings::{Backend, DatabaseSettings, DatabaseUrl, SqliteSynchronous};
+
+/// Runs the same diesel expression on whichever backend `conn` is, for the statements diesel's
+/// multi-backend connection cannot build itself (`ON CONFLICT`, `RETURNING`): both backends
+/// accept the same statement, only the connection type differs. `on_backend!(conn, |c| expr)`.
+macro_rules! on_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConn::Sqlite($c) => $body,
+            $crate::db::DbConn::Postgres($c) => $body,
+        }
+    };
+}
+pub(crate) use on_backend;
 
 /// A connection to either backend. Diesel's query DSL works on it unchanged.
 #[derive(diesel::MultiConnection)]

@@ -630,3 +630,13 @@ diesel::joinable!(packages -> orders (order_id));
 diesel::allow_tables_to_appear_in_same_query!(staff_users, staff_sessions);
 diesel::allow_tables_to_appear_in_same_query!(packages, approvals, orders);
 diesel::allow_tables_to_appear_in_same_query!(etsi_objects, orders, etsi_deliveries);
+
+diesel::table! {
+    /// Released orders the deliverers have not picked up yet.
+    release_queue (order_id) {
+        /// The released order.
+        order_id -> Text,
+        /// When it was released, UTC microseconds.
+        released_at -> BigInt,
+    }
+}

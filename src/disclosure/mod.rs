@@ -5,10 +5,10 @@
 //! - [`keys`]: the package signing key file and its public key id.
 //! - [`tar`]: the small, deterministic ustar writer and the strict reader packages use.
 //! - [`gather`]: the records of a release, from the store, only the permitted fields.
-//! - [`release`]: snapshots, four-eyes approval, release exactly once, narrowing.
+//!
+//! Approving and releasing an order is a step of the order's life: `orders::approval`.
 
 pub mod gather;
 pub mod keys;
 pub mod package;
-pub mod release;
 pub mod tar;

@@ -26,10 +26,10 @@ use base64::engine::general_purpose::STANDARD as B64;
 use chrono::{DateTime, Utc};
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::keys::key_id;
 use super::tar::{self, ReadRules, TarError};
+use crate::digest::sha256_hex;
 use crate::policy::{CATALOGUE, Category, Decision, FieldId, FieldStatus, Outcome};
 
 /// The `format` every manifest names.
@@ -317,11 +317,6 @@ fn catalogue_position(field: FieldId) -> usize {
 /// The CSV file of a category.
 pub fn csv_name(category: Category) -> String {
     format!("{}.csv", category.as_str())
-}
-
-/// Lowercase hex SHA-256.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 /// Neutralises a CSV cell against spreadsheet formula injection (OWASP "CSV Injection"): a

@@ -1,7 +1,10 @@
 //! Outbound `DELIVER`: a released HI-1 disclosure task's package goes back to the authority as
 //! a `DeliveryObject`.
 //!
-//! A delivery is queued in the release's own transaction ([`queue`]). When the authority has a
+//! Approval puts a released order on the release queue; [`take_released`] picks it up and
+//! queues its delivery ([`queue`]) in the transaction that takes it off the queue. The sender
+//! picks up on every run, and an HI-1 message picks up first, so its answer lists every
+//! delivery of an order released before it. When the authority has a
 //! registered destination, a background sender ([`run`]) POSTs the DELIVER message there,
 //! signed with the same kind of body-bound token authorities use towards Writ (EdDSA with the
 //! package signing key, whose public half is at `/packages/public-key`), and retries with
@@ -20,7 +23,7 @@ use super::model::{
 use super::service::{header, writ_endpoint, writ_version};
 use super::{Limits, parse, write};
 use crate::audit::{self, Actor, ActorKind, NewEntry};
-use crate::db::schema::{authority_etsi, etsi_deliveries, etsi_objects};
+use crate::db::schema::{authority_etsi, etsi_deliveries, etsi_objects, release_queue};
 use crate::db::{Db, DbConn, DbError, write_tx};
 use crate::orders::OrderError;
 use crate::settings::EtsiSettings;
@@ -31,8 +34,30 @@ const ANSWER_LIMIT: usize = 1 << 20;
 /// Writ's `ManifestSpecification` value (in its own dictionary) for its package format.
 pub const MANIFEST_SPECIFICATION: &str = "WritPackageV1";
 
+/// Takes released orders off the release queue and queues the delivery of each that came as an
+/// HI-1 disclosure task, in one transaction: of several instances picking up at once, each
+/// release is taken (and delivered) once. Returns how many releases were taken.
+pub fn take_released(c: &mut DbConn, now: DateTime<Utc>) -> Result<usize, OrderError> {
+    write_tx(c, |c| {
+        let waiting: Vec<String> = release_queue::table
+            .order((release_queue::released_at, release_queue::order_id))
+            .select(release_queue::order_id)
+            .limit(100)
+            .load(c)?;
+        let mut taken = 0;
+        for order_id in waiting {
+            // A conditional delete claims it: another instance may have taken it meanwhile.
+            if diesel::delete(release_queue::table.find(&order_id)).execute(c)? == 1 {
+                queue(c, &order_id, now)?;
+                taken += 1;
+            }
+        }
+        Ok(taken)
+    })
+}
+
 /// Queues the delivery of an order's released package if the order came as an HI-1
-/// disclosure task (inside the release's transaction). Returns the delivery id.
+/// disclosure task (inside the caller's transaction). Returns the delivery id.
 pub fn queue(
     c: &mut DbConn,
     order_id: &str,
@@ -74,7 +99,7 @@ pub fn queue(
         .execute(c)?;
     let entry = NewEntry::new(
         Actor::new(ActorKind::System, "etsi"),
-        "etsi.delivery_queued",
+        audit::Event::EtsiDeliveryQueued,
     )
     .order(order_id)
     .reference("delivery", id.as_str())
@@ -141,16 +166,17 @@ pub fn delivery_object(
         .first(c)
         .optional()?;
     let package = match signer {
-        Some(signer) => crate::disclosure::release::released_with_proof(c, signer, &order_id, now)?,
-        None => crate::disclosure::release::released_archive(c, &order_id)?
-            .map(|(tar, sha, _)| (tar, sha)),
+        Some(signer) => crate::orders::approval::released_with_proof(c, signer, &order_id, now)?,
+        None => {
+            crate::orders::approval::released_archive(c, &order_id)?.map(|(tar, sha, _)| (tar, sha))
+        }
     };
     let writ = writ_endpoint(settings);
     let status_value = delivery_status(&status);
     // A package deleted after its retention period leaves the delivery record, expired.
     let expired = package.is_none();
     let binary = package.map(|(tar, sha)| BinaryData {
-        checksum: Some(crate::orders::intake::sha256_hex(&tar)),
+        checksum: Some(crate::digest::sha256_hex(&tar)),
         checksum_type: Some("SHA-256".into()),
         content_type: Some("application/x-tar".into()),
         original_filename: Some(format!("writ-package-{}.tar", &sha[..12.min(sha.len())])),
@@ -232,6 +258,7 @@ pub async fn send_due(
         .unwrap_or(3600)
         .saturating_add(30)
         .saturating_mul(1_000_000);
+    db.run(|conn| take_released(conn, Utc::now())).await?;
     let signer = sender.signer.get(db).await?;
     let mut attempted = 0;
     // One delivery at a time: a lease covers one send, so it cannot expire while the send
@@ -465,7 +492,7 @@ fn settle(
                     .execute(c)?;
                 NewEntry::new(
                     Actor::new(ActorKind::System, "etsi"),
-                    "etsi.delivery_acknowledged",
+                    audit::Event::EtsiDeliveryAcknowledged,
                 )
             }
             Err(reason) => {
@@ -499,7 +526,7 @@ fn settle(
                 tracing::error!(delivery = id, attempts, error = %short, "HI-1 delivery failed for good");
                 NewEntry::new(
                     Actor::new(ActorKind::System, "etsi"),
-                    "etsi.delivery_failed",
+                    audit::Event::EtsiDeliveryFailed,
                 )
             }
         };

@@ -223,6 +223,9 @@ pub fn receive_parsed(
     rules: &Rules<'_>,
     now: DateTime<Utc>,
 ) -> Result<Answer, OrderError> {
+    // Releases not picked up by the deliverer yet get their deliveries first, so that the
+    // answer lists and serves them.
+    super::deliver::take_released(conn, now)?;
     let settings = rules.settings;
     let registered: Authority = authorities::table
         .find(authority_id)
@@ -371,7 +374,7 @@ pub fn receive_parsed(
             now,
         );
     }
-    let hash = intake::sha256_hex(body);
+    let hash = crate::digest::sha256_hex(body);
     if let Some(answer) = earlier_answer(conn, authority_id, &message.header.transaction_id, &hash)?
     {
         return match answer {
@@ -484,7 +487,7 @@ fn refuse(
     };
     let xml = write(&message);
     let id = uuid::Uuid::new_v4().to_string();
-    let hash = intake::sha256_hex(body);
+    let hash = crate::digest::sha256_hex(body);
     write_tx(conn, |c| {
         diesel::insert_into(etsi_messages::table)
             .values((
@@ -502,7 +505,7 @@ fn refuse(
             .execute(c)?;
         let entry = NewEntry::new(
             Actor::new(ActorKind::Authority, authority_id),
-            "etsi.message_refused",
+            audit::Event::EtsiMessageRefused,
         )
         .reference("message", id.as_str())
         .reference("body_sha256", hash.as_str())
@@ -637,7 +640,7 @@ fn answer_actions(
     }
     let entry = NewEntry::new(
         Actor::new(ActorKind::Authority, authority_id.as_str()),
-        "etsi.message_answered",
+        audit::Event::EtsiMessageAnswered,
     )
     .reference("message", message_id.as_str())
     .reference("body_sha256", hash)
@@ -678,7 +681,7 @@ fn act(
                     .optional()?;
                 let entry = NewEntry::new(
                     Actor::new(ActorKind::Authority, work.sender.authority.id.as_str()),
-                    "order.package_downloaded",
+                    audit::Event::OrderPackageDownloaded,
                 )
                 .order(order_id.unwrap_or_default())
                 .reference("channel", "etsi")
@@ -1052,7 +1055,7 @@ fn create_task(
         ))
     })?;
     let checked = Checked {
-        order_sha256: intake::sha256_hex(order_json.as_bytes()),
+        order_sha256: crate::digest::sha256_hex(order_json.as_bytes()),
         order,
         order_json,
         document,

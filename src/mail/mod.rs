@@ -86,6 +86,9 @@ pub enum MailError {
     /// The database failed.
     #[error(transparent)]
     Db(#[from] DbError),
+    /// The audit log refused the entry.
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
 }
 
 impl From<diesel::result::Error> for MailError {
@@ -285,8 +288,10 @@ pub struct SendReport {
     pub failed: usize,
 }
 
-/// Checks an address the way the authority registry does, and that lettre can send to it.
-fn check_address(address: &str) -> bool {
+/// Whether `address` is a plain e-mail address Writ can send to (`local@domain.tld`, no display
+/// name, and lettre accepts it). The one check: the authority registry uses it for contacts,
+/// and the outbox for every recipient.
+pub fn is_sendable_address(address: &str) -> bool {
     address.len() <= 254
         && address.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty()
@@ -312,7 +317,7 @@ fn checked<'a>(
         if address.is_empty() {
             continue;
         }
-        if !check_address(address) {
+        if !is_sendable_address(address) {
             return Err(MailError::InvalidAddress(format!(
                 "address {} of {what} is not a valid e-mail address",
                 i + 1
@@ -406,18 +411,10 @@ pub fn enqueue(
             mail_outbox::next_attempt_at.eq(micros),
             mail_outbox::created_at.eq(micros),
         );
-        macro_rules! insert {
-            ($conn:expr) => {
-                diesel::insert_into(mail_outbox::table)
-                    .values(row)
-                    .returning(mail_outbox::id)
-                    .get_result::<i64>($conn)
-            };
-        }
-        let id = match c {
-            DbConn::Sqlite(s) => insert!(s)?,
-            DbConn::Postgres(p) => insert!(p)?,
-        };
+        let id = crate::db::on_backend!(c, |b| diesel::insert_into(mail_outbox::table)
+            .values(row)
+            .returning(mail_outbox::id)
+            .get_result::<i64>(b))?;
         tracing::info!(mail.id = id, mail.kind = notice.kind(), "mail queued");
         Ok(Some(id))
     })
@@ -518,10 +515,7 @@ fn claim_next(
                 .select(mail_outbox::all_columns);
             // SQLite's write transaction already excludes other senders; on PostgreSQL each
             // instance takes a row no other instance is claiming.
-            let due: Vec<OutboxMessage> = match c {
-                DbConn::Sqlite(s) => query.load(s)?,
-                DbConn::Postgres(p) => query.for_update().skip_locked().load(p)?,
-            };
+            let due: Vec<OutboxMessage> = crate::db::locks::load_skip_locked!(c, query)?;
             let Some(mut msg) = due.into_iter().next() else {
                 return Ok(None);
             };
@@ -662,9 +656,15 @@ pub fn list(
     Ok(query.load(conn)?)
 }
 
-/// Puts a failed message back in the queue, due at `now`, with its attempts reset.
-#[tracing::instrument(name = "mail.retry", skip(conn, now))]
-pub fn retry(conn: &mut DbConn, id: i64, now: DateTime<Utc>) -> Result<(), MailError> {
+/// Puts a failed message back in the queue, due at `now`, with its attempts reset; `actor`'s
+/// retry is audited in the same transaction.
+#[tracing::instrument(name = "mail.retry", skip(conn, actor, now))]
+pub fn retry(
+    conn: &mut DbConn,
+    actor: &crate::audit::Actor,
+    id: i64,
+    now: DateTime<Utc>,
+) -> Result<(), MailError> {
     write_tx(conn, |c| {
         let status: Option<String> = mail_outbox::table
             .find(id)
@@ -691,6 +691,9 @@ pub fn retry(conn: &mut DbConn, id: i64, now: DateTime<Utc>) -> Result<(), MailE
             mail_outbox::next_attempt_at.eq(now.timestamp_micros()),
         ))
         .execute(c)?;
+        let entry = crate::audit::NewEntry::new(actor.clone(), crate::audit::Event::MailRetried)
+            .reference("message", u64::try_from(id).unwrap_or(0));
+        crate::audit::append(c, &entry, now)?;
         tracing::info!(mail.id = id, outcome = "requeued", "mail requeued by hand");
         Ok(())
     })
@@ -752,10 +755,10 @@ mod tests {
 
     #[test]
     fn addresses_are_checked_and_deduplicated() {
-        assert!(check_address("legal@example.org"));
-        assert!(!check_address("legal@localhost"));
-        assert!(!check_address("Legal <legal@example.org>"));
-        assert!(!check_address("a b@example.org"));
+        assert!(is_sendable_address("legal@example.org"));
+        assert!(!is_sendable_address("legal@localhost"));
+        assert!(!is_sendable_address("Legal <legal@example.org>"));
+        assert!(!is_sendable_address("a b@example.org"));
         let list = checked(
             ["a@example.org", " A@example.org ", "", "b@example.org"],
             "x",

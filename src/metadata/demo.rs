@@ -187,7 +187,7 @@ pub fn seed(db: &Db, spec: DemoSpec, progress: &dyn Fn(u64)) -> Result<DemoSumma
             |c| -> Result<(BatchOutcome, BatchOutcome), MetadataError> {
                 let a = store::store_accounts(c, &accounts)?;
                 let e = store::store_ip_events(c, &events, &mut store::AccountIds::default())?;
-                let entry = NewEntry::new(actor.clone(), "metadata.demo_seeded")
+                let entry = NewEntry::new(actor.clone(), audit::Event::MetadataDemoSeeded)
                     .reference("seed", spec.seed)
                     .reference("first_account", start)
                     .reference("accounts", end - start)

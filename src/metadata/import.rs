@@ -158,15 +158,16 @@ impl Run<'_> {
             |c: &mut DbConn| -> Result<BatchOutcome, MetadataError> {
                 let mut outcome = store::store_accounts(c, &accounts)?;
                 outcome.add(store::store_ip_events(c, &events, &mut self.account_ids)?);
-                let entry = NewEntry::new(self.opts.actor.clone(), "metadata.import_batch")
-                    .reference("import_id", self.import_id.as_str())
-                    .reference("kind", self.opts.kind.as_str())
-                    .reference("first_line", first)
-                    .reference("last_line", last)
-                    .reference("new", outcome.new)
-                    .reference("changed", outcome.changed)
-                    .reference("unchanged", outcome.unchanged)
-                    .reference("rejected", outcome.rejected.len());
+                let entry =
+                    NewEntry::new(self.opts.actor.clone(), audit::Event::MetadataImportBatch)
+                        .reference("import_id", self.import_id.as_str())
+                        .reference("kind", self.opts.kind.as_str())
+                        .reference("first_line", first)
+                        .reference("last_line", last)
+                        .reference("new", outcome.new)
+                        .reference("changed", outcome.changed)
+                        .reference("unchanged", outcome.unchanged)
+                        .reference("rejected", outcome.rejected.len());
                 audit::append(c, &entry, Utc::now())?;
                 crate::failpoint!(crate::failpoint::IMPORT_BATCH_BEFORE_COMMIT);
                 Ok(outcome)
@@ -411,7 +412,7 @@ pub fn import(
     };
     progress(summary.bytes, summary.records);
     let mut conn = db.conn()?;
-    let entry = NewEntry::new(opts.actor.clone(), "metadata.import_completed")
+    let entry = NewEntry::new(opts.actor.clone(), audit::Event::MetadataImportCompleted)
         .reference("import_id", summary.import_id.as_str())
         .reference("kind", opts.kind.as_str())
         .reference("source", opts.source.as_str())

@@ -140,7 +140,7 @@ fn audited<T>(
 ) -> Result<T, MetadataError> {
     write_tx(conn, |c| {
         let (result, matches) = run(c)?;
-        let entry = NewEntry::new(ctx.actor.clone(), "metadata.lookup")
+        let entry = NewEntry::new(ctx.actor.clone(), audit::Event::MetadataLookup)
             .order(ctx.order_id.as_str())
             .reference("by", by)
             .reference(

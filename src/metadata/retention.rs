@@ -256,7 +256,7 @@ pub fn run(
             )?;
         }
         if !dry_run {
-            let entry = NewEntry::new(actor.clone(), "metadata.retention_run")
+            let entry = NewEntry::new(actor.clone(), audit::Event::MetadataRetentionRun)
                 .reference("ip_events_deleted", report.ip_events_deleted)
                 .reference("partitions_dropped", report.partitions_dropped)
                 .reference("ip_events_held", report.ip_events_held)

@@ -107,13 +107,9 @@ fn store_account(conn: &mut DbConn, row: &AccountRow) -> Result<Outcome, RecordE
         } else {
             "username"
         };
-        if let DbConn::Postgres(c) = conn {
-            // Serialise concurrent imports of the same identifier, so that two cannot both pass
-            // the overlap check below (SQLite's write lock already does this).
-            diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-                .bind::<diesel::sql_types::Text, _>(format!("{}:{}", ident.kind, ident.value))
-                .execute(c)?;
-        }
+        // Serialise concurrent imports of the same identifier, so that two cannot both pass
+        // the overlap check below (SQLite's write lock already does this).
+        crate::db::locks::advisory_text(conn, &format!("{}:{}", ident.kind, ident.value), 0)?;
         // Someone else holding the same number or name during an overlapping interval would
         // make "who had it then" ambiguous: refuse the record.
         let mut clash = account_identifiers::table

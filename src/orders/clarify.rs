@@ -1,98 +1,34 @@
-//! Clarification and withdrawal: the legal team's questions, the authority's answers (which may
-//! carry an amended order, decided afresh), and the authority withdrawing its order.
+//! Clarification and withdrawal, the order's state as messages move it: the legal team's
+//! questions, the authority's answers (which may carry an amended order, decided afresh), and
+//! the authority withdrawing its order. The messages themselves are in [`super::messages`].
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use serde::{Deserialize, Serialize};
 
 use super::intake::{Checked, facts, insert_version};
+use super::messages::{Message, Sender, add_message, check_text, check_text_of, messages};
 use super::{OrderError, OrderStatus, OrderView, holds, pauses, view};
 use crate::audit::{self, Actor, NewEntry};
 use crate::db::DbConn;
-use crate::db::schema::{order_messages, order_versions, orders};
+use crate::db::schema::{order_versions, orders};
 use crate::metadata::normalize;
 use crate::policy::{Decision, Deployment, PolicySet, decide};
-
-/// Longest message text.
-pub const MAX_MESSAGE_CHARS: usize = 20_000;
-
-/// Who wrote a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Sender {
-    /// The authority that sent the order.
-    Authority,
-    /// The provider's legal team.
-    Provider,
-}
-
-/// A clarification message as the API shows it. The provider's staff are not named.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct Message {
-    /// Sequence number within Writ.
-    pub id: i64,
-    /// Who wrote it.
-    pub sender: Sender,
-    /// The text.
-    pub text: String,
-    /// The order version an amendment in this message created.
-    pub amended_version: Option<i32>,
-    /// When.
-    pub created_at: DateTime<Utc>,
-}
-
-/// The messages of an order, oldest first; with `authority`, only if it is that authority's.
-pub fn messages(
-    conn: &mut DbConn,
-    order_id: &str,
-    authority: Option<&str>,
-) -> Result<Vec<Message>, OrderError> {
-    state(conn, order_id, authority)?;
-    let rows: Vec<(i64, String, String, Option<i32>, i64)> = order_messages::table
-        .filter(order_messages::order_id.eq(order_id))
-        .order(order_messages::id)
-        .select((
-            order_messages::id,
-            order_messages::sender,
-            order_messages::body,
-            order_messages::amended_version,
-            order_messages::created_at,
-        ))
-        .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, sender, text, amended_version, at)| Message {
-            id,
-            sender: if sender == "provider" {
-                Sender::Provider
-            } else {
-                Sender::Authority
-            },
-            text,
-            amended_version,
-            created_at: normalize::from_micros(at),
-        })
-        .collect())
-}
 
 /// The status, version and owner of an order (of `authority`'s, if given), with the order's
 /// row locked until the caller's transaction ends on PostgreSQL (on SQLite the write
 /// transaction already excludes other writers): a withdrawal and an amendment racing each
 /// other see each other's result instead of both acting on the same old state.
-fn state(
+pub(super) fn state(
     conn: &mut DbConn,
     order_id: &str,
     authority: Option<&str>,
 ) -> Result<(OrderStatus, i32, String), OrderError> {
-    let query = orders::table.filter(orders::id.eq(order_id)).select((
-        orders::status,
-        orders::version,
-        orders::authority_id,
-    ));
-    let found: Option<(String, i32, String)> = match conn {
-        DbConn::Sqlite(s) => query.first(s).optional()?,
-        DbConn::Postgres(p) => query.for_update().first(p).optional()?,
-    };
+    super::lock(conn, order_id)?;
+    let found: Option<(String, i32, String)> = orders::table
+        .filter(orders::id.eq(order_id))
+        .select((orders::status, orders::version, orders::authority_id))
+        .first(conn)
+        .optional()?;
     let Some((status, version, owner)) =
         found.filter(|(_, _, owner)| authority.is_none_or(|a| a == owner))
     else {
@@ -104,84 +40,6 @@ fn state(
         )))
     })?;
     Ok((status, version, owner))
-}
-
-fn no_nul(field: &str, text: &str) -> Result<(), OrderError> {
-    if text.contains('\0') {
-        return Err(OrderError::Invalid {
-            status: 422,
-            slug: "invalid-message",
-            title: "The message is not valid".into(),
-            errors: vec![super::FieldError::new(
-                field,
-                "must not contain NUL characters",
-            )],
-            submission_id: None,
-        });
-    }
-    Ok(())
-}
-
-fn check_text(text: &str) -> Result<(), OrderError> {
-    check_text_of("text", text)
-}
-
-/// [`check_text`] for a text sent under another name (a withdrawal's `reason`).
-fn check_text_of(field: &str, text: &str) -> Result<(), OrderError> {
-    no_nul(field, text)?;
-    if text.trim().is_empty() || text.chars().count() > MAX_MESSAGE_CHARS {
-        return Err(OrderError::Invalid {
-            status: 422,
-            slug: "invalid-message",
-            title: "The message is not valid".into(),
-            errors: vec![super::FieldError::new(
-                field,
-                format!("must be 1 to {MAX_MESSAGE_CHARS} characters"),
-            )],
-            submission_id: None,
-        });
-    }
-    Ok(())
-}
-
-fn add_message(
-    conn: &mut DbConn,
-    order_id: &str,
-    sender: Sender,
-    author: &str,
-    text: &str,
-    amended_version: Option<i32>,
-    now: DateTime<Utc>,
-) -> QueryResult<()> {
-    diesel::insert_into(order_messages::table)
-        .values((
-            order_messages::order_id.eq(order_id),
-            order_messages::sender.eq(if sender == Sender::Provider {
-                "provider"
-            } else {
-                "authority"
-            }),
-            order_messages::author.eq(author),
-            order_messages::body.eq(text),
-            order_messages::amended_version.eq(amended_version),
-            order_messages::created_at.eq(now.timestamp_micros()),
-        ))
-        .execute(conn)?;
-    Ok(())
-}
-
-/// Adds a message from the provider without changing the order's state (inside the caller's
-/// transaction): e.g. the reasons of a refusal.
-pub(crate) fn provider_message(
-    conn: &mut DbConn,
-    order_id: &str,
-    author: &str,
-    text: &str,
-    now: DateTime<Utc>,
-) -> Result<(), OrderError> {
-    check_text(text)?;
-    add_message(conn, order_id, Sender::Provider, author, text, None, now)?;
-    Ok(())
 }
 
 /// Decides version `version` of an order afresh (its clarification pauses included) and
@@ -342,7 +200,8 @@ pub fn ask(
             OrderStatus::AwaitingClarification,
             now,
         )?;
-        let entry = NewEntry::new(actor.clone(), "order.clarification_requested").order(order_id);
+        let entry =
+            NewEntry::new(actor.clone(), audit::Event::OrderClarificationRequested).order(order_id);
         audit::append(c, &entry, now)?;
         let reference: String = orders::table
             .find(order_id)
@@ -418,7 +277,7 @@ pub fn answer(
             normalize::from_micros(received),
         )?;
         // Approvals were given on the old order's package: they no longer count.
-        crate::disclosure::release::supersede(conn, order_id)?;
+        crate::orders::approval::supersede(conn, order_id)?;
     }
     add_message(
         conn,
@@ -446,9 +305,10 @@ pub fn answer(
         OrderStatus::UnderReview,
         now,
     )?;
-    let mut entry = NewEntry::new(actor.clone(), "order.message_received").order(order_id);
+    let mut entry =
+        NewEntry::new(actor.clone(), audit::Event::OrderMessageReceived).order(order_id);
     if let Some(checked) = &message.amendment {
-        entry = NewEntry::new(actor, "order.amended")
+        entry = NewEntry::new(actor, audit::Event::OrderAmended)
             .order(order_id)
             .reference("version", u64::try_from(new_version).unwrap_or(0))
             .reference("order_sha256", checked.order_sha256.as_str())
@@ -507,7 +367,7 @@ pub fn withdraw(
     holds::release(conn, order_id, now.timestamp_micros())?;
     let entry = NewEntry::new(
         Actor::new(crate::audit::ActorKind::Authority, authority_id),
-        "order.withdrawn",
+        audit::Event::OrderWithdrawn,
     )
     .order(order_id)
     .reference("previous_status", status.as_str());

@@ -174,10 +174,7 @@ pub fn resolve_pending(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize, A
             ));
         // SQLite's write transaction already excludes other resolvers; on PostgreSQL each
         // instance takes the rows no other instance is resolving.
-        let pending: Vec<Pending> = match c {
-            DbConn::Sqlite(s) => query.load(s)?,
-            DbConn::Postgres(p) => query.for_update().skip_locked().load(p)?,
-        };
+        let pending: Vec<Pending> = crate::db::locks::load_skip_locked!(c, query)?;
         for (id, order_id, kind, value, port, categories, from, to) in &pending {
             let accounts = accounts_for(c, kind, value, *port, *from, *to)?;
             for account in &accounts {
@@ -199,7 +196,7 @@ pub fn resolve_pending(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize, A
                 .execute(c)?;
             let entry = NewEntry::new(
                 Actor::new(ActorKind::System, "holds"),
-                "order.hold_resolved",
+                audit::Event::OrderHoldResolved,
             )
             .order(order_id.as_str())
             .reference("target_kind", kind.as_str())

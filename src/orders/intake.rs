@@ -14,7 +14,6 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use sha2::{Digest, Sha256};
 
 use super::validate::{FieldError, check_order};
 use super::{OrderError, OrderStatus, OrderView, holds, view};
@@ -24,6 +23,7 @@ use crate::db::schema::{
     idempotency_keys, order_documents, order_versions, orders, rejected_submissions,
 };
 use crate::db::{DbConn, write_tx};
+use crate::digest::sha256_hex;
 use crate::policy::{Deployment, Order, PolicySet, RegistryFacts, decide};
 
 /// The signed order document, as submitted.
@@ -83,11 +83,6 @@ pub struct Checked {
     pub document: Option<Vec<u8>>,
     /// The proven validation, if a valid signature was sent.
     pub validation: Option<(validation::ProvenValidation, String)>,
-}
-
-/// SHA-256, lower-case hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 fn invalid(status: u16, slug: &'static str, title: &str, errors: Vec<FieldError>) -> OrderError {
@@ -334,7 +329,7 @@ pub fn reject(
             .execute(c)?;
         let entry = NewEntry::new(
             Actor::new(ActorKind::Authority, authority_id),
-            "order.submission_rejected",
+            audit::Event::OrderSubmissionRejected,
         )
         .reference("submission", id.as_str())
         .reference("body_sha256", hash.as_str())
@@ -454,12 +449,8 @@ pub fn idempotent(
                 replayed: false,
             });
         };
-        if let DbConn::Postgres(p) = c {
-            // Two instances handling the same key at once: the second waits, then replays.
-            diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))")
-                .bind::<diesel::sql_types::Text, _>(format!("{authority_id}\n{key}"))
-                .execute(p)?;
-        }
+        // Two instances handling the same key at once: the second waits, then replays.
+        crate::db::locks::advisory_text(c, &format!("{authority_id}\n{key}"), 7)?;
         if let Some(earlier) = replay(c, authority_id, key, request_sha256)? {
             return Ok(earlier);
         }
@@ -611,7 +602,7 @@ pub fn store(
         None => Actor::new(ActorKind::Authority, authority_id),
     };
     let channel = receipt.channel;
-    let mut entry = NewEntry::new(actor, "order.received")
+    let mut entry = NewEntry::new(actor, audit::Event::OrderReceived)
         .order(id.as_str())
         .reference("authority", authority_id)
         .reference("channel", channel)

@@ -1,17 +1,24 @@
-//! Orders: intake from authorities, their status, clarification and withdrawal.
+//! Orders: an order's life from intake to release: its status, review, clarification,
+//! withdrawal, approval and holds.
 //!
 //! Every change to an order commits in one transaction with its audit entry (and, at intake,
-//! its holds and its idempotency record). The policy decision is stored with each version of
-//! the order; people may later narrow it, never widen it.
+//! its holds and its idempotency record); each transition first takes the order's row lock
+//! ([`lock`]). The policy decision is stored with each version of the order; people may later
+//! narrow it, never widen it.
 //!
 //! Module map: `validate` (an order's JSON -> field errors), `intake` (a submission ->
-//! stored, decided order), `clarify` (messages, amendments, withdrawal), `holds` (holds by
-//! target identifier and their resolution to accounts).
+//! stored, decided order), `review` (the queue, an order's detail, refusal), `clarify`
+//! (messages, amendments, withdrawal), `approval` (snapshot, four-eyes approval, release
+//! exactly once, narrowing), `holds` (holds by target identifier and their resolution to
+//! accounts), `tasks` (the duties a decision sets: ex-post validation, user notice, hold
+//! ends), `demo` (the demo workspace). Background jobs over orders are in `crate::jobs`.
 
+pub mod approval;
 pub mod clarify;
 pub mod demo;
 pub mod holds;
 pub mod intake;
+pub mod messages;
 pub mod review;
 pub mod tasks;
 pub mod validate;
@@ -112,6 +119,16 @@ pub enum OrderError {
 impl From<diesel::result::Error> for OrderError {
     fn from(e: diesel::result::Error) -> Self {
         Self::Db(DbError::Query(e))
+    }
+}
+
+/// Locks order `id` for the rest of the caller's transaction (see [`crate::db::locks::order`]);
+/// a missing order is [`OrderError::NotFound`]. Every transition of an order takes it first.
+pub fn lock(conn: &mut DbConn, id: &str) -> Result<(), OrderError> {
+    if crate::db::locks::order(conn, id)? {
+        Ok(())
+    } else {
+        Err(OrderError::NotFound)
     }
 }
 
@@ -260,9 +277,10 @@ pub fn document(
             .first(c)
             .optional()?
             .ok_or(OrderError::NotFound)?;
-        let entry = crate::audit::NewEntry::new(actor.clone(), "order.document_viewed")
-            .order(id)
-            .reference("document_sha256", sha256.as_str());
+        let entry =
+            crate::audit::NewEntry::new(actor.clone(), crate::audit::Event::OrderDocumentViewed)
+                .order(id)
+                .reference("document_sha256", sha256.as_str());
         crate::audit::append(c, &entry, Utc::now())?;
         Ok(Document { sha256, content })
     })
@@ -291,165 +309,4 @@ pub fn pauses(conn: &mut DbConn, order_id: &str) -> QueryResult<Vec<Pause>> {
         }
     }
     Ok(out)
-}
-
-/// Reminds the legal team once of every open order due within `within`; returns how many.
-pub fn remind_deadlines(
-    conn: &mut DbConn,
-    mail: &crate::settings::MailSettings,
-    within: chrono::Duration,
-    now: chrono::DateTime<Utc>,
-) -> Result<usize, OrderError> {
-    if mail.legal_team.is_empty() {
-        return Ok(0);
-    }
-    let horizon = (now + within).timestamp_micros();
-    crate::db::write_tx(conn, |c| {
-        let due: Vec<(String, String, i64)> = orders::table
-            .filter(orders::status.eq_any([
-                OrderStatus::UnderReview.as_str(),
-                OrderStatus::AwaitingClarification.as_str(),
-                OrderStatus::Approved.as_str(),
-            ]))
-            .filter(orders::deadline_at.le(horizon))
-            .filter(orders::reminded_at.is_null())
-            .select((
-                orders::id,
-                orders::reference,
-                orders::deadline_at.assume_not_null(),
-            ))
-            // Soonest first: with more than a run's worth due, the nearest deadlines go out first.
-            .order((orders::deadline_at.asc(), orders::id.asc()))
-            .limit(100)
-            .load(c)?;
-        for (id, reference, deadline) in &due {
-            // Claimed by a conditional update: of several instances, one reminds.
-            let claimed = diesel::update(
-                orders::table
-                    .filter(orders::id.eq(id))
-                    .filter(orders::reminded_at.is_null()),
-            )
-            .set(orders::reminded_at.eq(Some(now.timestamp_micros())))
-            .execute(c)?;
-            if claimed == 1 {
-                crate::mail::notify(
-                    c,
-                    mail,
-                    crate::mail::Recipients::LegalTeam,
-                    &crate::mail::Notice::DeadlineReminder {
-                        order_id: id.clone(),
-                        reference: reference.clone(),
-                        due: normalize::from_micros(*deadline),
-                    },
-                    now,
-                );
-            }
-        }
-        Ok(due.len())
-    })
-}
-
-/// Queues one notice to the auditors per new signed checkpoint. Claiming the checkpoint is a
-/// conditional update of `writ_meta`, so of several instances exactly one queues it.
-pub fn push_checkpoint(
-    conn: &mut DbConn,
-    mail: &crate::settings::MailSettings,
-    now: chrono::DateTime<Utc>,
-) -> Result<bool, OrderError> {
-    use crate::db::schema::{audit_checkpoints, writ_meta};
-    if mail.auditors.is_empty() {
-        return Ok(false);
-    }
-    crate::db::write_tx(conn, |c| {
-        let latest: Option<(String, i64, Vec<u8>, String)> = audit_checkpoints::table
-            .order(audit_checkpoints::size.desc())
-            .select((
-                audit_checkpoints::origin,
-                audit_checkpoints::size,
-                audit_checkpoints::root,
-                audit_checkpoints::note,
-            ))
-            .first(c)
-            .optional()?;
-        let Some((origin, size, root, note)) = latest else {
-            return Ok(false);
-        };
-        const KEY: &str = "mail.checkpoint_size";
-        let known: Option<String> = writ_meta::table
-            .find(KEY)
-            .select(writ_meta::value)
-            .first(c)
-            .optional()?;
-        // Claimed by a conditional write: of several instances, one sends each checkpoint.
-        let claimed = match known {
-            None => usize::from(crate::db::meta::insert_new(c, KEY, &size.to_string())?),
-            Some(v) if v.parse::<i64>().unwrap_or(0) < size => diesel::update(
-                writ_meta::table
-                    .filter(writ_meta::key.eq(KEY))
-                    .filter(writ_meta::value.eq(&v)),
-            )
-            .set(writ_meta::value.eq(size.to_string()))
-            .execute(c)?,
-            Some(_) => 0,
-        };
-        if claimed == 0 {
-            return Ok(false);
-        }
-        crate::mail::notify(
-            c,
-            mail,
-            crate::mail::Recipients::Auditors,
-            &crate::mail::Notice::Checkpoint {
-                origin,
-                size: u64::try_from(size).unwrap_or(0),
-                root_hash: hex::encode(root),
-                note,
-            },
-            now,
-        );
-        Ok(true)
-    })
-}
-
-/// The background jobs of every instance: resolving pending holds to accounts and writing the
-/// closed windows of failed authentications to the audit log. Runs until the task is aborted;
-/// a failure is logged and retried on the next tick (instances may run it at once: both jobs
-/// take the database's write lock for each batch).
-pub async fn run_jobs(
-    db: crate::db::Db,
-    interval: std::time::Duration,
-    package_days: u32,
-    mail: crate::settings::MailSettings,
-) {
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let mail = mail.clone();
-        let result = db
-            .run(move |conn| {
-                let now = Utc::now();
-                let holds = holds::resolve_all(conn, now)?;
-                let summaries = crate::authority::throttle::summarise_failures(conn, now)?;
-                intake::purge_idempotency_keys(conn, now - chrono::Duration::days(7))?;
-                let deleted = crate::disclosure::release::purge_released(conn, package_days, now)
-                    .map_err(|e| AuditError::Corrupt(e.to_string()))?;
-                push_checkpoint(conn, &mail, now)
-                    .map_err(|e| AuditError::Corrupt(e.to_string()))?;
-                remind_deadlines(conn, &mail, chrono::Duration::hours(24), now)
-                    .map_err(|e| AuditError::Corrupt(e.to_string()))?;
-                tasks::expire_holds(conn, now).map_err(|e| AuditError::Corrupt(e.to_string()))?;
-                tasks::remind_tasks(conn, &mail, chrono::Duration::hours(24), now)
-                    .map_err(|e| AuditError::Corrupt(e.to_string()))?;
-                Ok::<_, AuditError>((holds, summaries + deleted))
-            })
-            .await;
-        match result {
-            Ok((0, 0)) => {}
-            Ok((holds, summaries)) => {
-                tracing::info!(holds, summaries, "background jobs ran");
-            }
-            Err(e) => tracing::warn!(error = %e, "background jobs failed; retrying later"),
-        }
-    }
 }

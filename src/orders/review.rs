@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::clarify::{self, Message};
+use super::messages::{self, Message};
 use super::{OrderError, OrderStatus, OrderView, holds, view};
 use crate::audit::{self, NewEntry};
 use crate::db::schema::{audit_entries, order_versions, orders};
@@ -351,7 +351,7 @@ pub fn detail(conn: &mut DbConn, id: &str) -> Result<OrderDetail, OrderError> {
         .iter()
         .flat_map(|c| c.fields.iter())
         .any(|f| f.status == FieldStatus::PermitPendingValidationCheck);
-    let messages = clarify::messages(conn, id, None)?;
+    let messages = messages::messages(conn, id, None)?;
     let timeline = audit_entries::table
         .filter(audit_entries::order_id.eq(id))
         .order(audit_entries::seq)
@@ -402,7 +402,7 @@ pub fn check_validation(conn: &mut DbConn, staff: &Staff, id: &str) -> Result<()
                 order_versions::validation_checked_at.eq(Some(now.timestamp_micros())),
             ))
             .execute(c)?;
-        let entry = NewEntry::new(staff.actor(), "order.validation_checked")
+        let entry = NewEntry::new(staff.actor(), audit::Event::OrderValidationChecked)
             .order(id)
             .reference("version", u64::try_from(current.version).unwrap_or(0));
         audit::append(c, &entry, now)?;
@@ -447,9 +447,9 @@ pub fn refuse(
                 orders::updated_at.eq(now.timestamp_micros()),
             ))
             .execute(c)?;
-        clarify::provider_message(c, id, &staff.username, &format!("Refused: {reason}"), now)?;
+        messages::provider_message(c, id, &staff.username, &format!("Refused: {reason}"), now)?;
         holds::release(c, id, now.timestamp_micros())?;
-        let entry = NewEntry::new(staff.actor(), "order.refused").order(id);
+        let entry = NewEntry::new(staff.actor(), audit::Event::OrderRefused).order(id);
         audit::append(c, &entry, now)?;
         let owner: String = orders::table
             .find(id)

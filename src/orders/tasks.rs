@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
-use super::{OrderError, OrderStatus, holds, review};
+use super::{OrderError, OrderStatus, holds, lock, review};
 use crate::audit::{self, NewEntry};
 use crate::db::schema::orders;
 use crate::db::{DbConn, write_tx};
@@ -15,15 +15,6 @@ use crate::staff::Staff;
 
 fn conflict(m: impl Into<String>) -> OrderError {
     OrderError::Conflict(m.into())
-}
-
-fn lock(conn: &mut DbConn, id: &str) -> Result<(), OrderError> {
-    let q = orders::table.find(id).select(orders::id);
-    let found: Option<String> = match conn {
-        DbConn::Sqlite(s) => q.first(s).optional()?,
-        DbConn::Postgres(p) => q.for_update().first(p).optional()?,
-    };
-    found.map(|_| ()).ok_or(OrderError::NotFound)
 }
 
 /// Records the outcome of an emergency order's ex-post validation: `received`, or `lapsed`
@@ -58,7 +49,7 @@ pub fn ex_post_validation(
                 orders::updated_at.eq(now.timestamp_micros()),
             ))
             .execute(c)?;
-        let mut entry = NewEntry::new(staff.actor(), "order.ex_post_validation")
+        let mut entry = NewEntry::new(staff.actor(), audit::Event::OrderExPostValidation)
             .order(id)
             .reference("outcome", outcome);
         if !received {
@@ -74,12 +65,7 @@ pub fn ex_post_validation(
         audit::append(c, &entry, now)?;
         if !received {
             // Writ keeps no copy of what the authority must now delete.
-            crate::disclosure::release::delete_released_of(
-                c,
-                id,
-                "ex_post_validation_lapsed",
-                now,
-            )?;
+            crate::orders::approval::delete_released_of(c, id, "ex_post_validation_lapsed", now)?;
         }
         Ok(())
     })
@@ -132,7 +118,7 @@ pub fn user_notified(
                 orders::user_notified_channel.eq(Some(channel)),
             ))
             .execute(c)?;
-        let entry = NewEntry::new(staff.actor(), "order.user_notified")
+        let entry = NewEntry::new(staff.actor(), audit::Event::OrderUserNotified)
             .order(id)
             .reference("channel", channel)
             .reference("at", at.to_rfc3339());
@@ -194,7 +180,7 @@ pub fn extend_hold(
                 orders::hold_extensions.eq(extensions + 1),
             ))
             .execute(c)?;
-        let entry = NewEntry::new(staff.actor(), "order.hold_extended")
+        let entry = NewEntry::new(staff.actor(), audit::Event::OrderHoldExtended)
             .order(id)
             .reference("until", until.to_rfc3339());
         audit::append(c, &entry, now)?;
@@ -225,7 +211,7 @@ pub fn release_hold(
                 orders::updated_at.eq(now.timestamp_micros()),
             ))
             .execute(c)?;
-        let entry = NewEntry::new(staff.actor(), "order.hold_released").order(id);
+        let entry = NewEntry::new(staff.actor(), audit::Event::OrderHoldReleased).order(id);
         audit::append(c, &entry, now)?;
         Ok(())
     })
@@ -257,7 +243,7 @@ pub fn expire_holds(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize, Orde
             holds::release(c, id, now.timestamp_micros())?;
             let entry = NewEntry::new(
                 crate::audit::Actor::new(crate::audit::ActorKind::System, "holds"),
-                "order.hold_expired",
+                audit::Event::OrderHoldExpired,
             )
             .order(id.as_str());
             audit::append(c, &entry, now)?;

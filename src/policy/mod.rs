@@ -24,8 +24,8 @@ mod load;
 mod model;
 mod narrow;
 mod order;
-pub mod runtime;
 
+pub use crate::deployment::Deployment;
 pub use catalogue::{CATALOGUE, Category, FieldId, FieldSpec, default_fields, describe};
 pub use decision::{
     Binding, CategoryDecision, Deadline, Decision, Duty, FieldDecision, FieldStatus, Finding, Gag,
@@ -47,22 +47,6 @@ pub use order::{
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
-
-/// The deployment's own legal position, configured per installation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Deployment {
-    /// ISO 3166-1 alpha-2 code of the provider's main establishment (e.g. "IE", "US", "GB").
-    pub establishment: String,
-    /// Countries where the provider has designated a legal representative (e.g. under Directive
-    /// (EU) 2023/1544); they count like an establishment for instruments that bind there.
-    #[serde(default)]
-    pub legal_representative_in: Vec<String>,
-    /// Whether the provider offers an intermediary service within the Digital Services Act
-    /// (which makes the DSA Art 10 overlay apply to member-state orders).
-    #[serde(default)]
-    pub dsa_intermediary: bool,
-}
 
 /// A clarification period: the provider asked the authority to clarify the order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,7 +9,6 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::audit::{self, Actor, ActorKind, AuditError, NewEntry};
 use crate::authority::throttle;
@@ -240,7 +239,7 @@ fn random_token(bytes: usize) -> Result<String, StaffError> {
 }
 
 fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
+    crate::digest::sha256_hex(token.as_bytes())
 }
 
 /// Adds a user.
@@ -281,7 +280,7 @@ pub fn add_user(
                 staff_users::password_changed_at.eq(now.timestamp_micros()),
             ))
             .execute(c)?;
-        let entry = NewEntry::new(actor.clone(), "staff.user_added")
+        let entry = NewEntry::new(actor.clone(), audit::Event::StaffUserAdded)
             .reference("user", username)
             .reference("role", role.as_str());
         audit::append(c, &entry, now)?;
@@ -308,9 +307,9 @@ pub fn set_disabled(
                 .execute(c)?;
         }
         let event = if disabled {
-            "staff.user_disabled"
+            audit::Event::StaffUserDisabled
         } else {
-            "staff.user_enabled"
+            audit::Event::StaffUserEnabled
         };
         let entry = NewEntry::new(actor.clone(), event).reference("user", username);
         audit::append(c, &entry, Utc::now())?;
@@ -446,7 +445,7 @@ pub fn login(
             };
             let entry = NewEntry::new(
                 Actor::new(ActorKind::System, "workspace"),
-                "staff.login_failed",
+                audit::Event::StaffLoginFailed,
             )
             .reference("user", who)
             .reference("network", network);
@@ -478,7 +477,10 @@ pub fn login(
                 staff_sessions::expires_at.eq(micros + max),
             ))
             .execute(c)?;
-        let entry = NewEntry::new(Actor::new(ActorKind::Staff, username), "staff.login");
+        let entry = NewEntry::new(
+            Actor::new(ActorKind::Staff, username),
+            audit::Event::StaffLogin,
+        );
         audit::append(c, &entry, now)?;
         Ok::<_, StaffError>(())
     })?;
@@ -577,7 +579,7 @@ pub fn change_password(
         .execute(c)?;
         let entry = NewEntry::new(
             Actor::new(ActorKind::Staff, username),
-            "staff.password_changed",
+            audit::Event::StaffPasswordChanged,
         );
         audit::append(c, &entry, now)?;
         Ok(())

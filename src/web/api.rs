@@ -6,25 +6,26 @@
 //! verify is first held to the failed-authentication throttle of the client's network, 429), the
 //! authority's rate limit (429), then the request itself.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use actix_web::http::header::{AUTHORIZATION, LOCATION};
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::Utc;
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::authority::throttle;
 use crate::authority::token::{self, TokenError};
 use crate::db::{Db, DbError, meta, write_tx};
-use crate::orders::clarify::{self, AuthorityMessage, Message};
+use crate::orders::clarify::{self, AuthorityMessage};
 use crate::orders::intake::{self, DocumentUpload, Rejection, StoredAnswer};
+use crate::orders::messages::Message;
 use crate::orders::{self, FieldError, OrderError, OrderView};
 use crate::policy::{Deployment, PolicySet};
 use crate::settings::ApiSettings;
+use crate::web::body::{check_declared_length, read_body, require_json};
+use crate::web::client::client_address;
 use crate::web::problem::Problem;
 
 /// What the API handlers share.
@@ -177,40 +178,6 @@ fn reject_and_remember(
         }
     }
     rejected
-}
-
-/// The client's address: the TCP peer, or with `hops` trusted proxies the entry the outermost
-/// of them added to `X-Forwarded-For` (counted from the right, by position; an entry that does
-/// not parse falls back to the peer, never to an entry the client wrote).
-pub(crate) fn client_address(req: &HttpRequest, hops: usize) -> Option<IpAddr> {
-    let peer = req.peer_addr().map(|a| a.ip());
-    if hops == 0 {
-        return peer;
-    }
-    let entries: Vec<String> = req
-        .headers()
-        .get_all("x-forwarded-for")
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|s| s.trim().to_owned())
-        .collect();
-    let Some(entry) = entries.len().checked_sub(hops).and_then(|i| entries.get(i)) else {
-        return peer;
-    };
-    parse_forwarded(entry).or(peer)
-}
-
-/// An `X-Forwarded-For` entry: an address, `v4:port`, or `[v6]` / `[v6]:port`.
-fn parse_forwarded(entry: &str) -> Option<IpAddr> {
-    if let Ok(ip) = entry.parse() {
-        return Some(ip);
-    }
-    if let Some(rest) = entry.strip_prefix('[') {
-        return rest.split_once(']').and_then(|(ip, _)| ip.parse().ok());
-    }
-    entry
-        .rsplit_once(':')
-        .and_then(|(ip, port)| port.parse::<u16>().ok().and_then(|_| ip.parse().ok()))
 }
 
 /// Now, to the microsecond: the precision the database keeps, so that stored and answered
@@ -411,87 +378,41 @@ async fn signed_post(
     })
 }
 
-/// Reads the body up to `limit` bytes: more is a 413 problem.
-pub(crate) async fn read_body(
-    req: &HttpRequest,
-    mut payload: web::Payload,
-    limit: usize,
-) -> Result<Vec<u8>, Problem> {
-    let too_large = || {
-        Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too-large",
-            "Request body too large",
-        )
-        .detail(format!("the request body may be at most {limit} bytes"))
-    };
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(too_large());
-    }
-    let mut body = Vec::with_capacity(declared.unwrap_or(0).min(limit));
-    // A body dribbled in too slowly is a 408, not a connection held open for ever.
-    let (deadline, secs) = crate::web::security::body_deadline(req);
-    while let Some(chunk) = tokio::time::timeout_at(deadline, payload.next())
-        .await
-        .map_err(|_| crate::web::security::body_timeout_problem(secs))?
+/// The signed, idempotent POST path the API's writes share (new orders, messages): an earlier
+/// answer under the same Idempotency-Key and body is replayed; otherwise `check` reads the body
+/// (an `Ok(Err(_))` is a submission to keep as rejected and, under the key, as the answer; an
+/// `Err(_)` is answered as it is), and `store` runs in the transaction that records the key with
+/// its answer.
+fn answer_signed_post<C>(
+    conn: &mut crate::db::DbConn,
+    post: &SignedPost,
+    now: chrono::DateTime<Utc>,
+    check: impl FnOnce(&mut crate::db::DbConn) -> Result<Result<C, OrderError>, OrderError>,
+    store: impl FnOnce(&mut crate::db::DbConn, C) -> Result<(u16, String), OrderError>,
+) -> Result<StoredAnswer, OrderError> {
+    let authority = post.authority.as_str();
+    if let Some(k) = &post.key
+        && let Some(earlier) = intake::replay(conn, authority, k, &post.hash)?
     {
-        let chunk = chunk.map_err(|e| {
-            Problem::new(
-                StatusCode::BAD_REQUEST,
-                "invalid-body",
-                "Invalid request body",
-            )
-            .detail(e.to_string())
-        })?;
-        if body.len() + chunk.len() > limit {
-            return Err(too_large());
+        return Ok(earlier);
+    }
+    let checked = match check(conn)? {
+        Ok(c) => c,
+        Err(e) => {
+            return Err(reject_and_remember(
+                conn,
+                authority,
+                &post.body,
+                post.key.as_deref(),
+                &post.hash,
+                e,
+                now,
+            ));
         }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
-/// Refuses at once a body whose declared length is over `limit` (before authentication).
-pub(crate) fn check_declared_length(req: &HttpRequest, limit: usize) -> Result<(), Problem> {
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too-large",
-            "Request body too large",
-        )
-        .detail(format!("the request body may be at most {limit} bytes")));
-    }
-    Ok(())
-}
-
-/// A JSON body is required: anything else is a 415 problem.
-fn require_json(req: &HttpRequest) -> Result<(), Problem> {
-    let ok = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
-    if ok {
-        Ok(())
-    } else {
-        Err(Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported-media-type",
-            "Unsupported media type",
-        )
-        .detail("the request body must be application/json"))
-    }
+    };
+    intake::idempotent(conn, authority, post.key.as_deref(), &post.hash, now, |c| {
+        store(c, checked)
+    })
 }
 
 /// The `Idempotency-Key` header, if sent: 1 to 128 visible ASCII characters.
@@ -521,7 +442,7 @@ fn request_hash(req: &HttpRequest, body: &[u8]) -> String {
     all.extend_from_slice(req.path().as_bytes());
     all.push(b'\n');
     all.extend_from_slice(body);
-    intake::sha256_hex(&all)
+    crate::digest::sha256_hex(&all)
 }
 
 fn stored_response(answer: StoredAnswer, location: Option<String>) -> HttpResponse {
@@ -606,47 +527,27 @@ pub async fn submit(
     state: web::Data<ApiState>,
     db: web::Data<Db>,
 ) -> Result<HttpResponse, Problem> {
-    let SignedPost {
-        authority,
-        body,
-        key,
-        hash,
-    } = signed_post(&req, payload, &state, &db).await?;
+    let post = signed_post(&req, payload, &state, &db).await?;
     let state = state.into_inner();
     let answer = db
         .run(move |conn| {
             let now = now_micros();
-            if let Some(k) = &key
-                && let Some(earlier) = intake::replay(conn, &authority, k, &hash)?
-            {
-                return Ok((earlier, None));
-            }
-            let checked = match intake::check(
-                conn,
-                &body,
-                &authority,
-                state.settings.document_limit_bytes,
-                true,
-                &state.binding(),
-            ) {
-                Ok(c) => c,
-                Err(e) => {
-                    return Err(reject_and_remember(
-                        conn,
-                        &authority,
-                        &body,
-                        key.as_deref(),
-                        &hash,
-                        e,
-                        now,
-                    ));
-                }
-            };
+            let authority = post.authority.as_str();
             let mut location = None;
-            let answer = intake::idempotent(conn, &authority, key.as_deref(), &hash, now, |c| {
+            let check = |c: &mut crate::db::DbConn| {
+                Ok(intake::check(
+                    c,
+                    &post.body,
+                    authority,
+                    state.settings.document_limit_bytes,
+                    true,
+                    &state.binding(),
+                ))
+            };
+            let answer = answer_signed_post(conn, &post, now, check, |c, checked| {
                 let view = intake::store(
                     c,
-                    &authority,
+                    authority,
                     &checked,
                     &state.policies,
                     &state.deployment,
@@ -845,7 +746,7 @@ pub async fn messages(
     let authority = authenticate(&req, &[], &state, &db).await?;
     let id = id.into_inner();
     let list = db
-        .run(move |conn| clarify::messages(conn, &id, Some(&authority)))
+        .run(move |conn| crate::orders::messages::messages(conn, &id, Some(&authority)))
         .await?;
     Ok(HttpResponse::Ok().json(list))
 }
@@ -913,59 +814,40 @@ pub async fn post_message(
     state: web::Data<ApiState>,
     db: web::Data<Db>,
 ) -> Result<HttpResponse, Problem> {
-    let SignedPost {
-        authority,
-        body,
-        key,
-        hash,
-    } = signed_post(&req, payload, &state, &db).await?;
+    let post = signed_post(&req, payload, &state, &db).await?;
     let state = state.into_inner();
     let id = id.into_inner();
     let answer = db
         .run(move |conn| {
             let now = now_micros();
-            if let Some(k) = &key
-                && let Some(earlier) = intake::replay(conn, &authority, k, &hash)?
-            {
-                return Ok(earlier);
-            }
-            let message: MessageBody<'_> = parse_json(&body).map_err(problem_to_invalid)?;
-            let amendment = match message.order {
-                None => None,
-                Some(raw) => {
-                    let checked = intake::check_parts(
-                        conn,
+            let authority = post.authority.as_str();
+            let check = |c: &mut crate::db::DbConn| {
+                let message: MessageBody<'_> =
+                    parse_json(&post.body).map_err(problem_to_invalid)?;
+                let amendment = message.order.map(|raw| {
+                    intake::check_parts(
+                        c,
                         raw,
                         message.document.clone(),
                         message.validation.clone(),
-                        &authority,
+                        authority,
                         state.settings.document_limit_bytes,
                         true,
                         &state.binding(),
-                    );
-                    match checked {
-                        Ok(c) => Some(c),
-                        Err(e) => {
-                            return Err(reject_and_remember(
-                                conn,
-                                &authority,
-                                &body,
-                                key.as_deref(),
-                                &hash,
-                                e,
-                                now,
-                            ));
-                        }
-                    }
-                }
+                    )
+                });
+                Ok(match amendment.transpose() {
+                    Ok(amendment) => Ok((message.text, amendment)),
+                    Err(e) => Err(e),
+                })
             };
-            intake::idempotent(conn, &authority, key.as_deref(), &hash, now, |c| {
+            answer_signed_post(conn, &post, now, check, |c, (text, amendment)| {
                 let stored = clarify::answer(
                     c,
-                    &authority,
+                    authority,
                     &id,
                     &AuthorityMessage {
-                        text: &message.text,
+                        text: &text,
                         amendment,
                     },
                     &state.policies,
@@ -1025,23 +907,10 @@ pub async fn disclosure(
     let found = db
         .run(move |conn| {
             let view = orders::view(conn, &id, Some(&authority))?;
-            let now = Utc::now();
-            let Some((with_proof, sha)) =
-                crate::disclosure::release::released_with_proof(conn, &signer, &id, now)?
-            else {
-                return Ok(Err(view.status));
-            };
-            crate::db::write_tx(conn, |c| {
-                let entry = crate::audit::NewEntry::new(
-                    crate::audit::Actor::new(crate::audit::ActorKind::Authority, authority.clone()),
-                    "order.package_downloaded",
-                )
-                .order(id.as_str())
-                .reference("package_sha256", sha.as_str());
-                crate::audit::append(c, &entry, now)?;
-                Ok::<_, OrderError>(())
-            })?;
-            Ok::<_, OrderError>(Ok((with_proof, sha)))
+            match crate::orders::approval::download(conn, &signer, &authority, &id, Utc::now())? {
+                Some(found) => Ok::<_, OrderError>(Ok(found)),
+                None => Ok(Err(view.status)),
+            }
         })
         .await?;
     match found {

@@ -10,7 +10,6 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_DISPOSITION, HeaderValue};
 use actix_web::web::Bytes;
 use actix_web::{HttpResponse, get, post, web};
-use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -19,8 +18,7 @@ use crate::audit::export::{self, ExportFormat, ExportRequest};
 use crate::audit::log::{self, DbNodes, StoredEntry};
 use crate::audit::proof::InclusionProofDoc;
 use crate::audit::service::SignerCell;
-use crate::audit::{AuditError, keys, merkle, service, tiles};
-use crate::db::schema::audit_entries;
+use crate::audit::{AuditError, keys, merkle, search, service, tiles};
 use crate::db::{Db, DbError};
 use crate::web::auth::Auditor;
 use crate::web::extract::Query;
@@ -652,42 +650,28 @@ pub async fn view(
             )));
         }
     }
+    let after = q
+        .after
+        .map(|a| i64::try_from(a).map_err(|_| AuditError::OutOfRange("after is too large".into())))
+        .transpose()?;
+    let filter = search::Filter {
+        since: q.since.as_deref().map(normalise_time),
+        until: q.until.as_deref().map(normalise_time),
+        order_id: q.order,
+        actor_kind: q.actor_kind,
+        actor_id: q.actor_id,
+        event: q.event,
+        jurisdiction: q.jurisdiction,
+        after,
+    };
     let rows = db
-        .run(move |conn| -> Result<Vec<StoredEntry>, AuditError> {
-            let mut query = audit_entries::table
-                .select(StoredEntry::as_select())
-                .into_boxed();
-            if let Some(v) = q.since {
-                query = query.filter(audit_entries::at.ge(normalise_time(&v)));
-            }
-            if let Some(v) = q.until {
-                query = query.filter(audit_entries::at.lt(normalise_time(&v)));
-            }
-            if let Some(v) = q.order {
-                query = query.filter(audit_entries::order_id.eq(v));
-            }
-            if let Some(v) = q.actor_kind {
-                query = query.filter(audit_entries::actor_kind.eq(v));
-            }
-            if let Some(v) = q.actor_id {
-                query = query.filter(audit_entries::actor_id.eq(v));
-            }
-            if let Some(v) = q.event {
-                query = query.filter(audit_entries::event.eq(v));
-            }
-            if let Some(v) = q.jurisdiction {
-                query = query.filter(audit_entries::jurisdiction.eq(v));
-            }
-            if let Some(after) = q.after {
-                let after = i64::try_from(after)
-                    .map_err(|_| AuditError::OutOfRange("after is too large".into()))?;
-                query = query.filter(audit_entries::seq.gt(after));
-            }
-            let limit = i64::try_from(limit).unwrap_or(100);
-            Ok(query
-                .order(audit_entries::seq.asc())
-                .limit(limit)
-                .load(conn)?)
+        .run(move |conn| {
+            search::search(
+                conn,
+                &filter,
+                search::Direction::OldestFirst,
+                i64::try_from(limit).unwrap_or(100),
+            )
         })
         .await?;
     let next_after = if rows.len() as u64 == limit {

@@ -45,7 +45,7 @@ pub fn new_token() -> Result<(String, String), getrandom::Error> {
     let mut raw = [0u8; 32];
     getrandom::fill(&mut raw)?;
     let token = format!("writ_aud_{}", hex::encode(raw));
-    let hash = hex::encode(Sha256::digest(token.as_bytes()));
+    let hash = crate::digest::sha256_hex(token.as_bytes());
     Ok((token, hash))
 }
 

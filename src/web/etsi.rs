@@ -6,7 +6,6 @@
 //! answered in an `HI1Message`.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use chrono::Utc;
 
@@ -20,25 +19,11 @@ use crate::web::problem::Problem;
 pub struct EtsiConfig(pub EtsiSettings);
 
 fn require_xml(req: &HttpRequest) -> Result<(), Problem> {
-    let ok = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|m| {
-            let m = m.trim();
-            m.eq_ignore_ascii_case("application/xml") || m.eq_ignore_ascii_case("text/xml")
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported-media-type",
-            "Unsupported media type",
-        )
-        .detail("an HI-1 message must be sent as application/xml"))
-    }
+    crate::web::body::require_media_type(
+        req,
+        &["application/xml", "text/xml"],
+        "an HI-1 message must be sent as application/xml",
+    )
 }
 
 /// Takes an `HI1Message` and answers with the response `HI1Message`.
@@ -77,10 +62,10 @@ pub async fn hi1(
     db: web::Data<Db>,
 ) -> Result<HttpResponse, Problem> {
     let limit = config.0.message_limit_bytes;
-    api::check_declared_length(&req, limit)?;
+    crate::web::body::check_declared_length(&req, limit)?;
     require_xml(&req)?;
     let pre = api::pre_authenticate(&req, &state, &db).await?;
-    let body = api::read_body(&req, payload, limit).await?;
+    let body = crate::web::body::read_body(&req, payload, limit).await?;
     let authority = api::finish_authentication(pre, &body, &state, &db).await?;
     let state = state.into_inner();
     let config = config.into_inner();

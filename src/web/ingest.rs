@@ -150,7 +150,7 @@ pub async fn ingest(
     // Read only now, after the feeder's token and the request were checked; a body over the
     // limit is a 413 naming it, whether declared up front or found while streaming.
     let limit = settings.ingest_limit_bytes;
-    let body = crate::web::api::read_body(&req, payload, limit)
+    let body = crate::web::body::read_body(&req, payload, limit)
         .await
         .map_err(|p| {
             if p.status == StatusCode::PAYLOAD_TOO_LARGE.as_u16() {

@@ -5,6 +5,8 @@
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod body;
+pub mod client;
 pub mod etsi;
 pub mod extract;
 pub mod health;
@@ -123,7 +125,7 @@ impl Application {
             }
         }
         let package_key = crate::disclosure::keys::load_or_create(&settings.package)?;
-        let policies = std::sync::Arc::new(crate::policy::runtime::load(&settings.policy)?);
+        let policies = std::sync::Arc::new(crate::startup::load_policies(&settings.policy)?);
         tracing::info!(
             policy.set_id = policies.id(),
             "jurisdiction policies loaded"
@@ -186,7 +188,7 @@ impl Application {
             settings.etsi.message_body_retention_days,
             Duration::from_secs(settings.api.jobs_interval_secs.max(60)),
         ));
-        let jobs = tokio::spawn(crate::orders::run_jobs(
+        let jobs = tokio::spawn(crate::jobs::run_jobs(
             db.clone(),
             Duration::from_secs(settings.api.jobs_interval_secs),
             settings.package.retention_days,
@@ -235,7 +237,7 @@ impl Application {
     pub async fn record_policy_set(&self) -> Result<bool, AuditError> {
         let set = self.policies.clone();
         self.db
-            .run(move |conn| crate::policy::runtime::record(conn, &set))
+            .run(move |conn| crate::startup::record_policy_set(conn, &set))
             .await
     }
 

@@ -138,7 +138,7 @@ async fn another_authoritys_ids_answer_like_ids_that_do_not_exist(backend: Backe
 }
 
 /// The id of the one order of `authority`.
-async fn order_of(app: &TestApp, authority: &'static str) -> String {
+pub(crate) async fn order_of(app: &TestApp, authority: &'static str) -> String {
     app.pool
         .run(move |conn| {
             use diesel::prelude::*;
@@ -154,7 +154,7 @@ async fn order_of(app: &TestApp, authority: &'static str) -> String {
 }
 
 /// Two approvers release `order` in the workspace.
-async fn release(app: &TestApp, order: &str) {
+pub(crate) async fn release(app: &TestApp, order: &str) {
     for user in ["alex", "bea"] {
         let mut b = Browser::new(app);
         assert_eq!(b.sign_in(user, PASSWORD).await, StatusCode::SEE_OTHER);
@@ -414,7 +414,7 @@ async fn the_package_is_served_only_while_released_and_kept(backend: Backend) {
     let deleted = api
         .app
         .pool
-        .run(move |conn| writ::disclosure::release::purge_released(conn, 90, later))
+        .run(move |conn| writ::orders::approval::purge_released(conn, 90, later))
         .await
         .unwrap();
     // The lapsed order's archive was deleted at the lapse: only the kept one was left to purge.

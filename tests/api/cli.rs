@@ -214,6 +214,7 @@ fn invalid_configuration_stops_with_one_message_naming_the_key() {
         (&[("WRIT_SERVER__PROT", "80")], "`server.prot`"),
         (&[("WRIT_LOG__FORMAT", "xml")], "`log.format`"),
         (&[("WRIT_DATABASE__POOL_SIZE", "0")], "`database.pool_size`"),
+        (&[("WRIT_AUDIT__ORIGIN", "has space")], "`audit.origin`"),
         (
             &[("WRIT_CONFIG_FILE", "/nonexistent/writ.toml")],
             "/nonexistent/writ.toml",

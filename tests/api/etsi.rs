@@ -23,6 +23,7 @@ both_backends!(
     etsi_examples_are_answered_action_by_action,
     an_hi1_task_is_reviewed_released_and_delivered,
     hi1_messages_must_come_from_the_signer_and_parse_strictly,
+    a_release_is_picked_up_for_delivery_exactly_once,
 );
 
 const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/etsi/examples");
@@ -49,11 +50,20 @@ fn identity(authority: &str, unique: &str, instrument: &str, url: Option<String>
 /// Writ is `XX/ACTOR02` here, the receiver in ETSI's examples; Paris is `XX/ACTOR01`, their
 /// sender; the Lyon police `XX/ACTOR03`; the DOJ office `XX/ACTOR05`.
 pub(crate) async fn start(backend: Backend, delivery_url: Option<String>) -> Api {
+    start_with(backend, delivery_url, "1").await
+}
+
+/// [`start`], with the background jobs (and the deliverer) running every `jobs_interval_secs`.
+async fn start_with(
+    backend: Backend,
+    delivery_url: Option<String>,
+    jobs_interval_secs: &str,
+) -> Api {
     let api = Api::start(
         backend,
         &[
             ("WRIT_ETSI__UNIQUE_IDENTIFIER", "ACTOR02"),
-            ("WRIT_API__JOBS_INTERVAL_SECS", "1"),
+            ("WRIT_API__JOBS_INTERVAL_SECS", jobs_interval_secs),
             ("WRIT_ETSI__DELIVERY_BACKOFF_SECS", "0"),
         ],
     )
@@ -1094,4 +1104,67 @@ async fn hi1_messages_must_come_from_the_signer_and_parse_strictly(backend: Back
         .map(|(n, x)| (n.as_str(), x.as_str()))
         .collect();
     assert_valid(&refs);
+}
+
+/// Approval puts the released order on the release queue, not into the ETSI tables; the
+/// deliverer takes it off exactly once, however many instances pick up at the same moment.
+async fn a_release_is_picked_up_for_delivery_exactly_once(backend: Backend) {
+    use diesel::prelude::*;
+    use writ::db::schema::{audit_entries, etsi_deliveries, release_queue};
+    // The deliverer runs once at start-up, then not again during the test.
+    let api = start_with(backend, None, "3600").await;
+    add_users(&api.app).await;
+    seed_alice(&api.app).await;
+    let ids: Vec<String> = (0..3).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+    let r = hi1(
+        &api,
+        DOJ,
+        &subpoena("ACTOR05", &ids[0], &ids[1], &ids[2], "33612345678", ""),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let order = crate::access::order_of(&api.app, DOJ.iss).await;
+    crate::access::release(&api.app, &order).await;
+
+    let counts = |order: String| {
+        move |conn: &mut writ::db::DbConn| {
+            let queued: i64 = release_queue::table
+                .filter(release_queue::order_id.eq(&order))
+                .count()
+                .get_result(conn)?;
+            let deliveries: i64 = etsi_deliveries::table
+                .filter(etsi_deliveries::order_id.eq(&order))
+                .count()
+                .get_result(conn)?;
+            let entries: i64 = audit_entries::table
+                .filter(audit_entries::order_id.eq(&order))
+                .filter(audit_entries::event.eq("etsi.delivery_queued"))
+                .count()
+                .get_result(conn)?;
+            Ok::<_, writ::db::DbError>((queued, deliveries, entries))
+        }
+    };
+    let before = api.app.pool.run(counts(order.clone())).await.unwrap();
+    assert_eq!(before, (1, 0, 0), "released, not yet picked up");
+
+    let takers: Vec<_> = (0..4)
+        .map(|_| {
+            let pool = api.app.pool.clone();
+            tokio::spawn(async move {
+                pool.run(|conn| writ::etsi::deliver::take_released(conn, chrono::Utc::now()))
+                    .await
+            })
+        })
+        .collect();
+    let mut taken = 0;
+    for t in takers {
+        taken += t.await.unwrap().unwrap();
+    }
+    assert_eq!(taken, 1, "one instance takes the release");
+    let after = api.app.pool.run(counts(order.clone())).await.unwrap();
+    assert_eq!(
+        after,
+        (0, 1, 1),
+        "one delivery, queued once and audited once"
+    );
 }

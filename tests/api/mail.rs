@@ -724,20 +724,30 @@ async fn a_failing_relay_is_retried_with_backoff_then_failed_and_retried_by_hand
 
         // Retried by hand: queued, due now, with its attempts reset; only failed ones can be.
         let t3 = t2 + TimeDelta::hours(1);
-        mail::retry(&mut conn, id, t3).unwrap();
+        mail::retry(&mut conn, &writ::audit::Actor::system(), id, t3).unwrap();
+        // The retry is audited with it, once (the refused retries below write nothing).
+        let retried = |conn: &mut writ::db::DbConn| {
+            writ::audit::log::entries(conn, 0, 100_000)
+                .unwrap()
+                .iter()
+                .filter(|e| e.event == "mail.retried")
+                .count()
+        };
+        assert_eq!(retried(&mut conn), 1);
         let m = row(&mut conn, id);
         assert_eq!(
             (m.status.as_str(), m.attempts, m.next_attempt_at),
             ("queued", 0, micros(t3))
         );
         assert!(matches!(
-            mail::retry(&mut conn, id, t3),
+            mail::retry(&mut conn, &writ::audit::Actor::system(), id, t3),
             Err(MailError::Conflict(_))
         ));
         assert!(matches!(
-            mail::retry(&mut conn, 999_999, t3),
+            mail::retry(&mut conn, &writ::audit::Actor::system(), 999_999, t3),
             Err(MailError::NotFound(_))
         ));
+        assert_eq!(retried(&mut conn), 1);
         assert!(matches!(
             mail::list(&mut conn, Some("lost"), 10),
             Err(MailError::Invalid(_))

@@ -209,6 +209,8 @@ const ALLOWED_COLUMNS: &[&str] = &[
     "etsi_deliveries.last_error",
     "etsi_deliveries.created_at",
     "etsi_deliveries.acknowledged_at",
+    "release_queue.order_id",
+    "release_queue.released_at",
     // The workspace: staff accounts (argon2id hashes), sessions (token hashes), the scope and
     // checks of orders, and disclosure packages (the released metadata, never content).
     "orders.entered_by",

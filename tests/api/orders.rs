@@ -224,12 +224,9 @@ async fn an_order_is_received_decided_clarified_amended_and_withdrawn(backend: B
     assert_eq!(created["reference"], "PR-2026-0042");
     assert_eq!(
         created["order_sha256"],
-        writ::orders::intake::sha256_hex(ORDER.trim().as_bytes())
+        writ::digest::sha256_hex(ORDER.trim().as_bytes())
     );
-    assert_eq!(
-        created["document"]["sha256"],
-        writ::orders::intake::sha256_hex(PDF)
-    );
+    assert_eq!(created["document"]["sha256"], writ::digest::sha256_hex(PDF));
     assert_eq!(created["document"]["media_type"], "application/pdf");
     // The decision per category and field, with reasons, and the deadline.
     let categories = created["decision"]["categories"].as_array().unwrap();
@@ -316,13 +313,13 @@ async fn an_order_is_received_decided_clarified_amended_and_withdrawn(backend: B
     assert_eq!(read["decision"]["categories"].as_array().unwrap().len(), 1);
     assert_eq!(
         read["order_sha256"],
-        writ::orders::intake::sha256_hex(amended_text.as_bytes())
+        writ::digest::sha256_hex(amended_text.as_bytes())
     );
     // The amended order's own document is in force.
     assert_eq!(read["document"]["version"], 2);
     assert_eq!(
         read["document"]["sha256"],
-        writ::orders::intake::sha256_hex(amended_pdf)
+        writ::digest::sha256_hex(amended_pdf)
     );
 
     // Nothing is released yet.
@@ -753,10 +750,7 @@ async fn the_issuer_kind_comes_from_the_registry_and_validation_from_signatures(
         );
         let (s, r) = json_of(api.send(PARIS, "GET", &rejection, b"").await).await;
         assert_eq!(s, StatusCode::OK);
-        assert_eq!(
-            r["body_sha256"],
-            writ::orders::intake::sha256_hex(body.as_bytes())
-        );
+        assert_eq!(r["body_sha256"], writ::digest::sha256_hex(body.as_bytes()));
         // Another authority cannot read it.
         let (s, _) = json_of(api.send(POLICE, "GET", &rejection, b"").await).await;
         assert_eq!(s, StatusCode::NOT_FOUND);
@@ -1154,6 +1148,6 @@ async fn the_readme_walkthrough_submits_an_order_with_writ_token(backend: Backen
     // The order digest is that of the file as written: what a validator signs.
     assert_eq!(
         created["order_sha256"],
-        writ::orders::intake::sha256_hex(ORDER.trim().as_bytes())
+        writ::digest::sha256_hex(ORDER.trim().as_bytes())
     );
 }

@@ -77,7 +77,7 @@ fn input() -> package::PackageInput {
         authority_id: "fr-parquet-paris".into(),
         instrument: "eu.epoc".into(),
         order_version: 1,
-        scope_sha256: package::sha256_hex(&serde_json::to_vec(&scope).unwrap()),
+        scope_sha256: writ::digest::sha256_hex(&serde_json::to_vec(&scope).unwrap()),
         tables: vec![
             table(Category::Subscriber, "username:alice"),
             table(Category::Identification, "ip:203.0.113.7:51234"),

@@ -175,7 +175,7 @@ async fn the_policy_set_is_recorded_in_the_audit_log_when_it_changes(backend: Ba
     let recorded = tokio::task::spawn_blocking(move || {
         let mut conn = pool.conn().unwrap();
         let same = PolicySet::load_dir(&dir).unwrap();
-        let first = writ::policy::runtime::record(&mut conn, &same).unwrap();
+        let first = writ::startup::record_policy_set(&mut conn, &same).unwrap();
         let us = std::fs::read_to_string(dir.join("us.toml")).unwrap();
         std::fs::write(
             dir.join("us.toml"),
@@ -185,7 +185,7 @@ async fn the_policy_set_is_recorded_in_the_audit_log_when_it_changes(backend: Ba
         let edited = PolicySet::load_dir(&dir).unwrap();
         (
             first,
-            writ::policy::runtime::record(&mut conn, &edited).unwrap(),
+            writ::startup::record_policy_set(&mut conn, &edited).unwrap(),
             edited.id().to_owned(),
         )
     })

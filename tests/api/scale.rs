@@ -808,7 +808,7 @@ fn a_package_deletion_is_audited_once_by_two_instances() {
             }
             let later = chrono::Utc::now() + chrono::Duration::days(91);
             let count = race_two_jobs(&api.app, move |c| {
-                writ::disclosure::release::purge_released(c, 90, later)
+                writ::orders::approval::purge_released(c, 90, later)
                     .map(drop)
                     .map_err(|e| e.to_string())
             })

@@ -862,7 +862,7 @@ async fn two_approvers_release_exactly_the_permitted_fields(backend: Backend) {
     let deleted = api
         .app
         .pool
-        .run(move |conn| writ::disclosure::release::purge_released(conn, 90, later))
+        .run(move |conn| writ::orders::approval::purge_released(conn, 90, later))
         .await
         .unwrap();
     assert_eq!(deleted, 1);
@@ -1292,9 +1292,9 @@ async fn deadlines_and_checkpoints_are_announced_once(backend: Backend) {
         .pool
         .run(move |conn| {
             let now = chrono::Utc::now();
-            let far = writ::orders::remind_deadlines(conn, &m, chrono::Duration::hours(24), now)?;
-            let near = writ::orders::remind_deadlines(conn, &m, chrono::Duration::days(11), now)?;
-            let again = writ::orders::remind_deadlines(conn, &m, chrono::Duration::days(11), now)?;
+            let far = writ::jobs::remind_deadlines(conn, &m, chrono::Duration::hours(24), now)?;
+            let near = writ::jobs::remind_deadlines(conn, &m, chrono::Duration::days(11), now)?;
+            let again = writ::jobs::remind_deadlines(conn, &m, chrono::Duration::days(11), now)?;
             Ok::<_, writ::orders::OrderError>((far, near, again))
         })
         .await
@@ -1312,8 +1312,8 @@ async fn deadlines_and_checkpoints_are_announced_once(backend: Backend) {
         .run(move |conn| {
             let now = chrono::Utc::now();
             Ok::<_, writ::orders::OrderError>((
-                writ::orders::push_checkpoint(conn, &m, now)?,
-                writ::orders::push_checkpoint(conn, &m, now)?,
+                writ::jobs::push_checkpoint(conn, &m, now)?,
+                writ::jobs::push_checkpoint(conn, &m, now)?,
             ))
         })
         .await

@@ -107,7 +107,7 @@ pub async fn login(
     {
         return Err(UiError::Csrf);
     }
-    let network = crate::web::api::client_address(&req, api.trusted_proxy_hops())
+    let network = crate::web::client::client_address(&req, api.trusted_proxy_hops())
         .map_or_else(|| "unknown".to_owned(), throttle::network_of);
     let s = settings.get_ref().clone();
     let secure = s.cookie_secure;
@@ -323,7 +323,7 @@ struct OrderPage {
     frame: Frame,
     d: OrderDetail,
     decision_json: String,
-    package: Option<crate::disclosure::release::Snapshot>,
+    package: Option<crate::orders::approval::Snapshot>,
     tasks: crate::orders::tasks::TaskState,
     channels: [&'static str; 4],
 }
@@ -345,7 +345,7 @@ impl OrderPage {
         name_of(status)
     }
 
-    fn sender(&self, sender: &clarify::Sender) -> String {
+    fn sender(&self, sender: &crate::orders::messages::Sender) -> String {
         name_of(sender)
     }
 
@@ -406,7 +406,7 @@ pub async fn order(
     let (d, snapshot, tasks) = db
         .run(move |conn| {
             let d = review::detail(conn, &id)?;
-            let snapshot = crate::disclosure::release::current(conn, &id)?;
+            let snapshot = crate::orders::approval::current(conn, &id)?;
             let tasks = crate::orders::tasks::state(conn, &id)?;
             Ok::<_, crate::orders::OrderError>((d, snapshot, tasks))
         })
@@ -742,7 +742,7 @@ struct PackagePage {
     frame: Frame,
     order_id: String,
     reference: String,
-    snapshot: crate::disclosure::release::Snapshot,
+    snapshot: crate::orders::approval::Snapshot,
 }
 
 /// `POST /orders/{id}/package`: prepare the package (or reuse the frozen snapshot for the
@@ -761,7 +761,7 @@ pub async fn prepare_package(
     let who = staff.clone();
     let (snapshot, reference) = db
         .run(move |conn| {
-            let snapshot = crate::disclosure::release::prepare(conn, &who, &id, Utc::now())?;
+            let snapshot = crate::orders::approval::prepare(conn, &who, &id, Utc::now())?;
             let reference = crate::orders::view(conn, &id, None)?.reference;
             Ok::<_, crate::orders::OrderError>((snapshot, reference))
         })
@@ -802,7 +802,7 @@ pub async fn approve(
     let hash = form.into_inner().snapshot_sha256;
     let key = key.into_inner();
     db.run(move |conn| {
-        crate::disclosure::release::approve(conn, &staff, &id, &hash, &key.0, &mail, Utc::now())
+        crate::orders::approval::approve(conn, &staff, &id, &hash, &key.0, &mail, Utc::now())
     })
     .await?;
     Ok(see_other(&to))
@@ -880,7 +880,7 @@ pub async fn narrow(
             time_window: None,
             reason,
         };
-        crate::disclosure::release::narrow(conn, &staff, &id, &request, Utc::now())
+        crate::orders::approval::narrow(conn, &staff, &id, &request, Utc::now())
     })
     .await?;
     Ok(see_other(&to))
@@ -901,7 +901,7 @@ pub async fn package_public_key(key: web::Data<super::PackageKey>) -> HttpRespon
 #[template(path = "ui/audit.html")]
 struct AuditPage {
     frame: Frame,
-    disclosures: Vec<crate::disclosure::release::DisclosureRow>,
+    disclosures: Vec<crate::orders::approval::DisclosureRow>,
     entries: Vec<crate::audit::log::StoredEntry>,
     event: String,
     order: String,
@@ -945,27 +945,22 @@ pub async fn audit_log(
         q.order.trim().to_owned(),
         q.actor.trim().to_owned(),
     );
-    let (e2, o2, a2) = (event.clone(), order_id.clone(), actor.clone());
+    let given = |v: &String| (!v.is_empty()).then(|| v.clone());
+    let filter = crate::audit::search::Filter {
+        event: given(&event),
+        order_id: given(&order_id),
+        actor_id: given(&actor),
+        ..Default::default()
+    };
     let (disclosures, entries) = db
         .run(move |conn| {
-            use crate::db::schema::audit_entries;
-            use diesel::prelude::*;
-            let disclosures = crate::disclosure::release::disclosure_log(conn)?;
-            let mut query = audit_entries::table
-                .order(audit_entries::seq.desc())
-                .limit(500)
-                .select(crate::audit::log::StoredEntry::as_select())
-                .into_boxed();
-            if !e2.is_empty() {
-                query = query.filter(audit_entries::event.eq(e2));
-            }
-            if !o2.is_empty() {
-                query = query.filter(audit_entries::order_id.eq(o2));
-            }
-            if !a2.is_empty() {
-                query = query.filter(audit_entries::actor_id.eq(a2));
-            }
-            let entries = query.load(conn)?;
+            let disclosures = crate::orders::approval::disclosure_log(conn)?;
+            let entries = crate::audit::search::search(
+                conn,
+                &filter,
+                crate::audit::search::Direction::NewestFirst,
+                500,
+            )?;
             Ok::<_, crate::orders::OrderError>((disclosures, entries))
         })
         .await?;
@@ -1062,7 +1057,7 @@ pub async fn enter_order(
         .ok_or(UiError::Internal)?;
     // The role is checked before the body is read; a body declared larger than the whole
     // form may be is refused unread.
-    if crate::web::api::check_declared_length(&req, body_limit).is_err() {
+    if crate::web::body::check_declared_length(&req, body_limit).is_err() {
         return Err(UiError::TooLarge(format!(
             "The form may be at most {body_limit} bytes (the document's api.document_limit_bytes in base64, plus 1 MiB)."
         )));
@@ -1248,14 +1243,7 @@ pub async fn retry_mail(
     signed.check_csrf(&form.csrf)?;
     let id = id.into_inner();
     db.run(move |conn| {
-        Ok::<_, crate::db::DbError>(crate::db::write_tx(conn, |c| {
-            crate::mail::retry(c, id, Utc::now())?;
-            let entry = crate::audit::NewEntry::new(staff.actor(), "mail.retried")
-                .reference("message", u64::try_from(id).unwrap_or(0));
-            crate::audit::append(c, &entry, Utc::now())
-                .map_err(|e| crate::mail::MailError::Invalid(e.to_string()))?;
-            Ok::<_, crate::mail::MailError>(())
-        }))
+        Ok::<_, crate::db::DbError>(crate::mail::retry(conn, &staff.actor(), id, Utc::now()))
     })
     .await?
     .map_err(mail_error)?;

@@ -10,11 +10,12 @@ use diesel::prelude::*;
 use ed25519_dalek::SigningKey;
 use serde::Serialize;
 
-use super::gather;
-use super::package::{self, PackageInput, Table};
 use crate::audit::{self, NewEntry};
-use crate::db::schema::{approvals, order_versions, orders, packages};
+use crate::db::schema::{approvals, order_versions, orders, packages, release_queue};
 use crate::db::{DbConn, write_tx};
+use crate::digest::sha256_hex;
+use crate::disclosure::gather;
+use crate::disclosure::package::{self, PackageInput, Table};
 use crate::metadata::normalize;
 use crate::orders::review::{self, OrderDetail};
 use crate::orders::{OrderError, OrderStatus, holds};
@@ -23,10 +24,6 @@ use crate::staff::Staff;
 
 /// Approvals needed to release.
 pub const APPROVALS: usize = 2;
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    crate::orders::intake::sha256_hex(bytes)
-}
 
 fn conflict(m: impl Into<String>) -> OrderError {
     OrderError::Conflict(m.into())
@@ -102,15 +99,6 @@ pub fn current(conn: &mut DbConn, order_id: &str) -> Result<Option<Snapshot>, Or
     row.map(|r| load_snapshot(conn, r)).transpose()
 }
 
-fn lock_order(conn: &mut DbConn, order_id: &str) -> Result<(), OrderError> {
-    let q = orders::table.find(order_id).select(orders::id);
-    let found: Option<String> = match conn {
-        DbConn::Sqlite(s) => q.first(s).optional()?,
-        DbConn::Postgres(p) => q.for_update().first(p).optional()?,
-    };
-    found.map(|_| ()).ok_or(OrderError::NotFound)
-}
-
 fn ready_for_approval(d: &OrderDetail, staff: &Staff) -> Result<(), OrderError> {
     if !matches!(
         d.view.status,
@@ -158,7 +146,7 @@ pub fn prepare(
     now: DateTime<Utc>,
 ) -> Result<Snapshot, OrderError> {
     write_tx(conn, |c| {
-        lock_order(c, order_id)?;
+        super::lock(c, order_id)?;
         let d = review::detail(c, order_id)?;
         ready_for_approval(&d, staff)?;
         let scope_sha256 = scope_hash(&d.scope)?;
@@ -166,7 +154,7 @@ pub fn prepare(
             && existing.scope_sha256 == scope_sha256
             && existing.status == "snapshot"
         {
-            let entry = NewEntry::new(staff.actor(), "order.package_previewed")
+            let entry = NewEntry::new(staff.actor(), audit::Event::OrderPackagePreviewed)
                 .order(order_id)
                 .reference("snapshot_sha256", existing.snapshot_sha256.as_str());
             audit::append(c, &entry, now)?;
@@ -205,7 +193,7 @@ pub fn prepare(
                 packages::created_at.eq(now.timestamp_micros()),
             ))
             .execute(c)?;
-        let mut entry = NewEntry::new(staff.actor(), "order.package_prepared")
+        let mut entry = NewEntry::new(staff.actor(), audit::Event::OrderPackagePrepared)
             .order(order_id)
             .reference("snapshot_sha256", snapshot_sha256.as_str())
             .reference("scope_sha256", scope_sha256.as_str());
@@ -257,7 +245,7 @@ pub fn approve(
     now: DateTime<Utc>,
 ) -> Result<Approved, OrderError> {
     write_tx(conn, |c| {
-        lock_order(c, order_id)?;
+        super::lock(c, order_id)?;
         let d = review::detail(c, order_id)?;
         ready_for_approval(&d, staff)?;
         let Some(snap) = current(c, order_id)?.filter(|s| s.status == "snapshot") else {
@@ -286,7 +274,7 @@ pub fn approve(
             .execute(c)?;
         let mut approvers = snap.approvers.clone();
         approvers.push(staff.username.clone());
-        let entry = NewEntry::new(staff.actor(), "order.approved")
+        let entry = NewEntry::new(staff.actor(), audit::Event::OrderApproved)
             .order(order_id)
             .reference("snapshot_sha256", snap.snapshot_sha256.as_str())
             .reference("approvals", approvers.len());
@@ -319,7 +307,7 @@ pub fn approve(
             key,
         )
         .map_err(|e| conflict(format!("the package cannot be built: {e}")))?;
-        let mut entry = NewEntry::new(staff.actor(), "order.released")
+        let mut entry = NewEntry::new(staff.actor(), audit::Event::OrderReleased)
             .order(order_id)
             .reference("package_sha256", built.sha256.as_str())
             .reference("snapshot_sha256", snap.snapshot_sha256.as_str())
@@ -344,7 +332,13 @@ pub fn approve(
             ))
             .execute(c)?;
         holds::release(c, order_id, now.timestamp_micros())?;
-        crate::etsi::deliver::queue(c, order_id, now)?;
+        // The deliverers pick the release up from the queue (HI-1: etsi::deliver::take_released).
+        diesel::insert_into(release_queue::table)
+            .values((
+                release_queue::order_id.eq(order_id),
+                release_queue::released_at.eq(now.timestamp_micros()),
+            ))
+            .execute(c)?;
         crate::mail::notify(
             c,
             mail,
@@ -372,7 +366,7 @@ pub fn narrow(
     now: DateTime<Utc>,
 ) -> Result<(), OrderError> {
     write_tx(conn, |c| {
-        lock_order(c, order_id)?;
+        super::lock(c, order_id)?;
         let d = review::detail(c, order_id)?;
         if !matches!(
             d.view.status,
@@ -399,7 +393,7 @@ pub fn narrow(
                 orders::updated_at.eq(now.timestamp_micros()),
             ))
             .execute(c)?;
-        let entry = NewEntry::new(staff.actor(), "order.narrowed")
+        let entry = NewEntry::new(staff.actor(), audit::Event::OrderNarrowed)
             .order(order_id)
             .reference("scope_sha256", scope_hash(&narrowed)?)
             .reference("snapshots_superseded", superseded);
@@ -469,8 +463,35 @@ pub fn released_with_proof(
         "leaf": leaf.leaf,
         "tlog_proof": doc.to_text(),
     });
-    let with_proof = super::package::append_proof(&tar, proof_json.to_string().as_bytes())
+    let with_proof = package::append_proof(&tar, proof_json.to_string().as_bytes())
         .map_err(|e| OrderError::Conflict(e.to_string()))?;
+    Ok(Some((with_proof, sha)))
+}
+
+/// The authority's download of its released package, with the audit proof (see
+/// [`released_with_proof`]), audited as `order.package_downloaded`; `None` when nothing is
+/// released or the archive was deleted. Call it outside any transaction: signing a checkpoint
+/// must not be rolled back with one.
+pub fn download(
+    conn: &mut DbConn,
+    signer: &crate::audit::checkpoint::CheckpointSigner,
+    authority_id: &str,
+    order_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<(Vec<u8>, String)>, OrderError> {
+    let Some((with_proof, sha)) = released_with_proof(conn, signer, order_id, now)? else {
+        return Ok(None);
+    };
+    write_tx(conn, |c| {
+        let entry = NewEntry::new(
+            crate::audit::Actor::new(crate::audit::ActorKind::Authority, authority_id),
+            audit::Event::OrderPackageDownloaded,
+        )
+        .order(order_id)
+        .reference("package_sha256", sha.as_str());
+        audit::append(c, &entry, now)?;
+        Ok::<_, OrderError>(())
+    })?;
     Ok(Some((with_proof, sha)))
 }
 
@@ -639,7 +660,7 @@ fn delete_archive(
     }
     let entry = NewEntry::new(
         crate::audit::Actor::new(crate::audit::ActorKind::System, "packages"),
-        "order.package_deleted",
+        audit::Event::OrderPackageDeleted,
     )
     .order(order_id)
     .reference("package_sha256", sha.unwrap_or_default())

@@ -1,10 +1,14 @@
-//! Loading the policy set for a running Writ and recording which one decides.
+//! Start-up work shared by `serve` and the command line: loading the configured policy set and
+//! recording in the audit log which one decides.
+//!
+//! It sits above the policy engine (which stays pure: no I/O but reading its files) and above
+//! the audit log and the database it writes to.
 
 use chrono::Utc;
 
-use super::{PolicyError, PolicySet};
 use crate::audit::{self, Actor, AuditError, NewEntry};
 use crate::db::{DbConn, meta, write_tx};
+use crate::policy::{PolicyError, PolicySet};
 use crate::settings::PolicySettings;
 
 /// `writ_meta` key of the policy set id last recorded in the audit log.
@@ -15,7 +19,7 @@ const DEFAULT_DIR: &str = "config/policies";
 /// Loads the configured policy folder; when the default folder is not there (an installed
 /// binary), the shipped policies compiled into the binary. A configured folder that is missing
 /// is an error.
-pub fn load(settings: &PolicySettings) -> Result<PolicySet, PolicyError> {
+pub fn load_policies(settings: &PolicySettings) -> Result<PolicySet, PolicyError> {
     if !settings.dir.exists() && settings.dir.as_os_str() == DEFAULT_DIR {
         return PolicySet::builtin();
     }
@@ -24,7 +28,7 @@ pub fn load(settings: &PolicySettings) -> Result<PolicySet, PolicyError> {
 
 /// Records the policy set in the audit log if it differs from the one recorded last, so the
 /// log says which rules decided every later order. Safe when instances start together.
-pub fn record(conn: &mut DbConn, set: &PolicySet) -> Result<bool, AuditError> {
+pub fn record_policy_set(conn: &mut DbConn, set: &PolicySet) -> Result<bool, AuditError> {
     write_tx(conn, |c| {
         // Serialise with other appenders first, so two instances cannot both record the change.
         audit::log::lock(c)?;
@@ -32,7 +36,7 @@ pub fn record(conn: &mut DbConn, set: &PolicySet) -> Result<bool, AuditError> {
             return Ok(false);
         }
         meta::set(c, META_KEY, set.id())?;
-        let entry = NewEntry::new(Actor::system(), "policy.loaded")
+        let entry = NewEntry::new(Actor::system(), audit::Event::PolicyLoaded)
             .reference("policy_set_id", set.id())
             .reference("instruments", set.instruments().count())
             .reference("jurisdictions", set.jurisdictions().count());

@@ -1,0 +1,156 @@
+//! The catalogue of audit events: every event name Writ writes, in one place.
+//!
+//! Callers name an event as `Event::OrderReceived`, never as a string; the names below are the
+//! exact strings in the log (the `event` field of every leaf), so renaming a variant changes
+//! nothing on the wire, and changing a name is a visible edit here.
+
+use std::fmt;
+
+macro_rules! catalogue {
+    ($($(#[doc = $doc:literal])* $variant:ident => $name:literal,)*) => {
+        /// An audit event, as written in the `event` field of an entry.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Event {
+            $($(#[doc = $doc])* $variant,)*
+        }
+
+        impl Event {
+            /// Every event, in catalogue order.
+            pub const ALL: &'static [Event] = &[$(Event::$variant,)*];
+
+            /// The event's name in the log.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Event::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+catalogue! {
+    /// Failed authentications of a closed time window, summarised.
+    ApiAuthFailures => "api.auth_failures",
+    /// An authority was registered.
+    AuthorityAdded => "authority.added",
+    /// An authority was set active again.
+    AuthorityActivated => "authority.activated",
+    /// An authority was suspended.
+    AuthoritySuspended => "authority.suspended",
+    /// A key was pinned to an authority.
+    AuthorityKeyAdded => "authority.key_added",
+    /// An authority's key was revoked.
+    AuthorityKeyRevoked => "authority.key_revoked",
+    /// An authority's HI-1 identity was set.
+    AuthorityEtsiSet => "authority.etsi_set",
+    /// An HI-1 delivery was queued for a released order.
+    EtsiDeliveryQueued => "etsi.delivery_queued",
+    /// The destination acknowledged an HI-1 delivery.
+    EtsiDeliveryAcknowledged => "etsi.delivery_acknowledged",
+    /// An HI-1 delivery failed for good.
+    EtsiDeliveryFailed => "etsi.delivery_failed",
+    /// An HI-1 message was answered.
+    EtsiMessageAnswered => "etsi.message_answered",
+    /// An HI-1 message was refused as a whole.
+    EtsiMessageRefused => "etsi.message_refused",
+    /// A failed mail was queued again by a person.
+    MailRetried => "mail.retried",
+    /// The demo data was seeded.
+    MetadataDemoSeeded => "metadata.demo_seeded",
+    /// A batch of an import was stored.
+    MetadataImportBatch => "metadata.import_batch",
+    /// An import finished.
+    MetadataImportCompleted => "metadata.import_completed",
+    /// The metadata store was searched.
+    MetadataLookup => "metadata.lookup",
+    /// A retention run deleted expired metadata.
+    MetadataRetentionRun => "metadata.retention_run",
+    /// An order was received and decided.
+    OrderReceived => "order.received",
+    /// A submission was rejected before it became an order.
+    OrderSubmissionRejected => "order.submission_rejected",
+    /// The authority amended an order.
+    OrderAmended => "order.amended",
+    /// The authority withdrew an order.
+    OrderWithdrawn => "order.withdrawn",
+    /// The provider asked the authority to clarify an order.
+    OrderClarificationRequested => "order.clarification_requested",
+    /// The authority sent a message about an order.
+    OrderMessageReceived => "order.message_received",
+    /// A staff member viewed an order's signed document.
+    OrderDocumentViewed => "order.document_viewed",
+    /// The claimed validation was checked against the signed document.
+    OrderValidationChecked => "order.validation_checked",
+    /// The outcome of an emergency order's ex-post validation was recorded.
+    OrderExPostValidation => "order.ex_post_validation",
+    /// The user was notified of an order.
+    OrderUserNotified => "order.user_notified",
+    /// The provider refused an order.
+    OrderRefused => "order.refused",
+    /// A person narrowed an order's scope.
+    OrderNarrowed => "order.narrowed",
+    /// An order's package was gathered and frozen as a snapshot.
+    OrderPackagePrepared => "order.package_prepared",
+    /// An existing snapshot was shown again.
+    OrderPackagePreviewed => "order.package_previewed",
+    /// An approver approved a snapshot.
+    OrderApproved => "order.approved",
+    /// The second approval released the package.
+    OrderReleased => "order.released",
+    /// The authority downloaded a released package.
+    OrderPackageDownloaded => "order.package_downloaded",
+    /// A released package's archive was deleted.
+    OrderPackageDeleted => "order.package_deleted",
+    /// A hold by identifier was resolved to accounts.
+    OrderHoldResolved => "order.hold_resolved",
+    /// A hold was released.
+    OrderHoldReleased => "order.hold_released",
+    /// A hold was extended.
+    OrderHoldExtended => "order.hold_extended",
+    /// A hold ran out.
+    OrderHoldExpired => "order.hold_expired",
+    /// The policy set that decides orders changed.
+    PolicyLoaded => "policy.loaded",
+    /// A staff member signed in.
+    StaffLogin => "staff.login",
+    /// A sign-in failed.
+    StaffLoginFailed => "staff.login_failed",
+    /// A staff member changed their password.
+    StaffPasswordChanged => "staff.password_changed",
+    /// A workspace user was added.
+    StaffUserAdded => "staff.user_added",
+    /// A workspace user was disabled.
+    StaffUserDisabled => "staff.user_disabled",
+    /// A workspace user was enabled again.
+    StaffUserEnabled => "staff.user_enabled",
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<Event> for String {
+    fn from(e: Event) -> Self {
+        e.as_str().to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{Actor, NewEntry};
+
+    #[test]
+    fn every_name_is_unique_and_a_valid_event() {
+        let mut seen = std::collections::BTreeSet::new();
+        for e in Event::ALL {
+            assert!(seen.insert(e.as_str()), "{e} twice");
+            let at = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default();
+            let leaf = NewEntry::new(Actor::system(), *e).to_leaf(0, at);
+            assert!(leaf.is_ok(), "{e}: {leaf:?}");
+        }
+        assert_eq!(Event::OrderReceived.to_string(), "order.received");
+    }
+}
