@@ -53,6 +53,8 @@ catalogue! {
     EtsiMessageAnswered => "etsi.message_answered",
     /// An HI-1 message was refused as a whole.
     EtsiMessageRefused => "etsi.message_refused",
+    /// Kept HI-1 message bodies past their retention period were deleted.
+    EtsiMessageBodiesPurged => "etsi.message_bodies_purged",
     /// A failed mail was queued again by a person.
     MailRetried => "mail.retried",
     /// The demo data was seeded.

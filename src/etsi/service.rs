@@ -149,25 +149,30 @@ pub fn purge_message_bodies(
     before: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<usize, OrderError> {
-    const SQL: &str = "UPDATE etsi_messages SET body = NULL \
-        WHERE body IS NOT NULL AND received_at < $1 AND NOT EXISTS (\
-          SELECT 1 FROM etsi_objects o JOIN orders r ON r.id = o.order_id \
-          WHERE o.message_id = etsi_messages.id \
-            AND r.status NOT IN ('released', 'refused', 'withdrawn'))";
     let cutoff = before.timestamp_micros();
     write_tx(conn, |c| {
-        let purged = match c {
-            DbConn::Sqlite(s) => diesel::sql_query(SQL.replace('$', "?"))
-                .bind::<diesel::sql_types::BigInt, _>(cutoff)
-                .execute(s)?,
-            DbConn::Postgres(p) => diesel::sql_query(SQL)
-                .bind::<diesel::sql_types::BigInt, _>(cutoff)
-                .execute(p)?,
-        };
+        // A body that created an object of an order still open stays: a GET of that task reads
+        // the object back from it.
+        let still_needed = etsi_objects::table
+            .inner_join(orders::table.on(orders::id.nullable().eq(etsi_objects::order_id)))
+            .filter(etsi_objects::message_id.eq(etsi_messages::id.nullable()))
+            .filter(orders::status.ne_all([
+                OrderStatus::Released.as_str(),
+                OrderStatus::Refused.as_str(),
+                OrderStatus::Withdrawn.as_str(),
+            ]));
+        let purged = diesel::update(
+            etsi_messages::table
+                .filter(etsi_messages::body.is_not_null())
+                .filter(etsi_messages::received_at.lt(cutoff))
+                .filter(diesel::dsl::not(diesel::dsl::exists(still_needed))),
+        )
+        .set(etsi_messages::body.eq(None::<Vec<u8>>))
+        .execute(c)?;
         if purged > 0 {
             let entry = NewEntry::new(
                 Actor::new(ActorKind::System, "retention"),
-                "etsi.message_bodies_purged",
+                audit::Event::EtsiMessageBodiesPurged,
             )
             .reference("messages", purged)
             .reference("received_before", before.to_rfc3339());
