@@ -840,6 +840,8 @@ mod tests {
             establishment: "IE".into(),
             legal_representative_in: vec![],
             dsa_intermediary: false,
+            service_class: None,
+            offers_service_in: vec![],
         };
         crate::policy::decide(
             &order,
@@ -858,6 +860,7 @@ mod tests {
             validator_kind: None,
             issuer_country: Some("FR".into()),
             validation_signed_by_validator: false,
+            earlier_preservations: 0,
         });
         assert_eq!(d.outcome, Outcome::AcceptableForReview, "{d:#?}");
         d
@@ -1322,6 +1325,7 @@ mod tests {
             validator_kind: None,
             issuer_country: None,
             validation_signed_by_validator: false,
+            earlier_preservations: 0,
         });
         assert_eq!(unregistered.scope.outcome, Outcome::Refused);
         assert!(refused(&unregistered).contains("refuses the order"));

@@ -392,6 +392,7 @@ fn base_order(
         max_custodial_months: None,
         codes: Vec::new(),
         over_network: None,
+        sentence_imposed_months: None,
     });
     Ok(Order {
         reference,
@@ -422,6 +423,15 @@ fn base_order(
         targets: targets(details, ctx.writ_id)?,
         categories,
         time_window,
+        // TS 103 120 has no field for these; an order that needs them is completed by
+        // clarification (or comes through the JSON API).
+        purpose: None,
+        procedural_framework: None,
+        statutory_basis: None,
+        sole_aim_identification: None,
+        journalistic_source: false,
+        follow_up_notified_at: None,
+        extension_requested_at: Vec::new(),
     })
 }
 

@@ -202,6 +202,9 @@ fn redecide(
         .select(orders::received_at)
         .first(conn)?;
     let pauses = pauses(conn, order_id)?;
+    let mut checked_facts = checked_facts;
+    checked_facts.earlier_preservations =
+        super::holds::earlier_preservations(conn, &order, Some(order_id))?;
     Ok(decide(
         &order,
         &checked_facts,
@@ -260,6 +263,15 @@ fn store_decision(
                 orders::table
                     .find(order_id)
                     .filter(orders::hold_until.is_null()),
+            )
+            .set(orders::hold_until.eq(Some(end)))
+            .execute(conn)?;
+            // An extension the authority asked for (e-Evidence Annex VI) moves a running hold
+            // later, never earlier.
+            diesel::update(
+                orders::table
+                    .find(order_id)
+                    .filter(orders::hold_until.lt(end)),
             )
             .set(orders::hold_until.eq(Some(end)))
             .execute(conn)?;

@@ -464,6 +464,7 @@ pub fn facts(
         facts.validator_kind = Some(v.kind);
         facts.validation_signed_by_validator = true;
     }
+    facts.earlier_preservations = holds::earlier_preservations(conn, &checked.order, None)?;
     Ok(facts)
 }
 
@@ -615,13 +616,16 @@ pub fn store(
     view(conn, &id, Some(authority_id))
 }
 
-/// When a preservation order's holds end under `decision` (UTC micros); `None` otherwise.
+/// When a preservation order's holds end under `decision` (UTC micros); `None` otherwise, and
+/// `None` while the hold waits for an announced follow-up request (e-Evidence Annex V, Marco
+/// Civil's court application): a person then ends it.
 pub(crate) fn hold_end(decision: &crate::policy::Decision) -> Option<i64> {
     (decision.action == Some(crate::policy::Action::Preserve))
         .then(|| {
             decision
                 .preservation
                 .as_ref()
+                .filter(|p| !p.until_follow_up)
                 .map(|p| p.expires_at.timestamp_micros())
         })
         .flatten()

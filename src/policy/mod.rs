@@ -28,20 +28,23 @@ pub mod runtime;
 
 pub use catalogue::{CATALOGUE, Category, FieldId, FieldSpec, default_fields, describe};
 pub use decision::{
-    Binding, CategoryDecision, Deadline, Decision, Duty, FieldDecision, FieldStatus, Finding, Gag,
-    NoticeDuty, NoticeTiming, Outcome, Preservation, ReasonCode, ReleaseTime, ValidationDue,
+    Binding, CategoryDecision, Clarification, Deadline, Decision, Duty, FieldDecision, FieldStatus,
+    Finding, FollowUp, Gag, NoticeDuty, NoticeTiming, Objection, Outcome, Preservation, ReasonCode,
+    ReleaseTime, ValidationDue,
 };
 pub use engine::decide;
 pub use load::{BUILTIN, PolicySet};
 pub use model::{
-    Action, BindingSpec, DeadlineSpec, DutySpec, EmergencyValidationSpec, GagEffect,
-    InstrumentSpec, NoticeSpec, Notifier, OverlaySpec, PolicyDuration, PolicyFile,
-    PreservationSpec, ReleaseHoldSpec, RuleSpec,
+    Action, BindingSpec, DeadlineSpec, DutySpec, EmergencyValidationSpec, FollowUpSpec,
+    FollowUpWhen, GagEffect, Incomplete, InstrumentSpec, NoticeSpec, Notifier, ObjectionSpec,
+    OverlaySpec, PolicyDuration, PolicyFile, PreservationSpec, ReleaseHoldSpec, RouteSpec,
+    RuleSpec, ServiceClass,
 };
 pub use narrow::{KeepCategory, NarrowError, NarrowingRequest, narrow};
 pub use order::{
-    Authority, Emergency, IpTarget, IssuerKind, NonDisclosure, NonDisclosureEnd, ORDER_ELEMENTS,
-    Offence, Order, OrderDates, OrderElement, OrderError, RegistryFacts, Target, TimeWindow,
+    Authority, BasisKind, Emergency, IpTarget, IssuerKind, NonDisclosure, NonDisclosureEnd,
+    ORDER_ELEMENTS, Offence, Order, OrderDates, OrderElement, OrderError, ProceduralFramework,
+    Purpose, PurposeKind, RegistryFacts, StatutoryBasis, Target, TargetKind, TimeWindow,
 };
 
 use chrono::{DateTime, Utc};
@@ -62,6 +65,15 @@ pub struct Deployment {
     /// (which makes the DSA Art 10 overlay apply to member-state orders).
     #[serde(default)]
     pub dsa_intermediary: bool,
+    /// How the provider is classified under German law (TKG interpersonal communications
+    /// service or TDDDG digital service); it picks the German basis (StPO §100g or §100k) and
+    /// the provider's secrecy provision. Unset: German orders relying on it need judgement.
+    #[serde(default)]
+    pub service_class: Option<ServiceClass>,
+    /// Countries (ISO 3166-1 alpha-2) where the provider offers its service to the public; some
+    /// laws bind such a provider without an establishment (e.g. Marco Civil art 11).
+    #[serde(default)]
+    pub offers_service_in: Vec<String>,
 }
 
 /// A clarification period: the provider asked the authority to clarify the order.
