@@ -923,6 +923,16 @@ fn check_rule(
             ),
         ));
     }
+    if let Some(p) = order
+        .purpose
+        .as_ref()
+        .filter(|p| rule.excluded_purposes.contains(&p.kind))
+    {
+        return Err((
+            ReasonCode::PurposeNotCovered,
+            format!("Not open for the stated purpose ({}).", p.kind.as_str()),
+        ));
+    }
     if !rule.statutory_basis_kinds.is_empty() {
         match order
             .statutory_basis

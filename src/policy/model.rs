@@ -528,6 +528,10 @@ pub struct RuleSpec {
     /// Only for these stated purposes; empty: any (or none stated).
     #[serde(default)]
     pub purposes: Vec<PurposeKind>,
+    /// Not for these stated purposes (e.g. the e-Evidence Art 5(4)(a)-(c) thresholds do not
+    /// serve the execution of a sentence, which has its own, Art 5(4)(d)).
+    #[serde(default)]
+    pub excluded_purposes: Vec<PurposeKind>,
     /// Only in these procedural frameworks; empty: any.
     #[serde(default)]
     pub frameworks: Vec<ProceduralFramework>,

@@ -37,6 +37,12 @@ fn field(d: &Decision, c: Category, f: FieldId) -> Option<FieldStatus> {
     d.field_status(c, f)
 }
 
+fn d_cite(d: &Decision) -> String {
+    d.category(IpHistory)
+        .and_then(|c| c.citation.clone())
+        .unwrap_or_default()
+}
+
 fn purpose(kind: PurposeKind) -> Option<Purpose> {
     Some(Purpose {
         kind,
@@ -376,10 +382,14 @@ fn epoc_art_5_4_d_execution_of_a_sentence() {
     o.offence.as_mut().unwrap().max_custodial_months = Some(36);
     o.offence.as_mut().unwrap().sentence_imposed_months = Some(6);
     assert_eq!(status(&run(&o, &facts(Judge)), IpHistory), Permit);
-    // The sentence imposed must be at least four months ...
+    assert!(
+        d_cite(&run(&o, &facts(Judge))).contains("5(4)(d)"),
+        "the execution of a sentence is decided under (d)"
+    );
+    // The sentence imposed must be at least four months, whatever the offence ...
     o.offence.as_mut().unwrap().sentence_imposed_months = Some(3);
-    o.offence.as_mut().unwrap().max_custodial_months = Some(24);
     assert_eq!(status(&run(&o, &facts(Judge)), IpHistory), Deny);
+    o.offence.as_mut().unwrap().max_custodial_months = Some(24);
     // ... and for an offence of (a)-(c): a 6-month sentence for a minor offence reaches nothing.
     o.offence.as_mut().unwrap().sentence_imposed_months = Some(6);
     assert_eq!(status(&run(&o, &facts(Judge)), IpHistory), Deny);
