@@ -23,7 +23,7 @@ fn policy_check_accepts_the_shipped_set_and_names_file_and_line_of_a_broken_one(
     );
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
-        text.contains("14 instrument(s)") && text.contains(PolicySet::builtin().unwrap().id()),
+        text.contains("19 instrument(s)") && text.contains(PolicySet::builtin().unwrap().id()),
         "{text}"
     );
 
