@@ -1014,11 +1014,11 @@ fn check_rule(
         }
     }
     if let Some(min) = rule.min_sentence_imposed_months
-        && !order
+        && order
             .offence
             .as_ref()
             .and_then(|o| o.sentence_imposed_months)
-            .is_some_and(|m| m >= min)
+            .is_none_or(|m| m < min)
     {
         return Err((
             ReasonCode::OffenceBelowThreshold,
@@ -1208,14 +1208,14 @@ fn entitlement(
                 ReasonCode::ValidationRequired,
                 format!(
                     "A registered {issuer} may use this only with validation by: {}; the order claims none.",
-                    kinds(&rule.validators)
+                    kinds(rule.validators)
                 ),
             ),
             Some(_) => (
                 ReasonCode::ValidatorNotEntitled,
                 format!(
                     "The validator is not of a kind that may validate this (allowed: {}).",
-                    kinds(&rule.validators)
+                    kinds(rule.validators)
                 ),
             ),
         });
@@ -1224,11 +1224,11 @@ fn entitlement(
         ReasonCode::IssuerKindNotEntitled,
         format!(
             "The registry records the issuer as {issuer}; this is open to: {}{}.",
-            kinds(&rule.issuers),
+            kinds(rule.issuers),
             if rule.validated_issuers.is_empty() {
                 String::new()
             } else {
-                format!("; with validation: {}", kinds(&rule.validated_issuers))
+                format!("; with validation: {}", kinds(rule.validated_issuers))
             }
         ),
     ))
