@@ -17,6 +17,7 @@ mod etsi;
 mod etsi_schema;
 mod hardening;
 mod health;
+mod legal;
 mod mail;
 mod metadata;
 mod metrics;

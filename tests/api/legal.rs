@@ -1,0 +1,180 @@
+//! The legal model of issue 17 through the intake API: the authorising party's signature, the
+//! clarification outcome, and renewals counted across orders for the same target.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use writ::audit::{Actor, ActorKind};
+use writ::authority::{KeyAlgorithm, NewAuthority, client};
+use writ::policy::IssuerKind;
+
+use crate::both_backends;
+use crate::helpers::Backend;
+use crate::orders::{
+    Api, ORDER, PARIS, PDF, POLICE_SIGNER, Signer, json_of, private_pem, public_pem, submission,
+};
+
+both_backends!(
+    a_preliminary_inquiry_requisition_needs_the_prosecutors_signature,
+    an_incomplete_epoc_asks_for_clarification,
+    a_renewed_2703f_request_is_the_one_extension_across_orders,
+);
+
+const FBI: Signer = Signer {
+    iss: "us-fbi-nyc",
+    kid: "fbi-1",
+    seed: 21,
+};
+
+fn requisition() -> Value {
+    json!({
+        "reference": "PV-2026-77",
+        "instrument": "fr.requisition",
+        "issuer": {"kind": "police", "person": "OPJ Martin", "authority": "Police judiciaire de Lyon", "country": "FR"},
+        "validator": {"kind": "prosecutor", "person": "M. Dupont", "authority": "Parquet de Paris", "country": "FR", "file_number": "P-123"},
+        "dates": {"issued_at": "2026-09-01T06:00:00Z", "validated_at": "2026-09-01T05:00:00Z"},
+        "legal_provisions": ["CPP art 77-1-1"],
+        "redress": "Chambre de l'instruction",
+        "procedural_framework": "preliminary_inquiry",
+        "purpose": {"kind": "crime"},
+        "offence": {"description": "online fraud", "max_custodial_months": 60},
+        "targets": [{"username": "alice"}],
+        "categories": ["subscriber"]
+    })
+}
+
+fn status_of(v: &Value, category: &str) -> String {
+    v["decision"]["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["category"] == category)
+        .map(|c| c["status"].as_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+async fn a_preliminary_inquiry_requisition_needs_the_prosecutors_signature(backend: Backend) {
+    let api = Api::start(backend, &[]).await;
+    let text = requisition().to_string();
+    // The prosecutor's authorisation claimed but not signed: a person checks it.
+    let (s, unsigned) = json_of(api.submit(POLICE_SIGNER, &submission(&text)).await).await;
+    assert_eq!(s, StatusCode::CREATED, "{unsigned}");
+    assert_eq!(
+        status_of(&unsigned, "subscriber"),
+        "permit_pending_validation_check",
+        "{unsigned}"
+    );
+    assert_eq!(unsigned["decision"]["outcome"], "needs_human_judgement");
+    // Signed by the prosecutor over this very order: the authorisation is proven.
+    let signature = client::sign_validation(
+        KeyAlgorithm::EdDSA,
+        &private_pem(PARIS.seed),
+        PARIS.kid,
+        PARIS.iss,
+        &text,
+        chrono::Utc::now().timestamp(),
+    )
+    .unwrap();
+    let body = client::submission_body(&text, PDF, Some(&signature)).unwrap();
+    let (s, signed) = json_of(api.submit(POLICE_SIGNER, &body).await).await;
+    assert_eq!(s, StatusCode::CREATED, "{signed}");
+    assert_eq!(status_of(&signed, "subscriber"), "permit", "{signed}");
+    assert_eq!(signed["validation_proven"], true);
+    // (Still for judgement only because the test deployment is established in Ireland, where a
+    // French requisition is voluntary.)
+    let flags: Vec<&str> = signed["decision"]["review_flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(flags, ["voluntary_disclosure"], "{signed}");
+    // Without an authorisation, a preliminary-inquiry requisition by police reaches nothing.
+    let mut alone = requisition();
+    alone.as_object_mut().unwrap().remove("validator");
+    let (_, v) = json_of(
+        api.submit(POLICE_SIGNER, &submission(&alone.to_string()))
+            .await,
+    )
+    .await;
+    assert_eq!(v["decision"]["outcome"], "refused", "{v}");
+}
+
+async fn an_incomplete_epoc_asks_for_clarification(backend: Backend) {
+    let api = Api::start(backend, &[]).await;
+    let mut order: Value = serde_json::from_str(ORDER).unwrap();
+    order.as_object_mut().unwrap().remove("addressee");
+    // Annex I "if applicable" boxes may be left out without asking.
+    order.as_object_mut().unwrap().remove("time_window");
+    order.as_object_mut().unwrap().remove("receiving_authority");
+    let (s, v) = json_of(api.submit(PARIS, &submission(&order.to_string())).await).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["status"], "under_review");
+    assert_eq!(v["decision"]["outcome"], "clarification_needed", "{v}");
+    assert_eq!(
+        v["decision"]["clarification"]["missing"],
+        json!(["addressee"])
+    );
+    assert_eq!(v["decision"]["refusals"], json!([]));
+}
+
+async fn a_renewed_2703f_request_is_the_one_extension_across_orders(backend: Backend) {
+    let api = Api::start(backend, &[]).await;
+    api.app
+        .pool
+        .run(|conn| {
+            let actor = Actor::new(ActorKind::System, "test");
+            writ::authority::add(
+                conn,
+                &actor,
+                &NewAuthority {
+                    id: FBI.iss.into(),
+                    name: "FBI New York".into(),
+                    country: "US".into(),
+                    kind: IssuerKind::Police,
+                    contacts: vec!["fbi@justice.example".into()],
+                },
+            )
+            .unwrap();
+            writ::authority::add_key(
+                conn,
+                &actor,
+                FBI.iss,
+                FBI.kid,
+                KeyAlgorithm::EdDSA,
+                &public_pem(FBI.seed),
+            )
+            .unwrap();
+            Ok::<_, writ::db::DbError>(())
+        })
+        .await
+        .unwrap();
+    let request = |n: u32, target: &str| {
+        json!({
+            "reference": format!("2703F-{n}"),
+            "instrument": "us.preservation",
+            "issuer": {"kind": "police", "person": "SA Smith", "authority": "FBI New York", "country": "US"},
+            "dates": {"issued_at": "2026-09-01T06:00:00Z"},
+            "targets": [{"username": target}],
+            "categories": ["subscriber"]
+        })
+        .to_string()
+    };
+    let preservation = |v: &Value| v["decision"]["preservation"].clone();
+    let (s, first) = json_of(api.submit(FBI, &submission(&request(1, "alice"))).await).await;
+    assert_eq!(s, StatusCode::CREATED, "{first}");
+    assert_eq!(preservation(&first)["max_extensions"], 1, "{first}");
+    // The renewed request for the same target is the one 90-day extension ...
+    let (_, second) = json_of(api.submit(FBI, &submission(&request(2, " Alice "))).await).await;
+    assert_ne!(second["decision"]["outcome"], "refused", "{second}");
+    assert_eq!(preservation(&second)["max_extensions"], 0, "{second}");
+    // ... and a third is refused.
+    let (_, third) = json_of(api.submit(FBI, &submission(&request(3, "alice"))).await).await;
+    assert_eq!(third["decision"]["outcome"], "refused", "{third}");
+    assert_eq!(
+        third["decision"]["refusals"][0]["code"],
+        "preservation_renewals_exhausted"
+    );
+    // Another target starts afresh.
+    let (_, other) = json_of(api.submit(FBI, &submission(&request(4, "bob"))).await).await;
+    assert_eq!(preservation(&other)["max_extensions"], 1, "{other}");
+}
