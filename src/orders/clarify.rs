@@ -248,6 +248,7 @@ fn store_decision(
                 .map(|d| d.timestamp_micros())),
             orders::updated_at.eq(now.timestamp_micros()),
             orders::validation_due_at.eq(super::intake::validation_due(decision)),
+            orders::follow_up_due_at.eq(super::intake::follow_up_due(decision)),
         ))
         .execute(conn)?;
     // A decision that now preserves (an amendment) starts the hold's clock; one that no longer

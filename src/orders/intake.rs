@@ -557,6 +557,7 @@ pub fn store(
             orders::entered_by.eq(receipt.entered_by.map(|s| s.username.clone())),
             orders::hold_until.eq(hold_end(&decision)),
             orders::validation_due_at.eq(validation_due(&decision)),
+            orders::follow_up_due_at.eq(follow_up_due(&decision)),
         ))
         .execute(conn)?;
     insert_version(
@@ -629,6 +630,16 @@ pub(crate) fn hold_end(decision: &crate::policy::Decision) -> Option<i64> {
                 .map(|p| p.expires_at.timestamp_micros())
         })
         .flatten()
+}
+
+/// When the earliest follow-up task of `decision` is due (UTC micros).
+pub(crate) fn follow_up_due(decision: &crate::policy::Decision) -> Option<i64> {
+    decision
+        .follow_ups
+        .iter()
+        .filter_map(|f| f.due)
+        .min()
+        .map(|d| d.timestamp_micros())
 }
 
 /// When the ex-post validation is due under `decision` (UTC micros).

@@ -17,6 +17,7 @@ both_backends!(
     a_preliminary_inquiry_requisition_needs_the_prosecutors_signature,
     an_incomplete_epoc_asks_for_clarification,
     a_renewed_2703f_request_is_the_one_extension_across_orders,
+    an_emergency_disclosure_reminds_the_legal_team_to_get_legal_process,
 );
 
 const FBI: Signer = Signer {
@@ -117,8 +118,7 @@ async fn an_incomplete_epoc_asks_for_clarification(backend: Backend) {
     assert_eq!(v["decision"]["refusals"], json!([]));
 }
 
-async fn a_renewed_2703f_request_is_the_one_extension_across_orders(backend: Backend) {
-    let api = Api::start(backend, &[]).await;
+async fn register_fbi(api: &Api) {
     api.app
         .pool
         .run(|conn| {
@@ -148,6 +148,11 @@ async fn a_renewed_2703f_request_is_the_one_extension_across_orders(backend: Bac
         })
         .await
         .unwrap();
+}
+
+async fn a_renewed_2703f_request_is_the_one_extension_across_orders(backend: Backend) {
+    let api = Api::start(backend, &[]).await;
+    register_fbi(&api).await;
     let request = |n: u32, target: &str| {
         json!({
             "reference": format!("2703F-{n}"),
@@ -177,4 +182,50 @@ async fn a_renewed_2703f_request_is_the_one_extension_across_orders(backend: Bac
     // Another target starts afresh.
     let (_, other) = json_of(api.submit(FBI, &submission(&request(4, "bob"))).await).await;
     assert_eq!(preservation(&other)["max_extensions"], 1, "{other}");
+}
+
+async fn an_emergency_disclosure_reminds_the_legal_team_to_get_legal_process(backend: Backend) {
+    let api = Api::start(backend, &[]).await;
+    register_fbi(&api).await;
+    let order = json!({
+        "reference": "EDR-1",
+        "instrument": "us.emergency",
+        "issuer": {"kind": "police", "person": "SA Smith", "authority": "FBI New York", "country": "US"},
+        "dates": {"issued_at": "2026-09-01T06:00:00Z"},
+        "emergency": {"justification": "A child is missing and the account holder is the suspect."},
+        "targets": [{"username": "alice"}],
+        "categories": ["subscriber"]
+    });
+    let (s, v) = json_of(api.submit(FBI, &submission(&order.to_string())).await).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let follow_ups = v["decision"]["follow_ups"].as_array().unwrap().clone();
+    assert_eq!(follow_ups.len(), 1, "{v}");
+    assert!(
+        follow_ups[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("legal process")
+    );
+    let mail = api
+        .app
+        .db
+        .settings(&[("WRIT_MAIL__LEGAL_TEAM", "legal@provider.example")])
+        .mail;
+    let reminded = api
+        .app
+        .pool
+        .run(move |conn| {
+            let now = chrono::Utc::now();
+            let remind = |conn: &mut _, days| {
+                writ::orders::tasks::remind_tasks(conn, &mail, chrono::Duration::days(days), now)
+            };
+            Ok::<_, writ::orders::OrderError>((
+                remind(conn, 29)?,
+                remind(conn, 31)?,
+                remind(conn, 31)?,
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!(reminded, (0, 1, 0), "not yet, then once");
 }
