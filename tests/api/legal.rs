@@ -18,6 +18,7 @@ both_backends!(
     an_incomplete_epoc_asks_for_clarification,
     a_renewed_2703f_request_is_the_one_extension_across_orders,
     an_emergency_disclosure_reminds_the_legal_team_to_get_legal_process,
+    annex_v_and_vi_move_the_hold_of_a_preservation_order,
 );
 
 const FBI: Signer = Signer {
@@ -228,4 +229,81 @@ async fn an_emergency_disclosure_reminds_the_legal_team_to_get_legal_process(bac
         .await
         .unwrap();
     assert_eq!(reminded, (0, 1, 0), "not yet, then once");
+}
+
+async fn annex_v_and_vi_move_the_hold_of_a_preservation_order(backend: Backend) {
+    use base64::Engine;
+    let api = Api::start(backend, &[]).await;
+    let mut pr: Value = serde_json::from_str(ORDER).unwrap();
+    pr["reference"] = json!("PR-ANNEX");
+    pr["instrument"] = json!("eu.epoc_pr");
+    pr["targets"] = json!([{"username": "alice"}]);
+    let (s, created) = json_of(api.submit(PARIS, &submission(&pr.to_string())).await).await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let received: chrono::DateTime<chrono::Utc> =
+        created["received_at"].as_str().unwrap().parse().unwrap();
+    let hold_until = |api: &Api, id: String| {
+        let pool = api.app.pool.clone();
+        async move {
+            pool.run(move |conn| {
+                use diesel::prelude::*;
+                use writ::db::schema::orders;
+                orders::table
+                    .find(id)
+                    .select(orders::hold_until)
+                    .first::<Option<i64>>(conn)
+                    .map_err(writ::db::DbError::Query)
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let day = |d: i64| received + chrono::Duration::days(d);
+    assert_eq!(
+        hold_until(&api, id.clone()).await,
+        Some(day(60).timestamp_micros())
+    );
+    let amend = |order: &Value, text: &str| {
+        json!({
+            "text": text,
+            "order": order,
+            "document": {
+                "media_type": "application/pdf",
+                "content": base64::engine::general_purpose::STANDARD.encode(PDF),
+            },
+        })
+        .to_string()
+    };
+    let path = format!("/api/v1/orders/{id}/messages");
+    // Annex VI: the authority asks for the 30 more days.
+    pr["extension_requested_at"] = json!([day(1).to_rfc3339()]);
+    let (s, m) = json_of(
+        api.send(PARIS, "POST", &path, amend(&pr, "Annex VI").as_bytes())
+            .await,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{m}");
+    assert_eq!(
+        hold_until(&api, id.clone()).await,
+        Some(day(90).timestamp_micros())
+    );
+    // Annex V: a production order follows; the hold waits for it (a person ends it).
+    pr["follow_up_notified_at"] = json!(day(2).to_rfc3339());
+    let (s, m) = json_of(
+        api.send(PARIS, "POST", &path, amend(&pr, "Annex V").as_bytes())
+            .await,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{m}");
+    let (_, read) = json_of(
+        api.send(PARIS, "GET", &format!("/api/v1/orders/{id}"), b"")
+            .await,
+    )
+    .await;
+    assert_eq!(
+        read["decision"]["preservation"]["until_follow_up"], true,
+        "{read}"
+    );
+    assert_eq!(hold_until(&api, id.clone()).await, None);
 }
