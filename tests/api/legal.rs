@@ -19,6 +19,7 @@ both_backends!(
     a_renewed_2703f_request_is_the_one_extension_across_orders,
     an_emergency_disclosure_reminds_the_legal_team_to_get_legal_process,
     annex_v_and_vi_move_the_hold_of_a_preservation_order,
+    the_legal_team_objects_under_art_17_and_the_data_stay_preserved,
 );
 
 const FBI: Signer = Signer {
@@ -306,4 +307,81 @@ async fn annex_v_and_vi_move_the_hold_of_a_preservation_order(backend: Backend) 
         "{read}"
     );
     assert_eq!(hold_until(&api, id.clone()).await, None);
+}
+
+async fn the_legal_team_objects_under_art_17_and_the_data_stay_preserved(backend: Backend) {
+    use crate::workspace::{Browser, PASSWORD, add_users};
+    let api = Api::start(backend, &[]).await;
+    add_users(&api.app).await;
+    let (s, created) = json_of(api.submit(PARIS, &submission(ORDER)).await).await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let mut rita = Browser::new(&api.app);
+    assert_eq!(rita.sign_in("rita", PASSWORD).await, StatusCode::SEE_OTHER);
+    let (_, page, _) = rita.get(&format!("/orders/{id}")).await;
+    assert!(page.contains("conflict_with_third_country_law"), "{page}");
+    let csrf = rita.session_csrf().await;
+    // Only an objection the decision offers.
+    let (status, body, _) = rita
+        .post(
+            &format!("/orders/{id}/object"),
+            &[("csrf", &csrf), ("code", "because"), ("text", "no")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, body, _) = rita
+        .post(
+            &format!("/orders/{id}/object"),
+            &[
+                ("csrf", &csrf),
+                ("code", "conflict_with_third_country_law"),
+                (
+                    "text",
+                    "US law (18 U.S.C. 2702(a)) forbids disclosing this account's records.",
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    let (_, read) = json_of(
+        api.send(PARIS, "GET", &format!("/api/v1/orders/{id}"), b"")
+            .await,
+    )
+    .await;
+    assert_eq!(read["status"], "awaiting_clarification", "{read}");
+    let (_, messages) = json_of(
+        api.send(PARIS, "GET", &format!("/api/v1/orders/{id}/messages"), b"")
+            .await,
+    )
+    .await;
+    let text = messages[0]["text"].as_str().unwrap();
+    assert!(
+        text.contains("Art 17") && text.contains("2702(a)"),
+        "{text}"
+    );
+    // The holds stay, and the objection is in the audit log.
+    let id2 = id.clone();
+    let (active_holds, objected) = api
+        .app
+        .pool
+        .run(move |conn| {
+            use diesel::prelude::*;
+            use writ::db::schema::target_holds;
+            let active: i64 = target_holds::table
+                .filter(target_holds::order_id.eq(&id2))
+                .filter(target_holds::released_at.is_null())
+                .count()
+                .get_result(conn)
+                .map_err(writ::db::DbError::Query)?;
+            let entries = writ::audit::log::entries(conn, 0, 100_000).unwrap();
+            let objected = entries.iter().any(|e| {
+                e.leaf.contains("order.objected")
+                    && e.leaf.contains("conflict_with_third_country_law")
+            });
+            Ok::<_, writ::db::DbError>((active, objected))
+        })
+        .await
+        .unwrap();
+    assert!(active_holds > 0);
+    assert!(objected);
 }
