@@ -139,11 +139,25 @@ fn usc_2703c2_subpoena_needs_a_statutory_basis() {
             .any(|f| f.code == ReasonCode::StatutoryBasisToJudge)
     );
     o.statutory_basis = Some(StatutoryBasis {
+        kind: BasisKind::AdministrativeSubpoena,
+        statute: "21 U.S.C. 876".into(),
+    });
+    assert_eq!(
+        run(&o, &facts(Police)).outcome,
+        Outcome::AcceptableForReview
+    );
+    // A grand jury subpoena is the prosecutor's (or the court's), not a police officer's.
+    o.statutory_basis = Some(StatutoryBasis {
         kind: BasisKind::GrandJurySubpoena,
         statute: "Fed. R. Crim. P. 17".into(),
     });
     assert_eq!(
         run(&o, &facts(Police)).outcome,
+        Outcome::NeedsHumanJudgement
+    );
+    o.issuer.kind = Prosecutor;
+    assert_eq!(
+        run(&o, &facts(Prosecutor)).outcome,
         Outcome::AcceptableForReview
     );
 }
