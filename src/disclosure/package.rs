@@ -563,6 +563,12 @@ fn check_tables(tables: &[&Table], scope: &ScopeView) -> Result<(), String> {
     if scope.outcome == Outcome::Refused {
         return Err("the scope decision refuses the order: nothing may be released".into());
     }
+    if scope.outcome == Outcome::ClarificationNeeded {
+        return Err(
+            "the scope decision awaits a clarification of the order: nothing may be released"
+                .into(),
+        );
+    }
     let mut seen = BTreeSet::new();
     for table in tables {
         let category = table.category;
@@ -1249,6 +1255,15 @@ mod tests {
             Err(PackageError::NotPermitted(m)) => m,
             other => panic!("expected a refusal, got {other:?}"),
         }
+    }
+
+    /// An order awaiting clarification (e-Evidence Art 10(6)) releases nothing, whatever its
+    /// tables say.
+    #[test]
+    fn the_builder_refuses_an_order_awaiting_clarification() {
+        let mut pending = input();
+        pending.scope.outcome = Outcome::ClarificationNeeded;
+        assert!(refused(&pending).contains("clarification"));
     }
 
     #[test]

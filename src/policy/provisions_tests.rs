@@ -730,3 +730,31 @@ proptest! {
         }
     }
 }
+
+/// Every instrument and overlay is explained in docs/legal/<jurisdiction>.md, and every file
+/// there states its open questions and the cases its tests check.
+#[test]
+fn every_instrument_is_explained_in_docs_legal() {
+    let s = set();
+    let doc = |j: &str| {
+        let path = format!("{}/docs/legal/{j}.md", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    };
+    for j in s.jurisdictions() {
+        let text = doc(j);
+        assert!(text.contains("## Open questions"), "{j}.md");
+        assert!(text.contains("## Cases the tests check"), "{j}.md");
+    }
+    for (id, _) in s.instruments() {
+        let j = id.split('.').next().unwrap();
+        assert!(
+            doc(j).contains(&format!("`{id}`")),
+            "{id} is not in docs/legal/{j}.md"
+        );
+    }
+    for o in s.overlays() {
+        let id = o.id.get_ref();
+        let j = id.split('.').next().unwrap();
+        assert!(doc(j).contains(&format!("`{id}`")), "{id}");
+    }
+}
