@@ -209,7 +209,16 @@ pub fn decide(
     if refusals.is_empty() {
         decision.categories = requested
             .iter()
-            .map(|c| decide_category(*c, order, facts, instrument, now, &mut eval))
+            .map(|c| {
+                decide_category(
+                    *c,
+                    order,
+                    facts,
+                    instrument,
+                    Clock { now, received_at },
+                    &mut eval,
+                )
+            })
             .collect();
         if let Some(v) = &instrument.emergency_validation
             && order.is_emergency()
@@ -473,6 +482,25 @@ fn stated_inputs(order: &Order) -> Vec<String> {
     out
 }
 
+/// The two times a rule may read: the decision time and the true receipt.
+#[derive(Clone, Copy)]
+struct Clock {
+    now: DateTime<Utc>,
+    received_at: DateTime<Utc>,
+}
+
+impl Clock {
+    /// When the authorisation was given: the stated validation (else issue) time, but never
+    /// after Writ received the order, so a future-dated claim cannot stretch its own lapse.
+    fn given(self, order: &Order) -> DateTime<Utc> {
+        order
+            .dates
+            .validated_at
+            .unwrap_or(order.dates.issued_at)
+            .min(self.received_at)
+    }
+}
+
 /// What the per-field evaluation learnt about the order as a whole.
 #[derive(Default)]
 struct Evaluation {
@@ -604,7 +632,7 @@ fn decide_category(
     order: &Order,
     facts: &RegistryFacts,
     instrument: &InstrumentSpec,
-    now: DateTime<Utc>,
+    clock: Clock,
     eval: &mut Evaluation,
 ) -> CategoryDecision {
     let rules: Vec<&RuleSpec> = instrument
@@ -616,7 +644,7 @@ fn decide_category(
         // Entitlement is not availability: whatever the law allows, Writ holds no content.
         let reachable = rules
             .iter()
-            .any(|r| check_rule(r, &instrument.routes, order, facts, now).is_ok());
+            .any(|r| check_rule(r, &instrument.routes, order, facts, clock).is_ok());
         let (text, citation) = match rules.first() {
             Some(rule) if reachable => (
                 "The instrument may lawfully reach content, but Writ holds no message content: no responsive records.".to_owned(),
@@ -667,7 +695,11 @@ fn decide_category(
     }
     let field_decisions: Vec<FieldDecision> = fields
         .into_iter()
-        .map(|field| decide_field(category, field, &rules, order, facts, instrument, now, eval))
+        .map(|field| {
+            decide_field(
+                category, field, &rules, order, facts, instrument, clock, eval,
+            )
+        })
         .collect();
 
     let best = field_decisions.iter().min_by_key(|f| f.status);
@@ -717,7 +749,7 @@ fn decide_field(
     order: &Order,
     facts: &RegistryFacts,
     instrument: &InstrumentSpec,
-    now: DateTime<Utc>,
+    clock: Clock,
     eval: &mut Evaluation,
 ) -> FieldDecision {
     let reaching: Vec<&&RuleSpec> = rules
@@ -758,7 +790,7 @@ fn decide_field(
     let mut best: Option<(Grant, &RuleSpec)> = None;
     let mut first_denial: Option<(ReasonCode, String, &RuleSpec)> = None;
     for rule in reaching {
-        match check_rule(rule, &instrument.routes, order, facts, now) {
+        match check_rule(rule, &instrument.routes, order, facts, clock) {
             Ok(grant) => {
                 if best.is_none_or(|(g, _)| grant < g) {
                     best = Some((grant, rule));
@@ -851,7 +883,7 @@ fn check_rule(
     routes: &[RouteSpec],
     order: &Order,
     facts: &RegistryFacts,
-    now: DateTime<Utc>,
+    clock: Clock,
 ) -> Result<Grant, (ReasonCode, String)> {
     if !rule.frameworks.is_empty()
         && !order
@@ -872,7 +904,7 @@ fn check_rule(
         ));
     }
     let mut grant = if rule.issuers.is_empty() && rule.validated_issuers.is_empty() {
-        route_entitlement(routes, order, facts, now)?
+        route_entitlement(routes, order, facts, clock)?
     } else {
         entitlement(
             &Who {
@@ -959,8 +991,8 @@ fn check_rule(
         }
     }
     if let Some(lapse) = rule.lapses_after {
-        let given = order.dates.validated_at.unwrap_or(order.dates.issued_at);
-        if given + lapse.to_chrono() <= now {
+        let given = clock.given(order);
+        if given + lapse.to_chrono() <= clock.now {
             return Err((
                 ReasonCode::AuthorisationLapsed,
                 format!(
@@ -1075,7 +1107,7 @@ fn route_entitlement(
     routes: &[RouteSpec],
     order: &Order,
     facts: &RegistryFacts,
-    now: DateTime<Utc>,
+    clock: Clock,
 ) -> Result<Grant, (ReasonCode, String)> {
     let mut best: Option<Grant> = None;
     let mut first_error: Option<(ReasonCode, String)> = None;
@@ -1122,8 +1154,8 @@ fn route_entitlement(
             continue;
         }
         if let Some(lapse) = route.lapses_after {
-            let given = order.dates.validated_at.unwrap_or(order.dates.issued_at);
-            if given + lapse.to_chrono() <= now {
+            let given = clock.given(order);
+            if given + lapse.to_chrono() <= clock.now {
                 lapsed.get_or_insert((
                     ReasonCode::AuthorisationLapsed,
                     format!(

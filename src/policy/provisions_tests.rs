@@ -314,6 +314,18 @@ fn ipa_s61_non_urgent_dso_and_s61a_urgent_lapse_after_3_days() {
         late.category(Subscriber).unwrap().reason,
         ReasonCode::AuthorisationLapsed
     );
+    // A validation time after receipt is a claim that cannot stretch the three days.
+    o.dates.validated_at = Some(t0() + hours(70));
+    let stretched = decide(
+        &o,
+        &f,
+        t0(),
+        &[],
+        &set(),
+        &deployment_for("uk.x"),
+        t0() + hours(73),
+    );
+    assert_eq!(status(&stretched, Subscriber), Deny);
     // The authorising body is a separate party: a force is not an OCDA.
     let mut direct = order("uk.ipa_part3", Ocda, &[Subscriber]);
     direct.validator = None;
