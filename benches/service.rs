@@ -638,6 +638,8 @@ fn top_up_open_orders(db: &Db, to: u64, pdf: &[u8]) -> u64 {
         establishment: "IE".into(),
         legal_representative_in: vec![],
         dsa_intermediary: true,
+        service_class: None,
+        offers_service_in: vec![],
     };
     let mut conn = db.conn().unwrap();
     let have = open_orders(&mut conn);
@@ -1190,11 +1192,14 @@ fn disclosure_scope() -> writ::policy::Decision {
         validator_kind: None,
         issuer_country: Some("FR".into()),
         validation_signed_by_validator: false,
+        earlier_preservations: 0,
     };
     let deployment = Deployment {
         establishment: "IE".into(),
         legal_representative_in: vec![],
         dsa_intermediary: true,
+        service_class: None,
+        offers_service_in: vec![],
     };
     let received = "2026-09-01T08:00:00Z".parse().unwrap();
     let scope = writ::policy::decide(

@@ -997,6 +997,17 @@ impl Settings {
                 format!("`{bad}` is not an ISO 3166-1 alpha-2 code"),
             ));
         }
+        if let Some(bad) = self
+            .deployment
+            .offers_service_in
+            .iter()
+            .find(|c| c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()))
+        {
+            return Err((
+                "deployment.offers_service_in",
+                format!("`{bad}` is not an ISO 3166-1 alpha-2 code"),
+            ));
+        }
         let token = &self.metrics.token_sha256;
         if !token.is_empty() && (token.len() != 64 || hex::decode(token).is_err()) {
             return Err((

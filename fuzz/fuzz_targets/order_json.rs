@@ -24,11 +24,15 @@ fn deployments() -> [Deployment; 2] {
             establishment: "IE".into(),
             legal_representative_in: vec!["FR".into(), "DE".into()],
             dsa_intermediary: true,
+            service_class: None,
+            offers_service_in: vec![],
         },
         Deployment {
             establishment: "US".into(),
             legal_representative_in: vec!["GB".into(), "BR".into(), "IN".into()],
             dsa_intermediary: false,
+            service_class: None,
+            offers_service_in: vec![],
         },
     ]
 }
@@ -63,6 +67,7 @@ fuzz_target!(|data: &[u8]| {
         validator_kind: order.validator.as_ref().map(|v| v.kind),
         issuer_country: Some(order.issuer.country.clone()),
         validation_signed_by_validator: order.validator.is_some(),
+        earlier_preservations: 0,
     };
     let received: DateTime<Utc> = DateTime::from_timestamp(1_772_366_400, 0).unwrap(); // 2026-03-01
     let now = received + TimeDelta::days(2);

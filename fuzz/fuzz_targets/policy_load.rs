@@ -67,12 +67,15 @@ fuzz_target!(|data: &[u8]| {
             validator_kind: order.validator.as_ref().map(|v| v.kind),
             issuer_country: Some(order.issuer.country.clone()),
             validation_signed_by_validator: true,
+            earlier_preservations: 0,
         };
         for establishment in ["IE", "US", "GB"] {
             let deployment = Deployment {
                 establishment: establishment.into(),
                 legal_representative_in: vec!["FR".into(), "DE".into(), "BR".into()],
                 dsa_intermediary: true,
+                service_class: None,
+                offers_service_in: vec![],
             };
             let decision = decide(&order, &facts, received, &[], &set, &deployment, now);
             let json = serde_json::to_string(&decision).unwrap();

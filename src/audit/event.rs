@@ -77,6 +77,8 @@ catalogue! {
     OrderWithdrawn => "order.withdrawn",
     /// The provider asked the authority to clarify an order.
     OrderClarificationRequested => "order.clarification_requested",
+    /// The legal team objected to an order (e-Evidence Art 10(5) or Art 17), with its grounds.
+    OrderObjected => "order.objected",
     /// The authority sent a message about an order.
     OrderMessageReceived => "order.message_received",
     /// A staff member viewed an order's signed document.
@@ -117,6 +119,8 @@ catalogue! {
     StaffLogin => "staff.login",
     /// A sign-in failed.
     StaffLoginFailed => "staff.login_failed",
+    /// An admin lifted a user's sign-in lockout.
+    StaffLockoutLifted => "staff.lockout_lifted",
     /// A staff member changed their password.
     StaffPasswordChanged => "staff.password_changed",
     /// A workspace user was added.

@@ -547,6 +547,7 @@ pub fn registry_facts(
             validator_kind: None,
             issuer_country: None,
             validation_signed_by_validator: false,
+            earlier_preservations: 0,
         });
     };
     let kind: Option<IssuerKind> =
@@ -556,5 +557,6 @@ pub fn registry_facts(
         validator_kind: None,
         issuer_country: Some(a.country),
         validation_signed_by_validator: false,
+        earlier_preservations: 0,
     })
 }

@@ -35,6 +35,10 @@ pub enum PolicyAction {
         /// The validation carries the validator's own registered signature.
         #[arg(long)]
         validation_signed: bool,
+        /// How many earlier preservation orders under the same instrument Writ holds for the
+        /// order's targets (a renewed request is an extension).
+        #[arg(long, default_value_t = 0)]
+        earlier_preservations: u32,
         /// When the order was received (RFC 3339; default: now). For orders by post, the true
         /// receipt date.
         #[arg(long)]
@@ -76,6 +80,7 @@ pub fn run(settings: Settings, action: PolicyAction) -> anyhow::Result<()> {
             issuer_country,
             validator_kind,
             validation_signed,
+            earlier_preservations,
             received_at,
             now,
             json,
@@ -92,6 +97,7 @@ pub fn run(settings: Settings, action: PolicyAction) -> anyhow::Result<()> {
                 validator_kind,
                 issuer_country: issuer_country.map(|c| c.to_ascii_uppercase()),
                 validation_signed_by_validator: validation_signed,
+                earlier_preservations,
             };
             let now = now.unwrap_or_else(Utc::now);
             let decision = policy::decide(

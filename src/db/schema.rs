@@ -238,6 +238,8 @@ diesel::table! {
         validation_due_at -> Nullable<BigInt>,
         /// Extensions of the preservation granted so far.
         hold_extensions -> Integer,
+        /// The earliest follow-up task of the current decision, UTC microseconds.
+        follow_up_due_at -> Nullable<BigInt>,
     }
 }
 

@@ -558,6 +558,12 @@ fn check_tables(tables: &[&Table], scope: &ScopeView) -> Result<(), String> {
     if scope.outcome == Outcome::Refused {
         return Err("the scope decision refuses the order: nothing may be released".into());
     }
+    if scope.outcome == Outcome::ClarificationNeeded {
+        return Err(
+            "the scope decision awaits a clarification of the order: nothing may be released"
+                .into(),
+        );
+    }
     let mut seen = BTreeSet::new();
     for table in tables {
         let category = table.category;
@@ -835,6 +841,8 @@ mod tests {
             establishment: "IE".into(),
             legal_representative_in: vec![],
             dsa_intermediary: false,
+            service_class: None,
+            offers_service_in: vec![],
         };
         crate::policy::decide(
             &order,
@@ -853,6 +861,7 @@ mod tests {
             validator_kind: None,
             issuer_country: Some("FR".into()),
             validation_signed_by_validator: false,
+            earlier_preservations: 0,
         });
         assert_eq!(d.outcome, Outcome::AcceptableForReview, "{d:#?}");
         d
@@ -1243,6 +1252,15 @@ mod tests {
         }
     }
 
+    /// An order awaiting clarification (e-Evidence Art 10(6)) releases nothing, whatever its
+    /// tables say.
+    #[test]
+    fn the_builder_refuses_an_order_awaiting_clarification() {
+        let mut pending = input();
+        pending.scope.outcome = Outcome::ClarificationNeeded;
+        assert!(refused(&pending).contains("clarification"));
+    }
+
     #[test]
     fn the_builder_refuses_a_column_the_scope_does_not_release() {
         // The reviewer removed phone numbers and registration IPs.
@@ -1317,6 +1335,7 @@ mod tests {
             validator_kind: None,
             issuer_country: None,
             validation_signed_by_validator: false,
+            earlier_preservations: 0,
         });
         assert_eq!(unregistered.scope.outcome, Outcome::Refused);
         assert!(refused(&unregistered).contains("refuses the order"));

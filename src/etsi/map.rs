@@ -22,6 +22,18 @@ use crate::policy::{
 
 /// Writ's dictionary of instruments, read from `AuthorisationLegalType`.
 pub const INSTRUMENT_DICTIONARY: &str = "WritInstrument";
+/// Writ's own `AuthorisationFlag` names (owner: Writ's unique identifier) for the legal inputs
+/// TS 103 120 has no element for: `WritPurpose` (a purpose kind, e.g. `crime`),
+/// `WritProceduralFramework` (e.g. `preliminary_inquiry`), `WritStatutoryBasis`
+/// (`<kind>|<statute>`, e.g. `grand_jury_subpoena|Fed. R. Crim. P. 17`),
+/// `WritSoleAimIdentification` and `WritJournalisticSource` (`true` or `false`).
+pub const INPUT_FLAGS: [&str; 5] = [
+    "WritPurpose",
+    "WritProceduralFramework",
+    "WritStatutoryBasis",
+    "WritSoleAimIdentification",
+    "WritJournalisticSource",
+];
 /// Writ's own target format for an account id.
 pub const FORMAT_USER_ID: &str = "WritUserId";
 /// Writ's own target format for a user name.
@@ -329,6 +341,101 @@ fn instrument(ctx: &Context<'_>, registered: Option<&str>, kind: &str) -> Result
     })
 }
 
+/// The legal inputs Writ's own authorisation flags carry (see [`INPUT_FLAGS`]).
+#[derive(Default)]
+struct LegalInputs {
+    purpose: Option<crate::policy::Purpose>,
+    procedural_framework: Option<crate::policy::ProceduralFramework>,
+    statutory_basis: Option<crate::policy::StatutoryBasis>,
+    sole_aim_identification: Option<bool>,
+    journalistic_source: bool,
+}
+
+fn legal_inputs(ctx: &Context<'_>) -> Result<LegalInputs, MapError> {
+    const AT: &str = "auth:AuthorisationFlags/auth:AuthorisationFlag";
+    let mut out = LegalInputs::default();
+    let flags = ctx
+        .authorisation
+        .map(|a| a.flags.as_slice())
+        .unwrap_or_default();
+    let word = |value: &str, what: &str| -> Result<serde_json::Value, MapError> {
+        let v = value.trim();
+        if v.is_empty() || v.len() > 64 {
+            return Err(err(AT, format!("{what}: expected a Writ identifier")));
+        }
+        Ok(serde_json::Value::String(v.to_owned()))
+    };
+    let boolean = |value: &str, name: &str| match value.trim() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(err(AT, format!("{name} must be `true` or `false`"))),
+    };
+    for f in flags.iter().filter(|f| f.owner == ctx.writ_id) {
+        match f.name.as_str() {
+            "WritPurpose" => {
+                let kind =
+                    serde_json::from_value(word(&f.value, "WritPurpose")?).map_err(|_| {
+                        err(
+                            AT,
+                            format!("WritPurpose {:?} is not a purpose Writ knows", f.value),
+                        )
+                    })?;
+                out.purpose = Some(crate::policy::Purpose {
+                    kind,
+                    statement: None,
+                });
+            }
+            "WritProceduralFramework" => {
+                out.procedural_framework = Some(
+                    serde_json::from_value(word(&f.value, "WritProceduralFramework")?).map_err(
+                        |_| {
+                            err(
+                                AT,
+                                format!(
+                                    "WritProceduralFramework {:?} is not a framework Writ knows",
+                                    f.value
+                                ),
+                            )
+                        },
+                    )?,
+                );
+            }
+            "WritStatutoryBasis" => {
+                let (kind, statute) = f
+                    .value
+                    .split_once('|')
+                    .ok_or_else(|| err(AT, "WritStatutoryBasis must be `<kind>|<statute>`"))?;
+                let statute = statute.trim();
+                if statute.is_empty() || statute.chars().count() > 200 {
+                    return Err(err(
+                        AT,
+                        "WritStatutoryBasis: the statute must be 1 to 200 characters",
+                    ));
+                }
+                let kind =
+                    serde_json::from_value(word(kind, "WritStatutoryBasis")?).map_err(|_| {
+                        err(
+                            AT,
+                            format!("WritStatutoryBasis kind {kind:?} is not one Writ knows"),
+                        )
+                    })?;
+                out.statutory_basis = Some(crate::policy::StatutoryBasis {
+                    kind,
+                    statute: statute.to_owned(),
+                });
+            }
+            "WritSoleAimIdentification" => {
+                out.sole_aim_identification = Some(boolean(&f.value, "WritSoleAimIdentification")?);
+            }
+            "WritJournalisticSource" => {
+                out.journalistic_source = boolean(&f.value, "WritJournalisticSource")?;
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
 fn flagged_emergency(flags: &[DictionaryEntry]) -> bool {
     flags
         .iter()
@@ -387,11 +494,13 @@ fn base_order(
             .unwrap_or_default(),
     });
     let reasons = auth.and_then(|a| a.manual_information.clone());
+    let inputs = legal_inputs(ctx)?;
     let offence = auth.and_then(|a| a.type_of_case.as_ref()).map(|c| Offence {
         description: c.value.clone(),
         max_custodial_months: None,
         codes: Vec::new(),
         over_network: None,
+        sentence_imposed_months: None,
     });
     Ok(Order {
         reference,
@@ -422,6 +531,14 @@ fn base_order(
         targets: targets(details, ctx.writ_id)?,
         categories,
         time_window,
+        // TS 103 120 has no element for these: Writ's own authorisation flags carry them.
+        purpose: inputs.purpose,
+        procedural_framework: inputs.procedural_framework,
+        statutory_basis: inputs.statutory_basis,
+        sole_aim_identification: inputs.sole_aim_identification,
+        journalistic_source: inputs.journalistic_source,
+        follow_up_notified_at: None,
+        extension_requested_at: Vec::new(),
     })
 }
 
@@ -714,6 +831,66 @@ mod tests {
         assert_eq!(order.dates.issued_at, utc(t("2026-10-02T08:00:00Z")));
         assert_eq!(order.dates.expires_at, Some(utc(t("2026-12-01T12:00:00Z"))));
         assert!(order.emergency.is_none());
+    }
+
+    /// The legal inputs of issue 17 travel in Writ's own authorisation flags.
+    #[test]
+    fn writ_flags_carry_the_legal_inputs() {
+        let (a, e) = (authority(), identity());
+        let sender = Sender {
+            authority: &a,
+            etsi: &e,
+        };
+        let flag = |name: &str, value: &str| DictionaryEntry {
+            owner: "WRIT".into(),
+            name: name.into(),
+            value: value.into(),
+        };
+        let mut auth = Authorisation {
+            approvals: vec![approver("M. Dupont")],
+            flags: vec![
+                flag("WritPurpose", "missing_or_vulnerable_person"),
+                flag("WritProceduralFramework", "preliminary_inquiry"),
+                flag(
+                    "WritStatutoryBasis",
+                    "administrative_subpoena| 21 U.S.C. 876",
+                ),
+                flag("WritSoleAimIdentification", "true"),
+                flag("WritJournalisticSource", "false"),
+                // Another owner's flag of the same name says nothing to Writ.
+                DictionaryEntry {
+                    owner: "XX".into(),
+                    name: "WritPurpose".into(),
+                    value: "bogus".into(),
+                },
+            ],
+            ..Authorisation::default()
+        };
+        let task = task(
+            "SubscriberData",
+            vec![value("ETSI", "InternationalE164", "442079460223")],
+            vec![],
+        );
+        let order = disclosure_order(&task, sender, &ctx(Some(&auth))).unwrap();
+        assert_eq!(
+            order.purpose.map(|p| p.kind),
+            Some(crate::policy::PurposeKind::MissingOrVulnerablePerson)
+        );
+        assert_eq!(
+            order.procedural_framework,
+            Some(crate::policy::ProceduralFramework::PreliminaryInquiry)
+        );
+        let basis = order.statutory_basis.unwrap();
+        assert_eq!(basis.kind, crate::policy::BasisKind::AdministrativeSubpoena);
+        assert_eq!(basis.statute, "21 U.S.C. 876");
+        assert_eq!(order.sole_aim_identification, Some(true));
+        assert!(!order.journalistic_source);
+        auth.flags = vec![flag("WritStatutoryBasis", "no separator")];
+        let e = disclosure_order(&task, sender, &ctx(Some(&auth))).unwrap_err();
+        assert!(e.reason.contains("<kind>|<statute>"), "{e}");
+        auth.flags = vec![flag("WritPurpose", "revenge")];
+        let e = disclosure_order(&task, sender, &ctx(Some(&auth))).unwrap_err();
+        assert!(e.element.contains("AuthorisationFlag"), "{e}");
     }
 
     #[test]

@@ -60,6 +60,9 @@ fn redecide(
         .select(orders::received_at)
         .first(conn)?;
     let pauses = pauses(conn, order_id)?;
+    let mut checked_facts = checked_facts;
+    checked_facts.earlier_preservations =
+        super::holds::earlier_preservations(conn, &order, Some(order_id))?;
     Ok(decide(
         &order,
         &checked_facts,
@@ -103,6 +106,7 @@ fn store_decision(
                 .map(|d| d.timestamp_micros())),
             orders::updated_at.eq(now.timestamp_micros()),
             orders::validation_due_at.eq(super::intake::validation_due(decision)),
+            orders::follow_up_due_at.eq(super::intake::follow_up_due(decision)),
         ))
         .execute(conn)?;
     // A decision that now preserves (an amendment) starts the hold's clock; one that no longer
@@ -118,6 +122,15 @@ fn store_decision(
                 orders::table
                     .find(order_id)
                     .filter(orders::hold_until.is_null()),
+            )
+            .set(orders::hold_until.eq(Some(end)))
+            .execute(conn)?;
+            // An extension the authority asked for (e-Evidence Annex VI) moves a running hold
+            // later, never earlier.
+            diesel::update(
+                orders::table
+                    .find(order_id)
+                    .filter(orders::hold_until.lt(end)),
             )
             .set(orders::hold_until.eq(Some(end)))
             .execute(conn)?;
@@ -175,6 +188,77 @@ pub fn ask(
     rules: Rules<'_>,
     now: DateTime<Utc>,
 ) -> Result<(), OrderError> {
+    ask_with(conn, actor, order_id, text, None, rules, now)
+}
+
+/// The legal team objects instead of complying, choosing one of the objections the decision
+/// offers (e-Evidence Art 10(5), Art 17: each sent with its Annex III grounds): like a question,
+/// the order then awaits the authority's answer, its holds stay (the data remain preserved), and
+/// the objection is in the audit log in the same transaction.
+pub fn object(
+    conn: &mut DbConn,
+    actor: &Actor,
+    order_id: &str,
+    code: &str,
+    reasons: &str,
+    rules: Rules<'_>,
+    now: DateTime<Utc>,
+) -> Result<(), OrderError> {
+    check_text(reasons)?;
+    let decision_json: Option<String> = order_versions::table
+        .inner_join(orders::table)
+        .filter(order_versions::order_id.eq(order_id))
+        .filter(order_versions::version.eq(orders::version))
+        .select(order_versions::decision_json)
+        .first::<String>(conn)
+        .optional()?;
+    let decision: Option<Decision> = decision_json.and_then(|j| serde_json::from_str(&j).ok());
+    let Some(objection) = decision
+        .as_ref()
+        .and_then(|d| d.objections.iter().find(|o| o.code == code))
+        .cloned()
+    else {
+        return Err(OrderError::Invalid {
+            status: 422,
+            slug: "invalid-objection",
+            title: "Not an objection this order's instrument offers".into(),
+            errors: vec![super::FieldError::new(
+                "code",
+                format!("`{code}` is not among the objections the decision lists"),
+            )],
+            submission_id: None,
+        });
+    };
+    let text = format!(
+        "Objection ({}) under {}: {}",
+        objection.code,
+        objection.citation,
+        reasons.trim()
+    );
+    ask_with(
+        conn,
+        actor,
+        order_id,
+        &text,
+        Some(
+            NewEntry::new(actor.clone(), audit::Event::OrderObjected)
+                .order(order_id)
+                .reference("objection", objection.code.as_str()),
+        ),
+        rules,
+        now,
+    )
+}
+
+fn ask_with(
+    conn: &mut DbConn,
+    actor: &Actor,
+    order_id: &str,
+    text: &str,
+    objection: Option<NewEntry>,
+    rules: Rules<'_>,
+    now: DateTime<Utc>,
+) -> Result<(), OrderError> {
     let Rules {
         policies,
         deployment,
@@ -200,8 +284,9 @@ pub fn ask(
             OrderStatus::AwaitingClarification,
             now,
         )?;
-        let entry =
-            NewEntry::new(actor.clone(), audit::Event::OrderClarificationRequested).order(order_id);
+        let entry = objection.clone().unwrap_or_else(|| {
+            NewEntry::new(actor.clone(), audit::Event::OrderClarificationRequested).order(order_id)
+        });
         audit::append(c, &entry, now)?;
         let reference: String = orders::table
             .find(order_id)

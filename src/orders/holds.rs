@@ -91,6 +91,32 @@ pub fn for_order(order: &Order, received_at: DateTime<Utc>) -> Vec<TargetHold> {
         .collect()
 }
 
+/// How many other orders under the same instrument hold any of `order`'s targets (a renewed
+/// 18 U.S.C. 2703(f) request is an extension, and the law allows only so many). Writ counts
+/// them from its own holds; the order is not asked.
+pub fn earlier_preservations(
+    conn: &mut DbConn,
+    order: &Order,
+    except: Option<&str>,
+) -> QueryResult<u32> {
+    use crate::db::schema::orders;
+    let mut ids = std::collections::BTreeSet::new();
+    for h in for_order(order, DateTime::<Utc>::MAX_UTC) {
+        let found: Vec<String> = target_holds::table
+            .inner_join(orders::table)
+            .filter(orders::instrument.eq(&order.instrument))
+            .filter(target_holds::target_kind.eq(h.kind))
+            .filter(target_holds::target_value.eq(&h.value))
+            .filter(orders::id.ne(except.unwrap_or("")))
+            .filter(orders::outcome.ne("refused"))
+            .select(target_holds::order_id)
+            .distinct()
+            .load(conn)?;
+        ids.extend(found);
+    }
+    Ok(u32::try_from(ids.len()).unwrap_or(u32::MAX))
+}
+
 /// Records the holds for `order_id` (inside the caller's transaction). Without a category to
 /// keep, nothing is recorded.
 pub fn record(

@@ -487,6 +487,7 @@ pub fn facts(
         facts.validator_kind = Some(v.kind);
         facts.validation_signed_by_validator = true;
     }
+    facts.earlier_preservations = holds::earlier_preservations(conn, &checked.order, None)?;
     Ok(facts)
 }
 
@@ -579,6 +580,7 @@ pub fn store(
             orders::entered_by.eq(receipt.entered_by.map(|s| s.username.clone())),
             orders::hold_until.eq(hold_end(&decision)),
             orders::validation_due_at.eq(validation_due(&decision)),
+            orders::follow_up_due_at.eq(follow_up_due(&decision)),
         ))
         .execute(conn)?;
     insert_version(
@@ -638,16 +640,29 @@ pub fn store(
     view(conn, &id, Some(authority_id))
 }
 
-/// When a preservation order's holds end under `decision` (UTC micros); `None` otherwise.
+/// When a preservation order's holds end under `decision` (UTC micros); `None` otherwise, and
+/// `None` while the hold waits for an announced follow-up request (e-Evidence Annex V, Marco
+/// Civil's court application): a person then ends it.
 pub(crate) fn hold_end(decision: &crate::policy::Decision) -> Option<i64> {
     (decision.action == Some(crate::policy::Action::Preserve))
         .then(|| {
             decision
                 .preservation
                 .as_ref()
+                .filter(|p| !p.until_follow_up)
                 .map(|p| p.expires_at.timestamp_micros())
         })
         .flatten()
+}
+
+/// When the earliest follow-up task of `decision` is due (UTC micros).
+pub(crate) fn follow_up_due(decision: &crate::policy::Decision) -> Option<i64> {
+    decision
+        .follow_ups
+        .iter()
+        .filter_map(|f| f.due)
+        .min()
+        .map(|d| d.timestamp_micros())
 }
 
 /// When the ex-post validation is due under `decision` (UTC micros).

@@ -292,7 +292,9 @@ pub fn state(conn: &mut DbConn, id: &str) -> Result<TaskState, OrderError> {
 }
 
 /// Reminds the legal team once per order of a task due within `within`: an ex-post validation
-/// not yet recorded, or a preservation hold about to end. Returns how many were queued.
+/// not yet recorded, a preservation hold about to end, or a follow-up task of the decision
+/// (legal process after an emergency disclosure, a court application). Returns how many were
+/// queued.
 pub fn remind_tasks(
     conn: &mut DbConn,
     mail: &crate::settings::MailSettings,
@@ -305,7 +307,8 @@ pub fn remind_tasks(
     let horizon = (now + within).timestamp_micros();
     // Two indexed conditions, no decision loaded: a validation not yet recorded, or an open
     // preservation order's hold ending.
-    let candidates: Vec<(String, String, Option<i64>, Option<i64>)> = orders::table
+    type Candidate = (String, String, Option<i64>, Option<i64>, Option<i64>);
+    let candidates: Vec<Candidate> = orders::table
         .filter(orders::task_reminded_at.is_null())
         .filter(
             orders::validation_due_at
@@ -315,21 +318,30 @@ pub fn remind_tasks(
                 .and(orders::status.ne(OrderStatus::Refused.as_str()))
                 .or(orders::hold_until
                     .le(horizon)
-                    .and(orders::status.eq_any(OPEN))),
+                    .and(orders::status.eq_any(OPEN)))
+                .or(orders::follow_up_due_at
+                    .le(horizon)
+                    .and(orders::status.ne(OrderStatus::Withdrawn.as_str()))
+                    .and(orders::status.ne(OrderStatus::Refused.as_str()))),
         )
         .select((
             orders::id,
             orders::reference,
             orders::validation_due_at,
             orders::hold_until,
+            orders::follow_up_due_at,
         ))
         .limit(500)
         .load(conn)?;
     let mut queued = 0;
-    for (id, reference, validation_due, hold_end) in candidates {
-        let (task, at) = match validation_due.filter(|d| *d <= horizon) {
-            Some(d) => ("ex-post validation", d),
-            None => ("preservation hold ends", hold_end.unwrap_or(horizon)),
+    for (id, reference, validation_due, hold_end, follow_up) in candidates {
+        let (task, at) = match (
+            validation_due.filter(|d| *d <= horizon),
+            hold_end.filter(|d| *d <= horizon),
+        ) {
+            (Some(d), _) => ("ex-post validation", d),
+            (None, Some(d)) => ("preservation hold ends", d),
+            (None, None) => ("follow-up task", follow_up.unwrap_or(horizon)),
         };
         let at = crate::metadata::normalize::from_micros(at);
         write_tx(conn, |c| {

@@ -52,6 +52,9 @@ const REQUIRED: &[(&str, &str)] = &[
     ("non_disclosure", "ends"),
     ("time_window", "from"),
     ("time_window", "to"),
+    ("purpose", "kind"),
+    ("statutory_basis", "kind"),
+    ("statutory_basis", "statute"),
 ];
 
 /// Members of the order that are objects (each target's `ip` is one too).
@@ -63,6 +66,8 @@ const OBJECTS: &[&str] = &[
     "emergency",
     "non_disclosure",
     "time_window",
+    "purpose",
+    "statutory_basis",
 ];
 
 /// Longest accepted reference and instrument id.
@@ -227,6 +232,23 @@ pub fn check_order(raw: &str, prefix: &str) -> Result<Order, Vec<FieldError>> {
             200,
         );
     }
+    if let Some(basis) = &order.statutory_basis {
+        nonempty(&mut errors, "statutory_basis.statute", &basis.statute, 200);
+    }
+    if let Some(statement) = order.purpose.as_ref().and_then(|p| p.statement.as_deref())
+        && statement.chars().count() > 2000
+    {
+        errors.push(FieldError::new(
+            at("purpose.statement"),
+            "must be at most 2000 characters",
+        ));
+    }
+    if order.extension_requested_at.len() > 10 {
+        errors.push(FieldError::new(
+            at("extension_requested_at"),
+            "may list at most 10 extension requests",
+        ));
+    }
     if order.targets.is_empty() {
         errors.push(FieldError::new(
             at("targets"),
@@ -282,6 +304,12 @@ pub fn check_order(raw: &str, prefix: &str) -> Result<Order, Vec<FieldError>> {
     if let Some(w) = order.time_window {
         times.push(("time_window.from".into(), w.from));
         times.push(("time_window.to".into(), w.to));
+    }
+    if let Some(t) = order.follow_up_notified_at {
+        times.push(("follow_up_notified_at".into(), t));
+    }
+    for (i, t) in order.extension_requested_at.iter().enumerate() {
+        times.push((format!("extension_requested_at[{i}]"), *t));
     }
     if let Some(crate::policy::NonDisclosure {
         ends: crate::policy::NonDisclosureEnd::Until(t),
@@ -353,6 +381,34 @@ mod tests {
             "to": "2026-01-01T00:00:00Z"
         });
         assert!(check_order(&v.to_string(), "order").is_ok());
+    }
+
+    /// The legal inputs of issue 17 are checked like the rest: by field, all at once.
+    #[test]
+    fn legal_inputs_are_named_by_field() {
+        let mut v: serde_json::Value = serde_json::from_str(GOOD).unwrap();
+        v["purpose"] = serde_json::json!({ "statement": "why" });
+        v["statutory_basis"] =
+            serde_json::json!({ "kind": "administrative_subpoena", "statute": " " });
+        let errors = check_order(&v.to_string(), "order").unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["order.purpose.kind"], "{errors:?}");
+        v["purpose"] = serde_json::json!({ "kind": "crime" });
+        v["procedural_framework"] = serde_json::json!("flagrance");
+        let errors = check_order(&v.to_string(), "order").unwrap_err();
+        assert_eq!(errors[0].field, "order.procedural_framework", "{errors:?}");
+        v["procedural_framework"] = serde_json::json!("flagrant_offence");
+        let errors = check_order(&v.to_string(), "order").unwrap_err();
+        assert_eq!(
+            errors[0].field, "order.statutory_basis.statute",
+            "{errors:?}"
+        );
+        v["statutory_basis"]["statute"] = serde_json::json!("21 U.S.C. 876");
+        let order = check_order(&v.to_string(), "order").unwrap();
+        assert_eq!(
+            order.procedural_framework,
+            Some(crate::policy::ProceduralFramework::FlagrantOffence)
+        );
     }
 
     #[test]

@@ -16,7 +16,9 @@ use utoipa::{PartialSchema, ToSchema};
 ///
 /// `acceptable_for_review`: the order may go to the normal two-person review for release of the
 /// granted fields; `needs_human_judgement`: something needs a person's legal judgement first
-/// (see `review_flags`); `refused`: nothing may be released (see `refusals`).
+/// (see `review_flags`); `clarification_needed`: the order is incomplete and the provider asks
+/// the authority to complete it (see `clarification`); `refused`: nothing may be released (see
+/// `refusals`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
@@ -25,6 +27,9 @@ pub enum Outcome {
     /// Something needs a person's legal judgement first (voluntary disclosure, unproven
     /// validation, a claimed issuer kind the registry contradicts, an ambiguous IP target).
     NeedsHumanJudgement,
+    /// The order is incomplete or erroneous: the provider asks the authority to clarify it
+    /// (see `clarification`, which lists the missing elements); nothing is released meanwhile.
+    ClarificationNeeded,
     /// Nothing may be released; see `refusals`.
     Refused,
 }
@@ -153,6 +158,24 @@ pub enum ReasonCode {
     EmergencyWithoutValidation,
     /// One duty forbids the provider to inform the user while another requires it.
     NoticeConflict,
+    /// The order states no purpose, or one the rule does not serve.
+    PurposeNotCovered,
+    /// The order states no procedural framework, or one in which this is not open.
+    FrameworkNotCovered,
+    /// A target is of a kind this rule does not take (e.g. an IP address at a time).
+    TargetKindNotCovered,
+    /// The order states no statutory basis of a kind the rule takes.
+    StatutoryBasisRequired,
+    /// The stated statutory basis is of a kind a person must judge.
+    StatutoryBasisToJudge,
+    /// The authorisation has lapsed (e.g. an urgent UK authorisation after 3 days).
+    AuthorisationLapsed,
+    /// The order relies on a basis for another classification of the provider.
+    WrongServiceClass,
+    /// The deployment does not say how the provider is classified, which picks the basis.
+    ServiceClassUnset,
+    /// The law allows no further renewal of a preservation for these targets.
+    PreservationRenewalsExhausted,
 }
 
 /// A reason with its text and legal basis.
@@ -342,7 +365,46 @@ pub struct Preservation {
     /// How many extensions the law allows.
     #[schema(format = Int64, maximum = 4_294_967_295_u64)]
     pub max_extensions: u32,
+    /// Whether the hold continues past `expires_at` until a follow-up request arrives (the
+    /// authority announced one, e.g. e-Evidence Annex V): it is then ended by a person.
+    #[serde(default)]
+    #[schema(required = true)]
+    pub until_follow_up: bool,
     /// Plain-language explanation.
+    pub text: String,
+    /// The legal basis.
+    pub citation: String,
+}
+
+/// An incomplete or erroneous order: what the provider asks the authority to supply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Clarification {
+    /// The missing elements, as order field paths (e.g. `issuer.file_number`).
+    pub missing: Vec<String>,
+    /// Plain-language explanation (what to ask, what happens to the deadlines and the data).
+    pub text: String,
+    /// The legal basis.
+    pub citation: String,
+}
+
+/// A task the provider must follow up on, with its clock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FollowUp {
+    /// When it is due (UTC); null when the law sets no time.
+    #[schema(required = true)]
+    pub due: Option<DateTime<Utc>>,
+    /// The task.
+    pub text: String,
+    /// The legal basis.
+    pub citation: String,
+}
+
+/// A reasoned objection the legal team may choose instead of complying.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Objection {
+    /// A short code, e.g. `immunity_or_privilege`.
+    pub code: String,
+    /// What it means and what the provider sends.
     pub text: String,
     /// The legal basis.
     pub citation: String,
@@ -402,6 +464,11 @@ pub struct Decision {
     pub binding: Option<Binding>,
     /// The targets, exactly as given in the order.
     pub targets: Vec<Target>,
+    /// The order's stated inputs that rules read beyond issuer and categories (purpose,
+    /// procedural framework, statutory basis, sole aim, urgency, target kinds), in plain words.
+    #[serde(default)]
+    #[schema(required = true)]
+    pub inputs: Vec<String>,
     /// The period of data the decision reaches: the order's window (a reviewer may shorten it,
     /// never lengthen it). Null when the order states none.
     #[serde(default)]
@@ -428,6 +495,19 @@ pub struct Decision {
     pub preservation: Option<Preservation>,
     /// Other duties.
     pub duties: Vec<Duty>,
+    /// What the authority must supply, when the order is incomplete and the instrument asks
+    /// for clarification rather than refusing.
+    #[serde(default)]
+    #[schema(required = true)]
+    pub clarification: Option<Clarification>,
+    /// Tasks the provider must follow up on.
+    #[serde(default)]
+    #[schema(required = true)]
+    pub follow_ups: Vec<FollowUp>,
+    /// Reasoned objections the legal team may choose instead of complying.
+    #[serde(default)]
+    #[schema(required = true)]
+    pub objections: Vec<Objection>,
     /// Points the policy files mark as still to verify.
     pub caveats: Vec<String>,
     /// Reasons given for each narrowing applied since the engine decided.

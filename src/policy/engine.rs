@@ -9,9 +9,11 @@ use super::decision::{
     Binding, CategoryDecision, Deadline, Decision, Duty, FieldDecision, FieldStatus, Finding, Gag,
     NoticeDuty, NoticeTiming, Outcome, Preservation, ReasonCode, ReleaseTime, ValidationDue,
 };
+use super::decision::{Clarification, FollowUp, Objection};
 use super::load::PolicySet;
 use super::model::{
-    Action, GagEffect, InstrumentSpec, NoticeSpec, Notifier, OverlaySpec, RuleSpec,
+    Action, FollowUpWhen, GagEffect, Incomplete, InstrumentSpec, NoticeSpec, Notifier, OverlaySpec,
+    RouteSpec, RuleSpec, ServiceClass,
 };
 use super::order::{IssuerKind, NonDisclosureEnd, ORDER_ELEMENTS, Order, RegistryFacts, Target};
 use super::{Deployment, Pause};
@@ -49,6 +51,7 @@ pub fn decide(
         review_flags: Vec::new(),
         binding: None,
         targets: order.targets.clone(),
+        inputs: stated_inputs(order),
         time_window: order.time_window,
         categories: Vec::new(),
         deadline: None,
@@ -58,6 +61,9 @@ pub fn decide(
         gag: None,
         preservation: None,
         duties: Vec::new(),
+        clarification: None,
+        follow_ups: Vec::new(),
+        objections: Vec::new(),
         caveats: Vec::new(),
         narrowing: Vec::new(),
     };
@@ -103,8 +109,33 @@ pub fn decide(
 
     // Order-level checks: all of them, so a reviewer sees every problem at once.
     let mut refusals = Vec::new();
-    if let Some(missing) = missing_elements(order, instrument, &overlays) {
-        refusals.push(missing);
+    let mut incomplete = None;
+    if let Some((finding, missing)) = missing_elements(order, instrument, &overlays) {
+        match instrument.on_incomplete {
+            Incomplete::Refuse => refusals.push(finding),
+            Incomplete::Clarify => incomplete = Some((finding, missing)),
+        }
+    }
+    match (instrument.service_class, deployment.service_class) {
+        (Some(needed), Some(actual)) if needed != actual => {
+            let other = set
+                .instruments()
+                .filter(|(id, _)| id.split('.').next() == Some(jurisdiction))
+                .find(|(_, i)| i.service_class == Some(actual))
+                .map(|(id, _)| format!(" (for this provider: {id})"))
+                .unwrap_or_default();
+            refusals.push(finding(
+                ReasonCode::WrongServiceClass,
+                format!(
+                    "{} is the basis for a provider classified as {}; this deployment is classified as {}{other}.",
+                    order.instrument,
+                    needed.as_str(),
+                    actual.as_str()
+                ),
+                Some(instrument.citation.clone()),
+            ));
+        }
+        _ => {}
     }
     if facts.issuer_kind.is_none() {
         refusals.push(finding(
@@ -147,14 +178,26 @@ pub fn decide(
             None,
         ));
     }
-    if let Some(p) = &instrument.preservation {
-        let ends = received_at + p.period.to_chrono();
-        if instrument.action == Action::Preserve && ends <= now {
+    let hold = instrument
+        .preservation
+        .as_ref()
+        .filter(|_| instrument.action == Action::Preserve)
+        .map(|p| preservation_hold(p, order, facts, received_at));
+    if let (Some(p), Some(h)) = (&instrument.preservation, &hold) {
+        if let Some(exhausted) = &h.exhausted {
+            refusals.push(finding(
+                ReasonCode::PreservationRenewalsExhausted,
+                exhausted.clone(),
+                Some(p.citation.clone()),
+            ));
+        }
+        let ends = h.expires_at;
+        if !h.until_follow_up && ends <= now {
             refusals.push(finding(
                 ReasonCode::PreservationPeriodEnded,
                 format!(
-                    "The preservation period ({}) ended at {}; an extension needs a new request, decided afresh.",
-                    p.period,
+                    "The preservation period{} ended at {}; an extension needs a request received before the hold ends.",
+                    if h.extensions > 0 { format!(" ({}, extended {} time(s))", p.period, h.extensions) } else { format!(" ({})", p.period) },
                     utc(ends)
                 ),
                 Some(p.citation.clone()),
@@ -166,7 +209,16 @@ pub fn decide(
     if refusals.is_empty() {
         decision.categories = requested
             .iter()
-            .map(|c| decide_category(*c, order, facts, instrument, &mut eval))
+            .map(|c| {
+                decide_category(
+                    *c,
+                    order,
+                    facts,
+                    instrument,
+                    Clock { now, received_at },
+                    &mut eval,
+                )
+            })
             .collect();
         if let Some(v) = &instrument.emergency_validation
             && order.is_emergency()
@@ -174,12 +226,21 @@ pub fn decide(
         {
             // From the earlier of the claimed issue and the receipt: a future-dated order cannot
             // stretch its own validation deadline.
-            let due = order.dates.issued_at.min(received_at) + v.window.to_chrono();
+            let start = order.dates.issued_at.min(received_at);
+            let (due, within) = match (v.working_days, v.window) {
+                (Some(days), _) => (
+                    add_working_days(start, days),
+                    format!("{days} working day(s)"),
+                ),
+                (None, Some(w)) => (start + w.to_chrono(), w.to_string()),
+                // The loader requires one of the two; an instrument without either is due at once.
+                (None, None) => (start, "no time".to_owned()),
+            };
             decision.validation_due = Some(ValidationDue {
                 due,
                 text: format!(
-                    "Issued in an emergency without prior validation: validation is due within {} of issue, by {}.{}",
-                    v.window,
+                    "Issued in an emergency without prior validation: {} is due within {within} of issue, by {}.{}",
+                    v.by.as_deref().unwrap_or("validation"),
                     utc(due),
                     v.note
                         .as_deref()
@@ -203,9 +264,39 @@ pub fn decide(
 
     decision.binding = Some(binding(order, facts, instrument, deployment));
     decision.deadline = Some(deadline(order, instrument, received_at, pauses));
-    decision.user_notice = std::iter::once(&instrument.user_notice)
-        .chain(overlays.iter().filter_map(|o| o.user_notice.as_ref()))
-        .map(|spec| notice(spec, order))
+    decision.user_notice = std::iter::once(notice(&instrument.user_notice, order, None))
+        .chain(
+            overlays
+                .iter()
+                .filter_map(|o| o.user_notice.as_ref())
+                .map(|spec| notice(spec, order, Some(&instrument.user_notice))),
+        )
+        .collect();
+    decision.follow_ups = instrument
+        .follow_ups
+        .iter()
+        .filter(|f| f.when == FollowUpWhen::Always || order.is_emergency())
+        .map(|f| FollowUp {
+            due: f.within.map(|w| received_at + w.to_chrono()),
+            text: match f.within {
+                Some(w) => format!(
+                    "{} Due within {w} of receipt, by {}.",
+                    f.text,
+                    utc(received_at + w.to_chrono())
+                ),
+                None => f.text.clone(),
+            },
+            citation: f.citation.clone(),
+        })
+        .collect();
+    decision.objections = instrument
+        .objections
+        .iter()
+        .map(|o| Objection {
+            code: o.code.clone(),
+            text: o.text.clone(),
+            citation: o.citation.clone(),
+        })
         .collect();
     decision.gag = order.non_disclosure.as_ref().map(|g| Gag {
         ends: g.ends,
@@ -219,12 +310,42 @@ pub fn decide(
         .duties
         .iter()
         .chain(overlays.iter().flat_map(|o| o.duties.iter()))
-        .map(|d| Duty {
-            text: d.text.clone(),
-            citation: d.citation.clone(),
+        .filter_map(|d| {
+            match (d.service_class, deployment.service_class) {
+                (None, _) => Some(d.text.clone()),
+                (Some(c), Some(actual)) => (c == actual).then(|| d.text.clone()),
+                (Some(c), None) => {
+                    Some(format!("If the provider is {}: {}", class_words(c), d.text))
+                }
+            }
+            .map(|text| Duty {
+                text,
+                citation: d.citation.clone(),
+            })
         })
         .collect();
 
+    if let Some((missing_finding, missing)) = incomplete {
+        if refusals.is_empty() {
+            let mut d = refuse_all(decision, &requested, missing_finding.clone());
+            d.refusals = Vec::new();
+            d.outcome = Outcome::ClarificationNeeded;
+            d.validation_due = None;
+            d.clarification = Some(Clarification {
+                missing,
+                text: format!(
+                    "{} Ask the issuing authority to complete or correct it (Annex III); the deadlines stop until it does, and say whether the data were preserved meanwhile. Nothing is released until the clarified order is decided afresh.",
+                    missing_finding.text
+                ),
+                citation: missing_finding
+                    .citation
+                    .clone()
+                    .unwrap_or_else(|| instrument.citation.clone()),
+            });
+            return d;
+        }
+        refusals.insert(0, missing_finding);
+    }
     if !refusals.is_empty() {
         let first = refusals[0].clone();
         decision = refuse_all(decision, &requested, first);
@@ -234,22 +355,28 @@ pub fn decide(
     }
 
     if instrument.action == Action::Preserve {
-        if let Some(p) = &instrument.preservation {
-            let expires_at = received_at + p.period.to_chrono();
+        if let (Some(p), Some(h)) = (&instrument.preservation, &hold) {
+            let remaining = p.max_extensions.saturating_sub(h.extensions);
             decision.preservation = Some(Preservation {
-                expires_at,
-                extension: p.extension.map(|e| e.to_string()),
-                max_extensions: p.max_extensions,
+                expires_at: h.expires_at,
+                extension: p.extension.filter(|_| remaining > 0).map(|e| e.to_string()),
+                max_extensions: remaining,
+                until_follow_up: h.until_follow_up,
                 text: format!(
-                    "Preserve for {} from receipt, until {}{}.{}",
-                    p.period,
-                    utc(expires_at),
-                    p.extension
-                        .map(|e| format!(
-                            "; extendable by {e} (at most {} time(s)) on request",
-                            p.max_extensions
-                        ))
-                        .unwrap_or_default(),
+                    "{}{}{}.{}",
+                    h.text,
+                    if h.until_follow_up {
+                        " The authority announced a follow-up request: keep preserving past that date until it arrives (or the authority withdraws), then a person ends the hold"
+                    } else {
+                        ""
+                    },
+                    match (p.extension, remaining) {
+                        (Some(e), r) if r > 0 => format!(
+                            "; extendable by {e} (at most {r} more time(s)) on a request received before the hold ends"
+                        ),
+                        (Some(_), _) => "; no further extension is allowed".to_owned(),
+                        (None, _) => String::new(),
+                    },
                     p.note
                         .as_deref()
                         .map(|n| format!(" {n}"))
@@ -268,6 +395,13 @@ pub fn decide(
     }
 
     decision.review_flags = review_flags(order, facts, &decision, &eval);
+    if instrument.service_class.is_some() && deployment.service_class.is_none() {
+        decision.review_flags.push(finding(
+            ReasonCode::ServiceClassUnset,
+            "The deployment does not say whether the provider is a TKG interpersonal communications service or a TDDDG digital service, which decides the basis (StPO §100g or §100k) and the secrecy provision: a person checks the basis before release.".into(),
+            Some(instrument.citation.clone()),
+        ));
+    }
     let anything = decision
         .categories
         .iter()
@@ -288,6 +422,85 @@ pub fn decide(
     decision
 }
 
+/// The order's stated inputs, in plain words, as the explanation shows them.
+fn stated_inputs(order: &Order) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut kinds: Vec<&str> = order.targets.iter().map(|t| t.kind().as_str()).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    out.push(format!("target kinds: {}", kinds.join(", ")));
+    out.push(format!(
+        "urgency: {}",
+        if order.is_emergency() {
+            "emergency (urgent)"
+        } else {
+            "not urgent"
+        }
+    ));
+    out.push(match &order.purpose {
+        Some(p) => format!(
+            "purpose: {}{}",
+            p.kind.as_str(),
+            p.statement
+                .as_deref()
+                .map(|s| format!(" (stated: {s:?})"))
+                .unwrap_or_default()
+        ),
+        None => "purpose: not stated".into(),
+    });
+    if let Some(f) = order.procedural_framework {
+        out.push(format!("procedural framework: {}", f.as_str()));
+    }
+    if let Some(b) = &order.statutory_basis {
+        out.push(format!(
+            "statutory basis: {} ({})",
+            b.kind.as_str(),
+            b.statute
+        ));
+    }
+    if let Some(aim) = order.sole_aim_identification {
+        out.push(format!(
+            "sole aim of identifying the author: {}",
+            if aim { "stated" } else { "denied" }
+        ));
+    }
+    if order.journalistic_source {
+        out.push("seeks a journalist's source: yes".into());
+    }
+    if let Some(v) = &order.validator {
+        out.push(format!(
+            "authorising or validating party (claimed): {} ({})",
+            v.authority, v.kind
+        ));
+    }
+    if let Some(at) = order.follow_up_notified_at {
+        out.push(format!("follow-up request announced: {}", utc(at)));
+    }
+    for at in &order.extension_requested_at {
+        out.push(format!("extension requested: {}", utc(*at)));
+    }
+    out
+}
+
+/// The two times a rule may read: the decision time and the true receipt.
+#[derive(Clone, Copy)]
+struct Clock {
+    now: DateTime<Utc>,
+    received_at: DateTime<Utc>,
+}
+
+impl Clock {
+    /// When the authorisation was given: the stated validation (else issue) time, but never
+    /// after Writ received the order, so a future-dated claim cannot stretch its own lapse.
+    fn given(self, order: &Order) -> DateTime<Utc> {
+        order
+            .dates
+            .validated_at
+            .unwrap_or(order.dates.issued_at)
+            .min(self.received_at)
+    }
+}
+
 /// What the per-field evaluation learnt about the order as a whole.
 #[derive(Default)]
 struct Evaluation {
@@ -295,6 +508,8 @@ struct Evaluation {
     relies_on_emergency: bool,
     /// Some field is granted only if a person confirms the claimed validation.
     pending_check: bool,
+    /// Some field is granted on a statutory basis of a kind a person must judge.
+    basis_to_judge: bool,
 }
 
 /// How an issuer came to be entitled under a rule, best first.
@@ -303,6 +518,7 @@ enum Grant {
     Direct,
     Validated,
     EmergencyWithoutValidation,
+    BasisToJudge,
     PendingCheck,
 }
 
@@ -370,7 +586,7 @@ fn missing_elements(
     order: &Order,
     instrument: &InstrumentSpec,
     overlays: &[&OverlaySpec],
-) -> Option<Finding> {
+) -> Option<(Finding, Vec<String>)> {
     let mut citations = vec![instrument.citation.clone()];
     let mut required: Vec<&str> = instrument
         .required_elements
@@ -401,10 +617,13 @@ fn missing_elements(
             format!("{p} ({meaning})")
         })
         .collect();
-    Some(finding(
-        ReasonCode::MissingRequiredElements,
-        format!("The order lacks required elements: {}.", named.join("; ")),
-        Some(citations.join("; ")),
+    Some((
+        finding(
+            ReasonCode::MissingRequiredElements,
+            format!("The order lacks required elements: {}.", named.join("; ")),
+            Some(citations.join("; ")),
+        ),
+        missing.iter().map(|p| (*p).to_owned()).collect(),
     ))
 }
 
@@ -413,6 +632,7 @@ fn decide_category(
     order: &Order,
     facts: &RegistryFacts,
     instrument: &InstrumentSpec,
+    clock: Clock,
     eval: &mut Evaluation,
 ) -> CategoryDecision {
     let rules: Vec<&RuleSpec> = instrument
@@ -422,7 +642,9 @@ fn decide_category(
         .collect();
     if category == Category::Content {
         // Entitlement is not availability: whatever the law allows, Writ holds no content.
-        let reachable = rules.iter().any(|r| check_rule(r, order, facts).is_ok());
+        let reachable = rules
+            .iter()
+            .any(|r| check_rule(r, &instrument.routes, order, facts, clock).is_ok());
         let (text, citation) = match rules.first() {
             Some(rule) if reachable => (
                 "The instrument may lawfully reach content, but Writ holds no message content: no responsive records.".to_owned(),
@@ -473,7 +695,11 @@ fn decide_category(
     }
     let field_decisions: Vec<FieldDecision> = fields
         .into_iter()
-        .map(|field| decide_field(category, field, &rules, order, facts, instrument, eval))
+        .map(|field| {
+            decide_field(
+                category, field, &rules, order, facts, instrument, clock, eval,
+            )
+        })
         .collect();
 
     let best = field_decisions.iter().min_by_key(|f| f.status);
@@ -515,6 +741,7 @@ fn decide_category(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn decide_field(
     category: Category,
     field: FieldId,
@@ -522,6 +749,7 @@ fn decide_field(
     order: &Order,
     facts: &RegistryFacts,
     instrument: &InstrumentSpec,
+    clock: Clock,
     eval: &mut Evaluation,
 ) -> FieldDecision {
     let reaching: Vec<&&RuleSpec> = rules
@@ -562,7 +790,7 @@ fn decide_field(
     let mut best: Option<(Grant, &RuleSpec)> = None;
     let mut first_denial: Option<(ReasonCode, String, &RuleSpec)> = None;
     for rule in reaching {
-        match check_rule(rule, order, facts) {
+        match check_rule(rule, &instrument.routes, order, facts, clock) {
             Ok(grant) => {
                 if best.is_none_or(|(g, _)| grant < g) {
                     best = Some((grant, rule));
@@ -579,6 +807,15 @@ fn decide_field(
     match (best, first_denial) {
         (Some((grant, rule)), _) => {
             let (mut status, reason, text) = match grant {
+                Grant::BasisToJudge => {
+                    eval.basis_to_judge = true;
+                    (
+                        FieldStatus::Permit,
+                        ReasonCode::StatutoryBasisToJudge,
+                        "Permitted only if a person finds the stated statutory basis sufficient."
+                            .to_owned(),
+                    )
+                }
                 Grant::Direct | Grant::Validated => (
                     FieldStatus::Permit,
                     ReasonCode::Permitted,
@@ -643,10 +880,129 @@ fn decide_field(
 /// Checks one rule's entitlement and conditions; the first failure is the reason.
 fn check_rule(
     rule: &RuleSpec,
+    routes: &[RouteSpec],
     order: &Order,
     facts: &RegistryFacts,
+    clock: Clock,
 ) -> Result<Grant, (ReasonCode, String)> {
-    let grant = entitlement(rule, order, facts)?;
+    if !rule.frameworks.is_empty()
+        && !order
+            .procedural_framework
+            .is_some_and(|f| rule.frameworks.contains(&f))
+    {
+        return Err((
+            ReasonCode::FrameworkNotCovered,
+            format!(
+                "Open only in these procedural frameworks: {}; the order states {}.",
+                rule.frameworks
+                    .iter()
+                    .map(|f| f.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                order.procedural_framework.map_or("none", |f| f.as_str())
+            ),
+        ));
+    }
+    let mut grant = if rule.issuers.is_empty() && rule.validated_issuers.is_empty() {
+        route_entitlement(routes, order, facts, clock)?
+    } else {
+        entitlement(
+            &Who {
+                issuers: &rule.issuers,
+                validated_issuers: &rule.validated_issuers,
+                validators: &rule.validators,
+                emergency_unvalidated_issuers: &rule.emergency_unvalidated_issuers,
+            },
+            order,
+            facts,
+        )?
+    };
+    if !rule.target_kinds.is_empty()
+        && let Some(t) = order
+            .targets
+            .iter()
+            .find(|t| !rule.target_kinds.contains(&t.kind()))
+    {
+        return Err((
+            ReasonCode::TargetKindNotCovered,
+            format!(
+                "This rule takes only targets of kind {}; the order names a target of kind {} (an IP address at a time is resolved from connection records).",
+                rule.target_kinds
+                    .iter()
+                    .map(|k| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                t.kind().as_str()
+            ),
+        ));
+    }
+    if !rule.purposes.is_empty()
+        && !order
+            .purpose
+            .as_ref()
+            .is_some_and(|p| rule.purposes.contains(&p.kind))
+    {
+        return Err((
+            ReasonCode::PurposeNotCovered,
+            format!(
+                "Open only for these purposes: {}; the order states {}.",
+                rule.purposes
+                    .iter()
+                    .map(|p| p.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                order.purpose.as_ref().map_or("none", |p| p.kind.as_str())
+            ),
+        ));
+    }
+    if let Some(p) = order
+        .purpose
+        .as_ref()
+        .filter(|p| rule.excluded_purposes.contains(&p.kind))
+    {
+        return Err((
+            ReasonCode::PurposeNotCovered,
+            format!("Not open for the stated purpose ({}).", p.kind.as_str()),
+        ));
+    }
+    if !rule.statutory_basis_kinds.is_empty() {
+        match order
+            .statutory_basis
+            .as_ref()
+            .filter(|b| !b.statute.trim().is_empty())
+        {
+            None => {
+                return Err((
+                    ReasonCode::StatutoryBasisRequired,
+                    format!(
+                        "Open only on a stated statutory basis ({}, with the statute named); the order states none.",
+                        rule.statutory_basis_kinds
+                            .iter()
+                            .map(|k| k.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+            Some(b) if !rule.statutory_basis_kinds.contains(&b.kind) => {
+                grant = grant.max(Grant::BasisToJudge);
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(lapse) = rule.lapses_after {
+        let given = clock.given(order);
+        if given + lapse.to_chrono() <= clock.now {
+            return Err((
+                ReasonCode::AuthorisationLapsed,
+                format!(
+                    "The authorisation lapses {lapse} after it was given ({}): it ended at {}.",
+                    utc(given),
+                    utc(given + lapse.to_chrono())
+                ),
+            ));
+        }
+    }
     if rule.min_custodial_months.is_some() || !rule.listed_offence_codes.is_empty() {
         let Some(offence) = &order.offence else {
             return Err((
@@ -689,6 +1045,20 @@ fn check_rule(
             ));
         }
     }
+    if let Some(min) = rule.min_sentence_imposed_months
+        && order
+            .offence
+            .as_ref()
+            .and_then(|o| o.sentence_imposed_months)
+            .is_none_or(|m| m < min)
+    {
+        return Err((
+            ReasonCode::OffenceBelowThreshold,
+            format!(
+                "Requires a custodial sentence or detention order imposed of at least {min} months; the order states none that long."
+            ),
+        ));
+    }
     if rule.requires_emergency && !order.is_emergency() {
         return Err((
             ReasonCode::EmergencyRequired,
@@ -704,16 +1074,19 @@ fn check_rule(
                 .into(),
         ));
     }
-    if rule.requires_sole_aim_identification && !sole_aim_identification(order) {
+    if rule.requires_sole_aim_identification
+        && !(order.sole_aim_identification == Some(true) && sole_aim_identification(order))
+    {
         return Err((
             ReasonCode::SoleAimIdentificationRequired,
-            "Available only when the order's sole aim is to identify the author (it requests nothing beyond subscriber and identification data).".into(),
+            "Available only when the order states that its sole aim is to identify the author (and it requests nothing beyond subscriber and identification data).".into(),
         ));
     }
     Ok(grant)
 }
 
-/// An order whose sole aim is identification asks for nothing beyond who someone is.
+/// An order whose sole aim is identification asks for nothing beyond who someone is (a
+/// necessary condition; the authority's statement is the other).
 fn sole_aim_identification(order: &Order) -> bool {
     order
         .categories
@@ -721,8 +1094,114 @@ fn sole_aim_identification(order: &Order) -> bool {
         .all(|c| matches!(c, Category::Subscriber | Category::Identification))
 }
 
+/// Who may issue, alone or authorised, under a rule or a route.
+struct Who<'a> {
+    issuers: &'a [IssuerKind],
+    validated_issuers: &'a [IssuerKind],
+    validators: &'a [IssuerKind],
+    emergency_unvalidated_issuers: &'a [IssuerKind],
+}
+
+/// The best entitlement any applicable route gives; the first route's reason otherwise.
+fn route_entitlement(
+    routes: &[RouteSpec],
+    order: &Order,
+    facts: &RegistryFacts,
+    clock: Clock,
+) -> Result<Grant, (ReasonCode, String)> {
+    let mut best: Option<Grant> = None;
+    let mut first_error: Option<(ReasonCode, String)> = None;
+    let mut lapsed: Option<(ReasonCode, String)> = None;
+    let mut condition_error: Option<(ReasonCode, String)> = None;
+    for route in routes
+        .iter()
+        .filter(|r| r.journalistic_source == order.journalistic_source)
+    {
+        if !route.frameworks.is_empty()
+            && !order
+                .procedural_framework
+                .is_some_and(|f| route.frameworks.contains(&f))
+        {
+            condition_error.get_or_insert((
+                ReasonCode::FrameworkNotCovered,
+                format!(
+                    "No authorisation route fits: the order states the procedural framework {}.",
+                    order.procedural_framework.map_or("(none)", |f| f.as_str())
+                ),
+            ));
+            continue;
+        }
+        if !route.purposes.is_empty()
+            && !order
+                .purpose
+                .as_ref()
+                .is_some_and(|p| route.purposes.contains(&p.kind))
+        {
+            condition_error.get_or_insert((
+                ReasonCode::PurposeNotCovered,
+                format!(
+                    "No authorisation route fits the stated purpose ({}).",
+                    order.purpose.as_ref().map_or("none", |p| p.kind.as_str())
+                ),
+            ));
+            continue;
+        }
+        if route.requires_emergency && !order.is_emergency() {
+            condition_error.get_or_insert((
+                ReasonCode::EmergencyRequired,
+                format!("The route \"{}\" is open only in an emergency.", route.name),
+            ));
+            continue;
+        }
+        if let Some(lapse) = route.lapses_after {
+            let given = clock.given(order);
+            if given + lapse.to_chrono() <= clock.now {
+                lapsed.get_or_insert((
+                    ReasonCode::AuthorisationLapsed,
+                    format!(
+                        "The {} lapses {lapse} after it was given ({}): it ended at {} [{}].",
+                        route.name,
+                        utc(given),
+                        utc(given + lapse.to_chrono()),
+                        route.citation
+                    ),
+                ));
+                continue;
+            }
+        }
+        let who = Who {
+            issuers: &route.issuers,
+            validated_issuers: &route.validated_issuers,
+            validators: &route.validators,
+            emergency_unvalidated_issuers: &[],
+        };
+        match entitlement(&who, order, facts) {
+            Ok(g) => {
+                if best.is_none_or(|b| g < b) {
+                    best = Some(g);
+                }
+            }
+            Err((code, text)) => {
+                first_error
+                    .get_or_insert((code, format!("{} ({}): {text}", route.name, route.citation)));
+            }
+        }
+    }
+    match best {
+        Some(g) => Ok(g),
+        None => Err(lapsed.or(first_error).or(condition_error).unwrap_or((
+            ReasonCode::IssuerKindNotEntitled,
+            if order.journalistic_source {
+                "The order seeks a journalist's source: no route of this instrument allows that without the approval it requires.".to_owned()
+            } else {
+                "No authorisation route of this instrument applies.".to_owned()
+            },
+        ))),
+    }
+}
+
 fn entitlement(
-    rule: &RuleSpec,
+    rule: &Who<'_>,
     order: &Order,
     facts: &RegistryFacts,
 ) -> Result<Grant, (ReasonCode, String)> {
@@ -761,14 +1240,14 @@ fn entitlement(
                 ReasonCode::ValidationRequired,
                 format!(
                     "A registered {issuer} may use this only with validation by: {}; the order claims none.",
-                    kinds(&rule.validators)
+                    kinds(rule.validators)
                 ),
             ),
             Some(_) => (
                 ReasonCode::ValidatorNotEntitled,
                 format!(
                     "The validator is not of a kind that may validate this (allowed: {}).",
-                    kinds(&rule.validators)
+                    kinds(rule.validators)
                 ),
             ),
         });
@@ -777,11 +1256,11 @@ fn entitlement(
         ReasonCode::IssuerKindNotEntitled,
         format!(
             "The registry records the issuer as {issuer}; this is open to: {}{}.",
-            kinds(&rule.issuers),
+            kinds(rule.issuers),
             if rule.validated_issuers.is_empty() {
                 String::new()
             } else {
-                format!("; with validation: {}", kinds(&rule.validated_issuers))
+                format!("; with validation: {}", kinds(rule.validated_issuers))
             }
         ),
     ))
@@ -791,6 +1270,12 @@ fn entitlement(
 /// country's, or for EU instruments as a member state the Regulation binds.
 fn may_issue_under(jurisdiction: &str, instrument: &InstrumentSpec, country: &str) -> bool {
     let country = country.to_ascii_uppercase();
+    if !instrument.issuer_countries.is_empty() {
+        return instrument
+            .issuer_countries
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(&country));
+    }
     match jurisdiction {
         "eu" => instrument
             .binding
@@ -819,14 +1304,29 @@ fn binding(
         .chain(deployment.legal_representative_in.iter())
         .map(|c| c.to_ascii_uppercase())
         .collect();
-    let binds = places.iter().any(|p| {
-        spec.binds_provider_in.iter().any(|b| b == p)
-            && !(spec.except_issuing_state && *p == issuing)
-    });
+    let serving = spec.binds_providers_serving
+        && deployment.offers_service_in.iter().any(|c| {
+            spec.binds_provider_in
+                .iter()
+                .any(|b| b.eq_ignore_ascii_case(c))
+        });
+    let binds = serving
+        || places.iter().any(|p| {
+            spec.binds_provider_in.iter().any(|b| b == p)
+                && !(spec.except_issuing_state && *p == issuing)
+        });
     let text = if binds {
         format!(
-            "Binding on the provider (established in {}{}).",
+            "Binding on the provider (established in {}{}{}).",
             deployment.establishment,
+            if serving {
+                format!(
+                    "; it offers its service in {}",
+                    deployment.offers_service_in.join(", ")
+                )
+            } else {
+                String::new()
+            },
             if deployment.legal_representative_in.is_empty() {
                 String::new()
             } else {
@@ -837,15 +1337,135 @@ fn binding(
             }
         )
     } else {
+        // GDPR Art 48 concerns third-country orders only: never a member state's own.
+        let art48 = EU_MEMBER_STATES
+            .contains(&deployment.establishment.to_ascii_uppercase().as_str())
+            && !EU_MEMBER_STATES.contains(&issuing.as_str());
         format!(
-            "Not binding on a provider established in {}: any disclosure is voluntary and needs human judgement (for a provider in the EU, GDPR Art 48 also applies to third-country orders).",
-            deployment.establishment
+            "Not binding on a provider established in {}: any disclosure is voluntary and needs human judgement{}.",
+            deployment.establishment,
+            if art48 {
+                " (the order comes from a third country: GDPR Art 48 also applies)"
+            } else {
+                ""
+            }
         )
     };
     Binding {
         binding: binds,
         text,
         citation: spec.citation.clone(),
+    }
+}
+
+fn class_words(c: ServiceClass) -> &'static str {
+    match c {
+        ServiceClass::InterpersonalCommunications => {
+            "a number-independent interpersonal communications service (TKG)"
+        }
+        ServiceClass::DigitalService => "a digital service (TDDDG)",
+    }
+}
+
+/// The EU member states (Denmark included: GDPR binds it, though e-Evidence does not).
+const EU_MEMBER_STATES: &[&str] = &[
+    "AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE", "IT", "LV",
+    "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE",
+];
+
+/// `n` working days (Monday to Friday) after `start`, at the same time of day. Public holidays
+/// vary by Land and year and are not counted: the due time errs early, never late.
+fn add_working_days(start: DateTime<Utc>, n: u32) -> DateTime<Utc> {
+    use chrono::{Datelike, Weekday};
+    let mut t = start;
+    let mut left = n;
+    while left > 0 {
+        t += TimeDelta::days(1);
+        if !matches!(t.weekday(), Weekday::Sat | Weekday::Sun) {
+            left -= 1;
+        }
+    }
+    t
+}
+
+/// A preservation's hold as the order's events shape it.
+struct Hold {
+    expires_at: DateTime<Utc>,
+    extensions: u32,
+    until_follow_up: bool,
+    text: String,
+    exhausted: Option<String>,
+}
+
+/// The hold of a preservation order: its period from receipt, the extensions the authority
+/// asked for before it ended (at most as many as the law allows), a follow-up announced before
+/// it ended (the hold then lasts until that request arrives), and renewals Writ counted for the
+/// same targets (a renewed request is itself an extension).
+fn preservation_hold(
+    p: &super::model::PreservationSpec,
+    order: &Order,
+    facts: &RegistryFacts,
+    received_at: DateTime<Utc>,
+) -> Hold {
+    let renewals = facts.earlier_preservations;
+    if renewals > 0 {
+        let text = format!(
+            "A renewed request: Writ has already preserved these targets under this instrument {renewals} time(s)."
+        );
+        return match p.extension.filter(|_| renewals <= p.max_extensions) {
+            Some(e) => Hold {
+                expires_at: received_at + e.to_chrono(),
+                extensions: p.max_extensions,
+                until_follow_up: false,
+                text: format!(
+                    "{text} Preserve for the extension of {e} from receipt, until {}",
+                    utc(received_at + e.to_chrono())
+                ),
+                exhausted: None,
+            },
+            None => Hold {
+                expires_at: received_at,
+                extensions: p.max_extensions,
+                until_follow_up: false,
+                text: text.clone(),
+                exhausted: Some(format!(
+                    "{text} The law allows {} extension(s) of {}: no further renewal; only legal process compelling disclosure can follow.",
+                    p.max_extensions, p.period
+                )),
+            },
+        };
+    }
+    let mut expires_at = received_at + p.period.to_chrono();
+    let mut extensions = 0;
+    let mut asked: Vec<DateTime<Utc>> = order.extension_requested_at.clone();
+    asked.sort();
+    if let Some(e) = p.extension {
+        for at in asked {
+            if extensions < p.max_extensions && at < expires_at {
+                expires_at += e.to_chrono();
+                extensions += 1;
+            }
+        }
+    }
+    let until_follow_up = order
+        .follow_up_notified_at
+        .is_some_and(|at| at < expires_at)
+        && p.continues_until_follow_up;
+    Hold {
+        expires_at,
+        extensions,
+        until_follow_up,
+        text: format!(
+            "Preserve for {} from receipt{}, until {}",
+            p.period,
+            if extensions > 0 {
+                format!(", extended {extensions} time(s) on the authority's request")
+            } else {
+                String::new()
+            },
+            utc(expires_at)
+        ),
+        exhausted: None,
     }
 }
 
@@ -1025,9 +1645,36 @@ fn earliest_release(
     }
 }
 
-fn notice(spec: &NoticeSpec, order: &Order) -> NoticeDuty {
+/// One notice duty. `secrecy_of` is the instrument's own notice rule when `spec` is an overlay's:
+/// a national secrecy duty on the provider then delays the overlay's notice (DSA Art 10(5): "at
+/// the later time" the order sets) instead of conflicting with it.
+fn notice(spec: &NoticeSpec, order: &Order, secrecy_of: Option<&NoticeSpec>) -> NoticeDuty {
     let must = spec.informs == Notifier::Provider;
     let may = must || spec.provider_may_inform;
+    let national_secrecy =
+        secrecy_of.is_some_and(|i| !i.provider_may_inform && i.informs != Notifier::Provider);
+    if must && national_secrecy {
+        let (timing, when) = match order.non_disclosure.as_ref().map(|g| g.ends) {
+            Some(NonDisclosureEnd::Until(t)) => (
+                NoticeTiming::NotBefore(t),
+                format!("at the later time the order sets, {}", utc(t)),
+            ),
+            _ => (
+                NoticeTiming::WhenGagLifted,
+                "once the authority lifts the national secrecy it imposes (ask it for the time; it delays the duty, it does not remove it)".to_owned(),
+            ),
+        };
+        return NoticeDuty {
+            informs: spec.informs,
+            provider_must_inform: true,
+            provider_may_inform: true,
+            timing,
+            text: format!(
+                "The provider must inform the user; the order falls under a national secrecy duty, which is the later time for informing: {when}."
+            ),
+            citation: spec.citation.clone(),
+        };
+    }
     let timing = match (&order.non_disclosure, may) {
         (_, false) => NoticeTiming::NotApplicable,
         (None, true) => NoticeTiming::WhenGivingEffect,
@@ -1116,10 +1763,23 @@ fn review_flags(
         .user_notice
         .iter()
         .any(|n| !n.provider_may_inform && !n.provider_must_inform);
-    if forbids && decision.user_notice.iter().any(|n| n.provider_must_inform) {
+    // A duty delayed to a later time does not conflict with confidentiality until then.
+    if forbids
+        && decision
+            .user_notice
+            .iter()
+            .any(|n| n.provider_must_inform && n.timing == NoticeTiming::WhenGivingEffect)
+    {
         flags.push(finding(
             ReasonCode::NoticeConflict,
             "One rule keeps the order confidential while another (the DSA Art 10(5) overlay) requires informing the user: Writ will not inform anyone by itself; ask the authority when notice may be given.".into(),
+            None,
+        ));
+    }
+    if eval.basis_to_judge {
+        flags.push(finding(
+            ReasonCode::StatutoryBasisToJudge,
+            "Data are granted on a statutory basis of a kind a person must judge: check that the statute named authorises this process before release.".into(),
             None,
         ));
     }

@@ -45,9 +45,27 @@ impl Decision {
                 "ACCEPTABLE FOR REVIEW: the granted data may go to two-person approval."
             }
             Outcome::NeedsHumanJudgement => "NEEDS HUMAN JUDGEMENT before anything is released.",
+            Outcome::ClarificationNeeded => {
+                "CLARIFICATION NEEDED: ask the authority to complete the order; nothing is released meanwhile."
+            }
             Outcome::Refused => "REFUSED: nothing may be released.",
         };
+        if !self.inputs.is_empty() {
+            let _ = writeln!(out, "\nStated inputs:");
+            for i in &self.inputs {
+                let _ = writeln!(out, "- {i}");
+            }
+        }
         let _ = writeln!(out, "\nOutcome: {outcome}");
+        if let Some(c) = &self.clarification {
+            let _ = writeln!(
+                out,
+                "  Missing: {}. {} [{}]",
+                c.missing.join(", "),
+                c.text,
+                c.citation
+            );
+        }
         for r in &self.refusals {
             let _ = writeln!(
                 out,
@@ -113,6 +131,9 @@ impl Decision {
         if let Some(p) = &self.preservation {
             let _ = writeln!(out, "- Preservation: {} [{}]", p.text, p.citation);
         }
+        for f in &self.follow_ups {
+            let _ = writeln!(out, "- Follow-up task: {} [{}]", f.text, f.citation);
+        }
         let _ = writeln!(out, "\nInforming the user:");
         for n in &self.user_notice {
             let _ = writeln!(out, "- {} [{}]", n.text, n.citation);
@@ -146,8 +167,14 @@ impl Decision {
                 let _ = writeln!(out, "- {} [{}]", d.text, d.citation);
             }
         }
+        if !self.objections.is_empty() {
+            let _ = writeln!(out, "\nObjections the legal team may choose instead:");
+            for o in &self.objections {
+                let _ = writeln!(out, "- {}: {} [{}]", o.code, o.text, o.citation);
+            }
+        }
         if !self.caveats.is_empty() {
-            let _ = writeln!(out, "\nPoints the policy marks as still to verify:");
+            let _ = writeln!(out, "\nOpen questions (see docs/legal/):");
             for c in &self.caveats {
                 let _ = writeln!(out, "- {c}");
             }

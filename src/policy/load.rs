@@ -3,7 +3,7 @@
 
 use super::PolicyError;
 use super::catalogue::Category;
-use super::model::{InstrumentSpec, OverlaySpec, PolicyFile};
+use super::model::{Action, InstrumentSpec, OverlaySpec, PolicyFile};
 use super::order::ORDER_ELEMENTS;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -261,6 +261,45 @@ fn check_instrument(
             ));
         }
     }
+    if instrument.preservation.is_some() && instrument.action != Action::Preserve {
+        return Err(err(
+            at_id,
+            "a preservation period is read only on a preservation instrument (action = \"preserve\"); state a retention duty as a [[instrument.duty]]".into(),
+        ));
+    }
+    if let Some(v) = &instrument.emergency_validation
+        && v.window.is_some() == v.working_days.is_some()
+    {
+        return Err(err(
+            at_id,
+            "emergency_validation needs exactly one of `window` and `working_days`".into(),
+        ));
+    }
+    for route in &instrument.routes {
+        if route.citation.trim().is_empty() {
+            return Err(err(
+                at_id,
+                format!("route {:?} needs a citation", route.name),
+            ));
+        }
+        if route.validated_issuers.is_empty() != route.validators.is_empty() {
+            return Err(err(
+                at_id,
+                format!(
+                    "route {:?}: validated_issuers and validators go together",
+                    route.name
+                ),
+            ));
+        }
+    }
+    for code in &instrument.issuer_countries {
+        if code.len() != 2 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(err(
+                at_id,
+                format!("issuer_countries: {code:?} is not an ISO 3166-1 alpha-2 code"),
+            ));
+        }
+    }
     for rule in &instrument.rules {
         let at = rule.fields.span().start;
         if rule.citation.trim().is_empty() {
@@ -270,6 +309,16 @@ fn check_instrument(
             return Err(err(
                 at,
                 "content has no fields in Writ's catalogue; list none".into(),
+            ));
+        }
+        if rule.issuers.is_empty()
+            && rule.validated_issuers.is_empty()
+            && instrument.routes.is_empty()
+        {
+            return Err(err(
+                at,
+                "a rule that names no issuer needs the instrument's [[instrument.route]] blocks"
+                    .into(),
             ));
         }
         if rule.validated_issuers.is_empty() != rule.validators.is_empty() {

@@ -25,23 +25,26 @@ mod model;
 mod narrow;
 mod order;
 
-pub use crate::deployment::Deployment;
+pub use crate::deployment::{Deployment, ServiceClass};
 pub use catalogue::{CATALOGUE, Category, FieldId, FieldSpec, default_fields, describe};
 pub use decision::{
-    Binding, CategoryDecision, Deadline, Decision, Duty, FieldDecision, FieldStatus, Finding, Gag,
-    NoticeDuty, NoticeTiming, Outcome, Preservation, ReasonCode, ReleaseTime, ValidationDue,
+    Binding, CategoryDecision, Clarification, Deadline, Decision, Duty, FieldDecision, FieldStatus,
+    Finding, FollowUp, Gag, NoticeDuty, NoticeTiming, Objection, Outcome, Preservation, ReasonCode,
+    ReleaseTime, ValidationDue,
 };
 pub use engine::decide;
 pub use load::{BUILTIN, PolicySet};
 pub use model::{
-    Action, BindingSpec, DeadlineSpec, DutySpec, EmergencyValidationSpec, GagEffect,
-    InstrumentSpec, NoticeSpec, Notifier, OverlaySpec, PolicyDuration, PolicyFile,
-    PreservationSpec, ReleaseHoldSpec, RuleSpec,
+    Action, BindingSpec, DeadlineSpec, DutySpec, EmergencyValidationSpec, FollowUpSpec,
+    FollowUpWhen, GagEffect, Incomplete, InstrumentSpec, NoticeSpec, Notifier, ObjectionSpec,
+    OverlaySpec, PolicyDuration, PolicyFile, PreservationSpec, ReleaseHoldSpec, RouteSpec,
+    RuleSpec,
 };
 pub use narrow::{KeepCategory, NarrowError, NarrowingRequest, narrow};
 pub use order::{
-    Authority, Emergency, IpTarget, IssuerKind, NonDisclosure, NonDisclosureEnd, ORDER_ELEMENTS,
-    Offence, Order, OrderDates, OrderElement, OrderError, RegistryFacts, Target, TimeWindow,
+    Authority, BasisKind, Emergency, IpTarget, IssuerKind, NonDisclosure, NonDisclosureEnd,
+    ORDER_ELEMENTS, Offence, Order, OrderDates, OrderElement, OrderError, ProceduralFramework,
+    Purpose, PurposeKind, RegistryFacts, StatutoryBasis, Target, TargetKind, TimeWindow,
 };
 
 use chrono::{DateTime, Utc};

@@ -17,7 +17,8 @@
 //! ```
 
 use super::catalogue::{Category, FieldId};
-use super::order::IssuerKind;
+use super::order::{BasisKind, IssuerKind, ProceduralFramework, PurposeKind, TargetKind};
+use crate::deployment::ServiceClass;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
 use toml::Spanned;
@@ -195,6 +196,117 @@ pub struct InstrumentSpec {
     /// What the instrument reaches.
     #[serde(default, rename = "rule")]
     pub rules: Vec<RuleSpec>,
+    /// What an incomplete order gets: `refuse` (default) or `clarify` (e-Evidence Art 10(6):
+    /// the provider asks the authority to complete it and the deadlines stop meanwhile).
+    #[serde(default)]
+    pub on_incomplete: Incomplete,
+    /// The provider classification this instrument is the basis for (German law: a
+    /// number-independent interpersonal communications service under the TKG, or a digital
+    /// service under the TDDDG). Absent: any provider.
+    #[serde(default)]
+    pub service_class: Option<ServiceClass>,
+    /// Countries whose authorities may issue under this instrument, where it is not only the
+    /// jurisdiction's own (e.g. a CLOUD Act executive agreement partner). Empty: the default.
+    #[serde(default)]
+    pub issuer_countries: Vec<String>,
+    /// Tasks the provider must follow up on, each with its clock.
+    #[serde(default, rename = "follow_up")]
+    pub follow_ups: Vec<FollowUpSpec>,
+    /// Reasoned objections the legal team may choose instead of complying.
+    #[serde(default, rename = "objection")]
+    pub objections: Vec<ObjectionSpec>,
+    /// Authorisation routes: who may issue or authorise, depending on the procedure (French
+    /// procedural frameworks, UK authorising bodies and purposes). Rules that name no issuer
+    /// take their entitlement from the first route whose conditions hold.
+    #[serde(default, rename = "route")]
+    pub routes: Vec<RouteSpec>,
+}
+
+/// One authorisation route of an instrument.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSpec {
+    /// Plain name, e.g. "preliminary inquiry (art 77-1-1)".
+    pub name: String,
+    /// Only in these procedural frameworks; empty: any.
+    #[serde(default)]
+    pub frameworks: Vec<ProceduralFramework>,
+    /// Only for these stated purposes; empty: any.
+    #[serde(default)]
+    pub purposes: Vec<PurposeKind>,
+    /// Only for emergency (urgent) orders.
+    #[serde(default)]
+    pub requires_emergency: bool,
+    /// Only when the order seeks to identify or confirm a journalist's source (and then only
+    /// such routes apply).
+    #[serde(default)]
+    pub journalistic_source: bool,
+    /// The authorisation lapses this long after it was given.
+    #[serde(default)]
+    pub lapses_after: Option<PolicyDuration>,
+    /// Issuer kinds that may issue on their own on this route.
+    #[serde(default)]
+    pub issuers: Vec<IssuerKind>,
+    /// Issuer kinds that may issue when authorised by one of `validators`.
+    #[serde(default)]
+    pub validated_issuers: Vec<IssuerKind>,
+    /// Authorising (validating) kinds on this route.
+    #[serde(default)]
+    pub validators: Vec<IssuerKind>,
+    /// The legal basis.
+    pub citation: String,
+}
+
+/// What an order missing required elements gets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Incomplete {
+    /// Refused, with the missing elements named.
+    #[default]
+    Refuse,
+    /// A clarification request listing the missing elements; nothing released meanwhile.
+    Clarify,
+}
+
+
+/// When a follow-up task applies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FollowUpWhen {
+    /// Every order under the instrument.
+    #[default]
+    Always,
+    /// Only emergency orders.
+    Emergency,
+}
+
+/// A task the provider must follow up on (e.g. asking for legal process after an emergency
+/// disclosure, or checking the court application that keeps a preservation alive).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FollowUpSpec {
+    /// The task in plain words.
+    pub text: String,
+    /// Due this long after receipt; absent: no fixed time.
+    #[serde(default)]
+    pub within: Option<PolicyDuration>,
+    /// When it applies.
+    #[serde(default)]
+    pub when: FollowUpWhen,
+    /// The legal basis.
+    pub citation: String,
+}
+
+/// A reasoned objection the legal team may choose (e.g. e-Evidence Art 10(5), Art 17).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectionSpec {
+    /// A short code, e.g. "immunity_or_privilege".
+    pub code: String,
+    /// What it means and what the provider sends.
+    pub text: String,
+    /// The legal basis.
+    pub citation: String,
 }
 
 /// Where an instrument binds the provider.
@@ -213,6 +325,10 @@ pub struct BindingSpec {
     /// A note on what needs a lawyer's check.
     #[serde(default)]
     pub verify: Option<String>,
+    /// Also binding on a provider established elsewhere that offers its service in one of
+    /// `binds_provider_in` (e.g. Marco Civil art 11), per the deployment's `offers_service_in`.
+    #[serde(default)]
+    pub binds_providers_serving: bool,
 }
 
 /// A reply deadline.
@@ -261,8 +377,15 @@ pub struct ReleaseHoldSpec {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmergencyValidationSpec {
-    /// From the order's issue time.
-    pub window: PolicyDuration,
+    /// From the order's issue time (give this or `working_days`).
+    #[serde(default)]
+    pub window: Option<PolicyDuration>,
+    /// Working days (Monday to Friday) from the order's issue time, where the law counts them.
+    #[serde(default)]
+    pub working_days: Option<u32>,
+    /// Who must validate (shown in the task), e.g. "the court".
+    #[serde(default)]
+    pub by: Option<String>,
     /// The legal basis.
     pub citation: String,
     /// What happens if validation does not come.
@@ -287,6 +410,10 @@ pub struct PreservationSpec {
     /// Plain words on what else keeps the data preserved (e.g. a pending follow-up request).
     #[serde(default)]
     pub note: Option<String>,
+    /// Whether the hold continues past the period once the authority announces a follow-up
+    /// request before it ends (e-Evidence Art 11(1) with Annex V).
+    #[serde(default)]
+    pub continues_until_follow_up: bool,
 }
 
 /// Who informs the user, and what a non-disclosure order does to it.
@@ -314,6 +441,10 @@ pub struct DutySpec {
     pub text: String,
     /// The legal basis.
     pub citation: String,
+    /// Only for a provider of this classification (unset in the deployment: shown as
+    /// conditional).
+    #[serde(default)]
+    pub service_class: Option<ServiceClass>,
 }
 
 /// One condition set under which an instrument reaches some fields of a category.
@@ -327,6 +458,8 @@ pub struct RuleSpec {
     /// must be empty for `content`).
     pub fields: Spanned<Vec<FieldId>>,
     /// Issuer kinds (from the registry) that may use the instrument for this on their own.
+    /// Empty together with `validated_issuers`: the instrument's routes decide.
+    #[serde(default)]
     pub issuers: Vec<IssuerKind>,
     /// Issuer kinds that may use it if validated by one of `validators`.
     #[serde(default)]
@@ -349,10 +482,35 @@ pub struct RuleSpec {
     /// Only for offences committed over an electronic communications network.
     #[serde(default)]
     pub requires_network_offence: bool,
-    /// Only when the order's sole aim is to identify someone (it requests nothing beyond
-    /// `subscriber` and `identification`).
+    /// Only when the order states a sentence imposed of at least this many months (execution of
+    /// a sentence, e-Evidence Art 5(4)(d)).
+    #[serde(default)]
+    pub min_sentence_imposed_months: Option<u32>,
+    /// Only when the order states that its sole aim is to identify the author (and requests
+    /// nothing beyond `subscriber` and `identification`).
     #[serde(default)]
     pub requires_sole_aim_identification: bool,
+    /// Only for these stated purposes; empty: any (or none stated).
+    #[serde(default)]
+    pub purposes: Vec<PurposeKind>,
+    /// Not for these stated purposes (e.g. the e-Evidence Art 5(4)(a)-(c) thresholds do not
+    /// serve the execution of a sentence, which has its own, Art 5(4)(d)).
+    #[serde(default)]
+    pub excluded_purposes: Vec<PurposeKind>,
+    /// Only in these procedural frameworks; empty: any.
+    #[serde(default)]
+    pub frameworks: Vec<ProceduralFramework>,
+    /// Only when every target is of these kinds; empty: any.
+    #[serde(default)]
+    pub target_kinds: Vec<TargetKind>,
+    /// Only on a stated statutory basis of these kinds (with the statute named); a basis of
+    /// another kind goes to a person's judgement. Empty: no basis needed.
+    #[serde(default)]
+    pub statutory_basis_kinds: Vec<BasisKind>,
+    /// The authorisation lapses this long after it was given (`dates.validated_at`, else
+    /// `dates.issued_at`), e.g. the UK's urgent authorisations after 3 days.
+    #[serde(default)]
+    pub lapses_after: Option<PolicyDuration>,
     /// The legal basis.
     pub citation: String,
     /// Plain words shown in explanations.

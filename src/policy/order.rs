@@ -151,6 +151,11 @@ pub struct Offence {
     /// Whether the offence was committed over an electronic communications network.
     #[serde(default)]
     pub over_network: Option<bool>,
+    /// For an order executing a sentence: the custodial sentence or detention order imposed,
+    /// in months (e-Evidence Art 5(4)(d)).
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schema(format = Int64, maximum = 4_294_967_295_u64)]
+    pub sentence_imposed_months: Option<u32>,
 }
 
 /// The emergency claim of an order; its presence makes the order an emergency order.
@@ -307,6 +312,224 @@ impl ToSchema for Target {
     }
 }
 
+/// What the order is for, as the authority states it (a closed list, so a policy can test it).
+///
+/// `crime`: preventing or detecting crime (or an investigation of an offence);
+/// `national_security`; `economic_well_being` (of the UK, so far as relevant to national
+/// security); `public_safety`; `preventing_death_or_injury` (preventing death, injury or damage
+/// to a person's health); `missing_or_vulnerable_person` (finding a missing person, or
+/// identifying a person who has died or cannot identify themselves); `miscarriage_of_justice`
+/// (assisting an investigation into an alleged miscarriage of justice); `executing_sentence`
+/// (executing a custodial sentence or detention order against a person who absconded); `other`.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum PurposeKind {
+    /// Preventing or detecting crime, or investigating an offence.
+    Crime,
+    /// National security.
+    NationalSecurity,
+    /// The economic well-being of the UK, so far as relevant to national security.
+    EconomicWellBeing,
+    /// Public safety.
+    PublicSafety,
+    /// Preventing death, injury or damage to a person's health.
+    PreventingDeathOrInjury,
+    /// Finding a missing person, or identifying a person who has died or cannot identify
+    /// themselves.
+    MissingOrVulnerablePerson,
+    /// Assisting an investigation into an alleged miscarriage of justice.
+    MiscarriageOfJustice,
+    /// Executing a custodial sentence or detention order against a person who absconded
+    /// (e-Evidence Art 5(3), 5(4)(d)).
+    ExecutingSentence,
+    /// Any other purpose (a person judges it).
+    Other,
+}
+
+impl PurposeKind {
+    /// The identifier used in JSON and TOML.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PurposeKind::Crime => "crime",
+            PurposeKind::NationalSecurity => "national_security",
+            PurposeKind::EconomicWellBeing => "economic_well_being",
+            PurposeKind::PublicSafety => "public_safety",
+            PurposeKind::PreventingDeathOrInjury => "preventing_death_or_injury",
+            PurposeKind::MissingOrVulnerablePerson => "missing_or_vulnerable_person",
+            PurposeKind::MiscarriageOfJustice => "miscarriage_of_justice",
+            PurposeKind::ExecutingSentence => "executing_sentence",
+            PurposeKind::Other => "other",
+        }
+    }
+}
+
+/// The purpose of the order: its kind and, where the law asks for it, the statement in words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Purpose {
+    /// The kind of purpose.
+    pub kind: PurposeKind,
+    /// The purpose in the authority's words (e.g. India BNSS s.94: why the record is necessary
+    /// or desirable for the investigation).
+    #[serde(default)]
+    pub statement: Option<String>,
+}
+
+/// The procedural framework the order is made in (French criminal procedure: who may
+/// requisition depends on it).
+///
+/// `flagrant_offence`: enquête de flagrance (CPP art 60-1); `preliminary_inquiry`: enquête
+/// préliminaire (art 77-1-1: an officer needs the prosecutor's authorisation);
+/// `judicial_investigation`: information judiciaire, on a commission rogatoire of the
+/// investigating judge (art 99-3).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ProceduralFramework {
+    /// Enquête de flagrance (CPP art 60-1).
+    FlagrantOffence,
+    /// Enquête préliminaire (CPP art 77-1-1).
+    PreliminaryInquiry,
+    /// Information judiciaire / commission rogatoire (CPP art 99-3).
+    JudicialInvestigation,
+}
+
+impl ProceduralFramework {
+    /// The identifier used in JSON and TOML.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProceduralFramework::FlagrantOffence => "flagrant_offence",
+            ProceduralFramework::PreliminaryInquiry => "preliminary_inquiry",
+            ProceduralFramework::JudicialInvestigation => "judicial_investigation",
+        }
+    }
+}
+
+/// The kind of process a statutory basis names (US: what authorises a subpoena).
+///
+/// `administrative_subpoena`: authorised by a federal or state statute (named in `statute`);
+/// `grand_jury_subpoena`; `trial_subpoena`; `other` (a person judges it).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum BasisKind {
+    /// An administrative subpoena authorised by a federal or state statute.
+    AdministrativeSubpoena,
+    /// A federal or state grand jury subpoena.
+    GrandJurySubpoena,
+    /// A trial subpoena.
+    TrialSubpoena,
+    /// Anything else (a person judges it).
+    Other,
+}
+
+impl BasisKind {
+    /// The identifier used in JSON and TOML.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BasisKind::AdministrativeSubpoena => "administrative_subpoena",
+            BasisKind::GrandJurySubpoena => "grand_jury_subpoena",
+            BasisKind::TrialSubpoena => "trial_subpoena",
+            BasisKind::Other => "other",
+        }
+    }
+}
+
+/// The statute that authorises the process, as stated in the order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatutoryBasis {
+    /// The kind of process.
+    pub kind: BasisKind,
+    /// The statute (e.g. "21 U.S.C. 876" or "Fed. R. Crim. P. 17"): 1 to 200 characters.
+    pub statute: String,
+}
+
+/// The kind of a target, for rules that depend on it (an IP address at a time is resolved from
+/// connection records, which several laws treat as traffic or events data).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetKind {
+    /// Writ's account id.
+    UserId,
+    /// A user name.
+    Username,
+    /// A phone number.
+    PhoneNumber,
+    /// An IP address at a time.
+    Ip,
+}
+
+impl TargetKind {
+    /// The identifier used in JSON and TOML.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::UserId => "user_id",
+            TargetKind::Username => "username",
+            TargetKind::PhoneNumber => "phone_number",
+            TargetKind::Ip => "ip",
+        }
+    }
+}
+
+impl Target {
+    /// The kind of this target.
+    pub fn kind(&self) -> TargetKind {
+        match self {
+            Target::UserId(_) => TargetKind::UserId,
+            Target::Username(_) => TargetKind::Username,
+            Target::PhoneNumber(_) => TargetKind::PhoneNumber,
+            Target::Ip(_) => TargetKind::Ip,
+        }
+    }
+}
+
 /// An optional whole number, written `145` or `145.0`: JSON Schema counts both as integers
 /// (serde alone refuses the second), so the order schema means what the server accepts.
 fn whole_number<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
@@ -439,7 +662,10 @@ pub struct Order {
     pub instrument: String,
     /// Who issued the order (as claimed).
     pub issuer: Authority,
-    /// Who validated it, if the order claims a validation.
+    /// Who validated or authorised it, if the order claims so: the e-Evidence validating
+    /// authority, the French prosecutor or investigating judge authorising a police requisition
+    /// (CPP arts 77-1-1, 99-3), the UK OCDA or designated senior officer authorising a Part 3
+    /// request. Proven only by that authority's own registered signature over the order.
     #[serde(default)]
     pub validator: Option<Authority>,
     /// The order's own dates.
@@ -480,6 +706,32 @@ pub struct Order {
     /// The period the data should cover.
     #[serde(default)]
     pub time_window: Option<TimeWindow>,
+    /// What the order is for, as stated (UK IPA Part 3 purposes, India BNSS s.94, France art
+    /// 60-1-2 4°).
+    #[serde(default)]
+    pub purpose: Option<Purpose>,
+    /// The procedural framework (France: flagrance, preliminary inquiry, judicial investigation).
+    #[serde(default)]
+    pub procedural_framework: Option<ProceduralFramework>,
+    /// The statute authorising the process (US subpoenas).
+    #[serde(default)]
+    pub statutory_basis: Option<StatutoryBasis>,
+    /// Whether the authority states that the order's sole aim is to identify the author of the
+    /// offence (France art 60-1-2 2°); never inferred from the categories.
+    #[serde(default)]
+    pub sole_aim_identification: Option<bool>,
+    /// Whether the order seeks to identify or confirm a source of journalistic information
+    /// (UK IPA s.77: Judicial Commissioner approval).
+    #[serde(default)]
+    pub journalistic_source: bool,
+    /// When the issuing authority notified that a production request follows (e-Evidence
+    /// Annex V): a preservation then continues until that request arrives.
+    #[serde(default)]
+    pub follow_up_notified_at: Option<DateTime<Utc>>,
+    /// When the issuing authority asked to extend the preservation (e-Evidence Annex VI), one
+    /// entry per request; only requests received before the hold ends count.
+    #[serde(default)]
+    pub extension_requested_at: Vec<DateTime<Utc>>,
 }
 
 /// Facts about the order's authorities taken from Writ's authority registry, never from the
@@ -500,6 +752,11 @@ pub struct RegistryFacts {
     /// Without it, a validation is only a claim that a human checks against the signed document.
     #[serde(default)]
     pub validation_signed_by_validator: bool,
+    /// How many earlier preservation orders under the same instrument Writ has recorded for any
+    /// of this order's targets (Writ counts them; the order's claim is not asked). A renewed
+    /// request is then an extension, within the number the law allows.
+    #[serde(default)]
+    pub earlier_preservations: u32,
 }
 
 /// Why an order's JSON was rejected.
@@ -589,6 +846,10 @@ impl Order {
                 .as_ref()
                 .is_some_and(|o| o.max_custodial_months.is_some()),
             "offence.codes" => self.offence.as_ref().is_some_and(|o| !o.codes.is_empty()),
+            "offence.sentence_imposed_months" => self
+                .offence
+                .as_ref()
+                .is_some_and(|o| o.sentence_imposed_months.is_some()),
             "offence.over_network" => self
                 .offence
                 .as_ref()
@@ -603,6 +864,14 @@ impl Order {
             "targets.ip.time_zone" => ip_targets().all(|ip| opt(&ip.time_zone)),
             "categories" => !self.categories.is_empty(),
             "time_window" => self.time_window.is_some(),
+            "purpose" => self.purpose.is_some(),
+            "purpose.statement" => self.purpose.as_ref().is_some_and(|p| opt(&p.statement)),
+            "procedural_framework" => self.procedural_framework.is_some(),
+            "statutory_basis" => self
+                .statutory_basis
+                .as_ref()
+                .is_some_and(|b| filled(&b.statute)),
+            "sole_aim_identification" => self.sole_aim_identification.is_some(),
             _ => return None,
         };
         Some(present)
@@ -647,6 +916,7 @@ pub const ORDER_ELEMENTS: &[OrderElement] = &[
     OrderElement { path: "offence.max_custodial_months", meaning: "the maximum custodial sentence" },
     OrderElement { path: "offence.codes", meaning: "offence codes" },
     OrderElement { path: "offence.over_network", meaning: "whether the offence was committed over a network" },
+    OrderElement { path: "offence.sentence_imposed_months", meaning: "the sentence imposed (execution of a sentence)" },
     OrderElement { path: "emergency.justification", meaning: "the reasons for an emergency (if emergency)" },
     OrderElement { path: "non_disclosure", meaning: "a non-disclosure order" },
     OrderElement { path: "targets", meaning: "at least one target identifier" },
@@ -654,6 +924,11 @@ pub const ORDER_ELEMENTS: &[OrderElement] = &[
     OrderElement { path: "targets.ip.time_zone", meaning: "the time zone of each IP target" },
     OrderElement { path: "categories", meaning: "the data categories requested" },
     OrderElement { path: "time_window", meaning: "the time range of the data" },
+    OrderElement { path: "purpose", meaning: "the purpose of the order" },
+    OrderElement { path: "purpose.statement", meaning: "the purpose stated in writing" },
+    OrderElement { path: "procedural_framework", meaning: "the procedural framework (flagrance, preliminary inquiry, judicial investigation)" },
+    OrderElement { path: "statutory_basis", meaning: "the statutory basis of the process (kind and statute)" },
+    OrderElement { path: "sole_aim_identification", meaning: "whether the sole aim is to identify the author" },
 ];
 
 /// Whether one top-level field of an order parses on its own (used to name the culprit).
@@ -675,6 +950,13 @@ fn top_level_field_parses(key: &str, value: &serde_json::Value) -> bool {
         "targets" => ok::<Vec<Target>>(value),
         "categories" => ok::<Vec<Category>>(value),
         "time_window" => ok::<Option<TimeWindow>>(value),
+        "purpose" => ok::<Option<Purpose>>(value),
+        "procedural_framework" => ok::<Option<ProceduralFramework>>(value),
+        "statutory_basis" => ok::<Option<StatutoryBasis>>(value),
+        "sole_aim_identification" => ok::<Option<bool>>(value),
+        "journalistic_source" => ok::<bool>(value),
+        "follow_up_notified_at" => ok::<Option<DateTime<Utc>>>(value),
+        "extension_requested_at" => ok::<Vec<DateTime<Utc>>>(value),
         // An unknown key is the culprit; serde's message already names it.
         _ => false,
     }

@@ -64,6 +64,7 @@ fn order(instrument: &str, kind: IssuerKind, categories: &[Category]) -> Order {
             max_custodial_months: Some(60),
             codes: vec![],
             over_network: Some(false),
+            sentence_imposed_months: None,
         }),
         emergency: None,
         enforcing_state_notified: false,
@@ -74,6 +75,19 @@ fn order(instrument: &str, kind: IssuerKind, categories: &[Category]) -> Order {
             from: t0() - hours(24 * 30),
             to: t0(),
         }),
+        purpose: Some(Purpose {
+            kind: PurposeKind::Crime,
+            statement: Some("to identify the author of the fraud".into()),
+        }),
+        procedural_framework: Some(ProceduralFramework::FlagrantOffence),
+        statutory_basis: Some(StatutoryBasis {
+            kind: BasisKind::AdministrativeSubpoena,
+            statute: "21 U.S.C. 876".into(),
+        }),
+        sole_aim_identification: None,
+        journalistic_source: false,
+        follow_up_notified_at: None,
+        extension_requested_at: vec![],
     }
 }
 
@@ -83,6 +97,7 @@ fn facts(kind: IssuerKind) -> RegistryFacts {
         validator_kind: None,
         issuer_country: None,
         validation_signed_by_validator: false,
+        earlier_preservations: 0,
     }
 }
 
@@ -92,10 +107,18 @@ fn deployment_for(instrument: &str) -> Deployment {
         "eu" => "IE",
         other => country_of(&format!("{other}.x")),
     };
+    // A German deployment is classified; the §100k cases are for a digital service.
+    let service_class = match instrument {
+        "de.stpo_100k" => Some(ServiceClass::DigitalService),
+        i if i.starts_with("de.") => Some(ServiceClass::InterpersonalCommunications),
+        _ => None,
+    };
     Deployment {
         establishment: establishment.into(),
         legal_representative_in: vec![],
         dsa_intermediary: false,
+        service_class,
+        offers_service_in: vec![],
     }
 }
 
@@ -339,6 +362,7 @@ const CASES: &[Case] = &[
         expect: &[(Subscriber, Permit), (Ident, Deny)],
         outcome: Outcome::AcceptableForReview,
     },
+    // The access record is traffic data: §100j reaches it for no one (§100g or §100k do).
     Case {
         name: "de 100j court identification",
         instrument: "de.stpo_100j",
@@ -347,7 +371,62 @@ const CASES: &[Case] = &[
         months: Some(1),
         network: false,
         emergency: false,
-        expect: &[(Ident, Permit)],
+        expect: &[(Ident, Deny)],
+        outcome: Outcome::Refused,
+    },
+    Case {
+        name: "de 100k court usage data",
+        instrument: "de.stpo_100k",
+        issuer: Court,
+        categories: &[IpHistory],
+        months: Some(12),
+        network: false,
+        emergency: false,
+        expect: &[(IpHistory, Permit)],
+        outcome: Outcome::AcceptableForReview,
+    },
+    Case {
+        name: "fr preservation without the judge's authorisation",
+        instrument: "fr.preservation",
+        issuer: Police,
+        categories: &[IpHistory],
+        months: Some(60),
+        network: false,
+        emergency: false,
+        expect: &[(IpHistory, Deny)],
+        outcome: Outcome::Refused,
+    },
+    Case {
+        name: "us nsl for a crime purpose",
+        instrument: "us.nsl",
+        issuer: Police,
+        categories: &[Subscriber],
+        months: None,
+        network: false,
+        emergency: false,
+        expect: &[(Subscriber, Deny)],
+        outcome: Outcome::Refused,
+    },
+    Case {
+        name: "us cloud act order from a non-partner",
+        instrument: "us.cloud_act_agreement",
+        issuer: Judge,
+        categories: &[Subscriber],
+        months: Some(60),
+        network: false,
+        emergency: false,
+        expect: &[(Subscriber, Deny)],
+        outcome: Outcome::Refused,
+    },
+    Case {
+        name: "br preservation by police",
+        instrument: "br.preservation",
+        issuer: Police,
+        categories: &[IpHistory],
+        months: None,
+        network: false,
+        emergency: false,
+        expect: &[(IpHistory, Preserve)],
         outcome: Outcome::AcceptableForReview,
     },
     Case {
@@ -630,7 +709,28 @@ fn table_of_accept_and_refuse_edges() {
                 justification: "threat to life".into(),
             });
         }
-        let d = run(&o, &facts(case.issuer));
+        // The French network cases are the art 60-1-2 2° cases: the requisition states its
+        // sole aim of identifying the author.
+        if case.instrument.starts_with("fr.") {
+            o.sole_aim_identification = Some(case.network);
+        }
+        // UK cases name the authorising body (OCDA, DSO); the request itself comes from a
+        // police force it authorised, proven by the body's own signature.
+        let f = match (case.instrument, case.issuer) {
+            ("uk.ipa_part3", body @ (Ocda | DesignatedSeniorOfficer)) => {
+                o.issuer.kind = Police;
+                o.validator = Some(authority(body, "GB"));
+                RegistryFacts {
+                    issuer_kind: Some(Police),
+                    validator_kind: Some(body),
+                    issuer_country: None,
+                    validation_signed_by_validator: true,
+                    earlier_preservations: 0,
+                }
+            }
+            _ => facts(case.issuer),
+        };
+        let d = run(&o, &f);
         for (c, s) in case.expect {
             assert_eq!(status(&d, *c), *s, "{}: {c}\n{}", case.name, d.explain());
         }
@@ -708,6 +808,7 @@ fn validated_police_epoc_needs_signature_or_a_check() {
             validator_kind: Some(Prosecutor),
             issuer_country: None,
             validation_signed_by_validator: true,
+            earlier_preservations: 0,
         },
     );
     assert_eq!(status(&proven, Subscriber), Permit);
@@ -720,6 +821,7 @@ fn validated_police_epoc_needs_signature_or_a_check() {
             validator_kind: Some(Police),
             issuer_country: None,
             validation_signed_by_validator: true,
+            earlier_preservations: 0,
         },
     );
     assert_eq!(status(&wrong, Subscriber), Deny);
@@ -790,9 +892,18 @@ fn preservation_orders_preserve_and_never_release() {
 
 #[test]
 fn uk_registration_ip_is_events_data() {
-    let mut o = order("uk.ipa_part3", Ocda, &[Subscriber]);
+    // A police request on an OCDA authorisation (the authorising body signs).
+    let mut o = order("uk.ipa_part3", Police, &[Subscriber]);
+    o.validator = Some(authority(Ocda, "GB"));
+    let ocda = RegistryFacts {
+        issuer_kind: Some(Police),
+        validator_kind: Some(Ocda),
+        issuer_country: None,
+        validation_signed_by_validator: true,
+        earlier_preservations: 0,
+    };
     o.offence.as_mut().unwrap().max_custodial_months = Some(6);
-    let d = run(&o, &facts(Ocda));
+    let d = run(&o, &ocda);
     assert_eq!(
         d.field_status(Subscriber, FieldId::PhoneNumber),
         Some(Permit)
@@ -802,7 +913,7 @@ fn uk_registration_ip_is_events_data() {
         Some(Deny)
     );
     o.categories = vec![Subscriber, IpHistory];
-    let d = run(&o, &facts(Ocda));
+    let d = run(&o, &ocda);
     assert_eq!(
         d.field_status(IpHistory, FieldId::RegistrationIp),
         Some(Deny)
@@ -812,7 +923,7 @@ fn uk_registration_ip_is_events_data() {
         ReasonCode::OffenceBelowThreshold
     );
     o.offence.as_mut().unwrap().max_custodial_months = Some(24);
-    let d = run(&o, &facts(Ocda));
+    let d = run(&o, &ocda);
     assert_eq!(
         d.field_status(IpHistory, FieldId::RegistrationIp),
         Some(Permit)
@@ -849,6 +960,8 @@ fn french_thresholds_for_ip_data() {
         let off = o.offence.as_mut().unwrap();
         off.max_custodial_months = Some(months);
         off.over_network = Some(network);
+        // Art 60-1-2 2°: the requisition states its sole aim (never inferred).
+        o.sole_aim_identification = Some(network);
         run(&o, &facts(Police))
     };
     let d = run_fr(24, false, &[Subscriber, Ident]);
@@ -1012,6 +1125,7 @@ fn other_order_level_refusals() {
         validator_kind: None,
         issuer_country: None,
         validation_signed_by_validator: false,
+        earlier_preservations: 0,
     };
     assert_eq!(
         run(&o, &unregistered).refusals[0].code,
@@ -1025,7 +1139,21 @@ fn other_order_level_refusals() {
     let mut no_offence = o.clone();
     no_offence.offence = None;
     no_offence.categories = vec![IpHistory];
+    // An incomplete EPOC is not refused: the provider asks for clarification (Art 10(6)).
     let d = run(&no_offence, &facts(Judge));
+    assert_eq!(d.outcome, Outcome::ClarificationNeeded);
+    assert!(
+        d.clarification
+            .as_ref()
+            .unwrap()
+            .missing
+            .contains(&"offence.description".to_owned())
+    );
+    assert!(d.granted_fields().is_empty());
+    // Under an instrument that refuses incomplete orders, it is a refusal.
+    let mut de = order("de.stpo_100g", Judge, &[IpHistory]);
+    de.offence = None;
+    let d = run(&de, &facts(Judge));
     assert!(
         d.refusals
             .iter()
@@ -1045,13 +1173,13 @@ fn missing_required_elements_are_named() {
         time_zone: None,
     })];
     let d = run(&o, &facts(Judge));
-    assert_eq!(d.outcome, Outcome::Refused);
-    let r = &d.refusals[0];
-    assert_eq!(r.code, ReasonCode::MissingRequiredElements);
+    assert_eq!(d.outcome, Outcome::ClarificationNeeded);
+    let c = d.clarification.as_ref().unwrap();
     for name in ["addressee", "issuer.file_number", "targets.ip.time_zone"] {
-        assert!(r.text.contains(name), "{name} not named in {}", r.text);
+        assert!(c.text.contains(name), "{name} not named in {}", c.text);
+        assert!(c.missing.contains(&name.to_owned()));
     }
-    assert!(!r.text.contains("reasons"));
+    assert!(!c.text.contains("reasons"));
 }
 
 #[test]
@@ -1061,11 +1189,16 @@ fn dsa_overlay_adds_elements_and_a_delayable_user_notice() {
         establishment: "DE".into(),
         legal_representative_in: vec![],
         dsa_intermediary: true,
+        service_class: None,
+        offers_service_in: vec![],
     };
     let d = decide(&o, &facts(Police), t0(), &[], &set(), &dep, t0());
     assert_eq!(d.user_notice.len(), 2);
     assert!(d.user_notice[1].provider_must_inform);
-    assert_eq!(d.user_notice[1].timing, NoticeTiming::WhenGivingEffect);
+    // §100j keeps the request secret (TKG §174 / TDDDG §24): that secrecy is the later time
+    // Art 10(5) allows, until the authority lifts it.
+    assert_eq!(d.user_notice[1].timing, NoticeTiming::WhenGagLifted);
+    assert_eq!(d.outcome, Outcome::AcceptableForReview);
     let end = t0() + TimeDelta::days(90);
     o.non_disclosure = Some(NonDisclosure {
         ends: NonDisclosureEnd::Until(end),
@@ -1096,6 +1229,8 @@ fn binding_depends_on_establishment() {
         establishment: "IE".into(),
         legal_representative_in: vec![],
         dsa_intermediary: false,
+        service_class: None,
+        offers_service_in: vec![],
     };
     let d = decide(&o, &facts(Prosecutor), t0(), &[], &set(), &ie, t0());
     assert!(!d.binding.as_ref().unwrap().binding);
@@ -1124,6 +1259,8 @@ fn binding_depends_on_establishment() {
             establishment: est.into(),
             legal_representative_in: reps,
             dsa_intermediary: false,
+            service_class: None,
+            offers_service_in: vec![],
         };
         let d = decide(&o, &facts(Judge), t0(), &[], &set(), &dep, t0());
         assert_eq!(d.binding.as_ref().unwrap().binding, binds, "{est}");
@@ -1177,7 +1314,7 @@ fn explain_is_readable_and_cites() {
         "UTC",
         "registration_ip",
         "Informing the user",
-        "to verify",
+        "Open questions",
     ] {
         assert!(text.contains(needle), "{needle} missing in:\n{text}");
     }
@@ -1356,11 +1493,9 @@ fn required_elements_map_to_fields_per_instrument() {
                 "emergency.justification",
                 "targets",
                 "targets.ip.time_zone",
-                "time_window",
                 "categories",
                 "offence.description",
                 "legal_provisions",
-                "receiving_authority",
             ],
         ),
         (
@@ -1369,14 +1504,26 @@ fn required_elements_map_to_fields_per_instrument() {
                 "issuer.authority",
                 "addressee",
                 "targets",
-                "time_window",
                 "categories",
                 "offence.description",
             ],
         ),
         (
             "fr.requisition",
-            &["issuer.authority", "legal_provisions", "targets"],
+            &[
+                "issuer.authority",
+                "legal_provisions",
+                "procedural_framework",
+                "targets",
+            ],
+        ),
+        (
+            "fr.preservation",
+            &["issuer.authority", "procedural_framework", "targets"],
+        ),
+        (
+            "de.stpo_100k",
+            &["reasons", "time_window", "offence.description"],
         ),
         (
             "de.stpo_100j",
@@ -1386,21 +1533,61 @@ fn required_elements_map_to_fields_per_instrument() {
             "de.stpo_100g",
             &["reasons", "time_window", "offence.description"],
         ),
-        ("us.subpoena", &["issuer.authority", "targets"]),
+        (
+            "us.subpoena",
+            &["issuer.authority", "statutory_basis", "targets"],
+        ),
+        ("us.nsl", &["purpose", "targets"]),
+        (
+            "us.cloud_act_agreement",
+            &["legal_provisions", "offence.description", "targets"],
+        ),
         ("us.2703d", &["reasons", "targets"]),
         ("us.warrant", &["issuer.authority", "targets"]),
         ("us.preservation", &["issuer.authority", "targets"]),
         ("us.emergency", &["emergency.justification", "targets"]),
         (
             "uk.ipa_part3",
-            &["legal_provisions", "offence.description", "targets"],
+            &["legal_provisions", "purpose", "validator", "targets"],
         ),
         ("br.marco_civil", &["reasons", "time_window", "targets"]),
         ("br.marco_civil_admin", &["legal_provisions", "targets"]),
-        ("in.bnss_94", &["legal_provisions", "targets"]),
+        ("br.preservation", &["legal_provisions", "targets"]),
+        (
+            "in.bnss_94",
+            &[
+                "legal_provisions",
+                "purpose",
+                "purpose.statement",
+                "targets",
+            ],
+        ),
     ];
     let s = set();
     assert_eq!(table.len(), s.instruments().count());
+    // Annex I "if applicable" boxes are not required of every EPOC (Art 10(6) asks otherwise).
+    for absent in [
+        "time_window",
+        "receiving_authority",
+        "offence.max_custodial_months",
+    ] {
+        assert!(
+            !s.instrument("eu.epoc")
+                .unwrap()
+                .required_elements
+                .iter()
+                .any(|r| r.get_ref() == absent),
+            "{absent}"
+        );
+    }
+    // Crime is one UK purpose among several: the offence is not required of every request.
+    assert!(
+        !s.instrument("uk.ipa_part3")
+            .unwrap()
+            .required_elements
+            .iter()
+            .any(|r| r.get_ref() == "offence.description")
+    );
     for (id, elements) in table {
         let instrument = s.instrument(id).unwrap();
         for e in *elements {
@@ -1601,7 +1788,19 @@ prop_compose! {
         establishment in prop::sample::select(vec!["IE", "FR", "DE", "US", "GB", "BR", "IN", "DK"]),
         dsa in any::<bool>(),
         now_hours in 0i64..24 * 120,
+        inputs in (
+            prop::option::of(prop::sample::select(vec![PurposeKind::Crime, PurposeKind::NationalSecurity, PurposeKind::PreventingDeathOrInjury, PurposeKind::MissingOrVulnerablePerson, PurposeKind::ExecutingSentence, PurposeKind::Other])),
+            prop::option::of(prop::sample::select(vec![ProceduralFramework::FlagrantOffence, ProceduralFramework::PreliminaryInquiry, ProceduralFramework::JudicialInvestigation])),
+            prop::option::of(prop::sample::select(vec![BasisKind::AdministrativeSubpoena, BasisKind::GrandJurySubpoena, BasisKind::Other])),
+            prop::option::of(any::<bool>()),
+            any::<bool>(),
+            any::<bool>(),
+            prop::option::of(prop::sample::select(vec![ServiceClass::InterpersonalCommunications, ServiceClass::DigitalService])),
+            prop::option::of(0i64..24 * 120),
+            0u32..3,
+        ),
     ) -> (Order, RegistryFacts, Deployment, DateTime<Utc>) {
+        let (purpose, framework, basis, sole_aim, journalistic, ip_target, class, follow_up, earlier) = inputs;
         let mut o = order(&instrument, claimed, &categories);
         o.validator = validator.map(|(k, _, _)| authority(k, "FR"));
         o.offence.as_mut().unwrap().max_custodial_months = months;
@@ -1611,13 +1810,28 @@ prop_compose! {
         if emergency {
             o.emergency = Some(Emergency { justification: "threat".into() });
         }
+        o.purpose = purpose.map(|kind| Purpose { kind, statement: Some("why".into()) });
+        o.procedural_framework = framework;
+        o.statutory_basis = basis.map(|kind| StatutoryBasis { kind, statute: "a statute".into() });
+        o.sole_aim_identification = sole_aim;
+        o.journalistic_source = journalistic;
+        o.follow_up_notified_at = follow_up.map(|h| t0() + hours(h));
+        if ip_target {
+            o.targets.push(Target::Ip(IpTarget {
+                address: "203.0.113.7".parse().unwrap(),
+                port: Some(443),
+                timestamp: "2026-08-30T10:14:03+02:00".parse().unwrap(),
+                time_zone: Some("Europe/Paris".into()),
+            }));
+        }
         let f = RegistryFacts {
             issuer_kind: registered,
             validator_kind: validator.and_then(|(_, r, _)| r),
             issuer_country: Some(o.issuer.country.clone()),
             validation_signed_by_validator: validator.is_some_and(|(_, _, s)| s),
+            earlier_preservations: earlier,
         };
-        let dep = Deployment { establishment: establishment.into(), legal_representative_in: vec![], dsa_intermediary: dsa };
+        let dep = Deployment { establishment: establishment.into(), legal_representative_in: vec![], dsa_intermediary: dsa, service_class: class, offers_service_in: vec![] };
         (o, f, dep, t0() + hours(now_hours))
     }
 }
@@ -2246,3 +2460,6 @@ fn epoc_fixture_round_trips_and_fits_the_order_schema() {
     conforms(&schemas, &schema_ref("Order"), &fixture, "fixture").unwrap();
     conforms(&schemas, &schema_ref("Order"), &written, "written").unwrap();
 }
+
+#[path = "provisions_tests.rs"]
+mod provisions;

@@ -356,7 +356,7 @@ pub fn lift_lockout(
             return Err(StaffError::NotFound(username.to_owned()));
         }
         let lifted = throttle::clear_in(c, &scope, now.timestamp(), FIFTEEN_MINUTES)?;
-        let entry = NewEntry::new(actor.clone(), "staff.lockout_lifted")
+        let entry = NewEntry::new(actor.clone(), audit::Event::StaffLockoutLifted)
             .reference("user", username)
             .reference("had_failures", lifted);
         audit::append(c, &entry, now)?;

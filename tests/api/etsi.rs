@@ -557,6 +557,7 @@ pub(crate) fn subpoena(
   <auth:AuthorisationTimespan><auth:StartTime>{start}</auth:StartTime><auth:EndTime>{end}</auth:EndTime></auth:AuthorisationTimespan>
   <auth:AuthorisationCreationTimestamp>{start}</auth:AuthorisationCreationTimestamp>
   <auth:AuthorisationApprovalDetails><common:ApproverDetails><common:ApproverName>AUSA J. Rivera</common:ApproverName></common:ApproverDetails></auth:AuthorisationApprovalDetails>
+  <auth:AuthorisationFlags><auth:AuthorisationFlag><common:Owner>ACTOR02</common:Owner><common:Name>WritStatutoryBasis</common:Name><common:Value>grand_jury_subpoena|Fed. R. Crim. P. 17</common:Value></auth:AuthorisationFlag></auth:AuthorisationFlags>
 </HI1Object></CREATE></ActionRequest>
 <ActionRequest><ActionIdentifier>1</ActionIdentifier><CREATE>
 <HI1Object xsi:type="doc:DocumentObject">

@@ -19,6 +19,7 @@ mod etsi_schema;
 mod hardening;
 mod health;
 mod intake;
+mod legal;
 mod mail;
 mod metadata;
 mod metrics;

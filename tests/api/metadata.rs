@@ -222,6 +222,8 @@ const ALLOWED_COLUMNS: &[&str] = &[
     "orders.hold_until",
     "orders.validation_due_at",
     "orders.hold_extensions",
+    // A time, no content: when the decision's earliest follow-up task is due (issue 17).
+    "orders.follow_up_due_at",
     "order_versions.scope_json",
     "order_versions.validation_checked_by",
     "order_versions.validation_checked_at",

@@ -256,6 +256,8 @@ async fn an_order_is_received_decided_clarified_amended_and_withdrawn(backend: B
                     establishment: "IE".into(),
                     legal_representative_in: vec![],
                     dsa_intermediary: true,
+                    service_class: None,
+                    offers_service_in: vec![],
                 };
                 writ::orders::clarify::ask(
                     conn,

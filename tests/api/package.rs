@@ -35,11 +35,14 @@ fn input() -> package::PackageInput {
         validator_kind: None,
         issuer_country: Some("FR".into()),
         validation_signed_by_validator: false,
+        earlier_preservations: 0,
     };
     let deployment = Deployment {
         establishment: "IE".into(),
         legal_representative_in: vec![],
         dsa_intermediary: false,
+        service_class: None,
+        offers_service_in: vec![],
     };
     let received = "2026-09-01T08:00:00Z".parse().unwrap();
     let scope = writ::policy::decide(

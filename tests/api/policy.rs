@@ -23,7 +23,7 @@ fn policy_check_accepts_the_shipped_set_and_names_file_and_line_of_a_broken_one(
     );
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
-        text.contains("14 instrument(s)") && text.contains(PolicySet::builtin().unwrap().id()),
+        text.contains("19 instrument(s)") && text.contains(PolicySet::builtin().unwrap().id()),
         "{text}"
     );
 
@@ -114,6 +114,72 @@ fn policy_explain_answers_with_citations_for_every_shipped_instrument() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("categorys"));
+}
+
+/// `writ policy explain` shows the order's stated inputs, the authorising party, the outcome
+/// with what a clarification must supply, and the open questions.
+#[test]
+fn policy_explain_shows_the_legal_inputs_and_the_clarification() {
+    let db = TestDb::new(Backend::Sqlite);
+    let requisition = serde_json::json!({
+        "reference": "PV-2026-77",
+        "instrument": "fr.requisition",
+        "issuer": {"kind": "police", "person": "OPJ Martin", "authority": "PJ Lyon", "country": "FR"},
+        "validator": {"kind": "prosecutor", "person": "M. Dupont", "authority": "Parquet de Paris", "country": "FR"},
+        "dates": {"issued_at": "2026-09-01T06:00:00Z"},
+        "legal_provisions": ["CPP art 77-1-1"],
+        "redress": "Chambre de l'instruction",
+        "procedural_framework": "preliminary_inquiry",
+        "sole_aim_identification": true,
+        "offence": {"description": "harassment", "max_custodial_months": 24, "over_network": true},
+        "targets": [{"ip": {"address": "203.0.113.7", "port": 51234, "timestamp": "2026-08-30T10:14:03+02:00"}}],
+        "categories": ["subscriber"]
+    });
+    let path = db.dir().join("requisition.json");
+    std::fs::write(&path, requisition.to_string()).unwrap();
+    let explain = |path: &std::path::Path, kind: &str, country: &str, extra: &[&str]| {
+        let out = writ_for(&db, &[])
+            .args(["policy", "explain", path.to_str().unwrap()])
+            .args(["--issuer-kind", kind, "--issuer-country", country])
+            .args(["--now", "2026-09-01T09:00:00Z"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let text = explain(
+        &path,
+        "police",
+        "FR",
+        &["--validator-kind", "prosecutor", "--validation-signed"],
+    );
+    for needle in [
+        "Stated inputs:",
+        "procedural framework: preliminary_inquiry",
+        "sole aim of identifying the author: stated",
+        "target kinds: ip",
+        "authorising or validating party (claimed): Parquet de Paris (prosecutor)",
+        "60-1-2, 2°",
+        "Open questions",
+    ] {
+        assert!(text.contains(needle), "{needle}:\n{text}");
+    }
+    let mut epoc: serde_json::Value = serde_json::from_str(ORDER).unwrap();
+    epoc.as_object_mut().unwrap().remove("addressee");
+    let path = db.dir().join("epoc-incomplete.json");
+    std::fs::write(&path, epoc.to_string()).unwrap();
+    let text = explain(&path, "prosecutor", "FR", &[]);
+    assert!(text.contains("CLARIFICATION NEEDED"), "{text}");
+    assert!(text.contains("Missing: addressee"), "{text}");
+    assert!(
+        text.contains("Objections the legal team may choose"),
+        "{text}"
+    );
 }
 
 both_backends!(the_policy_set_is_recorded_in_the_audit_log_when_it_changes);

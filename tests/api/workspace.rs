@@ -352,6 +352,7 @@ async fn every_route_checks_the_role(backend: Backend) {
     let document = format!("/orders/{id}/document");
     let ask = format!("/orders/{id}/ask");
     let refuse = format!("/orders/{id}/refuse");
+    let object = format!("/orders/{id}/object");
     let checked = format!("/orders/{id}/validation-checked");
     let package = format!("/orders/{id}/package");
     let approve = format!("/orders/{id}/approve");
@@ -390,6 +391,7 @@ async fn every_route_checks_the_role(backend: Backend) {
         ("POST", "/admin/registry/keys/none/revoke", &["adam"]),
         ("POST", "/admin/registry/fr-police-lyon/status", &["adam"]),
         ("POST", &refuse, &["rita", "alex"]),
+        ("POST", &object, &["rita", "alex"]),
         (
             "POST",
             "/account/password",

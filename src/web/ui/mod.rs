@@ -281,6 +281,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(pages::document)
         .service(pages::ask)
         .service(pages::refuse)
+        .service(pages::object)
         .service(pages::validation_checked)
         .service(pages::prepare_package)
         .service(pages::approve)

@@ -518,6 +518,57 @@ pub async fn refuse(
     Ok(see_other(&to))
 }
 
+/// The form of an objection: which one the decision offers, and the reasons.
+#[derive(Debug, Deserialize)]
+pub struct ObjectionForm {
+    csrf: String,
+    /// Missing: refused by field (422) after the role check, like an unknown code.
+    #[serde(default)]
+    code: String,
+    text: String,
+}
+
+/// `POST /orders/{id}/object`: object instead of complying (e-Evidence Art 10(5), Art 17), with
+/// the reasons the authority receives; the order awaits its answer and the data stay preserved.
+#[post("/orders/{id}/object")]
+pub async fn object(
+    signed: Signed,
+    id: web::Path<String>,
+    form: web::Form<ObjectionForm>,
+    db: web::Data<Db>,
+    policies: web::Data<PolicySet>,
+    deployment: web::Data<Deployment>,
+    mail: web::Data<crate::settings::MailSettings>,
+) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::ActOnOrders)?.clone();
+    signed.check_csrf(&form.csrf)?;
+    let id = id.into_inner();
+    let to = format!("/orders/{id}");
+    let ObjectionForm { code, text, .. } = form.into_inner();
+    let (set, dep, mail) = (
+        policies.into_inner(),
+        deployment.into_inner(),
+        mail.into_inner(),
+    );
+    db.run(move |conn| {
+        clarify::object(
+            conn,
+            &staff.actor(),
+            &id,
+            &code,
+            &text,
+            clarify::Rules {
+                policies: &set,
+                deployment: &dep,
+                mail: &mail,
+            },
+            Utc::now(),
+        )
+    })
+    .await?;
+    Ok(see_other(&to))
+}
+
 /// `POST /orders/{id}/validation-checked`: a person checked the claimed validation against the
 /// signed document.
 #[post("/orders/{id}/validation-checked")]
