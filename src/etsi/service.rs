@@ -155,20 +155,27 @@ pub fn purge_message_bodies(
         // the object back from it.
         let still_needed = etsi_objects::table
             .inner_join(orders::table.on(orders::id.nullable().eq(etsi_objects::order_id)))
-            .filter(etsi_objects::message_id.eq(etsi_messages::id.nullable()))
+            .filter(etsi_objects::message_id.is_not_null())
             .filter(orders::status.ne_all([
                 OrderStatus::Released.as_str(),
                 OrderStatus::Refused.as_str(),
                 OrderStatus::Withdrawn.as_str(),
-            ]));
-        let purged = diesel::update(
-            etsi_messages::table
-                .filter(etsi_messages::body.is_not_null())
-                .filter(etsi_messages::received_at.lt(cutoff))
-                .filter(diesel::dsl::not(diesel::dsl::exists(still_needed))),
-        )
-        .set(etsi_messages::body.eq(None::<Vec<u8>>))
-        .execute(c)?;
+            ]))
+            .select(etsi_objects::message_id.assume_not_null());
+        let needed: std::collections::HashSet<String> =
+            still_needed.load::<String>(c)?.into_iter().collect();
+        let due: Vec<String> = etsi_messages::table
+            .filter(etsi_messages::body.is_not_null())
+            .filter(etsi_messages::received_at.lt(cutoff))
+            .select(etsi_messages::id)
+            .load(c)?;
+        let due: Vec<String> = due.into_iter().filter(|id| !needed.contains(id)).collect();
+        let mut purged = 0;
+        for ids in due.chunks(500) {
+            purged += diesel::update(etsi_messages::table.filter(etsi_messages::id.eq_any(ids)))
+                .set(etsi_messages::body.eq(None::<Vec<u8>>))
+                .execute(c)?;
+        }
         if purged > 0 {
             let entry = NewEntry::new(
                 Actor::new(ActorKind::System, "retention"),

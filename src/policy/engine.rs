@@ -13,10 +13,11 @@ use super::decision::{Clarification, FollowUp, Objection};
 use super::load::PolicySet;
 use super::model::{
     Action, FollowUpWhen, GagEffect, Incomplete, InstrumentSpec, NoticeSpec, Notifier, OverlaySpec,
-    RouteSpec, RuleSpec, ServiceClass,
+    RouteSpec, RuleSpec,
 };
 use super::order::{IssuerKind, NonDisclosureEnd, ORDER_ELEMENTS, Order, RegistryFacts, Target};
 use super::{Deployment, Pause};
+use crate::deployment::ServiceClass;
 use chrono::{DateTime, TimeDelta, Utc};
 
 /// Decides an order.

@@ -72,9 +72,13 @@ async fn a_preliminary_inquiry_requisition_needs_the_prosecutors_signature(backe
         KeyAlgorithm::EdDSA,
         &private_pem(PARIS.seed),
         PARIS.kid,
-        PARIS.iss,
-        &text,
-        chrono::Utc::now().timestamp(),
+        &client::ValidationRequest {
+            validator: PARIS.iss,
+            submitter: Some(POLICE_SIGNER.iss),
+            order_json: &text,
+            now: chrono::Utc::now().timestamp(),
+            lifetime_secs: 3600,
+        },
     )
     .unwrap();
     let body = client::submission_body(&text, PDF, Some(&signature)).unwrap();
