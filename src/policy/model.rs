@@ -268,7 +268,6 @@ pub enum Incomplete {
     Clarify,
 }
 
-
 /// When a follow-up task applies.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]

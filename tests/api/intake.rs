@@ -693,10 +693,7 @@ async fn hi1_bodies_are_kept_only_where_needed_and_only_for_a_time(backend: Back
     assert_eq!(kept.len(), 1);
     assert_eq!(kept[0].0, "read");
     assert_eq!(kept[0].1, i64::try_from(config.len()).unwrap());
-    assert_eq!(
-        kept[0].2,
-        writ::digest::sha256_hex(config.as_bytes())
-    );
+    assert_eq!(kept[0].2, writ::digest::sha256_hex(config.as_bytes()));
     assert!(!kept[0].3, "a read-only message's body was kept");
 
     // Two tasks become orders; their messages are kept. One order is then withdrawn.
