@@ -89,26 +89,32 @@ impl std::fmt::Display for IssuerKind {
 pub struct Authority {
     /// The kind the order claims (checked against Writ's authority registry, never trusted).
     pub kind: IssuerKind,
-    /// The person who signed (name and function): 1 to 200 characters, not all blank.
+    /// The person who signed (name and function): 1 to 200 characters, not all blank, with no
+    /// control, bidirectional-control or invisible character (nor a Unicode tag character).
     #[schema(
         min_length = 1,
         max_length = 200,
-        pattern = r"[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+        pattern = r"^[^\x00-\x1f\x7f-\x9f\xad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff9-\ufffb]*[^\x00-\x1f\x7f-\x9f\xad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff9-\ufffb\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f\xad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff9-\ufffb]*$"
     )]
     pub person: String,
-    /// The authority's name (e.g. "Parquet de Paris"): 1 to 200 characters, not all blank.
+    /// The authority's name (e.g. "Parquet de Paris"): 1 to 200 characters, not all blank, with no
+    /// control, bidirectional-control or invisible character (nor a Unicode tag character).
     #[schema(
         examples("Parquet de Paris"),
         min_length = 1,
         max_length = 200,
-        pattern = r"[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+        pattern = r"^[^\x00-\x1f\x7f-\x9f\xad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff9-\ufffb]*[^\x00-\x1f\x7f-\x9f\xad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff9-\ufffb\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f\xad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff9-\ufffb]*$"
     )]
     pub authority: String,
     /// ISO 3166-1 alpha-2 country of the authority (e.g. "FR"); for EU orders, the issuing state.
     #[schema(examples("FR"))]
     pub country: String,
-    /// The authority's own file number, if given.
+    /// The authority's own file number, if given; no control,
+    /// bidirectional-control or invisible character (nor a Unicode tag character).
     #[serde(default)]
+    #[schema(
+        pattern = r"^[^\x00-\x1f\x7f-\x9f\xad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff9-\ufffb]*$"
+    )]
     pub file_number: Option<String>,
 }
 
@@ -273,13 +279,15 @@ impl PartialSchema for Target {
                 text()
                     .min_length(Some(1))
                     .max_length(Some(200))
-                    .pattern(Some(NOT_BLANK)),
-                "Writ's account id: 1 to 200 characters, not all blank.",
+                    .pattern(Some(IDENTIFIER)),
+                "Writ's account id: 1 to 200 characters, not all blank, with no control, \
+                 bidirectional-control or invisible character.",
             ))
             .item(tagged_variant(
                 "username",
                 text().pattern(Some(USERNAME)),
-                "A user name: 1 to 64 characters without spaces or control characters \
+                "A user name: 1 to 64 characters without spaces, control, bidirectional-control \
+                 or invisible characters \
                  (surrounding blanks are ignored; compared without case).",
             ))
             .item(tagged_variant(
@@ -557,14 +565,14 @@ where
         })
 }
 
-/// A JSON Schema pattern (unanchored) that a string holding something other than white space
-/// matches: the characters Rust's `str::trim` removes are exactly these.
-pub const NOT_BLANK: &str =
-    r"[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]";
+/// A JSON Schema pattern for an identifier that is not all blank and holds no character
+/// [`crate::text::is_hidden`] refuses (Unicode tag characters, outside the Basic Multilingual
+/// Plane, cannot be named in a pattern every JSON Schema dialect reads; they are refused too).
+pub const IDENTIFIER: &str = r"^[^\x00-\x1f\x7f-\x9f\xad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff9-\ufffb]*[^\x00-\x1f\x7f-\x9f\xad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff9-\ufffb\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f\xad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff9-\ufffb]*$";
 
 /// A username as `normalize::username` accepts it: surrounding white space, then 1 to 64
 /// characters that are neither white space nor control characters.
-const USERNAME: &str = r"^[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]{1,64}[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$";
+const USERNAME: &str = r"^[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\x00-\x1f\x7f-\x9f\xad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff9-\ufffb\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]{1,64}[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$";
 
 /// The shape of a phone number in international format (its validity in a numbering plan is
 /// checked when the order is).
@@ -643,12 +651,13 @@ pub struct TimeWindow {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Order {
-    /// The authority's own reference for the order: 1 to 200 characters, not all blank.
+    /// The authority's own reference for the order: 1 to 200 characters, not all blank, with no
+    /// control, bidirectional-control or invisible character (nor a Unicode tag character).
     #[schema(
         examples("PR-2026-0042"),
         min_length = 1,
         max_length = 200,
-        pattern = r"[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+        pattern = r"^[^\x00-\x1f\x7f-\x9f\xad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff9-\ufffb]*[^\x00-\x1f\x7f-\x9f\xad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff9-\ufffb\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f\xad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff9-\ufffb]*$"
     )]
     pub reference: String,
     /// The instrument id, e.g. "eu.epoc"; the part before the first dot is the jurisdiction.
@@ -679,11 +688,19 @@ pub struct Order {
     /// Information on redress available to the provider and the user.
     #[serde(default)]
     pub redress: Option<String>,
-    /// The addressee (the provider's legal representative or establishment).
+    /// The addressee (the provider's legal representative or establishment); no control,
+    /// bidirectional-control or invisible character (nor a Unicode tag character).
     #[serde(default)]
+    #[schema(
+        pattern = r"^[^\x00-\x1f\x7f-\x9f\xad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff9-\ufffb]*$"
+    )]
     pub addressee: Option<String>,
-    /// The authority the data are to be sent to, if not the issuer.
+    /// The authority the data are to be sent to, if not the issuer; no control,
+    /// bidirectional-control or invisible character (nor a Unicode tag character).
     #[serde(default)]
+    #[schema(
+        pattern = r"^[^\x00-\x1f\x7f-\x9f\xad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff9-\ufffb]*$"
+    )]
     pub receiving_authority: Option<String>,
     /// The offence under investigation.
     #[serde(default)]

@@ -98,3 +98,81 @@ async fn the_document_describes_every_route_and_the_docs_page_is_self_contained(
         StatusCode::NOT_FOUND
     );
 }
+
+/// Found by the conformance run after identifiers began refusing hidden characters: the schema
+/// still let them through, so schema-valid orders were refused. Every identifier's pattern now
+/// excludes exactly the characters the server refuses (`writ::text::is_hidden`), checked here
+/// over the whole Basic Multilingual Plane against the pattern's excluded class.
+#[test]
+fn identifier_patterns_refuse_exactly_the_hidden_characters() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(SNAPSHOT);
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let schemas = &doc["components"]["schemas"];
+    let patterns = [
+        &schemas["Order"]["properties"]["reference"]["pattern"],
+        &schemas["Order"]["properties"]["addressee"]["pattern"],
+        &schemas["Order"]["properties"]["receiving_authority"]["pattern"],
+        &schemas["Authority"]["properties"]["person"]["pattern"],
+        &schemas["Authority"]["properties"]["authority"]["pattern"],
+        &schemas["Authority"]["properties"]["file_number"]["pattern"],
+    ];
+    for pattern in patterns {
+        let pattern = pattern
+            .as_str()
+            .expect("an identifier field without a pattern");
+        let excluded = first_negated_class(pattern);
+        for code in 0..=0xFFFFu32 {
+            let Some(c) = char::from_u32(code) else {
+                continue;
+            };
+            assert_eq!(
+                excluded.iter().any(|(lo, hi)| (*lo..=*hi).contains(&code)),
+                writ::text::is_hidden(c),
+                "U+{code:04X}: the pattern {pattern} and the server disagree"
+            );
+        }
+    }
+}
+
+/// The ranges of the first `[^...]` class of a pattern written with `\xHH`, `\uHHHH`, the
+/// escapes `\t \n \r`, literal characters and `-` ranges.
+fn first_negated_class(pattern: &str) -> Vec<(u32, u32)> {
+    let start = pattern.find("[^").unwrap() + 2;
+    let chars: Vec<char> = pattern[start..].chars().collect();
+    let mut i = 0;
+    let mut one = |i: &mut usize| -> u32 {
+        let c = chars[*i];
+        *i += 1;
+        if c != '\\' {
+            return u32::from(c);
+        }
+        let e = chars[*i];
+        *i += 1;
+        let hex = |i: &mut usize, n: usize| {
+            let h: String = chars[*i..*i + n].iter().collect();
+            *i += n;
+            u32::from_str_radix(&h, 16).unwrap()
+        };
+        match e {
+            'x' => hex(i, 2),
+            'u' => hex(i, 4),
+            't' => 9,
+            'n' => 10,
+            'r' => 13,
+            other => u32::from(other),
+        }
+    };
+    let mut ranges = Vec::new();
+    while chars[i] != ']' {
+        let lo = one(&mut i);
+        if chars[i] == '-' && chars[i + 1] != ']' {
+            i += 1;
+            let hi = one(&mut i);
+            ranges.push((lo, hi));
+        } else {
+            ranges.push((lo, lo));
+        }
+    }
+    ranges
+}
