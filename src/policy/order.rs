@@ -390,8 +390,9 @@ pub struct Purpose {
     /// The kind of purpose.
     pub kind: PurposeKind,
     /// The purpose in the authority's words (e.g. India BNSS s.94: why the record is necessary
-    /// or desirable for the investigation).
+    /// or desirable for the investigation). At most 2000 characters.
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub statement: Option<String>,
 }
 
@@ -483,7 +484,9 @@ impl BasisKind {
 pub struct StatutoryBasis {
     /// The kind of process.
     pub kind: BasisKind,
-    /// The statute (e.g. "21 U.S.C. 876" or "Fed. R. Crim. P. 17"): 1 to 200 characters.
+    /// The statute (e.g. "21 U.S.C. 876" or "Fed. R. Crim. P. 17"): 1 to 200 characters, not all
+    /// blank.
+    #[schema(min_length = 1, max_length = 200, pattern = r"[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")]
     pub statute: String,
 }
 
@@ -746,8 +749,9 @@ pub struct Order {
     #[serde(default)]
     pub follow_up_notified_at: Option<DateTime<Utc>>,
     /// When the issuing authority asked to extend the preservation (e-Evidence Annex VI), one
-    /// entry per request; only requests received before the hold ends count.
+    /// entry per request; only requests received before the hold ends count. At most 10.
     #[serde(default)]
+    #[schema(max_items = 10)]
     pub extension_requested_at: Vec<DateTime<Utc>>,
 }
 
