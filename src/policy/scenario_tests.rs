@@ -61,6 +61,13 @@ fn emergency(mut o: Order) -> Order {
     o
 }
 
+fn unreasoned_emergency(mut o: Order) -> Order {
+    o.emergency = Some(Emergency {
+        justification: " ".into(),
+    });
+    o
+}
+
 fn validated(mut o: Order, kind: IssuerKind) -> Order {
     o.validator = Some(authority(kind, &o.issuer.country.clone()));
     o
@@ -162,6 +169,7 @@ fn eu_e_evidence_boundaries() {
         row("Art 4(2) prosecutor may not issue for traffic data", epoc(Prosecutor, &[IpHistory]), facts(Prosecutor), vec![Cat(IpHistory, Deny), NothingReleased]),
         row("Art 4(2) a prosecutor may not validate traffic data", validated(epoc(Police, &[Subscriber, IpHistory]), Prosecutor), signed(Police, Prosecutor), vec![Cat(Subscriber, Permit), Cat(IpHistory, Deny)]),
         row("Art 4(2) police validated by a judge: traffic data", validated(epoc(Police, &[IpHistory]), Judge), signed(Police, Judge), vec![Cat(IpHistory, Permit)]),
+        row("Art 4(2) a claimed judge validator the registry knows as a prosecutor", validated(epoc(Police, &[IpHistory]), Judge), signed(Police, Prosecutor), vec![Cat(IpHistory, Deny), NothingReleased]),
         row("Art 4(1)(b) police without validation", epoc(Police, &[Subscriber]), facts(Police), vec![NothingReleased]),
         row("Art 4(1)(b) claimed validation without the validator's signature", validated(epoc(Police, &[Subscriber]), Judge), facts(Police), vec![Cat(Subscriber, Pending)]),
         row("Art 5(4)(a) 35 months is under the threshold", months(epoc(Judge, &[IpHistory]), Some(35)), facts(Judge), vec![Cat(IpHistory, Deny)]),
@@ -185,7 +193,7 @@ fn eu_e_evidence_boundaries() {
         row("Art 4(3) EPOC-PR police without validation", order("eu.epoc_pr", Police, &[Subscriber]), facts(Police), vec![Cat(Subscriber, Deny), NothingReleased]),
         row("Art 4(5) emergency EPOC-PR police", emergency(order("eu.epoc_pr", Police, &[IpHistory])), facts(Police), vec![Cat(IpHistory, Preserve), NothingReleased]),
     ]);
-    assert_eq!(n, 27);
+    assert_eq!(n, 28);
 }
 
 #[test]
@@ -218,7 +226,8 @@ fn fr_code_de_procedure_penale_boundaries() {
         row("art 60-1-2 1° traffic data at 36 months", months(req(Police, &[IpHistory]), Some(36)), facts(Police), vec![Cat(IpHistory, Permit)]),
         row("art 60-1-2 1° registration IP at 35 months", months(req(Police, &[Subscriber]), Some(35)), facts(Police), vec![Field(Subscriber, FieldId::RegistrationIp, Deny)]),
         row("art 60-1-2 1° identity behind an IP at 35 months", months(targets(req(Police, &[Subscriber]), vec![ip_at_a_time()]), Some(35)), facts(Police), vec![NothingReleased]),
-        row("art 60-1-2 2° one year, network, sole aim stated", sole_aim, facts(Police), vec![Cat(Subscriber, Permit), Cat(Ident, Permit)]),
+        row("art 60-1-2 2° one year, network, sole aim stated", sole_aim.clone(), facts(Police), vec![Cat(Subscriber, Permit), Cat(Ident, Permit)]),
+        row("art 60-1-2 2° an order that also asks for the IP log has no sole aim", { let mut x = sole_aim.clone(); x.categories.push(IpHistory); x }, facts(Police), vec![NothingReleased]),
         row("art 60-1-2 2° eleven months", sole_aim_short, facts(Police), vec![NothingReleased]),
         row("art 60-1-2 2° sole aim not stated", sole_aim_unstated, facts(Police), vec![NothingReleased]),
         row("art 60-1-2 2° offence not over a network", sole_aim_offline, facts(Police), vec![NothingReleased]),
@@ -227,7 +236,7 @@ fn fr_code_de_procedure_penale_boundaries() {
         row("art 60-2 al. 2 preservation without the JLD's authorisation", framework(pres(Police), Some(FlagrantOffence)), facts(Police), vec![NothingReleased, Cat(Subscriber, Deny)]),
         row("art 60-2 al. 2 preservation on the JLD's authorisation never releases", validated(framework(pres(Police), Some(FlagrantOffence)), Judge), signed(Police, Judge), vec![Cat(Subscriber, Preserve), Cat(IpHistory, Preserve), NothingReleased]),
     ]);
-    assert_eq!(n, 21);
+    assert_eq!(n, 22);
 }
 
 #[test]
@@ -248,11 +257,12 @@ fn de_stpo_boundaries() {
         row("§100g court order: traffic data and identification", targets(o("de.stpo_100g", Court, &[IpHistory, Ident]), vec![ip_at_a_time()]), facts(Court), vec![Cat(IpHistory, Permit), Cat(Ident, Permit)]),
         row("§100g the prosecutor outside exigent circumstances", o("de.stpo_100g", Prosecutor, &[IpHistory]), facts(Prosecutor), vec![NothingReleased]),
         row("§101a(1) with §100e(1) the prosecutor in exigent circumstances", emergency(o("de.stpo_100g", Prosecutor, &[IpHistory])), facts(Prosecutor), vec![Cat(IpHistory, Permit)]),
+        row("§100e(1) Gefahr im Verzug must be reasoned", unreasoned_emergency(o("de.stpo_100g", Prosecutor, &[IpHistory])), facts(Prosecutor), vec![NothingReleased]),
         row("§101a(1) with §100e(1) police never order in exigent circumstances", emergency(o("de.stpo_100g", Police, &[IpHistory, Ident])), facts(Police), vec![NothingReleased]),
         tkg_100k,
         established(row("§100j to a provider established outside Germany", o("de.stpo_100j", Police, &[Subscriber]), facts(Police), vec![outcome(Outcome::NeedsHumanJudgement)]), "IE"),
     ]);
-    assert_eq!(n, 11);
+    assert_eq!(n, 12);
 }
 
 #[test]
@@ -278,10 +288,11 @@ fn uk_ipa_part3_boundaries() {
         row("s.60A claimed OCDA authorisation not signed by OCDA", ipa(&[Subscriber]), facts(Police), vec![Cat(Subscriber, Pending)]),
         row("s.61 a DSO does not authorise crime purposes unless urgent", validated(order("uk.ipa_part3", Police, &[Subscriber]), DesignatedSeniorOfficer), signed(Police, DesignatedSeniorOfficer), vec![NothingReleased]),
         row("s.61A urgent DSO authorisation for crime", emergency(validated(order("uk.ipa_part3", Police, &[Subscriber]), DesignatedSeniorOfficer)), signed(Police, DesignatedSeniorOfficer), vec![Cat(Subscriber, Permit)]),
+        row("s.61A urgency must be reasoned", unreasoned_emergency(validated(order("uk.ipa_part3", Police, &[Subscriber]), DesignatedSeniorOfficer)), signed(Police, DesignatedSeniorOfficer), vec![NothingReleased]),
         row("s.82 the provider may not tell the user", ipa(&[Subscriber]), ocda.clone(), vec![outcome(Outcome::AcceptableForReview)]),
         established(row("s.85 a provider outside the UK", ipa(&[Subscriber]), ocda.clone(), vec![outcome(Outcome::NeedsHumanJudgement)]), "IE"),
     ]);
-    assert_eq!(n, 14);
+    assert_eq!(n, 15);
 }
 
 #[test]
