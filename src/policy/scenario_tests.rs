@@ -163,6 +163,10 @@ fn eu_e_evidence_boundaries() {
     terrorism.offence.as_mut().unwrap().codes = vec!["eu.dir_2017_541".into()];
     let mut no_offence = epoc(Judge, &[Subscriber]);
     no_offence.offence.as_mut().unwrap().description = String::new();
+    let mut pr_short = purposed(order("eu.epoc_pr", Prosecutor, &[Subscriber, IpHistory]), PurposeKind::ExecutingSentence);
+    pr_short.offence.as_mut().unwrap().sentence_imposed_months = Some(3);
+    let mut pr_long = pr_short.clone();
+    pr_long.offence.as_mut().unwrap().sentence_imposed_months = Some(4);
     let n = check(vec![
         row("Art 4(1)(a) judge: subscriber", epoc(Judge, &[Subscriber]), facts(Judge), vec![Cat(Subscriber, Permit), outcome(Outcome::AcceptableForReview)]),
         row("Art 4(1)(a) prosecutor: subscriber and identification", targets(epoc(Prosecutor, &[Subscriber, Ident]), vec![ip_at_a_time()]), facts(Prosecutor), vec![Cat(Subscriber, Permit), Cat(Ident, Permit)]),
@@ -190,10 +194,12 @@ fn eu_e_evidence_boundaries() {
         row("Art 10(6) an EPOC without offence gets a clarification request", no_offence, facts(Judge), vec![outcome(Outcome::ClarificationNeeded), NothingReleased]),
         row("Art 4(2) content is not held", epoc(Judge, &[Content]), facts(Judge), vec![Cat(Content, NotHeld), NothingReleased]),
         row("Art 6 EPOC-PR preserves every category and releases nothing", order("eu.epoc_pr", Prosecutor, &[Subscriber, Ident, IpHistory]), facts(Prosecutor), vec![Cat(Subscriber, Preserve), Cat(IpHistory, Preserve), NothingReleased]),
+        row("Art 6(2) EPOC-PR executing a sentence under 4 months", pr_short, facts(Prosecutor), vec![Cat(Subscriber, Deny), Cat(IpHistory, Deny), NothingReleased]),
+        row("Art 6(2) EPOC-PR executing a sentence of 4 months", pr_long, facts(Prosecutor), vec![Cat(Subscriber, Preserve), Cat(IpHistory, Preserve), NothingReleased]),
         row("Art 4(3) EPOC-PR police without validation", order("eu.epoc_pr", Police, &[Subscriber]), facts(Police), vec![Cat(Subscriber, Deny), NothingReleased]),
         row("Art 4(5) emergency EPOC-PR police", emergency(order("eu.epoc_pr", Police, &[IpHistory])), facts(Police), vec![Cat(IpHistory, Preserve), NothingReleased]),
     ]);
-    assert_eq!(n, 28);
+    assert_eq!(n, 30);
 }
 
 #[test]
