@@ -1060,10 +1060,10 @@ fn check_rule(
             ),
         ));
     }
-    if rule.requires_emergency && !order.is_emergency() {
+    if rule.requires_emergency && !reasoned_emergency(order) {
         return Err((
             ReasonCode::EmergencyRequired,
-            "Available only for emergency orders.".into(),
+            "Available only for emergency orders that state why.".into(),
         ));
     }
     if rule.requires_network_offence
@@ -1084,6 +1084,16 @@ fn check_rule(
         ));
     }
     Ok(grant)
+}
+
+/// An emergency opens a rule or a route only when the order says why: a bare flag is a claim
+/// anyone can set (StPO §100e(1) Gefahr im Verzug, IPA s.61A urgency, e-Evidence Art 4(5) and
+/// 2702(c)(4) all turn on the stated facts). Deadlines still run as for an emergency.
+fn reasoned_emergency(order: &Order) -> bool {
+    order
+        .emergency
+        .as_ref()
+        .is_some_and(|e| !e.justification.trim().is_empty())
 }
 
 /// An order whose sole aim is identification asks for nothing beyond who someone is (a
@@ -1147,10 +1157,13 @@ fn route_entitlement(
             ));
             continue;
         }
-        if route.requires_emergency && !order.is_emergency() {
+        if route.requires_emergency && !reasoned_emergency(order) {
             condition_error.get_or_insert((
                 ReasonCode::EmergencyRequired,
-                format!("The route \"{}\" is open only in an emergency.", route.name),
+                format!(
+                    "The route \"{}\" is open only in an emergency the order states reasons for.",
+                    route.name
+                ),
             ));
             continue;
         }
@@ -1229,7 +1242,7 @@ fn entitlement(
             pending = true;
         }
     }
-    if order.is_emergency() && rule.emergency_unvalidated_issuers.contains(&issuer) {
+    if reasoned_emergency(order) && rule.emergency_unvalidated_issuers.contains(&issuer) {
         return Ok(Grant::EmergencyWithoutValidation);
     }
     if pending {

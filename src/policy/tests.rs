@@ -2463,3 +2463,6 @@ fn epoc_fixture_round_trips_and_fits_the_order_schema() {
 
 #[path = "provisions_tests.rs"]
 mod provisions;
+
+#[path = "scenario_tests.rs"]
+mod scenarios;
