@@ -486,7 +486,11 @@ pub struct StatutoryBasis {
     pub kind: BasisKind,
     /// The statute (e.g. "21 U.S.C. 876" or "Fed. R. Crim. P. 17"): 1 to 200 characters, not all
     /// blank.
-    #[schema(min_length = 1, max_length = 200, pattern = r"[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     pub statute: String,
 }
 
