@@ -22,6 +22,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use anyhow::Context;
+
+use crate::db::{Db, migrations};
 use crate::settings::{Settings, Sources};
 
 /// Exit code for invalid configuration.
@@ -105,6 +108,33 @@ pub enum Command {
         #[command(subcommand)]
         action: demo::DemoAction,
     },
+}
+
+/// Opens the configured database for a command that reads or writes Writ's tables.
+///
+/// A database this binary's migrations have not all reached stops the command here, naming the
+/// pending migrations and `writ migrate`, instead of failing later on a table or column that
+/// is missing with the database's own error. One migrated by a newer Writ stops it too.
+pub(crate) fn open_db(settings: &Settings) -> anyhow::Result<Db> {
+    let db = Db::open(&settings.database).context("cannot open the database")?;
+    let status = {
+        let mut conn = db.conn().context("cannot connect to the database")?;
+        migrations::status(&mut conn).context("cannot read the database's migrations")?
+    };
+    if !status.pending.is_empty() {
+        anyhow::bail!(
+            "the database is not migrated: {} migration(s) pending ({}); run `writ migrate` first",
+            status.pending.len(),
+            status.pending.join(", ")
+        );
+    }
+    if !status.unknown.is_empty() {
+        anyhow::bail!(
+            "the database was migrated by a newer Writ (unknown migration(s) {}); run that version of `writ`",
+            status.unknown.join(", ")
+        );
+    }
+    Ok(db)
 }
 
 /// Entry point of the binary.

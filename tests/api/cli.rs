@@ -401,3 +401,60 @@ fn audit_token_prints_a_token_and_the_hash_to_configure() {
     assert_eq!(hex::encode(sha2::Sha256::digest(token.as_bytes())), hash);
     assert!(token.starts_with("writ_aud_") && token.len() > 40);
 }
+
+both_backends!(commands_on_a_database_that_is_not_migrated_say_run_writ_migrate);
+
+/// Issue 22: an operator who forgot `writ migrate` (or upgraded the binary) is told so, with
+/// the pending migrations named, not shown the database's "no such table".
+async fn commands_on_a_database_that_is_not_migrated_say_run_writ_migrate(backend: Backend) {
+    let db = TestDb::new(backend);
+    let run = |args: &[&str]| writ_for(&db, &[]).args(args).output().unwrap();
+    let commands: [&[&str]; 6] = [
+        &["audit", "status"],
+        &["audit", "checkpoint"],
+        &["keys", "show"],
+        &["user", "list"],
+        &["authority", "list"],
+        &["retention", "run", "--dry-run"],
+    ];
+    let check = |pending: &str| {
+        for args in commands {
+            let out = run(args);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "writ {args:?}: {err}");
+            assert!(
+                err.contains("not migrated") && err.contains("run `writ migrate`"),
+                "writ {args:?}: {err}"
+            );
+            assert!(err.contains(pending), "writ {args:?} names {pending}: {err}");
+            assert!(
+                !err.contains("no such table") && !err.contains("does not exist"),
+                "writ {args:?}: {err}"
+            );
+        }
+    };
+    let mut names: Vec<String> =
+        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+    names.sort();
+    // Never migrated: every migration is pending, the first among them.
+    check(&names[0]);
+    // An upgrade whose newest migration is not applied yet: that one is named.
+    let ok = |args: &[&str]| {
+        let out = run(args);
+        assert!(
+            out.status.success(),
+            "writ {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    ok(&["migrate"]);
+    ok(&["migrate", "revert"]);
+    check(names.last().unwrap());
+    ok(&["migrate"]);
+    ok(&["keys", "init"]);
+    assert!(ok(&["audit", "status"]).contains("entries: 0"));
+}
