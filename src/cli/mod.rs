@@ -7,6 +7,7 @@ mod audit;
 mod authority;
 mod config;
 mod demo;
+mod doctor;
 mod import;
 mod keys;
 mod migrate;
@@ -51,6 +52,9 @@ pub enum Command {
     Migrate(migrate::MigrateArgs),
     /// Check or show the effective configuration (secrets redacted).
     Config(config::ConfigArgs),
+    /// Check configuration, database, keys, mail, the outside checkpoint and the policy set;
+    /// print what to fix (exit code 1 when something is wrong).
+    Doctor,
     /// Provision or show the audit checkpoint signing key.
     Keys {
         /// What to do.
@@ -167,6 +171,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve::run(settings, args),
         Command::Migrate(args) => migrate::run(settings, args),
         Command::Config(args) => config::run(&settings, &args),
+        Command::Doctor => doctor::run(settings),
         Command::Keys { action } => keys::run(settings, action),
         Command::Audit { action } => audit::run(settings, action),
         Command::Package { action } => package::run(action),

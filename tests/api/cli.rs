@@ -458,3 +458,109 @@ async fn commands_on_a_database_that_is_not_migrated_say_run_writ_migrate(backen
     ok(&["keys", "init"]);
     assert!(ok(&["audit", "status"]).contains("entries: 0"));
 }
+
+both_backends!(doctor_names_what_to_fix_and_passes_once_it_is_fixed);
+
+/// Issue 22: `writ doctor` checks configuration, database, keys, mail, the outside checkpoint
+/// and the policy set, says what to do for each problem, and exits 1 until none is left.
+async fn doctor_names_what_to_fix_and_passes_once_it_is_fixed(backend: Backend) {
+    let db = TestDb::new(backend);
+    let dir = db.dir().to_owned();
+    // A relay that answers: a listener the test holds for the whole run.
+    let relay = TcpListener::bind("127.0.0.1:0").unwrap();
+    let relay_port = relay.local_addr().unwrap().port().to_string();
+    let mail: [(&str, &str); 4] = [
+        ("WRIT_MAIL__TRANSPORT", "smtp"),
+        ("WRIT_MAIL__SMTP_HOST", "127.0.0.1"),
+        ("WRIT_MAIL__SMTP_PORT", &relay_port),
+        ("WRIT_MAIL__LEGAL_TEAM", "legal@example.org"),
+    ];
+    let doctor = |extra: &[(&str, &str)]| {
+        let out = writ_for(&db, extra).arg("doctor").output().unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        (out.status.code(), text)
+    };
+    let ok = |args: &[&str]| {
+        let out = writ_for(&db, &mail).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "writ {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let fix_line = |text: &str, area: &str| -> String {
+        let at = text
+            .find(&format!("FIX   {area}:"))
+            .unwrap_or_else(|| panic!("no FIX for {area}: {text}"));
+        text[at..].lines().take(2).collect::<Vec<_>>().join("\n")
+    };
+
+    // A fresh deployment on the defaults: everything that is missing is named with its remedy.
+    let (code, text) = doctor(&[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("ok    configuration:"), "{text}");
+    assert!(text.contains("ok    database: reachable"), "{text}");
+    assert!(fix_line(&text, "migrations").contains("run `writ migrate`"), "{text}");
+    assert!(fix_line(&text, "checkpoint key").contains("`writ keys init`"), "{text}");
+    assert!(fix_line(&text, "audit entry key").contains("`writ keys init --entry`"), "{text}");
+    assert!(fix_line(&text, "package key").contains("`writ keys init --package`"), "{text}");
+    assert!(fix_line(&text, "mail").contains("mail.legal_team"), "{text}");
+    assert!(fix_line(&text, "mail relay").contains("mail.transport"), "{text}");
+    assert!(text.contains("ok    policy set:"), "{text}");
+
+    // Provisioned as the runbook says: every check passes.
+    ok(&["migrate"]);
+    ok(&["keys", "init"]);
+    ok(&["keys", "init", "--package"]);
+    let (code, text) = doctor(&mail);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("all checks passed"), "{text}");
+    assert!(text.contains("ok    outside checkpoint: none yet"), "{text}");
+
+    // A relay that does not answer, and a policy file that does not parse.
+    let closed = free_port().to_string();
+    let policies = dir.join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    std::fs::write(policies.join("xx.toml"), "this is = = not toml").unwrap();
+    let policy_dir = policies.display().to_string();
+    let mut broken = mail;
+    broken[2] = ("WRIT_MAIL__SMTP_PORT", &closed);
+    let mut broken = broken.to_vec();
+    broken.push(("WRIT_POLICY__DIR", &policy_dir));
+    let (code, text) = doctor(&broken);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(fix_line(&text, "mail relay").contains("does not answer"), "{text}");
+    assert!(fix_line(&text, "policy set").contains("writ policy check"), "{text}");
+
+    // Something signed, then the outside copy lost: doctor says to restore it.
+    let mut add = writ_for(&db, &mail)
+        .args(["user", "add", "alice", "--role", "admin", "--name", "Alice"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = add.stdin.take().unwrap();
+        writeln!(stdin, "a long enough passphrase for alice").unwrap();
+    }
+    let added = add.wait_with_output().unwrap();
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    ok(&["audit", "checkpoint"]);
+    let (code, text) = doctor(&mail);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("ok    outside checkpoint:"), "{text}");
+    std::fs::remove_file(dir.join("checkpoint.txt")).unwrap();
+    let (code, text) = doctor(&mail);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        fix_line(&text, "outside checkpoint").contains("restore the copy"),
+        "{text}"
+    );
+    drop(relay);
+}
