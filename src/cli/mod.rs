@@ -5,6 +5,7 @@
 
 mod audit;
 mod authority;
+mod backup;
 mod config;
 mod demo;
 mod doctor;
@@ -81,6 +82,10 @@ pub enum Command {
         #[command(subcommand)]
         action: retention::RetentionAction,
     },
+    /// Copy the SQLite database to a file, safely while `writ serve` runs (PostgreSQL: pg_dump).
+    Backup(backup::BackupArgs),
+    /// Put a `writ backup` file in place of the SQLite database, into an empty data folder.
+    Restore(backup::RestoreArgs),
     /// Manage the registry of authorities and their keys.
     Authority {
         /// What to do.
@@ -172,6 +177,8 @@ pub fn main() -> ExitCode {
         Command::Migrate(args) => migrate::run(settings, args),
         Command::Config(args) => config::run(&settings, &args),
         Command::Doctor => doctor::run(settings),
+        Command::Backup(args) => backup::backup(settings, args),
+        Command::Restore(args) => backup::restore(settings, args),
         Command::Keys { action } => keys::run(settings, action),
         Command::Audit { action } => audit::run(settings, action),
         Command::Package { action } => package::run(action),

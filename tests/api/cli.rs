@@ -564,3 +564,123 @@ async fn doctor_names_what_to_fix_and_passes_once_it_is_fixed(backend: Backend) 
     );
     drop(relay);
 }
+
+/// `writ user add NAME` with a password on standard input: an audited change from the CLI.
+fn add_user(db: &TestDb, extra: &[(&str, &str)], name: &str) {
+    use std::io::Write;
+    let mut add = writ_for(db, extra)
+        .args(["user", "add", name, "--role", "auditor", "--name", name])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(
+        add.stdin.take().unwrap(),
+        "a long enough passphrase for {name}"
+    )
+    .unwrap();
+    let out = add.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "user add {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Issue 22, restore drill (SQLite): a backup restored into an empty data folder is behind the
+/// outside checkpoint copy, and the log refuses to sign rather than fork silently.
+#[test]
+fn backup_and_restore_into_an_empty_folder_and_the_log_refuses_to_sign_behind_the_copy() {
+    let db = TestDb::new(Backend::Sqlite);
+    let dir = db.dir().to_owned();
+    let ok = |extra: &[(&str, &str)], args: &[&str]| {
+        let out = writ_for(&db, extra).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "writ {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    ok(&[], &["migrate"]);
+    ok(&[], &["keys", "init"]);
+    add_user(&db, &[], "alice");
+    let first = ok(&[], &["audit", "checkpoint"]);
+    let backup = dir.join("backup.db").display().to_string();
+    assert!(ok(&[], &["backup", "--out", &backup]).contains("backed up"));
+    // A backup never overwrites.
+    let again = writ_for(&db, &[])
+        .args(["backup", "--out", &backup])
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
+
+    // More changes after the backup, signed: the outside copy is now ahead of the backup.
+    add_user(&db, &[], "bob");
+    let second = ok(&[], &["audit", "checkpoint"]);
+    let size = |note: &str| note.lines().nth(1).unwrap().parse::<u64>().unwrap();
+    assert!(size(&second) > size(&first), "{first}\n{second}");
+
+    // Restore into a new, empty data folder; the keys and the outside copy stay where they are.
+    let restored_url = format!("sqlite://{}", dir.join("restored/writ.db").display());
+    let restored: [(&str, &str); 1] = [("WRIT_DATABASE__URL", &restored_url)];
+    let out = ok(&restored, &["restore", &backup]);
+    assert!(out.contains("restored"), "{out}");
+    let status = writ_for(&db, &restored)
+        .args(["audit", "status"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert_eq!(status.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("signing: refused") && text.contains("restored from an old backup"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("entries: {}", size(&first))), "{text}");
+    let sign = writ_for(&db, &restored)
+        .args(["audit", "checkpoint"])
+        .output()
+        .unwrap();
+    assert_eq!(sign.status.code(), Some(1));
+
+    // Never over a folder that holds something, nor a file that is no Writ database.
+    let twice = writ_for(&db, &restored)
+        .args(["restore", &backup])
+        .output()
+        .unwrap();
+    assert_eq!(twice.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&twice.stderr).contains("not empty"));
+    let junk = dir.join("junk.db");
+    std::fs::write(&junk, "not a database").unwrap();
+    let empty_url = format!("sqlite://{}", dir.join("other/writ.db").display());
+    let bad = writ_for(&db, &[("WRIT_DATABASE__URL", &empty_url)])
+        .args(["restore", &junk.display().to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("undone"));
+    assert_eq!(std::fs::read_dir(dir.join("other")).unwrap().count(), 0);
+}
+
+/// PostgreSQL has its own backup tools; `writ backup` and `writ restore` point to them.
+#[test]
+fn backup_and_restore_on_postgres_point_to_pg_dump() {
+    if crate::helpers::postgres_admin_url().is_none() {
+        return;
+    }
+    let db = TestDb::new(Backend::Postgres);
+    let ok = writ_for(&db, &[]).arg("migrate").output().unwrap();
+    assert!(ok.status.success());
+    let out = db.dir().join("b.db").display().to_string();
+    let backup = writ_for(&db, &[])
+        .args(["backup", "--out", &out])
+        .output()
+        .unwrap();
+    assert_eq!(backup.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&backup.stderr).contains("pg_dump"));
+    let restore = writ_for(&db, &[]).args(["restore", &out]).output().unwrap();
+    assert_eq!(restore.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&restore.stderr).contains("pg_restore"));
+}
