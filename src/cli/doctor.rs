@@ -43,7 +43,10 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
     // Settings::load already refused an invalid file or variable (exit code 78) before this.
     report.ok(
         "configuration",
-        format_args!("loaded; database backend {}", settings.database.url.backend()),
+        format_args!(
+            "loaded; database backend {}",
+            settings.database.url.backend()
+        ),
     );
     let conn = check_database(&settings, &mut report);
     check_keys(&settings, &mut report);
@@ -67,10 +70,7 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
 }
 
 /// Reachable and migrated; returns a connection when both hold.
-fn check_database(
-    settings: &Settings,
-    report: &mut Report,
-) -> Option<(Db, crate::db::PooledConn)> {
+fn check_database(settings: &Settings, report: &mut Report) -> Option<(Db, crate::db::PooledConn)> {
     let db = match Db::open(&settings.database) {
         Ok(db) => db,
         Err(e) => {

@@ -426,7 +426,10 @@ async fn commands_on_a_database_that_is_not_migrated_say_run_writ_migrate(backen
                 err.contains("not migrated") && err.contains("run `writ migrate`"),
                 "writ {args:?}: {err}"
             );
-            assert!(err.contains(pending), "writ {args:?} names {pending}: {err}");
+            assert!(
+                err.contains(pending),
+                "writ {args:?} names {pending}: {err}"
+            );
             assert!(
                 !err.contains("no such table") && !err.contains("does not exist"),
                 "writ {args:?}: {err}"
@@ -500,12 +503,30 @@ async fn doctor_names_what_to_fix_and_passes_once_it_is_fixed(backend: Backend) 
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("ok    configuration:"), "{text}");
     assert!(text.contains("ok    database: reachable"), "{text}");
-    assert!(fix_line(&text, "migrations").contains("run `writ migrate`"), "{text}");
-    assert!(fix_line(&text, "checkpoint key").contains("`writ keys init`"), "{text}");
-    assert!(fix_line(&text, "audit entry key").contains("`writ keys init --entry`"), "{text}");
-    assert!(fix_line(&text, "package key").contains("`writ keys init --package`"), "{text}");
-    assert!(fix_line(&text, "mail").contains("mail.legal_team"), "{text}");
-    assert!(fix_line(&text, "mail relay").contains("mail.transport"), "{text}");
+    assert!(
+        fix_line(&text, "migrations").contains("run `writ migrate`"),
+        "{text}"
+    );
+    assert!(
+        fix_line(&text, "checkpoint key").contains("`writ keys init`"),
+        "{text}"
+    );
+    assert!(
+        fix_line(&text, "audit entry key").contains("`writ keys init --entry`"),
+        "{text}"
+    );
+    assert!(
+        fix_line(&text, "package key").contains("`writ keys init --package`"),
+        "{text}"
+    );
+    assert!(
+        fix_line(&text, "mail").contains("mail.legal_team"),
+        "{text}"
+    );
+    assert!(
+        fix_line(&text, "mail relay").contains("mail.transport"),
+        "{text}"
+    );
     assert!(text.contains("ok    policy set:"), "{text}");
 
     // Provisioned as the runbook says: every check passes.
@@ -515,7 +536,10 @@ async fn doctor_names_what_to_fix_and_passes_once_it_is_fixed(backend: Backend) 
     let (code, text) = doctor(&mail);
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("all checks passed"), "{text}");
-    assert!(text.contains("ok    outside checkpoint: none yet"), "{text}");
+    assert!(
+        text.contains("ok    outside checkpoint: none yet"),
+        "{text}"
+    );
 
     // A relay that does not answer, and a policy file that does not parse.
     let closed = free_port().to_string();
@@ -529,8 +553,14 @@ async fn doctor_names_what_to_fix_and_passes_once_it_is_fixed(backend: Backend) 
     broken.push(("WRIT_POLICY__DIR", &policy_dir));
     let (code, text) = doctor(&broken);
     assert_eq!(code, Some(1), "{text}");
-    assert!(fix_line(&text, "mail relay").contains("does not answer"), "{text}");
-    assert!(fix_line(&text, "policy set").contains("writ policy check"), "{text}");
+    assert!(
+        fix_line(&text, "mail relay").contains("does not answer"),
+        "{text}"
+    );
+    assert!(
+        fix_line(&text, "policy set").contains("writ policy check"),
+        "{text}"
+    );
 
     // Something signed, then the outside copy lost: doctor says to restore it.
     let mut add = writ_for(&db, &mail)
@@ -638,7 +668,10 @@ fn backup_and_restore_into_an_empty_folder_and_the_log_refuses_to_sign_behind_th
         text.contains("signing: refused") && text.contains("restored from an old backup"),
         "{text}"
     );
-    assert!(text.contains(&format!("entries: {}", size(&first))), "{text}");
+    assert!(
+        text.contains(&format!("entries: {}", size(&first))),
+        "{text}"
+    );
     let sign = writ_for(&db, &restored)
         .args(["audit", "checkpoint"])
         .output()
