@@ -80,7 +80,7 @@ impl From<FormatArg> for ExportFormat {
 fn open_signer(
     settings: &Settings,
 ) -> anyhow::Result<(Db, crate::audit::checkpoint::CheckpointSigner)> {
-    let db = Db::open(&settings.database).context("cannot open the database")?;
+    let db = super::open_db(settings)?;
     let mut conn = db.conn().context("cannot connect to the database")?;
     let signer = service::load_signer(&settings.audit, &mut conn, false)?;
     db.install_audit_entry_key(signer.entry_signing_key());

@@ -7,7 +7,6 @@ use clap::Subcommand;
 
 use crate::audit::{Actor, ActorKind};
 use crate::authority::{self, KeyAlgorithm, NewAuthority};
-use crate::db::Db;
 use crate::policy::IssuerKind;
 use crate::settings::Settings;
 
@@ -95,7 +94,7 @@ fn parse_kind(s: &str) -> Result<IssuerKind, String> {
 
 /// Runs the action.
 pub fn run(settings: Settings, action: AuthorityAction) -> anyhow::Result<()> {
-    let db = Db::open(&settings.database).context("cannot open the database")?;
+    let db = super::open_db(&settings)?;
     crate::audit::service::install_entry_key(&db, &settings.audit, true)?;
     let mut conn = db.conn()?;
     let actor = Actor::new(ActorKind::System, "cli-authority");

@@ -9,7 +9,6 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::audit::Actor;
-use crate::db::Db;
 use crate::metadata::import::{self, Format, ImportOptions};
 use crate::metadata::records::RecordKind;
 use crate::settings::Settings;
@@ -96,7 +95,7 @@ pub fn run(settings: Settings, args: ImportArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", rejects_path.display()))?;
     let mut rejects = BufWriter::new(rejects_file);
 
-    let db = Db::open(&settings.database).context("cannot open the database")?;
+    let db = super::open_db(&settings)?;
     crate::audit::service::install_entry_key(&db, &settings.audit, true)?;
     let bar = if std::io::stderr().is_terminal() {
         ProgressBar::with_draw_target(Some(size), ProgressDrawTarget::stderr())

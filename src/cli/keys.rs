@@ -5,7 +5,6 @@ use anyhow::Context;
 use clap::Subcommand;
 
 use crate::audit::{keys, service};
-use crate::db::Db;
 use crate::disclosure::keys as package_keys;
 use crate::settings::Settings;
 
@@ -74,7 +73,7 @@ pub fn run(settings: Settings, action: KeysAction) -> anyhow::Result<()> {
             print!("{}", keys::public_pem(&public));
         }
         KeysAction::Show { package: false } => {
-            let db = Db::open(&settings.database).context("cannot open the database")?;
+            let db = super::open_db(&settings)?;
             let mut conn = db.conn().context("cannot connect to the database")?;
             let signer = service::load_signer(&settings.audit, &mut conn, false)?;
             println!("origin: {}", signer.origin());

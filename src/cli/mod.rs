@@ -5,8 +5,10 @@
 
 mod audit;
 mod authority;
+mod backup;
 mod config;
 mod demo;
+mod doctor;
 mod import;
 mod keys;
 mod migrate;
@@ -22,6 +24,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use anyhow::Context;
+
+use crate::db::{Db, migrations};
 use crate::settings::{Settings, Sources};
 
 /// Exit code for invalid configuration.
@@ -48,6 +53,9 @@ pub enum Command {
     Migrate(migrate::MigrateArgs),
     /// Check or show the effective configuration (secrets redacted).
     Config(config::ConfigArgs),
+    /// Check configuration, database, keys, mail, the outside checkpoint and the policy set;
+    /// print what to fix (exit code 1 when something is wrong).
+    Doctor,
     /// Provision or show the audit checkpoint signing key.
     Keys {
         /// What to do.
@@ -74,6 +82,10 @@ pub enum Command {
         #[command(subcommand)]
         action: retention::RetentionAction,
     },
+    /// Copy the SQLite database to a file, safely while `writ serve` runs (PostgreSQL: pg_dump).
+    Backup(backup::BackupArgs),
+    /// Put a `writ backup` file in place of the SQLite database, into an empty data folder.
+    Restore(backup::RestoreArgs),
     /// Manage the registry of authorities and their keys.
     Authority {
         /// What to do.
@@ -107,6 +119,33 @@ pub enum Command {
     },
 }
 
+/// Opens the configured database for a command that reads or writes Writ's tables.
+///
+/// A database this binary's migrations have not all reached stops the command here, naming the
+/// pending migrations and `writ migrate`, instead of failing later on a table or column that
+/// is missing with the database's own error. One migrated by a newer Writ stops it too.
+pub(crate) fn open_db(settings: &Settings) -> anyhow::Result<Db> {
+    let db = Db::open(&settings.database).context("cannot open the database")?;
+    let status = {
+        let mut conn = db.conn().context("cannot connect to the database")?;
+        migrations::status(&mut conn).context("cannot read the database's migrations")?
+    };
+    if !status.pending.is_empty() {
+        anyhow::bail!(
+            "the database is not migrated: {} migration(s) pending ({}); run `writ migrate` first",
+            status.pending.len(),
+            status.pending.join(", ")
+        );
+    }
+    if !status.unknown.is_empty() {
+        anyhow::bail!(
+            "the database was migrated by a newer Writ (unknown migration(s) {}); run that version of `writ`",
+            status.unknown.join(", ")
+        );
+    }
+    Ok(db)
+}
+
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -137,6 +176,9 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve::run(settings, args),
         Command::Migrate(args) => migrate::run(settings, args),
         Command::Config(args) => config::run(&settings, &args),
+        Command::Doctor => doctor::run(settings),
+        Command::Backup(args) => backup::backup(settings, args),
+        Command::Restore(args) => backup::restore(settings, args),
         Command::Keys { action } => keys::run(settings, action),
         Command::Audit { action } => audit::run(settings, action),
         Command::Package { action } => package::run(action),

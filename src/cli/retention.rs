@@ -4,7 +4,6 @@ use anyhow::Context;
 use clap::Subcommand;
 
 use crate::audit::Actor;
-use crate::db::Db;
 use crate::metadata::retention;
 use crate::settings::Settings;
 
@@ -22,7 +21,7 @@ pub enum RetentionAction {
 /// Runs the action.
 pub fn run(settings: Settings, action: RetentionAction) -> anyhow::Result<()> {
     let RetentionAction::Run { dry_run } = action;
-    let db = Db::open(&settings.database).context("cannot open the database")?;
+    let db = super::open_db(&settings)?;
     crate::audit::service::install_entry_key(&db, &settings.audit, true)?;
     let mut conn = db.conn()?;
     let now = chrono::Utc::now().timestamp_micros();

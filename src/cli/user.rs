@@ -4,7 +4,6 @@ use anyhow::Context;
 use clap::Subcommand;
 
 use crate::audit::{Actor, ActorKind};
-use crate::db::Db;
 use crate::settings::Settings;
 use crate::staff::{self, Role};
 
@@ -43,7 +42,7 @@ fn parse_role(s: &str) -> Result<Role, String> {
 
 /// Runs a `writ user` action.
 pub fn run(settings: Settings, action: UserAction) -> anyhow::Result<()> {
-    let db = Db::open(&settings.database).context("cannot open the database")?;
+    let db = super::open_db(&settings)?;
     crate::audit::service::install_entry_key(&db, &settings.audit, true)?;
     let mut conn = db.conn()?;
     let actor = Actor::new(ActorKind::System, "cli");

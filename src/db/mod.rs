@@ -10,6 +10,7 @@
 //! Blocking rule: diesel is synchronous, so async code reaches the database only through
 //! [`Db::run`], which runs the closure on tokio's blocking thread pool.
 
+pub mod backup;
 pub mod locks;
 pub mod meta;
 pub mod migrations;

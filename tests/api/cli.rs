@@ -401,3 +401,319 @@ fn audit_token_prints_a_token_and_the_hash_to_configure() {
     assert_eq!(hex::encode(sha2::Sha256::digest(token.as_bytes())), hash);
     assert!(token.starts_with("writ_aud_") && token.len() > 40);
 }
+
+both_backends!(commands_on_a_database_that_is_not_migrated_say_run_writ_migrate);
+
+/// Issue 22: an operator who forgot `writ migrate` (or upgraded the binary) is told so, with
+/// the pending migrations named, not shown the database's "no such table".
+async fn commands_on_a_database_that_is_not_migrated_say_run_writ_migrate(backend: Backend) {
+    let db = TestDb::new(backend);
+    let run = |args: &[&str]| writ_for(&db, &[]).args(args).output().unwrap();
+    let commands: [&[&str]; 6] = [
+        &["audit", "status"],
+        &["audit", "checkpoint"],
+        &["keys", "show"],
+        &["user", "list"],
+        &["authority", "list"],
+        &["retention", "run", "--dry-run"],
+    ];
+    let check = |pending: &str| {
+        for args in commands {
+            let out = run(args);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "writ {args:?}: {err}");
+            assert!(
+                err.contains("not migrated") && err.contains("run `writ migrate`"),
+                "writ {args:?}: {err}"
+            );
+            assert!(
+                err.contains(pending),
+                "writ {args:?} names {pending}: {err}"
+            );
+            assert!(
+                !err.contains("no such table") && !err.contains("does not exist"),
+                "writ {args:?}: {err}"
+            );
+        }
+    };
+    let mut names: Vec<String> =
+        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+    names.sort();
+    // Never migrated: every migration is pending, the first among them.
+    check(&names[0]);
+    // An upgrade whose newest migration is not applied yet: that one is named.
+    let ok = |args: &[&str]| {
+        let out = run(args);
+        assert!(
+            out.status.success(),
+            "writ {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    ok(&["migrate"]);
+    ok(&["migrate", "revert"]);
+    check(names.last().unwrap());
+    ok(&["migrate"]);
+    ok(&["keys", "init"]);
+    assert!(ok(&["audit", "status"]).contains("entries: 0"));
+}
+
+both_backends!(doctor_names_what_to_fix_and_passes_once_it_is_fixed);
+
+/// Issue 22: `writ doctor` checks configuration, database, keys, mail, the outside checkpoint
+/// and the policy set, says what to do for each problem, and exits 1 until none is left.
+async fn doctor_names_what_to_fix_and_passes_once_it_is_fixed(backend: Backend) {
+    let db = TestDb::new(backend);
+    let dir = db.dir().to_owned();
+    // A relay that answers: a listener the test holds for the whole run.
+    let relay = TcpListener::bind("127.0.0.1:0").unwrap();
+    let relay_port = relay.local_addr().unwrap().port().to_string();
+    let mail: [(&str, &str); 4] = [
+        ("WRIT_MAIL__TRANSPORT", "smtp"),
+        ("WRIT_MAIL__SMTP_HOST", "127.0.0.1"),
+        ("WRIT_MAIL__SMTP_PORT", &relay_port),
+        ("WRIT_MAIL__LEGAL_TEAM", "legal@example.org"),
+    ];
+    let doctor = |extra: &[(&str, &str)]| {
+        let out = writ_for(&db, extra).arg("doctor").output().unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        (out.status.code(), text)
+    };
+    let ok = |args: &[&str]| {
+        let out = writ_for(&db, &mail).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "writ {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let fix_line = |text: &str, area: &str| -> String {
+        let at = text
+            .find(&format!("FIX   {area}:"))
+            .unwrap_or_else(|| panic!("no FIX for {area}: {text}"));
+        text[at..].lines().take(2).collect::<Vec<_>>().join("\n")
+    };
+
+    // A fresh deployment on the defaults: everything that is missing is named with its remedy.
+    let (code, text) = doctor(&[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("ok    configuration:"), "{text}");
+    assert!(text.contains("ok    database: reachable"), "{text}");
+    assert!(
+        fix_line(&text, "migrations").contains("run `writ migrate`"),
+        "{text}"
+    );
+    assert!(
+        fix_line(&text, "checkpoint key").contains("`writ keys init`"),
+        "{text}"
+    );
+    assert!(
+        fix_line(&text, "audit entry key").contains("`writ keys init --entry`"),
+        "{text}"
+    );
+    assert!(
+        fix_line(&text, "package key").contains("`writ keys init --package`"),
+        "{text}"
+    );
+    assert!(
+        fix_line(&text, "mail").contains("mail.legal_team"),
+        "{text}"
+    );
+    assert!(
+        fix_line(&text, "mail relay").contains("mail.transport"),
+        "{text}"
+    );
+    assert!(text.contains("ok    policy set:"), "{text}");
+
+    // Provisioned as the runbook says: every check passes.
+    ok(&["migrate"]);
+    ok(&["keys", "init"]);
+    ok(&["keys", "init", "--package"]);
+    let (code, text) = doctor(&mail);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("all checks passed"), "{text}");
+    assert!(
+        text.contains("ok    outside checkpoint: none yet"),
+        "{text}"
+    );
+
+    // A relay that does not answer, and a policy file that does not parse.
+    let closed = free_port().to_string();
+    let policies = dir.join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    std::fs::write(policies.join("xx.toml"), "this is = = not toml").unwrap();
+    let policy_dir = policies.display().to_string();
+    let mut broken = mail;
+    broken[2] = ("WRIT_MAIL__SMTP_PORT", &closed);
+    let mut broken = broken.to_vec();
+    broken.push(("WRIT_POLICY__DIR", &policy_dir));
+    let (code, text) = doctor(&broken);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        fix_line(&text, "mail relay").contains("does not answer"),
+        "{text}"
+    );
+    assert!(
+        fix_line(&text, "policy set").contains("writ policy check"),
+        "{text}"
+    );
+
+    // Something signed, then the outside copy lost: doctor says to restore it.
+    let mut add = writ_for(&db, &mail)
+        .args(["user", "add", "alice", "--role", "admin", "--name", "Alice"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = add.stdin.take().unwrap();
+        writeln!(stdin, "a long enough passphrase for alice").unwrap();
+    }
+    let added = add.wait_with_output().unwrap();
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    ok(&["audit", "checkpoint"]);
+    let (code, text) = doctor(&mail);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("ok    outside checkpoint:"), "{text}");
+    std::fs::remove_file(dir.join("checkpoint.txt")).unwrap();
+    let (code, text) = doctor(&mail);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        fix_line(&text, "outside checkpoint").contains("restore the copy"),
+        "{text}"
+    );
+    drop(relay);
+}
+
+/// `writ user add NAME` with a password on standard input: an audited change from the CLI.
+fn add_user(db: &TestDb, extra: &[(&str, &str)], name: &str) {
+    use std::io::Write;
+    let mut add = writ_for(db, extra)
+        .args(["user", "add", name, "--role", "auditor", "--name", name])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(
+        add.stdin.take().unwrap(),
+        "a long enough passphrase for {name}"
+    )
+    .unwrap();
+    let out = add.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "user add {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Issue 22, restore drill (SQLite): a backup restored into an empty data folder is behind the
+/// outside checkpoint copy, and the log refuses to sign rather than fork silently.
+#[test]
+fn backup_and_restore_into_an_empty_folder_and_the_log_refuses_to_sign_behind_the_copy() {
+    let db = TestDb::new(Backend::Sqlite);
+    let dir = db.dir().to_owned();
+    let ok = |extra: &[(&str, &str)], args: &[&str]| {
+        let out = writ_for(&db, extra).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "writ {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    ok(&[], &["migrate"]);
+    ok(&[], &["keys", "init"]);
+    add_user(&db, &[], "alice");
+    let first = ok(&[], &["audit", "checkpoint"]);
+    let backup = dir.join("backup.db").display().to_string();
+    assert!(ok(&[], &["backup", "--out", &backup]).contains("backed up"));
+    // A backup never overwrites.
+    let again = writ_for(&db, &[])
+        .args(["backup", "--out", &backup])
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
+
+    // More changes after the backup, signed: the outside copy is now ahead of the backup.
+    add_user(&db, &[], "bob");
+    let second = ok(&[], &["audit", "checkpoint"]);
+    let size = |note: &str| note.lines().nth(1).unwrap().parse::<u64>().unwrap();
+    assert!(size(&second) > size(&first), "{first}\n{second}");
+
+    // Restore into a new, empty data folder; the keys and the outside copy stay where they are.
+    let restored_url = format!("sqlite://{}", dir.join("restored/writ.db").display());
+    let restored: [(&str, &str); 1] = [("WRIT_DATABASE__URL", &restored_url)];
+    let out = ok(&restored, &["restore", &backup]);
+    assert!(out.contains("restored"), "{out}");
+    let status = writ_for(&db, &restored)
+        .args(["audit", "status"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert_eq!(status.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("signing: refused") && text.contains("restored from an old backup"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("entries: {}", size(&first))),
+        "{text}"
+    );
+    let sign = writ_for(&db, &restored)
+        .args(["audit", "checkpoint"])
+        .output()
+        .unwrap();
+    assert_eq!(sign.status.code(), Some(1));
+
+    // Never over a folder that holds something, nor a file that is no Writ database.
+    let twice = writ_for(&db, &restored)
+        .args(["restore", &backup])
+        .output()
+        .unwrap();
+    assert_eq!(twice.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&twice.stderr).contains("not empty"));
+    let junk = dir.join("junk.db");
+    std::fs::write(&junk, "not a database").unwrap();
+    let empty_url = format!("sqlite://{}", dir.join("other/writ.db").display());
+    let bad = writ_for(&db, &[("WRIT_DATABASE__URL", &empty_url)])
+        .args(["restore", &junk.display().to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("undone"));
+    assert_eq!(std::fs::read_dir(dir.join("other")).unwrap().count(), 0);
+}
+
+/// PostgreSQL has its own backup tools; `writ backup` and `writ restore` point to them.
+#[test]
+fn backup_and_restore_on_postgres_point_to_pg_dump() {
+    if crate::helpers::postgres_admin_url().is_none() {
+        return;
+    }
+    let db = TestDb::new(Backend::Postgres);
+    let ok = writ_for(&db, &[]).arg("migrate").output().unwrap();
+    assert!(ok.status.success());
+    let out = db.dir().join("b.db").display().to_string();
+    let backup = writ_for(&db, &[])
+        .args(["backup", "--out", &out])
+        .output()
+        .unwrap();
+    assert_eq!(backup.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&backup.stderr).contains("pg_dump"));
+    let restore = writ_for(&db, &[]).args(["restore", &out]).output().unwrap();
+    assert_eq!(restore.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&restore.stderr).contains("pg_restore"));
+}
