@@ -873,6 +873,13 @@ async fn bad_submissions_are_refused_by_field_and_kept(backend: Backend) {
         .count();
     assert_eq!(rejected, 13 + 2 + 1 + 1 + 1);
     assert!(!events.iter().any(|e| e["event"] == "order.received"));
+    // Each keeps the HTTP status it was answered with: not JSON 400, too large 413, else 422.
+    let statuses: std::collections::BTreeSet<u64> = events
+        .iter()
+        .filter(|e| e["event"] == "order.submission_rejected")
+        .map(|e| e["refs"]["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [400, 413, 422].into(), "{events:?}");
 }
 
 async fn rate_limits_and_failed_authentications_are_throttled_and_summarised(backend: Backend) {
