@@ -583,6 +583,16 @@ async fn idempotency_keys_replay_the_first_answer_and_refuse_another_body(backen
     let (s, v) = json_of(send(body.clone(), "").await).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     assert_eq!(v["errors"][0]["field"], "Idempotency-Key");
+    // A rejection is replayed too, with the status it was first answered with.
+    let broken = "{\"order\": ".to_owned();
+    let first = send(broken.clone(), "k-bad").await;
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let (s1, v1) = json_of(first).await;
+    let again = send(broken, "k-bad").await;
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let (s2, v2) = json_of(again).await;
+    assert_eq!((s1, s2), (StatusCode::BAD_REQUEST, StatusCode::BAD_REQUEST));
+    assert_eq!(v1["submission_id"], v2["submission_id"], "{v1} {v2}");
 
     // The same key sent five times at once (a client retrying through several instances):
     // one order, five identical answers.
