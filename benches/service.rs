@@ -661,7 +661,7 @@ fn top_up_open_orders(db: &Db, to: u64, pdf: &[u8]) -> u64 {
                     writ::orders::intake::check_parts(
                         &mut conn,
                         &raw,
-                        Some(upload),
+                        Some(upload.into()),
                         None,
                         AUTHORITY,
                         1 << 24,

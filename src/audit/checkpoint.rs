@@ -28,8 +28,8 @@ use super::note::{Checkpoint, NoteSigner, NoteVerifier, open_checkpoint};
 use crate::db::schema::audit_checkpoints;
 use crate::db::{DbConn, meta, write_tx};
 
-/// Advisory lock key for signing on PostgreSQL ("WRITSIGN" in ASCII).
-const PG_SIGN_LOCK: i64 = 0x5752_4954_5349_474e;
+/// Advisory lock key for signing ("WRITSIGN" in ASCII; see [`crate::db::locks::advisory`]).
+const SIGN_LOCK: i64 = 0x5752_4954_5349_474e;
 
 /// The signing side: the checkpoint key, the entry key, the log origin, where the outside copy
 /// of the latest checkpoint lives, and what the last attempts found.
@@ -578,10 +578,7 @@ fn sign_unrecorded(
     // for the signatures to be verified; inside it, only those appended meanwhile.
     let (checked, _) = check_commitments(conn, signer, outside.as_ref(), 0)?;
     let signed = write_tx(conn, |conn| -> Result<Signed, AuditError> {
-        if let DbConn::Postgres(c) = conn {
-            diesel::sql_query(format!("SELECT pg_advisory_xact_lock({PG_SIGN_LOCK})"))
-                .execute(c)?;
-        }
+        crate::db::locks::advisory(conn, SIGN_LOCK)?;
         let (size, latest) = check_commitments(conn, signer, outside.as_ref(), checked)?;
         match latest {
             Some(l) if l.size == size => return Ok(Signed::Unchanged(l)),

@@ -15,7 +15,7 @@ use diesel::prelude::*;
 
 use crate::audit::{self, Actor, ActorKind, AuditError, Event, NewEntry};
 use crate::db::schema::{auth_failures, rate_counters};
-use crate::db::{DbConn, write_tx};
+use crate::db::{self, DbConn, write_tx};
 
 /// Length of a counting window, in seconds.
 pub const WINDOW_SECS: i64 = 60;
@@ -74,25 +74,17 @@ pub fn hit_in(conn: &mut DbConn, scope: &str, now: i64, window_secs: i64) -> Que
         // Old windows go as new ones start; the primary key keeps this cheap.
         diesel::delete(rate_counters::table.filter(rate_counters::window_start.lt(window - 3600)))
             .execute(c)?;
-        macro_rules! upsert {
-            ($conn:expr) => {
-                diesel::insert_into(rate_counters::table)
-                    .values((
-                        rate_counters::scope.eq(scope),
-                        rate_counters::window_start.eq(window),
-                        rate_counters::count.eq(1_i64),
-                    ))
-                    .on_conflict((rate_counters::scope, rate_counters::window_start))
-                    .do_update()
-                    .set(rate_counters::count.eq(rate_counters::count + 1_i64))
-                    .returning(rate_counters::count)
-                    .get_result::<i64>($conn)
-            };
-        }
-        match c {
-            DbConn::Sqlite(s) => upsert!(s),
-            DbConn::Postgres(p) => upsert!(p),
-        }
+        db::on_backend!(c, |b| diesel::insert_into(rate_counters::table)
+            .values((
+                rate_counters::scope.eq(scope),
+                rate_counters::window_start.eq(window),
+                rate_counters::count.eq(1_i64),
+            ))
+            .on_conflict((rate_counters::scope, rate_counters::window_start))
+            .do_update()
+            .set(rate_counters::count.eq(rate_counters::count + 1_i64))
+            .returning(rate_counters::count)
+            .get_result::<i64>(b))
     })
 }
 
@@ -114,25 +106,20 @@ pub fn hit_within(
     write_tx(conn, |c| {
         diesel::delete(rate_counters::table.filter(rate_counters::window_start.lt(window - 3600)))
             .execute(c)?;
-        // diesel's upsert has no WHERE on its DO UPDATE; both backends take this SQL as is
-        // (SQLite 3.35 and later for RETURNING).
-        const SQL: &str = "INSERT INTO rate_counters (scope, window_start, count) VALUES ($1, $2, 1) \
+        // diesel's upsert has no WHERE on its DO UPDATE; both backends take this SQL
+        // (SQLite 3.35 and later for RETURNING), each with its own parameter syntax.
+        let sql = db::statement(
+            c,
+            "INSERT INTO rate_counters (scope, window_start, count) VALUES ($1, $2, 1) \
              ON CONFLICT (scope, window_start) DO UPDATE SET count = rate_counters.count + 1 \
-             WHERE rate_counters.count < $3 RETURNING count";
-        macro_rules! upsert {
-            ($conn:expr, $sql:expr) => {
-                diesel::sql_query($sql)
-                    .bind::<diesel::sql_types::Text, _>(scope)
-                    .bind::<diesel::sql_types::BigInt, _>(window)
-                    .bind::<diesel::sql_types::BigInt, _>(limit)
-                    .get_result::<Counted>($conn)
-                    .optional()
-            };
-        }
-        let counted = match c {
-            DbConn::Sqlite(s) => upsert!(s, SQL.replace('$', "?")),
-            DbConn::Postgres(p) => upsert!(p, SQL),
-        }?;
+             WHERE rate_counters.count < $3 RETURNING count",
+        );
+        let counted = db::on_backend!(c, |b| diesel::sql_query(sql.as_ref())
+            .bind::<diesel::sql_types::Text, _>(scope)
+            .bind::<diesel::sql_types::BigInt, _>(window)
+            .bind::<diesel::sql_types::BigInt, _>(limit)
+            .get_result::<Counted>(b)
+            .optional())?;
         Ok(counted.map(|c| c.count))
     })
 }
@@ -243,29 +230,21 @@ pub fn record_failure(conn: &mut DbConn, source: &str, reason: &str, now: i64) -
                 source = "other";
             }
         }
-        macro_rules! upsert {
-            ($conn:expr) => {
-                diesel::insert_into(auth_failures::table)
-                    .values((
-                        auth_failures::window_start.eq(window),
-                        auth_failures::source.eq(source),
-                        auth_failures::reason.eq(reason),
-                        auth_failures::count.eq(1_i64),
-                    ))
-                    .on_conflict((
-                        auth_failures::window_start,
-                        auth_failures::source,
-                        auth_failures::reason,
-                    ))
-                    .do_update()
-                    .set(auth_failures::count.eq(auth_failures::count + 1_i64))
-                    .execute($conn)
-            };
-        }
-        match c {
-            DbConn::Sqlite(s) => upsert!(s),
-            DbConn::Postgres(p) => upsert!(p),
-        }?;
+        db::on_backend!(c, |b| diesel::insert_into(auth_failures::table)
+            .values((
+                auth_failures::window_start.eq(window),
+                auth_failures::source.eq(source),
+                auth_failures::reason.eq(reason),
+                auth_failures::count.eq(1_i64),
+            ))
+            .on_conflict((
+                auth_failures::window_start,
+                auth_failures::source,
+                auth_failures::reason,
+            ))
+            .do_update()
+            .set(auth_failures::count.eq(auth_failures::count + 1_i64))
+            .execute(b))?;
         Ok(())
     })
 }
@@ -291,10 +270,7 @@ pub fn summarise_failures(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize
             ));
         // Two instances summarising at once: the second waits for the first's rows, which are
         // gone when it gets them, so each window is summarised once.
-        let closed: Vec<(i64, String, String, i64)> = match c {
-            DbConn::Sqlite(s) => query.load(s)?,
-            DbConn::Postgres(p) => query.for_update().load(p)?,
-        };
+        let closed: Vec<(i64, String, String, i64)> = db::locks::load_for_update!(c, query)?;
         for (window, source, reason, count) in &closed {
             let from = DateTime::<Utc>::from_timestamp(*window, 0).unwrap_or(now);
             let to = DateTime::<Utc>::from_timestamp(window + WINDOW_SECS, 0).unwrap_or(now);

@@ -64,3 +64,21 @@ macro_rules! load_skip_locked {
     }};
 }
 pub(crate) use load_skip_locked;
+
+/// Loads the rows of a diesel select query locked until the transaction ends, waiting for rows
+/// another transaction holds (PostgreSQL `FOR UPDATE`), so that a second reader sees what the
+/// first left; on SQLite, whose write transaction excludes every other writer, a plain load.
+/// The same column rule as `load_skip_locked!`. Evaluates to `QueryResult<Vec<_>>`.
+macro_rules! load_for_update {
+    ($conn:expr, $query:expr) => {{
+        use diesel::RunQueryDsl as _;
+        match $conn {
+            $crate::db::DbConn::Sqlite(c) => $query.load(c),
+            $crate::db::DbConn::Postgres(c) => {
+                use diesel::QueryDsl as _;
+                $query.for_update().load(c)
+            }
+        }
+    }};
+}
+pub(crate) use load_for_update;

@@ -3,9 +3,9 @@
 //! migrations.
 //!
 //! Backend-specific SQL belongs in this module and in `migrations/`, so that the rest of Writ
-//! writes backend-agnostic diesel queries against [`DbConn`], with the primitives of [`locks`]
-//! and `on_backend!` where the backends differ. Four files outside it still name a backend
-//! (listed in ARCHITECTURE.md and held there by `tests/api/architecture.rs`).
+//! writes backend-agnostic diesel queries against [`DbConn`], with the primitives of [`locks`],
+//! [`partitions`], [`statement`] and `on_backend!` where the backends differ. No file outside
+//! it names a backend (`tests/api/architecture.rs` holds that).
 //!
 //! Blocking rule: diesel is synchronous, so async code reaches the database only through
 //! [`Db::run`], which runs the closure on tokio's blocking thread pool.
@@ -14,6 +14,7 @@ pub mod backup;
 pub mod locks;
 pub mod meta;
 pub mod migrations;
+pub mod partitions;
 pub mod schema;
 
 use std::cell::RefCell;
@@ -484,6 +485,32 @@ pub fn in_transaction(conn: &mut DbConn) -> diesel::QueryResult<bool> {
     Ok(depth.is_some())
 }
 
+/// The raw statement `sql`, written once for both backends with PostgreSQL's numbered
+/// parameters (`$1`, `$2`), as `conn`'s backend reads it. SQLite reads `$1` as a *named*
+/// parameter numbered by first appearance; there the statement gets SQLite's explicitly
+/// numbered `?1`, `?2` instead, which bind by number whatever the order they appear in. Run it
+/// with `on_backend!`: `on_backend!(conn, |c| diesel::sql_query(sql.as_ref())...)`.
+pub fn statement<'a>(conn: &DbConn, sql: &'a str) -> std::borrow::Cow<'a, str> {
+    match conn {
+        DbConn::Postgres(_) => std::borrow::Cow::Borrowed(sql),
+        DbConn::Sqlite(_) => std::borrow::Cow::Owned(sqlite_numbered(sql)),
+    }
+}
+
+/// `sql` with every `$` that starts a parameter number (`$1`) written `?` (`?1`).
+fn sqlite_numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push('?');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Rolls back the open transaction. A failure leaves the connection marked broken, so the
 /// pool discards it rather than handing out a connection stuck in a transaction.
 fn rollback(conn: &mut DbConn) {
@@ -502,6 +529,14 @@ mod tests {
 
     use super::*;
     use diesel::RunQueryDsl;
+
+    #[test]
+    fn statements_number_their_parameters_the_way_sqlite_binds_them() {
+        assert_eq!(
+            sqlite_numbered("UPDATE t SET a = $2 WHERE b = $1 AND c = $10 AND d = '$x'"),
+            "UPDATE t SET a = ?2 WHERE b = ?1 AND c = ?10 AND d = '$x'"
+        );
+    }
 
     #[test]
     fn the_writer_gate_admits_one_writer_and_times_out_the_next() {

@@ -16,7 +16,7 @@ use diesel::sql_types::BigInt;
 use super::MetadataError;
 use super::store::partition_for;
 use crate::audit::{self, Actor, NewEntry};
-use crate::db::{DbConn, write_tx};
+use crate::db::{self, DbConn, write_tx};
 use crate::settings::RetentionSettings;
 
 const DAY: i64 = 24 * 3600 * 1_000_000;
@@ -58,44 +58,21 @@ struct Count {
     n: i64,
 }
 
-#[derive(QueryableByName)]
-struct Name {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    name: String,
-}
-
-/// The statements here number their parameters `$1`, `$2` (PostgreSQL); SQLite reads `$1` as a
-/// *named* parameter numbered by first appearance, so they are rewritten to SQLite's explicitly
-/// numbered `?1`, `?2`, which bind by number whatever the order they appear in.
-fn for_sqlite(sql: &str) -> String {
-    sql.replace('$', "?")
-}
-
 fn count(conn: &mut DbConn, sql: &str, a: i64, b: i64) -> Result<u64, MetadataError> {
-    let rows: Vec<Count> = match conn {
-        DbConn::Sqlite(c) => diesel::sql_query(for_sqlite(sql))
-            .bind::<BigInt, _>(a)
-            .bind::<BigInt, _>(b)
-            .load(c)?,
-        DbConn::Postgres(c) => diesel::sql_query(sql)
-            .bind::<BigInt, _>(a)
-            .bind::<BigInt, _>(b)
-            .load(c)?,
-    };
+    let sql = db::statement(conn, sql);
+    let rows: Vec<Count> = db::on_backend!(conn, |c| diesel::sql_query(sql.as_ref())
+        .bind::<BigInt, _>(a)
+        .bind::<BigInt, _>(b)
+        .load(c))?;
     Ok(rows.first().map_or(0, |r| u64::try_from(r.n).unwrap_or(0)))
 }
 
 fn execute(conn: &mut DbConn, sql: &str, a: i64, b: i64) -> Result<u64, MetadataError> {
-    let n = match conn {
-        DbConn::Sqlite(c) => diesel::sql_query(for_sqlite(sql))
-            .bind::<BigInt, _>(a)
-            .bind::<BigInt, _>(b)
-            .execute(c)?,
-        DbConn::Postgres(c) => diesel::sql_query(sql)
-            .bind::<BigInt, _>(a)
-            .bind::<BigInt, _>(b)
-            .execute(c)?,
-    };
+    let sql = db::statement(conn, sql);
+    let n = db::on_backend!(conn, |c| diesel::sql_query(sql.as_ref())
+        .bind::<BigInt, _>(a)
+        .bind::<BigInt, _>(b)
+        .execute(c))?;
     Ok(n as u64)
 }
 
@@ -107,15 +84,9 @@ fn drop_partitions(
     dry_run: bool,
     report: &mut RetentionReport,
 ) -> Result<(), MetadataError> {
-    let DbConn::Postgres(c) = conn else {
-        return Ok(());
-    };
-    let names: Vec<Name> = diesel::sql_query(
-        "SELECT CAST(c.relname AS TEXT) AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
-         JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'ip_events' ORDER BY 1",
-    )
-    .load(c)?;
-    for Name { name } in names {
+    // None on SQLite, which has no partitions: there rows are deleted one by one.
+    let names = db::partitions::list(conn, "ip_events")?;
+    for name in names {
         let Some(month) = name
             .strip_prefix("ip_events_p")
             .and_then(|m| m.parse::<u32>().ok())
@@ -132,22 +103,22 @@ fn drop_partitions(
         if canonical != name || to > cutoff {
             continue;
         }
-        let held: Vec<Count> = diesel::sql_query(
+        let sql = db::statement(
+            conn,
             "SELECT count(*) AS n FROM holds h WHERE h.expires_at > $1 AND h.data_from < $2 AND $3 < h.data_to \
              AND (h.categories LIKE '%ip_history%' OR h.categories LIKE '%identification%')",
-        )
-        .bind::<BigInt, _>(now)
-        .bind::<BigInt, _>(to)
-        .bind::<BigInt, _>(from)
-        .load(c)?;
+        );
+        let held: Vec<Count> = db::on_backend!(conn, |c| diesel::sql_query(sql.as_ref())
+            .bind::<BigInt, _>(now)
+            .bind::<BigInt, _>(to)
+            .bind::<BigInt, _>(from)
+            .load(c))?;
         if held.first().is_some_and(|h| h.n > 0) {
             continue; // rows of this month are deleted one by one, sparing held ones
         }
-        let rows: Vec<Count> =
-            diesel::sql_query(format!("SELECT count(*) AS n FROM {name}")).load(c)?;
-        let rows = rows.first().map_or(0, |r| u64::try_from(r.n).unwrap_or(0));
+        let rows = db::partitions::rows(conn, &name)?;
         if !dry_run {
-            diesel::sql_query(format!("DROP TABLE {name}")).execute(c)?;
+            db::partitions::drop(conn, &name)?;
         }
         report.partitions_dropped += 1;
         // A dry run leaves the partition in place, where the row count below finds its rows.

@@ -214,25 +214,23 @@ fn insert_events(conn: &mut DbConn, events: &[NewIpEvent<'_>]) -> Result<u64, Me
     let head = "INSERT INTO ip_events (account_id, at, ip, port, kind) VALUES ";
     // The same statement on both backends; only the placeholder syntax and the connection type
     // differ, so the binding is written once.
-    macro_rules! run {
-        ($conn:expr, $backend:ty, $placeholder:expr) => {{
-            let sql = format!("{head}{} ON CONFLICT DO NOTHING", values(&$placeholder));
-            let mut query = diesel::sql_query(sql).into_boxed::<$backend>();
-            for e in events {
-                query = query
-                    .bind::<BigInt, _>(e.account_id)
-                    .bind::<BigInt, _>(e.at)
-                    .bind::<Text, _>(e.ip)
-                    .bind::<Integer, _>(e.port)
-                    .bind::<Text, _>(e.kind);
-            }
-            query.execute($conn)?
-        }};
-    }
-    let n = match conn {
-        DbConn::Sqlite(c) => run!(c, diesel::sqlite::Sqlite, |i| format!("?{i}")),
-        DbConn::Postgres(c) => run!(c, diesel::pg::Pg, |i| format!("${i}")),
-    };
+    let sql = format!(
+        "{head}{} ON CONFLICT DO NOTHING",
+        values(&|i| format!("${i}"))
+    );
+    let sql = crate::db::statement(conn, &sql);
+    let n = crate::db::on_backend!(conn, |c| {
+        let mut query = diesel::sql_query(sql.as_ref()).into_boxed();
+        for e in events {
+            query = query
+                .bind::<BigInt, _>(e.account_id)
+                .bind::<BigInt, _>(e.at)
+                .bind::<Text, _>(e.ip)
+                .bind::<Integer, _>(e.port)
+                .bind::<Text, _>(e.kind);
+        }
+        query.execute(c)?
+    });
     Ok(n as u64)
 }
 
@@ -271,9 +269,12 @@ pub fn store_ip_events(
             .load(conn)?;
         ids.extend(found);
     }
-    if let DbConn::Postgres(_) = conn {
-        ensure_partitions(conn, rows.iter().map(|(_, r)| r.at))?;
-    }
+    // PostgreSQL's monthly partitions of `ip_events` (SQLite has none, and reads no row here).
+    crate::db::partitions::ensure(
+        conn,
+        "ip_events",
+        rows.iter().map(|(_, r)| partition_for(r.at)),
+    )?;
     let mut resolved: Vec<NewIpEvent<'_>> = Vec::with_capacity(rows.len());
     for (line, row) in rows {
         let Some(&account_id) = ids.get(&row.external_id) else {
@@ -337,37 +338,6 @@ pub fn partition_for(micros: i64) -> (String, i64, i64) {
         start.timestamp_micros(),
         end.timestamp_micros(),
     )
-}
-
-/// Creates the monthly partitions these times fall in, if missing (PostgreSQL only). Safe when
-/// several importers race: creation is idempotent and a lost race is not an error.
-pub fn ensure_partitions(
-    conn: &mut DbConn,
-    times: impl Iterator<Item = i64>,
-) -> Result<(), MetadataError> {
-    let DbConn::Postgres(c) = conn else {
-        return Ok(());
-    };
-    let months: BTreeSet<(String, i64, i64)> = times.map(partition_for).collect();
-    for (name, from, to) in months {
-        // Runs in a savepoint so a concurrent creator's win does not abort the caller's transaction.
-        let created = c.transaction(|c| {
-            diesel::sql_query(format!(
-                "CREATE TABLE IF NOT EXISTS {name} PARTITION OF ip_events FOR VALUES FROM ({from}) TO ({to})"
-            ))
-            .execute(c)
-        });
-        if let Err(e) = created {
-            let exists: bool = diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(
-                &format!("EXISTS (SELECT 1 FROM pg_class WHERE relname = '{name}')"),
-            ))
-            .get_result(c)?;
-            if !exists {
-                return Err(e.into());
-            }
-        }
-    }
-    Ok(())
 }
 
 /// A hold to place: data of `account_id` in `[data_from, data_to)` for `categories`, until

@@ -376,7 +376,7 @@ pub fn narrow(
         }
         let narrowed =
             crate::policy::narrow(&d.scope, request).map_err(|e| OrderError::Invalid {
-                status: 422,
+                kind: crate::orders::InvalidKind::Unprocessable,
                 slug: "widening-refused",
                 title: "A narrowing may only remove scope".into(),
                 errors: vec![crate::orders::FieldError::new("keep", e.to_string())],

@@ -219,7 +219,7 @@ pub fn object(
         .cloned()
     else {
         return Err(OrderError::Invalid {
-            status: 422,
+            kind: super::InvalidKind::Unprocessable,
             slug: "invalid-objection",
             title: "Not an objection this order's instrument offers".into(),
             errors: vec![super::FieldError::new(

@@ -202,15 +202,10 @@ pub fn seed(
         let raw = serde_json::value::RawValue::from_string(text)
             .map_err(|e| OrderError::Conflict(e.to_string()))?;
         let pdf = b"%PDF-1.4\n% Writ demo order document\n%%EOF\n";
-        use base64::Engine;
-        let upload = intake::DocumentUpload {
-            media_type: "application/pdf".into(),
-            content: base64::engine::general_purpose::STANDARD.encode(pdf),
-        };
         let checked = intake::check_parts(
             conn,
             &raw,
-            Some(upload),
+            Some(intake::Document::Raw(pdf.to_vec())),
             None,
             authority_id,
             1 << 20,

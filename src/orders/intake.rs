@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::validate::{FieldError, check_order};
-use super::{OrderError, OrderStatus, OrderView, holds, view};
+use super::{InvalidKind, OrderError, OrderStatus, OrderView, holds, view};
 use crate::audit::{self, Actor, ActorKind, NewEntry};
 use crate::authority::{self, validation};
 use crate::db::schema::{
@@ -39,6 +39,22 @@ pub struct DocumentUpload {
         pattern = r"^JVBE(?:Ri0=|Ri[0-3][A-Za-z0-9+/](?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?)$"
     )]
     pub content: String,
+}
+
+/// The signed order document of a submission, as it arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Document {
+    /// As the API sends it: a media type and base64 content, decoded here.
+    Encoded(DocumentUpload),
+    /// The bytes of a PDF uploaded in the workspace (an order entered by hand): nothing to
+    /// decode.
+    Raw(Vec<u8>),
+}
+
+impl From<DocumentUpload> for Document {
+    fn from(upload: DocumentUpload) -> Self {
+        Self::Encoded(upload)
+    }
 }
 
 /// The body of `POST /api/v1/orders` (also used for amendments). Documentation type: the
@@ -85,9 +101,14 @@ pub struct Checked {
     pub validation: Option<(validation::ProvenValidation, String)>,
 }
 
-fn invalid(status: u16, slug: &'static str, title: &str, errors: Vec<FieldError>) -> OrderError {
+fn invalid(
+    kind: InvalidKind,
+    slug: &'static str,
+    title: &str,
+    errors: Vec<FieldError>,
+) -> OrderError {
     OrderError::Invalid {
-        status,
+        kind,
         slug,
         title: title.to_owned(),
         errors,
@@ -98,7 +119,7 @@ fn invalid(status: u16, slug: &'static str, title: &str, errors: Vec<FieldError>
 /// The 422 for a key named twice in one object, at its path under `prefix`.
 pub fn duplicate_key(d: &crate::json::DuplicateKey, prefix: &str) -> OrderError {
     invalid(
-        422,
+        InvalidKind::Unprocessable,
         "duplicate-key",
         "The submission names a key twice",
         vec![FieldError::new(
@@ -119,7 +140,7 @@ pub fn check(
 ) -> Result<Checked, OrderError> {
     let text = std::str::from_utf8(body).map_err(|_| {
         invalid(
-            400,
+            InvalidKind::Syntax,
             "invalid-json",
             "Invalid JSON body",
             vec![FieldError::new("(body)", "is not UTF-8")],
@@ -128,7 +149,7 @@ pub fn check(
     // serde reads a struct from an array of its fields too; a submission is an object.
     if text.trim_start().starts_with('[') {
         return Err(invalid(
-            422,
+            InvalidKind::Unprocessable,
             "invalid-submission",
             "The submission is not valid",
             vec![FieldError::new(
@@ -146,7 +167,7 @@ pub fn check(
         Ok(e) => e,
         Err(e) if e.is_syntax() || e.is_eof() => {
             return Err(invalid(
-                400,
+                InvalidKind::Syntax,
                 "invalid-json",
                 "Invalid JSON body",
                 vec![FieldError::new("(body)", e.to_string())],
@@ -154,7 +175,7 @@ pub fn check(
         }
         Err(e) => {
             return Err(invalid(
-                422,
+                InvalidKind::Unprocessable,
                 "invalid-submission",
                 "The submission is not valid",
                 vec![FieldError::new("(body)", e.to_string())],
@@ -164,7 +185,7 @@ pub fn check(
     check_parts(
         conn,
         envelope.order,
-        envelope.document,
+        envelope.document.map(Document::from),
         envelope.validation,
         issuer_id,
         document_limit,
@@ -180,7 +201,7 @@ pub fn check(
 pub fn check_parts(
     conn: &mut DbConn,
     order: &RawValue,
-    document: Option<DocumentUpload>,
+    document: Option<Document>,
     validation: Option<String>,
     issuer_id: &str,
     document_limit: usize,
@@ -197,13 +218,13 @@ pub fn check_parts(
             None
         }
     };
-    let document = match &document {
+    let document = match document {
         None if document_required => {
             errors.push(FieldError::new("document", "is required"));
             None
         }
         None => None,
-        Some(d) => {
+        Some(Document::Encoded(d)) => {
             if d.media_type != "application/pdf" {
                 errors.push(FieldError::new(
                     "document.media_type",
@@ -212,36 +233,10 @@ pub fn check_parts(
             }
             // A base64 text longer than the limit allows needs no decoding to be refused.
             if d.content.len() / 4 * 3 > document_limit + 3 {
-                return Err(invalid(
-                    413,
-                    "document-too-large",
-                    "The document is too large",
-                    vec![FieldError::new(
-                        "document.content",
-                        format!("the document may be at most {document_limit} bytes"),
-                    )],
-                ));
+                return Err(document_too_large(document_limit));
             }
             match STANDARD.decode(d.content.as_bytes()) {
-                Ok(bytes) if bytes.len() > document_limit => {
-                    return Err(invalid(
-                        413,
-                        "document-too-large",
-                        "The document is too large",
-                        vec![FieldError::new(
-                            "document.content",
-                            format!("the document may be at most {document_limit} bytes"),
-                        )],
-                    ));
-                }
-                Ok(bytes) if !bytes.starts_with(b"%PDF-") => {
-                    errors.push(FieldError::new(
-                        "document.content",
-                        "is not a PDF document (it does not start with %PDF-)",
-                    ));
-                    None
-                }
-                Ok(bytes) => Some(bytes),
+                Ok(bytes) => check_pdf(bytes, document_limit, &mut errors)?,
                 Err(e) => {
                     errors.push(FieldError::new(
                         "document.content",
@@ -251,6 +246,7 @@ pub fn check_parts(
                 }
             }
         }
+        Some(Document::Raw(bytes)) => check_pdf(bytes, document_limit, &mut errors)?,
     };
     let mut proven = None;
     if let (Some(signature), Some(order)) = (&validation, &order) {
@@ -285,7 +281,7 @@ pub fn check_parts(
             validation: proven,
         }),
         _ => Err(invalid(
-            422,
+            InvalidKind::Unprocessable,
             "invalid-order",
             "The order is not valid",
             errors,
@@ -293,17 +289,51 @@ pub fn check_parts(
     }
 }
 
+/// The decoded or uploaded document, if it is a PDF within `limit` bytes; a document that is
+/// no PDF is a field error, one too large refuses the whole submission.
+fn check_pdf(
+    bytes: Vec<u8>,
+    limit: usize,
+    errors: &mut Vec<FieldError>,
+) -> Result<Option<Vec<u8>>, OrderError> {
+    if bytes.len() > limit {
+        return Err(document_too_large(limit));
+    }
+    if !bytes.starts_with(b"%PDF-") {
+        errors.push(FieldError::new(
+            "document.content",
+            "is not a PDF document (it does not start with %PDF-)",
+        ));
+        return Ok(None);
+    }
+    Ok(Some(bytes))
+}
+
+fn document_too_large(limit: usize) -> OrderError {
+    invalid(
+        InvalidKind::TooLarge,
+        "document-too-large",
+        "The document is too large",
+        vec![FieldError::new(
+            "document.content",
+            format!("the document may be at most {limit} bytes"),
+        )],
+    )
+}
+
 /// Keeps a rejected submission (in its own transaction, with its audit entry) and returns the
-/// error carrying the record's id.
+/// error carrying the record's id. `answered` is the edge's status for each kind of fault (the
+/// HTTP status the API answers with): the record and its entry keep the status answered.
 pub fn reject(
     conn: &mut DbConn,
     authority_id: &str,
     body: &[u8],
     error: OrderError,
+    answered: fn(InvalidKind) -> u16,
     now: DateTime<Utc>,
 ) -> OrderError {
     let OrderError::Invalid {
-        status,
+        kind,
         slug,
         title,
         errors,
@@ -312,6 +342,7 @@ pub fn reject(
     else {
         return error;
     };
+    let status = answered(kind);
     let id = uuid::Uuid::new_v4().to_string();
     let hash = sha256_hex(body);
     let reasons = serde_json::to_string(&errors).unwrap_or_else(|_| "[]".into());
@@ -341,7 +372,7 @@ pub fn reject(
     });
     match stored {
         Ok(()) => OrderError::Invalid {
-            status,
+            kind,
             slug,
             title,
             errors,

@@ -77,7 +77,7 @@ pub fn messages(
 /// A message text refused, naming the field and why.
 fn invalid_message(field: &str, why: impl Into<String>) -> OrderError {
     OrderError::Invalid {
-        status: 422,
+        kind: super::InvalidKind::Unprocessable,
         slug: "invalid-message",
         title: "The message is not valid".into(),
         errors: vec![super::FieldError::new(field, why)],

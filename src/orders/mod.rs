@@ -94,11 +94,12 @@ pub enum OrderError {
     /// The request conflicts with the order's state or an earlier request.
     #[error("{0}")]
     Conflict(String),
-    /// The input is wrong; `status` is the HTTP status that fits (400, 413, 415, 422).
+    /// The input is wrong, in the way `kind` names (an edge answers each kind with its own
+    /// status: `web::api` maps them to HTTP).
     #[error("{title}")]
     Invalid {
-        /// HTTP status.
-        status: u16,
+        /// What kind of fault.
+        kind: InvalidKind,
         /// Problem class slug.
         slug: &'static str,
         /// Summary.
@@ -114,6 +115,18 @@ pub enum OrderError {
     /// The audit log refused the entry.
     #[error(transparent)]
     Audit(#[from] AuditError),
+}
+
+/// What kind of fault an invalid input has. Orders name the kind; the edge that answers picks
+/// the status (`web::api::status_of`, the one place the numbers are chosen).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvalidKind {
+    /// Not readable at all: not JSON.
+    Syntax,
+    /// Larger than its limit.
+    TooLarge,
+    /// Readable, but not valid: a field is missing, wrong or refused.
+    Unprocessable,
 }
 
 impl From<diesel::result::Error> for OrderError {

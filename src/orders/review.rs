@@ -422,7 +422,7 @@ pub fn refuse(
     let reason = reason.trim();
     if reason.is_empty() || reason.chars().count() > 5000 || reason.contains('\0') {
         return Err(OrderError::Invalid {
-            status: 422,
+            kind: super::InvalidKind::Unprocessable,
             slug: "invalid-refusal",
             title: "A refusal needs a reason".into(),
             errors: vec![super::FieldError::new(

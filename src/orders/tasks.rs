@@ -85,7 +85,7 @@ pub fn user_notified(
 ) -> Result<(), OrderError> {
     if !CHANNELS.contains(&channel) {
         return Err(OrderError::Invalid {
-            status: 422,
+            kind: super::InvalidKind::Unprocessable,
             slug: "invalid-channel",
             title: "Unknown channel".into(),
             errors: vec![super::FieldError::new(

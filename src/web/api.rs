@@ -21,7 +21,7 @@ use crate::db::{Db, DbError, meta, write_tx};
 use crate::orders::clarify::{self, AuthorityMessage};
 use crate::orders::intake::{self, DocumentUpload, Rejection, StoredAnswer};
 use crate::orders::messages::Message;
-use crate::orders::{self, FieldError, OrderError, OrderView};
+use crate::orders::{self, FieldError, InvalidKind, OrderError, OrderView};
 use crate::policy::{Deployment, PolicySet};
 use crate::settings::ApiSettings;
 use crate::web::body::{check_declared_length, read_body, require_json};
@@ -128,10 +128,25 @@ impl From<OrderError> for Problem {
     }
 }
 
+/// The HTTP status the API answers each kind of invalid input with: the one place orders'
+/// faults get their numbers (a kept rejection and an idempotent replay record this status too).
+pub fn status_of(kind: InvalidKind) -> StatusCode {
+    match kind {
+        InvalidKind::Syntax => StatusCode::BAD_REQUEST,
+        InvalidKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        InvalidKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+    }
+}
+
+/// [`status_of`] as a number, for the records that keep it.
+fn answered(kind: InvalidKind) -> u16 {
+    status_of(kind).as_u16()
+}
+
 /// The problem document of an invalid submission (other errors map in `From`).
 fn problem_of_invalid(e: &OrderError) -> Problem {
     let OrderError::Invalid {
-        status,
+        kind,
         slug,
         title,
         errors,
@@ -144,7 +159,7 @@ fn problem_of_invalid(e: &OrderError) -> Problem {
             "Internal error",
         );
     };
-    let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST);
+    let status = status_of(*kind);
     let detail = errors
         .iter()
         .map(|e| format!("{}: {}", e.field, e.message))
@@ -168,11 +183,12 @@ fn reject_and_remember(
     error: OrderError,
     now: chrono::DateTime<Utc>,
 ) -> OrderError {
-    let rejected = intake::reject(conn, authority, body, error, now);
-    if let (Some(key), OrderError::Invalid { status, .. }) = (key, &rejected) {
+    let rejected = intake::reject(conn, authority, body, error, answered, now);
+    if let (Some(key), OrderError::Invalid { kind, .. }) = (key, &rejected) {
         let problem = problem_of_invalid(&rejected);
         if let Ok(json) = serde_json::to_string(&problem)
-            && let Err(e) = intake::remember(conn, authority, key, hash, *status, &json, now)
+            && let Err(e) =
+                intake::remember(conn, authority, key, hash, answered(*kind), &json, now)
         {
             tracing::warn!(error = %e, "could not keep the rejection under its idempotency key");
         }
@@ -828,7 +844,7 @@ pub async fn post_message(
                     intake::check_parts(
                         c,
                         raw,
-                        message.document.clone(),
+                        message.document.clone().map(Into::into),
                         message.validation.clone(),
                         authority,
                         state.settings.document_limit_bytes,
@@ -863,9 +879,17 @@ pub async fn post_message(
     Ok(stored_response(answer, None))
 }
 
+/// A body [`parse_json`] refused (400 or 422), as the order workflow's fault of that kind.
 fn problem_to_invalid(p: Problem) -> OrderError {
+    let kind = if p.status == StatusCode::BAD_REQUEST.as_u16() {
+        InvalidKind::Syntax
+    } else if p.status == StatusCode::PAYLOAD_TOO_LARGE.as_u16() {
+        InvalidKind::TooLarge
+    } else {
+        InvalidKind::Unprocessable
+    };
     OrderError::Invalid {
-        status: p.status,
+        kind,
         slug: "invalid-body",
         title: p.title,
         errors: p.errors,

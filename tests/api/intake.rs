@@ -20,6 +20,7 @@ both_backends!(
     a_lockout_says_how_long_and_an_admin_can_lift_it,
     hidden_characters_are_refused_and_mixed_scripts_marked,
     hi1_bodies_are_kept_only_where_needed_and_only_for_a_time,
+    an_uploaded_document_is_checked_as_the_bytes_it_is,
 );
 
 /// The document part of a submission, as JSON text.
@@ -822,4 +823,61 @@ async fn a_slow_second_request_head_on_a_kept_alive_connection_is_cut_off() {
         "closed only after {closed_after:?}"
     );
     assert!(closed_after >= Duration::from_secs(2), "{closed_after:?}");
+}
+
+async fn an_uploaded_document_is_checked_as_the_bytes_it_is(backend: Backend) {
+    // An order entered by hand brings its PDF as bytes: checked and kept as they are, with the
+    // same faults as an encoded one, and never taken for base64.
+    use writ::orders::intake::{Document, check_parts};
+    let api = Api::start(backend, &[]).await;
+    let checked = api
+        .app
+        .pool
+        .run(|conn| {
+            let raw = serde_json::value::RawValue::from_string(ORDER.to_owned()).unwrap();
+            let binding = writ::authority::validation::Binding::strict(0);
+            let check = |conn: &mut writ::db::DbConn, bytes: &[u8], limit: usize| {
+                check_parts(
+                    conn,
+                    &raw,
+                    Some(Document::Raw(bytes.to_vec())),
+                    None,
+                    PARIS.iss,
+                    limit,
+                    true,
+                    &binding,
+                )
+            };
+            let kept = check(conn, PDF, 1 << 20).map(|c| c.document);
+            // Bytes that happen to be valid base64 of a PDF are not a PDF themselves.
+            use base64::Engine;
+            let encoded = base64::engine::general_purpose::STANDARD.encode(PDF);
+            let not_pdf = check(conn, encoded.as_bytes(), 1 << 20).err();
+            let too_large = check(conn, PDF, PDF.len() - 1).err();
+            let within = check(conn, PDF, PDF.len()).is_ok();
+            Ok::<_, writ::db::DbError>((kept, not_pdf, too_large, within))
+        })
+        .await
+        .unwrap();
+    let (kept, not_pdf, too_large, within) = checked;
+    assert_eq!(kept.unwrap(), Some(PDF.to_vec()));
+    match not_pdf {
+        Some(writ::orders::OrderError::Invalid { kind, errors, .. }) => {
+            assert_eq!(kind, writ::orders::InvalidKind::Unprocessable);
+            assert!(
+                errors.iter().any(|e| e.field == "document.content"
+                    && e.message.contains("is not a PDF document")),
+                "{errors:?}"
+            );
+        }
+        other => panic!("expected a field error, got {other:?}"),
+    }
+    match too_large {
+        Some(writ::orders::OrderError::Invalid { kind, slug, .. }) => {
+            assert_eq!(kind, writ::orders::InvalidKind::TooLarge);
+            assert_eq!(slug, "document-too-large");
+        }
+        other => panic!("expected document-too-large, got {other:?}"),
+    }
+    assert!(within, "a document of exactly the limit is accepted");
 }

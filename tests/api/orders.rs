@@ -583,6 +583,16 @@ async fn idempotency_keys_replay_the_first_answer_and_refuse_another_body(backen
     let (s, v) = json_of(send(body.clone(), "").await).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     assert_eq!(v["errors"][0]["field"], "Idempotency-Key");
+    // A rejection is replayed too, with the status it was first answered with.
+    let broken = "{\"order\": ".to_owned();
+    let first = send(broken.clone(), "k-bad").await;
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let (s1, v1) = json_of(first).await;
+    let again = send(broken, "k-bad").await;
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let (s2, v2) = json_of(again).await;
+    assert_eq!((s1, s2), (StatusCode::BAD_REQUEST, StatusCode::BAD_REQUEST));
+    assert_eq!(v1["submission_id"], v2["submission_id"], "{v1} {v2}");
 
     // The same key sent five times at once (a client retrying through several instances):
     // one order, five identical answers.
@@ -873,6 +883,13 @@ async fn bad_submissions_are_refused_by_field_and_kept(backend: Backend) {
         .count();
     assert_eq!(rejected, 13 + 2 + 1 + 1 + 1);
     assert!(!events.iter().any(|e| e["event"] == "order.received"));
+    // Each keeps the HTTP status it was answered with: not JSON 400, too large 413, else 422.
+    let statuses: std::collections::BTreeSet<u64> = events
+        .iter()
+        .filter(|e| e["event"] == "order.submission_rejected")
+        .map(|e| e["refs"]["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [400, 413, 422].into(), "{events:?}");
 }
 
 async fn rate_limits_and_failed_authentications_are_throttled_and_summarised(backend: Backend) {

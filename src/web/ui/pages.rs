@@ -1189,7 +1189,7 @@ pub async fn enter_order(
         .run(move |conn| {
             let raw = serde_json::value::RawValue::from_string(order_text.trim().to_owned())
                 .map_err(|e| crate::orders::OrderError::Invalid {
-                    status: 422,
+                    kind: crate::orders::InvalidKind::Unprocessable,
                     slug: "invalid-order",
                     title: "The order is not valid".into(),
                     errors: vec![crate::orders::FieldError::new(
@@ -1198,11 +1198,7 @@ pub async fn enter_order(
                     )],
                     submission_id: None,
                 })?;
-            use base64::Engine;
-            let upload = crate::orders::intake::DocumentUpload {
-                media_type: "application/pdf".into(),
-                content: base64::engine::general_purpose::STANDARD.encode(&pdf),
-            };
+            let upload = crate::orders::intake::Document::Raw(pdf);
             let validation = Some(validation.trim().to_owned()).filter(|v| !v.is_empty());
             let checked = crate::orders::intake::check_parts(
                 conn,
