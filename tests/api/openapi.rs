@@ -141,7 +141,7 @@ fn first_negated_class(pattern: &str) -> Vec<(u32, u32)> {
     let start = pattern.find("[^").unwrap() + 2;
     let chars: Vec<char> = pattern[start..].chars().collect();
     let mut i = 0;
-    let mut one = |i: &mut usize| -> u32 {
+    let one = |i: &mut usize| -> u32 {
         let c = chars[*i];
         *i += 1;
         if c != '\\' {
