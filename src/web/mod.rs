@@ -379,6 +379,8 @@ fn build_server(
                 .service(health::readyz)
                 .service(metrics::metrics)
                 .service(audit::latest_checkpoint)
+                .service(audit::checkpoint_key_file)
+                .service(audit::entry_key_file)
                 .service(audit::public_keys)
                 .service(audit::sign_checkpoint)
                 .service(audit::status)
