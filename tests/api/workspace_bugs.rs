@@ -5,9 +5,13 @@ use reqwest::StatusCode;
 
 use crate::both_backends;
 use crate::helpers::{Backend, spawn_app};
-use crate::workspace::{Browser, PASSWORD, add_users};
+use crate::orders::{Api, ORDER, PARIS, json_of, submission};
+use crate::workspace::{Browser, PASSWORD, add_users, seed_alice};
 
-both_backends!(the_audit_pages_verify_instructions_work_as_written,);
+both_backends!(
+    the_audit_pages_verify_instructions_work_as_written,
+    narrowed_captions_and_citations_follow_the_narrowed_rows,
+);
 
 /// Every `<a href="..." download="NAME">` of a page, as (href, NAME).
 fn downloads(page: &str) -> Vec<(String, String)> {
@@ -74,4 +78,76 @@ async fn the_audit_pages_verify_instructions_work_as_written(backend: Backend) {
     assert!(said.starts_with("OK: entries 0.."), "{said}");
     assert!(said.contains("OK: consistent with your saved checkpoint"), "{said}");
     assert!(said.contains("authenticators checked"), "{said}");
+}
+
+/// The decision tables of an order page: (caption, rows), each row (field, status, reason cell).
+fn decision_tables(page: &str) -> Vec<(String, Vec<(String, String, String)>)> {
+    let cell = |s: &str| s.trim().to_owned();
+    page.split("<table class=\"decision\">")
+        .skip(1)
+        .map(|t| {
+            let t = &t[..t.find("</table>").unwrap()];
+            let caption = t[t.find("<caption>").unwrap() + 9..t.find("</caption>").unwrap()].to_owned();
+            let rows = t
+                .split("<tr><td>")
+                .skip(1)
+                .map(|r| {
+                    let parts: Vec<&str> = r.split("</td><td>").collect();
+                    let status = parts[1];
+                    let status = &status[status.find('>').unwrap() + 1..status.find("</span>").unwrap()];
+                    let reason = &parts[2][..parts[2].find("</td>").unwrap()];
+                    (cell(parts[0]), cell(status), cell(reason))
+                })
+                .collect();
+            (caption, rows)
+        })
+        .collect()
+}
+
+/// Bug 2: after narrowing, the caption counts what is still granted and the removed rows no
+/// longer carry the provision that had permitted them.
+async fn narrowed_captions_and_citations_follow_the_narrowed_rows(backend: Backend) {
+    let api = Api::start(backend, &[]).await;
+    add_users(&api.app).await;
+    seed_alice(&api.app).await;
+    let (_, created) = json_of(api.submit(PARIS, &submission(ORDER)).await).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let mut alex = Browser::new(&api.app);
+    alex.sign_in("alex", PASSWORD).await;
+    let csrf = alex.session_csrf().await;
+    let (status, _, _) = alex
+        .post(
+            &format!("/orders/{id}/narrow"),
+            &[
+                ("csrf", &csrf),
+                ("keep", "subscriber.user_id"),
+                ("reason", "proportionality"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, page, _) = alex.get(&format!("/orders/{id}")).await;
+    let tables = decision_tables(&page);
+    let (caption, rows) = tables
+        .iter()
+        .find(|(c, _)| c.starts_with("subscriber:"))
+        .expect("the subscriber category");
+    let denied = rows.iter().filter(|r| r.1 == "deny").count();
+    assert!(denied > 0, "{rows:?}");
+    assert!(
+        caption.contains(&format!("Granted for 1 of {}", rows.len())),
+        "the caption counts the narrowed rows: {caption}"
+    );
+    for (field, status, reason) in rows {
+        if reason.starts_with("Removed by a reviewer") {
+            assert_eq!(status, "deny");
+            assert!(!reason.contains("<cite>"), "{field} keeps a citation: {reason}");
+        }
+    }
+    for (caption, rows) in &tables {
+        if rows.iter().all(|r| r.1 == "deny" && r.2.starts_with("Removed by a reviewer")) {
+            assert!(!caption.contains("Granted"), "{caption}");
+            assert!(!caption.contains("<cite>"), "{caption}");
+        }
+    }
 }
