@@ -1407,6 +1407,8 @@ async fn tasks_are_closed_and_preservation_holds_extended_within_the_law(backend
     assert!(queue.contains("PR-2026-PRESERVE"));
     let mut extended = 0;
     loop {
+        let (_, page, _) = rita.get(&format!("/orders/{id}")).await;
+        let offered = page.contains("Extend the hold");
         let (status, body, _) = rita
             .post(&format!("/orders/{id}/hold/extend"), &[("csrf", &csrf)])
             .await;
@@ -1415,8 +1417,12 @@ async fn tasks_are_closed_and_preservation_holds_extended_within_the_law(backend
                 body.contains("all are used") || body.contains("no extension"),
                 "{body}"
             );
+            // Issue 19 bug 3: the page stops offering what the law no longer allows.
+            assert!(!offered, "\"Extend the hold\" is offered after the last extension");
+            assert!(page.contains("allows no further extension"), "{page}");
             break;
         }
+        assert!(offered, "an allowed extension is offered");
         assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
         extended += 1;
         assert!(extended <= 5, "extensions never run out");

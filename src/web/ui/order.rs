@@ -85,6 +85,14 @@ impl OrderPage {
     fn mixed(&self, value: &str) -> bool {
         mixed_scripts(value)
     }
+
+    /// Whether the law allows one more extension of the preservation hold.
+    fn may_extend_hold(&self) -> bool {
+        self.d.scope.preservation.as_ref().is_some_and(|p| {
+            p.extension.is_some()
+                && u32::try_from(self.tasks.hold_extensions).unwrap_or(u32::MAX) < p.max_extensions
+        })
+    }
 }
 
 /// Whether `value` mixes writing systems, for the pages' "mixed scripts" mark.
