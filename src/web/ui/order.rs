@@ -86,6 +86,15 @@ impl OrderPage {
         mixed_scripts(value)
     }
 
+    /// Why the signed-in approver cannot prepare and approve the package now, if not.
+    fn approval_blocked(&self) -> Option<String> {
+        match crate::orders::approval::ready_for_approval(&self.d, &self.frame.staff) {
+            Ok(()) => None,
+            Err(crate::orders::OrderError::Conflict(m)) => Some(m),
+            Err(e) => Some(e.to_string()),
+        }
+    }
+
     /// Whether the law allows one more extension of the preservation hold.
     fn may_extend_hold(&self) -> bool {
         self.d.scope.preservation.as_ref().is_some_and(|p| {
