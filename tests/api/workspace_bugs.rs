@@ -11,6 +11,7 @@ use crate::workspace::{Browser, PASSWORD, add_users, seed_alice};
 both_backends!(
     the_audit_pages_verify_instructions_work_as_written,
     narrowed_captions_and_citations_follow_the_narrowed_rows,
+    undated_orders_climb_the_queue_by_their_internal_target,
 );
 
 /// Every `<a href="..." download="NAME">` of a page, as (href, NAME).
@@ -150,4 +151,63 @@ async fn narrowed_captions_and_citations_follow_the_narrowed_rows(backend: Backe
             assert!(!caption.contains("<cite>"), "{caption}");
         }
     }
+}
+
+/// Bug 5: orders without a fixed deadline sort by their internal target (receipt plus the
+/// configured hours), oldest receipt first, instead of sinking below every dated order.
+async fn undated_orders_climb_the_queue_by_their_internal_target(backend: Backend) {
+    let api = Api::start(backend, &[]).await;
+    add_users(&api.app).await;
+    let now = chrono::Utc::now();
+    // (reference, days since receipt if undated)
+    let plan = [
+        ("Q-DATED", None),
+        ("Q-UNDATED-RECENT", Some(1)),
+        ("Q-UNDATED-OLD", Some(20)),
+        ("Q-UNDATED-OLDER", Some(2)),
+    ];
+    for (reference, undated) in plan {
+        let mut order: serde_json::Value = serde_json::from_str(ORDER).unwrap();
+        order["reference"] = serde_json::json!(reference);
+        let (status, created) =
+            json_of(api.submit(PARIS, &submission(&order.to_string())).await).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        let id = created["id"].as_str().unwrap().to_owned();
+        if let Some(days) = undated {
+            let received = (now - chrono::Duration::days(days)).timestamp_micros();
+            api.app
+                .pool
+                .run(move |conn| {
+                    use diesel::prelude::*;
+                    use writ::db::schema::orders;
+                    diesel::update(orders::table.find(&id))
+                        .set((
+                            orders::deadline_at.eq(None::<i64>),
+                            orders::received_at.eq(received),
+                        ))
+                        .execute(conn)
+                        .map_err(writ::db::DbError::Query)
+                })
+                .await
+                .unwrap();
+        }
+    }
+    let mut rita = Browser::new(&api.app);
+    rita.sign_in("rita", PASSWORD).await;
+    let (status, queue, _) = rita.get("/orders").await;
+    assert_eq!(status, StatusCode::OK);
+    let at = |r: &str| queue.find(&format!(">{r}<")).unwrap_or_else(|| panic!("{r}: {queue}"));
+    // Default target 240 h: 20 days old is 10 days overdue; 2 and 1 days old are due in 8
+    // and 9 days, before the dated order's ten days.
+    let order: Vec<usize> = [
+        "Q-UNDATED-OLD",
+        "Q-UNDATED-OLDER",
+        "Q-UNDATED-RECENT",
+        "Q-DATED",
+    ]
+    .iter()
+    .map(|r| at(r))
+    .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
+    assert!(queue.contains("internal target"), "{queue}");
 }

@@ -79,6 +79,7 @@ pub async fn queue(
     signed: Signed,
     query: web::Query<QueueQuery>,
     db: web::Data<Db>,
+    settings: web::Data<crate::settings::WorkspaceSettings>,
 ) -> Result<HttpResponse, UiError> {
     let staff = signed.require(Permission::ViewOrders)?.clone();
     let q = query.into_inner();
@@ -111,6 +112,13 @@ pub async fn queue(
         emergency_only: q.emergency.is_some(),
         page: q.page,
         page_size,
+        undated_targets: settings
+            .undated_target_hours
+            .iter()
+            .filter(|(k, _)| k.as_str() != "default")
+            .map(|(k, v)| (k.clone(), *v))
+            .collect(),
+        undated_default_hours: settings.undated_target_hours(""),
     };
     let found = db
         .run(move |conn| review::queue(conn, &filter, Utc::now()))
