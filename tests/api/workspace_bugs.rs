@@ -12,6 +12,7 @@ both_backends!(
     the_audit_pages_verify_instructions_work_as_written,
     narrowed_captions_and_citations_follow_the_narrowed_rows,
     undated_orders_climb_the_queue_by_their_internal_target,
+    the_matches_page_never_calls_a_missing_match_ambiguous,
 );
 
 /// Every `<a href="..." download="NAME">` of a page, as (href, NAME).
@@ -210,4 +211,44 @@ async fn undated_orders_climb_the_queue_by_their_internal_target(backend: Backen
     .collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
     assert!(queue.contains("internal target"), "{queue}");
+}
+
+/// Bug 6: a target with no match is not also "ambiguous" (an IPv4 address without a port that
+/// matches nobody has nothing to choose between); one that matches several accounts is.
+async fn the_matches_page_never_calls_a_missing_match_ambiguous(backend: Backend) {
+    let api = Api::start(backend, &[]).await;
+    add_users(&api.app).await;
+    seed_alice(&api.app).await;
+    let mut order: serde_json::Value = serde_json::from_str(ORDER).unwrap();
+    order["targets"] = serde_json::json!([
+        {"ip": {"address": "198.51.100.9", "timestamp": "2026-08-30T10:14:03+02:00", "time_zone": "Europe/Paris"}},
+        {"ip": {"address": "203.0.113.7", "timestamp": "2026-08-30T10:14:03+02:00", "time_zone": "Europe/Paris"}}
+    ]);
+    let (status, created) = json_of(api.submit(PARIS, &submission(&order.to_string())).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let mut rita = Browser::new(&api.app);
+    rita.sign_in("rita", PASSWORD).await;
+    let csrf = rita.session_csrf().await;
+    let (status, mut page, location) = rita
+        .post(&format!("/orders/{id}/matches"), &[("csrf", &csrf)])
+        .await;
+    if status == StatusCode::SEE_OTHER {
+        page = rita.get(&location.unwrap()).await.1;
+    } else {
+        assert_eq!(status, StatusCode::OK, "{page}");
+    }
+    let rows: Vec<&str> = page.split("<tr class=").skip(1).collect();
+    assert_eq!(rows.len(), 2, "{page}");
+    for row in &rows {
+        assert!(
+            !(row.contains("no match") && row.contains("Ambiguous")),
+            "a row says both no match and ambiguous: {row}"
+        );
+    }
+    assert!(rows.iter().any(|r| r.contains("no match")), "{page}");
+    assert!(
+        rows.iter().any(|r| r.contains("Ambiguous") && r.contains("u-alice")),
+        "two accounts on one address without a port stay ambiguous: {page}"
+    );
 }
