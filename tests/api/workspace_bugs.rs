@@ -13,6 +13,7 @@ both_backends!(
     narrowed_captions_and_citations_follow_the_narrowed_rows,
     undated_orders_climb_the_queue_by_their_internal_target,
     the_matches_page_never_calls_a_missing_match_ambiguous,
+    the_order_page_shows_gag_duties_release_date_and_open_questions,
 );
 
 /// Every `<a href="..." download="NAME">` of a page, as (href, NAME).
@@ -250,5 +251,62 @@ async fn the_matches_page_never_calls_a_missing_match_ambiguous(backend: Backend
     assert!(
         rows.iter().any(|r| r.contains("Ambiguous") && r.contains("u-alice")),
         "two accounts on one address without a port stay ambiguous: {page}"
+    );
+}
+
+/// The text of a page with askama's escapes undone, to compare with JSON strings.
+fn unescaped(page: &str) -> String {
+    page.replace("&#x27;", "'")
+        .replace("&#39;", "'")
+        .replace("&#34;", "\"")
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// Bug 7: what was only in the JSON is on the page: the gag and its end, the duties, the
+/// earliest release date and the policy's open questions.
+async fn the_order_page_shows_gag_duties_release_date_and_open_questions(backend: Backend) {
+    let api = Api::start(backend, &[]).await;
+    add_users(&api.app).await;
+    let (status, created) = json_of(api.submit(PARIS, &submission(ORDER)).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let decision = &created["decision"];
+    let mut rita = Browser::new(&api.app);
+    rita.sign_in("rita", PASSWORD).await;
+    let (_, page, _) = rita.get(&format!("/orders/{id}")).await;
+    let page = unescaped(&page);
+    // The page without its "as data" disclosure, so the JSON there does not count.
+    let visible = page
+        .split("<details>")
+        .map(|part| part.split_once("</details>").map_or(part, |(_, after)| after))
+        .collect::<String>();
+    assert!(decision["gag"].is_object(), "the fixture carries a gag: {decision}");
+    assert!(
+        visible.contains("the user must not be told") && visible.contains("open-ended"),
+        "{visible}"
+    );
+    for duty in decision["duties"].as_array().unwrap() {
+        assert!(visible.contains(duty["text"].as_str().unwrap()), "duty {duty} not shown");
+    }
+    for caveat in decision["caveats"].as_array().unwrap() {
+        assert!(visible.contains(caveat.as_str().unwrap()), "caveat {caveat} not shown");
+    }
+    match decision["earliest_release"]["earliest"].as_str() {
+        Some(t) => {
+            let t = chrono::DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&chrono::Utc);
+            assert!(
+                visible.contains(&t.format("%Y-%m-%d %H:%M UTC").to_string()),
+                "earliest release {t} not shown"
+            );
+        }
+        None => assert!(visible.contains("Earliest release</dt><dd>no waiting period")),
+    }
+    assert!(
+        !decision["duties"].as_array().unwrap().is_empty()
+            || !decision["caveats"].as_array().unwrap().is_empty(),
+        "the fixture exercises duties or open questions: {decision}"
     );
 }

@@ -95,6 +95,20 @@ impl OrderPage {
         }
     }
 
+    /// When the non-disclosure order ends, in words.
+    fn gag_end(&self) -> String {
+        use crate::policy::NonDisclosureEnd;
+        match self.d.scope.gag.as_ref().map(|g| (g.ends, g.active_at_decision)) {
+            Some((NonDisclosureEnd::Until(t), running)) => format!(
+                "until {}{}",
+                t.format("%Y-%m-%d %H:%M UTC"),
+                if running { "" } else { " (already ended when decided)" }
+            ),
+            Some((NonDisclosureEnd::OpenEnded, _)) => "open-ended: until the authority lifts it".into(),
+            None => String::new(),
+        }
+    }
+
     /// Whether the law allows one more extension of the preservation hold.
     fn may_extend_hold(&self) -> bool {
         self.d.scope.preservation.as_ref().is_some_and(|p| {
