@@ -14,6 +14,7 @@ both_backends!(
     undated_orders_climb_the_queue_by_their_internal_target,
     the_matches_page_never_calls_a_missing_match_ambiguous,
     the_order_page_shows_gag_duties_release_date_and_open_questions,
+    a_member_states_order_never_cites_gdpr_article_48,
 );
 
 /// Every `<a href="..." download="NAME">` of a page, as (href, NAME).
@@ -309,4 +310,28 @@ async fn the_order_page_shows_gag_duties_release_date_and_open_questions(backend
             || !decision["caveats"].as_array().unwrap().is_empty(),
         "the fixture exercises duties or open questions: {decision}"
     );
+}
+
+/// Bug 8: GDPR Art 48 governs third-country orders; a French requisition to a provider
+/// established in Ireland is voluntary, but the page must not cite Art 48 for it.
+async fn a_member_states_order_never_cites_gdpr_article_48(backend: Backend) {
+    let api = Api::start(backend, &[]).await;
+    add_users(&api.app).await;
+    let mut order: serde_json::Value = serde_json::from_str(ORDER).unwrap();
+    order["reference"] = serde_json::json!("FR-REQ-1");
+    order["instrument"] = serde_json::json!("fr.requisition");
+    order["legal_provisions"] = serde_json::json!(["Code de procédure pénale art 77-1-1"]);
+    order["procedural_framework"] = serde_json::json!("preliminary_inquiry");
+    let (status, created) = json_of(api.submit(PARIS, &submission(&order.to_string())).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        created["decision"]["binding"]["binding"], false,
+        "the requisition does not bind an Irish provider: {created}"
+    );
+    let mut rita = Browser::new(&api.app);
+    rita.sign_in("rita", PASSWORD).await;
+    let (_, page, _) = rita.get(&format!("/orders/{id}")).await;
+    assert!(page.contains("Not binding on a provider established in IE"), "{page}");
+    assert!(!page.contains("Art 48"), "{page}");
 }
