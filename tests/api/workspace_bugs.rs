@@ -15,6 +15,7 @@ both_backends!(
     the_matches_page_never_calls_a_missing_match_ambiguous,
     the_order_page_shows_gag_duties_release_date_and_open_questions,
     a_member_states_order_never_cites_gdpr_article_48,
+    the_user_notice_is_offered_and_accepted_only_where_allowed,
 );
 
 /// Every `<a href="..." download="NAME">` of a page, as (href, NAME).
@@ -334,4 +335,30 @@ async fn a_member_states_order_never_cites_gdpr_article_48(backend: Backend) {
     let (_, page, _) = rita.get(&format!("/orders/{id}")).await;
     assert!(page.contains("Not binding on a provider established in IE"), "{page}");
     assert!(!page.contains("Art 48"), "{page}");
+}
+
+/// Bug 9: under a running non-disclosure order the page says plainly not to tell the user,
+/// offers no notice form, and a notice posted anyway is refused.
+async fn the_user_notice_is_offered_and_accepted_only_where_allowed(backend: Backend) {
+    let api = Api::start(backend, &[]).await;
+    add_users(&api.app).await;
+    let (status, created) = json_of(api.submit(PARIS, &submission(ORDER)).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert!(created["decision"]["gag"].is_object(), "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let mut rita = Browser::new(&api.app);
+    rita.sign_in("rita", PASSWORD).await;
+    let (_, page, _) = rita.get(&format!("/orders/{id}")).await;
+    assert!(!page.contains("Record the notice"), "{page}");
+    assert!(page.contains("Do not tell the user now"), "{page}");
+    let csrf = rita.session_csrf().await;
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let (status, body, _) = rita
+        .post(
+            &format!("/orders/{id}/user-notified"),
+            &[("csrf", &csrf), ("date", &today), ("channel", "email")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body.contains("nothing was recorded"), "{body}");
 }

@@ -51,13 +51,9 @@ impl OrderPage {
         status.grants()
     }
 
-    /// Whether any rule lets (or makes) the provider tell the user.
-    fn provider_may_tell(&self) -> bool {
-        self.d
-            .scope
-            .user_notice
-            .iter()
-            .any(|n| n.provider_may_inform || n.provider_must_inform)
+    /// Why the provider may not tell the user now (the notice form is offered only without).
+    fn notice_blocked(&self) -> Option<String> {
+        crate::orders::tasks::notice_blocked(&self.d.scope, Utc::now())
     }
 
     /// The targets of the scope, each with its index and a label.
