@@ -124,6 +124,10 @@ pub struct WorkspaceSettings {
     pub undated_target_hours: std::collections::BTreeMap<String, u32>,
 }
 
+/// The warning shown (mail page, start-up log, `/readyz` details) while `mail.legal_team` is
+/// empty.
+pub const NO_LEGAL_TEAM: &str = "mail.legal_team is empty: new orders, deadline and task reminders are not e-mailed to anyone; set it to the legal team's addresses";
+
 /// The internal target of an undated order when `workspace.undated_target_hours` names none.
 pub const DEFAULT_UNDATED_TARGET_HOURS: u32 = 240;
 

@@ -124,6 +124,9 @@ impl Application {
                 Err(e) => tracing::warn!(error = %e, "could not create the first admin"),
             }
         }
+        if settings.mail.legal_team.is_empty() {
+            tracing::warn!("{}", crate::settings::NO_LEGAL_TEAM);
+        }
         let package_key = crate::disclosure::keys::load_or_create(&settings.package)?;
         let policies = std::sync::Arc::new(crate::startup::load_policies(&settings.policy)?);
         tracing::info!(

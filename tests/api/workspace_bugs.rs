@@ -16,6 +16,7 @@ both_backends!(
     the_order_page_shows_gag_duties_release_date_and_open_questions,
     a_member_states_order_never_cites_gdpr_article_48,
     the_user_notice_is_offered_and_accepted_only_where_allowed,
+    an_empty_legal_team_is_warned_about,
 );
 
 /// Every `<a href="..." download="NAME">` of a page, as (href, NAME).
@@ -361,4 +362,30 @@ async fn the_user_notice_is_offered_and_accepted_only_where_allowed(backend: Bac
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert!(body.contains("nothing was recorded"), "{body}");
+}
+
+/// Bug 10: with `mail.legal_team` empty, reminders go nowhere: the mail page and `/readyz`
+/// say so; with an address set, neither does.
+async fn an_empty_legal_team_is_warned_about(backend: Backend) {
+    for (env, warned) in [
+        (vec![], true),
+        (vec![("WRIT_MAIL__LEGAL_TEAM", "legal@provider.example")], false),
+    ] {
+        let api = Api::start(backend, &env).await;
+        add_users(&api.app).await;
+        let mut rita = Browser::new(&api.app);
+        rita.sign_in("rita", PASSWORD).await;
+        let (status, page, _) = rita.get("/mail").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(page.contains("mail.legal_team is empty"), warned, "{page}");
+        let ready: serde_json::Value = api.app.get("/readyz").await.json().await.unwrap();
+        let warnings = ready["warnings"].as_array().unwrap();
+        assert_eq!(
+            warnings
+                .iter()
+                .any(|w| w.as_str().unwrap().contains("mail.legal_team is empty")),
+            warned,
+            "{ready}"
+        );
+    }
 }

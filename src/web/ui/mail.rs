@@ -15,6 +15,8 @@ use crate::staff::Permission;
 struct OutboxPage {
     frame: Frame,
     messages: Vec<crate::mail::OutboxMessage>,
+    /// Set while `mail.legal_team` is empty.
+    warning: Option<&'static str>,
 }
 
 impl OutboxPage {
@@ -38,7 +40,11 @@ fn mail_error(e: crate::mail::MailError) -> UiError {
 
 /// `GET /mail`: the outbox.
 #[get("/mail")]
-pub async fn outbox(signed: Signed, db: web::Data<Db>) -> Result<HttpResponse, UiError> {
+pub async fn outbox(
+    signed: Signed,
+    db: web::Data<Db>,
+    mail: web::Data<crate::settings::MailSettings>,
+) -> Result<HttpResponse, UiError> {
     let staff = signed.require(Permission::ViewMail)?.clone();
     let messages = db
         .run(|conn| Ok::<_, crate::db::DbError>(crate::mail::list(conn, None, 200)))
@@ -49,6 +55,10 @@ pub async fn outbox(signed: Signed, db: web::Data<Db>) -> Result<HttpResponse, U
         &OutboxPage {
             frame: Frame { staff },
             messages,
+            warning: mail
+                .legal_team
+                .is_empty()
+                .then_some(crate::settings::NO_LEGAL_TEAM),
         },
     ))
 }
