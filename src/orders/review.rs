@@ -525,3 +525,28 @@ pub fn refuse(
         Ok(())
     })
 }
+
+/// The internal id an order is known by to a person: `key` itself when it is an order's id,
+/// else the id of the one order with that reference (`None` when there is none). A reference
+/// several authorities used is ambiguous: a conflict that asks for the internal id.
+pub fn resolve_order_key(conn: &mut DbConn, key: &str) -> Result<Option<String>, OrderError> {
+    let by_id: Option<String> = orders::table
+        .find(key)
+        .select(orders::id)
+        .first(conn)
+        .optional()?;
+    if by_id.is_some() {
+        return Ok(by_id);
+    }
+    let mut by_reference: Vec<String> = orders::table
+        .filter(orders::reference.eq(key))
+        .select(orders::id)
+        .limit(2)
+        .load(conn)?;
+    match by_reference.len() {
+        0 | 1 => Ok(by_reference.pop()),
+        _ => Err(OrderError::Conflict(format!(
+            "several orders have the reference `{key}`: filter by the internal id"
+        ))),
+    }
+}

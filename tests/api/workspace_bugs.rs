@@ -17,6 +17,7 @@ both_backends!(
     a_member_states_order_never_cites_gdpr_article_48,
     the_user_notice_is_offered_and_accepted_only_where_allowed,
     an_empty_legal_team_is_warned_about,
+    the_audit_filter_takes_a_reference,
 );
 
 /// Every `<a href="..." download="NAME">` of a page, as (href, NAME).
@@ -388,4 +389,26 @@ async fn an_empty_legal_team_is_warned_about(backend: Backend) {
             "{ready}"
         );
     }
+}
+
+/// Bug 11 (audit filter): the order filter of the audit page takes the reference people know,
+/// not only the internal id, and shows the same entries.
+async fn the_audit_filter_takes_a_reference(backend: Backend) {
+    let api = Api::start(backend, &[]).await;
+    add_users(&api.app).await;
+    let (status, created) = json_of(api.submit(PARIS, &submission(ORDER)).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let reference = created["reference"].as_str().unwrap_or("PR-2026-0042").to_owned();
+    let mut olga = Browser::new(&api.app);
+    olga.sign_in("olga", PASSWORD).await;
+    let count = |page: &str| {
+        let at = page.find("<caption>").unwrap();
+        page[at + 9..at + 9 + page[at + 9..].find(' ').unwrap()].to_owned()
+    };
+    let (_, by_id, _) = olga.get(&format!("/audit-log?order={id}")).await;
+    let (status, by_reference, _) = olga.get(&format!("/audit-log?order={reference}")).await;
+    assert_eq!(status, StatusCode::OK, "{by_reference}");
+    assert_ne!(count(&by_id), "0", "{by_id}");
+    assert_eq!(count(&by_reference), count(&by_id), "{by_reference}");
 }

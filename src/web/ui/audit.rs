@@ -59,7 +59,7 @@ pub async fn audit_log(
         q.actor.trim().to_owned(),
     );
     let given = |v: &String| (!v.is_empty()).then(|| v.clone());
-    let filter = crate::audit::search::Filter {
+    let mut filter = crate::audit::search::Filter {
         event: given(&event),
         order_id: given(&order_id),
         actor_id: given(&actor),
@@ -67,6 +67,11 @@ pub async fn audit_log(
     };
     let (disclosures, entries) = db
         .run(move |conn| {
+            // The order filter takes the reference people know as well as the internal id.
+            if let Some(key) = filter.order_id.take() {
+                filter.order_id =
+                    Some(crate::orders::review::resolve_order_key(conn, &key)?.unwrap_or(key));
+            }
             let disclosures = crate::orders::approval::disclosure_log(conn)?;
             let entries = crate::audit::search::search(
                 conn,
