@@ -63,7 +63,10 @@ impl QueueRow {
     pub fn time_left(&self) -> String {
         match self.seconds_left {
             None => match self.target_at {
-                Some(t) => format!("no fixed deadline; internal target {}", t.format("%Y-%m-%d")),
+                Some(t) => format!(
+                    "no fixed deadline; internal target {}",
+                    t.format("%Y-%m-%d")
+                ),
                 None => "no deadline".into(),
             },
             Some(s) if s < 0 => format!("overdue by {}", human(-s)),
@@ -208,9 +211,8 @@ pub fn queue(
                 SqlType = diesel::sql_types::Nullable<diesel::sql_types::BigInt>,
             >,
     >;
-    let mut undated: SortKey = Box::new(
-        (orders::received_at + filter.undated_target_micros("")).nullable(),
-    );
+    let mut undated: SortKey =
+        Box::new((orders::received_at + filter.undated_target_micros("")).nullable());
     for (instrument, _) in &filter.undated_targets {
         undated = Box::new(
             diesel::dsl::case_when(
@@ -307,7 +309,9 @@ pub fn queue(
         }
         let deadline_at = deadline.map(normalize::from_micros);
         let target_at = deadline_at.is_none().then(|| {
-            normalize::from_micros(received.saturating_add(filter.undated_target_micros(&instrument)))
+            normalize::from_micros(
+                received.saturating_add(filter.undated_target_micros(&instrument)),
+            )
         });
         out.push(QueueRow {
             target_at,

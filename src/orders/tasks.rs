@@ -122,8 +122,9 @@ pub fn notice_blocked(scope: &crate::policy::Decision, now: DateTime<Utc>) -> Op
                 "the user may be told only from {}",
                 t.format("%Y-%m-%d %H:%M UTC")
             ),
-            None => "the user may be told only once the authority lifts the non-disclosure order"
-                .into(),
+            None => {
+                "the user may be told only once the authority lifts the non-disclosure order".into()
+            }
         },
     )
 }

@@ -1105,12 +1105,18 @@ async fn orders_entered_by_hand_are_decided_from_the_true_receipt_and_not_approv
     assert!(body.contains("entered this order by hand"));
     // The refusal keeps the layout and a way back.
     assert!(body.contains("<nav aria-label=\"Main\">"), "{body}");
-    assert!(body.contains("<a href=\"/\">Back to your start page</a>"), "{body}");
+    assert!(
+        body.contains("<a href=\"/\">Back to your start page</a>"),
+        "{body}"
+    );
     let mut bea = Browser::new(&api.app);
     bea.sign_in("bea", PASSWORD).await;
     let csrf_b = bea.session_csrf().await;
     let (_, page_b, _) = bea.get(&to).await;
-    assert!(page_b.contains("Prepare and preview the package"), "{page_b}");
+    assert!(
+        page_b.contains("Prepare and preview the package"),
+        "{page_b}"
+    );
     let (status, _, _) = bea
         .post(&format!("/orders/{id}/package"), &[("csrf", &csrf_b)])
         .await;
@@ -1429,7 +1435,10 @@ async fn tasks_are_closed_and_preservation_holds_extended_within_the_law(backend
                 "{body}"
             );
             // Issue 19 bug 3: the page stops offering what the law no longer allows.
-            assert!(!offered, "\"Extend the hold\" is offered after the last extension");
+            assert!(
+                !offered,
+                "\"Extend the hold\" is offered after the last extension"
+            );
             assert!(page.contains("allows no further extension"), "{page}");
             break;
         }

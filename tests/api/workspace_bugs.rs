@@ -83,25 +83,33 @@ async fn the_audit_pages_verify_instructions_work_as_written(backend: Backend) {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(said.starts_with("OK: entries 0.."), "{said}");
-    assert!(said.contains("OK: consistent with your saved checkpoint"), "{said}");
+    assert!(
+        said.contains("OK: consistent with your saved checkpoint"),
+        "{said}"
+    );
     assert!(said.contains("authenticators checked"), "{said}");
 }
 
+/// One row of a decision table: field, status, reason cell.
+type DecisionRow = (String, String, String);
+
 /// The decision tables of an order page: (caption, rows), each row (field, status, reason cell).
-fn decision_tables(page: &str) -> Vec<(String, Vec<(String, String, String)>)> {
+fn decision_tables(page: &str) -> Vec<(String, Vec<DecisionRow>)> {
     let cell = |s: &str| s.trim().to_owned();
     page.split("<table class=\"decision\">")
         .skip(1)
         .map(|t| {
             let t = &t[..t.find("</table>").unwrap()];
-            let caption = t[t.find("<caption>").unwrap() + 9..t.find("</caption>").unwrap()].to_owned();
+            let caption =
+                t[t.find("<caption>").unwrap() + 9..t.find("</caption>").unwrap()].to_owned();
             let rows = t
                 .split("<tr><td>")
                 .skip(1)
                 .map(|r| {
                     let parts: Vec<&str> = r.split("</td><td>").collect();
                     let status = parts[1];
-                    let status = &status[status.find('>').unwrap() + 1..status.find("</span>").unwrap()];
+                    let status =
+                        &status[status.find('>').unwrap() + 1..status.find("</span>").unwrap()];
                     let reason = &parts[2][..parts[2].find("</td>").unwrap()];
                     (cell(parts[0]), cell(status), cell(reason))
                 })
@@ -148,11 +156,17 @@ async fn narrowed_captions_and_citations_follow_the_narrowed_rows(backend: Backe
     for (field, status, reason) in rows {
         if reason.starts_with("Removed by a reviewer") {
             assert_eq!(status, "deny");
-            assert!(!reason.contains("<cite>"), "{field} keeps a citation: {reason}");
+            assert!(
+                !reason.contains("<cite>"),
+                "{field} keeps a citation: {reason}"
+            );
         }
     }
     for (caption, rows) in &tables {
-        if rows.iter().all(|r| r.1 == "deny" && r.2.starts_with("Removed by a reviewer")) {
+        if rows
+            .iter()
+            .all(|r| r.1 == "deny" && r.2.starts_with("Removed by a reviewer"))
+        {
             assert!(!caption.contains("Granted"), "{caption}");
             assert!(!caption.contains("<cite>"), "{caption}");
         }
@@ -202,7 +216,11 @@ async fn undated_orders_climb_the_queue_by_their_internal_target(backend: Backen
     rita.sign_in("rita", PASSWORD).await;
     let (status, queue, _) = rita.get("/orders").await;
     assert_eq!(status, StatusCode::OK);
-    let at = |r: &str| queue.find(&format!(">{r}<")).unwrap_or_else(|| panic!("{r}: {queue}"));
+    let at = |r: &str| {
+        queue
+            .find(&format!(">{r}<"))
+            .unwrap_or_else(|| panic!("{r}: {queue}"))
+    };
     // Default target 240 h: 20 days old is 10 days overdue; 2 and 1 days old are due in 8
     // and 9 days, before the dated order's ten days.
     let order: Vec<usize> = [
@@ -253,7 +271,8 @@ async fn the_matches_page_never_calls_a_missing_match_ambiguous(backend: Backend
     }
     assert!(rows.iter().any(|r| r.contains("no match")), "{page}");
     assert!(
-        rows.iter().any(|r| r.contains("Ambiguous") && r.contains("u-alice")),
+        rows.iter()
+            .any(|r| r.contains("Ambiguous") && r.contains("u-alice")),
         "two accounts on one address without a port stay ambiguous: {page}"
     );
 }
@@ -285,22 +304,36 @@ async fn the_order_page_shows_gag_duties_release_date_and_open_questions(backend
     // The page without its "as data" disclosure, so the JSON there does not count.
     let visible = page
         .split("<details>")
-        .map(|part| part.split_once("</details>").map_or(part, |(_, after)| after))
+        .map(|part| {
+            part.split_once("</details>")
+                .map_or(part, |(_, after)| after)
+        })
         .collect::<String>();
-    assert!(decision["gag"].is_object(), "the fixture carries a gag: {decision}");
+    assert!(
+        decision["gag"].is_object(),
+        "the fixture carries a gag: {decision}"
+    );
     assert!(
         visible.contains("the user must not be told") && visible.contains("open-ended"),
         "{visible}"
     );
     for duty in decision["duties"].as_array().unwrap() {
-        assert!(visible.contains(duty["text"].as_str().unwrap()), "duty {duty} not shown");
+        assert!(
+            visible.contains(duty["text"].as_str().unwrap()),
+            "duty {duty} not shown"
+        );
     }
     for caveat in decision["caveats"].as_array().unwrap() {
-        assert!(visible.contains(caveat.as_str().unwrap()), "caveat {caveat} not shown");
+        assert!(
+            visible.contains(caveat.as_str().unwrap()),
+            "caveat {caveat} not shown"
+        );
     }
     match decision["earliest_release"]["earliest"].as_str() {
         Some(t) => {
-            let t = chrono::DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&chrono::Utc);
+            let t = chrono::DateTime::parse_from_rfc3339(t)
+                .unwrap()
+                .with_timezone(&chrono::Utc);
             assert!(
                 visible.contains(&t.format("%Y-%m-%d %H:%M UTC").to_string()),
                 "earliest release {t} not shown"
@@ -335,7 +368,10 @@ async fn a_member_states_order_never_cites_gdpr_article_48(backend: Backend) {
     let mut rita = Browser::new(&api.app);
     rita.sign_in("rita", PASSWORD).await;
     let (_, page, _) = rita.get(&format!("/orders/{id}")).await;
-    assert!(page.contains("Not binding on a provider established in IE"), "{page}");
+    assert!(
+        page.contains("Not binding on a provider established in IE"),
+        "{page}"
+    );
     assert!(!page.contains("Art 48"), "{page}");
 }
 
@@ -370,7 +406,10 @@ async fn the_user_notice_is_offered_and_accepted_only_where_allowed(backend: Bac
 async fn an_empty_legal_team_is_warned_about(backend: Backend) {
     for (env, warned) in [
         (vec![], true),
-        (vec![("WRIT_MAIL__LEGAL_TEAM", "legal@provider.example")], false),
+        (
+            vec![("WRIT_MAIL__LEGAL_TEAM", "legal@provider.example")],
+            false,
+        ),
     ] {
         let api = Api::start(backend, &env).await;
         add_users(&api.app).await;
@@ -399,7 +438,10 @@ async fn the_audit_filter_takes_a_reference(backend: Backend) {
     let (status, created) = json_of(api.submit(PARIS, &submission(ORDER)).await).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let id = created["id"].as_str().unwrap().to_owned();
-    let reference = created["reference"].as_str().unwrap_or("PR-2026-0042").to_owned();
+    let reference = created["reference"]
+        .as_str()
+        .unwrap_or("PR-2026-0042")
+        .to_owned();
     let mut olga = Browser::new(&api.app);
     olga.sign_in("olga", PASSWORD).await;
     let count = |page: &str| {

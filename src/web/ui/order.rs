@@ -94,13 +94,25 @@ impl OrderPage {
     /// When the non-disclosure order ends, in words.
     fn gag_end(&self) -> String {
         use crate::policy::NonDisclosureEnd;
-        match self.d.scope.gag.as_ref().map(|g| (g.ends, g.active_at_decision)) {
+        match self
+            .d
+            .scope
+            .gag
+            .as_ref()
+            .map(|g| (g.ends, g.active_at_decision))
+        {
             Some((NonDisclosureEnd::Until(t), running)) => format!(
                 "until {}{}",
                 t.format("%Y-%m-%d %H:%M UTC"),
-                if running { "" } else { " (already ended when decided)" }
+                if running {
+                    ""
+                } else {
+                    " (already ended when decided)"
+                }
             ),
-            Some((NonDisclosureEnd::OpenEnded, _)) => "open-ended: until the authority lifts it".into(),
+            Some((NonDisclosureEnd::OpenEnded, _)) => {
+                "open-ended: until the authority lifts it".into()
+            }
             None => String::new(),
         }
     }
