@@ -117,6 +117,29 @@ pub struct WorkspaceSettings {
     pub initial_admin_password_file: PathBuf,
     /// Mark session cookies `Secure` (browsers still accept them on http://localhost).
     pub cookie_secure: bool,
+    /// The internal target, in hours after receipt, of an order whose instrument sets no fixed
+    /// deadline ("without undue delay"), per instrument id; `default` for the others. The
+    /// queue sorts such orders by this target among the dated ones.
+    #[serde(default)]
+    pub undated_target_hours: std::collections::BTreeMap<String, u32>,
+}
+
+/// The warning shown (mail page, start-up log, `/readyz` details) while `mail.legal_team` is
+/// empty.
+pub const NO_LEGAL_TEAM: &str = "mail.legal_team is empty: new orders, deadline and task reminders are not e-mailed to anyone; set it to the legal team's addresses";
+
+/// The internal target of an undated order when `workspace.undated_target_hours` names none.
+pub const DEFAULT_UNDATED_TARGET_HOURS: u32 = 240;
+
+impl WorkspaceSettings {
+    /// The internal target of an undated order of `instrument`, in hours after receipt.
+    pub fn undated_target_hours(&self, instrument: &str) -> u32 {
+        self.undated_target_hours
+            .get(instrument)
+            .or_else(|| self.undated_target_hours.get("default"))
+            .copied()
+            .unwrap_or(DEFAULT_UNDATED_TARGET_HOURS)
+    }
 }
 
 impl WorkspaceSettings {

@@ -16,11 +16,20 @@ pub struct ServeArgs {
     pub demo: bool,
 }
 
+/// Where the demo's legal-team mail goes when `mail.legal_team` is empty (a reserved domain:
+/// the outbox shows the messages; nothing leaves).
+pub const DEMO_LEGAL_TEAM: &str = "legal-team@demo.example";
+
 /// Builds the runtime and serves; returns once a graceful shutdown has finished.
 pub fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
     telemetry::init(&settings.log);
+    let mut settings = settings;
     if args.demo {
         super::demo::seed_demo_workspace(&settings)?;
+        // The demo's reminders and notices go somewhere visible in the outbox.
+        if settings.mail.legal_team.is_empty() {
+            settings.mail.legal_team = vec![DEMO_LEGAL_TEAM.to_owned()];
+        }
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -238,12 +238,14 @@ pub fn matches(
                 if found.truncated {
                     why.push("too many events: narrow the window");
                 }
-                let accounts = found
+                let accounts: Vec<String> = found
                     .accounts
                     .into_iter()
                     .map(|(a, _)| a.external_id)
                     .collect();
-                (accounts, (!why.is_empty()).then(|| why.join("; ")))
+                // With no match there is nothing to choose between: no ambiguity to resolve.
+                let ambiguous = !why.is_empty() && !accounts.is_empty();
+                (accounts, ambiguous.then(|| why.join("; ")))
             }
         };
         out.push(TargetMatches {

@@ -99,7 +99,9 @@ pub fn current(conn: &mut DbConn, order_id: &str) -> Result<Option<Snapshot>, Or
     row.map(|r| load_snapshot(conn, r)).transpose()
 }
 
-fn ready_for_approval(d: &OrderDetail, staff: &Staff) -> Result<(), OrderError> {
+/// Whether `staff` may prepare and approve the package of the order now; the error says why
+/// not (the workspace shows it instead of offering the action).
+pub fn ready_for_approval(d: &OrderDetail, staff: &Staff) -> Result<(), OrderError> {
     if !matches!(
         d.view.status,
         OrderStatus::UnderReview | OrderStatus::Approved

@@ -44,6 +44,8 @@ pub struct QueueRow {
     pub seconds_left: Option<i64>,
     /// Other clocks: ex-post validation due, a pending clarification.
     pub tasks: Vec<String>,
+    /// Without a fixed deadline: the internal target (receipt plus the instrument's hours).
+    pub target_at: Option<DateTime<Utc>>,
 }
 
 impl QueueRow {
@@ -60,7 +62,13 @@ impl QueueRow {
     /// The time left, for people.
     pub fn time_left(&self) -> String {
         match self.seconds_left {
-            None => "no deadline".into(),
+            None => match self.target_at {
+                Some(t) => format!(
+                    "no fixed deadline; internal target {}",
+                    t.format("%Y-%m-%d")
+                ),
+                None => "no deadline".into(),
+            },
             Some(s) if s < 0 => format!("overdue by {}", human(-s)),
             Some(s) => human(s),
         }
@@ -91,6 +99,27 @@ pub struct QueueFilter {
     pub page: u32,
     /// Rows per page (1 to [`MAX_PAGE_SIZE`]; 0 means [`DEFAULT_PAGE_SIZE`]).
     pub page_size: u32,
+    /// Internal targets of orders without a fixed deadline: hours after receipt per
+    /// instrument id, and for any other instrument (0: [`crate::settings::DEFAULT_UNDATED_TARGET_HOURS`]).
+    pub undated_targets: Vec<(String, u32)>,
+    /// The target for instruments not in `undated_targets`.
+    pub undated_default_hours: u32,
+}
+
+impl QueueFilter {
+    fn undated_target_micros(&self, instrument: &str) -> i64 {
+        let hours = self
+            .undated_targets
+            .iter()
+            .find(|(i, _)| i == instrument)
+            .map_or(self.undated_default_hours, |(_, h)| *h);
+        let hours = if hours == 0 {
+            crate::settings::DEFAULT_UNDATED_TARGET_HOURS
+        } else {
+            hours
+        };
+        i64::from(hours) * 3_600_000_000
+    }
 }
 
 /// Rows on a queue page unless asked otherwise: a screenful or two, soonest deadlines first.
@@ -123,8 +152,9 @@ type Row = (
     Option<i64>,
 );
 
-/// Open orders, soonest deadline first (orders without a deadline last), emergencies first
-/// among equals; closed orders only when asked for by status.
+/// Open orders, soonest deadline first (an order without a fixed deadline by its internal
+/// target), emergencies first among equals, then oldest receipt; closed orders only when asked
+/// for by status.
 pub fn queue(
     conn: &mut DbConn,
     filter: &QueueFilter,
@@ -172,11 +202,35 @@ pub fn queue(
     }
     // Sorted before the limit: with more open orders than one page holds, the page must show
     // the soonest deadlines, not an arbitrary few. One row past the page says whether more follow.
+    // An order without a fixed deadline sorts by its internal target (receipt plus the
+    // instrument's hours), so it climbs with age instead of waiting below every dated order.
+    type SortKey = Box<
+        dyn diesel::expression::BoxableExpression<
+                orders::table,
+                crate::db::MultiBackend,
+                SqlType = diesel::sql_types::Nullable<diesel::sql_types::BigInt>,
+            >,
+    >;
+    let mut undated: SortKey =
+        Box::new((orders::received_at + filter.undated_target_micros("")).nullable());
+    for (instrument, _) in &filter.undated_targets {
+        undated = Box::new(
+            diesel::dsl::case_when(
+                orders::instrument.eq(instrument.clone()),
+                (orders::received_at + filter.undated_target_micros(instrument)).nullable(),
+            )
+            .otherwise(undated),
+        );
+    }
+    let effective: SortKey = Box::new(
+        diesel::dsl::case_when(orders::deadline_at.is_not_null(), orders::deadline_at)
+            .otherwise(undated),
+    );
     let mut rows: Vec<Row> = q
         .order((
-            orders::deadline_at.is_null().asc(),
-            orders::deadline_at.asc(),
+            effective.asc(),
             orders::emergency.desc(),
+            orders::received_at.asc(),
             orders::id.asc(),
         ))
         .offset(i64::from(filter.page) * i64::from(size))
@@ -254,7 +308,13 @@ pub fn queue(
             tasks.push("clarification requested, no answer yet".into());
         }
         let deadline_at = deadline.map(normalize::from_micros);
+        let target_at = deadline_at.is_none().then(|| {
+            normalize::from_micros(
+                received.saturating_add(filter.undated_target_micros(&instrument)),
+            )
+        });
         out.push(QueueRow {
+            target_at,
             preservation: decision.as_ref().and_then(|d| d.action) == Some(Action::Preserve),
             seconds_left: deadline_at.map(|d| (d - now).num_seconds()),
             id,
@@ -468,4 +528,29 @@ pub fn refuse(
         );
         Ok(())
     })
+}
+
+/// The internal id an order is known by to a person: `key` itself when it is an order's id,
+/// else the id of the one order with that reference (`None` when there is none). A reference
+/// several authorities used is ambiguous: a conflict that asks for the internal id.
+pub fn resolve_order_key(conn: &mut DbConn, key: &str) -> Result<Option<String>, OrderError> {
+    let by_id: Option<String> = orders::table
+        .find(key)
+        .select(orders::id)
+        .first(conn)
+        .optional()?;
+    if by_id.is_some() {
+        return Ok(by_id);
+    }
+    let mut by_reference: Vec<String> = orders::table
+        .filter(orders::reference.eq(key))
+        .select(orders::id)
+        .limit(2)
+        .load(conn)?;
+    match by_reference.len() {
+        0 | 1 => Ok(by_reference.pop()),
+        _ => Err(OrderError::Conflict(format!(
+            "several orders have the reference `{key}`: filter by the internal id"
+        ))),
+    }
 }

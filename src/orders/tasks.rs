@@ -75,6 +75,60 @@ pub fn ex_post_validation(
 pub const CHANNELS: [&str; 4] = ["in_app", "email", "sms", "post"];
 
 /// Records that the user was told about the order, when and how.
+/// Why the provider may not tell the user now, if it may not: a rule keeps the order
+/// confidential, the rules conflict and the authority must be asked first, no rule lets the
+/// provider tell, or not yet. The workspace offers the notice form only when this is `None`.
+pub fn notice_blocked(scope: &crate::policy::Decision, now: DateTime<Utc>) -> Option<String> {
+    use crate::policy::{NoticeTiming, ReasonCode};
+    if scope
+        .user_notice
+        .iter()
+        .any(|n| !n.provider_may_inform && !n.provider_must_inform)
+    {
+        return Some("a rule keeps the order confidential: the user must not be told".into());
+    }
+    if scope
+        .review_flags
+        .iter()
+        .any(|f| f.code == ReasonCode::NoticeConflict)
+    {
+        return Some(
+            "the rules on telling the user conflict: ask the authority when notice may be given"
+                .into(),
+        );
+    }
+    let allowing: Vec<_> = scope
+        .user_notice
+        .iter()
+        .filter(|n| n.provider_may_inform || n.provider_must_inform)
+        .collect();
+    if allowing.is_empty() {
+        return Some("no rule lets the provider tell the user".into());
+    }
+    let now_allowed = allowing.iter().any(|n| match n.timing {
+        NoticeTiming::NotBefore(t) => t <= now,
+        NoticeTiming::WhenGivingEffect | NoticeTiming::NotApplicable => true,
+        NoticeTiming::WhenGagLifted | NoticeTiming::Never => false,
+    });
+    if now_allowed {
+        return None;
+    }
+    Some(
+        match allowing.iter().find_map(|n| match n.timing {
+            NoticeTiming::NotBefore(t) => Some(t),
+            _ => None,
+        }) {
+            Some(t) => format!(
+                "the user may be told only from {}",
+                t.format("%Y-%m-%d %H:%M UTC")
+            ),
+            None => {
+                "the user may be told only once the authority lifts the non-disclosure order".into()
+            }
+        },
+    )
+}
+
 pub fn user_notified(
     conn: &mut DbConn,
     staff: &Staff,
@@ -101,16 +155,8 @@ pub fn user_notified(
     write_tx(conn, |c| {
         lock(c, id)?;
         let d = review::detail(c, id)?;
-        if let Some(g) = &d.scope.gag
-            && g.active_at_decision
-            && d.scope
-                .user_notice
-                .iter()
-                .all(|n| !n.provider_may_inform && !n.provider_must_inform)
-        {
-            return Err(conflict(
-                "a non-disclosure order forbids telling the user; nothing was recorded",
-            ));
+        if let Some(why) = notice_blocked(&d.scope, now) {
+            return Err(conflict(format!("{why}; nothing was recorded")));
         }
         diesel::update(orders::table.find(id))
             .set((

@@ -111,14 +111,19 @@ pub fn narrow(decision: &Decision, request: &NarrowingRequest) -> Result<Decisio
             .filter(|k| k.category == category.category)
             .flat_map(|k| k.fields.iter().copied())
             .collect();
+        let mut removed = false;
         for field in &mut category.fields {
             if field.status.grants() && !kept.contains(&field.field) {
                 field.status = FieldStatus::Deny;
                 field.reason = ReasonCode::NarrowedByReviewer;
                 field.text = format!("Removed by a reviewer: {}", request.reason);
+                // The provision that permitted the field is not why it is withheld.
+                field.citation = None;
+                removed = true;
             }
         }
         if category.status.grants() {
+            let granted = category.fields.iter().filter(|f| f.status.grants()).count();
             if let Some(best) = category
                 .fields
                 .iter()
@@ -126,10 +131,21 @@ pub fn narrow(decision: &Decision, request: &NarrowingRequest) -> Result<Decisio
                 .min_by_key(|f| f.status)
             {
                 category.status = best.status;
+                if removed {
+                    // The caption counts what is still granted, under the remaining grant's
+                    // provision.
+                    category.reason = best.reason;
+                    category.citation = best.citation.clone();
+                    category.text = format!(
+                        "Granted for {granted} of {} field(s); the rest removed by a reviewer.",
+                        category.fields.len()
+                    );
+                }
             } else {
                 category.status = FieldStatus::Deny;
                 category.reason = ReasonCode::NarrowedByReviewer;
                 category.text = format!("Removed by a reviewer: {}", request.reason);
+                category.citation = None;
             }
         }
     }

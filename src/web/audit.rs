@@ -122,6 +122,32 @@ pub async fn public_keys(
     }))
 }
 
+/// `GET /audit/keys/checkpoint.txt`: the checkpoint key as a note verifier key, the file
+/// `writ audit verify EXPORT --key FILE` reads (public).
+#[get("/audit/keys/checkpoint.txt")]
+pub async fn checkpoint_key_file(
+    db: web::Data<Db>,
+    cell: web::Data<SignerCell>,
+) -> Result<HttpResponse, Problem> {
+    let signer = cell.get(&db).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body(format!("{}\n", signer.verifier_key())))
+}
+
+/// `GET /audit/keys/entry.pem`: the entry key's public PEM, the file
+/// `writ audit verify EXPORT --entry-key FILE` reads (public).
+#[get("/audit/keys/entry.pem")]
+pub async fn entry_key_file(
+    db: web::Data<Db>,
+    cell: web::Data<SignerCell>,
+) -> Result<HttpResponse, Problem> {
+    let signer = cell.get(&db).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/x-pem-file")
+        .body(keys::public_pem(&signer.entry_public_key())))
+}
+
 /// `POST /audit/checkpoint`: sign now if the log grew (auditors). Answers the latest note.
 #[post("/audit/checkpoint")]
 #[tracing::instrument(name = "audit.sign", skip_all)]

@@ -25,6 +25,8 @@ struct Ready {
     status: &'static str,
     backend: String,
     migrations_applied: usize,
+    /// Configuration that works but loses something (e.g. no legal-team address).
+    warnings: Vec<&'static str>,
 }
 
 /// `GET /readyz`: the database answers, its schema is exactly what this binary expects, and the
@@ -32,7 +34,11 @@ struct Ready {
 /// 503 with a problem naming the reason otherwise, so a load balancer stops sending traffic.
 #[get("/readyz")]
 #[tracing::instrument(name = "readyz", skip_all)]
-pub async fn readyz(db: web::Data<Db>, signer: web::Data<SignerCell>) -> HttpResponse {
+pub async fn readyz(
+    db: web::Data<Db>,
+    signer: web::Data<SignerCell>,
+    mail: Option<web::Data<crate::settings::MailSettings>>,
+) -> HttpResponse {
     let backend = db.backend().to_string();
     let checked = db
         .run(|conn| migrations::status(conn).map_err(Unready::from))
@@ -64,6 +70,10 @@ pub async fn readyz(db: web::Data<Db>, signer: web::Data<SignerCell>) -> HttpRes
             status: "ready",
             backend,
             migrations_applied: status.applied.len(),
+            warnings: mail
+                .filter(|m| m.legal_team.is_empty())
+                .map(|_| vec![crate::settings::NO_LEGAL_TEAM])
+                .unwrap_or_default(),
         }),
     }
 }

@@ -124,6 +124,9 @@ impl Application {
                 Err(e) => tracing::warn!(error = %e, "could not create the first admin"),
             }
         }
+        if settings.mail.legal_team.is_empty() {
+            tracing::warn!("{}", crate::settings::NO_LEGAL_TEAM);
+        }
         let package_key = crate::disclosure::keys::load_or_create(&settings.package)?;
         let policies = std::sync::Arc::new(crate::startup::load_policies(&settings.policy)?);
         tracing::info!(
@@ -379,6 +382,8 @@ fn build_server(
                 .service(health::readyz)
                 .service(metrics::metrics)
                 .service(audit::latest_checkpoint)
+                .service(audit::checkpoint_key_file)
+                .service(audit::entry_key_file)
                 .service(audit::public_keys)
                 .service(audit::sign_checkpoint)
                 .service(audit::status)

@@ -30,3 +30,4 @@ mod policy;
 mod scale;
 mod tiles;
 mod workspace;
+mod workspace_bugs;

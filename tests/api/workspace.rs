@@ -1091,15 +1091,32 @@ async fn orders_entered_by_hand_are_decided_from_the_true_receipt_and_not_approv
         .with_timezone(&chrono::Utc)
         - chrono::Utc::now();
     assert!(left.num_days() == 7 || left.num_days() == 8, "{left}");
-    // The clerk cannot approve it; another approver can.
+    // The clerk cannot approve it, and is not offered to (issue 19 bug 4); another approver
+    // can.
+    assert!(
+        !page.contains("Prepare and preview the package"),
+        "the clerk is offered an approval he may not give"
+    );
+    assert!(page.contains("You cannot approve this order now"), "{page}");
     let (status, body, _) = alex
         .post(&format!("/orders/{id}/package"), &[("csrf", &csrf)])
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert!(body.contains("entered this order by hand"));
+    // The refusal keeps the layout and a way back.
+    assert!(body.contains("<nav aria-label=\"Main\">"), "{body}");
+    assert!(
+        body.contains("<a href=\"/\">Back to your start page</a>"),
+        "{body}"
+    );
     let mut bea = Browser::new(&api.app);
     bea.sign_in("bea", PASSWORD).await;
     let csrf_b = bea.session_csrf().await;
+    let (_, page_b, _) = bea.get(&to).await;
+    assert!(
+        page_b.contains("Prepare and preview the package"),
+        "{page_b}"
+    );
     let (status, _, _) = bea
         .post(&format!("/orders/{id}/package"), &[("csrf", &csrf_b)])
         .await;
@@ -1407,6 +1424,8 @@ async fn tasks_are_closed_and_preservation_holds_extended_within_the_law(backend
     assert!(queue.contains("PR-2026-PRESERVE"));
     let mut extended = 0;
     loop {
+        let (_, page, _) = rita.get(&format!("/orders/{id}")).await;
+        let offered = page.contains("Extend the hold");
         let (status, body, _) = rita
             .post(&format!("/orders/{id}/hold/extend"), &[("csrf", &csrf)])
             .await;
@@ -1415,8 +1434,15 @@ async fn tasks_are_closed_and_preservation_holds_extended_within_the_law(backend
                 body.contains("all are used") || body.contains("no extension"),
                 "{body}"
             );
+            // Issue 19 bug 3: the page stops offering what the law no longer allows.
+            assert!(
+                !offered,
+                "\"Extend the hold\" is offered after the last extension"
+            );
+            assert!(page.contains("allows no further extension"), "{page}");
             break;
         }
+        assert!(offered, "an allowed extension is offered");
         assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
         extended += 1;
         assert!(extended <= 5, "extensions never run out");

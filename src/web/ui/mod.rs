@@ -6,7 +6,14 @@
 //! carry the session's CSRF token; sign-in carries a double-submit token of its own. Session
 //! cookies are HttpOnly, SameSite=Strict and (by default) Secure.
 
-pub mod pages;
+pub mod admin;
+pub mod audit;
+pub mod intake;
+pub mod mail;
+pub mod order;
+pub mod queue;
+pub mod release;
+pub mod session;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -269,40 +276,40 @@ pub fn see_other(to: &str) -> HttpResponse {
 
 /// Registers the workspace's routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(pages::stylesheet)
-        .service(pages::home)
-        .service(pages::login_form)
-        .service(pages::login)
-        .service(pages::logout)
-        .service(pages::queue)
-        .service(pages::new_order_form)
-        .service(pages::enter_order)
-        .service(pages::order)
-        .service(pages::document)
-        .service(pages::ask)
-        .service(pages::refuse)
-        .service(pages::object)
-        .service(pages::validation_checked)
-        .service(pages::prepare_package)
-        .service(pages::approve)
-        .service(pages::narrow)
-        .service(pages::ex_post_validation)
-        .service(pages::user_notified)
-        .service(pages::hold)
-        .service(pages::matches)
-        .service(pages::package_public_key)
-        .service(pages::audit_log)
-        .service(pages::outbox)
-        .service(pages::retry_mail)
-        .service(pages::registry)
-        .service(pages::add_authority)
-        .service(pages::add_key)
-        .service(pages::revoke_key)
-        .service(pages::authority_status)
-        .service(pages::users)
-        .service(pages::add_user)
-        .service(pages::disable_user)
-        .service(pages::unlock_user)
-        .service(pages::account)
-        .service(pages::change_password);
+    cfg.service(session::stylesheet)
+        .service(session::home)
+        .service(session::login_form)
+        .service(session::login)
+        .service(session::logout)
+        .service(queue::queue)
+        .service(intake::new_order_form)
+        .service(intake::enter_order)
+        .service(order::order)
+        .service(order::document)
+        .service(order::ask)
+        .service(order::refuse)
+        .service(order::object)
+        .service(order::validation_checked)
+        .service(release::prepare_package)
+        .service(release::approve)
+        .service(release::narrow)
+        .service(order::ex_post_validation)
+        .service(order::user_notified)
+        .service(order::hold)
+        .service(release::matches)
+        .service(release::package_public_key)
+        .service(audit::audit_log)
+        .service(mail::outbox)
+        .service(mail::retry_mail)
+        .service(admin::registry)
+        .service(admin::add_authority)
+        .service(admin::add_key)
+        .service(admin::revoke_key)
+        .service(admin::authority_status)
+        .service(admin::users)
+        .service(admin::add_user)
+        .service(admin::disable_user)
+        .service(admin::unlock_user)
+        .service(session::account)
+        .service(session::change_password);
 }

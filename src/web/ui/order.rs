@@ -1,0 +1,421 @@
+//! One order's page and the actions on it: questions, refusal, objection, the validation
+//! check, ex-post validation, user notice and holds.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, get, post, web};
+use askama::Template;
+use chrono::Utc;
+use serde::Deserialize;
+
+use super::session::{CsrfForm, Frame};
+use super::{Signed, UiError, html, see_other};
+use crate::db::Db;
+use crate::orders::clarify;
+use crate::orders::review::{self, OrderDetail};
+use crate::policy::{Deployment, PolicySet};
+use crate::staff::Permission;
+
+#[derive(Template)]
+#[template(path = "ui/order.html")]
+struct OrderPage {
+    frame: Frame,
+    d: OrderDetail,
+    decision_json: String,
+    package: Option<crate::orders::approval::Snapshot>,
+    tasks: crate::orders::tasks::TaskState,
+    channels: [&'static str; 4],
+}
+
+/// The JSON name of a unit enum value (`permit`, `acceptable_for_review`, ...).
+fn name_of(value: impl serde::Serialize) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+impl OrderPage {
+    fn outcome(&self) -> String {
+        name_of(self.d.scope.outcome).replace('_', " ")
+    }
+
+    fn field_status(&self, status: &crate::policy::FieldStatus) -> String {
+        name_of(status)
+    }
+
+    fn sender(&self, sender: &crate::orders::messages::Sender) -> String {
+        name_of(sender)
+    }
+
+    fn grants(&self, status: &crate::policy::FieldStatus) -> bool {
+        status.grants()
+    }
+
+    /// Why the provider may not tell the user now (the notice form is offered only without).
+    fn notice_blocked(&self) -> Option<String> {
+        crate::orders::tasks::notice_blocked(&self.d.scope, Utc::now())
+    }
+
+    /// The targets of the scope, each with its index and a label.
+    /// Each target's label, and whether its value mixes writing systems.
+    fn targets(&self) -> Vec<(usize, String, bool)> {
+        use crate::policy::Target;
+        self.d
+            .scope
+            .targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let mixed = match t {
+                    Target::Username(v) | Target::UserId(v) | Target::PhoneNumber(v) => {
+                        mixed_scripts(v)
+                    }
+                    Target::Ip(_) => false,
+                };
+                (i, serde_json::to_string(t).unwrap_or_default(), mixed)
+            })
+            .collect()
+    }
+
+    /// Whether `value` mixes writing systems (it may imitate another value).
+    fn mixed(&self, value: &str) -> bool {
+        mixed_scripts(value)
+    }
+
+    /// Why the signed-in approver cannot prepare and approve the package now, if not.
+    fn approval_blocked(&self) -> Option<String> {
+        match crate::orders::approval::ready_for_approval(&self.d, &self.frame.staff) {
+            Ok(()) => None,
+            Err(crate::orders::OrderError::Conflict(m)) => Some(m),
+            Err(e) => Some(e.to_string()),
+        }
+    }
+
+    /// When the non-disclosure order ends, in words.
+    fn gag_end(&self) -> String {
+        use crate::policy::NonDisclosureEnd;
+        match self
+            .d
+            .scope
+            .gag
+            .as_ref()
+            .map(|g| (g.ends, g.active_at_decision))
+        {
+            Some((NonDisclosureEnd::Until(t), running)) => format!(
+                "until {}{}",
+                t.format("%Y-%m-%d %H:%M UTC"),
+                if running {
+                    ""
+                } else {
+                    " (already ended when decided)"
+                }
+            ),
+            Some((NonDisclosureEnd::OpenEnded, _)) => {
+                "open-ended: until the authority lifts it".into()
+            }
+            None => String::new(),
+        }
+    }
+
+    /// Whether the law allows one more extension of the preservation hold.
+    fn may_extend_hold(&self) -> bool {
+        self.d.scope.preservation.as_ref().is_some_and(|p| {
+            p.extension.is_some()
+                && u32::try_from(self.tasks.hold_extensions).unwrap_or(u32::MAX) < p.max_extensions
+        })
+    }
+}
+
+/// Whether `value` mixes writing systems, for the pages' "mixed scripts" mark.
+pub(super) fn mixed_scripts(value: &str) -> bool {
+    crate::text::mixed_scripts(value)
+}
+
+/// `GET /orders/{id}`: everything about one order.
+#[get("/orders/{id}")]
+pub async fn order(
+    signed: Signed,
+    id: web::Path<String>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::ViewOrders)?.clone();
+    let id = id.into_inner();
+    let (d, snapshot, tasks) = db
+        .run(move |conn| {
+            let d = review::detail(conn, &id)?;
+            let snapshot = crate::orders::approval::current(conn, &id)?;
+            let tasks = crate::orders::tasks::state(conn, &id)?;
+            Ok::<_, crate::orders::OrderError>((d, snapshot, tasks))
+        })
+        .await?;
+    let decision_json = serde_json::to_string_pretty(&d.scope).map_err(|_| UiError::Internal)?;
+    Ok(html(
+        StatusCode::OK,
+        &OrderPage {
+            frame: Frame { staff },
+            d,
+            decision_json,
+            package: snapshot,
+            tasks,
+            channels: crate::orders::tasks::CHANNELS,
+        },
+    ))
+}
+
+/// `GET /orders/{id}/document`: the signed order document, as a download (never rendered
+/// inline from Writ's origin).
+#[get("/orders/{id}/document")]
+pub async fn document(
+    signed: Signed,
+    id: web::Path<String>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::ViewOrders)?.clone();
+    let id = id.into_inner();
+    let doc = db
+        .run(move |conn| crate::orders::document(conn, &id, &staff.actor()))
+        .await?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/octet-stream")
+        .insert_header((
+            "Content-Disposition",
+            format!(
+                "attachment; filename=\"order-{}.pdf\"",
+                doc.sha256.get(..12).unwrap_or("")
+            ),
+        ))
+        .insert_header((
+            "Content-Security-Policy",
+            "sandbox; default-src 'none'; frame-ancestors 'none'",
+        ))
+        .body(doc.content))
+}
+
+/// A form with a text and the CSRF token.
+#[derive(Deserialize)]
+pub struct TextForm {
+    csrf: String,
+    text: String,
+}
+
+/// `POST /orders/{id}/ask`: a question to the authority (pauses the clock where the
+/// instrument says so).
+#[post("/orders/{id}/ask")]
+pub async fn ask(
+    signed: Signed,
+    id: web::Path<String>,
+    form: web::Form<TextForm>,
+    db: web::Data<Db>,
+    policies: web::Data<PolicySet>,
+    deployment: web::Data<Deployment>,
+    mail: web::Data<crate::settings::MailSettings>,
+) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::ActOnOrders)?.clone();
+    signed.check_csrf(&form.csrf)?;
+    let id = id.into_inner();
+    let to = format!("/orders/{id}");
+    let (set, dep) = (policies.into_inner(), deployment.into_inner());
+    let text = form.into_inner().text;
+    let mail = mail.into_inner();
+    db.run(move |conn| {
+        clarify::ask(
+            conn,
+            &staff.actor(),
+            &id,
+            &text,
+            clarify::Rules {
+                policies: &set,
+                deployment: &dep,
+                mail: &mail,
+            },
+            Utc::now(),
+        )
+    })
+    .await?;
+    Ok(see_other(&to))
+}
+
+/// `POST /orders/{id}/refuse`: refuse with a reason the authority receives.
+#[post("/orders/{id}/refuse")]
+pub async fn refuse(
+    signed: Signed,
+    id: web::Path<String>,
+    form: web::Form<TextForm>,
+    db: web::Data<Db>,
+    mail: web::Data<crate::settings::MailSettings>,
+) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::ActOnOrders)?.clone();
+    signed.check_csrf(&form.csrf)?;
+    let id = id.into_inner();
+    let to = format!("/orders/{id}");
+    let text = form.into_inner().text;
+    let mail = mail.into_inner();
+    db.run(move |conn| review::refuse(conn, &staff, &id, &text, &mail))
+        .await?;
+    Ok(see_other(&to))
+}
+
+/// The form of an objection: which one the decision offers, and the reasons.
+#[derive(Debug, Deserialize)]
+pub struct ObjectionForm {
+    csrf: String,
+    /// Missing: refused by field (422) after the role check, like an unknown code.
+    #[serde(default)]
+    code: String,
+    text: String,
+}
+
+/// `POST /orders/{id}/object`: object instead of complying (e-Evidence Art 10(5), Art 17), with
+/// the reasons the authority receives; the order awaits its answer and the data stay preserved.
+#[post("/orders/{id}/object")]
+pub async fn object(
+    signed: Signed,
+    id: web::Path<String>,
+    form: web::Form<ObjectionForm>,
+    db: web::Data<Db>,
+    policies: web::Data<PolicySet>,
+    deployment: web::Data<Deployment>,
+    mail: web::Data<crate::settings::MailSettings>,
+) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::ActOnOrders)?.clone();
+    signed.check_csrf(&form.csrf)?;
+    let id = id.into_inner();
+    let to = format!("/orders/{id}");
+    let ObjectionForm { code, text, .. } = form.into_inner();
+    let (set, dep, mail) = (
+        policies.into_inner(),
+        deployment.into_inner(),
+        mail.into_inner(),
+    );
+    db.run(move |conn| {
+        clarify::object(
+            conn,
+            &staff.actor(),
+            &id,
+            &code,
+            &text,
+            clarify::Rules {
+                policies: &set,
+                deployment: &dep,
+                mail: &mail,
+            },
+            Utc::now(),
+        )
+    })
+    .await?;
+    Ok(see_other(&to))
+}
+
+/// `POST /orders/{id}/validation-checked`: a person checked the claimed validation against the
+/// signed document.
+#[post("/orders/{id}/validation-checked")]
+pub async fn validation_checked(
+    signed: Signed,
+    id: web::Path<String>,
+    form: web::Form<CsrfForm>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::ActOnOrders)?.clone();
+    signed.check_csrf(&form.csrf)?;
+    let id = id.into_inner();
+    let to = format!("/orders/{id}");
+    db.run(move |conn| review::check_validation(conn, &staff, &id))
+        .await?;
+    Ok(see_other(&to))
+}
+
+/// The ex-post validation form.
+#[derive(Deserialize)]
+pub struct ExPostForm {
+    csrf: String,
+    outcome: String,
+}
+
+/// `POST /orders/{id}/ex-post-validation`: received, or lapsed.
+#[post("/orders/{id}/ex-post-validation")]
+pub async fn ex_post_validation(
+    signed: Signed,
+    id: web::Path<String>,
+    form: web::Form<ExPostForm>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::ActOnOrders)?.clone();
+    signed.check_csrf(&form.csrf)?;
+    let received = match form.outcome.as_str() {
+        "received" => true,
+        "lapsed" => false,
+        other => {
+            return Err(UiError::BadRequest(format!(
+                "`{other}` is neither received nor lapsed"
+            )));
+        }
+    };
+    let id = id.into_inner();
+    let to = format!("/orders/{id}");
+    db.run(move |conn| {
+        crate::orders::tasks::ex_post_validation(conn, &staff, &id, received, Utc::now())
+    })
+    .await?;
+    Ok(see_other(&to))
+}
+
+/// The user-notice form.
+#[derive(Deserialize)]
+pub struct NoticeForm {
+    csrf: String,
+    date: String,
+    channel: String,
+}
+
+/// `POST /orders/{id}/user-notified`: the user was told, on this date, by this channel.
+#[post("/orders/{id}/user-notified")]
+pub async fn user_notified(
+    signed: Signed,
+    id: web::Path<String>,
+    form: web::Form<NoticeForm>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::ActOnOrders)?.clone();
+    signed.check_csrf(&form.csrf)?;
+    let f = form.into_inner();
+    let at = chrono::NaiveDate::parse_from_str(f.date.trim(), "%Y-%m-%d")
+        .map_err(|_| UiError::BadRequest("the date is not a date (YYYY-MM-DD)".into()))?
+        .and_hms_opt(0, 0, 0)
+        .ok_or(UiError::Internal)?
+        .and_utc();
+    let id = id.into_inner();
+    let to = format!("/orders/{id}");
+    db.run(move |conn| {
+        crate::orders::tasks::user_notified(conn, &staff, &id, at, &f.channel, Utc::now())
+    })
+    .await?;
+    Ok(see_other(&to))
+}
+
+/// `POST /orders/{id}/hold/extend` and `/hold/release`: a preservation order's holds.
+#[post("/orders/{id}/hold/{action}")]
+pub async fn hold(
+    signed: Signed,
+    path: web::Path<(String, String)>,
+    form: web::Form<CsrfForm>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::ActOnOrders)?.clone();
+    signed.check_csrf(&form.csrf)?;
+    let (id, action) = path.into_inner();
+    let to = format!("/orders/{id}");
+    match action.as_str() {
+        "extend" => {
+            db.run(move |conn| {
+                crate::orders::tasks::extend_hold(conn, &staff, &id, Utc::now()).map(|_| ())
+            })
+            .await?
+        }
+        "release" => {
+            db.run(move |conn| crate::orders::tasks::release_hold(conn, &staff, &id, Utc::now()))
+                .await?
+        }
+        _ => return Err(UiError::NotFound),
+    }
+    Ok(see_other(&to))
+}

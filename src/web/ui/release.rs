@@ -1,0 +1,218 @@
+//! Matches, narrowing, the package preview, approval and the package key.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, get, post, web};
+use askama::Template;
+use chrono::Utc;
+use serde::Deserialize;
+
+use super::session::{CsrfForm, Frame};
+use super::{Signed, UiError, html, see_other};
+use crate::db::Db;
+use crate::orders::review::{self};
+use crate::staff::Permission;
+
+#[derive(Template)]
+#[template(path = "ui/package.html")]
+struct PackagePage {
+    frame: Frame,
+    order_id: String,
+    reference: String,
+    snapshot: crate::orders::approval::Snapshot,
+}
+
+/// `POST /orders/{id}/package`: prepare the package (or reuse the frozen snapshot for the
+/// current scope) and preview it exactly as it will be released. Audited.
+#[post("/orders/{id}/package")]
+pub async fn prepare_package(
+    signed: Signed,
+    id: web::Path<String>,
+    form: web::Form<CsrfForm>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::Approve)?.clone();
+    signed.check_csrf(&form.csrf)?;
+    let id = id.into_inner();
+    let order_id = id.clone();
+    let who = staff.clone();
+    let (snapshot, reference) = db
+        .run(move |conn| {
+            let snapshot = crate::orders::approval::prepare(conn, &who, &id, Utc::now())?;
+            let reference = crate::orders::view(conn, &id, None)?.reference;
+            Ok::<_, crate::orders::OrderError>((snapshot, reference))
+        })
+        .await?;
+    Ok(html(
+        StatusCode::OK,
+        &PackagePage {
+            frame: Frame { staff },
+            order_id,
+            reference,
+            snapshot,
+        },
+    ))
+}
+
+/// The approval form.
+#[derive(Deserialize)]
+pub struct ApproveForm {
+    csrf: String,
+    snapshot_sha256: String,
+}
+
+/// `POST /orders/{id}/approve`: approve the previewed snapshot (bound to its hash).
+#[post("/orders/{id}/approve")]
+pub async fn approve(
+    signed: Signed,
+    id: web::Path<String>,
+    form: web::Form<ApproveForm>,
+    db: web::Data<Db>,
+    key: web::Data<super::PackageKey>,
+    mail: web::Data<crate::settings::MailSettings>,
+) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::Approve)?.clone();
+    let mail = mail.into_inner();
+    signed.check_csrf(&form.csrf)?;
+    let id = id.into_inner();
+    let to = format!("/orders/{id}");
+    let hash = form.into_inner().snapshot_sha256;
+    let key = key.into_inner();
+    db.run(move |conn| {
+        crate::orders::approval::approve(conn, &staff, &id, &hash, &key.0, &mail, Utc::now())
+    })
+    .await?;
+    Ok(see_other(&to))
+}
+
+/// `POST /orders/{id}/narrow`: keep only the ticked fields (and optionally fewer targets);
+/// never widens.
+#[post("/orders/{id}/narrow")]
+pub async fn narrow(
+    signed: Signed,
+    id: web::Path<String>,
+    body: String,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::ActOnOrders)?.clone();
+    // Repeated `keep=category.field` pairs: parsed by hand (serde_urlencoded has no lists).
+    let mut csrf = String::new();
+    let mut reason = String::new();
+    let mut keep_targets: Vec<usize> = Vec::new();
+    let mut targets_listed = false;
+    let mut keep: std::collections::BTreeMap<crate::policy::Category, Vec<crate::policy::FieldId>> =
+        std::collections::BTreeMap::new();
+    for (k, v) in form_urlencoded::parse(body.as_bytes()) {
+        match k.as_ref() {
+            "csrf" => csrf = v.into_owned(),
+            "reason" => reason = v.into_owned(),
+            "keep_target" => keep_targets.push(
+                v.parse::<usize>()
+                    .map_err(|_| UiError::BadRequest(format!("`{v}` is not a target number")))?,
+            ),
+            "targets_listed" => targets_listed = true,
+            "keep" => {
+                let (c, f) = v
+                    .split_once('.')
+                    .ok_or_else(|| UiError::BadRequest(format!("`{v}` is not category.field")))?;
+                let category: crate::policy::Category =
+                    serde_json::from_value(serde_json::Value::String(c.to_owned()))
+                        .map_err(|_| UiError::BadRequest(format!("`{c}` is not a category")))?;
+                let field: crate::policy::FieldId =
+                    serde_json::from_value(serde_json::Value::String(f.to_owned()))
+                        .map_err(|_| UiError::BadRequest(format!("`{f}` is not a field")))?;
+                keep.entry(category).or_default().push(field);
+            }
+            _ => {}
+        }
+    }
+    signed.check_csrf(&csrf)?;
+    if reason.trim().is_empty() {
+        return Err(UiError::BadRequest("say why the scope is narrowed".into()));
+    }
+    let keep: Vec<crate::policy::KeepCategory> = keep
+        .into_iter()
+        .map(|(category, fields)| crate::policy::KeepCategory { category, fields })
+        .collect();
+    let id = id.into_inner();
+    let to = format!("/orders/{id}");
+    db.run(move |conn| {
+        // Targets are ticked by their place in the scope; the narrowing names them exactly.
+        let keep_targets = if targets_listed {
+            let scope = review::detail(conn, &id)?.scope;
+            let mut kept = Vec::new();
+            for i in keep_targets {
+                let t = scope.targets.get(i).cloned().ok_or_else(|| {
+                    crate::orders::OrderError::Conflict(format!("there is no target number {i}"))
+                })?;
+                kept.push(t);
+            }
+            Some(kept)
+        } else {
+            None
+        };
+        let request = crate::policy::NarrowingRequest {
+            keep,
+            keep_targets,
+            time_window: None,
+            reason,
+        };
+        crate::orders::approval::narrow(conn, &staff, &id, &request, Utc::now())
+    })
+    .await?;
+    Ok(see_other(&to))
+}
+
+/// `GET /packages/public-key`: the public key that verifies package manifests (public; verify
+/// a package offline with `writ package verify PACKAGE.tar --key KEY.pem`).
+#[get("/packages/public-key")]
+pub async fn package_public_key(key: web::Data<super::PackageKey>) -> HttpResponse {
+    let public = key.0.verifying_key();
+    HttpResponse::Ok()
+        .content_type("application/x-pem-file")
+        .insert_header(("X-Key-Id", crate::disclosure::keys::key_id(&public)))
+        .body(crate::disclosure::keys::public_pem(&public))
+}
+
+#[derive(Template)]
+#[template(path = "ui/matches.html")]
+struct MatchesPage {
+    frame: Frame,
+    order_id: String,
+    reference: String,
+    matches: Vec<crate::disclosure::gather::TargetMatches>,
+}
+
+/// `POST /orders/{id}/matches`: look the targets up (audited) and show the matches per target,
+/// flagging ambiguous reverse-IP matches for a decision.
+#[post("/orders/{id}/matches")]
+pub async fn matches(
+    signed: Signed,
+    id: web::Path<String>,
+    form: web::Form<CsrfForm>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::ActOnOrders)?.clone();
+    signed.check_csrf(&form.csrf)?;
+    let id = id.into_inner();
+    let (order_id, who) = (id.clone(), staff.clone());
+    let (reference, matches) = db
+        .run(move |conn| {
+            let d = review::detail(conn, &id)?;
+            let found =
+                crate::disclosure::gather::matches(conn, &who.actor(), &id, &d.scope, Utc::now())
+                    .map_err(|e| {
+                    crate::orders::OrderError::Conflict(format!("cannot look the targets up: {e}"))
+                })?;
+            Ok::<_, crate::orders::OrderError>((d.view.reference, found))
+        })
+        .await?;
+    Ok(html(
+        StatusCode::OK,
+        &MatchesPage {
+            frame: Frame { staff },
+            order_id,
+            reference,
+            matches,
+        },
+    ))
+}
