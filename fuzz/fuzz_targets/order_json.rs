@@ -47,7 +47,9 @@ fuzz_target!(|data: &[u8]| {
             assert!(!errors.is_empty(), "a refusal names no field");
             for e in &errors {
                 assert!(
-                    e.field == "order" || e.field.starts_with("order."),
+                    e.field == "order"
+                        || e.field.starts_with("order.")
+                        || e.field.starts_with("order["),
                     "field path outside the order: {e:?}"
                 );
                 assert!(!e.message.is_empty(), "empty message for {}", e.field);

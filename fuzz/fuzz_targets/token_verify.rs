@@ -52,6 +52,8 @@ fn fixture() -> &'static Fixture {
             .unwrap();
         let mut conn = DbConn::Sqlite(diesel::SqliteConnection::establish(":memory:").unwrap());
         writ::db::migrations::run_pending(&mut conn).unwrap();
+        // Registering the authority is audited, and every audit entry is authenticated.
+        writ::db::install_thread_audit_entry_key(SigningKey::from_bytes(&[0x5a; 32]));
         let admin = Actor::new(ActorKind::Staff, "fuzz");
         let authority = NewAuthority {
             id: AUTHORITY.into(),

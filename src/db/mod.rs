@@ -124,6 +124,13 @@ pub fn audit_entry_key() -> Option<Arc<ed25519_dalek::SigningKey>> {
     ENTRY_KEY.with(|k| k.borrow().clone())
 }
 
+/// Installs `key` as the audit entry key of the calling thread's appends, for a connection
+/// opened without a [`Db`] (a fuzz target's in-memory database); a [`Db`] installs its own
+/// with [`Db::install_audit_entry_key`].
+pub fn install_thread_audit_entry_key(key: ed25519_dalek::SigningKey) {
+    ENTRY_KEY.with(|k| *k.borrow_mut() = Some(Arc::new(key)));
+}
+
 /// The entry key slot shared by every clone of a [`Db`].
 type EntryKeySlot = Arc<std::sync::RwLock<Option<Arc<ed25519_dalek::SigningKey>>>>;
 
