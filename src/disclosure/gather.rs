@@ -108,6 +108,17 @@ pub fn gather(
         })
         .collect();
     for target in &scope.targets {
+        let kind = target.kind();
+        // A grant may cover only some kinds of target (`FieldDecision::target_kinds`): a target
+        // no released field covers is not looked up at all.
+        let covered =
+            |category: Category, field: &FieldId| scope.releases_for(category, *field, kind);
+        if !wanted
+            .iter()
+            .any(|c| released(scope, *c).iter().any(|f| covered(*c, f)))
+        {
+            continue;
+        }
         let label = describe(target);
         // Accounts matched by the target, and for an IP target the accesses themselves.
         let (accounts, accesses): (Vec<AccountMatch>, Vec<lookup::IpEvent>) = match target {
@@ -139,11 +150,24 @@ pub fn gather(
         };
         for table in &mut tables {
             let fields = released(scope, table.category);
+            // Cells of fields whose grant does not cover this kind of target stay empty; a table
+            // with no such field gets no rows from this target.
+            let fields: Vec<Option<FieldId>> = fields
+                .iter()
+                .map(|f| covered(table.category, f).then_some(*f))
+                .collect();
+            if fields.iter().all(Option::is_none) {
+                continue;
+            }
             match table.category {
                 Category::Subscriber => {
                     for a in &accounts {
                         let mut row = vec![label.clone()];
-                        row.extend(fields.iter().map(|f| subscriber_value(a, *f)));
+                        row.extend(
+                            fields
+                                .iter()
+                                .map(|f| f.map(|f| subscriber_value(a, f)).unwrap_or_default()),
+                        );
                         table.rows.push(row);
                     }
                 }
@@ -151,9 +175,9 @@ pub fn gather(
                     for e in &accesses {
                         let mut row = vec![label.clone()];
                         row.extend(fields.iter().map(|f| match f {
-                            FieldId::AccessIp => e.ip.clone(),
-                            FieldId::AccessPort if e.port > 0 => e.port.to_string(),
-                            FieldId::AccessTime => time(e.at),
+                            Some(FieldId::AccessIp) => e.ip.clone(),
+                            Some(FieldId::AccessPort) if e.port > 0 => e.port.to_string(),
+                            Some(FieldId::AccessTime) => time(e.at),
                             _ => String::new(),
                         }));
                         table.rows.push(row);
@@ -165,10 +189,10 @@ pub fn gather(
                         for e in history.events {
                             let mut row = vec![label.clone()];
                             row.extend(fields.iter().map(|f| match f {
-                                FieldId::IpEventIp => e.ip.clone(),
-                                FieldId::IpEventPort if e.port > 0 => e.port.to_string(),
-                                FieldId::IpEventTime => time(e.at),
-                                FieldId::IpEventKind => e.kind.clone(),
+                                Some(FieldId::IpEventIp) => e.ip.clone(),
+                                Some(FieldId::IpEventPort) if e.port > 0 => e.port.to_string(),
+                                Some(FieldId::IpEventTime) => time(e.at),
+                                Some(FieldId::IpEventKind) => e.kind.clone(),
                                 _ => String::new(),
                             }));
                             table.rows.push(row);

@@ -4,7 +4,9 @@
 
 use super::catalogue::{Category, FieldId};
 use super::model::{Action, Notifier};
-use super::order::{NonDisclosureEnd, Target, date_time_schema, tagged_variant, unit_variant};
+use super::order::{
+    NonDisclosureEnd, Target, TargetKind, date_time_schema, tagged_variant, unit_variant,
+};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -204,6 +206,11 @@ pub struct FieldDecision {
     /// The rule's legal basis, where there is one (else null).
     #[schema(required = true)]
     pub citation: Option<String>,
+    /// The kinds of target the grant covers, where the rule that grants it reaches only some
+    /// (absent: every target of the order). Records found from a target of another kind are
+    /// not released under this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_kinds: Option<Vec<TargetKind>>,
 }
 
 /// The decision on one requested category.
@@ -528,6 +535,19 @@ impl Decision {
     /// The decision on one category, if requested.
     pub fn category(&self, category: Category) -> Option<&CategoryDecision> {
         self.categories.iter().find(|c| c.category == category)
+    }
+
+    /// Whether `field` of `category` is released for records found from a target of `kind`:
+    /// the field releases and its grant covers that kind of target.
+    pub fn releases_for(&self, category: Category, field: FieldId, kind: TargetKind) -> bool {
+        self.category(category)
+            .and_then(|c| c.fields.iter().find(|f| f.field == field))
+            .is_some_and(|f| {
+                f.status.releases()
+                    && f.target_kinds
+                        .as_ref()
+                        .is_none_or(|kinds| kinds.contains(&kind))
+            })
     }
 
     /// The status of a field within a requested category.

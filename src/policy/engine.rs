@@ -15,7 +15,9 @@ use super::model::{
     Action, FollowUpWhen, GagEffect, Incomplete, InstrumentSpec, NoticeSpec, Notifier, OverlaySpec,
     RouteSpec, RuleSpec,
 };
-use super::order::{IssuerKind, NonDisclosureEnd, ORDER_ELEMENTS, Order, RegistryFacts, Target};
+use super::order::{
+    IssuerKind, NonDisclosureEnd, ORDER_ELEMENTS, Order, RegistryFacts, Target, TargetKind,
+};
 use super::{Deployment, Pause};
 use crate::deployment::ServiceClass;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -572,6 +574,7 @@ fn refuse_all(mut decision: Decision, requested: &[Category], refusal: Finding) 
                     reason: refusal.code,
                     text: "The order as a whole is refused.".into(),
                     citation: refusal.citation.clone(),
+                    target_kinds: None,
                 })
                 .collect(),
         })
@@ -680,6 +683,7 @@ fn decide_category(
                     reason: ReasonCode::CategoryNotReached,
                     text: text.clone(),
                     citation: Some(instrument.citation.clone()),
+                    target_kinds: None,
                 })
                 .collect(),
         };
@@ -785,16 +789,22 @@ fn decide_field(
             citation: elsewhere
                 .or(rules.first().copied())
                 .map(|r| r.citation.clone()),
+            target_kinds: None,
         };
     }
 
-    let mut best: Option<(Grant, &RuleSpec)> = None;
+    // A rule that covers every target beats one that covers only some kinds of target, whatever
+    // their grants; among equals the stronger grant wins.
+    let mut best: Option<(Grant, Option<Vec<TargetKind>>, &RuleSpec)> = None;
     let mut first_denial: Option<(ReasonCode, String, &RuleSpec)> = None;
     for rule in reaching {
         match check_rule(rule, &instrument.routes, order, facts, clock) {
-            Ok(grant) => {
-                if best.is_none_or(|(g, _)| grant < g) {
-                    best = Some((grant, rule));
+            Ok((grant, covers)) => {
+                let better = best
+                    .as_ref()
+                    .is_none_or(|(g, c, _)| (covers.is_some(), grant) < (c.is_some(), *g));
+                if better {
+                    best = Some((grant, covers, rule));
                 }
             }
             Err((code, text)) => {
@@ -806,7 +816,7 @@ fn decide_field(
     }
     let preserve = instrument.action == Action::Preserve;
     match (best, first_denial) {
-        (Some((grant, rule)), _) => {
+        (Some((grant, covers, rule)), denial) => {
             let (mut status, reason, text) = match grant {
                 Grant::BasisToJudge => {
                     eval.basis_to_judge = true;
@@ -852,12 +862,34 @@ fn decide_field(
             if let Some(note) = &rule.note {
                 text = format!("{text} {note}");
             }
+            if let Some(kinds) = &covers {
+                let left_out: Vec<TargetKind> = order
+                    .targets
+                    .iter()
+                    .map(Target::kind)
+                    .filter(|k| !kinds.contains(k))
+                    .fold(Vec::new(), |mut v, k| {
+                        if !v.contains(&k) {
+                            v.push(k);
+                        }
+                        v
+                    });
+                text = format!(
+                    "{text} Only for records found from targets of kind {}: the order's targets of kind {} are not covered.",
+                    kind_list(kinds),
+                    kind_list(&left_out)
+                );
+                if let Some((_, why, _)) = denial {
+                    text = format!("{text} {why}");
+                }
+            }
             FieldDecision {
                 field,
                 status,
                 reason,
                 text,
                 citation: Some(rule.citation.clone()),
+                target_kinds: covers,
             }
         }
         (None, Some((code, text, rule))) => FieldDecision {
@@ -866,6 +898,7 @@ fn decide_field(
             reason: code,
             text,
             citation: Some(rule.citation.clone()),
+            target_kinds: None,
         },
         // `reaching` is non-empty, so one of the two is set; deny if that ever changes.
         (None, None) => FieldDecision {
@@ -874,6 +907,7 @@ fn decide_field(
             reason: ReasonCode::FieldNotReached,
             text: "Not reached.".into(),
             citation: None,
+            target_kinds: None,
         },
     }
 }
@@ -885,7 +919,7 @@ fn check_rule(
     order: &Order,
     facts: &RegistryFacts,
     clock: Clock,
-) -> Result<Grant, (ReasonCode, String)> {
+) -> Result<(Grant, Option<Vec<TargetKind>>), (ReasonCode, String)> {
     if !rule.frameworks.is_empty()
         && !order
             .procedural_framework
@@ -918,24 +952,30 @@ fn check_rule(
             facts,
         )?
     };
+    // A rule that reaches only some kinds of target grants for those targets alone; with none
+    // of them in the order it grants nothing.
+    let mut covers = None;
     if !rule.target_kinds.is_empty()
         && let Some(t) = order
             .targets
             .iter()
             .find(|t| !rule.target_kinds.contains(&t.kind()))
     {
-        return Err((
-            ReasonCode::TargetKindNotCovered,
-            format!(
-                "This rule takes only targets of kind {}; the order names a target of kind {} (an IP address at a time is resolved from connection records).",
-                rule.target_kinds
-                    .iter()
-                    .map(|k| k.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                t.kind().as_str()
-            ),
-        ));
+        if !order
+            .targets
+            .iter()
+            .any(|t| rule.target_kinds.contains(&t.kind()))
+        {
+            return Err((
+                ReasonCode::TargetKindNotCovered,
+                format!(
+                    "This rule takes only targets of kind {}; the order names a target of kind {} (an IP address at a time is resolved from connection records).",
+                    kind_list(&rule.target_kinds),
+                    t.kind().as_str()
+                ),
+            ));
+        }
+        covers = Some(rule.target_kinds.clone());
     }
     if !rule.purposes.is_empty()
         && !order
@@ -1083,7 +1123,15 @@ fn check_rule(
             "Available only when the order states that its sole aim is to identify the author (and it requests nothing beyond subscriber and identification data).".into(),
         ));
     }
-    Ok(grant)
+    Ok((grant, covers))
+}
+
+fn kind_list(kinds: &[TargetKind]) -> String {
+    kinds
+        .iter()
+        .map(|k| k.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// An emergency opens a rule or a route only when the order says why: a bare flag is a claim

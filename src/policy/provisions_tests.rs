@@ -262,6 +262,66 @@ fn bnss_94_order_must_state_its_purpose_in_writing() {
 // ---- Wrong refusals ----
 
 #[test]
+fn ipa_s60a_entity_data_from_an_account_target_beside_an_ip_target_for_minor_crime() {
+    // Account and IP in one order, minor crime: the account's entity data is open (s.60A(7),
+    // no seriousness test); resolving the IP is events data (s.86(2A)) and stays closed.
+    let mut o = order("uk.ipa_part3", Police, &[Subscriber, Ident]);
+    o.validator = Some(authority(Ocda, "GB"));
+    o.targets = vec![Target::UserId("u-1001".into()), ip_target()];
+    o.offence.as_mut().unwrap().max_custodial_months = Some(6);
+    let d = run(&o, &proven(Police, Ocda));
+    assert_eq!(
+        field(&d, Subscriber, FieldId::UserId),
+        Some(Permit),
+        "{}",
+        d.explain()
+    );
+    assert!(d.releases_for(Subscriber, FieldId::UserId, TargetKind::UserId));
+    assert!(!d.releases_for(Subscriber, FieldId::UserId, TargetKind::Ip));
+    assert!(!d.releases_for(Subscriber, FieldId::PhoneNumber, TargetKind::Ip));
+    assert_eq!(status(&d, Ident), Deny);
+    let sub = d.category(Subscriber).unwrap();
+    let user_id = sub
+        .fields
+        .iter()
+        .find(|f| f.field == FieldId::UserId)
+        .unwrap();
+    assert!(
+        user_id.text.contains("targets of kind ip are not covered"),
+        "{}",
+        user_id.text
+    );
+    // Serious crime opens the IP resolution too: the grant then covers every target.
+    o.offence.as_mut().unwrap().max_custodial_months = Some(12);
+    let d = run(&o, &proven(Police, Ocda));
+    assert!(
+        d.releases_for(Subscriber, FieldId::UserId, TargetKind::Ip),
+        "{}",
+        d.explain()
+    );
+    assert!(d.releases_for(Subscriber, FieldId::UserId, TargetKind::UserId));
+    // A narrowing keeps the restriction: it never widens a grant to other kinds of target.
+    let mut o = o.clone();
+    o.offence.as_mut().unwrap().max_custodial_months = Some(6);
+    let d = run(&o, &proven(Police, Ocda));
+    let n = crate::policy::narrow(
+        &d,
+        &crate::policy::NarrowingRequest {
+            keep: vec![crate::policy::KeepCategory {
+                category: Subscriber,
+                fields: vec![FieldId::UserId],
+            }],
+            keep_targets: None,
+            time_window: None,
+            reason: "only the id".into(),
+        },
+    )
+    .unwrap();
+    assert!(n.releases_for(Subscriber, FieldId::UserId, TargetKind::UserId));
+    assert!(!n.releases_for(Subscriber, FieldId::UserId, TargetKind::Ip));
+}
+
+#[test]
 fn ipa_s60a7_purposes_beyond_crime_need_no_offence() {
     let mut o = order("uk.ipa_part3", Police, &[Subscriber, IpHistory, Ident]);
     o.validator = Some(authority(Ocda, "GB"));

@@ -21,6 +21,7 @@ both_backends!(
     a_content_field_is_refused_and_its_value_stored_nowhere,
     lookups_answer_from_history_and_are_audited,
     reverse_ip_lookups_flag_ambiguity,
+    a_grant_for_account_targets_releases_nothing_found_from_an_ip,
     the_ingest_endpoint_takes_only_feeders,
     retention_deletes_expired_data_except_what_is_held,
     lookups_use_indexes_on_a_realistic_table,
@@ -671,6 +672,96 @@ async fn reverse_ip_lookups_flag_ambiguity(backend: Backend) {
         let m = lookup::by_ip(&mut conn, &ctx(), "::ffff:203.0.113.7", Some(51234), at, 0).unwrap();
         assert_eq!(m.accounts.len(), 1);
         assert!(lookup::by_ip(&mut conn, &ctx(), "203.0.113.300", None, at, 0).is_err());
+    })
+    .await
+    .unwrap();
+}
+
+/// IPA 2016 s.60A(7) opens entity data found from an account for any crime, but resolving an IP
+/// address is events data (s.86(2A)): for a minor crime an order naming both gets the account's
+/// subscriber data and nothing found from the IP, which is not even looked up.
+async fn a_grant_for_account_targets_releases_nothing_found_from_an_ip(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let pool = app.pool.clone();
+    tokio::task::spawn_blocking(move || {
+        let accounts = "{\"external_id\":\"u1\",\"status\":\"active\",\"created_at\":\"2025-01-01T00:00:00Z\",\"username\":\"alice\"}\n\
+                        {\"external_id\":\"u2\",\"status\":\"active\",\"created_at\":\"2025-01-01T00:00:00Z\",\"username\":\"bob\"}";
+        let events = "{\"external_id\":\"u2\",\"ip\":\"203.0.113.7\",\"port\":51234,\"at\":\"2025-03-03T10:14:03Z\",\"kind\":\"login\"}";
+        for (kind, text) in [(writ::metadata::records::RecordKind::Accounts, accounts), (writ::metadata::records::RecordKind::IpEvents, events)] {
+            let opts = writ::metadata::import::ImportOptions {
+                kind,
+                format: writ::metadata::import::Format::Jsonl,
+                batch_rows: 100,
+                source: "test".into(),
+                actor: Actor::system(),
+            };
+            writ::metadata::import::import(&pool, text.as_bytes(), &opts, &mut Vec::new(), &|_, _| {}).unwrap();
+        }
+        let order = writ::policy::Order::from_json(
+            r#"{
+              "reference": "UK-2025-7", "instrument": "uk.ipa_part3",
+              "issuer": {"kind": "police", "person": "DS Smith", "authority": "Metropolitan Police", "country": "GB"},
+              "validator": {"kind": "ocda", "person": "A. Officer", "authority": "OCDA", "country": "GB"},
+              "dates": {"issued_at": "2025-03-05T09:00:00Z"},
+              "legal_provisions": ["Investigatory Powers Act 2016 s.60A"],
+              "offence": {"description": "harassment", "max_custodial_months": 6},
+              "purpose": {"kind": "crime", "statement": "to identify the sender of the messages"},
+              "targets": [
+                {"user_id": "u1"},
+                {"ip": {"address": "203.0.113.7", "port": 51234, "timestamp": "2025-03-03T10:14:03Z"}}
+              ],
+              "categories": ["subscriber", "identification"],
+              "time_window": {"from": "2025-03-01T00:00:00Z", "to": "2025-03-05T00:00:00Z"}
+            }"#,
+        )
+        .unwrap();
+        let facts = writ::policy::RegistryFacts {
+            issuer_kind: Some(writ::policy::IssuerKind::Police),
+            validator_kind: Some(writ::policy::IssuerKind::Ocda),
+            issuer_country: Some("GB".into()),
+            validation_signed_by_validator: true,
+            earlier_preservations: 0,
+        };
+        let deployment = writ::policy::Deployment {
+            establishment: "GB".into(),
+            legal_representative_in: vec![],
+            dsa_intermediary: false,
+            service_class: None,
+            offers_service_in: vec!["GB".into()],
+        };
+        let now = t("2025-03-05T10:00:00Z");
+        let now = chrono::DateTime::from_timestamp_micros(now).unwrap();
+        let scope = writ::policy::decide(
+            &order,
+            &facts,
+            now,
+            &[],
+            &writ::policy::PolicySet::builtin().unwrap(),
+            &deployment,
+            now,
+        );
+        let mut conn = pool.conn().unwrap();
+        let before: i64 = audit_entries::table
+            .filter(audit_entries::event.eq("metadata.lookup"))
+            .count()
+            .get_result(&mut conn)
+            .unwrap();
+        let tables = writ::disclosure::gather::gather(&mut conn, &Actor::new(ActorKind::Staff, "reviewer-1"), "ord_uk", &scope, now).unwrap();
+        let rows: Vec<&Vec<String>> = tables.iter().flat_map(|t| t.rows.iter()).collect();
+        assert!(
+            tables.iter().any(|t| t.category == writ::policy::Category::Subscriber)
+                && rows.iter().any(|r| r[0] == "user_id:u1"),
+            "the account's entity data is released: {}",
+            scope.explain()
+        );
+        assert!(rows.iter().all(|r| r[0] == "user_id:u1"), "nothing found from the IP: {rows:?}");
+        assert!(!rows.iter().flat_map(|r| r.iter()).any(|cell| cell.contains("u2") || cell.contains("bob")), "{rows:?}");
+        let after: i64 = audit_entries::table
+            .filter(audit_entries::event.eq("metadata.lookup"))
+            .count()
+            .get_result(&mut conn)
+            .unwrap();
+        assert_eq!(after - before, 1, "only the account is looked up, never the IP");
     })
     .await
     .unwrap();
