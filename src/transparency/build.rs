@@ -136,6 +136,23 @@ const COUNT_COLUMNS: [&str; 9] = [
     "open at period end",
 ];
 
+/// The `refs` of an `order.received` entry that the report reads (besides the entry's time and
+/// order): `legal_basis`, `action` and `deadline_at` are absent when the instrument is unknown
+/// or sets no deadline, the rest are always written (`orders::intake`).
+pub const RECEIVED_FIELDS: [&str; 11] = [
+    "instrument",
+    "emergency",
+    "issuer_country",
+    "issuer_kind",
+    "identifiers",
+    "accounts",
+    "received_at",
+    "gag",
+    "legal_basis",
+    "action",
+    "deadline_at",
+];
+
 /// Published in place of a field the log did not carry when the request was logged.
 pub const NOT_RECORDED: &str = "not recorded";
 /// The row countries below the minimum are merged into.
