@@ -21,6 +21,7 @@ both_backends!(
     a_report_over_real_orders_counts_what_the_test_did_and_verifies_offline,
     a_report_over_the_demo_counts_its_orders,
     a_seeded_year_matches_counts_made_by_the_test,
+    the_workspace_shows_the_report_and_offers_its_folder,
 );
 
 /// The cell of `table` in the row whose leading cells are `keys`, column `column`.
@@ -848,4 +849,52 @@ async fn a_seeded_year_matches_counts_made_by_the_test(backend: Backend) {
             .count()
             .to_string()
     );
+}
+
+async fn the_workspace_shows_the_report_and_offers_its_folder(backend: Backend) {
+    let api = Api::start(backend, &EXACT).await;
+    add_users(&api.app).await;
+    let (status, _) = json_of(api.submit(PARIS, &submission(ORDER)).await).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let today = Utc::now().format("%Y-%m-%d").to_string();
+    let query = format!("from={today}&to={today}");
+    let mut olga = Browser::new(&api.app);
+    assert_eq!(olga.sign_in("olga", PASSWORD).await, StatusCode::SEE_OTHER);
+    let (s, page, _) = olga.get(&format!("/transparency?{query}")).await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert!(page.contains("<svg") && page.contains("Requests by country"), "{page}");
+    assert!(page.contains("<th scope=\"row\">FR</th>"), "{page}");
+    assert!(page.contains("report.tar?from="), "{page}");
+    let (s, page, _) = olga.get("/transparency?from=2026-13-01&to=2026-01-01").await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("from `2026-13-01` is not a date"), "{page}");
+    let r = api
+        .app
+        .client
+        .get(format!("{}/transparency/report.tar?{query}", api.app.address))
+        .header("cookie", olga.cookie_header())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "application/x-tar");
+    let tar = r.bytes().await.unwrap();
+    let files = writ::disclosure::tar::read(
+        &tar,
+        &writ::disclosure::tar::ReadRules {
+            max_files: 100,
+            max_file_size: 1 << 20,
+            allowed: &|_| true,
+        },
+    )
+    .unwrap();
+    let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+    for name in ["index.html", "report.json", "by_country.csv", "methodology.txt"] {
+        assert!(names.contains(&name), "{name}: {names:?}");
+    }
+    // A reviewer may not.
+    let mut rita = Browser::new(&api.app);
+    assert_eq!(rita.sign_in("rita", PASSWORD).await, StatusCode::SEE_OTHER);
+    let (s, _, _) = rita.get(&format!("/transparency?{query}")).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
 }
