@@ -27,8 +27,8 @@ use writ::db::{Db, migrations, write_tx};
 use writ::transparency::{Period, render};
 
 const COUNTRIES: [&str; 20] = [
-    "FR", "DE", "IT", "ES", "NL", "BE", "PL", "AT", "SE", "IE", "PT", "CZ", "DK", "FI", "GR",
-    "HU", "RO", "SK", "GB", "US",
+    "FR", "DE", "IT", "ES", "NL", "BE", "PL", "AT", "SE", "IE", "PT", "CZ", "DK", "FI", "GR", "HU",
+    "RO", "SK", "GB", "US",
 ];
 const KINDS: [&str; 3] = ["prosecutor", "judge", "police"];
 
@@ -48,7 +48,10 @@ fn order_entries(o: u64, at: DateTime<Utc>) -> Vec<(DateTime<Utc>, NewEntry)> {
         .jurisdiction("eu")
         .reference("authority", format!("auth-{country}"))
         .reference("channel", "api")
-        .reference("instrument", if o % 9 == 0 { "eu.epoc_pr" } else { "eu.epoc" })
+        .reference(
+            "instrument",
+            if o % 9 == 0 { "eu.epoc_pr" } else { "eu.epoc" },
+        )
         .reference("order_sha256", hash)
         .reference("document_sha256", hash)
         .reference("outcome", "acceptable_for_review")
@@ -247,10 +250,7 @@ fn main() {
         "| seeding {} entries ({orders} orders over 2025), 1000 per commit | {seeded:.0} s |",
         orders * 5
     );
-    println!(
-        "| export | {:.0} MB JSONL |",
-        bytes as f64 / 1e6
-    );
+    println!("| export | {:.0} MB JSONL |", bytes as f64 / 1e6);
     println!(
         "| `writ audit verify` (offline verifier alone), best of 3 | {verify_best:.2} s, peak {:.1} MiB |",
         verify_peak / 1024.0

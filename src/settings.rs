@@ -114,13 +114,19 @@ impl TransparencySettings {
                 if inst.trim().is_empty() || inst.len() > 100 {
                     return Err((
                         "transparency.categories",
-                        format!("category `{}`: an instrument id must be 1 to 100 characters", c.name),
+                        format!(
+                            "category `{}`: an instrument id must be 1 to 100 characters",
+                            c.name
+                        ),
                     ));
                 }
                 if !instruments.insert(inst.as_str()) {
                     return Err((
                         "transparency.categories",
-                        format!("category `{}`: instrument `{inst}` is in two categories", c.name),
+                        format!(
+                            "category `{}`: instrument `{inst}` is in two categories",
+                            c.name
+                        ),
                     ));
                 }
             }
@@ -886,12 +892,6 @@ impl Settings {
         Ok(settings)
     }
 
-    fn validate_transparency(&self) -> Result<(), (&'static str, String)> {
-        self.transparency
-            .check()
-            .map_err(|(key, why)| (key, why))
-    }
-
     /// Checks what types alone cannot: ranges and cross-field rules.
     fn validate(&self) -> Result<(), (&'static str, String)> {
         if self.server.host.trim().is_empty() {
@@ -1156,7 +1156,7 @@ impl Settings {
                 ));
             }
         }
-        self.validate_transparency()?;
+        self.transparency.check()?;
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err((
                 "log.level",
@@ -1240,6 +1240,26 @@ mod tests {
             Some(Path::new("data/writ.db"))
         );
         assert_eq!(s.database.sqlite_synchronous, SqliteSynchronous::Full);
+    }
+
+    #[test]
+    fn transparency_banding_rules_are_checked_naming_the_key() {
+        let s = load_with(&[], None).unwrap();
+        assert_eq!(s.transparency.threshold, 10);
+        let err = load_with(&[("WRIT_TRANSPARENCY__THRESHOLD", "0")], None).unwrap_err();
+        assert!(err.to_string().contains("transparency.threshold"), "{err}");
+        let file = "[transparency]\n[[transparency.categories]]\nname = \"a\"\ninstruments = [\"us.fisa\"]\nband = 250\ndelay_days = 180\n[[transparency.categories]]\nname = \"b\"\ninstruments = [\"us.fisa\"]\nband = 0\ndelay_days = 0\n";
+        let err = load_with(&[], Some(file)).unwrap_err().to_string();
+        assert!(
+            err.contains("transparency.categories") && err.contains("in two categories"),
+            "{err}"
+        );
+        let ok = load_with(
+            &[],
+            Some(&file.replace("[\"us.fisa\"]\nband = 0", "[\"us.nsl\"]\nband = 0")),
+        )
+        .unwrap();
+        assert_eq!(ok.transparency.categories.len(), 2);
     }
 
     #[test]

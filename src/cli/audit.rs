@@ -99,9 +99,11 @@ pub(crate) fn read_verifier_key(key: &str) -> anyhow::Result<VerifierKey> {
 }
 
 /// The entry key's public half from `--entry-key` (a PEM file).
-pub(crate) fn read_entry_key(path: &std::path::Path) -> anyhow::Result<ed25519_dalek::VerifyingKey> {
-    let pem = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+pub(crate) fn read_entry_key(
+    path: &std::path::Path,
+) -> anyhow::Result<ed25519_dalek::VerifyingKey> {
+    let pem =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     Ok(crate::audit::keys::parse_public_pem(&pem)?)
 }
 

@@ -705,7 +705,11 @@ fn with_report_facts(
         .reference("received_at", audit::entry::format_time(received_at))
         .reference("gag", order.non_disclosure.is_some());
     if let Some(citation) = &decision.instrument_citation {
-        let cut: String = citation.chars().filter(|c| !c.is_control()).take(200).collect();
+        let cut: String = citation
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(200)
+            .collect();
         entry = entry.reference("legal_basis", cut);
     }
     if let Some(action) = decision.action {

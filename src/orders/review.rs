@@ -512,7 +512,7 @@ pub fn refuse_at(
                 current.status.as_str()
             )));
         }
-        
+
         diesel::update(orders::table.find(id))
             .set((
                 orders::status.eq(OrderStatus::Refused.as_str()),

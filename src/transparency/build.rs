@@ -455,7 +455,12 @@ impl Builder {
             summary_rows,
         ));
 
-        let merged = merge_countries(main, rules.country_minimum, |(c, _)| c.clone(), |(_, k), c| (c, k.clone()));
+        let merged = merge_countries(
+            main,
+            rules.country_minimum,
+            |(c, _)| c.clone(),
+            |(_, k), c| (c, k.clone()),
+        );
         let mut cols = vec!["country", "issuing authority kind"];
         cols.extend(COUNT_COLUMNS);
         tables.push(Table::new(
@@ -474,8 +479,7 @@ impl Builder {
             &cols,
             sorted_rows(merged, |c| vec![c.clone()], rules),
         ));
-        let merged =
-            merge_countries(preservation, rules.country_minimum, String::clone, |_, c| c);
+        let merged = merge_countries(preservation, rules.country_minimum, String::clone, |_, c| c);
         tables.push(Table::new(
             "preservation",
             "Preservation requests by country (not in the totals)",

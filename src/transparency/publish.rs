@@ -309,7 +309,10 @@ pub fn read_report(path: &Path) -> Result<(Report, PathBuf), TransparencyError> 
     };
     let text = std::fs::read_to_string(&file).map_err(io(&file))?;
     let report: Report = serde_json::from_str(&text).map_err(|e| {
-        TransparencyError::Malformed(format!("{}: not a transparency report: {e}", file.display()))
+        TransparencyError::Malformed(format!(
+            "{}: not a transparency report: {e}",
+            file.display()
+        ))
     })?;
     if report.format != FORMAT {
         return Err(TransparencyError::Malformed(format!(
@@ -364,9 +367,8 @@ pub fn verify_folder<R: BufRead>(
     for t in &expected.tables {
         let csv_path = dir.join(format!("{}.csv", t.name));
         let text = std::fs::read_to_string(&csv_path).map_err(io(&csv_path))?;
-        let table = render::parse_csv(&t.name, &text).map_err(|e| {
-            TransparencyError::Malformed(format!("{}: {e}", csv_path.display()))
-        })?;
+        let table = render::parse_csv(&t.name, &text)
+            .map_err(|e| TransparencyError::Malformed(format!("{}: {e}", csv_path.display())))?;
         numbers += compare_tables(
             &format!("{}.csv", t.name),
             std::slice::from_ref(t),
@@ -374,9 +376,8 @@ pub fn verify_folder<R: BufRead>(
         )?;
         let json_path = dir.join(format!("{}.json", t.name));
         let text = std::fs::read_to_string(&json_path).map_err(io(&json_path))?;
-        let table: Table = serde_json::from_str(&text).map_err(|e| {
-            TransparencyError::Malformed(format!("{}: {e}", json_path.display()))
-        })?;
+        let table: Table = serde_json::from_str(&text)
+            .map_err(|e| TransparencyError::Malformed(format!("{}: {e}", json_path.display())))?;
         numbers += compare_tables(
             &format!("{}.json", t.name),
             std::slice::from_ref(t),

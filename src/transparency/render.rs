@@ -15,7 +15,10 @@ use super::{Report, Table};
 pub fn files(report: &Report) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     out.push(("index.html".to_owned(), html(report).into_bytes()));
-    out.push(("methodology.txt".to_owned(), methodology(report).into_bytes()));
+    out.push((
+        "methodology.txt".to_owned(),
+        methodology(report).into_bytes(),
+    ));
     out.push((
         "checkpoint.txt".to_owned(),
         report.log.checkpoint.clone().into_bytes(),
@@ -128,7 +131,13 @@ pub fn methodology(report: &Report) -> String {
         let band = if c.band == 0 {
             "exactly, under the rule above".to_owned()
         } else {
-            format!("in bands of {} (0-{}, {}-{}, ...)", c.band, c.band - 1, c.band, 2 * c.band - 1)
+            format!(
+                "in bands of {} (0-{}, {}-{}, ...)",
+                c.band,
+                c.band - 1,
+                c.band,
+                2 * c.band - 1
+            )
         };
         let _ = writeln!(
             t,

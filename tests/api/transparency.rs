@@ -73,9 +73,7 @@ const EXACT: [(&str, &str); 2] = [
     ("WRIT_TRANSPARENCY__COUNTRY_MINIMUM", "0"),
 ];
 
-async fn a_report_over_real_orders_counts_what_the_test_did_and_verifies_offline(
-    backend: Backend,
-) {
+async fn a_report_over_real_orders_counts_what_the_test_did_and_verifies_offline(backend: Backend) {
     let api = Api::start(backend, &EXACT).await;
     add_users(&api.app).await;
     seed_alice(&api.app).await;
@@ -88,7 +86,9 @@ async fn a_report_over_real_orders_counts_what_the_test_did_and_verifies_offline
     };
     // What the test does, and so what the report must say.
     let produced = make("T-1", &|_| {});
-    let none_held = make("T-2", &|v| v["targets"] = json!([{"username": "nobody-here"}]));
+    let none_held = make("T-2", &|v| {
+        v["targets"] = json!([{"username": "nobody-here"}])
+    });
     let refused = make("T-3", &|_| {});
     let withdrawn = make("T-4", &|_| {});
     let open_de = make("T-5", &|v| {
@@ -179,7 +179,10 @@ async fn a_report_over_real_orders_counts_what_the_test_did_and_verifies_offline
             out.to_str().unwrap(),
         ],
     );
-    assert!(printed.contains("verified against its signed checkpoint"), "{printed}");
+    assert!(
+        printed.contains("verified against its signed checkpoint"),
+        "{printed}"
+    );
     let report = read_report(&out);
     let summary = |m: &str| cell(&report, "summary", &[m], "value");
     assert_eq!(summary("requests received (preservation apart)"), "6");
@@ -204,7 +207,10 @@ async fn a_report_over_real_orders_counts_what_the_test_did_and_verifies_offline
     assert_eq!(by("FR", "prosecutor", "some data produced"), "1");
     assert_eq!(by("FR", "prosecutor", "no data held"), "1");
     assert_eq!(report.table("by_country").unwrap().rows.len(), 4);
-    assert_eq!(cell(&report, "emergency", &["FR"], "open at period end"), "1");
+    assert_eq!(
+        cell(&report, "emergency", &["FR"], "open at period end"),
+        "1"
+    );
     assert_eq!(cell(&report, "preservation", &["FR"], "requests"), "1");
     assert_eq!(
         cell(&report, "by_instrument", &["eu.epoc_pr"], "requests"),
@@ -220,11 +226,21 @@ async fn a_report_over_real_orders_counts_what_the_test_did_and_verifies_offline
         "6"
     );
     assert_eq!(
-        cell(&report, "response_time", &["all requests to produce"], "answered"),
+        cell(
+            &report,
+            "response_time",
+            &["all requests to produce"],
+            "answered"
+        ),
         "3"
     );
     assert!(report.limitations.is_empty(), "{:?}", report.limitations);
-    for name in ["index.html", "methodology.txt", "checkpoint.txt", "by_country.csv"] {
+    for name in [
+        "index.html",
+        "methodology.txt",
+        "checkpoint.txt",
+        "by_country.csv",
+    ] {
         assert!(out.join(name).exists(), "{name}");
     }
     let html = std::fs::read_to_string(out.join("index.html")).unwrap();
@@ -239,7 +255,11 @@ async fn a_report_over_real_orders_counts_what_the_test_did_and_verifies_offline
         .unwrap()
         .to_owned();
     let export = dir.join("export.jsonl");
-    writ_ok(db, &[], &["audit", "export", "-o", export.to_str().unwrap()]);
+    writ_ok(
+        db,
+        &[],
+        &["audit", "export", "-o", export.to_str().unwrap()],
+    );
     let nowhere = [("WRIT_DATABASE__URL", "sqlite:///nonexistent/nowhere.db")];
     let verify = |report_dir: &std::path::Path, export: &std::path::Path| {
         writ_for(db, &nowhere)
@@ -266,7 +286,11 @@ async fn a_report_over_real_orders_counts_what_the_test_did_and_verifies_offline
     let csv_path = out.join("by_country.csv");
     let csv = std::fs::read_to_string(&csv_path).unwrap();
     assert!(csv.contains("FR,prosecutor,2,"), "{csv}");
-    std::fs::write(&csv_path, csv.replace("FR,prosecutor,2,", "FR,prosecutor,3,")).unwrap();
+    std::fs::write(
+        &csv_path,
+        csv.replace("FR,prosecutor,2,", "FR,prosecutor,3,"),
+    )
+    .unwrap();
     let failed = verify(&out, &export);
     assert!(!failed.status.success());
     let err = String::from_utf8_lossy(&failed.stderr).to_string();
@@ -289,7 +313,11 @@ async fn a_report_over_real_orders_counts_what_the_test_did_and_verifies_offline
     );
     std::fs::write(&json_path, &original).unwrap();
     let page = out.join("index.html");
-    std::fs::write(&page, html.replace("Transparency report", "Transparency Report")).unwrap();
+    std::fs::write(
+        &page,
+        html.replace("Transparency report", "Transparency Report"),
+    )
+    .unwrap();
     let err = String::from_utf8_lossy(&verify(&out, &export).stderr).to_string();
     assert!(err.contains("index.html differs"), "{err}");
     std::fs::write(&page, &html).unwrap();
@@ -307,7 +335,14 @@ async fn a_report_over_real_orders_counts_what_the_test_did_and_verifies_offline
     writ_ok(
         db,
         &[],
-        &["audit", "export", "--end", &end, "-o", short.to_str().unwrap()],
+        &[
+            "audit",
+            "export",
+            "--end",
+            &end,
+            "-o",
+            short.to_str().unwrap(),
+        ],
     );
     let err = String::from_utf8_lossy(&verify(&out, &short).stderr).to_string();
     assert!(err.contains("does not reach the report's range"), "{err}");
@@ -358,7 +393,15 @@ async fn a_report_over_the_demo_counts_its_orders(backend: Backend) {
     let printed = writ_ok(
         &db,
         &[],
-        &["demo", "seed", "--workspace", "--accounts", "20", "--events-per-account", "1"],
+        &[
+            "demo",
+            "seed",
+            "--workspace",
+            "--accounts",
+            "20",
+            "--events-per-account",
+            "1",
+        ],
     );
     assert!(printed.contains("6 orders"), "{printed}");
     let out = db.dir().join("demo-report");
@@ -389,8 +432,14 @@ async fn a_report_over_the_demo_counts_its_orders(backend: Backend) {
     assert_eq!(summary("preservation requests (not in the totals)"), "1");
     assert_eq!(summary("accounts specified"), "4");
     assert_eq!(summary("identifiers specified"), "5");
-    assert_eq!(cell(&report, "by_country", &["FR", "prosecutor"], "requests"), "3");
-    assert_eq!(cell(&report, "by_country", &["FR", "police"], "requests"), "1");
+    assert_eq!(
+        cell(&report, "by_country", &["FR", "prosecutor"], "requests"),
+        "3"
+    );
+    assert_eq!(
+        cell(&report, "by_country", &["FR", "police"], "requests"),
+        "1"
+    );
     assert_eq!(cell(&report, "emergency", &["FR"], "requests"), "1");
     assert_eq!(cell(&report, "preservation", &["FR"], "requests"), "1");
 }
@@ -526,7 +575,14 @@ async fn a_seeded_year_matches_counts_made_by_the_test(backend: Backend) {
         ("US", 40),
     ];
     let kinds = ["prosecutor", "judge", "police"];
-    let fates = ["produced", "none_held", "refused", "withdrawn", "open", "produced"];
+    let fates = [
+        "produced",
+        "none_held",
+        "refused",
+        "withdrawn",
+        "open",
+        "produced",
+    ];
     let gags: [Option<&str>; 4] = [
         None,
         Some("open_ended"),
@@ -584,7 +640,14 @@ async fn a_seeded_year_matches_counts_made_by_the_test(backend: Backend) {
             } else {
                 "fr.requisition"
             };
-            let r = next(country, kinds[j % kinds.len()], instrument, false, false, false);
+            let r = next(
+                country,
+                kinds[j % kinds.len()],
+                instrument,
+                false,
+                false,
+                false,
+            );
             seeded.push(r);
         }
     }
@@ -594,7 +657,14 @@ async fn a_seeded_year_matches_counts_made_by_the_test(backend: Backend) {
     }
     for j in 0..32 {
         let country = ["FR", "DE", "BE", "PL"][j % 4];
-        seeded.push(next(country, "prosecutor", "eu.epoc_pr", true, j % 5 == 0, false));
+        seeded.push(next(
+            country,
+            "prosecutor",
+            "eu.epoc_pr",
+            true,
+            j % 5 == 0,
+            false,
+        ));
     }
     for _ in 0..3 {
         seeded.push(next("FR", "judge", "eu.epoc", false, false, true));
@@ -650,6 +720,12 @@ async fn a_seeded_year_matches_counts_made_by_the_test(backend: Backend) {
     };
     let built = build(rules.clone(), Utc::now()).await.unwrap();
     let report = built.report;
+    // The README's picture is this report (`WRIT_TEST_TRANSPARENCY_SAMPLE=DIR`).
+    if let Ok(dir) = std::env::var("WRIT_TEST_TRANSPARENCY_SAMPLE")
+        && backend == Backend::Sqlite
+    {
+        writ::transparency::publish::write_folder(&report, std::path::Path::new(&dir)).unwrap();
+    }
 
     // The test's own counts, from its own list.
     let in_year: Vec<&Seeded> = seeded
@@ -658,7 +734,10 @@ async fn a_seeded_year_matches_counts_made_by_the_test(backend: Backend) {
         .collect();
     let fate_at_end = |r: &Seeded| if r.fate_at < end { r.fate } else { "open" };
     let t = rules.threshold;
-    let counted: Vec<&&Seeded> = in_year.iter().filter(|r| r.instrument != "us.fisa").collect();
+    let counted: Vec<&&Seeded> = in_year
+        .iter()
+        .filter(|r| r.instrument != "us.fisa")
+        .collect();
     let produce: Vec<&&&Seeded> = counted.iter().filter(|r| !r.preserve).collect();
     let n_of = |f: &dyn Fn(&Seeded) -> bool| produce.iter().filter(|r| f(r)).count() as u64;
     let summary = |m: &str| cell(&report, "summary", &[m], "value");
@@ -666,14 +745,27 @@ async fn a_seeded_year_matches_counts_made_by_the_test(backend: Backend) {
         summary("requests received (preservation apart)"),
         published(produce.len() as u64, t)
     );
-    assert_eq!(summary("of which emergency"), published(n_of(&|r| r.emergency), t));
+    assert_eq!(
+        summary("of which emergency"),
+        published(n_of(&|r| r.emergency), t)
+    );
     assert_eq!(
         summary("accounts specified"),
-        published(produce.iter().filter(|r| !r.old).map(|r| r.accounts).sum(), t)
+        published(
+            produce.iter().filter(|r| !r.old).map(|r| r.accounts).sum(),
+            t
+        )
     );
     assert_eq!(
         summary("identifiers specified"),
-        published(produce.iter().filter(|r| !r.old).map(|r| r.identifiers).sum(), t)
+        published(
+            produce
+                .iter()
+                .filter(|r| !r.old)
+                .map(|r| r.identifiers)
+                .sum(),
+            t
+        )
     );
     for (measure, fate) in [
         ("some data produced", "produced"),
@@ -690,7 +782,10 @@ async fn a_seeded_year_matches_counts_made_by_the_test(backend: Backend) {
     }
     assert_eq!(
         summary("narrowed"),
-        published(n_of(&|r| r.narrowed && r.fate_at - Duration::minutes(30) < end), t)
+        published(
+            n_of(&|r| r.narrowed && r.fate_at - Duration::minutes(30) < end),
+            t
+        )
     );
     assert_eq!(
         summary("preservation requests (not in the totals)"),
@@ -722,7 +817,10 @@ async fn a_seeded_year_matches_counts_made_by_the_test(backend: Backend) {
             e[2] += 1;
         }
     }
-    assert!(expected.keys().any(|(c, _)| c == "IT"), "IT has exactly the minimum");
+    assert!(
+        expected.keys().any(|(c, _)| c == "IT"),
+        "IT has exactly the minimum"
+    );
     assert!(!expected.keys().any(|(c, _)| c == "ES"), "ES has one fewer");
     let table = report.table("by_country").unwrap();
     assert_eq!(table.rows.len(), expected.len(), "{:?}", table.rows);
@@ -734,7 +832,10 @@ async fn a_seeded_year_matches_counts_made_by_the_test(backend: Backend) {
     }
     // Emergencies and preservations by country.
     for (name, pick) in [
-        ("emergency", &(|r: &Seeded| !r.preserve && r.emergency) as &dyn Fn(&Seeded) -> bool),
+        (
+            "emergency",
+            &(|r: &Seeded| !r.preserve && r.emergency) as &dyn Fn(&Seeded) -> bool,
+        ),
         ("preservation", &|r: &Seeded| r.preserve),
     ] {
         let mut per: BTreeMap<&str, u64> = BTreeMap::new();
@@ -743,13 +844,21 @@ async fn a_seeded_year_matches_counts_made_by_the_test(backend: Backend) {
         }
         let mut merged: BTreeMap<&str, u64> = BTreeMap::new();
         for (c, v) in per {
-            let key = if v < rules.country_minimum { "other" } else { c };
+            let key = if v < rules.country_minimum {
+                "other"
+            } else {
+                c
+            };
             *merged.entry(key).or_default() += v;
         }
         let table: &Table = report.table(name).unwrap();
         assert_eq!(table.rows.len(), merged.len(), "{name}: {:?}", table.rows);
         for (c, v) in merged {
-            assert_eq!(cell(&report, name, &[c], "requests"), published(v, t), "{name} {c}");
+            assert_eq!(
+                cell(&report, name, &[c], "requests"),
+                published(v, t),
+                "{name} {c}"
+            );
         }
     }
     // By month.
@@ -759,7 +868,11 @@ async fn a_seeded_year_matches_counts_made_by_the_test(backend: Backend) {
             .iter()
             .filter(|r| r.received.format("%Y-%m").to_string() == key)
             .count() as u64;
-        assert_eq!(cell(&report, "over_time", &[&key], "requests"), published(v, t), "{key}");
+        assert_eq!(
+            cell(&report, "over_time", &[&key], "requests"),
+            published(v, t),
+            "{key}"
+        );
     }
     // Time to respond: answered (released or refused) by the end, from receipt.
     let mut secs: Vec<i64> = produce
@@ -794,10 +907,18 @@ async fn a_seeded_year_matches_counts_made_by_the_test(backend: Backend) {
         format!("{}.{}%", tenths / 10, tenths % 10)
     );
     // Notices and gags (over every request but the category's).
-    let gagged: Vec<_> = counted.iter().filter(|r| r.gag_until.is_some() && !r.old).collect();
+    let gagged: Vec<_> = counted
+        .iter()
+        .filter(|r| r.gag_until.is_some() && !r.old)
+        .collect();
     let in_force = gagged
         .iter()
-        .filter(|r| matches!(r.gag_until, Some("open_ended") | Some("2026-06-01T00:00:00.000000Z")))
+        .filter(|r| {
+            matches!(
+                r.gag_until,
+                Some("open_ended") | Some("2026-06-01T00:00:00.000000Z")
+            )
+        })
         .count() as u64;
     let notified = counted
         .iter()
@@ -817,22 +938,51 @@ async fn a_seeded_year_matches_counts_made_by_the_test(backend: Backend) {
     let us = in_year.iter().filter(|r| r.instrument == "us.fisa").count() as u64;
     assert!((1..250).contains(&us), "{us}");
     assert_eq!(
-        cell(&report, "category_us_national_security", &["requests"], "value"),
+        cell(
+            &report,
+            "category_us_national_security",
+            &["requests"],
+            "value"
+        ),
         "0-249"
     );
-    assert!(!report.table("by_country").unwrap().rows.iter().any(|r| r[0] == "US"));
+    assert!(
+        !report
+            .table("by_country")
+            .unwrap()
+            .rows
+            .iter()
+            .any(|r| r[0] == "US")
+    );
     // Old entries: said, not guessed.
     assert_eq!(report.limitations.len(), 1, "{:?}", report.limitations);
-    assert!(report.limitations[0].contains("<10 request(s)"), "{:?}", report.limitations);
+    assert!(
+        report.limitations[0].contains("<10 request(s)"),
+        "{:?}",
+        report.limitations
+    );
     assert_eq!(
-        cell(&report, "by_country", &["not recorded", "not recorded"], "requests"),
+        cell(
+            &report,
+            "by_country",
+            &["not recorded", "not recorded"],
+            "requests"
+        ),
         "<10"
     );
 
     // Before the delay has run, the category is withheld, with the date it will be published.
-    let early = build(rules.clone(), end + Duration::days(30)).await.unwrap().report;
+    let early = build(rules.clone(), end + Duration::days(30))
+        .await
+        .unwrap()
+        .report;
     assert_eq!(
-        cell(&early, "category_us_national_security", &["requests"], "value"),
+        cell(
+            &early,
+            "category_us_national_security",
+            &["requests"],
+            "value"
+        ),
         "withheld until 2026-06-30"
     );
     // With no threshold and no minimum, the same log gives the exact counts.
@@ -862,16 +1012,24 @@ async fn the_workspace_shows_the_report_and_offers_its_folder(backend: Backend) 
     assert_eq!(olga.sign_in("olga", PASSWORD).await, StatusCode::SEE_OTHER);
     let (s, page, _) = olga.get(&format!("/transparency?{query}")).await;
     assert_eq!(s, StatusCode::OK, "{page}");
-    assert!(page.contains("<svg") && page.contains("Requests by country"), "{page}");
+    assert!(
+        page.contains("<svg") && page.contains("Requests by country"),
+        "{page}"
+    );
     assert!(page.contains("<th scope=\"row\">FR</th>"), "{page}");
     assert!(page.contains("report.tar?from="), "{page}");
-    let (s, page, _) = olga.get("/transparency?from=2026-13-01&to=2026-01-01").await;
+    let (s, page, _) = olga
+        .get("/transparency?from=2026-13-01&to=2026-01-01")
+        .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(page.contains("from `2026-13-01` is not a date"), "{page}");
     let r = api
         .app
         .client
-        .get(format!("{}/transparency/report.tar?{query}", api.app.address))
+        .get(format!(
+            "{}/transparency/report.tar?{query}",
+            api.app.address
+        ))
         .header("cookie", olga.cookie_header())
         .send()
         .await
@@ -889,7 +1047,12 @@ async fn the_workspace_shows_the_report_and_offers_its_folder(backend: Backend) 
     )
     .unwrap();
     let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
-    for name in ["index.html", "report.json", "by_country.csv", "methodology.txt"] {
+    for name in [
+        "index.html",
+        "report.json",
+        "by_country.csv",
+        "methodology.txt",
+    ] {
         assert!(names.contains(&name), "{name}: {names:?}");
     }
     // A reviewer may not.
