@@ -28,4 +28,5 @@ pub mod staff;
 pub mod startup;
 pub mod telemetry;
 pub mod text;
+pub mod transparency;
 pub mod web;

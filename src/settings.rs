@@ -52,6 +52,116 @@ pub struct Settings {
     pub etsi: EtsiSettings,
     /// Who may read the operators' metrics (`GET /metrics`).
     pub metrics: MetricsSettings,
+    /// The public transparency report: its banding rules.
+    pub transparency: TransparencySettings,
+}
+
+/// `[transparency]`: how the transparency report publishes small numbers. These settings are
+/// copied into every report, so that a reader (and `writ transparency verify`) recomputes the
+/// report with exactly the rules it was made with.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransparencySettings {
+    /// Counts from 1 to `threshold - 1` are published as `<threshold` (0 stays 0); shares,
+    /// medians and percentiles over fewer requests than this are not published.
+    pub threshold: u64,
+    /// A country with fewer requests than this in a table is merged into `other` there.
+    pub country_minimum: u64,
+    /// Kinds of request that a law requires reported apart: in bands, after a delay.
+    pub categories: Vec<ReportCategory>,
+}
+
+impl TransparencySettings {
+    /// Checks the banding rules (also run on the rules a report carries, before verifying it).
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        if !(1..=1000).contains(&self.threshold) {
+            return Err(("transparency.threshold", "must be 1 to 1000".into()));
+        }
+        if self.country_minimum > 1_000_000 {
+            return Err((
+                "transparency.country_minimum",
+                "must be 0 to 1000000".into(),
+            ));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        let mut instruments = std::collections::BTreeSet::new();
+        for (i, c) in self.categories.iter().enumerate() {
+            let n = i + 1;
+            let good_name = !c.name.is_empty()
+                && c.name.len() <= 40
+                && c.name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if !good_name {
+                return Err((
+                    "transparency.categories",
+                    format!("category {n}: name must be 1 to 40 lowercase letters, digits or _"),
+                ));
+            }
+            if !names.insert(c.name.as_str()) {
+                return Err((
+                    "transparency.categories",
+                    format!("category {n}: the name `{}` is used twice", c.name),
+                ));
+            }
+            if c.instruments.is_empty() {
+                return Err((
+                    "transparency.categories",
+                    format!("category `{}`: instruments must not be empty", c.name),
+                ));
+            }
+            for inst in &c.instruments {
+                if inst.trim().is_empty() || inst.len() > 100 {
+                    return Err((
+                        "transparency.categories",
+                        format!(
+                            "category `{}`: an instrument id must be 1 to 100 characters",
+                            c.name
+                        ),
+                    ));
+                }
+                if !instruments.insert(inst.as_str()) {
+                    return Err((
+                        "transparency.categories",
+                        format!(
+                            "category `{}`: instrument `{inst}` is in two categories",
+                            c.name
+                        ),
+                    ));
+                }
+            }
+            if c.band > 1_000_000 {
+                return Err((
+                    "transparency.categories",
+                    format!("category `{}`: band must be 0 to 1000000", c.name),
+                ));
+            }
+            if c.delay_days > 3650 {
+                return Err((
+                    "transparency.categories",
+                    format!("category `{}`: delay_days must be 0 to 3650", c.name),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A kind of request reported apart (e.g. US national-security process: in bands of 250,
+/// six months late, 50 U.S.C. 1874).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportCategory {
+    /// Its name in the report: lowercase letters, digits and `_`.
+    pub name: String,
+    /// The instrument ids it holds (e.g. `us.fisa`); an instrument is in one category at most.
+    pub instruments: Vec<String>,
+    /// Band width: counts are published as `0-249`, `250-499`, ... (0: exact, under the
+    /// threshold rule like everything else).
+    pub band: u64,
+    /// Days after the period's end before its numbers may be published; until then the report
+    /// says when they will be.
+    pub delay_days: u32,
 }
 
 /// `[metrics]`: access to `GET /metrics`. With neither a token nor a network it answers 404.
@@ -1046,6 +1156,7 @@ impl Settings {
                 ));
             }
         }
+        self.transparency.check()?;
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err((
                 "log.level",
@@ -1129,6 +1240,26 @@ mod tests {
             Some(Path::new("data/writ.db"))
         );
         assert_eq!(s.database.sqlite_synchronous, SqliteSynchronous::Full);
+    }
+
+    #[test]
+    fn transparency_banding_rules_are_checked_naming_the_key() {
+        let s = load_with(&[], None).unwrap();
+        assert_eq!(s.transparency.threshold, 10);
+        let err = load_with(&[("WRIT_TRANSPARENCY__THRESHOLD", "0")], None).unwrap_err();
+        assert!(err.to_string().contains("transparency.threshold"), "{err}");
+        let file = "[transparency]\n[[transparency.categories]]\nname = \"a\"\ninstruments = [\"us.fisa\"]\nband = 250\ndelay_days = 180\n[[transparency.categories]]\nname = \"b\"\ninstruments = [\"us.fisa\"]\nband = 0\ndelay_days = 0\n";
+        let err = load_with(&[], Some(file)).unwrap_err().to_string();
+        assert!(
+            err.contains("transparency.categories") && err.contains("in two categories"),
+            "{err}"
+        );
+        let ok = load_with(
+            &[],
+            Some(&file.replace("[\"us.fisa\"]\nband = 0", "[\"us.nsl\"]\nband = 0")),
+        )
+        .unwrap();
+        assert_eq!(ok.transparency.categories.len(), 2);
     }
 
     #[test]

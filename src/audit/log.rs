@@ -132,6 +132,18 @@ pub fn append(
     Ok(Appended { seq, leaf_hash })
 }
 
+/// The first position whose entry is dated at or after `at` (the lowest such `seq`, since an
+/// entry's time comes from its writer and need not grow strictly with its position); `None`
+/// when no entry is that late.
+pub fn first_at_or_after(conn: &mut DbConn, at: DateTime<Utc>) -> Result<Option<u64>, AuditError> {
+    let text = super::entry::format_time(at);
+    let min: Option<i64> = audit_entries::table
+        .filter(audit_entries::at.ge(text))
+        .select(diesel::dsl::min(audit_entries::seq))
+        .first(conn)?;
+    min.map(to_u64).transpose()
+}
+
 /// The number of entries (the tree size).
 pub fn size(conn: &mut DbConn) -> Result<u64, AuditError> {
     let max: Option<i64> = audit_entries::table

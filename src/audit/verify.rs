@@ -258,11 +258,39 @@ pub fn verify_export<R: BufRead>(
 /// has one and before the first checkpoint in the export cosigned with the entry key (entries
 /// appended before authenticators existed); a full export (from entry 0) so checks every entry.
 pub fn verify_export_with<R: BufRead>(
-    mut input: R,
+    input: R,
     key: &VerifierKey,
     entry_key: Option<&VerifyingKey>,
     saved: Option<&str>,
 ) -> Result<Report, Failure> {
+    verify_export_visiting(input, key, entry_key, saved, |_| Ok(()))
+}
+
+/// What [`verify_export_visiting`] shows its visitor, in the export's order.
+#[derive(Debug, Clone, Copy)]
+pub enum Visit<'a> {
+    /// The header, once its checkpoint verified and before any entry.
+    Header(&'a ExportHeader),
+    /// An entry, once its bytes, position and hash checked (the tree root is checked only at
+    /// the end: a visitor's result stands only when the whole verification succeeds).
+    Entry(&'a Leaf),
+    /// A signed checkpoint inside the range, once it verified against the entries before it.
+    Checkpoint(&'a str),
+}
+
+/// [`verify_export_with`], showing every verified part of the export to `visit` as it streams
+/// by, so that a reader (such as a transparency report) is computed in the same single pass; a
+/// visitor's error stops the verification.
+pub fn verify_export_visiting<R: BufRead, F>(
+    mut input: R,
+    key: &VerifierKey,
+    entry_key: Option<&VerifyingKey>,
+    saved: Option<&str>,
+    mut visit: F,
+) -> Result<Report, Failure>
+where
+    F: FnMut(Visit<'_>) -> Result<(), Failure>,
+{
     let mut text = String::new();
     let mut n: u64 = 0;
     let mut next_line = |text: &mut String, n: &mut u64| -> Result<bool, Failure> {
@@ -329,6 +357,7 @@ pub fn verify_export_with<R: BufRead>(
     if header.start > header.end || header.end > header.tree_size {
         return Err(format_err(1, "the range is not within the checkpoint"));
     }
+    visit(Visit::Header(&header))?;
     let old = saved
         .map(|note| open(note, &verifier, "the saved checkpoint"))
         .transpose()?;
@@ -416,6 +445,7 @@ pub fn verify_export_with<R: BufRead>(
                 }
                 anchor = c.size;
                 checkpoints += 1;
+                visit(Visit::Checkpoint(&note))?;
                 if let Some(v) = &cosign_verifier
                     && authenticator::claims_cosignature(&note, &cp.origin)
                 {
@@ -519,6 +549,7 @@ pub fn verify_export_with<R: BufRead>(
                         });
                     }
                 }
+                visit(Visit::Entry(&parsed))?;
                 frontier.push_leaf(hash);
                 expected += 1;
                 check_old(&frontier, &mut old_checked)?;

@@ -87,6 +87,26 @@ fn open_signer(
     Ok((db, signer))
 }
 
+/// The log's public key from `--key`: a PEM file, or a file or string holding the note
+/// verifier key.
+pub(crate) fn read_verifier_key(key: &str) -> anyhow::Result<VerifierKey> {
+    let key_text = match std::fs::read_to_string(key) {
+        Ok(text) => text,
+        Err(_) if key.contains('+') => key.to_owned(),
+        Err(e) => bail!("cannot read the key file {key}: {e}"),
+    };
+    Ok(VerifierKey::parse(&key_text)?)
+}
+
+/// The entry key's public half from `--entry-key` (a PEM file).
+pub(crate) fn read_entry_key(
+    path: &std::path::Path,
+) -> anyhow::Result<ed25519_dalek::VerifyingKey> {
+    let pem =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(crate::audit::keys::parse_public_pem(&pem)?)
+}
+
 /// Runs the action.
 pub fn run(settings: Settings, action: AuditAction) -> anyhow::Result<()> {
     match action {
@@ -166,19 +186,8 @@ pub fn run(settings: Settings, action: AuditAction) -> anyhow::Result<()> {
             checkpoint,
         } => {
             let key = key.context("--key is required to verify an export")?;
-            let key_text = match std::fs::read_to_string(&key) {
-                Ok(text) => text,
-                Err(_) if key.contains('+') => key.clone(),
-                Err(e) => bail!("cannot read the key file {key}: {e}"),
-            };
-            let key = VerifierKey::parse(&key_text)?;
-            let entry_key = entry_key
-                .map(|p| -> anyhow::Result<_> {
-                    let pem = std::fs::read_to_string(&p)
-                        .with_context(|| format!("cannot read {}", p.display()))?;
-                    Ok(crate::audit::keys::parse_public_pem(&pem)?)
-                })
-                .transpose()?;
+            let key = read_verifier_key(&key)?;
+            let entry_key = entry_key.map(|p| read_entry_key(&p)).transpose()?;
             let saved = checkpoint
                 .map(|p| {
                     std::fs::read_to_string(&p)

@@ -17,6 +17,7 @@ mod policy;
 mod retention;
 mod serve;
 mod token;
+mod transparency;
 mod user;
 
 use std::path::PathBuf;
@@ -111,6 +112,12 @@ pub enum Command {
         #[command(subcommand)]
         action: user::UserAction,
     },
+    /// Build the public transparency report from the audit log, or verify one offline.
+    Transparency {
+        /// What to do.
+        #[command(subcommand)]
+        action: transparency::TransparencyAction,
+    },
     /// Synthetic data for demos, tests and benchmarks.
     Demo {
         /// What to do.
@@ -189,6 +196,7 @@ pub fn main() -> ExitCode {
         Command::Authority { action } => authority::run(settings, action),
         Command::Token { action } => token::run(action),
         Command::User { action } => user::run(settings, action),
+        Command::Transparency { action } => transparency::run(settings, action),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

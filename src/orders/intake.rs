@@ -652,6 +652,7 @@ pub fn store(
     if let Some(doc) = &checked.document {
         entry = entry.reference("document_sha256", sha256_hex(doc));
     }
+    entry = with_report_facts(entry, checked, &facts, &decision, received_at);
     audit::append(conn, &entry, now)?;
     if let Some(mail) = receipt.mail {
         crate::mail::notify(
@@ -669,6 +670,66 @@ pub fn store(
         );
     }
     view(conn, &id, Some(authority_id))
+}
+
+/// Adds what a transparency report counts to an `order.received` entry (see
+/// `transparency`): the issuing country and authority kind as registered (the order's claim
+/// when the registry has none), the legal basis, produce or preserve, how many identifiers and
+/// accounts the order names (never which), the deadline, the true time of receipt and whether a
+/// non-disclosure order came with it. Nothing here names a target or a person.
+fn with_report_facts(
+    entry: NewEntry,
+    checked: &Checked,
+    facts: &RegistryFacts,
+    decision: &crate::policy::Decision,
+    received_at: DateTime<Utc>,
+) -> NewEntry {
+    use crate::policy::Target;
+    let order = &checked.order;
+    let country = facts
+        .issuer_country
+        .clone()
+        .unwrap_or_else(|| order.issuer.country.clone())
+        .to_ascii_uppercase();
+    let kind = facts.issuer_kind.unwrap_or(order.issuer.kind);
+    let accounts = order
+        .targets
+        .iter()
+        .filter(|t| matches!(t, Target::UserId(_) | Target::Username(_)))
+        .count();
+    let mut entry = entry
+        .reference("issuer_country", country)
+        .reference("issuer_kind", kind.as_str())
+        .reference("identifiers", order.targets.len())
+        .reference("accounts", accounts)
+        .reference("received_at", audit::entry::format_time(received_at))
+        .reference("gag", order.non_disclosure.is_some());
+    if let Some(citation) = &decision.instrument_citation {
+        let cut: String = citation
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(200)
+            .collect();
+        entry = entry.reference("legal_basis", cut);
+    }
+    if let Some(action) = decision.action {
+        let name = match action {
+            crate::policy::Action::Produce => "produce",
+            crate::policy::Action::Preserve => "preserve",
+        };
+        entry = entry.reference("action", name);
+    }
+    if let Some(due) = decision.deadline.as_ref().and_then(|d| d.due) {
+        entry = entry.reference("deadline_at", audit::entry::format_time(due));
+    }
+    if let Some(nd) = &order.non_disclosure {
+        let until = match nd.ends {
+            crate::policy::NonDisclosureEnd::Until(t) => audit::entry::format_time(t),
+            crate::policy::NonDisclosureEnd::OpenEnded => "open_ended".to_owned(),
+        };
+        entry = entry.reference("gag_until", until);
+    }
+    entry
 }
 
 /// When a preservation order's holds end under `decision` (UTC micros); `None` otherwise, and

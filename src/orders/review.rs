@@ -479,6 +479,18 @@ pub fn refuse(
     reason: &str,
     mail: &crate::settings::MailSettings,
 ) -> Result<(), OrderError> {
+    refuse_at(conn, staff, id, reason, mail, Utc::now())
+}
+
+/// [`refuse`] at a given time (a refusal recorded in a replayed or seeded history).
+pub fn refuse_at(
+    conn: &mut DbConn,
+    staff: &Staff,
+    id: &str,
+    reason: &str,
+    mail: &crate::settings::MailSettings,
+    now: DateTime<Utc>,
+) -> Result<(), OrderError> {
     let reason = reason.trim();
     if reason.is_empty() || reason.chars().count() > 5000 || reason.contains('\0') {
         return Err(OrderError::Invalid {
@@ -500,7 +512,7 @@ pub fn refuse(
                 current.status.as_str()
             )));
         }
-        let now = Utc::now();
+
         diesel::update(orders::table.find(id))
             .set((
                 orders::status.eq(OrderStatus::Refused.as_str()),

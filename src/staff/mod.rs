@@ -68,7 +68,10 @@ impl Role {
     pub fn may(self, permission: Permission) -> bool {
         use Permission::*;
         match self {
-            Role::Admin => matches!(permission, ManageUsers | ManageRegistry | Account),
+            Role::Admin => matches!(
+                permission,
+                ManageUsers | ManageRegistry | Transparency | Account
+            ),
             Role::LegalReviewer => matches!(
                 permission,
                 ViewOrders | ActOnOrders | EnterOrders | ViewMail | Account
@@ -77,7 +80,7 @@ impl Role {
                 permission,
                 ViewOrders | ActOnOrders | EnterOrders | Approve | ViewMail | Account
             ),
-            Role::Auditor => matches!(permission, ViewOrders | Audit | Account),
+            Role::Auditor => matches!(permission, ViewOrders | Audit | Transparency | Account),
         }
     }
 }
@@ -101,6 +104,8 @@ pub enum Permission {
     ManageUsers,
     /// The authority registry.
     ManageRegistry,
+    /// The transparency report (built from the audit log; counts only).
+    Transparency,
     /// One's own password.
     Account,
 }

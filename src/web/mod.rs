@@ -292,6 +292,7 @@ fn build_server(
     let policies = web::Data::from(policies);
     let deployment = web::Data::new(settings.deployment.clone());
     let workspace = web::Data::new(settings.workspace.clone());
+    let transparency = web::Data::new(settings.transparency.clone());
     let db = web::Data::new(db);
     let signer = web::Data::from(signer);
     let auditor_tokens = web::Data::new(auth::AuditorTokens::from_hex(
@@ -344,6 +345,7 @@ fn build_server(
                 .app_data(api_state.clone())
                 .app_data(deployment.clone())
                 .app_data(workspace.clone())
+                .app_data(transparency.clone())
                 .app_data(package_key.clone())
                 .app_data(mail_settings.clone())
                 .app_data(etsi_config.clone())

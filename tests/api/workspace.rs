@@ -374,6 +374,8 @@ async fn every_route_checks_the_role(backend: Backend) {
         ("POST", "/admin/users/bea/unlock", &["adam"]),
         ("GET", "/account", &["rita", "alex", "olga", "adam"]),
         ("GET", "/audit-log", &["olga"]),
+        ("GET", "/transparency", &["olga", "adam"]),
+        ("GET", "/transparency/report.tar", &["olga", "adam"]),
         ("GET", "/orders/new", &["rita", "alex"]),
         ("POST", &matches, &["rita", "alex"]),
         ("POST", &ex_post, &["rita", "alex"]),

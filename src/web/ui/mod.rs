@@ -14,6 +14,7 @@ pub mod order;
 pub mod queue;
 pub mod release;
 pub mod session;
+pub mod transparency;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -310,6 +311,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(admin::add_user)
         .service(admin::disable_user)
         .service(admin::unlock_user)
+        .service(transparency::report)
+        .service(transparency::download)
         .service(session::account)
         .service(session::change_password);
 }

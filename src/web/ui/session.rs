@@ -191,6 +191,7 @@ impl Frame {
             "users" => Permission::ManageUsers,
             "registry" => Permission::ManageRegistry,
             "mail" => Permission::ViewMail,
+            "transparency" => Permission::Transparency,
             _ => return false,
         };
         self.staff.role.may(permission)
