@@ -31,6 +31,12 @@ macro_rules! catalogue {
 catalogue! {
     /// Failed authentications of a closed time window, summarised.
     ApiAuthFailures => "api.auth_failures",
+    /// Entries lost with a restore were replayed from a later export (their range and the
+    /// export's checkpoint in the refs).
+    AuditEntriesReplayed => "audit.entries_replayed",
+    /// An operator acknowledged that entries signed before a restore are lost for good: the
+    /// lost range, the outside checkpoint that covered it and the reason are in the refs.
+    AuditLossAcknowledged => "audit.loss_acknowledged",
     /// An authority was registered.
     AuthorityAdded => "authority.added",
     /// An authority was set active again.

@@ -596,7 +596,7 @@ async fn doctor_names_what_to_fix_and_passes_once_it_is_fixed(backend: Backend) 
 }
 
 /// `writ user add NAME` with a password on standard input: an audited change from the CLI.
-fn add_user(db: &TestDb, extra: &[(&str, &str)], name: &str) {
+pub(crate) fn add_user(db: &TestDb, extra: &[(&str, &str)], name: &str) {
     use std::io::Write;
     let mut add = writ_for(db, extra)
         .args(["user", "add", name, "--role", "auditor", "--name", name])
