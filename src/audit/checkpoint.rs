@@ -359,7 +359,6 @@ fn check_commitments(
     outside: Option<&(Checkpoint, String)>,
     checked_below: u64,
 ) -> Result<Commitments, AuditError> {
-    let outside_given = outside.map(|(c, _)| c);
     let size = log::size(conn)?;
     let latest = latest(conn, signer.origin())?;
     let mut priors: Vec<(String, u64, Hash)> = Vec::new();
@@ -384,27 +383,29 @@ fn check_commitments(
         ));
     }
     // An outside copy that the log itself acknowledges as lost (an `audit.loss_acknowledged`
-    // entry naming its size and root) no longer binds: the acknowledgement is the record.
+    // entry naming its size and root) no longer binds: the acknowledgement is the record. A
+    // copy the log holds is checked here once; one it does not hold goes to the checks below,
+    // which say why.
+    let mut outside_acknowledged = None;
     let outside = match outside {
-        Some((c, _))
-            if (c.size > size || merkle::root(c.size, &DbNodes::new(conn))? != c.root)
-                && super::recovery::acknowledgement_of(conn, c.size, &c.root)?.is_some() =>
-        {
-            None
+        Some((c, note)) => {
+            let holds = c.size <= size && merkle::root(c.size, &DbNodes::new(conn))? == c.root;
+            if holds {
+                Some((c, note))
+            } else if super::recovery::acknowledgement_of(conn, c.size, &c.root)?.is_some() {
+                outside_acknowledged = Some((c.size, c.root));
+                None
+            } else {
+                priors.push((
+                    format!("the checkpoint kept at {}", signer.outside_copy().display()),
+                    c.size,
+                    c.root,
+                ));
+                Some((c, note))
+            }
         }
-        other => other,
+        None => None,
     };
-    let outside_acknowledged = match (outside, outside_given) {
-        (None, Some(c)) => Some((c.size, c.root)),
-        _ => None,
-    };
-    if let Some((c, _)) = outside {
-        priors.push((
-            format!("the checkpoint kept at {}", signer.outside_copy().display()),
-            c.size,
-            c.root,
-        ));
-    }
     for (what, prior_size, prior_root) in priors {
         if prior_size > size {
             return Err(AuditError::Rollback {

@@ -119,6 +119,9 @@ catalogue! {
     OrderHoldExtended => "order.hold_extended",
     /// A hold ran out.
     OrderHoldExpired => "order.hold_expired",
+    /// The disclosure-package signing key was replaced; the old and new key ids are in the
+    /// refs, and the old public key stays published among the retired ones.
+    PackageKeyRotated => "package.key_rotated",
     /// The policy set that decides orders changed.
     PolicyLoaded => "policy.loaded",
     /// A staff member signed in.
