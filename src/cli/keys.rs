@@ -57,10 +57,7 @@ pub fn run(settings: Settings, action: KeysAction) -> anyhow::Result<()> {
             println!("key id: {}", package_keys::key_id(&public));
             print!("{}", package_keys::public_pem(&public));
             for old in package_keys::retired(path)?.iter().rev() {
-                println!(
-                    "retired key id: {} (verifies packages signed before a rotation)",
-                    package_keys::key_id(old)
-                );
+                println!("retired key id: {}", package_keys::key_id(old));
                 print!("{}", package_keys::public_pem(old));
             }
         }

@@ -268,4 +268,19 @@ async fn rotating_the_package_key_keeps_old_packages_verifiable_and_is_audited(b
     let shown = run_ok(&db, &["keys", "show", "--package"]);
     assert_eq!(shown.matches("retired key id:").count(), 2, "{shown}");
     assert!(shown.contains(&new_id) && shown.contains(&old_id));
+
+    // A server started after the rotations publishes the current key and the retired ones.
+    let current = keys::key_id(&keys::load(&key_path).unwrap().verifying_key());
+    let settings = db.settings(&[]);
+    let app = crate::helpers::spawn_with_settings(db, settings).await;
+    let res = app.get("/packages/public-keys").await;
+    assert_eq!(res.status(), 200);
+    let published = res.text().await.unwrap();
+    assert_eq!(published, shown);
+    assert!(published.starts_with(&format!("key id: {current}")));
+    let res = app.get("/packages/public-key").await;
+    assert_eq!(
+        res.headers().get("x-key-id").unwrap().to_str().unwrap(),
+        current
+    );
 }
