@@ -291,13 +291,16 @@ pub fn read_outside(signer: &CheckpointSigner) -> Result<Option<(Checkpoint, Str
 }
 
 /// Replaces the outside copy atomically (temporary file, fsync, rename), unless it already
-/// holds a larger checkpoint (another instance got there first).
+/// holds a larger checkpoint (another instance got there first) other than the one the log
+/// acknowledged as lost (`acknowledged`: its size and root).
 fn write_outside_copy(
     signer: &CheckpointSigner,
     stored: &StoredCheckpoint,
+    acknowledged: Option<(u64, Hash)>,
 ) -> Result<(), AuditError> {
     if let Ok(Some(existing)) = read_outside_copy(signer)
         && existing.size >= stored.size
+        && acknowledged != Some((existing.size, existing.root))
     {
         return Ok(());
     }
@@ -336,6 +339,17 @@ impl Signed {
     }
 }
 
+/// What [`check_commitments`] found.
+struct Commitments {
+    /// Entries in the log.
+    size: u64,
+    /// The latest checkpoint in the database.
+    latest: Option<StoredCheckpoint>,
+    /// The size and root of the outside copy when the log acknowledges it as lost (so a
+    /// smaller checkpoint may replace it).
+    outside_acknowledged: Option<(u64, Hash)>,
+}
+
 /// Checks the log against every earlier commitment, and the entries since (those below
 /// `checked_below` were checked already); returns the size now and the latest database
 /// checkpoint. The caller holds the signing lock (or only reads).
@@ -344,7 +358,7 @@ fn check_commitments(
     signer: &CheckpointSigner,
     outside: Option<&(Checkpoint, String)>,
     checked_below: u64,
-) -> Result<(u64, Option<StoredCheckpoint>), AuditError> {
+) -> Result<Commitments, AuditError> {
     let size = log::size(conn)?;
     let latest = latest(conn, signer.origin())?;
     let mut priors: Vec<(String, u64, Hash)> = Vec::new();
@@ -368,13 +382,30 @@ fn check_commitments(
             stored.root,
         ));
     }
-    if let Some((c, _)) = outside {
-        priors.push((
-            format!("the checkpoint kept at {}", signer.outside_copy().display()),
-            c.size,
-            c.root,
-        ));
-    }
+    // An outside copy that the log itself acknowledges as lost (an `audit.loss_acknowledged`
+    // entry naming its size and root) no longer binds: the acknowledgement is the record. A
+    // copy the log holds is checked here once; one it does not hold goes to the checks below,
+    // which say why.
+    let mut outside_acknowledged = None;
+    let outside = match outside {
+        Some((c, note)) => {
+            let holds = c.size <= size && merkle::root(c.size, &DbNodes::new(conn))? == c.root;
+            if holds {
+                Some((c, note))
+            } else if super::recovery::acknowledgement_of(conn, c.size, &c.root)?.is_some() {
+                outside_acknowledged = Some((c.size, c.root));
+                None
+            } else {
+                priors.push((
+                    format!("the checkpoint kept at {}", signer.outside_copy().display()),
+                    c.size,
+                    c.root,
+                ));
+                Some((c, note))
+            }
+        }
+        None => None,
+    };
     for (what, prior_size, prior_root) in priors {
         if prior_size > size {
             return Err(AuditError::Rollback {
@@ -397,7 +428,11 @@ fn check_commitments(
         (None, None) => None,
     };
     check_new_entries(conn, signer, trusted, size, checked_below)?;
-    Ok((size, latest))
+    Ok(Commitments {
+        size,
+        latest,
+        outside_acknowledged,
+    })
 }
 
 /// Whether `note` was cosigned with the entry key; a cosignature that does not verify under
@@ -528,7 +563,7 @@ pub fn check_log(
     signer: &CheckpointSigner,
 ) -> Result<(u64, Option<StoredCheckpoint>), AuditError> {
     let outside = read_outside(signer)?;
-    let (size, latest) = check_commitments(conn, signer, outside.as_ref(), 0)?;
+    let Commitments { size, latest, .. } = check_commitments(conn, signer, outside.as_ref(), 0)?;
     if size > 0 {
         merkle::root(size, &DbNodes::new(conn))?;
     }
@@ -576,10 +611,16 @@ fn sign_unrecorded(
     let outside = read_outside(signer)?;
     // The entries are checked first outside the write transaction, so that appends do not wait
     // for the signatures to be verified; inside it, only those appended meanwhile.
-    let (checked, _) = check_commitments(conn, signer, outside.as_ref(), 0)?;
+    let checked = check_commitments(conn, signer, outside.as_ref(), 0)?.size;
+    let mut replace_outside = None;
     let signed = write_tx(conn, |conn| -> Result<Signed, AuditError> {
         crate::db::locks::advisory(conn, SIGN_LOCK)?;
-        let (size, latest) = check_commitments(conn, signer, outside.as_ref(), checked)?;
+        let Commitments {
+            size,
+            latest,
+            outside_acknowledged,
+        } = check_commitments(conn, signer, outside.as_ref(), checked)?;
+        replace_outside = outside_acknowledged;
         match latest {
             Some(l) if l.size == size => return Ok(Signed::Unchanged(l)),
             None if size == 0 => return Ok(Signed::EmptyLog),
@@ -618,7 +659,7 @@ fn sign_unrecorded(
     })?;
     // After the commit: a copy ahead of the database would raise a false rollback alarm.
     if let Signed::New(stored) = &signed {
-        write_outside_copy(signer, stored)?;
+        write_outside_copy(signer, stored, replace_outside)?;
     }
     Ok(signed)
 }

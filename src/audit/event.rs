@@ -31,6 +31,12 @@ macro_rules! catalogue {
 catalogue! {
     /// Failed authentications of a closed time window, summarised.
     ApiAuthFailures => "api.auth_failures",
+    /// Entries lost with a restore were replayed from a later export (their range and the
+    /// export's checkpoint in the refs).
+    AuditEntriesReplayed => "audit.entries_replayed",
+    /// An operator acknowledged that entries signed before a restore are lost for good: the
+    /// lost range, the outside checkpoint that covered it and the reason are in the refs.
+    AuditLossAcknowledged => "audit.loss_acknowledged",
     /// An authority was registered.
     AuthorityAdded => "authority.added",
     /// An authority was set active again.
@@ -113,6 +119,9 @@ catalogue! {
     OrderHoldExtended => "order.hold_extended",
     /// A hold ran out.
     OrderHoldExpired => "order.hold_expired",
+    /// The disclosure-package signing key was replaced; the old and new key ids are in the
+    /// refs, and the old public key stays published among the retired ones.
+    PackageKeyRotated => "package.key_rotated",
     /// The policy set that decides orders changed.
     PolicyLoaded => "policy.loaded",
     /// A staff member signed in.

@@ -102,6 +102,45 @@ pub fn append(
     let bytes = leaf.to_text();
     let leaf_hash = merkle::leaf_hash(bytes.as_bytes());
     let authenticator = authenticator::make(&key, &leaf_hash);
+    insert(conn, &leaf, &bytes, &authenticator)?;
+    Ok(Appended { seq, leaf_hash })
+}
+
+/// Appends an entry that Writ appended once before, byte for byte with its authenticator, at
+/// the position its leaf names (which must be the next one): the replay of entries lost with
+/// a restore (see [`super::recovery`]). The caller has checked the entry against a signed
+/// checkpoint and the authenticator against the entry key; this checks only that the leaf is
+/// canonical and in place.
+pub fn append_replayed(
+    conn: &mut DbConn,
+    bytes: &str,
+    authenticator: &[u8],
+) -> Result<Appended, AuditError> {
+    lock(conn)?;
+    let seq = size(conn)?;
+    let leaf = super::entry::Leaf::parse(bytes.as_bytes())?;
+    if leaf.seq != seq {
+        return Err(AuditError::BadEntry {
+            seq: leaf.seq,
+            reason: format!("it cannot be replayed: the log's next position is {seq}"),
+        });
+    }
+    insert(conn, &leaf, bytes, authenticator)?;
+    Ok(Appended {
+        seq,
+        leaf_hash: merkle::leaf_hash(bytes.as_bytes()),
+    })
+}
+
+/// Inserts the row of `leaf` (canonical text `bytes`) and the Merkle nodes it completes.
+fn insert(
+    conn: &mut DbConn,
+    leaf: &super::entry::Leaf,
+    bytes: &str,
+    authenticator: &[u8],
+) -> Result<(), AuditError> {
+    let seq = leaf.seq;
+    let leaf_hash = merkle::leaf_hash(bytes.as_bytes());
     let nodes = {
         let source = DbNodes::new(conn);
         merkle::nodes_completed_by_append(seq, leaf_hash, &source)?
@@ -115,7 +154,7 @@ pub fn append(
             audit_entries::event.eq(&leaf.event),
             audit_entries::order_id.eq(&leaf.order),
             audit_entries::jurisdiction.eq(&leaf.jurisdiction),
-            audit_entries::leaf.eq(&bytes),
+            audit_entries::leaf.eq(bytes),
             audit_entries::authenticator.eq(Some(authenticator.to_vec())),
         ))
         .execute(conn)?;
@@ -129,7 +168,7 @@ pub fn append(
             })
             .execute(conn)?;
     }
-    Ok(Appended { seq, leaf_hash })
+    Ok(())
 }
 
 /// The first position whose entry is dated at or after `at` (the lowest such `seq`, since an

@@ -8,6 +8,7 @@
 //! - [`note`], [`proof`]: C2SP signed notes, checkpoints and tlog-proof documents.
 //! - [`checkpoint`]: signing checkpoints, never inconsistent with an earlier one.
 //! - [`keys`]: the checkpoint signing key file.
+//! - [`recovery`]: after a restore, replaying lost entries from an export or acknowledging the loss.
 //! - [`search`]: filtered reads for the auditors' view and the workspace.
 //! - [`export`]: streaming exports with everything an auditor needs to verify them.
 //! - [`verify`]: the offline verifier behind `writ audit verify`.
@@ -24,6 +25,7 @@ pub mod log;
 pub mod merkle;
 pub mod note;
 pub mod proof;
+pub mod recovery;
 pub mod search;
 pub mod service;
 pub mod tiles;
@@ -58,7 +60,7 @@ pub enum AuditError {
     OutsideCopy(String),
     /// The database holds fewer entries than a checkpoint already signed.
     #[error(
-        "the database holds {db_size} audit entries but {signed_by} covers {checkpoint_size}: it looks restored from an old backup. Writ will not sign checkpoints until an operator resolves this (restore the missing entries, or start a new log under a new audit.origin)"
+        "the database holds {db_size} audit entries but {signed_by} covers {checkpoint_size}: it looks restored from an old backup. Writ will not sign checkpoints until an operator resolves this: replay the missing entries from a later export (`writ audit replay EXPORT`), or acknowledge their loss (`writ audit acknowledge-loss --from {db_size} --to {checkpoint_size} --reason ...`)"
     )]
     Rollback {
         /// Entries in the database.
@@ -89,6 +91,9 @@ pub enum AuditError {
     /// Nothing has been signed yet.
     #[error("no checkpoint has been signed yet")]
     NoCheckpoint,
+    /// A replay or a loss acknowledgement was refused; nothing was written.
+    #[error("{0}")]
+    Recovery(String),
     /// Writing an export failed.
     #[error("export output: {0}")]
     Output(String),

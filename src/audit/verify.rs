@@ -112,6 +112,22 @@ pub struct Report {
     /// Entries whose authenticator verified under the entry key; `None` when authenticators
     /// were not checked (no entry key given, or a version 1 export without them).
     pub authenticated: Option<u64>,
+    /// When the saved checkpoint is not part of this log because the log acknowledges its
+    /// loss (see [`super::recovery`]): that acknowledgement. `saved_checkpoint` is then `None`.
+    pub acknowledged_loss: Option<AcknowledgedLoss>,
+}
+
+/// An `audit.loss_acknowledged` entry that explains why a saved checkpoint is not in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcknowledgedLoss {
+    /// The acknowledgement's position.
+    pub seq: u64,
+    /// First entry lost.
+    pub from: u64,
+    /// One past the last entry lost (the saved checkpoint's size).
+    pub to: u64,
+    /// The operator's reason.
+    pub reason: String,
 }
 
 #[derive(Deserialize)]
@@ -361,6 +377,9 @@ where
     let old = saved
         .map(|note| open(note, &verifier, "the saved checkpoint"))
         .transpose()?;
+    // A saved checkpoint the log does not hold is reported at the end, unless the log
+    // acknowledges its loss.
+    let mut saved_problem: Option<Failure> = None;
     if let Some(old) = &old {
         if old.origin != cp.origin {
             return Err(Failure::Mismatch(format!(
@@ -369,12 +388,13 @@ where
             )));
         }
         if old.size > cp.size {
-            return Err(Failure::Mismatch(format!(
+            saved_problem = Some(Failure::Mismatch(format!(
                 "the log now has {} entries but your saved checkpoint covers {}: entries were removed (or the database was restored from an old backup)",
                 cp.size, old.size
             )));
         }
     }
+    let mut acknowledgements: Vec<(u64, Leaf)> = Vec::new();
     if is_csv {
         if !next_line(&mut text, &mut n)? {
             return Err(format_err(2, "missing the CSV column row"));
@@ -399,7 +419,7 @@ where
     // on, every entry must carry a valid one.
     let mut strict = false;
     let mut authenticated = 0u64;
-    let check_old = |frontier: &Frontier, old_checked: &mut bool| -> Result<(), Failure> {
+    let check_old = |frontier: &Frontier, old_checked: &mut bool, problem: &mut Option<Failure>| {
         if let Some(old) = &old
             && !*old_checked
             && header.start == 0
@@ -407,15 +427,14 @@ where
         {
             *old_checked = true;
             if frontier.root() != old.root {
-                return Err(Failure::Mismatch(format!(
+                *problem = Some(Failure::Mismatch(format!(
                     "the first {} entries no longer match the checkpoint you saved: the log was rewritten",
                     old.size
                 )));
             }
         }
-        Ok(())
     };
-    check_old(&frontier, &mut old_checked)?;
+    check_old(&frontier, &mut old_checked, &mut saved_problem);
 
     while next_line(&mut text, &mut n)? {
         let line = if is_csv {
@@ -550,9 +569,12 @@ where
                     }
                 }
                 visit(Visit::Entry(&parsed))?;
+                if parsed.event == super::event::Event::AuditLossAcknowledged.as_str() {
+                    acknowledgements.push((seq, parsed));
+                }
                 frontier.push_leaf(hash);
                 expected += 1;
-                check_old(&frontier, &mut old_checked)?;
+                check_old(&frontier, &mut old_checked, &mut saved_problem);
             }
         }
     }
@@ -580,6 +602,7 @@ where
     }
     if let Some(old) = &old
         && !old_checked
+        && saved_problem.is_none()
     {
         match &header.consistency {
             Some(c) if c.from == old.size => {
@@ -588,12 +611,14 @@ where
                     .iter()
                     .map(|h| decode_hash(h, "a consistency proof hash"))
                     .collect::<Result<_, _>>()?;
-                merkle::verify_consistency(old.size, cp.size, &proof, &old.root, &cp.root).map_err(|e| {
-                    Failure::Mismatch(format!(
+                if let Err(e) =
+                    merkle::verify_consistency(old.size, cp.size, &proof, &old.root, &cp.root)
+                {
+                    saved_problem = Some(Failure::Mismatch(format!(
                         "the log is not consistent with the checkpoint you saved (size {}): {e}; entries before it were changed",
                         old.size
-                    ))
-                })?;
+                    )));
+                }
             }
             _ => {
                 return Err(Failure::Mismatch(format!(
@@ -603,6 +628,29 @@ where
             }
         }
     }
+    let mut acknowledged_loss = None;
+    if let (Some(problem), Some(old)) = (saved_problem, &old) {
+        // The log itself, under the key's signature, says this checkpoint's entries are lost.
+        let Some((seq, leaf)) = acknowledgements
+            .into_iter()
+            .find(|(_, leaf)| super::recovery::acknowledges(leaf, old.size, &old.root))
+        else {
+            return Err(problem);
+        };
+        let count = |key: &str| match leaf.refs.get(key) {
+            Some(super::entry::RefValue::Count(n)) => *n,
+            _ => 0,
+        };
+        acknowledged_loss = Some(AcknowledgedLoss {
+            seq,
+            from: count("lost_from"),
+            to: count("lost_to"),
+            reason: match leaf.refs.get("reason") {
+                Some(super::entry::RefValue::Text(t)) => t.clone(),
+                _ => String::new(),
+            },
+        });
+    }
     Ok(Report {
         origin: cp.origin,
         start: header.start,
@@ -611,8 +659,9 @@ where
         root: cp.root,
         entries: header.end - header.start,
         checkpoints,
-        saved_checkpoint: old.map(|o| o.size),
+        saved_checkpoint: old.filter(|_| acknowledged_loss.is_none()).map(|o| o.size),
         authenticated: entry_key.map(|_| authenticated),
+        acknowledged_loss,
     })
 }
 

@@ -7,10 +7,11 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::Subcommand;
 
+use crate::audit::Actor;
 use crate::audit::checkpoint::{self, Signed};
 use crate::audit::export::{self, ExportFormat, ExportRequest};
-use crate::audit::service;
 use crate::audit::verify::{self, VerifierKey};
+use crate::audit::{ActorKind, recovery, service};
 use crate::db::Db;
 use crate::settings::Settings;
 use crate::web::auth;
@@ -57,6 +58,26 @@ pub enum AuditAction {
     },
     /// Make a new auditor API token and print the hash to add to audit.auditor_token_sha256.
     Token,
+    /// After a restore: put back the entries the database lacks from a later JSON Lines export
+    /// (verified under this deployment's keys and the outside checkpoint copy), then sign.
+    Replay {
+        /// The export file (`writ audit export`, JSON Lines, from entry 0 or with a range that
+        /// reaches back into the database).
+        export: PathBuf,
+    },
+    /// After a restore: record, as an audit entry, that entries FROM..TO are lost for good,
+    /// so that the log signs again; verifiers see the acknowledgement.
+    AcknowledgeLoss {
+        /// First lost entry: the number of entries the database holds.
+        #[arg(long)]
+        from: u64,
+        /// One past the last lost entry: the size of the outside checkpoint copy.
+        #[arg(long)]
+        to: u64,
+        /// Why the entries are lost (kept in the log: no personal data).
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 /// Export formats on the command line.
@@ -105,6 +126,20 @@ pub(crate) fn read_entry_key(
     let pem =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     Ok(crate::audit::keys::parse_public_pem(&pem)?)
+}
+
+/// Signs at once after a replay or an acknowledgement, so that the outside copy moves on.
+fn sign_and_print(
+    conn: &mut crate::db::DbConn,
+    signer: &crate::audit::checkpoint::CheckpointSigner,
+) -> anyhow::Result<()> {
+    match checkpoint::sign_if_new(conn, signer, chrono::Utc::now())? {
+        Signed::New(c) | Signed::Unchanged(c) => {
+            println!("signing: ok; checkpoint of size {} signed", c.size);
+            Ok(())
+        }
+        Signed::EmptyLog => bail!("the audit log is empty: nothing to sign"),
+    }
 }
 
 /// Runs the action.
@@ -215,6 +250,12 @@ pub fn run(settings: Settings, action: AuditAction) -> anyhow::Result<()> {
                     if let Some(size) = report.saved_checkpoint {
                         println!("OK: consistent with your saved checkpoint of size {size}");
                     }
+                    if let Some(loss) = &report.acknowledged_loss {
+                        println!(
+                            "NOTE: your saved checkpoint (size {}) is not part of this log: entry {} acknowledges the loss of entries {}..{} (reason: {})",
+                            loss.to, loss.seq, loss.from, loss.to, loss.reason
+                        );
+                    }
                     match report.authenticated {
                         Some(n) => println!(
                             "OK: authenticators checked under the entry key; {n} entries carry one, the rest were appended before authenticators existed"
@@ -255,6 +296,40 @@ pub fn run(settings: Settings, action: AuditAction) -> anyhow::Result<()> {
                 },
                 Err(failure) => bail!("verification FAILED: {failure}"),
             }
+        }
+        AuditAction::Replay { export } => {
+            let (db, signer) = open_signer(&settings)?;
+            let mut conn = db.conn()?;
+            let now = chrono::Utc::now();
+            let actor = Actor::new(ActorKind::System, "cli-audit");
+            let done = recovery::replay(&mut conn, &signer, &export, actor, now)?;
+            println!(
+                "replayed entries {}..{} from {}; recorded as entry {}",
+                done.from,
+                done.to,
+                export.display(),
+                done.recorded_at
+            );
+            sign_and_print(&mut conn, &signer)?;
+        }
+        AuditAction::AcknowledgeLoss { from, to, reason } => {
+            let (db, signer) = open_signer(&settings)?;
+            let mut conn = db.conn()?;
+            let actor = Actor::new(ActorKind::System, "cli-audit");
+            let done = recovery::acknowledge_loss(
+                &mut conn,
+                &signer,
+                from,
+                to,
+                &reason,
+                actor,
+                chrono::Utc::now(),
+            )?;
+            println!(
+                "acknowledged the loss of entries {from}..{to} as entry {}",
+                done.seq
+            );
+            sign_and_print(&mut conn, &signer)?;
         }
         AuditAction::Token => {
             let (token, hash) =

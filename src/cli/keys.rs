@@ -4,7 +4,7 @@
 use anyhow::Context;
 use clap::Subcommand;
 
-use crate::audit::{keys, service};
+use crate::audit::{Actor, ActorKind, Event, NewEntry, keys, service};
 use crate::disclosure::keys as package_keys;
 use crate::settings::Settings;
 
@@ -20,6 +20,15 @@ pub enum KeysAction {
         /// Create only the entry key (upgrading a deployment whose checkpoint key exists).
         #[arg(long)]
         entry: bool,
+    },
+    /// Replace the disclosure-package signing key (`--package`): a new key signs from now on,
+    /// the old public key is kept beside it (`<package.signing_key_path>.retired.pem`) and
+    /// printed by `writ keys show --package`, and the rotation is an audit entry. Restart the
+    /// instances afterwards so they load the new key.
+    Rotate {
+        /// Rotate the disclosure-package key (the only one rotatable so far).
+        #[arg(long)]
+        package: bool,
     },
     /// Print the log origin, the note verifier key and the public key (PEM).
     Show {
@@ -43,9 +52,58 @@ pub fn run(settings: Settings, action: KeysAction) -> anyhow::Result<()> {
             print!("{}", package_keys::public_pem(&public));
         }
         KeysAction::Show { package: true } => {
-            let public = package_keys::load(&settings.package.signing_key_path)?.verifying_key();
+            let path = &settings.package.signing_key_path;
+            let public = package_keys::load(path)?.verifying_key();
             println!("key id: {}", package_keys::key_id(&public));
             print!("{}", package_keys::public_pem(&public));
+            for old in package_keys::retired(path)?.iter().rev() {
+                println!("retired key id: {}", package_keys::key_id(old));
+                print!("{}", package_keys::public_pem(old));
+            }
+        }
+        KeysAction::Rotate { package: false } => {
+            anyhow::bail!(
+                "only the package key can be rotated so far: `writ keys rotate --package` (the checkpoint key: see \"Rotate keys\" in docs/operations.md)"
+            );
+        }
+        KeysAction::Rotate { package: true } => {
+            let db = super::open_db(&settings)?;
+            service::install_entry_key(&db, &settings.audit, false)?;
+            let mut conn = db.conn().context("cannot connect to the database")?;
+            let rotation = package_keys::prepare_rotation(&settings.package.signing_key_path)?;
+            let (old, new) = (rotation.old, rotation.new);
+            let entry = NewEntry::new(
+                Actor::new(ActorKind::System, "cli-keys"),
+                Event::PackageKeyRotated,
+            )
+            .reference("old_key_id", package_keys::key_id(&old))
+            .reference("new_key_id", package_keys::key_id(&new));
+            // The entry and the key swap together: the rename happens inside the transaction,
+            // so a failed rename rolls the entry back.
+            let mut rotation = Some(rotation);
+            let done = crate::db::write_tx(&mut conn, |conn| -> anyhow::Result<u64> {
+                let appended = crate::audit::append(conn, &entry, chrono::Utc::now())?;
+                if let Some(r) = rotation.take() {
+                    r.commit()?;
+                }
+                Ok(appended.seq)
+            });
+            let seq = match done {
+                Ok(seq) => seq,
+                Err(e) => {
+                    if let Some(r) = rotation {
+                        r.abandon();
+                    }
+                    return Err(e);
+                }
+            };
+            println!(
+                "rotated the package key: key id {} signs from now on; {} is retired and stays in {}; recorded as audit entry {seq}. Restart the instances to load the new key.",
+                package_keys::key_id(&new),
+                package_keys::key_id(&old),
+                package_keys::retired_path(&settings.package.signing_key_path).display()
+            );
+            print!("{}", package_keys::public_pem(&new));
         }
         KeysAction::Init {
             package: false,

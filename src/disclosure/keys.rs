@@ -74,6 +74,97 @@ pub fn load_or_create(settings: &PackageSettings) -> Result<SigningKey, PackageE
 }
 
 /// The audit key errors name the path and reason; only the prefix differs.
+/// Where the public halves of retired package keys are kept, beside the key itself
+/// (`<signing_key_path>.retired.pem`, public, one PEM block per retired key, oldest first).
+pub fn retired_path(path: &Path) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".retired.pem");
+    std::path::PathBuf::from(name)
+}
+
+/// The retired public keys, oldest first (none if the file does not exist).
+pub fn retired(path: &Path) -> Result<Vec<VerifyingKey>, PackageError> {
+    let file = retired_path(path);
+    let text = match std::fs::read_to_string(&file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(PackageError::Key(format!("{}: {e}", file.display()))),
+    };
+    const END: &str = "-----END PUBLIC KEY-----";
+    text.split_inclusive(END)
+        .filter(|block| block.contains(END))
+        .map(parse_public_pem)
+        .collect()
+}
+
+/// A package key rotation prepared by [`prepare_rotation`]: the new key is written beside the
+/// old one and the old public key is kept among the retired ones; [`Rotation::commit`] puts
+/// the new key in place.
+pub struct Rotation {
+    /// The key being retired.
+    pub old: VerifyingKey,
+    /// The key that signs from now on.
+    pub new: VerifyingKey,
+    path: std::path::PathBuf,
+    staged: std::path::PathBuf,
+}
+
+/// Writes a new key beside the one at `path` (mode 0600) and appends the old public key to
+/// the retired keys ([`retired_path`]), so that packages signed before stay verifiable.
+pub fn prepare_rotation(path: &Path) -> Result<Rotation, PackageError> {
+    let old = load(path)?.verifying_key();
+    let mut name = path.as_os_str().to_owned();
+    name.push(".next");
+    let staged = std::path::PathBuf::from(name);
+    if staged.exists() {
+        return Err(PackageError::Key(format!(
+            "{} exists: an earlier rotation did not finish; remove it and rotate again",
+            staged.display()
+        )));
+    }
+    let new = init(&staged)?;
+    let retired_file = retired_path(path);
+    let already = retired(path)?.contains(&old);
+    if !already {
+        use std::io::Write;
+        let appended = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&retired_file)
+            .and_then(|mut f| {
+                f.write_all(public_pem(&old).as_bytes())?;
+                f.sync_all()
+            });
+        if let Err(e) = appended {
+            let _ = std::fs::remove_file(&staged);
+            return Err(PackageError::Key(format!(
+                "{}: {e}",
+                retired_file.display()
+            )));
+        }
+    }
+    Ok(Rotation {
+        old,
+        new,
+        path: path.to_path_buf(),
+        staged,
+    })
+}
+
+impl Rotation {
+    /// Renames the new key over the old one (atomically).
+    pub fn commit(self) -> Result<(), PackageError> {
+        std::fs::rename(&self.staged, &self.path)
+            .map_err(|e| PackageError::Key(format!("{}: {e}", self.path.display())))
+    }
+
+    /// Removes the staged key (the rotation did not happen; the retired list keeps the old
+    /// public key, which is harmless: it is still the current one).
+    pub fn abandon(self) {
+        let _ = std::fs::remove_file(&self.staged);
+    }
+}
+
 fn key_error(e: AuditError) -> PackageError {
     match e {
         AuditError::Key(reason) => PackageError::Key(reason),

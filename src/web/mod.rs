@@ -128,6 +128,8 @@ impl Application {
             tracing::warn!("{}", crate::settings::NO_LEGAL_TEAM);
         }
         let package_key = crate::disclosure::keys::load_or_create(&settings.package)?;
+        let retired_package_keys =
+            crate::disclosure::keys::retired(&settings.package.signing_key_path)?;
         let policies = std::sync::Arc::new(crate::startup::load_policies(&settings.policy)?);
         tracing::info!(
             policy.set_id = policies.id(),
@@ -204,7 +206,10 @@ impl Application {
             db.clone(),
             signer,
             policies.clone(),
-            ui::PackageKey(package_key),
+            (
+                ui::PackageKey(package_key),
+                ui::RetiredPackageKeys(retired_package_keys),
+            ),
             &settings,
         )
         .map_err(|source| StartupError::Bind { address, source })?;
@@ -273,10 +278,11 @@ fn build_server(
     db: Db,
     signer: std::sync::Arc<audit_service::SignerCell>,
     policies: std::sync::Arc<crate::policy::PolicySet>,
-    package_key: ui::PackageKey,
+    (package_key, retired_package_keys): (ui::PackageKey, ui::RetiredPackageKeys),
     settings: &Settings,
 ) -> std::io::Result<Server> {
     let package_key = web::Data::new(package_key);
+    let retired_package_keys = web::Data::new(retired_package_keys);
     let api_state = web::Data::new(api::ApiState::new(
         settings.api.clone(),
         policies.clone(),
@@ -347,6 +353,7 @@ fn build_server(
                 .app_data(workspace.clone())
                 .app_data(transparency.clone())
                 .app_data(package_key.clone())
+                .app_data(retired_package_keys.clone())
                 .app_data(mail_settings.clone())
                 .app_data(etsi_config.clone())
                 .app_data(openapi_document.clone())

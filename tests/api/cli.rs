@@ -58,7 +58,7 @@ pub fn writ_for(db: &TestDb, extra: &[(&str, &str)]) -> Command {
     cmd
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -66,7 +66,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn wait_ready(child: &mut Child, port: u16) -> Answer {
+pub(crate) fn wait_ready(child: &mut Child, port: u16) -> Answer {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -85,9 +85,9 @@ fn wait_ready(child: &mut Child, port: u16) -> Answer {
 
 /// Status and body of a plain HTTP answer.
 #[derive(Debug)]
-struct Answer {
-    code: u16,
-    body: String,
+pub(crate) struct Answer {
+    pub(crate) code: u16,
+    pub(crate) body: String,
 }
 
 /// A blocking HTTP GET over a plain socket, so these tests need no HTTP client runtime.
@@ -110,7 +110,7 @@ fn std_get(port: u16, path: &str) -> std::io::Result<Answer> {
     Ok(Answer { code, body })
 }
 
-fn sigterm(child: &Child) {
+pub(crate) fn sigterm(child: &Child) {
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -596,7 +596,7 @@ async fn doctor_names_what_to_fix_and_passes_once_it_is_fixed(backend: Backend) 
 }
 
 /// `writ user add NAME` with a password on standard input: an audited change from the CLI.
-fn add_user(db: &TestDb, extra: &[(&str, &str)], name: &str) {
+pub(crate) fn add_user(db: &TestDb, extra: &[(&str, &str)], name: &str) {
     use std::io::Write;
     let mut add = writ_for(db, extra)
         .args(["user", "add", name, "--role", "auditor", "--name", name])

@@ -27,6 +27,7 @@ mod openapi;
 mod orders;
 mod package;
 mod policy;
+mod restore;
 mod scale;
 mod tiles;
 mod transparency;

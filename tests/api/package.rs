@@ -172,3 +172,115 @@ fn writ_package_verify_accepts_a_signed_package_and_names_the_tampered_file() {
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(err.contains("manifest.sig"), "{err}");
 }
+
+crate::both_backends!(rotating_the_package_key_keeps_old_packages_verifiable_and_is_audited);
+
+/// Issue 22, key rotation (package key): a new key signs from the rotation on, the old public
+/// key stays published beside it, packages signed before still verify with it, and the
+/// rotation is an audit entry naming both key ids.
+async fn rotating_the_package_key_keeps_old_packages_verifiable_and_is_audited(backend: Backend) {
+    let db = TestDb::new(backend);
+    run_ok(&db, &["migrate"]);
+    run_ok(&db, &["keys", "init"]);
+    run_ok(&db, &["keys", "init", "--package"]);
+    let key_path = db.dir().join("package.key");
+    let old_key = keys::load(&key_path).unwrap();
+    let old_id = keys::key_id(&old_key.verifying_key());
+    let old_tar = db.dir().join("old.tar");
+    std::fs::write(&old_tar, package::build(&input(), &old_key).unwrap().tar).unwrap();
+    let old_pem = db.dir().join("old.pem");
+    std::fs::write(
+        &old_pem,
+        pem_of(&run_ok(&db, &["keys", "show", "--package"])),
+    )
+    .unwrap();
+
+    // The checkpoint key is not rotatable yet, and says so.
+    let refused = writ_for(&db, &[])
+        .args(["keys", "rotate"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--package"));
+
+    let rotated = run_ok(&db, &["keys", "rotate", "--package"]);
+    let new_key = keys::load(&key_path).unwrap();
+    let new_id = keys::key_id(&new_key.verifying_key());
+    assert_ne!(old_id, new_id);
+    assert!(
+        rotated.contains(&format!("key id {new_id} signs from now on"))
+            && rotated.contains(&format!("{old_id} is retired")),
+        "{rotated}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&key_path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // Both keys are shown: the current one first (what `package verify --key` reads), then
+    // the retired one.
+    let shown = run_ok(&db, &["keys", "show", "--package"]);
+    assert!(shown.starts_with(&format!("key id: {new_id}\n")), "{shown}");
+    assert!(
+        shown.contains(&format!("retired key id: {old_id}")),
+        "{shown}"
+    );
+    let retired_block = &shown[shown.find("retired key id").unwrap()..];
+    assert_eq!(
+        pem_of(retired_block),
+        std::fs::read_to_string(&old_pem).unwrap()
+    );
+    let new_pem = db.dir().join("new.pem");
+    std::fs::write(&new_pem, &shown).unwrap();
+
+    let new_tar = db.dir().join("new.tar");
+    std::fs::write(&new_tar, package::build(&input(), &new_key).unwrap().tar).unwrap();
+    let verify = |tar: &std::path::Path, key: &std::path::Path| {
+        writ_for(&db, &[])
+            .args(["package", "verify"])
+            .arg(tar)
+            .arg("--key")
+            .arg(key)
+            .output()
+            .unwrap()
+    };
+    assert!(verify(&old_tar, &old_pem).status.success());
+    assert!(verify(&new_tar, &new_pem).status.success());
+    assert_eq!(verify(&old_tar, &new_pem).status.code(), Some(1));
+
+    // The rotation is in the log, with both key ids, and the log still signs and verifies.
+    run_ok(&db, &["audit", "checkpoint"]);
+    let export = run_ok(&db, &["audit", "export"]);
+    let line = export
+        .lines()
+        .find(|l| l.contains("\"event\":\"package.key_rotated\""))
+        .unwrap_or_else(|| panic!("no rotation entry in {export}"));
+    assert!(
+        line.contains(&format!("\"old_key_id\":\"{old_id}\""))
+            && line.contains(&format!("\"new_key_id\":\"{new_id}\"")),
+        "{line}"
+    );
+    assert!(run_ok(&db, &["audit", "verify"]).starts_with("OK: all"));
+
+    // A second rotation keeps both earlier keys.
+    run_ok(&db, &["keys", "rotate", "--package"]);
+    let shown = run_ok(&db, &["keys", "show", "--package"]);
+    assert_eq!(shown.matches("retired key id:").count(), 2, "{shown}");
+    assert!(shown.contains(&new_id) && shown.contains(&old_id));
+
+    // A server started after the rotations publishes the current key and the retired ones.
+    let current = keys::key_id(&keys::load(&key_path).unwrap().verifying_key());
+    let settings = db.settings(&[]);
+    let app = crate::helpers::spawn_with_settings(db, settings).await;
+    let res = app.get("/packages/public-keys").await;
+    assert_eq!(res.status(), 200);
+    let published = res.text().await.unwrap();
+    assert_eq!(published, shown);
+    assert!(published.starts_with(&format!("key id: {current}")));
+    let res = app.get("/packages/public-key").await;
+    assert_eq!(
+        res.headers().get("x-key-id").unwrap().to_str().unwrap(),
+        current
+    );
+}

@@ -34,6 +34,11 @@ use crate::staff::{self, Permission, Staff};
 /// The key that signs disclosure-package manifests.
 pub struct PackageKey(pub ed25519_dalek::SigningKey);
 
+/// The public halves of retired package keys, oldest first (see
+/// [`crate::disclosure::keys::retired`]), published so that packages signed before a
+/// rotation stay verifiable.
+pub struct RetiredPackageKeys(pub Vec<ed25519_dalek::VerifyingKey>);
+
 /// The session cookie.
 pub const SESSION_COOKIE: &str = "writ_session";
 /// The sign-in form's double-submit cookie.
@@ -299,6 +304,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(order::hold)
         .service(release::matches)
         .service(release::package_public_key)
+        .service(release::package_public_keys)
         .service(audit::audit_log)
         .service(mail::outbox)
         .service(mail::retry_mail)

@@ -173,6 +173,29 @@ pub async fn package_public_key(key: web::Data<super::PackageKey>) -> HttpRespon
         .body(crate::disclosure::keys::public_pem(&public))
 }
 
+/// `GET /packages/public-keys`: the current package key and every retired one, newest first,
+/// each after a `key id:` (current) or `retired key id:` line, as `writ keys show --package`
+/// prints them (public: packages signed before a rotation verify with a retired key).
+#[get("/packages/public-keys")]
+pub async fn package_public_keys(
+    key: web::Data<super::PackageKey>,
+    retired: web::Data<super::RetiredPackageKeys>,
+) -> HttpResponse {
+    use crate::disclosure::keys::{key_id, public_pem};
+    let public = key.0.verifying_key();
+    let mut body = format!("key id: {}\n{}", key_id(&public), public_pem(&public));
+    for old in retired.0.iter().rev() {
+        body.push_str(&format!(
+            "retired key id: {}\n{}",
+            key_id(old),
+            public_pem(old)
+        ));
+    }
+    HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body(body)
+}
+
 #[derive(Template)]
 #[template(path = "ui/matches.html")]
 struct MatchesPage {
