@@ -167,7 +167,11 @@ pub(crate) async fn release(app: &TestApp, order: &str) {
         let (s, body, _) = b
             .post(
                 &format!("/orders/{order}/approve"),
-                &[("csrf", &csrf), ("snapshot_sha256", &hash)],
+                &[
+                    ("csrf", &csrf),
+                    ("snapshot_sha256", &hash),
+                    ("justification", crate::workspace_daily::JUSTIFICATION),
+                ],
             )
             .await;
         assert_eq!(s, StatusCode::SEE_OTHER, "{user}: {body}");

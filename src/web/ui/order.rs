@@ -24,6 +24,14 @@ struct OrderPage {
     package: Option<crate::orders::approval::Snapshot>,
     tasks: crate::orders::tasks::TaskState,
     channels: [&'static str; 4],
+    /// Recorded justifications (issue 19).
+    justifications: Vec<crate::orders::judgement::Justification>,
+    /// The ways a claimed validation may be checked.
+    check_methods: [(&'static str, &'static str); 4],
+    /// Reply templates: the refusal from the engine's reasons, "data not held", questions.
+    refusal_text: String,
+    not_held_text: String,
+    questions: Vec<crate::orders::replies::Template>,
 }
 
 /// The JSON name of a unit enum value (`permit`, `acceptable_for_review`, ...).
@@ -140,12 +148,13 @@ pub async fn order(
 ) -> Result<HttpResponse, UiError> {
     let staff = signed.require(Permission::ViewOrders)?.clone();
     let id = id.into_inner();
-    let (d, snapshot, tasks) = db
+    let (d, snapshot, tasks, justifications) = db
         .run(move |conn| {
             let d = review::detail(conn, &id)?;
             let snapshot = crate::orders::approval::current(conn, &id)?;
             let tasks = crate::orders::tasks::state(conn, &id)?;
-            Ok::<_, crate::orders::OrderError>((d, snapshot, tasks))
+            let justifications = crate::orders::judgement::of_order(conn, &id)?;
+            Ok::<_, crate::orders::OrderError>((d, snapshot, tasks, justifications))
         })
         .await?;
     let decision_json = serde_json::to_string_pretty(&d.scope).map_err(|_| UiError::Internal)?;
@@ -153,11 +162,16 @@ pub async fn order(
         StatusCode::OK,
         &OrderPage {
             frame: Frame { staff },
-            d,
             decision_json,
             package: snapshot,
             tasks,
             channels: crate::orders::tasks::CHANNELS,
+            refusal_text: crate::orders::replies::refusal(&d.scope),
+            not_held_text: crate::orders::replies::not_held(&d.scope),
+            questions: crate::orders::replies::questions(),
+            justifications,
+            check_methods: crate::orders::judgement::CHECK_METHODS,
+            d,
         },
     ))
 }
@@ -235,12 +249,23 @@ pub async fn ask(
     Ok(see_other(&to))
 }
 
-/// `POST /orders/{id}/refuse`: refuse with a reason the authority receives.
+/// The refusal form: the text, and which answer it gives.
+#[derive(Deserialize)]
+pub struct RefuseForm {
+    csrf: String,
+    text: String,
+    /// `refusal` (default) or `not_held` (the "data not held" reply).
+    #[serde(default)]
+    reply: String,
+}
+
+/// `POST /orders/{id}/refuse`: refuse with a reason the authority receives, or (with
+/// `reply=not_held`) answer that no data are held.
 #[post("/orders/{id}/refuse")]
 pub async fn refuse(
     signed: Signed,
     id: web::Path<String>,
-    form: web::Form<TextForm>,
+    form: web::Form<RefuseForm>,
     db: web::Data<Db>,
     mail: web::Data<crate::settings::MailSettings>,
 ) -> Result<HttpResponse, UiError> {
@@ -248,9 +273,18 @@ pub async fn refuse(
     signed.check_csrf(&form.csrf)?;
     let id = id.into_inner();
     let to = format!("/orders/{id}");
-    let text = form.into_inner().text;
+    let RefuseForm { text, reply, .. } = form.into_inner();
+    let reply = match reply.as_str() {
+        "" | "refusal" => review::Reply::Refusal,
+        "not_held" => review::Reply::NotHeld,
+        other => {
+            return Err(UiError::BadRequest(format!(
+                "reply: `{other}` is neither refusal nor not_held"
+            )));
+        }
+    };
     let mail = mail.into_inner();
-    db.run(move |conn| review::refuse(conn, &staff, &id, &text, &mail))
+    db.run(move |conn| review::refuse(conn, &staff, &id, &text, reply, &mail))
         .await?;
     Ok(see_other(&to))
 }
@@ -306,20 +340,33 @@ pub async fn object(
     Ok(see_other(&to))
 }
 
+/// The validation-check form: how it was checked, and a note.
+#[derive(Deserialize)]
+pub struct ValidationCheckForm {
+    csrf: String,
+    /// One of `judgement::CHECK_METHODS` (missing: refused by field after the role check).
+    #[serde(default)]
+    method: String,
+    /// The person's words (missing: refused by field).
+    #[serde(default)]
+    note: String,
+}
+
 /// `POST /orders/{id}/validation-checked`: a person checked the claimed validation against the
-/// signed document.
+/// signed document, and records how.
 #[post("/orders/{id}/validation-checked")]
 pub async fn validation_checked(
     signed: Signed,
     id: web::Path<String>,
-    form: web::Form<CsrfForm>,
+    form: web::Form<ValidationCheckForm>,
     db: web::Data<Db>,
 ) -> Result<HttpResponse, UiError> {
     let staff = signed.require(Permission::ActOnOrders)?.clone();
     signed.check_csrf(&form.csrf)?;
     let id = id.into_inner();
     let to = format!("/orders/{id}");
-    db.run(move |conn| review::check_validation(conn, &staff, &id))
+    let ValidationCheckForm { method, note, .. } = form.into_inner();
+    db.run(move |conn| review::check_validation(conn, &staff, &id, &method, &note))
         .await?;
     Ok(see_other(&to))
 }
