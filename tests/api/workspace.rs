@@ -364,6 +364,7 @@ async fn every_route_checks_the_role(backend: Backend) {
     // (method, path, roles allowed). Admins see no order; auditors change nothing.
     let routes: Vec<(&str, &str, &[&str])> = vec![
         ("GET", "/orders", &["rita", "alex", "olga"]),
+        ("GET", "/dashboard", &["rita", "alex", "olga"]),
         ("GET", &order, &["rita", "alex", "olga"]),
         ("GET", &document, &["rita", "alex", "olga"]),
         ("POST", &ask, &["rita", "alex"]),

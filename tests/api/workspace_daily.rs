@@ -15,6 +15,7 @@ both_backends!(
     an_engine_refused_order_offers_no_package_and_its_refusal_is_prefilled,
     not_held_and_question_templates_are_sent_as_edited,
     a_release_with_no_records_is_answered_as_no_data_held,
+    every_dashboard_figure_matches_a_count_of_what_was_seeded,
 );
 
 /// A justification for tests whose orders carry check flags (HI-1 orders, for instance).
@@ -414,4 +415,226 @@ async fn a_release_with_no_records_is_answered_as_no_data_held(backend: Backend)
     let answered = leaves(&api, &mut olga, &id, "order.answered_not_held").await;
     assert_eq!(answered.len(), 1, "{answered:?}");
     assert_eq!(answered[0]["refs"]["released_empty"], true);
+}
+
+/// The `data-label`/`data-value` pairs of the chart whose section carries `aria-label=title`.
+fn chart(page: &str, title: &str) -> Vec<(String, u64)> {
+    let start = page
+        .find(&format!("<section class=\"chart\" aria-label=\"{title}\">"))
+        .unwrap_or_else(|| panic!("no chart {title}"));
+    let section = &page[start..];
+    let section = &section[..section.find("</section>").unwrap()];
+    section
+        .split("data-label=\"")
+        .skip(1)
+        .map(|part| {
+            let label = unescape(&part[..part.find('"').unwrap()]);
+            let v = &part[part.find("data-value=\"").unwrap() + 12..];
+            (label, v[..v.find('"').unwrap()].parse().unwrap())
+        })
+        .collect()
+}
+
+/// The number in `<dd id="ID">`.
+fn tile(page: &str, id: &str) -> u64 {
+    let at = page.find(&format!("<dd id=\"{id}\">")).unwrap() + id.len() + 10;
+    let rest = &page[at..];
+    rest[..rest.find(|c: char| !c.is_ascii_digit()).unwrap()]
+        .parse()
+        .unwrap()
+}
+
+/// Issue 19, dashboard: seeds orders of two instruments from three authorities, ends them in
+/// each way (released, narrowed and released, refused, not held), leaves some open (one made
+/// overdue, one due later today, one emergency), and checks every figure on the page against
+/// counts made here from what was seeded.
+async fn every_dashboard_figure_matches_a_count_of_what_was_seeded(backend: Backend) {
+    use crate::orders::JUDGE_SIGNER;
+    let api = Api::start(backend, &[("WRIT_API__JOBS_INTERVAL_SECS", "3600")]).await;
+    add_users(&api.app).await;
+    seed_alice(&api.app).await;
+    let epoc = |reference: &str, emergency: bool| {
+        let mut o: Value = serde_json::from_str(ORDER).unwrap();
+        o["reference"] = json!(reference);
+        if emergency {
+            o["emergency"] = json!({"justification": "A child is missing."});
+        }
+        o.to_string()
+    };
+    // (signer, order, authority id, instrument)
+    let mut seeded = Vec::new();
+    for (signer, order) in [
+        (PARIS, epoc("D-1", false)),
+        (PARIS, epoc("D-2", false)),
+        (PARIS, epoc("D-3", false)),
+        (PARIS, epoc("D-4", true)),
+        (JUDGE_SIGNER, epoc("D-5", false)),
+        (JUDGE_SIGNER, epoc("D-6", false)),
+        (POLICE_SIGNER, {
+            let mut r = requisition();
+            r.as_object_mut().unwrap().remove("validator");
+            r.to_string()
+        }),
+        (POLICE_SIGNER, requisition().to_string()),
+    ] {
+        let (status, created) = json_of(api.submit(signer, &submission(&order)).await).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        seeded.push((signer, created));
+    }
+    let id = |i: usize| seeded[i].1["id"].as_str().unwrap().to_owned();
+    let mut alex = Browser::new(&api.app);
+    alex.sign_in("alex", PASSWORD).await;
+    let csrf = alex.session_csrf().await;
+    // D-1 released as decided; D-2 narrowed, then released; D-3 not held; the engine-refused
+    // requisition refused.
+    crate::access::release(&api.app, &id(0)).await;
+    let (status, _, _) = alex
+        .post(
+            &format!("/orders/{}/narrow", id(1)),
+            &[
+                ("csrf", &csrf),
+                ("keep", "subscriber.user_id"),
+                ("reason", "proportionality"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    crate::access::release(&api.app, &id(1)).await;
+    for (i, reply) in [(2, "not_held"), (6, "refusal")] {
+        let (status, body, _) = alex
+            .post(
+                &format!("/orders/{}/refuse", id(i)),
+                &[
+                    ("csrf", &csrf),
+                    ("text", "As the template says."),
+                    ("reply", reply),
+                ],
+            )
+            .await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    }
+    // D-5 overdue, D-6 due later today (set in the table: the engine gives days).
+    let now = chrono::Utc::now();
+    let end_of_day = (now + chrono::Duration::days(1))
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc();
+    let later_today = now + (end_of_day - now) / 2;
+    let (overdue_id, today_id) = (id(4), id(5));
+    let (past, soon) = (
+        (now - chrono::Duration::hours(1)).timestamp_micros(),
+        later_today.timestamp_micros(),
+    );
+    api.app
+        .pool
+        .run(move |conn| {
+            use diesel::prelude::*;
+            use writ::db::schema::orders;
+            diesel::update(orders::table.find(&overdue_id))
+                .set(orders::deadline_at.eq(Some(past)))
+                .execute(conn)?;
+            diesel::update(orders::table.find(&today_id))
+                .set(orders::deadline_at.eq(Some(soon)))
+                .execute(conn)?;
+            Ok::<_, writ::db::DbError>(())
+        })
+        .await
+        .unwrap();
+
+    // The counts, made here from what was seeded and done.
+    let total = seeded.len() as u64;
+    let ended = [0usize, 1, 2, 6];
+    let open: Vec<usize> = (0..seeded.len()).filter(|i| !ended.contains(i)).collect();
+    let open_deadlines: Vec<Option<chrono::DateTime<chrono::Utc>>> = open
+        .iter()
+        .map(|&i| match i {
+            4 => Some(now - chrono::Duration::hours(1)),
+            5 => Some(later_today),
+            _ => seeded[i].1["deadline_at"]
+                .as_str()
+                .map(|t| chrono::DateTime::parse_from_rfc3339(t).unwrap().to_utc()),
+        })
+        .collect();
+    let overdue = open_deadlines
+        .iter()
+        .filter(|d| d.is_some_and(|d| d < now))
+        .count() as u64;
+    let due_today = open_deadlines
+        .iter()
+        .filter(|d| d.is_some_and(|d| d >= now && d < end_of_day))
+        .count() as u64;
+    let emergency = seeded
+        .iter()
+        .filter(|(_, c)| c["emergency"] == true)
+        .count() as u64;
+    let mut by_authority = std::collections::HashMap::new();
+    let mut by_instrument = std::collections::HashMap::new();
+    for (signer, c) in &seeded {
+        *by_authority.entry(signer.iss.to_owned()).or_insert(0u64) += 1;
+        *by_instrument
+            .entry(c["instrument"].as_str().unwrap().to_owned())
+            .or_insert(0u64) += 1;
+    }
+
+    let (status, page, _) = alex.get("/dashboard").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(!page.contains("<script"), "no JavaScript");
+    assert_eq!(tile(&page, "total"), total);
+    assert_eq!(tile(&page, "open"), open.len() as u64);
+    assert_eq!(tile(&page, "overdue"), overdue);
+    assert!(overdue >= 1 && due_today >= 1, "{overdue} {due_today}");
+    assert_eq!(tile(&page, "due-today"), due_today);
+    assert_eq!(tile(&page, "emergency"), emergency);
+    assert_eq!(emergency, 1);
+    let outcomes: std::collections::HashMap<String, u64> =
+        chart(&page, "Outcomes").into_iter().collect();
+    assert_eq!(outcomes["released"], 1, "{outcomes:?}");
+    assert_eq!(outcomes["released, narrowed"], 1, "{outcomes:?}");
+    assert_eq!(outcomes["refused"], 1, "{outcomes:?}");
+    assert_eq!(outcomes["not held"], 1, "{outcomes:?}");
+    let shown: std::collections::HashMap<String, u64> =
+        chart(&page, "By authority").into_iter().collect();
+    assert_eq!(shown, by_authority);
+    let shown: std::collections::HashMap<String, u64> =
+        chart(&page, "By instrument").into_iter().collect();
+    assert_eq!(shown, by_instrument);
+    assert_eq!(
+        chart(&page, "By country of the authority"),
+        [("FR".to_owned(), total)]
+    );
+    // Every order was received this week: the last week's bar holds them all.
+    let weeks: Vec<u64> = page
+        .split("<g class=\"bar\" data-label=\"")
+        .skip(1)
+        .take(12)
+        .map(|p| {
+            let v = &p[p.find("data-value=\"").unwrap() + 12..];
+            v[..v.find('"').unwrap()].parse().unwrap()
+        })
+        .collect();
+    assert_eq!(weeks.len(), 12);
+    assert_eq!(weeks[11], total, "{weeks:?}");
+    assert_eq!(weeks.iter().sum::<u64>(), total);
+    // Time to respond: three EPOCs answered, one requisition; none late.
+    let row = |instrument: &str| {
+        let at = page
+            .find(&format!("<tr data-instrument=\"{instrument}\">"))
+            .unwrap_or_else(|| panic!("no row {instrument}"));
+        let row = &page[at..];
+        let row = &row[..row.find("</tr>").unwrap()];
+        row.split("<td>")
+            .skip(1)
+            .map(|c| c[..c.find("</td>").unwrap()].to_owned())
+            .collect::<Vec<_>>()
+    };
+    let epoc_row = row("eu.epoc");
+    assert_eq!(epoc_row[1], "3", "{epoc_row:?}");
+    assert_eq!(epoc_row[3], "0", "{epoc_row:?}");
+    let req_row = row("fr.requisition");
+    assert_eq!(req_row[1], "1", "{req_row:?}");
+    // A reviewer sees it too; an admin does not.
+    let mut adam = Browser::new(&api.app);
+    adam.sign_in("adam", PASSWORD).await;
+    assert_eq!(adam.get("/dashboard").await.0, StatusCode::FORBIDDEN);
 }

@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod dashboard;
 pub mod intake;
 pub mod mail;
 pub mod order;
@@ -282,6 +283,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(session::login)
         .service(session::logout)
         .service(queue::queue)
+        .service(dashboard::dashboard)
         .service(intake::new_order_form)
         .service(intake::enter_order)
         .service(order::order)
