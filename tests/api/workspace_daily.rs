@@ -16,6 +16,7 @@ both_backends!(
     not_held_and_question_templates_are_sent_as_edited,
     a_release_with_no_records_is_answered_as_no_data_held,
     every_dashboard_figure_matches_a_count_of_what_was_seeded,
+    a_user_notice_nothing_forbids_is_offered_and_recorded,
 );
 
 /// A justification for tests whose orders carry check flags (HI-1 orders, for instance).
@@ -637,4 +638,59 @@ async fn every_dashboard_figure_matches_a_count_of_what_was_seeded(backend: Back
     let mut adam = Browser::new(&api.app);
     adam.sign_in("adam", PASSWORD).await;
     assert_eq!(adam.get("/dashboard").await.0, StatusCode::FORBIDDEN);
+}
+
+/// Issue 19 bug 9, the positive case (the gap left last time): an order without a
+/// non-disclosure order, whose rules let the provider tell the user, offers the notice form;
+/// the notice is accepted, recorded with its date and channel, and audited.
+async fn a_user_notice_nothing_forbids_is_offered_and_recorded(backend: Backend) {
+    let api = Api::start(backend, &[]).await;
+    add_users(&api.app).await;
+    // A US subpoena without a non-disclosure order: the provider may tell the customer.
+    crate::legal::register_fbi(&api).await;
+    let order = json!({
+        "reference": "SUB-2026-1",
+        "instrument": "us.subpoena",
+        "issuer": {"kind": "police", "person": "SA Smith", "authority": "FBI New York", "country": "US"},
+        "dates": {"issued_at": "2026-09-01T06:00:00Z"},
+        "statutory_basis": {"kind": "administrative_subpoena", "statute": "21 U.S.C. 876"},
+        "targets": [{"username": "alice"}],
+        "categories": ["subscriber"]
+    });
+    let (status, created) = json_of(
+        api.submit(crate::legal::FBI, &submission(&order.to_string()))
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert!(created["decision"]["gag"].is_null(), "{created}");
+    assert!(
+        !created["decision"]["user_notice"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "{created}"
+    );
+    let id = created["id"].as_str().unwrap().to_owned();
+    let mut rita = Browser::new(&api.app);
+    rita.sign_in("rita", PASSWORD).await;
+    let (_, page, _) = rita.get(&format!("/orders/{id}")).await;
+    assert!(page.contains("Record the notice"), "{page}");
+    assert!(!page.contains("Do not tell the user now"), "{page}");
+    let csrf = rita.session_csrf().await;
+    let (status, body, _) = rita
+        .post(
+            &format!("/orders/{id}/user-notified"),
+            &[
+                ("csrf", &csrf),
+                ("date", "2026-12-01"),
+                ("channel", "in_app"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    let (_, page, _) = rita.get(&format!("/orders/{id}")).await;
+    assert!(page.contains("Told on 2026-12-01 by in app."), "{page}");
+    assert!(page.contains("order.user_notified"), "{page}");
+    assert!(!page.contains("Record the notice"), "{page}");
 }
