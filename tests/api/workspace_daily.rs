@@ -17,6 +17,7 @@ both_backends!(
     a_release_with_no_records_is_answered_as_no_data_held,
     every_dashboard_figure_matches_a_count_of_what_was_seeded,
     a_user_notice_nothing_forbids_is_offered_and_recorded,
+    destructive_actions_need_their_box_ticked_on_the_server,
 );
 
 /// A justification for tests whose orders carry check flags (HI-1 orders, for instance).
@@ -296,7 +297,7 @@ async fn an_engine_refused_order_offers_no_package_and_its_refusal_is_prefilled(
     let (status, body, _) = alex
         .post(
             &format!("/orders/{id}/refuse"),
-            &[("csrf", &csrf), ("text", &edited)],
+            &[("csrf", &csrf), ("text", &edited), ("confirm", "yes")],
         )
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
@@ -341,7 +342,12 @@ async fn not_held_and_question_templates_are_sent_as_edited(backend: Backend) {
     let (status, body, _) = rita
         .post(
             &format!("/orders/{first}/refuse"),
-            &[("csrf", &csrf), ("text", "x"), ("reply", "maybe")],
+            &[
+                ("csrf", &csrf),
+                ("text", "x"),
+                ("reply", "maybe"),
+                ("confirm", "yes"),
+            ],
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
@@ -351,7 +357,12 @@ async fn not_held_and_question_templates_are_sent_as_edited(backend: Backend) {
     let (status, body, _) = rita
         .post(
             &format!("/orders/{first}/refuse"),
-            &[("csrf", &csrf), ("text", &edited), ("reply", "not_held")],
+            &[
+                ("csrf", &csrf),
+                ("text", &edited),
+                ("reply", "not_held"),
+                ("confirm", "yes"),
+            ],
         )
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
@@ -509,6 +520,7 @@ async fn every_dashboard_figure_matches_a_count_of_what_was_seeded(backend: Back
                     ("csrf", &csrf),
                     ("text", "As the template says."),
                     ("reply", reply),
+                    ("confirm", "yes"),
                 ],
             )
             .await;
@@ -693,4 +705,103 @@ async fn a_user_notice_nothing_forbids_is_offered_and_recorded(backend: Backend)
     assert!(page.contains("Told on 2026-12-01 by in app."), "{page}");
     assert!(page.contains("order.user_notified"), "{page}");
     assert!(!page.contains("Record the notice"), "{page}");
+}
+
+/// Issue 19, confirmations: refusing, releasing a hold, revoking a key, suspending an
+/// authority and disabling a user each need the confirmation box ticked, checked on the
+/// server (no JavaScript): without it the answer is 422 naming `confirm` and nothing changes;
+/// with it the action happens. The forms carry the box, and the role picker has no default.
+async fn destructive_actions_need_their_box_ticked_on_the_server(backend: Backend) {
+    let api = Api::start(backend, &[]).await;
+    add_users(&api.app).await;
+    let (_, created) = json_of(api.submit(PARIS, &submission(ORDER)).await).await;
+    let order = created["id"].as_str().unwrap().to_owned();
+    let mut pr: Value = serde_json::from_str(ORDER).unwrap();
+    pr["reference"] = json!("PR-2026-PRESERVE");
+    pr["instrument"] = json!("eu.epoc_pr");
+    pr["validator"] = json!({"kind": "judge", "person": "Mme J", "authority": "JLD Paris", "country": "FR", "file_number": "JLD-1"});
+    pr["emergency"] = json!({"justification": "Data at risk of deletion."});
+    pr["targets"] = json!([{"username": "alice"}]);
+    let (status, held) = json_of(api.submit(PARIS, &submission(&pr.to_string())).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{held}");
+    let held = held["id"].as_str().unwrap().to_owned();
+
+    let mut rita = Browser::new(&api.app);
+    rita.sign_in("rita", PASSWORD).await;
+    let (_, page, _) = rita.get(&format!("/orders/{held}")).await;
+    assert!(
+        page.contains("name=\"confirm\" value=\"yes\" required"),
+        "{page}"
+    );
+    let csrf = rita.session_csrf().await;
+    let mut adam = Browser::new(&api.app);
+    adam.sign_in("adam", PASSWORD).await;
+    let admin_csrf = adam.session_csrf().await;
+    let (_, users, _) = adam.get("/admin/users").await;
+    assert!(
+        users.contains("<option value=\"\" selected disabled>Choose a role</option>"),
+        "{users}"
+    );
+    assert!(users.contains("name=\"confirm\""), "{users}");
+    let (_, registry, _) = adam.get("/admin/registry").await;
+    assert!(
+        registry.matches("name=\"confirm\"").count() >= 2,
+        "{registry}"
+    );
+
+    let refuse = format!("/orders/{order}/refuse");
+    let release = format!("/orders/{held}/hold/release");
+    let revoke = format!("/admin/registry/keys/{}/revoke", PARIS.kid);
+    let suspend = format!("/admin/registry/{}/status", POLICE_SIGNER.iss);
+    // (browser, path, form without the box)
+    let reason = ("text", "Cannot comply: no such user.");
+    for (admin, path, form) in [
+        (false, refuse.as_str(), vec![reason]),
+        (false, release.as_str(), vec![]),
+        (true, revoke.as_str(), vec![]),
+        (true, suspend.as_str(), vec![]),
+        (true, "/admin/users/bea/disable", vec![]),
+    ] {
+        let (b, csrf) = if admin {
+            (&mut adam, admin_csrf.as_str())
+        } else {
+            (&mut rita, csrf.as_str())
+        };
+        let mut form = form;
+        form.push(("csrf", csrf));
+        for unticked in [None, Some("no")] {
+            let mut f = form.clone();
+            if let Some(v) = unticked {
+                f.push(("confirm", v));
+            }
+            let (status, body, _) = b.post(path, &f).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {body}");
+            assert!(
+                body.contains("confirm:") && body.contains("nothing was changed"),
+                "{body}"
+            );
+        }
+        // Nothing changed yet: checked below after the ticked run of each.
+        form.push(("confirm", "yes"));
+        let (status, body, _) = b.post(path, &form).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{path}: {body}");
+    }
+    let (_, page, _) = rita.get(&format!("/orders/{order}")).await;
+    assert!(page.contains("s-refused"), "{page}");
+    let (_, page, _) = rita.get(&format!("/orders/{held}")).await;
+    assert!(page.contains("order.hold_released"), "{page}");
+    // The revoked key no longer authenticates; the suspended authority is refused; bea is out.
+    assert_eq!(
+        api.send(PARIS, "GET", &format!("/api/v1/orders/{order}"), b"")
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let (_, registry, _) = adam.get("/admin/registry").await;
+    assert!(
+        registry.contains("(revoked)") && registry.contains("suspended"),
+        "{registry}"
+    );
+    let mut bea = Browser::new(&api.app);
+    assert_ne!(bea.sign_in("bea", PASSWORD).await, StatusCode::SEE_OTHER);
 }

@@ -7,7 +7,7 @@ use askama::Template;
 use chrono::Utc;
 use serde::Deserialize;
 
-use super::session::{CsrfForm, Frame};
+use super::session::Frame;
 use super::{Signed, UiError, html, see_other};
 use crate::db::Db;
 use crate::orders::clarify;
@@ -257,6 +257,9 @@ pub struct RefuseForm {
     /// `refusal` (default) or `not_held` (the "data not held" reply).
     #[serde(default)]
     reply: String,
+    /// The confirmation box (`yes`).
+    #[serde(default)]
+    confirm: Option<String>,
 }
 
 /// `POST /orders/{id}/refuse`: refuse with a reason the authority receives, or (with
@@ -273,7 +276,13 @@ pub async fn refuse(
     signed.check_csrf(&form.csrf)?;
     let id = id.into_inner();
     let to = format!("/orders/{id}");
-    let RefuseForm { text, reply, .. } = form.into_inner();
+    let RefuseForm {
+        text,
+        reply,
+        confirm,
+        ..
+    } = form.into_inner();
+    super::confirmed(confirm.as_deref(), "close the order with this answer")?;
     let reply = match reply.as_str() {
         "" | "refusal" => review::Reply::Refusal,
         "not_held" => review::Reply::NotHeld,
@@ -376,6 +385,9 @@ pub async fn validation_checked(
 pub struct ExPostForm {
     csrf: String,
     outcome: String,
+    /// The confirmation box (`yes`), required to record a lapse.
+    #[serde(default)]
+    confirm: Option<String>,
 }
 
 /// `POST /orders/{id}/ex-post-validation`: received, or lapsed.
@@ -390,7 +402,13 @@ pub async fn ex_post_validation(
     signed.check_csrf(&form.csrf)?;
     let received = match form.outcome.as_str() {
         "received" => true,
-        "lapsed" => false,
+        "lapsed" => {
+            super::confirmed(
+                form.confirm.as_deref(),
+                "record the lapse and withdraw the order",
+            )?;
+            false
+        }
         other => {
             return Err(UiError::BadRequest(format!(
                 "`{other}` is neither received nor lapsed"
@@ -444,7 +462,7 @@ pub async fn user_notified(
 pub async fn hold(
     signed: Signed,
     path: web::Path<(String, String)>,
-    form: web::Form<CsrfForm>,
+    form: web::Form<super::session::ConfirmForm>,
     db: web::Data<Db>,
 ) -> Result<HttpResponse, UiError> {
     let staff = signed.require(Permission::ActOnOrders)?.clone();
@@ -459,6 +477,7 @@ pub async fn hold(
             .await?
         }
         "release" => {
+            super::confirmed(form.confirm.as_deref(), "release the hold")?;
             db.run(move |conn| crate::orders::tasks::release_hold(conn, &staff, &id, Utc::now()))
                 .await?
         }
