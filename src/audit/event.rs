@@ -97,6 +97,9 @@ catalogue! {
     OrderUserNotified => "order.user_notified",
     /// The provider refused an order.
     OrderRefused => "order.refused",
+    /// The authority was answered that the provider holds no data the order reaches (an
+    /// explicit reply, or a released package with no records).
+    OrderAnsweredNotHeld => "order.answered_not_held",
     /// A person narrowed an order's scope.
     OrderNarrowed => "order.narrowed",
     /// An order's package was gathered and frozen as a snapshot.

@@ -642,3 +642,27 @@ diesel::table! {
         released_at -> BigInt,
     }
 }
+
+diesel::table! {
+    /// Recorded justifications of decisions that need human judgement (issue 19).
+    justifications (id) {
+        /// Row id (a UUID).
+        id -> Text,
+        /// The order.
+        order_id -> Text,
+        /// approval or validation_check.
+        action -> Text,
+        /// How a claimed validation was checked (validation_check only).
+        method -> Nullable<Text>,
+        /// The check flags the justification answers, as reason codes joined by commas.
+        points -> Text,
+        /// What the person wrote.
+        text -> Text,
+        /// SHA-256 of `text` (also in the action's audit entry).
+        text_sha256 -> Text,
+        /// Who wrote it.
+        author -> Text,
+        /// When, UTC microseconds.
+        created_at -> BigInt,
+    }
+}

@@ -160,6 +160,16 @@ pub enum Notice {
         /// The authority's reference.
         reference: String,
     },
+    /// To the authority: the provider holds no data the order reaches (an explicit "data not
+    /// held" reply, e.g. Annex III on EU orders, or a released package with no records).
+    NoDataHeld {
+        /// Writ's order id.
+        order_id: String,
+        /// The authority's reference.
+        reference: String,
+        /// The reply, written by the legal team (or Writ's standard words; never user data).
+        text: String,
+    },
     /// To the authority: a reasoned refusal (the provider cannot comply).
     Refusal {
         /// Writ's order id.
@@ -197,7 +207,8 @@ impl Notice {
             Self::DeadlineReminder { .. } => "deadline_reminder",
             Self::TaskReminder { .. } => "task_reminder",
             Self::ClarificationRequested { .. } => "clarification_requested",
-            Self::ResponseReady { .. } => "response_ready",
+            // Stored under the response kind, so the outbox schema needs no change.
+            Self::ResponseReady { .. } | Self::NoDataHeld { .. } => "response_ready",
             Self::Refusal { .. } => "refusal",
             // Stored under the auditors' audit-log kind, so the outbox schema needs no change.
             Self::Checkpoint { .. } | Self::AuditVerificationFailed { .. } => "checkpoint",
@@ -212,6 +223,7 @@ impl Notice {
             | Self::TaskReminder { order_id, .. }
             | Self::ClarificationRequested { order_id, .. }
             | Self::ResponseReady { order_id, .. }
+            | Self::NoDataHeld { order_id, .. }
             | Self::Refusal { order_id, .. } => Some(order_id),
             Self::Checkpoint { .. } | Self::AuditVerificationFailed { .. } => None,
         }
@@ -221,7 +233,10 @@ impl Notice {
     pub fn is_for_authority(&self) -> bool {
         matches!(
             self,
-            Self::ClarificationRequested { .. } | Self::ResponseReady { .. } | Self::Refusal { .. }
+            Self::ClarificationRequested { .. }
+                | Self::ResponseReady { .. }
+                | Self::NoDataHeld { .. }
+                | Self::Refusal { .. }
         )
     }
 

@@ -68,6 +68,14 @@ struct ResponseReady<'a> {
 }
 
 #[derive(Template)]
+#[template(path = "email/no_data_held.txt")]
+struct NoDataHeld<'a> {
+    order_id: &'a str,
+    reference: &'a str,
+    text: &'a str,
+}
+
+#[derive(Template)]
 #[template(path = "email/refusal.txt")]
 struct Refusal<'a> {
     order_id: &'a str,
@@ -144,6 +152,16 @@ pub fn render(notice: &Notice) -> Result<Rendered, MailError> {
         } => ResponseReady {
             order_id: &one_line(order_id),
             reference: &one_line(reference),
+        }
+        .render(),
+        Notice::NoDataHeld {
+            order_id,
+            reference,
+            text,
+        } => NoDataHeld {
+            order_id: &one_line(order_id),
+            reference: &one_line(reference),
+            text: &text_block(text),
         }
         .render(),
         Notice::Refusal {

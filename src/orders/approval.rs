@@ -236,12 +236,16 @@ pub enum Approved {
 
 /// Approves the snapshot whose hash the approver saw. With [`APPROVALS`] different approvers,
 /// releases: builds and signs the archive from the snapshot, stores it, and records the release
-/// in the audit log, all in one transaction.
+/// in the audit log, all in one transaction. Where the order needs human judgement
+/// ([`super::judgement::points`]), `justification` must say why (refused without it); it is
+/// stored and its id and hash go into the `order.approved` entry.
+#[allow(clippy::too_many_arguments)]
 pub fn approve(
     conn: &mut DbConn,
     staff: &Staff,
     order_id: &str,
     snapshot_sha256: &str,
+    justification: &str,
     key: &SigningKey,
     mail: &crate::settings::MailSettings,
     now: DateTime<Utc>,
@@ -267,6 +271,22 @@ pub fn approve(
                 "you have approved this package already; a second person must",
             ));
         }
+        let points = super::judgement::points(&d);
+        let justified = if points.is_empty() && justification.trim().is_empty() {
+            None
+        } else {
+            let text = super::judgement::check_text("justification", justification)?;
+            Some(super::judgement::record(
+                c,
+                order_id,
+                "approval",
+                None,
+                &points,
+                text,
+                &staff.username,
+                now,
+            )?)
+        };
         diesel::insert_into(approvals::table)
             .values((
                 approvals::package_id.eq(&snap.id),
@@ -276,10 +296,17 @@ pub fn approve(
             .execute(c)?;
         let mut approvers = snap.approvers.clone();
         approvers.push(staff.username.clone());
-        let entry = NewEntry::new(staff.actor(), audit::Event::OrderApproved)
+        let mut entry = NewEntry::new(staff.actor(), audit::Event::OrderApproved)
             .order(order_id)
             .reference("snapshot_sha256", snap.snapshot_sha256.as_str())
             .reference("approvals", approvers.len());
+        if let Some((jid, jsha)) = justified {
+            let codes: Vec<&str> = points.iter().map(|p| p.code.as_str()).collect();
+            entry = entry
+                .reference("judgement_points", codes.join(","))
+                .reference("justification_id", jid)
+                .reference("justification_sha256", jsha);
+        }
         audit::append(c, &entry, now)?;
         if approvers.len() < APPROVALS {
             diesel::update(orders::table.find(order_id))
@@ -341,14 +368,30 @@ pub fn approve(
                 release_queue::released_at.eq(now.timestamp_micros()),
             ))
             .execute(c)?;
+        // A package with no records answers "no data held", not "response ready".
+        let empty = built.record_counts.values().all(|n| *n == 0);
+        let notice = if empty {
+            let entry = NewEntry::new(staff.actor(), audit::Event::OrderAnsweredNotHeld)
+                .order(order_id)
+                .reference("released_empty", true)
+                .reference("package_sha256", built.sha256.as_str());
+            audit::append(c, &entry, now)?;
+            crate::mail::Notice::NoDataHeld {
+                order_id: order_id.to_owned(),
+                reference: d.view.reference.clone(),
+                text: super::replies::empty_release(&d.scope),
+            }
+        } else {
+            crate::mail::Notice::ResponseReady {
+                order_id: order_id.to_owned(),
+                reference: d.view.reference.clone(),
+            }
+        };
         crate::mail::notify(
             c,
             mail,
             crate::mail::Recipients::Authority(&d.authority_id),
-            &crate::mail::Notice::ResponseReady {
-                order_id: order_id.to_owned(),
-                reference: d.view.reference.clone(),
-            },
+            &notice,
             now,
         );
         crate::failpoint!(crate::failpoint::RELEASE_BEFORE_COMMIT);

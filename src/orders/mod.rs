@@ -9,16 +9,19 @@
 //! Module map: `validate` (an order's JSON -> field errors), `intake` (a submission ->
 //! stored, decided order), `review` (the queue, an order's detail, refusal), `clarify`
 //! (messages, amendments, withdrawal), `approval` (snapshot, four-eyes approval, release
-//! exactly once, narrowing), `holds` (holds by target identifier and their resolution to
+//! exactly once, narrowing), `judgement` (recorded justifications), `replies` (reply templates), `dashboard` (the team's figures), `holds` (holds by target identifier and their resolution to
 //! accounts), `tasks` (the duties a decision sets: ex-post validation, user notice, hold
 //! ends), `demo` (the demo workspace). Background jobs over orders are in `crate::jobs`.
 
 pub mod approval;
 pub mod clarify;
+pub mod dashboard;
 pub mod demo;
 pub mod holds;
 pub mod intake;
+pub mod judgement;
 pub mod messages;
+pub mod replies;
 pub mod review;
 pub mod tasks;
 pub mod validate;

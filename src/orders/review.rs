@@ -445,8 +445,18 @@ pub fn detail(conn: &mut DbConn, id: &str) -> Result<OrderDetail, OrderError> {
     })
 }
 
-/// Records that a person checked the claimed validation against the signed document.
-pub fn check_validation(conn: &mut DbConn, staff: &Staff, id: &str) -> Result<(), OrderError> {
+/// Records that a person checked the claimed validation against the signed document, how
+/// (`method`, one of [`super::judgement::CHECK_METHODS`]) and in their words (`note`): both are
+/// required, stored as a justification, and referred to by the audit entry.
+pub fn check_validation(
+    conn: &mut DbConn,
+    staff: &Staff,
+    id: &str,
+    method: &str,
+    note: &str,
+) -> Result<(), OrderError> {
+    let method = super::judgement::check_method(method)?;
+    let note = super::judgement::check_text("note", note)?;
     write_tx(conn, |c| {
         let current = view(c, id, None)?;
         if current.status.is_closed() {
@@ -462,21 +472,49 @@ pub fn check_validation(conn: &mut DbConn, staff: &Staff, id: &str) -> Result<()
                 order_versions::validation_checked_at.eq(Some(now.timestamp_micros())),
             ))
             .execute(c)?;
+        let point = super::judgement::Point {
+            code: super::judgement::CLAIMED_VALIDATION.into(),
+            text: String::new(),
+        };
+        let (jid, jsha) = super::judgement::record(
+            c,
+            id,
+            "validation_check",
+            Some(method),
+            &[point],
+            note,
+            &staff.username,
+            now,
+        )?;
         let entry = NewEntry::new(staff.actor(), audit::Event::OrderValidationChecked)
             .order(id)
-            .reference("version", u64::try_from(current.version).unwrap_or(0));
+            .reference("version", u64::try_from(current.version).unwrap_or(0))
+            .reference("method", method)
+            .reference("justification_id", jid)
+            .reference("justification_sha256", jsha);
         audit::append(c, &entry, now)?;
         Ok(())
     })
 }
 
+/// Which answer closes an order without a release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply {
+    /// A reasoned refusal (`order.refused`).
+    Refusal,
+    /// The provider holds no data the order reaches (`order.answered_not_held`; Annex III on
+    /// EU orders).
+    NotHeld,
+}
+
 /// Refuses an order with a reason the authority receives (e.g. an Annex III-style "cannot
-/// comply"); its holds end.
+/// comply"), or answers that no data are held; its holds end.
 pub fn refuse(
     conn: &mut DbConn,
     staff: &Staff,
     id: &str,
     reason: &str,
+    reply: Reply,
     mail: &crate::settings::MailSettings,
 ) -> Result<(), OrderError> {
     refuse_at(conn, staff, id, reason, mail, Utc::now())
@@ -519,9 +557,16 @@ pub fn refuse_at(
                 orders::updated_at.eq(now.timestamp_micros()),
             ))
             .execute(c)?;
-        messages::provider_message(c, id, &staff.username, &format!("Refused: {reason}"), now)?;
+        let (said, event) = match reply {
+            Reply::Refusal => (format!("Refused: {reason}"), audit::Event::OrderRefused),
+            Reply::NotHeld => (
+                format!("Data not held: {reason}"),
+                audit::Event::OrderAnsweredNotHeld,
+            ),
+        };
+        messages::provider_message(c, id, &staff.username, &said, now)?;
         holds::release(c, id, now.timestamp_micros())?;
-        let entry = NewEntry::new(staff.actor(), audit::Event::OrderRefused).order(id);
+        let entry = NewEntry::new(staff.actor(), event).order(id);
         audit::append(c, &entry, now)?;
         let owner: String = orders::table
             .find(id)
@@ -531,10 +576,17 @@ pub fn refuse_at(
             c,
             mail,
             crate::mail::Recipients::Authority(&owner),
-            &crate::mail::Notice::Refusal {
-                order_id: id.to_owned(),
-                reference: current.reference.clone(),
-                reason: reason.to_owned(),
+            &match reply {
+                Reply::Refusal => crate::mail::Notice::Refusal {
+                    order_id: id.to_owned(),
+                    reference: current.reference.clone(),
+                    reason: reason.to_owned(),
+                },
+                Reply::NotHeld => crate::mail::Notice::NoDataHeld {
+                    order_id: id.to_owned(),
+                    reference: current.reference.clone(),
+                    text: reason.to_owned(),
+                },
             },
             now,
         );

@@ -167,7 +167,11 @@ pub(crate) async fn release(app: &TestApp, order: &str) {
         let (s, body, _) = b
             .post(
                 &format!("/orders/{order}/approve"),
-                &[("csrf", &csrf), ("snapshot_sha256", &hash)],
+                &[
+                    ("csrf", &csrf),
+                    ("snapshot_sha256", &hash),
+                    ("justification", crate::workspace_daily::JUSTIFICATION),
+                ],
             )
             .await;
         assert_eq!(s, StatusCode::SEE_OTHER, "{user}: {body}");
@@ -335,7 +339,11 @@ async fn the_package_is_served_only_while_released_and_kept(backend: Backend) {
     let (s, body, _) = alex
         .post(
             &format!("/orders/{lapsing}/approve"),
-            &[("csrf", &csrf), ("snapshot_sha256", &hash)],
+            &[
+                ("csrf", &csrf),
+                ("snapshot_sha256", &hash),
+                ("justification", crate::workspace_daily::JUSTIFICATION),
+            ],
         )
         .await;
     assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
@@ -347,7 +355,11 @@ async fn the_package_is_served_only_while_released_and_kept(backend: Backend) {
     let (s, body, _) = bea
         .post(
             &format!("/orders/{lapsing}/approve"),
-            &[("csrf", &csrf_b), ("snapshot_sha256", &hash)],
+            &[
+                ("csrf", &csrf_b),
+                ("snapshot_sha256", &hash),
+                ("justification", crate::workspace_daily::JUSTIFICATION),
+            ],
         )
         .await;
     assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
@@ -360,7 +372,7 @@ async fn the_package_is_served_only_while_released_and_kept(backend: Backend) {
     let (s, body, _) = alex
         .post(
             &format!("/orders/{lapsing}/ex-post-validation"),
-            &[("csrf", &csrf), ("outcome", "lapsed")],
+            &[("csrf", &csrf), ("outcome", "lapsed"), ("confirm", "yes")],
         )
         .await;
     assert_eq!(s, StatusCode::SEE_OTHER, "{body}");

@@ -120,7 +120,8 @@ pub(crate) fn sigterm(child: &Child) {
 
 both_backends!(
     serve_answers_readyz_and_shuts_down_gracefully_on_sigterm,
-    migrate_subcommands_round_trip
+    migrate_subcommands_round_trip,
+    the_demo_serves_with_a_legal_team_and_no_warning,
 );
 
 async fn serve_answers_readyz_and_shuts_down_gracefully_on_sigterm(backend: Backend) {
@@ -161,6 +162,61 @@ async fn serve_answers_readyz_and_shuts_down_gracefully_on_sigterm(backend: Back
     }
     assert!(logs.contains("shutdown complete"), "{logs}");
     assert!(logs.contains("\"http.route\":\"/readyz\""), "{logs}");
+    // Issue 19 bug 10: with `mail.legal_team` empty (the default), start-up warns in the log,
+    // and /readyz says so in its details.
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("\"WARN\"") && l.contains(writ::settings::NO_LEGAL_TEAM)),
+        "{logs}"
+    );
+    assert!(
+        ready.body.contains(writ::settings::NO_LEGAL_TEAM),
+        "{}",
+        ready.body
+    );
+}
+
+/// Issue 19 bug 10: `writ serve --demo` sets a legal team (the reserved demo address), so
+/// neither the start-up log nor /readyz warns about an empty one.
+async fn the_demo_serves_with_a_legal_team_and_no_warning(backend: Backend) {
+    let db = TestDb::new(backend);
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port().to_string();
+    let mut child = writ_for(
+        &db,
+        &[
+            ("WRIT_SERVER__PORT", &port),
+            ("WRIT_LOG__FORMAT", "json"),
+            (
+                "WRIT_WORKSPACE__INITIAL_ADMIN_PASSWORD_FILE",
+                data.path().join("initial-admin-password").to_str().unwrap(),
+            ),
+        ],
+    )
+    .args(["serve", "--demo"])
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let port: u16 = port.parse().unwrap();
+    let ready = tokio::task::spawn_blocking(move || {
+        let ready = wait_ready(&mut child, port);
+        (child, ready)
+    });
+    let (mut child, ready) = ready.await.unwrap();
+    assert_eq!(ready.code, 200, "{}", ready.body);
+    assert!(!ready.body.contains("mail.legal_team"), "{}", ready.body);
+    sigterm(&child);
+    child.wait().unwrap();
+    let mut logs = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    assert!(logs.contains("shutdown complete"), "{logs}");
+    assert!(!logs.contains(writ::settings::NO_LEGAL_TEAM), "{logs}");
 }
 
 async fn migrate_subcommands_round_trip(backend: Backend) {

@@ -707,7 +707,11 @@ async fn an_hi1_task_is_reviewed_released_and_delivered(backend: Backend) {
     let (s, body, _) = alex
         .post(
             &format!("/orders/{order_id}/approve"),
-            &[("csrf", &csrf), ("snapshot_sha256", &hash)],
+            &[
+                ("csrf", &csrf),
+                ("snapshot_sha256", &hash),
+                ("justification", crate::workspace_daily::JUSTIFICATION),
+            ],
         )
         .await;
     assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
@@ -715,7 +719,11 @@ async fn an_hi1_task_is_reviewed_released_and_delivered(backend: Backend) {
     let (s, body, _) = bea
         .post(
             &format!("/orders/{order_id}/approve"),
-            &[("csrf", &csrf_b), ("snapshot_sha256", &hash)],
+            &[
+                ("csrf", &csrf_b),
+                ("snapshot_sha256", &hash),
+                ("justification", crate::workspace_daily::JUSTIFICATION),
+            ],
         )
         .await;
     assert_eq!(s, StatusCode::SEE_OTHER, "{body}");

@@ -22,7 +22,7 @@ both_backends!(
     the_legal_team_objects_under_art_17_and_the_data_stay_preserved,
 );
 
-const FBI: Signer = Signer {
+pub(crate) const FBI: Signer = Signer {
     iss: "us-fbi-nyc",
     kid: "fbi-1",
     seed: 21,
@@ -124,7 +124,7 @@ async fn an_incomplete_epoc_asks_for_clarification(backend: Backend) {
     assert_eq!(v["decision"]["refusals"], json!([]));
 }
 
-async fn register_fbi(api: &Api) {
+pub(crate) async fn register_fbi(api: &Api) {
     api.app
         .pool
         .run(|conn| {

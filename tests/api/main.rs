@@ -33,3 +33,4 @@ mod tiles;
 mod transparency;
 mod workspace;
 mod workspace_bugs;
+mod workspace_daily;

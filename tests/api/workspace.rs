@@ -312,7 +312,10 @@ async fn failed_sign_ins_are_throttled_and_disabled_users_are_out(backend: Backe
     admin.sign_in("adam", PASSWORD).await;
     let csrf = admin.session_csrf().await;
     let (status, _, _) = admin
-        .post("/admin/users/olga/disable", &[("csrf", &csrf)])
+        .post(
+            "/admin/users/olga/disable",
+            &[("csrf", &csrf), ("confirm", "yes")],
+        )
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(olga.get("/orders").await.0, StatusCode::SEE_OTHER);
@@ -364,6 +367,7 @@ async fn every_route_checks_the_role(backend: Backend) {
     // (method, path, roles allowed). Admins see no order; auditors change nothing.
     let routes: Vec<(&str, &str, &[&str])> = vec![
         ("GET", "/orders", &["rita", "alex", "olga"]),
+        ("GET", "/dashboard", &["rita", "alex", "olga"]),
         ("GET", &order, &["rita", "alex", "olga"]),
         ("GET", &document, &["rita", "alex", "olga"]),
         ("POST", &ask, &["rita", "alex"]),
@@ -447,6 +451,7 @@ async fn every_route_checks_the_role(backend: Backend) {
                 ("outcome", "received"),
                 ("date", "2026-01-01"),
                 ("channel", "email"),
+                ("confirm", "yes"),
             ];
             let (status, body, _) = if *method == "GET" {
                 b.get(path).await
@@ -583,6 +588,7 @@ async fn reviewers_read_orders_download_documents_and_refuse(backend: Backend) {
                     "text",
                     "Cannot comply: the user id does not exist in the stated form.",
                 ),
+                ("confirm", "yes"),
             ],
         )
         .await;
@@ -1475,7 +1481,10 @@ async fn tasks_are_closed_and_preservation_holds_extended_within_the_law(backend
         .unwrap();
     assert_eq!(reminded, (0, 1, 0), "not yet, then once");
     let (status, _, _) = rita
-        .post(&format!("/orders/{id}/hold/release"), &[("csrf", &csrf)])
+        .post(
+            &format!("/orders/{id}/hold/release"),
+            &[("csrf", &csrf), ("confirm", "yes")],
+        )
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let (_, read) = json_of(

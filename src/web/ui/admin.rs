@@ -107,8 +107,9 @@ pub async fn add_user(
     let staff = signed.require(Permission::ManageUsers)?.clone();
     signed.check_csrf(&form.csrf)?;
     let f = form.into_inner();
-    let role = Role::parse(&f.role)
-        .ok_or_else(|| UiError::BadRequest(format!("`{}` is not a role", f.role)))?;
+    let role = Role::parse(&f.role).ok_or_else(|| {
+        UiError::BadRequest(format!("role: `{}` is not a role; choose one", f.role))
+    })?;
     let result = db
         .run(move |conn| {
             Ok::<_, crate::db::DbError>(staff::add_user(
@@ -140,6 +141,9 @@ pub async fn disable_user(
         return Err(UiError::BadRequest("you cannot disable yourself".into()));
     }
     let disable = form.enable.is_none();
+    if disable {
+        super::confirmed(form.confirm.as_deref(), "disable this user")?;
+    }
     let result = db
         .run(move |conn| {
             Ok::<_, crate::db::DbError>(staff::set_disabled(
@@ -160,6 +164,9 @@ pub struct ToggleForm {
     csrf: String,
     #[serde(default)]
     enable: Option<String>,
+    /// The confirmation box (`yes`), required to disable or suspend.
+    #[serde(default)]
+    confirm: Option<String>,
 }
 
 #[derive(Template)]
@@ -302,11 +309,12 @@ pub async fn add_key(
 pub async fn revoke_key(
     signed: Signed,
     kid: web::Path<String>,
-    form: web::Form<CsrfForm>,
+    form: web::Form<super::session::ConfirmForm>,
     db: web::Data<Db>,
 ) -> Result<HttpResponse, UiError> {
     let staff = signed.require(Permission::ManageRegistry)?.clone();
     signed.check_csrf(&form.csrf)?;
+    super::confirmed(form.confirm.as_deref(), "revoke this key")?;
     let kid = kid.into_inner();
     db.run(move |conn| {
         Ok::<_, crate::db::DbError>(crate::authority::revoke_key(conn, &staff.actor(), &kid))
@@ -327,6 +335,9 @@ pub async fn authority_status(
     let staff = signed.require(Permission::ManageRegistry)?.clone();
     signed.check_csrf(&form.csrf)?;
     let active = form.enable.is_some();
+    if !active {
+        super::confirmed(form.confirm.as_deref(), "suspend this authority")?;
+    }
     let id = id.into_inner();
     db.run(move |conn| {
         Ok::<_, crate::db::DbError>(crate::authority::set_active(

@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod dashboard;
 pub mod intake;
 pub mod mail;
 pub mod order;
@@ -273,6 +274,19 @@ pub fn session_cookie(token: &str, secure: bool) -> Cookie<'static> {
     c
 }
 
+/// Checks the confirmation box of a destructive action (refuse, release a hold, lapse a
+/// validation, revoke a key, suspend an authority, disable a user): the form must carry
+/// `confirm=yes`, ticked by a person; without it nothing happens. Works without JavaScript.
+pub fn confirmed(confirm: Option<&str>, what: &str) -> Result<(), UiError> {
+    if confirm == Some("yes") {
+        Ok(())
+    } else {
+        Err(UiError::BadRequest(format!(
+            "confirm: tick the box to confirm that you mean to {what}; nothing was changed"
+        )))
+    }
+}
+
 /// A 303 to `to`.
 pub fn see_other(to: &str) -> HttpResponse {
     HttpResponse::SeeOther()
@@ -288,6 +302,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(session::login)
         .service(session::logout)
         .service(queue::queue)
+        .service(dashboard::dashboard)
         .service(intake::new_order_form)
         .service(intake::enter_order)
         .service(order::order)

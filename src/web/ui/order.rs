@@ -7,7 +7,7 @@ use askama::Template;
 use chrono::Utc;
 use serde::Deserialize;
 
-use super::session::{CsrfForm, Frame};
+use super::session::Frame;
 use super::{Signed, UiError, html, see_other};
 use crate::db::Db;
 use crate::orders::clarify;
@@ -24,6 +24,14 @@ struct OrderPage {
     package: Option<crate::orders::approval::Snapshot>,
     tasks: crate::orders::tasks::TaskState,
     channels: [&'static str; 4],
+    /// Recorded justifications (issue 19).
+    justifications: Vec<crate::orders::judgement::Justification>,
+    /// The ways a claimed validation may be checked.
+    check_methods: [(&'static str, &'static str); 4],
+    /// Reply templates: the refusal from the engine's reasons, "data not held", questions.
+    refusal_text: String,
+    not_held_text: String,
+    questions: Vec<crate::orders::replies::Template>,
 }
 
 /// The JSON name of a unit enum value (`permit`, `acceptable_for_review`, ...).
@@ -140,12 +148,13 @@ pub async fn order(
 ) -> Result<HttpResponse, UiError> {
     let staff = signed.require(Permission::ViewOrders)?.clone();
     let id = id.into_inner();
-    let (d, snapshot, tasks) = db
+    let (d, snapshot, tasks, justifications) = db
         .run(move |conn| {
             let d = review::detail(conn, &id)?;
             let snapshot = crate::orders::approval::current(conn, &id)?;
             let tasks = crate::orders::tasks::state(conn, &id)?;
-            Ok::<_, crate::orders::OrderError>((d, snapshot, tasks))
+            let justifications = crate::orders::judgement::of_order(conn, &id)?;
+            Ok::<_, crate::orders::OrderError>((d, snapshot, tasks, justifications))
         })
         .await?;
     let decision_json = serde_json::to_string_pretty(&d.scope).map_err(|_| UiError::Internal)?;
@@ -153,11 +162,16 @@ pub async fn order(
         StatusCode::OK,
         &OrderPage {
             frame: Frame { staff },
-            d,
             decision_json,
             package: snapshot,
             tasks,
             channels: crate::orders::tasks::CHANNELS,
+            refusal_text: crate::orders::replies::refusal(&d.scope),
+            not_held_text: crate::orders::replies::not_held(&d.scope),
+            questions: crate::orders::replies::questions(),
+            justifications,
+            check_methods: crate::orders::judgement::CHECK_METHODS,
+            d,
         },
     ))
 }
@@ -235,12 +249,26 @@ pub async fn ask(
     Ok(see_other(&to))
 }
 
-/// `POST /orders/{id}/refuse`: refuse with a reason the authority receives.
+/// The refusal form: the text, and which answer it gives.
+#[derive(Deserialize)]
+pub struct RefuseForm {
+    csrf: String,
+    text: String,
+    /// `refusal` (default) or `not_held` (the "data not held" reply).
+    #[serde(default)]
+    reply: String,
+    /// The confirmation box (`yes`).
+    #[serde(default)]
+    confirm: Option<String>,
+}
+
+/// `POST /orders/{id}/refuse`: refuse with a reason the authority receives, or (with
+/// `reply=not_held`) answer that no data are held.
 #[post("/orders/{id}/refuse")]
 pub async fn refuse(
     signed: Signed,
     id: web::Path<String>,
-    form: web::Form<TextForm>,
+    form: web::Form<RefuseForm>,
     db: web::Data<Db>,
     mail: web::Data<crate::settings::MailSettings>,
 ) -> Result<HttpResponse, UiError> {
@@ -248,9 +276,24 @@ pub async fn refuse(
     signed.check_csrf(&form.csrf)?;
     let id = id.into_inner();
     let to = format!("/orders/{id}");
-    let text = form.into_inner().text;
+    let RefuseForm {
+        text,
+        reply,
+        confirm,
+        ..
+    } = form.into_inner();
+    super::confirmed(confirm.as_deref(), "close the order with this answer")?;
+    let reply = match reply.as_str() {
+        "" | "refusal" => review::Reply::Refusal,
+        "not_held" => review::Reply::NotHeld,
+        other => {
+            return Err(UiError::BadRequest(format!(
+                "reply: `{other}` is neither refusal nor not_held"
+            )));
+        }
+    };
     let mail = mail.into_inner();
-    db.run(move |conn| review::refuse(conn, &staff, &id, &text, &mail))
+    db.run(move |conn| review::refuse(conn, &staff, &id, &text, reply, &mail))
         .await?;
     Ok(see_other(&to))
 }
@@ -306,20 +349,33 @@ pub async fn object(
     Ok(see_other(&to))
 }
 
+/// The validation-check form: how it was checked, and a note.
+#[derive(Deserialize)]
+pub struct ValidationCheckForm {
+    csrf: String,
+    /// One of `judgement::CHECK_METHODS` (missing: refused by field after the role check).
+    #[serde(default)]
+    method: String,
+    /// The person's words (missing: refused by field).
+    #[serde(default)]
+    note: String,
+}
+
 /// `POST /orders/{id}/validation-checked`: a person checked the claimed validation against the
-/// signed document.
+/// signed document, and records how.
 #[post("/orders/{id}/validation-checked")]
 pub async fn validation_checked(
     signed: Signed,
     id: web::Path<String>,
-    form: web::Form<CsrfForm>,
+    form: web::Form<ValidationCheckForm>,
     db: web::Data<Db>,
 ) -> Result<HttpResponse, UiError> {
     let staff = signed.require(Permission::ActOnOrders)?.clone();
     signed.check_csrf(&form.csrf)?;
     let id = id.into_inner();
     let to = format!("/orders/{id}");
-    db.run(move |conn| review::check_validation(conn, &staff, &id))
+    let ValidationCheckForm { method, note, .. } = form.into_inner();
+    db.run(move |conn| review::check_validation(conn, &staff, &id, &method, &note))
         .await?;
     Ok(see_other(&to))
 }
@@ -329,6 +385,9 @@ pub async fn validation_checked(
 pub struct ExPostForm {
     csrf: String,
     outcome: String,
+    /// The confirmation box (`yes`), required to record a lapse.
+    #[serde(default)]
+    confirm: Option<String>,
 }
 
 /// `POST /orders/{id}/ex-post-validation`: received, or lapsed.
@@ -343,7 +402,13 @@ pub async fn ex_post_validation(
     signed.check_csrf(&form.csrf)?;
     let received = match form.outcome.as_str() {
         "received" => true,
-        "lapsed" => false,
+        "lapsed" => {
+            super::confirmed(
+                form.confirm.as_deref(),
+                "record the lapse and withdraw the order",
+            )?;
+            false
+        }
         other => {
             return Err(UiError::BadRequest(format!(
                 "`{other}` is neither received nor lapsed"
@@ -397,7 +462,7 @@ pub async fn user_notified(
 pub async fn hold(
     signed: Signed,
     path: web::Path<(String, String)>,
-    form: web::Form<CsrfForm>,
+    form: web::Form<super::session::ConfirmForm>,
     db: web::Data<Db>,
 ) -> Result<HttpResponse, UiError> {
     let staff = signed.require(Permission::ActOnOrders)?.clone();
@@ -412,6 +477,7 @@ pub async fn hold(
             .await?
         }
         "release" => {
+            super::confirmed(form.confirm.as_deref(), "release the hold")?;
             db.run(move |conn| crate::orders::tasks::release_hold(conn, &staff, &id, Utc::now()))
                 .await?
         }

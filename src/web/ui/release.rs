@@ -19,6 +19,8 @@ struct PackagePage {
     order_id: String,
     reference: String,
     snapshot: crate::orders::approval::Snapshot,
+    /// The check flags the approver must judge (and justify) before approving.
+    points: Vec<crate::orders::judgement::Point>,
 }
 
 /// `POST /orders/{id}/package`: prepare the package (or reuse the frozen snapshot for the
@@ -35,11 +37,12 @@ pub async fn prepare_package(
     let id = id.into_inner();
     let order_id = id.clone();
     let who = staff.clone();
-    let (snapshot, reference) = db
+    let (snapshot, reference, points) = db
         .run(move |conn| {
             let snapshot = crate::orders::approval::prepare(conn, &who, &id, Utc::now())?;
-            let reference = crate::orders::view(conn, &id, None)?.reference;
-            Ok::<_, crate::orders::OrderError>((snapshot, reference))
+            let d = review::detail(conn, &id)?;
+            let points = crate::orders::judgement::points(&d);
+            Ok::<_, crate::orders::OrderError>((snapshot, d.view.reference, points))
         })
         .await?;
     Ok(html(
@@ -49,6 +52,7 @@ pub async fn prepare_package(
             order_id,
             reference,
             snapshot,
+            points,
         },
     ))
 }
@@ -58,6 +62,9 @@ pub async fn prepare_package(
 pub struct ApproveForm {
     csrf: String,
     snapshot_sha256: String,
+    /// Why, where the order needs human judgement (refused without it there).
+    #[serde(default)]
+    justification: String,
 }
 
 /// `POST /orders/{id}/approve`: approve the previewed snapshot (bound to its hash).
@@ -75,10 +82,23 @@ pub async fn approve(
     signed.check_csrf(&form.csrf)?;
     let id = id.into_inner();
     let to = format!("/orders/{id}");
-    let hash = form.into_inner().snapshot_sha256;
+    let ApproveForm {
+        snapshot_sha256: hash,
+        justification,
+        ..
+    } = form.into_inner();
     let key = key.into_inner();
     db.run(move |conn| {
-        crate::orders::approval::approve(conn, &staff, &id, &hash, &key.0, &mail, Utc::now())
+        crate::orders::approval::approve(
+            conn,
+            &staff,
+            &id,
+            &hash,
+            &justification,
+            &key.0,
+            &mail,
+            Utc::now(),
+        )
     })
     .await?;
     Ok(see_other(&to))

@@ -149,6 +149,16 @@ pub async fn login(
     }
 }
 
+/// A form with the CSRF token and a confirmation box (destructive actions).
+#[derive(Debug, Deserialize)]
+pub struct ConfirmForm {
+    /// The session's CSRF token.
+    pub csrf: String,
+    /// `yes` when the person ticked the box.
+    #[serde(default)]
+    pub confirm: Option<String>,
+}
+
 /// A form with only its CSRF token.
 #[derive(Deserialize)]
 pub struct CsrfForm {

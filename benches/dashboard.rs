@@ -1,0 +1,202 @@
+//! The dashboard with 10,000 orders (issue 19): `orders::dashboard::compute`, the whole count
+//! behind `GET /dashboard`, on SQLite (and PostgreSQL with WRIT_BENCH_POSTGRES_URL). The store
+//! is filled through intake's own check and store, received over the last 20 weeks, and 40 % of
+//! the orders are answered through the audited refusal and not-held paths, so the audit log
+//! holds the answers the dashboard reads. Goal: p99 under 100 ms.
+//!
+//! Knobs: WRIT_BENCH_ORDERS (default 10,000), WRIT_BENCH_SAMPLES (default 200).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Instant;
+
+use chrono::Utc;
+use serde_json::{Value, json};
+use writ::audit::{Actor, ActorKind};
+use writ::authority::{KeyAlgorithm, NewAuthority};
+use writ::db::{Db, migrations, write_tx};
+use writ::policy::{Deployment, IssuerKind, PolicySet};
+
+const ORDER: &str = include_str!("../tests/fixtures/orders/epoc-prosecutor.json");
+const PDF: &[u8] = b"%PDF-1.7\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n";
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn seed(db: &Db, orders: u64, settings: &writ::settings::Settings) {
+    let mut conn = db.conn().unwrap();
+    let actor = Actor::new(ActorKind::System, "bench");
+    for (id, country) in [("fr-parquet-paris", "FR"), ("de-gsta-berlin", "DE")] {
+        writ::authority::add(
+            &mut conn,
+            &actor,
+            &NewAuthority {
+                id: id.into(),
+                name: id.into(),
+                country: country.into(),
+                kind: IssuerKind::Prosecutor,
+                contacts: vec![format!("liaison@{id}.example")],
+            },
+        )
+        .unwrap();
+    }
+    let _ = KeyAlgorithm::EdDSA;
+    let policies = PolicySet::builtin().unwrap();
+    let deployment = Deployment {
+        establishment: "IE".into(),
+        legal_representative_in: vec![],
+        dsa_intermediary: true,
+        service_class: None,
+        offers_service_in: vec![],
+    };
+    let staff = writ::staff::Staff {
+        username: "rita".into(),
+        display_name: "Rita".into(),
+        role: writ::staff::Role::LegalReviewer,
+        csrf_token: String::new(),
+    };
+    let now = Utc::now();
+    let mut ids = Vec::new();
+    let mut done = 0;
+    while done < orders {
+        let n = (orders - done).min(500);
+        let checked: Vec<_> = (done..done + n)
+            .map(|i| {
+                let mut v: Value = serde_json::from_str(ORDER).unwrap();
+                v["reference"] = json!(format!("DASH-{i:08}"));
+                if i % 10 == 0 {
+                    v["emergency"] = json!({"justification": "imminent threat"});
+                }
+                let raw = serde_json::value::RawValue::from_string(v.to_string()).unwrap();
+                use base64::Engine;
+                let upload = writ::orders::intake::DocumentUpload {
+                    media_type: "application/pdf".into(),
+                    content: base64::engine::general_purpose::STANDARD.encode(PDF),
+                };
+                let authority = if i % 3 == 0 {
+                    "de-gsta-berlin"
+                } else {
+                    "fr-parquet-paris"
+                };
+                let checked = writ::orders::intake::check_parts(
+                    &mut conn,
+                    &raw,
+                    Some(upload.into()),
+                    None,
+                    authority,
+                    1 << 24,
+                    true,
+                    &writ::authority::validation::Binding::strict(0),
+                )
+                .unwrap();
+                (i, authority, checked)
+            })
+            .collect();
+        write_tx(&mut conn, |c| {
+            for (i, authority, checked) in &checked {
+                let view = writ::orders::intake::store(
+                    c,
+                    authority,
+                    checked,
+                    &policies,
+                    &deployment,
+                    &writ::orders::intake::Receipt {
+                        received_at: now - chrono::Duration::minutes((*i % (140 * 1440)) as i64),
+                        entered_by: None,
+                        mail: None,
+                        channel: "api",
+                    },
+                    now,
+                )?;
+                ids.push((*i, view.id));
+            }
+            Ok::<_, writ::orders::OrderError>(())
+        })
+        .unwrap();
+        done += n;
+    }
+    for (i, id) in &ids {
+        let reply = match i % 5 {
+            0 => writ::orders::review::Reply::Refusal,
+            1 => writ::orders::review::Reply::NotHeld,
+            _ => continue,
+        };
+        writ::orders::review::refuse(
+            &mut conn,
+            &staff,
+            id,
+            "answered by the bench",
+            reply,
+            &settings.mail,
+        )
+        .unwrap();
+    }
+}
+
+fn run(label: &str, url: &str, dir: &std::path::Path) {
+    let orders = env_or("WRIT_BENCH_ORDERS", 10_000);
+    let samples = env_or("WRIT_BENCH_SAMPLES", 200) as usize;
+    let settings = common::settings(url, dir);
+    let db = Db::open(&settings.database).unwrap();
+    migrations::run_pending(&mut db.conn().unwrap()).unwrap();
+    writ::audit::service::install_entry_key(&db, &settings.audit, true).unwrap();
+    let t = Instant::now();
+    seed(&db, orders, &settings);
+    eprintln!(
+        "{label}: seeded {orders} orders in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let mut conn = db.conn().unwrap();
+    let d = writ::orders::dashboard::compute(&mut conn, Utc::now()).unwrap();
+    assert_eq!(d.total, orders);
+    let mut ms: Vec<f64> = (0..samples)
+        .map(|_| {
+            let t = Instant::now();
+            let d = writ::orders::dashboard::compute(&mut conn, Utc::now()).unwrap();
+            std::hint::black_box(d);
+            t.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    let pct = |p: f64| ms[((ms.len() as f64 * p).ceil() as usize).clamp(1, ms.len()) - 1];
+    println!(
+        "| dashboard, {label}, {orders} orders ({} open, {} answered) | p50 {:.1} ms | p99 {:.1} ms | max {:.1} ms | goal p99 < 100 ms: {} |",
+        d.open,
+        d.response.iter().map(|r| r.answered).sum::<u64>(),
+        pct(0.5),
+        pct(0.99),
+        ms[ms.len() - 1],
+        if pct(0.99) < 100.0 { "met" } else { "NOT met" }
+    );
+}
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("dashboard.db").display());
+    run("SQLite", &url, dir.path());
+    if let Ok(admin) = std::env::var("WRIT_BENCH_POSTGRES_URL") {
+        let pg_dir = tempfile::tempdir().unwrap();
+        let name = format!("writ_bench_dashboard_{}", std::process::id());
+        let mut c = postgres_admin(&admin);
+        c(&format!("CREATE DATABASE {name}"));
+        let url = match admin.rsplit_once('/') {
+            Some((base, _)) => format!("{base}/{name}"),
+            None => admin.clone(),
+        };
+        run("PostgreSQL", &url, pg_dir.path());
+        c(&format!("DROP DATABASE {name} WITH (FORCE)"));
+    }
+}
+
+/// A function running one statement on the PostgreSQL server at `admin`.
+fn postgres_admin(admin: &str) -> impl FnMut(&str) {
+    use diesel::Connection;
+    use diesel::connection::SimpleConnection;
+    let mut conn = diesel::PgConnection::establish(admin).unwrap();
+    move |sql| conn.batch_execute(sql).unwrap()
+}
