@@ -783,6 +783,19 @@ pub fn apply(
     if effects.contains(&Effect::LiftHold) {
         super::holds::release(conn, order_id, now.timestamp_micros())?;
     }
+    // The production order that followed an EPOC-PR was delivered: the preservation ends.
+    if trigger == Trigger::Released {
+        let linked: Option<String> = eevidence_orders::table
+            .find(order_id)
+            .select(eevidence_orders::linked_order)
+            .first(conn)?;
+        if let Some(pr) = linked
+            && load(conn, &pr)?.is_some_and(|l| l.state == State::HeldForProduction)
+        {
+            super::lock(conn, &pr)?;
+            apply(conn, actor, &pr, Trigger::LinkedDelivered, None, now)?;
+        }
+    }
     let authority_id: String = eevidence_orders::table
         .find(order_id)
         .select(eevidence_orders::authority_id)
@@ -996,25 +1009,28 @@ pub fn clear_judgement(
     order_id: &str,
     now: DateTime<Utc>,
 ) -> Result<(), OrderError> {
-    let n = diesel::update(
-        eevidence_orders::table
-            .find(order_id)
-            .filter(eevidence_orders::judgement.is_not_null()),
-    )
-    .set((
-        eevidence_orders::judgement.eq(None::<String>),
-        eevidence_orders::updated_at.eq(now.timestamp_micros()),
-    ))
-    .execute(conn)?;
-    if n == 0 {
-        return Err(OrderError::Conflict(
-            "the order awaits no judgement of its authorities".into(),
-        ));
-    }
-    let entry = NewEntry::new(actor.clone(), audit::Event::EevidenceAuthoritiesConfirmed)
-        .order(order_id);
-    audit::append(conn, &entry, now)?;
-    Ok(())
+    crate::db::write_tx(conn, |conn| {
+        super::lock(conn, order_id)?;
+        let n = diesel::update(
+            eevidence_orders::table
+                .find(order_id)
+                .filter(eevidence_orders::judgement.is_not_null()),
+        )
+        .set((
+            eevidence_orders::judgement.eq(None::<String>),
+            eevidence_orders::updated_at.eq(now.timestamp_micros()),
+        ))
+        .execute(conn)?;
+        if n == 0 {
+            return Err(OrderError::Conflict(
+                "the order awaits no judgement of its authorities".into(),
+            ));
+        }
+        let entry = NewEntry::new(actor.clone(), audit::Event::EevidenceAuthoritiesConfirmed)
+            .order(order_id);
+        audit::append(conn, &entry, now)?;
+        Ok(())
+    })
 }
 
 /// The time left until `until`, in words (for badges).
@@ -1238,4 +1254,147 @@ mod tests {
             assert_eq!(State::parse(s.as_str()), Some(*s));
         }
     }
+}
+
+/// Sends a Form 3 for the order (one task), from the workspace: the lifecycle moves (a
+/// suspending reason stops the clock) and `nonexecution` is queued with the reason and the
+/// explanation, in one transaction.
+pub fn send_form3(
+    conn: &mut DbConn,
+    staff: &crate::staff::Staff,
+    order_id: &str,
+    reason: Form3Reason,
+    text: &str,
+    now: DateTime<Utc>,
+) -> Result<Lifecycle, OrderError> {
+    let text = text.trim();
+    if text.is_empty() || text.chars().count() > 4000 {
+        return Err(OrderError::Conflict(
+            "the Form 3 explanation must be 1 to 4000 characters".into(),
+        ));
+    }
+    let detail = serde_json::json!({ "reason": reason.as_str(), "text": text }).to_string();
+    crate::db::write_tx(conn, |c| {
+        super::lock(c, order_id)?;
+        let (lc, _) = apply(
+            c,
+            &staff.actor(),
+            order_id,
+            Trigger::Form3(reason),
+            Some(&detail),
+            now,
+        )?;
+        record_letter(
+            c,
+            &staff.actor(),
+            order_id,
+            &Letter {
+                direction: "out".into(),
+                document_type: format!("Form3:{}", reason.as_str()),
+                body: text.to_owned(),
+                at: now.timestamp_micros(),
+            },
+            now,
+        )?;
+        Ok(lc)
+    })
+}
+
+/// A person confirms that all work on a withdrawn order is halted: the order is withdrawn,
+/// its holds end and `confirmwithdrawal` is queued, in one transaction.
+pub fn confirm_withdrawal(
+    conn: &mut DbConn,
+    staff: &crate::staff::Staff,
+    order_id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), OrderError> {
+    crate::db::write_tx(conn, |c| {
+        super::lock(c, order_id)?;
+        apply(
+            c,
+            &staff.actor(),
+            order_id,
+            Trigger::WithdrawalConfirmed,
+            None,
+            now,
+        )?;
+        let status: String = crate::db::schema::orders::table
+            .find(order_id)
+            .select(crate::db::schema::orders::status)
+            .first(c)?;
+        if !super::OrderStatus::parse(&status).is_some_and(|s| s.is_closed()) {
+            diesel::update(crate::db::schema::orders::table.find(order_id))
+                .set((
+                    crate::db::schema::orders::status.eq(super::OrderStatus::Withdrawn.as_str()),
+                    crate::db::schema::orders::updated_at.eq(now.timestamp_micros()),
+                ))
+                .execute(c)?;
+        }
+        Ok(())
+    })
+}
+
+/// What the workspace shows of an e-Evidence order: its lifecycle and badges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Badges {
+    /// The lifecycle state.
+    pub state: &'static str,
+    /// The badges, each a short text.
+    pub badges: Vec<String>,
+}
+
+/// The workspace badges of an order ("EA review window", "GFR hold", "partial GFR",
+/// "awaiting clarification", "preservation ends in N days", "authority check").
+pub fn badges(
+    conn: &mut DbConn,
+    order_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Badges>, OrderError> {
+    let Some(lc) = load(conn, order_id)? else {
+        return Ok(None);
+    };
+    let at = now.timestamp_micros();
+    let mut out = Vec::new();
+    if lc.ea_pending(at)
+        && let Some(until) = lc.ea_until
+    {
+        out.push(format!("EA review window: {} left", time_left(until, now)));
+    } else if lc.emergency
+        && let Some(until) = lc.ea_until.filter(|u| at < *u)
+    {
+        out.push(format!(
+            "EA objection window (emergency, reported only): {} left",
+            time_left(until, now)
+        ));
+    }
+    if lc.state == State::RefusedByEa {
+        // Partial when a sibling task of the same authorisation is not refused.
+        let auth: Option<String> = eevidence_orders::table
+            .find(order_id)
+            .select(eevidence_orders::authorisation_id)
+            .first(conn)?;
+        let siblings: Vec<String> = eevidence_orders::table
+            .filter(eevidence_orders::authorisation_id.eq(auth))
+            .select(eevidence_orders::state)
+            .load(conn)?;
+        if siblings.iter().any(|s| s != State::RefusedByEa.as_str()) {
+            out.push("partial GFR: this task is refused".into());
+        } else {
+            out.push("GFR hold: refused by the enforcing authority".into());
+        }
+    }
+    if lc.state == State::Clarifying {
+        out.push("awaiting clarification (clock suspended)".into());
+    }
+    if let Some(until) = lc.preserve_until.filter(|_| lc.kind == Kind::EpocPr && !lc.state.is_closed()) {
+        let days = (until.saturating_sub(at)).max(0) / (24 * 3_600_000_000);
+        out.push(format!("preservation ends in {days} days"));
+    }
+    if judgement(conn, order_id)?.is_some() {
+        out.push("authority check: unknown authority".into());
+    }
+    Ok(Some(Badges {
+        state: lc.state.as_str(),
+        badges: out,
+    }))
 }
