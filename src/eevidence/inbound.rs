@@ -16,7 +16,7 @@ use crate::db::schema::{authority_etsi, eevidence_orders, eevidence_outbox};
 use crate::etsi::model::{Action, Authorisation, DictionaryEntry, Document, Object, Outcome};
 use crate::etsi::service::{Fail, Profile, ProfileContext, codes, error};
 use crate::orders::OrderError;
-use crate::orders::eevidence::{self as lifecycle, Kind, Lifecycle, Letter, NewLifecycle, Trigger};
+use crate::orders::eevidence::{self as lifecycle, Kind, Letter, Lifecycle, NewLifecycle, Trigger};
 
 /// The `EPOCPriority` values (EEVIDENCE.md section 3).
 // EEVIDENCE.md [T?]: check against TS 104 144
@@ -136,10 +136,14 @@ impl Profile for EevidenceProfile {
             (E::Correspondence, Action::Create(Object::Document(d))) => {
                 correspondence(c, cx, d).map(Some)
             }
-            (E::SubsequentProduction, Action::Update(Object::LpTask(t))) => {
-                on_task(c, cx, &t.base.identifier, Kind::EpocPr, Trigger::SubsequentProduction)
-                    .map(Some)
-            }
+            (E::SubsequentProduction, Action::Update(Object::LpTask(t))) => on_task(
+                c,
+                cx,
+                &t.base.identifier,
+                Kind::EpocPr,
+                Trigger::SubsequentProduction,
+            )
+            .map(Some),
             (E::PreservationExtension, Action::Update(Object::LpTask(t))) => {
                 if t.desired_expiration.is_none() {
                     return Err(unprocessable(
@@ -149,10 +153,14 @@ impl Profile for EevidenceProfile {
                 }
                 on_task(c, cx, &t.base.identifier, Kind::EpocPr, Trigger::Extend).map(Some)
             }
-            (E::EndPreservation, Action::Update(Object::LpTask(t))) => {
-                on_task(c, cx, &t.base.identifier, Kind::EpocPr, Trigger::EndPreservation)
-                    .map(Some)
-            }
+            (E::EndPreservation, Action::Update(Object::LpTask(t))) => on_task(
+                c,
+                cx,
+                &t.base.identifier,
+                Kind::EpocPr,
+                Trigger::EndPreservation,
+            )
+            .map(Some),
             (E::NewDeadline, Action::Update(Object::LdTask(t))) => {
                 let Some(deadline) = t.deadlines.first() else {
                     return Err(unprocessable(
@@ -165,8 +173,14 @@ impl Profile for EevidenceProfile {
                         "task:LDDeadline/task:DateTime: the new due date is in the past",
                     ));
                 }
-                on_task(c, cx, &t.base.identifier, Kind::Epoc, Trigger::NewDeadline(due))
-                    .map(Some)
+                on_task(
+                    c,
+                    cx,
+                    &t.base.identifier,
+                    Kind::Epoc,
+                    Trigger::NewDeadline(due),
+                )
+                .map(Some)
             }
             (E::Withdraw, Action::Update(Object::Authorisation(a))) => {
                 let desired = entry_named(a.desired_status.as_ref(), "AuthorisationDesiredStatus");
@@ -321,7 +335,10 @@ fn judge_authorities(
 ) -> Result<Option<String>, Fail> {
     let mut problems = Vec::new();
     for a in &auth.approvals {
-        let Some(role) = a.approver_role.as_deref().filter(|r| AUTHORITY_ROLES.contains(r))
+        let Some(role) = a
+            .approver_role
+            .as_deref()
+            .filter(|r| AUTHORITY_ROLES.contains(r))
         else {
             continue;
         };

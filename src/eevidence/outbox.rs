@@ -86,9 +86,7 @@ pub async fn run(db: Db, sender: Sender) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let clocks = db
-            .run(|conn| super::inbound::tick(conn, Utc::now()))
-            .await;
+        let clocks = db.run(|conn| super::inbound::tick(conn, Utc::now())).await;
         if let Err(e) = clocks {
             tracing::warn!(error = %e, "e-Evidence clocks failed; retrying later");
         }
@@ -148,7 +146,10 @@ fn lease_one(c: &mut DbConn, lease: i64, now: i64) -> Result<Option<(String, i64
         let due: Option<String> = eevidence_outbox::table
             .filter(eevidence_outbox::status.eq_any(["queued", "sending"]))
             .filter(eevidence_outbox::next_attempt_at.le(now))
-            .order((eevidence_outbox::next_attempt_at, eevidence_outbox::created_at))
+            .order((
+                eevidence_outbox::next_attempt_at,
+                eevidence_outbox::created_at,
+            ))
             .select(eevidence_outbox::id)
             .first(c)
             .optional()?;
@@ -202,11 +203,17 @@ pub fn message(
     let order_id = order_id.ok_or_else(gone)?;
     let (task_id, authorisation_id): (String, Option<String>) = eevidence_orders::table
         .find(&order_id)
-        .select((eevidence_orders::task_id, eevidence_orders::authorisation_id))
+        .select((
+            eevidence_orders::task_id,
+            eevidence_orders::authorisation_id,
+        ))
         .first(c)?;
     let peer: Option<(String, String)> = authority_etsi::table
         .find(&authority_id)
-        .select((authority_etsi::country_code, authority_etsi::unique_identifier))
+        .select((
+            authority_etsi::country_code,
+            authority_etsi::unique_identifier,
+        ))
         .first(c)
         .optional()?;
     let (country, unique) = peer.ok_or_else(gone)?;
@@ -428,7 +435,10 @@ async fn post(
                 Outcome::Error(e) => Some(e),
                 _ => None,
             }) {
-                return Err(format!("the system answered error {}: {}", e.code, e.description));
+                return Err(format!(
+                    "the system answered error {}: {}",
+                    e.code, e.description
+                ));
             }
             Ok(())
         }
@@ -463,7 +473,10 @@ fn settle(
             .first(c)
             .optional()?;
         let Some((order_id, endpoint, attempts)) = row else {
-            tracing::warn!(call = id, "an e-Evidence call's lease ran out before it settled");
+            tracing::warn!(
+                call = id,
+                "an e-Evidence call's lease ran out before it settled"
+            );
             return Ok(());
         };
         let attempts = attempts.saturating_add(1);

@@ -58,7 +58,12 @@ const MAX_ASSOCIATED: usize = 16;
 pub trait Profile: std::fmt::Debug + Sync {
     /// Answers `action` itself, or `Ok(None)` to let Writ's own handling answer it. Runs in a
     /// savepoint: an error leaves nothing of the action behind.
-    fn act(&self, c: &mut DbConn, cx: &ProfileContext<'_>, action: &super::model::Action) -> Result<Option<Outcome>, Fail>;
+    fn act(
+        &self,
+        c: &mut DbConn,
+        cx: &ProfileContext<'_>,
+        action: &super::model::Action,
+    ) -> Result<Option<Outcome>, Fail>;
     /// `task` (resting on `authorisation`) became order `order_id`; inside the CREATE's
     /// savepoint, so an error refuses the task and leaves no order behind.
     fn task_created(

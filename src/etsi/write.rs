@@ -19,7 +19,8 @@ use super::model::{
     Action, ActionRequest, ActionResponse, Approval, Authorisation, BinaryData, CspConfig,
     Delivery, DictionaryEntry, Document, EndpointId, ErrorInfo, Header, LdTask, ListRecord,
     ListRequest, LpTask, Message, NS_AUTH, NS_COMMON, NS_CONFIG, NS_CORE, NS_DELIVERY,
-    NS_DICTIONARIES, NS_DOC, NS_NOTIFICATION, NS_TASK, NS_XSI, Notification, Object, ObjectBase, Outcome, Payload, RequestDetails,
+    NS_DICTIONARIES, NS_DOC, NS_NOTIFICATION, NS_TASK, NS_XSI, Notification, Object, ObjectBase,
+    Outcome, Payload, RequestDetails,
 };
 use super::xml::{XmlWriter, prefix_of};
 
@@ -382,11 +383,22 @@ fn notification(w: &mut XmlWriter, n: &Notification) {
         }
         opt_time(w, "LastChanged", base.last_changed.as_ref());
         opt_leaf(w, "notification:NotificationDetails", n.details.as_deref());
-        opt_dictionary_entry(w, "notification:NotificationType", n.notification_type.as_ref());
+        opt_dictionary_entry(
+            w,
+            "notification:NotificationType",
+            n.notification_type.as_ref(),
+        );
         if let Some(b) = n.new_notification {
-            w.leaf("notification:NewNotification", if b { "true" } else { "false" });
+            w.leaf(
+                "notification:NewNotification",
+                if b { "true" } else { "false" },
+            );
         }
-        opt_time(w, "notification:NotificationTimestamp", n.timestamp.as_ref());
+        opt_time(
+            w,
+            "notification:NotificationTimestamp",
+            n.timestamp.as_ref(),
+        );
     });
 }
 

@@ -487,9 +487,11 @@ pub fn step(
                 next.state = S::RefusedByEa;
             }
         }
-        (Kind::Epoc, S::Clarifying | S::Objected | S::Contested, T::GroundsForRefusal { refused })
-            if lc.notified =>
-        {
+        (
+            Kind::Epoc,
+            S::Clarifying | S::Objected | S::Contested,
+            T::GroundsForRefusal { refused },
+        ) if lc.notified => {
             next.ea_decided = true;
             if refused {
                 next.state = S::RefusedByEa;
@@ -530,7 +532,11 @@ pub fn step(
             next.suspended_since = None;
             next.state = lc.resume_state(now);
         }
-        (Kind::Epoc, S::Executing | S::EaHold | S::Releasable | S::Contested, T::NewDeadline(due)) => {
+        (
+            Kind::Epoc,
+            S::Executing | S::EaHold | S::Releasable | S::Contested,
+            T::NewDeadline(due),
+        ) => {
             next.due_at = Some(due);
         }
         (Kind::Epoc, S::Objected, T::ProceedingToCourt) => next.state = S::Contested,
@@ -552,15 +558,13 @@ pub fn step(
             next.state = S::Objected;
             effects.push(Effect::SendNonExecution);
         }
-        (Kind::EpocPr, S::Preserved, T::Extend) => {
-            match lc.preserve_until {
-                Some(until) if !lc.extended && now < until => {
-                    next.preserve_until = Some(until.saturating_add(THIRTY_DAYS));
-                    next.extended = true;
-                }
-                _ => return Err(illegal()),
+        (Kind::EpocPr, S::Preserved, T::Extend) => match lc.preserve_until {
+            Some(until) if !lc.extended && now < until => {
+                next.preserve_until = Some(until.saturating_add(THIRTY_DAYS));
+                next.extended = true;
             }
-        }
+            _ => return Err(illegal()),
+        },
         (Kind::EpocPr, S::Preserved, T::SubsequentProduction) => {
             next.state = S::HeldForProduction;
             next.preserve_until = None;
@@ -936,7 +940,10 @@ pub fn record_letter(
         .order(order_id)
         .reference("direction", letter.direction.as_str())
         .reference("document_type", letter.document_type.as_str())
-        .reference("body_sha256", crate::digest::sha256_hex(letter.body.as_bytes()));
+        .reference(
+            "body_sha256",
+            crate::digest::sha256_hex(letter.body.as_bytes()),
+        );
     audit::append(conn, &entry, now)?;
     Ok(())
 }
@@ -945,7 +952,10 @@ pub fn record_letter(
 pub fn thread(conn: &mut DbConn, order_id: &str) -> Result<Vec<Letter>, OrderError> {
     let rows: Vec<(String, String, String, i64)> = eevidence_correspondence::table
         .filter(eevidence_correspondence::order_id.eq(order_id))
-        .order((eevidence_correspondence::created_at, eevidence_correspondence::id))
+        .order((
+            eevidence_correspondence::created_at,
+            eevidence_correspondence::id,
+        ))
         .select((
             eevidence_correspondence::direction,
             eevidence_correspondence::document_type,
@@ -998,7 +1008,10 @@ pub fn release_gate(
             "the enforcing authority refused this order's data: it is never released".into()
         }
         State::Clarifying => "a Form 3 awaits the issuing authority's clarification".into(),
-        s => format!("the e-Evidence order is {}; it cannot be released", s.as_str()),
+        s => format!(
+            "the e-Evidence order is {}; it cannot be released",
+            s.as_str()
+        ),
     }))
 }
 
@@ -1044,7 +1057,10 @@ pub fn time_left(until: i64, now: DateTime<Utc>) -> String {
     if days > 0 {
         format!("{days} d {hours} h")
     } else {
-        format!("{hours} h {} min", left.num_minutes() - left.num_hours() * 60)
+        format!(
+            "{hours} h {} min",
+            left.num_minutes() - left.num_hours() * 60
+        )
     }
 }
 
@@ -1093,7 +1109,10 @@ mod tests {
         assert!(n.may_release(H));
         let (n, _) = step(&ea, Trigger::GroundsForRefusal { refused: true }, H).unwrap();
         assert_eq!(n.state, State::RefusedByEa);
-        assert!(!n.may_release(TEN_DAYS * 5), "day 10 never releases refused data");
+        assert!(
+            !n.may_release(TEN_DAYS * 5),
+            "day 10 never releases refused data"
+        );
         assert!(step(&n, Trigger::EaWindowEnded, TEN_DAYS).is_err());
         assert!(step(&n, Trigger::Released, TEN_DAYS).is_err());
         assert!(step(&ea, Trigger::EaWindowEnded, TEN_DAYS - 1).is_err());
@@ -1107,7 +1126,11 @@ mod tests {
         assert!(!c.may_release(2 * H));
         let (r, _) = step(&c, Trigger::Clarified, 50 * H).unwrap();
         assert_eq!(r.state, State::Executing);
-        assert_eq!(r.due_at, Some(TEN_DAYS + 48 * H), "48 suspended hours added");
+        assert_eq!(
+            r.due_at,
+            Some(TEN_DAYS + 48 * H),
+            "48 suspended hours added"
+        );
         let (o, eff) = step(&ex, Trigger::Form3(Form3Reason::DataNotHeld), H).unwrap();
         assert_eq!(o.state, State::Objected);
         assert_eq!(eff, vec![Effect::SendNonExecution]);
@@ -1125,7 +1148,10 @@ mod tests {
         let (cl, _) = step(&dl, Trigger::DeliveryReceived, H).unwrap();
         assert_eq!(cl.state, State::Closed);
         let (again, eff) = step(&dl, Trigger::DeliveryError, H).unwrap();
-        assert_eq!((again.state, eff), (State::Delivered, vec![Effect::SendOutcome]));
+        assert_eq!(
+            (again.state, eff),
+            (State::Delivered, vec![Effect::SendOutcome])
+        );
         // Withdrawal from every open state, then confirmation.
         for s in [
             State::Executing,
@@ -1141,7 +1167,12 @@ mod tests {
             assert_eq!(w.state, State::Withdrawing, "{s:?}");
             assert!(!w.may_release(TEN_DAYS * 2));
         }
-        let (w, eff) = step(&at(&ea, State::Withdrawing), Trigger::WithdrawalConfirmed, H).unwrap();
+        let (w, eff) = step(
+            &at(&ea, State::Withdrawing),
+            Trigger::WithdrawalConfirmed,
+            H,
+        )
+        .unwrap();
         assert_eq!(w.state, State::Withdrawn);
         assert_eq!(eff, vec![Effect::LiftHold, Effect::SendConfirmWithdrawal]);
     }
@@ -1165,15 +1196,30 @@ mod tests {
         assert_eq!(p.preserve_until, Some(SIXTY_DAYS));
         assert!(!p.may_release(0), "a preservation order releases nothing");
         let (kept, eff) = step(&p, Trigger::Preserved, H).unwrap();
-        assert_eq!((kept.state, eff), (State::Preserved, vec![Effect::SendDataPreserved]));
+        assert_eq!(
+            (kept.state, eff),
+            (State::Preserved, vec![Effect::SendDataPreserved])
+        );
         let (o, eff) = step(&p, Trigger::Form3(Form3Reason::DataNotHeld), H).unwrap();
-        assert_eq!((o.state, eff), (State::Objected, vec![Effect::SendNonExecution]));
+        assert_eq!(
+            (o.state, eff),
+            (State::Objected, vec![Effect::SendNonExecution])
+        );
         let (x, _) = step(&kept, Trigger::Extend, H).unwrap();
         assert_eq!(x.preserve_until, Some(SIXTY_DAYS + THIRTY_DAYS));
-        assert!(step(&x, Trigger::Extend, 2 * H).is_err(), "extended once only");
-        assert!(step(&kept, Trigger::Extend, SIXTY_DAYS).is_err(), "only within the period");
+        assert!(
+            step(&x, Trigger::Extend, 2 * H).is_err(),
+            "extended once only"
+        );
+        assert!(
+            step(&kept, Trigger::Extend, SIXTY_DAYS).is_err(),
+            "only within the period"
+        );
         let (f5, _) = step(&kept, Trigger::SubsequentProduction, H).unwrap();
-        assert_eq!((f5.state, f5.preserve_until), (State::HeldForProduction, None));
+        assert_eq!(
+            (f5.state, f5.preserve_until),
+            (State::HeldForProduction, None)
+        );
         assert!(step(&f5, Trigger::PeriodEnded, SIXTY_DAYS * 3).is_err());
         let (e, eff) = step(&f5, Trigger::LinkedDelivered, H).unwrap();
         assert_eq!((e.state, eff), (State::Ended, vec![Effect::LiftHold]));
@@ -1183,10 +1229,17 @@ mod tests {
         assert_eq!(e.state, State::Ended);
         assert!(step(&kept, Trigger::PeriodEnded, SIXTY_DAYS - 1).is_err());
         let (lapsed, eff) = step(&kept, Trigger::PeriodEnded, SIXTY_DAYS).unwrap();
-        assert_eq!((lapsed.state, eff), (State::Expired, vec![Effect::LiftHold]));
+        assert_eq!(
+            (lapsed.state, eff),
+            (State::Expired, vec![Effect::LiftHold])
+        );
         let (lapsed, _) = step(&x, Trigger::PeriodEnded, SIXTY_DAYS + THIRTY_DAYS).unwrap();
         assert_eq!(lapsed.state, State::Expired);
-        for s in [State::Preserving, State::Preserved, State::HeldForProduction] {
+        for s in [
+            State::Preserving,
+            State::Preserved,
+            State::HeldForProduction,
+        ] {
             let (w, _) = step(&at(&p, s), Trigger::Withdraw, H).unwrap();
             assert_eq!(w.state, State::Withdrawing);
         }
@@ -1217,7 +1270,12 @@ mod tests {
             Trigger::PeriodEnded,
         ];
         // Closed states take nothing.
-        for s in [State::Closed, State::Withdrawn, State::Ended, State::Expired] {
+        for s in [
+            State::Closed,
+            State::Withdrawn,
+            State::Ended,
+            State::Expired,
+        ] {
             for t in all {
                 let base = if matches!(s, State::Ended | State::Expired) {
                     &pr
@@ -1234,15 +1292,30 @@ mod tests {
             }
         }
         // EPOC-only triggers on an EPOC-PR and the reverse.
-        for t in [Trigger::Released, Trigger::EaWindowEnded, Trigger::Clarified] {
+        for t in [
+            Trigger::Released,
+            Trigger::EaWindowEnded,
+            Trigger::Clarified,
+        ] {
             assert!(step(&pr, t, H).is_err(), "{t:?}");
         }
-        for t in [Trigger::Preserved, Trigger::Extend, Trigger::SubsequentProduction] {
+        for t in [
+            Trigger::Preserved,
+            Trigger::Extend,
+            Trigger::SubsequentProduction,
+        ] {
             assert!(step(&ea, t, H).is_err(), "{t:?}");
         }
         // Release during the EA hold, and of refused or withdrawn orders.
         assert!(step(&ea, Trigger::Released, H).is_err());
-        assert!(step(&at(&ea, State::Withdrawing), Trigger::Released, TEN_DAYS * 2).is_err());
+        assert!(
+            step(
+                &at(&ea, State::Withdrawing),
+                Trigger::Released,
+                TEN_DAYS * 2
+            )
+            .is_err()
+        );
         // Grounds for refusal on an order nobody notified.
         let plain = epoc(false, "TenDaysASAP");
         assert!(step(&plain, Trigger::GroundsForRefusal { refused: true }, H).is_err());
@@ -1386,7 +1459,10 @@ pub fn badges(
     if lc.state == State::Clarifying {
         out.push("awaiting clarification (clock suspended)".into());
     }
-    if let Some(until) = lc.preserve_until.filter(|_| lc.kind == Kind::EpocPr && !lc.state.is_closed()) {
+    if let Some(until) = lc
+        .preserve_until
+        .filter(|_| lc.kind == Kind::EpocPr && !lc.state.is_closed())
+    {
         let days = (until.saturating_sub(at)).max(0) / (24 * 3_600_000_000);
         out.push(format!("preservation ends in {days} days"));
     }

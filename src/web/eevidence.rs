@@ -79,11 +79,13 @@ pub async fn receive(
     db: web::Data<Db>,
 ) -> Result<HttpResponse, Problem> {
     let Some(endpoint) = Endpoint::parse(&path.into_inner()) else {
-        return Err(Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found").detail(
-            "no such e-Evidence endpoint: production, preservation, groundsforrefusal, \
+        return Err(
+            Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found").detail(
+                "no such e-Evidence endpoint: production, preservation, groundsforrefusal, \
              subsequentproduction, preservationextension, endpreservation, newdeadline, \
              withdraw, deliverystatus or correspondence",
-        ));
+            ),
+        );
     };
     let limit = config.0.message_limit_bytes;
     crate::web::body::check_declared_length(&req, limit)?;

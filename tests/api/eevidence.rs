@@ -12,9 +12,7 @@ use base64::Engine;
 use reqwest::StatusCode;
 use writ::audit::{Actor, ActorKind};
 use writ::authority::{KeyAlgorithm, NewAuthority};
-use writ::etsi::model::{
-    ActionResponse, EndpointId, Header, Message, Outcome, Payload,
-};
+use writ::etsi::model::{ActionResponse, EndpointId, Header, Message, Outcome, Payload};
 use writ::etsi::{Limits, parse};
 use writ::policy::IssuerKind;
 
@@ -162,8 +160,12 @@ async fn start(backend: Backend) -> World {
                 &public_pem(DOJ.seed),
             )
             .unwrap();
-            writ::authority::set_etsi(conn, &actor, &identity(DOJ.iss, "ACTOR05", "us.subpoena", None))
-                .unwrap();
+            writ::authority::set_etsi(
+                conn,
+                &actor,
+                &identity(DOJ.iss, "ACTOR05", "us.subpoena", None),
+            )
+            .unwrap();
             writ::authority::set_etsi(
                 conn,
                 &actor,
@@ -200,7 +202,9 @@ fn id() -> String {
 }
 
 fn eu(name: &str, value: &str) -> String {
-    format!("<common:Owner>EU</common:Owner><common:Name>{name}</common:Name><common:Value>{value}</common:Value>")
+    format!(
+        "<common:Owner>EU</common:Owner><common:Name>{name}</common:Name><common:Value>{value}</common:Value>"
+    )
 }
 
 /// An EPOC (or, with `pr`, an EPOC-PR) for the subscriber data of Alice's phone number, one
@@ -237,12 +241,20 @@ fn order_xml(o: &Order<'_>) -> String {
     let flags: String = o
         .flags
         .iter()
-        .map(|f| format!("<auth:AuthorisationFlag>{}</auth:AuthorisationFlag>", eu("EPOCAuthorisationFlag", f)))
+        .map(|f| {
+            format!(
+                "<auth:AuthorisationFlag>{}</auth:AuthorisationFlag>",
+                eu("EPOCAuthorisationFlag", f)
+            )
+        })
         .collect();
     let priority = if o.pr {
         String::new()
     } else {
-        format!("<auth:AuthorisationPriority>{}</auth:AuthorisationPriority>", eu("EPOCPriority", o.priority))
+        format!(
+            "<auth:AuthorisationPriority>{}</auth:AuthorisationPriority>",
+            eu("EPOCPriority", o.priority)
+        )
     };
     let mut actions = format!(
         r#"<ActionRequest><ActionIdentifier>0</ActionIdentifier><CREATE>
@@ -273,7 +285,10 @@ fn order_xml(o: &Order<'_>) -> String {
         let (kind, details) = if o.pr {
             ("task:LPTaskObject", "")
         } else {
-            ("task:LDTaskObject", "<task:Reference>XX-ACTOR05-0042</task:Reference>")
+            (
+                "task:LDTaskObject",
+                "<task:Reference>XX-ACTOR05-0042</task:Reference>",
+            )
         };
         actions.push_str(&format!(
             r#"<ActionRequest><ActionIdentifier>{n}</ActionIdentifier><CREATE>
@@ -452,9 +467,17 @@ fn check_sent(system: &Arc<Mutex<System>>) -> Vec<(String, String)> {
     let named: Vec<(String, String)> = received
         .iter()
         .enumerate()
-        .map(|(i, (path, xml))| (format!("sent-{i}-{}.xml", path.replace('/', "_")), xml.clone()))
+        .map(|(i, (path, xml))| {
+            (
+                format!("sent-{i}-{}.xml", path.replace('/', "_")),
+                xml.clone(),
+            )
+        })
         .collect();
-    let docs: Vec<(&str, &str)> = named.iter().map(|(n, x)| (n.as_str(), x.as_str())).collect();
+    let docs: Vec<(&str, &str)> = named
+        .iter()
+        .map(|(n, x)| (n.as_str(), x.as_str()))
+        .collect();
     if !docs.is_empty() {
         assert_valid(&docs);
     }
@@ -538,8 +561,15 @@ async fn a_national_epoc_is_delivered_redelivered_and_closed(backend: Backend) {
     all_created(&post(api, "deliverystatus", &status("Received")).await);
     assert_eq!(state_of(api, &order).await.state.as_str(), "closed");
     let sent = check_sent(&w.system);
-    let outcomes: Vec<_> = sent.iter().filter(|(p, _)| p == "/eevidence/outcome").collect();
-    assert_eq!(outcomes.len(), 3, "one refused, one acknowledged, one redelivered");
+    let outcomes: Vec<_> = sent
+        .iter()
+        .filter(|(p, _)| p == "/eevidence/outcome")
+        .collect();
+    assert_eq!(
+        outcomes.len(),
+        3,
+        "one refused, one acknowledged, one redelivered"
+    );
     let first = parse(outcomes[0].1.as_bytes(), &Limits::default()).unwrap();
     let second = parse(outcomes[1].1.as_bytes(), &Limits::default()).unwrap();
     assert_eq!(first.header.transaction_id, second.header.transaction_id);
@@ -567,12 +597,21 @@ async fn a_notified_epoc_waits_for_the_enforcing_authority(backend: Backend) {
     let (o1, o2) = (order_of(api, &t1).await, order_of(api, &t2).await);
     assert_eq!(state_of(api, &o1).await.state.as_str(), "ea_hold");
     let (s, body) = release(api, &o1).await;
-    assert_eq!(s, StatusCode::CONFLICT, "released during the EA window: {body}");
+    assert_eq!(
+        s,
+        StatusCode::CONFLICT,
+        "released during the EA window: {body}"
+    );
     assert!(body.contains("review window"), "{body}");
     let r = post(
         api,
         "groundsforrefusal",
-        &document_xml(&id(), "PartialGroundsForRefusal", &[&auth, &t2], "Art 12(1)(a)"),
+        &document_xml(
+            &id(),
+            "PartialGroundsForRefusal",
+            &[&auth, &t2],
+            "Art 12(1)(a)",
+        ),
     )
     .await;
     all_created(&r);
@@ -603,7 +642,12 @@ async fn a_notified_epoc_waits_for_the_enforcing_authority(backend: Backend) {
     );
     let o3 = order_of(api, &t3).await;
     all_created(
-        &post(api, "groundsforrefusal", &document_xml(&id(), "FullGroundsForRefusal", &[&auth], "")).await,
+        &post(
+            api,
+            "groundsforrefusal",
+            &document_xml(&id(), "FullGroundsForRefusal", &[&auth], ""),
+        )
+        .await,
     );
     age(api, &o3, "ea_until").await;
     assert_eq!(release(api, &o3).await.0, StatusCode::CONFLICT);
@@ -624,7 +668,12 @@ async fn a_notified_epoc_waits_for_the_enforcing_authority(backend: Backend) {
         .await,
     );
     all_created(
-        &post(api, "groundsforrefusal", &document_xml(&id(), "NoGroundsForRefusal", &[&auth], "")).await,
+        &post(
+            api,
+            "groundsforrefusal",
+            &document_xml(&id(), "NoGroundsForRefusal", &[&auth], ""),
+        )
+        .await,
     );
     let o4 = order_of(api, &t4).await;
     assert_eq!(release(api, &o4).await.0, StatusCode::SEE_OTHER);
@@ -664,10 +713,18 @@ async fn a_notified_epoc_waits_for_the_enforcing_authority(backend: Backend) {
     );
     let o6 = order_of(api, &t6).await;
     let lc = state_of(api, &o6).await;
-    assert_eq!(lc.due_at.unwrap() - lc.received_at, writ::orders::eevidence::EIGHT_HOURS);
+    assert_eq!(
+        lc.due_at.unwrap() - lc.received_at,
+        writ::orders::eevidence::EIGHT_HOURS
+    );
     assert_eq!(release(api, &o6).await.0, StatusCode::SEE_OTHER);
     all_created(
-        &post(api, "groundsforrefusal", &document_xml(&id(), "FullGroundsForRefusal", &[&auth], "")).await,
+        &post(
+            api,
+            "groundsforrefusal",
+            &document_xml(&id(), "FullGroundsForRefusal", &[&auth], ""),
+        )
+        .await,
     );
     assert_eq!(state_of(api, &o6).await.state.as_str(), "delivered");
     for o in [&o1, &o4, &o5, &o6] {
@@ -680,7 +737,9 @@ async fn an_unknown_authority_goes_to_human_judgement(backend: Backend) {
     let w = start(backend).await;
     let api = &w.api;
     let approval = |reference: &str| {
-        format!("<auth:AuthorisationApprovalDetails><common:ApprovalReference>{reference}</common:ApprovalReference><common:ApproverDetails><common:ApproverName>Juge M.</common:ApproverName><common:ApproverRole>ValidatingAuthority</common:ApproverRole></common:ApproverDetails></auth:AuthorisationApprovalDetails>")
+        format!(
+            "<auth:AuthorisationApprovalDetails><common:ApprovalReference>{reference}</common:ApprovalReference><common:ApproverDetails><common:ApproverName>Juge M.</common:ApproverName><common:ApproverRole>ValidatingAuthority</common:ApproverRole></common:ApproverDetails></auth:AuthorisationApprovalDetails>"
+        )
     };
     let (unknown, t1) = (approval("NOBODY99"), id());
     all_created(
@@ -779,7 +838,10 @@ async fn form3_suspends_the_clock_until_clarified_and_withdrawal_needs_a_person(
     let after = state_of(api, &order).await;
     assert_eq!(after.state.as_str(), "executing");
     let suspended = after.due_at.unwrap() - before.due_at.unwrap();
-    assert!(suspended >= 300_000, "the suspended time is added: {suspended}");
+    assert!(
+        suspended >= 300_000,
+        "the suspended time is added: {suspended}"
+    );
     let o = order.clone();
     let thread = api
         .app
@@ -794,7 +856,16 @@ async fn form3_suspends_the_clock_until_clarified_and_withdrawal_needs_a_person(
     // Data not held: objected, nothing released, the clock not touched.
     let (auth2, task2) = (id(), id());
     all_created(
-        &post(api, "production", &order_xml(&Order { auth: &auth2, tasks: std::slice::from_ref(&task2), ..Order::default() })).await,
+        &post(
+            api,
+            "production",
+            &order_xml(&Order {
+                auth: &auth2,
+                tasks: std::slice::from_ref(&task2),
+                ..Order::default()
+            }),
+        )
+        .await,
     );
     let o2 = order_of(api, &task2).await;
     let o = o2.clone();
@@ -802,7 +873,14 @@ async fn form3_suspends_the_clock_until_clarified_and_withdrawal_needs_a_person(
         .app
         .pool
         .run(move |conn| {
-            writ::orders::eevidence::send_form3(conn, &staff(), &o, Form3Reason::DataNotHeld, "No such account.", chrono::Utc::now())
+            writ::orders::eevidence::send_form3(
+                conn,
+                &staff(),
+                &o,
+                Form3Reason::DataNotHeld,
+                "No such account.",
+                chrono::Utc::now(),
+            )
         })
         .await
         .unwrap();
@@ -819,7 +897,9 @@ async fn form3_suspends_the_clock_until_clarified_and_withdrawal_needs_a_person(
     let o = o2.clone();
     api.app
         .pool
-        .run(move |conn| writ::orders::eevidence::confirm_withdrawal(conn, &staff(), &o, chrono::Utc::now()))
+        .run(move |conn| {
+            writ::orders::eevidence::confirm_withdrawal(conn, &staff(), &o, chrono::Utc::now())
+        })
         .await
         .unwrap();
     assert_eq!(state_of(api, &o2).await.state.as_str(), "withdrawn");
@@ -875,7 +955,10 @@ async fn an_epoc_pr_is_preserved_extended_followed_and_another_lapses(backend: B
     assert_eq!(error_of(&r.outcomes()[0].1).0, 409, "{}", r.text);
     // Form 5: kept until the production order comes; it names the EPOC-PR and ends it.
     all_created(&post(api, "subsequentproduction", &lp_update("")).await);
-    assert_eq!(state_of(api, &pr).await.state.as_str(), "held_for_production");
+    assert_eq!(
+        state_of(api, &pr).await.state.as_str(),
+        "held_for_production"
+    );
     let (auth2, ld) = (id(), id());
     let assoc = format!("<AssociatedObject>{lp}</AssociatedObject>");
     all_created(

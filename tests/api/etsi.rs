@@ -35,7 +35,12 @@ pub(crate) const DOJ: Signer = Signer {
     seed: 9,
 };
 
-pub(crate) fn identity(authority: &str, unique: &str, instrument: &str, url: Option<String>) -> EtsiIdentity {
+pub(crate) fn identity(
+    authority: &str,
+    unique: &str,
+    instrument: &str,
+    url: Option<String>,
+) -> EtsiIdentity {
     EtsiIdentity {
         authority_id: authority.into(),
         country_code: "XX".into(),
