@@ -14,6 +14,7 @@ pub mod db;
 pub mod deployment;
 pub mod digest;
 pub mod disclosure;
+pub mod eevidence;
 pub mod etsi;
 pub mod failpoint;
 pub mod jobs;

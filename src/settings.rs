@@ -199,6 +199,10 @@ pub struct EtsiSettings {
     /// for ever); bodies that created an object of an order still open are kept until it closes.
     /// 0 keeps them for ever.
     pub message_body_retention_days: u32,
+    /// Base URL of the national e-Evidence system's interface for service providers (Writ
+    /// POSTs its calls to `<url>/eevidence/<call>`); empty: calls stay queued, unsent.
+    #[serde(default)]
+    pub eevidence_url: String,
 }
 
 /// `[workspace]`: the legal team's and auditors' browser workspace.

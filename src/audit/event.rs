@@ -49,6 +49,24 @@ catalogue! {
     AuthorityKeyRevoked => "authority.key_revoked",
     /// An authority's HI-1 identity was set.
     AuthorityEtsiSet => "authority.etsi_set",
+    /// An EPOC or EPOC-PR task became an order with its e-Evidence lifecycle.
+    EevidenceReceived => "eevidence.received",
+    /// An e-Evidence order's lifecycle moved (trigger, from, to).
+    EevidenceTransition => "eevidence.transition",
+    /// A person confirmed the authorities an e-Evidence order names.
+    EevidenceAuthoritiesConfirmed => "eevidence.authorities_confirmed",
+    /// A call to the national e-Evidence system was queued.
+    EevidenceCallQueued => "eevidence.call_queued",
+    /// An attempt at a call to the national e-Evidence system failed (it is retried).
+    EevidenceCallAttempted => "eevidence.call_attempted",
+    /// The national e-Evidence system acknowledged a call.
+    EevidenceCallAcknowledged => "eevidence.call_acknowledged",
+    /// A call to the national e-Evidence system failed for good.
+    EevidenceCallFailed => "eevidence.call_failed",
+    /// A correspondence document was received or sent.
+    EevidenceCorrespondence => "eevidence.correspondence",
+    /// The national system's authority list was read into the registry's view.
+    EevidenceAuthoritiesRefreshed => "eevidence.authorities_refreshed",
     /// An HI-1 delivery was queued for a released order.
     EtsiDeliveryQueued => "etsi.delivery_queued",
     /// The destination acknowledged an HI-1 delivery.

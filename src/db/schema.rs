@@ -666,3 +666,93 @@ diesel::table! {
         created_at -> BigInt,
     }
 }
+
+diesel::table! {
+    /// The e-Evidence lifecycle of each order that came as an EPOC or EPOC-PR task.
+    eevidence_orders (order_id) {
+        /// The order (one per task).
+        order_id -> Text,
+        /// The authority (as registered) whose message created it.
+        authority_id -> Text,
+        /// The HI-1 authorisation object the task rests on.
+        authorisation_id -> Nullable<Text>,
+        /// The HI-1 task object.
+        task_id -> Text,
+        /// `epoc` or `epoc_pr`.
+        kind -> Text,
+        /// The lifecycle state (`orders::eevidence::State`).
+        state -> Text,
+        /// `EPOCPriority` as received.
+        priority -> Nullable<Text>,
+        /// The enforcing authority was notified (Art 8).
+        notified -> Bool,
+        /// An emergency order (8 hours).
+        emergency -> Bool,
+        /// When Writ received it, UTC microseconds.
+        received_at -> BigInt,
+        /// When it is due, UTC microseconds.
+        due_at -> Nullable<BigInt>,
+        /// End of the enforcing authority's window, UTC microseconds.
+        ea_until -> Nullable<BigInt>,
+        /// The enforcing authority decided on grounds for refusal.
+        ea_decided -> Bool,
+        /// The clock is suspended since (Form 3 awaiting clarification), UTC microseconds.
+        suspended_since -> Nullable<BigInt>,
+        /// End of preservation, UTC microseconds (none: open-ended after Form 5).
+        preserve_until -> Nullable<BigInt>,
+        /// The preservation was extended (Form 6).
+        extended -> Bool,
+        /// The EPOC-PR this EPOC follows, or the EPOC that followed this EPOC-PR.
+        linked_order -> Nullable<Text>,
+        /// Why a person must judge the order before anything is released.
+        judgement -> Nullable<Text>,
+        /// Last change, UTC microseconds.
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Calls to the national e-Evidence system, sent under a lease until acknowledged.
+    eevidence_outbox (id) {
+        /// Id (also the HI-1 transaction identifier of every attempt).
+        id -> Text,
+        /// The order it concerns.
+        order_id -> Nullable<Text>,
+        /// The authority the order came from.
+        authority_id -> Text,
+        /// The system's endpoint (`outcome`, `nonexecution`, ...).
+        endpoint -> Text,
+        /// The message, when built at queueing time (an `outcome` is built when sent).
+        body -> Nullable<Text>,
+        /// queued, sending, acknowledged or failed.
+        status -> Text,
+        /// Attempts made.
+        attempts -> Integer,
+        /// Next attempt (or lease end), UTC microseconds.
+        next_attempt_at -> BigInt,
+        /// Last error, short.
+        last_error -> Nullable<Text>,
+        /// When queued.
+        created_at -> BigInt,
+        /// When acknowledged.
+        acknowledged_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    /// The correspondence of an e-Evidence order, in and out.
+    eevidence_correspondence (id) {
+        /// Id.
+        id -> Text,
+        /// The order.
+        order_id -> Text,
+        /// `in` or `out`.
+        direction -> Text,
+        /// `EPOCDocumentType` (or Writ's `Form3`, `DataPreserved`, ...).
+        document_type -> Text,
+        /// The text.
+        body -> Text,
+        /// When, UTC microseconds.
+        created_at -> BigInt,
+    }
+}

@@ -72,6 +72,10 @@ pub fn queue(
     let Some((authority_id, task_id)) = task else {
         return Ok(None);
     };
+    // An e-Evidence order's package goes out as its `outcome` call (queued at release).
+    if crate::orders::eevidence::load(c, order_id)?.is_some() {
+        return Ok(None);
+    }
     let url: Option<Option<String>> = authority_etsi::table
         .find(&authority_id)
         .select(authority_etsi::delivery_url)

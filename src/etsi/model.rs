@@ -17,6 +17,8 @@ pub const NS_TASK: &str = "http://uri.etsi.org/03120/common/2020/09/Task";
 pub const NS_AUTH: &str = "http://uri.etsi.org/03120/common/2020/09/Authorisation";
 /// `DocumentObject`.
 pub const NS_DOC: &str = "http://uri.etsi.org/03120/common/2020/09/Document";
+/// `NotificationObject` (the V1.12.1 schema; the current set has none).
+pub const NS_NOTIFICATION: &str = "http://uri.etsi.org/03120/common/2016/02/Notification";
 /// `DeliveryObject`.
 pub const NS_DELIVERY: &str = "http://uri.etsi.org/03120/common/2019/10/Delivery";
 /// `GETCSPCONFIG` response types.
@@ -321,6 +323,23 @@ pub struct BinaryData {
     pub content_length: Option<u64>,
 }
 
+/// `NotificationObject`: Writ tells the other side something (e-Evidence `NonExecution`,
+/// `DataPreserved`, `ConfirmationOfWithdrawal`). Writ writes these; the parser reads them as
+/// [`Object::Unsupported`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Notification {
+    /// The object base (`AssociatedObjects` names the authorisation and tasks).
+    pub base: ObjectBase,
+    /// `NotificationDetails`.
+    pub details: Option<String>,
+    /// `NotificationType`.
+    pub notification_type: Option<DictionaryEntry>,
+    /// `NewNotification`.
+    pub new_notification: Option<bool>,
+    /// `NotificationTimestamp`.
+    pub timestamp: Option<DateTime<FixedOffset>>,
+}
+
 /// An HI-1 object, by its `xsi:type`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Object {
@@ -334,6 +353,8 @@ pub enum Object {
     Document(Document),
     /// `delivery:DeliveryObject`.
     Delivery(Delivery),
+    /// `notification:NotificationObject` (written only).
+    Notification(Notification),
     /// Any other object type (an LI task, a traffic policy, a destination, ...): Writ answers
     /// it with an error naming the type; its content is not read.
     Unsupported {
@@ -353,6 +374,7 @@ impl Object {
             Object::LpTask(o) => Some(&o.base.identifier),
             Object::Document(o) => Some(&o.base.identifier),
             Object::Delivery(o) => Some(&o.base.identifier),
+            Object::Notification(o) => Some(&o.base.identifier),
             Object::Unsupported { identifier, .. } => identifier.as_deref(),
         }
     }
@@ -366,6 +388,7 @@ impl Object {
             Object::LpTask(_) => "LPTask",
             Object::Document(_) => "Document",
             Object::Delivery(_) => "Delivery",
+            Object::Notification(_) => "Notification",
             Object::Unsupported { xsi_type, .. } => xsi_type.rsplit('}').next().unwrap_or(xsi_type),
         }
     }

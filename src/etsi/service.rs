@@ -52,6 +52,47 @@ pub mod codes {
 /// Most associated objects a task may name (each is looked up in its kept message).
 const MAX_ASSOCIATED: usize = 16;
 
+/// A profile of HI-1 layered on Writ's own handling (the EU e-Evidence endpoints): it may
+/// answer an action itself, and it hears of every task that became an order, inside the
+/// message's transaction.
+pub trait Profile: std::fmt::Debug + Sync {
+    /// Answers `action` itself, or `Ok(None)` to let Writ's own handling answer it. Runs in a
+    /// savepoint: an error leaves nothing of the action behind.
+    fn act(
+        &self,
+        c: &mut DbConn,
+        cx: &ProfileContext<'_>,
+        action: &super::model::Action,
+    ) -> Result<Option<Outcome>, Fail>;
+    /// `task` (resting on `authorisation`) became order `order_id`; inside the CREATE's
+    /// savepoint, so an error refuses the task and leaves no order behind.
+    fn task_created(
+        &self,
+        c: &mut DbConn,
+        cx: &ProfileContext<'_>,
+        task: &Object,
+        authorisation: Option<&Authorisation>,
+        order_id: &str,
+    ) -> Result<(), Fail>;
+}
+
+/// What a [`Profile`] sees of the message being answered.
+#[derive(Debug)]
+pub struct ProfileContext<'a> {
+    /// The registered authority that signed the request.
+    pub authority: &'a Authority,
+    /// The message's header.
+    pub header: &'a Header,
+    /// The kept message's id.
+    pub message_id: &'a str,
+    /// The rules of the exchange.
+    pub rules: &'a Rules<'a>,
+    /// Now.
+    pub now: DateTime<Utc>,
+    /// Authorisations and documents created by this message so far.
+    pub created: &'a HashMap<String, Object>,
+}
+
 /// What answering a message needs.
 #[derive(Debug, Clone, Copy)]
 pub struct Rules<'a> {
@@ -65,6 +106,8 @@ pub struct Rules<'a> {
     pub mail: &'a MailSettings,
     /// Largest order document, in bytes (the JSON API's limit).
     pub document_limit: usize,
+    /// The profile layered on Writ's own handling (`None` at `/etsi/hi1`).
+    pub profile: Option<&'a dyn Profile>,
 }
 
 /// The answer to a message: an HTTP status and an `HI1Message`.
@@ -121,7 +164,8 @@ pub fn header(
     }
 }
 
-fn error(code: u64, description: impl Into<String>) -> ErrorInfo {
+/// An `ErrorInformation`.
+pub fn error(code: u64, description: impl Into<String>) -> ErrorInfo {
     ErrorInfo {
         code,
         description: description.into(),
@@ -534,8 +578,11 @@ fn refuse(
 }
 
 /// Why one action failed: an answer for the sender, or a failure of Writ's own.
-enum Fail {
+#[derive(Debug)]
+pub enum Fail {
+    /// Answered to the sender in the action's response.
     Answer(ErrorInfo),
+    /// Writ's own failure: the message is not answered.
     Internal(OrderError),
 }
 
@@ -578,9 +625,14 @@ fn answer_actions(
     // A message that creates nothing is answered afresh when repeated, and neither it nor its
     // answer (which may carry a released package) is kept: only its hash and size, as for a
     // refused one. Packages live only under their retention.
-    let read_only = !actions
-        .iter()
-        .any(|a| matches!(a.action, super::model::Action::Create(_)));
+    let read_only = actions.iter().all(|a| {
+        matches!(
+            a.action,
+            super::model::Action::Get { .. }
+                | super::model::Action::List(_)
+                | super::model::Action::GetCspConfig
+        )
+    });
     diesel::insert_into(etsi_messages::table)
         .values((
             etsi_messages::id.eq(&message_id),
@@ -673,6 +725,24 @@ fn act(
     action: &super::model::Action,
 ) -> Result<Outcome, Fail> {
     use super::model::Action;
+    if let Some(profile) = work.rules.profile {
+        let created = std::mem::take(&mut work.created);
+        let answered = c.transaction(|sp| {
+            let cx = ProfileContext {
+                authority: work.sender.authority,
+                header: work.header,
+                message_id: &work.message_id,
+                rules: work.rules,
+                now: work.now,
+                created: &created,
+            };
+            profile.act(sp, &cx, action)
+        });
+        work.created = created;
+        if let Some(outcome) = answered? {
+            return Ok(outcome);
+        }
+    }
     match action {
         Action::GetCspConfig => Ok(Outcome::CspConfig(Box::new(csp_config(work)?))),
         Action::Get { identifier } => {
@@ -752,7 +822,8 @@ fn check_owner(work: &Work<'_>, base: &super::model::ObjectBase) -> Result<(), F
     Ok(())
 }
 
-fn is_held(c: &mut DbConn, authority_id: &str, object_id: &str) -> Result<bool, Fail> {
+/// Whether an object of this identifier is held for the sender.
+pub fn is_held(c: &mut DbConn, authority_id: &str, object_id: &str) -> Result<bool, Fail> {
     let n: i64 = etsi_objects::table
         .filter(etsi_objects::authority_id.eq(authority_id))
         .filter(etsi_objects::object_id.eq(object_id))
@@ -809,6 +880,12 @@ fn create(c: &mut DbConn, work: &mut Work<'_>, object: &Object) -> Result<String
             return Err(Fail::Answer(error(
                 codes::NOT_SUPPORTED,
                 "Writ creates DeliveryObjects itself; an authority cannot CREATE one",
+            )));
+        }
+        Object::Notification(_) => {
+            return Err(Fail::Answer(error(
+                codes::NOT_SUPPORTED,
+                "Writ sends NotificationObjects; an authority cannot CREATE one",
             )));
         }
         Object::Unsupported { xsi_type, .. } => {
@@ -871,7 +948,7 @@ fn create(c: &mut DbConn, work: &mut Work<'_>, object: &Object) -> Result<String
                 parent.as_deref(),
             )?;
         }
-        Object::Delivery(_) | Object::Unsupported { .. } => {}
+        Object::Delivery(_) | Object::Notification(_) | Object::Unsupported { .. } => {}
     }
     if matches!(object, Object::Authorisation(_) | Object::Document(_)) {
         work.created.insert(base.identifier.clone(), object.clone());
@@ -879,8 +956,9 @@ fn create(c: &mut DbConn, work: &mut Work<'_>, object: &Object) -> Result<String
     Ok(base.identifier.clone())
 }
 
-/// An object this sender created earlier, read back from the message that carried it.
-fn stored_object(
+/// An object this sender created earlier, read back from the message that carried it, with
+/// the order it became (a task).
+pub fn stored_object(
     c: &mut DbConn,
     authority_id: &str,
     object_id: &str,
@@ -1087,6 +1165,17 @@ fn create_task(
         },
         work.now,
     )?;
+    if let Some(profile) = work.rules.profile {
+        let cx = ProfileContext {
+            authority: work.sender.authority,
+            header: work.header,
+            message_id: &work.message_id,
+            rules: work.rules,
+            now: work.now,
+            created: &work.created,
+        };
+        profile.task_created(c, &cx, object, auth.as_ref(), &view.id)?;
+    }
     Ok((view.id, auth.map(|a| a.base.identifier)))
 }
 

@@ -19,7 +19,8 @@ use super::model::{
     Action, ActionRequest, ActionResponse, Approval, Authorisation, BinaryData, CspConfig,
     Delivery, DictionaryEntry, Document, EndpointId, ErrorInfo, Header, LdTask, ListRecord,
     ListRequest, LpTask, Message, NS_AUTH, NS_COMMON, NS_CONFIG, NS_CORE, NS_DELIVERY,
-    NS_DICTIONARIES, NS_DOC, NS_TASK, NS_XSI, Object, ObjectBase, Outcome, Payload, RequestDetails,
+    NS_DICTIONARIES, NS_DOC, NS_NOTIFICATION, NS_TASK, NS_XSI, Notification, Object, ObjectBase,
+    Outcome, Payload, RequestDetails,
 };
 use super::xml::{XmlWriter, prefix_of};
 
@@ -300,6 +301,7 @@ fn object(w: &mut XmlWriter, o: &Object) {
         Object::Delivery(d) => hi1_object(w, "delivery:DeliveryObject", &d.base, |w| {
             delivery(w, d);
         }),
+        Object::Notification(n) => notification(w, n),
         Object::Unsupported {
             xsi_type,
             identifier,
@@ -353,6 +355,50 @@ fn hi1_object(
         }
         opt_time(w, "LastChanged", base.last_changed.as_ref());
         own(w);
+    });
+}
+
+/// A `NotificationObject`, its namespace declared on the object (the root declares only the
+/// namespaces every message may use).
+fn notification(w: &mut XmlWriter, n: &Notification) {
+    let attrs = [
+        ("xmlns:notification", NS_NOTIFICATION),
+        ("xsi:type", "notification:NotificationObject"),
+    ];
+    w.elem("HI1Object", &attrs, |w| {
+        let base = &n.base;
+        w.leaf("ObjectIdentifier", &base.identifier);
+        opt_leaf(w, "CountryCode", base.country.as_deref());
+        opt_leaf(w, "OwnerIdentifier", base.owner.as_deref());
+        if let Some(g) = base.generation {
+            w.leaf("Generation", &g.to_string());
+        }
+        opt_leaf(w, "ExternalIdentifier", base.external_identifier.as_deref());
+        if !base.associated.is_empty() {
+            w.elem("AssociatedObjects", &[], |w| {
+                for id in &base.associated {
+                    w.leaf("AssociatedObject", id);
+                }
+            });
+        }
+        opt_time(w, "LastChanged", base.last_changed.as_ref());
+        opt_leaf(w, "notification:NotificationDetails", n.details.as_deref());
+        opt_dictionary_entry(
+            w,
+            "notification:NotificationType",
+            n.notification_type.as_ref(),
+        );
+        if let Some(b) = n.new_notification {
+            w.leaf(
+                "notification:NewNotification",
+                if b { "true" } else { "false" },
+            );
+        }
+        opt_time(
+            w,
+            "notification:NotificationTimestamp",
+            n.timestamp.as_ref(),
+        );
     });
 }
 

@@ -254,6 +254,9 @@ pub fn approve(
         super::lock(c, order_id)?;
         let d = review::detail(c, order_id)?;
         ready_for_approval(&d, staff)?;
+        // An e-Evidence order releases only when its lifecycle allows it (the enforcing
+        // authority's window, its grounds for refusal, Form 3, withdrawal, unknown authorities).
+        super::eevidence::release_gate(c, &staff.actor(), order_id, now)?;
         let Some(snap) = current(c, order_id)?.filter(|s| s.status == "snapshot") else {
             return Err(conflict("prepare and preview the package first"));
         };
@@ -361,6 +364,26 @@ pub fn approve(
             ))
             .execute(c)?;
         holds::release(c, order_id, now.timestamp_micros())?;
+        // An e-Evidence order moves to Delivered and its `outcome` call is queued here.
+        if super::eevidence::load(c, order_id)?.is_some() {
+            super::eevidence::apply(
+                c,
+                &staff.actor(),
+                order_id,
+                super::eevidence::Trigger::Released,
+                None,
+                now,
+            )?;
+            let authority_id = d.authority_id.clone();
+            super::eevidence::queue_call(
+                c,
+                order_id,
+                &authority_id,
+                super::eevidence::Call::Outcome,
+                None,
+                now,
+            )?;
+        }
         // The deliverers pick the release up from the queue (HI-1: etsi::deliver::take_released).
         diesel::insert_into(release_queue::table)
             .values((

@@ -17,6 +17,7 @@ pub mod approval;
 pub mod clarify;
 pub mod dashboard;
 pub mod demo;
+pub mod eevidence;
 pub mod holds;
 pub mod intake;
 pub mod judgement;

@@ -517,7 +517,7 @@ pub fn refuse(
     reply: Reply,
     mail: &crate::settings::MailSettings,
 ) -> Result<(), OrderError> {
-    refuse_at(conn, staff, id, reason, mail, Utc::now())
+    refuse_at(conn, staff, id, reason, reply, mail, Utc::now())
 }
 
 /// [`refuse`] at a given time (a refusal recorded in a replayed or seeded history).
@@ -526,6 +526,7 @@ pub fn refuse_at(
     staff: &Staff,
     id: &str,
     reason: &str,
+    reply: Reply,
     mail: &crate::settings::MailSettings,
     now: DateTime<Utc>,
 ) -> Result<(), OrderError> {

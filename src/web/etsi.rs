@@ -93,6 +93,7 @@ pub async fn hi1(
                 deployment: state.deployment(),
                 mail: state.mail(),
                 document_limit: state.document_limit(),
+                profile: None,
             };
             service::receive_parsed(conn, &authority, &body, parsed, &rules, Utc::now())
         })

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod client;
+pub mod eevidence;
 pub mod etsi;
 pub mod extract;
 pub mod health;
@@ -74,6 +75,7 @@ pub struct Application {
     jobs: tokio::task::JoinHandle<()>,
     mailer: tokio::task::JoinHandle<()>,
     deliverer: tokio::task::JoinHandle<()>,
+    eevidence_sender: tokio::task::JoinHandle<()>,
     body_retention: tokio::task::JoinHandle<()>,
     policies: std::sync::Arc<crate::policy::PolicySet>,
 }
@@ -188,6 +190,14 @@ impl Application {
                 interval: Duration::from_secs(settings.api.jobs_interval_secs),
             },
         ));
+        let eevidence_sender = tokio::spawn(crate::eevidence::outbox::run(
+            db.clone(),
+            crate::eevidence::outbox::Sender {
+                settings: settings.etsi.clone(),
+                key: package_key.clone(),
+                interval: Duration::from_secs(settings.api.jobs_interval_secs),
+            },
+        ));
         let body_retention = tokio::spawn(crate::etsi::service::run_body_retention(
             db.clone(),
             settings.etsi.message_body_retention_days,
@@ -230,6 +240,7 @@ impl Application {
             jobs,
             mailer,
             deliverer,
+            eevidence_sender,
             body_retention,
             policies,
         })
@@ -267,6 +278,7 @@ impl Application {
         self.jobs.abort();
         self.mailer.abort();
         self.deliverer.abort();
+        self.eevidence_sender.abort();
         self.body_retention.abort();
         result
     }
@@ -408,6 +420,7 @@ fn build_server(
                 .service(openapi::docs_page)
                 .service(openapi::docs_asset)
                 .service(etsi::hi1)
+                .service(eevidence::receive)
                 .service(api::info)
                 .service(api::submit)
                 .service(api::order)

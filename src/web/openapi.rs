@@ -27,6 +27,7 @@ use super::api;
         api::disclosure,
         api::rejection,
         crate::web::etsi::hi1,
+        crate::web::eevidence::receive,
     ),
     components(schemas(crate::web::problem::Problem, crate::orders::FieldError)),
     modifiers(&RequestToken, &AmendmentNeedsDocument),

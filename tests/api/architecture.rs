@@ -16,6 +16,8 @@ const LAYERS: &[&[&str]] = &[
     &["cli", "web"],
     // Background work and start-up steps.
     &["jobs", "startup"],
+    // EU e-Evidence: the profile's endpoints, lifecycle triggers and calls.
+    &["eevidence"],
     // HI-1 and e-Evidence messages.
     &["etsi"],
     // The order's life: intake, review, approval, holds.
@@ -430,7 +432,7 @@ fn the_catalogue_keeps_the_names_in_the_log() {
     assert_eq!(Event::OrderReleased.as_str(), "order.released");
     assert_eq!(Event::EtsiDeliveryQueued.as_str(), "etsi.delivery_queued");
     assert_eq!(Event::PolicyLoaded.as_str(), "policy.loaded");
-    assert_eq!(Event::ALL.len(), 54);
+    assert_eq!(Event::ALL.len(), 63);
 }
 
 /// Files outside `db/` that may name a backend (`DbConn::Sqlite`, `DbConn::Postgres`,

@@ -35,7 +35,12 @@ pub(crate) const DOJ: Signer = Signer {
     seed: 9,
 };
 
-fn identity(authority: &str, unique: &str, instrument: &str, url: Option<String>) -> EtsiIdentity {
+pub(crate) fn identity(
+    authority: &str,
+    unique: &str,
+    instrument: &str,
+    url: Option<String>,
+) -> EtsiIdentity {
     EtsiIdentity {
         authority_id: authority.into(),
         country_code: "XX".into(),
@@ -153,7 +158,11 @@ async fn hi1_with(api: &Api, token: Option<&str>, content_type: &str, xml: &str)
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
-    let resp = req.send().await.unwrap();
+    reply_of(req.send().await.unwrap()).await
+}
+
+/// The HI-1 answer of a response.
+pub(crate) async fn reply_of(resp: reqwest::Response) -> Reply {
     let status = resp.status();
     let replayed = resp.headers().contains_key("idempotent-replayed");
     let text = resp.text().await.unwrap();
@@ -498,7 +507,7 @@ async fn etsi_examples_are_answered_action_by_action(backend: Backend) {
     assert_valid(&refs);
 }
 
-fn envelope(sender: &str, actions: &str) -> String {
+pub(crate) fn envelope(sender: &str, actions: &str) -> String {
     format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
 <HI1Message xmlns="http://uri.etsi.org/03120/common/2019/10/Core" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:common="http://uri.etsi.org/03120/common/2016/02/Common" xmlns:task="http://uri.etsi.org/03120/common/2020/09/Task" xmlns:auth="http://uri.etsi.org/03120/common/2020/09/Authorisation" xmlns:doc="http://uri.etsi.org/03120/common/2020/09/Document">

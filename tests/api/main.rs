@@ -14,6 +14,7 @@ mod conformance;
 mod crash;
 mod database;
 mod durability;
+mod eevidence;
 mod etsi;
 mod etsi_schema;
 mod hardening;

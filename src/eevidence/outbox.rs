@@ -1,0 +1,574 @@
+//! Writ's calls to the national e-Evidence system (`outcome`, `nonexecution`,
+//! `datapreserved`, `confirmwithdrawal`, `correspondence`, ...).
+//!
+//! A call is queued (`orders::eevidence::queue_call`) in the transaction of the step that
+//! causes it. The sender ([`run`] -> [`send_due`]) leases one due call at a time exactly as the
+//! HI-1 deliverer does (a conditional update to `sending` with the lease end as the token a
+//! settlement must match, so of several instances each call is sent by one), builds its
+//! `HI1Message` ([`message`]; the transaction identifier is the call's id, so a retry is the
+//! same transaction), POSTs it signed with a body-bound token, and retries with doubling
+//! backoff until the system answers every action without an error. Each attempt is audited.
+//! The HTTP client is built by [`client`] alone.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+
+use crate::audit::{self, Actor, ActorKind, NewEntry};
+use crate::db::schema::{authority_etsi, eevidence_orders, eevidence_outbox};
+use crate::db::{Db, DbConn, write_tx};
+use crate::etsi::model::{
+    Action, ActionRequest, BinaryData, Delivery, DictionaryEntry, Document, DocumentBody,
+    EndpointId, Message, Notification, Object, ObjectBase, Outcome, Payload,
+};
+use crate::etsi::service::{header, writ_endpoint, writ_version};
+use crate::etsi::{Limits, parse, write};
+use crate::orders::OrderError;
+use crate::orders::eevidence::Call;
+use crate::settings::EtsiSettings;
+
+/// Largest answer read from the system.
+const ANSWER_LIMIT: usize = 1 << 20;
+
+/// Largest package sent inline in an `outcome` (profile clause 6.3.3); a larger one is
+/// refused rather than sent by a reference Writ does not serve yet.
+// EEVIDENCE.md [T?]: check against TS 104 144
+pub const INLINE_LIMIT: usize = 25 * 1024 * 1024;
+
+/// The dictionary owner of the profile's own dictionaries.
+// EEVIDENCE.md [T?]: check against TS 104 144 (the owner of EPOCNotificationType)
+pub const PROFILE_OWNER: &str = "EU";
+
+/// The profile's version block.
+// EEVIDENCE.md [T?]: check against TS 104 144 (v1.3.1 on TS 103 120 V1.22.1 in later code)
+pub fn profile_version() -> crate::etsi::model::Version {
+    crate::etsi::model::Version {
+        national_profile_owner: "EU".into(),
+        national_profile_version: "v1.3.1".into(),
+        ..writ_version()
+    }
+}
+
+/// The HTTP client for calls to the national system: the ONE place it is built (a deployment's
+/// client certificate belongs here).
+pub fn client(settings: &EtsiSettings) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(settings.delivery_timeout_secs))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+}
+
+/// What the sender needs.
+#[derive(Clone)]
+pub struct Sender {
+    /// `[etsi]` settings (the system's base URL, retries, timeouts).
+    pub settings: EtsiSettings,
+    /// The package signing key (signs the request tokens).
+    pub key: ed25519_dalek::SigningKey,
+    /// How often to look for due calls.
+    pub interval: Duration,
+}
+
+/// Sends due calls until the task is aborted.
+pub async fn run(db: Db, sender: Sender) {
+    if sender.settings.eevidence_url.is_empty() {
+        return;
+    }
+    let client = match client(&sender.settings) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the HTTP client: e-Evidence calls are not sent");
+            return;
+        }
+    };
+    let mut tick = tokio::time::interval(sender.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let clocks = db.run(|conn| super::inbound::tick(conn, Utc::now())).await;
+        if let Err(e) = clocks {
+            tracing::warn!(error = %e, "e-Evidence clocks failed; retrying later");
+        }
+        match send_due(&db, &sender, &client).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(calls = n, "e-Evidence calls attempted"),
+            Err(e) => tracing::warn!(error = %e, "e-Evidence call run failed; retrying later"),
+        }
+    }
+}
+
+/// Leases the due calls one at a time and attempts each. Returns how many were attempted.
+pub async fn send_due(
+    db: &Db,
+    sender: &Sender,
+    client: &reqwest::Client,
+) -> Result<usize, OrderError> {
+    let lease = i64::try_from(sender.settings.delivery_timeout_secs)
+        .unwrap_or(3600)
+        .saturating_add(30)
+        .saturating_mul(1_000_000);
+    let mut attempted = 0;
+    while attempted < 20 {
+        let leased: Option<(String, i64)> = db
+            .run(move |conn| lease_one(conn, lease, Utc::now().timestamp_micros()))
+            .await?;
+        let Some((id, lease_end)) = leased else {
+            break;
+        };
+        attempted += 1;
+        let settings = sender.settings.clone();
+        let call_id = id.clone();
+        let prepared = db
+            .run(move |conn| message(conn, &call_id, &settings, Utc::now()))
+            .await;
+        let outcome = match prepared {
+            Ok((endpoint, xml)) => {
+                let url = format!(
+                    "{}/eevidence/{endpoint}",
+                    sender.settings.eevidence_url.trim_end_matches('/')
+                );
+                post(client, sender, &url, xml).await
+            }
+            Err(e) => Err(format!("cannot build the message: {e}")),
+        };
+        let settings = sender.settings.clone();
+        db.run(move |conn| settle(conn, &id, lease_end, outcome, &settings, Utc::now()))
+            .await?;
+    }
+    Ok(attempted)
+}
+
+/// Leases the next due call: a conditional update claims it, so of several instances one
+/// wins.
+fn lease_one(c: &mut DbConn, lease: i64, now: i64) -> Result<Option<(String, i64)>, OrderError> {
+    write_tx(c, |c| {
+        let due: Option<String> = eevidence_outbox::table
+            .filter(eevidence_outbox::status.eq_any(["queued", "sending"]))
+            .filter(eevidence_outbox::next_attempt_at.le(now))
+            .order((
+                eevidence_outbox::next_attempt_at,
+                eevidence_outbox::created_at,
+            ))
+            .select(eevidence_outbox::id)
+            .first(c)
+            .optional()?;
+        let Some(id) = due else {
+            return Ok(None);
+        };
+        let lease_end = now.saturating_add(lease);
+        let n = diesel::update(
+            eevidence_outbox::table
+                .filter(eevidence_outbox::id.eq(&id))
+                .filter(eevidence_outbox::status.eq_any(["queued", "sending"]))
+                .filter(eevidence_outbox::next_attempt_at.le(now)),
+        )
+        .set((
+            eevidence_outbox::status.eq("sending"),
+            eevidence_outbox::next_attempt_at.eq(lease_end),
+        ))
+        .execute(c)?;
+        Ok((n == 1).then_some((id, lease_end)))
+    })
+}
+
+/// What a Form 3 call carries (the `body` of its queued row).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Form3Detail {
+    /// The reason code.
+    pub reason: String,
+    /// The explanation, as written by the legal team.
+    pub text: String,
+}
+
+/// The endpoint and `HI1Message` of call `id`, built from the order as it is now.
+pub fn message(
+    c: &mut DbConn,
+    id: &str,
+    settings: &EtsiSettings,
+    now: DateTime<Utc>,
+) -> Result<(String, String), OrderError> {
+    let gone = || OrderError::Conflict("the call or its order is gone".into());
+    let (endpoint, order_id, authority_id, body): (String, Option<String>, String, Option<String>) =
+        eevidence_outbox::table
+            .find(id)
+            .select((
+                eevidence_outbox::endpoint,
+                eevidence_outbox::order_id,
+                eevidence_outbox::authority_id,
+                eevidence_outbox::body,
+            ))
+            .first(c)?;
+    let call = Call::parse(&endpoint).ok_or_else(gone)?;
+    let order_id = order_id.ok_or_else(gone)?;
+    let (task_id, authorisation_id): (String, Option<String>) = eevidence_orders::table
+        .find(&order_id)
+        .select((
+            eevidence_orders::task_id,
+            eevidence_orders::authorisation_id,
+        ))
+        .first(c)?;
+    let peer: Option<(String, String)> = authority_etsi::table
+        .find(&authority_id)
+        .select((
+            authority_etsi::country_code,
+            authority_etsi::unique_identifier,
+        ))
+        .first(c)
+        .optional()?;
+    let (country, unique) = peer.ok_or_else(gone)?;
+    let writ = writ_endpoint(settings);
+    let mut associated: Vec<String> = authorisation_id.into_iter().collect();
+    associated.push(task_id.clone());
+    let base = |identifier: String, associated: Vec<String>| ObjectBase {
+        identifier,
+        country: Some(writ.country.clone()),
+        owner: Some(writ.id.clone()),
+        generation: Some(1),
+        associated,
+        ..ObjectBase::default()
+    };
+    let notification = |kind: &str, details: Option<String>| {
+        Object::Notification(Notification {
+            base: base(uuid::Uuid::new_v4().to_string(), associated.clone()),
+            details,
+            notification_type: Some(DictionaryEntry {
+                owner: PROFILE_OWNER.into(),
+                name: "EPOCNotificationType".into(),
+                value: kind.into(),
+            }),
+            new_notification: Some(true),
+            timestamp: Some(now.fixed_offset()),
+        })
+    };
+    let actions: Vec<Action> = match call {
+        Call::DataPreserved => vec![Action::Create(notification("DataPreserved", None))],
+        Call::ConfirmWithdrawal => vec![Action::Create(notification(
+            "ConfirmationOfWithdrawal",
+            None,
+        ))],
+        Call::NonExecution => {
+            let detail: Form3Detail = body
+                .as_deref()
+                .and_then(|b| serde_json::from_str(b).ok())
+                .ok_or_else(gone)?;
+            let info = serde_json::json!({
+                "Form3Information": [{ "task": task_id, "reason": detail.reason, "text": detail.text }]
+            })
+            .to_string();
+            vec![
+                Action::Create(notification(
+                    "NonExecution",
+                    Some(format!("{}: {}", detail.reason, detail.text)),
+                )),
+                Action::Create(Object::Document(Document {
+                    base: base(uuid::Uuid::new_v4().to_string(), associated.clone()),
+                    reference: None,
+                    name: Some("Form3Information".into()),
+                    document_type: Some(DictionaryEntry {
+                        owner: PROFILE_OWNER.into(),
+                        name: "EPOCDocumentType".into(),
+                        value: "Form3".into(),
+                    }),
+                    body: Some(DocumentBody {
+                        checksum: Some(crate::digest::sha256_hex(info.as_bytes())),
+                        checksum_type: Some("SHA-256".into()),
+                        content_type: Some("application/json".into()),
+                        contents: info.into_bytes(),
+                    }),
+                })),
+            ]
+        }
+        Call::Correspondence => {
+            let text = body.unwrap_or_default();
+            vec![Action::Deliver {
+                identifier: id.to_owned(),
+                object: Object::Document(Document {
+                    base: base(id.to_owned(), associated.clone()),
+                    reference: None,
+                    name: None,
+                    document_type: Some(DictionaryEntry {
+                        owner: PROFILE_OWNER.into(),
+                        name: "EPOCDocumentType".into(),
+                        value: "ProvideAdditionalInformation".into(),
+                    }),
+                    body: Some(DocumentBody {
+                        checksum: Some(crate::digest::sha256_hex(text.as_bytes())),
+                        checksum_type: Some("SHA-256".into()),
+                        content_type: Some("text/plain".into()),
+                        contents: text.into_bytes(),
+                    }),
+                }),
+            }]
+        }
+        Call::Outcome => {
+            let (tar, sha, _) =
+                crate::orders::approval::released_archive(c, &order_id)?.ok_or_else(gone)?;
+            if tar.len() > INLINE_LIMIT {
+                return Err(OrderError::Conflict(format!(
+                    "the package is larger than the {INLINE_LIMIT} bytes sent inline"
+                )));
+            }
+            let reference: Option<String> = crate::db::schema::orders::table
+                .find(&order_id)
+                .select(crate::db::schema::orders::reference)
+                .first(c)
+                .optional()?;
+            vec![Action::Deliver {
+                identifier: id.to_owned(),
+                object: Object::Delivery(Delivery {
+                    base: base(id.to_owned(), vec![task_id.clone()]),
+                    ldid: reference,
+                    delivery_id: Some(id.to_owned()),
+                    sequence_number: Some(1),
+                    last_sequence: Some(true),
+                    manifest_specification: Some(DictionaryEntry {
+                        owner: writ.id.clone(),
+                        name: "ManifestSpecification".into(),
+                        value: crate::etsi::deliver::MANIFEST_SPECIFICATION.into(),
+                    }),
+                    binary: Some(BinaryData {
+                        checksum: Some(crate::digest::sha256_hex(&tar)),
+                        checksum_type: Some("SHA-256".into()),
+                        content_type: Some("application/x-tar".into()),
+                        original_filename: Some(format!(
+                            "writ-package-{}.tar",
+                            &sha[..12.min(sha.len())]
+                        )),
+                        content_length: u64::try_from(tar.len()).ok(),
+                        data: tar,
+                    }),
+                    status: Some(DictionaryEntry::etsi("DeliveryStatus", "Complete")),
+                }),
+            }]
+        }
+        Call::EnforcingAuthorityId | Call::Authorities => Vec::new(),
+    };
+    let message = Message {
+        header: header(
+            settings,
+            EndpointId {
+                country,
+                id: unique,
+            },
+            id.to_owned(),
+            profile_version(),
+            now,
+        ),
+        payload: Payload::Requests(
+            actions
+                .into_iter()
+                .enumerate()
+                .map(|(i, action)| ActionRequest {
+                    id: u64::try_from(i).unwrap_or(0),
+                    action,
+                })
+                .collect(),
+        ),
+        signed: false,
+    };
+    Ok((endpoint, write(&message)))
+}
+
+/// Posts a message and reads the answer: acknowledged when every action was answered without
+/// an error.
+async fn post(
+    client: &reqwest::Client,
+    sender: &Sender,
+    url: &str,
+    xml: String,
+) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("bad system URL: {e}"))?;
+    let path = parsed.path().to_owned();
+    let audience = parsed.origin().ascii_serialization();
+    let pem = {
+        use ed25519_dalek::pkcs8::EncodePrivateKey;
+        sender
+            .key
+            .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+            .map_err(|e| format!("cannot encode the signing key: {e}"))?
+    };
+    let kid = crate::disclosure::keys::key_id(&sender.key.verifying_key());
+    let token = crate::authority::client::sign_request(
+        crate::authority::KeyAlgorithm::EdDSA,
+        &pem,
+        &kid,
+        &crate::authority::client::TokenRequest {
+            issuer: &sender.settings.unique_identifier,
+            audience: &audience,
+            method: "POST",
+            path: &path,
+            body: xml.as_bytes(),
+            now: Utc::now().timestamp(),
+            lifetime_secs: 300,
+        },
+    )
+    .map_err(|e| format!("cannot sign: {e}"))?;
+    let mut response = client
+        .post(parsed)
+        .header("Content-Type", "application/xml")
+        .header("Authorization", format!("Bearer {token}"))
+        .body(xml)
+        .send()
+        .await
+        .map_err(|e| format!("request failed: {}", e.without_url()))?;
+    let status = response.status();
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| format!("reading the answer failed: {}", e.without_url()))?
+    {
+        if body.len() + chunk.len() > ANSWER_LIMIT {
+            return Err(format!("the answer is larger than {ANSWER_LIMIT} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    if !status.is_success() {
+        return Err(format!("the system answered HTTP {}", status.as_u16()));
+    }
+    let answer = parse(&body, &Limits::default())
+        .map_err(|e| format!("the answer is not an HI1Message: {e}"))?;
+    match answer.payload {
+        Payload::Responses(r) => {
+            if let Some(e) = r.iter().find_map(|r| match &r.outcome {
+                Outcome::Error(e) => Some(e),
+                _ => None,
+            }) {
+                return Err(format!(
+                    "the system answered error {}: {}",
+                    e.code, e.description
+                ));
+            }
+            Ok(())
+        }
+        Payload::Error(e) => Err(format!(
+            "the system refused the message: {} {}",
+            e.code, e.description
+        )),
+        Payload::Requests(_) => Err("the answer is a request, not a response".into()),
+    }
+}
+
+/// Records an attempt's outcome under this sender's own lease, audited: acknowledged, retried
+/// later, or failed for good.
+fn settle(
+    c: &mut DbConn,
+    id: &str,
+    lease_end: i64,
+    outcome: Result<(), String>,
+    settings: &EtsiSettings,
+    now: DateTime<Utc>,
+) -> Result<(), OrderError> {
+    write_tx(c, |c| {
+        let row: Option<(Option<String>, String, i32)> = eevidence_outbox::table
+            .find(id)
+            .filter(eevidence_outbox::status.eq("sending"))
+            .filter(eevidence_outbox::next_attempt_at.eq(lease_end))
+            .select((
+                eevidence_outbox::order_id,
+                eevidence_outbox::endpoint,
+                eevidence_outbox::attempts,
+            ))
+            .first(c)
+            .optional()?;
+        let Some((order_id, endpoint, attempts)) = row else {
+            tracing::warn!(
+                call = id,
+                "an e-Evidence call's lease ran out before it settled"
+            );
+            return Ok(());
+        };
+        let attempts = attempts.saturating_add(1);
+        let system = Actor::new(ActorKind::System, "eevidence");
+        let event = match &outcome {
+            Ok(()) => {
+                diesel::update(eevidence_outbox::table.find(id))
+                    .set((
+                        eevidence_outbox::status.eq("acknowledged"),
+                        eevidence_outbox::attempts.eq(attempts),
+                        eevidence_outbox::acknowledged_at.eq(Some(now.timestamp_micros())),
+                        eevidence_outbox::last_error.eq(None::<String>),
+                    ))
+                    .execute(c)?;
+                audit::Event::EevidenceCallAcknowledged
+            }
+            Err(reason) => {
+                let short: String = reason.chars().take(300).collect();
+                let failed =
+                    u32::try_from(attempts).unwrap_or(u32::MAX) >= settings.delivery_max_attempts;
+                let exponent = u32::try_from(attempts.saturating_sub(1))
+                    .unwrap_or(0)
+                    .min(20);
+                let delay = settings
+                    .delivery_backoff_secs
+                    .saturating_mul(1u64 << exponent)
+                    .min(86_400);
+                let next = now.timestamp_micros().saturating_add(
+                    i64::try_from(delay)
+                        .unwrap_or(86_400)
+                        .saturating_mul(1_000_000),
+                );
+                diesel::update(eevidence_outbox::table.find(id))
+                    .set((
+                        eevidence_outbox::status.eq(if failed { "failed" } else { "queued" }),
+                        eevidence_outbox::attempts.eq(attempts),
+                        eevidence_outbox::next_attempt_at.eq(next),
+                        eevidence_outbox::last_error.eq(Some(&short)),
+                    ))
+                    .execute(c)?;
+                tracing::warn!(call = id, endpoint = %endpoint, attempts, error = %short, "e-Evidence call not acknowledged");
+                if failed {
+                    audit::Event::EevidenceCallFailed
+                } else {
+                    audit::Event::EevidenceCallAttempted
+                }
+            }
+        };
+        let mut entry = NewEntry::new(system, event)
+            .reference("call", id)
+            .reference("endpoint", endpoint.as_str())
+            .reference("attempts", u64::try_from(attempts).unwrap_or(0));
+        if let Some(o) = &order_id {
+            entry = entry.order(o.as_str());
+        }
+        audit::append(c, &entry, now)?;
+        Ok::<_, OrderError>(())
+    })
+}
+
+/// A call's state, for the workspace and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallState {
+    /// The call's id.
+    pub id: String,
+    /// Its endpoint.
+    pub endpoint: String,
+    /// queued, sending, acknowledged or failed.
+    pub status: String,
+    /// Attempts made.
+    pub attempts: i32,
+}
+
+/// The calls of an order, oldest first.
+pub fn calls_of(c: &mut DbConn, order_id: &str) -> Result<Vec<CallState>, OrderError> {
+    let rows: Vec<(String, String, String, i32)> = eevidence_outbox::table
+        .filter(eevidence_outbox::order_id.eq(order_id))
+        .order((eevidence_outbox::created_at, eevidence_outbox::id))
+        .select((
+            eevidence_outbox::id,
+            eevidence_outbox::endpoint,
+            eevidence_outbox::status,
+            eevidence_outbox::attempts,
+        ))
+        .load(c)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, endpoint, status, attempts)| CallState {
+            id,
+            endpoint,
+            status,
+            attempts,
+        })
+        .collect())
+}

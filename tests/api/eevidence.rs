@@ -1,0 +1,1017 @@
+//! EU e-Evidence over `/eevidence/*`: a stand-in national system (test code, playing the
+//! issuing and enforcing authorities) sends each workflow, and every message Writ sends back is
+//! checked against the TS 103 120 schemas and the profile's dictionaries.
+//!
+//! The issuing authority here is the DOJ office of the HI-1 tests (`XX/ACTOR05`, decided under
+//! `us.subpoena`): the lifecycle, the release gate and the calls do not depend on the
+//! instrument, and an EPOC as HI-1 carries it today lacks elements `eu.epoc` requires.
+
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use reqwest::StatusCode;
+use writ::audit::{Actor, ActorKind};
+use writ::authority::{KeyAlgorithm, NewAuthority};
+use writ::etsi::model::{ActionResponse, EndpointId, Header, Message, Outcome, Payload};
+use writ::etsi::{Limits, parse};
+use writ::policy::IssuerKind;
+
+use crate::both_backends;
+use crate::etsi::{DOJ, Reply, envelope, error_of, identity};
+use crate::etsi_schema::assert_valid;
+use crate::helpers::Backend;
+use crate::orders::{Api, public_pem};
+use crate::workspace::{Browser, PASSWORD, add_users, hash_in, seed_alice};
+
+both_backends!(
+    a_national_epoc_is_delivered_redelivered_and_closed,
+    a_notified_epoc_waits_for_the_enforcing_authority,
+    an_unknown_authority_goes_to_human_judgement,
+    form3_suspends_the_clock_until_clarified_and_withdrawal_needs_a_person,
+    an_epoc_pr_is_preserved_extended_followed_and_another_lapses,
+);
+
+/// The stand-in national system: what Writ sent, and how many calls to refuse first.
+#[derive(Default)]
+struct System {
+    received: Vec<(String, String)>,
+    refuse_first: usize,
+}
+
+async fn start_system(state: Arc<Mutex<System>>) -> String {
+    use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+    async fn take(
+        req: HttpRequest,
+        body: web::Bytes,
+        state: web::Data<Arc<Mutex<System>>>,
+    ) -> HttpResponse {
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        let refuse = {
+            let mut s = state.lock().unwrap();
+            s.received.push((req.path().to_owned(), text.clone()));
+            if s.refuse_first > 0 {
+                s.refuse_first -= 1;
+                true
+            } else {
+                false
+            }
+        };
+        if refuse {
+            return HttpResponse::ServiceUnavailable().finish();
+        }
+        let m = parse(text.as_bytes(), &Limits::default()).unwrap();
+        let Payload::Requests(actions) = &m.payload else {
+            panic!("not a request")
+        };
+        let responses = actions
+            .iter()
+            .map(|a| ActionResponse {
+                id: a.id,
+                outcome: match &a.action {
+                    writ::etsi::model::Action::Deliver { identifier, .. } => Outcome::Deliver {
+                        identifier: identifier.clone(),
+                    },
+                    writ::etsi::model::Action::Create(o) => Outcome::Create {
+                        identifier: o.identifier().unwrap_or_default().to_owned(),
+                    },
+                    other => panic!("Writ sent {other:?}"),
+                },
+            })
+            .collect();
+        let answer = Message {
+            header: Header {
+                sender: m.header.receiver.clone(),
+                receiver: m.header.sender.clone(),
+                transaction_id: m.header.transaction_id.clone(),
+                timestamp: chrono::Utc::now().fixed_offset(),
+                version: m.header.version.clone(),
+                workflow_identifier: None,
+            },
+            payload: Payload::Responses(responses),
+            signed: false,
+        };
+        HttpResponse::Ok()
+            .content_type("application/xml")
+            .body(writ::etsi::write(&answer))
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let data = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .default_service(web::post().to(take))
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    tokio::spawn(server);
+    format!("http://127.0.0.1:{port}")
+}
+
+struct World {
+    api: Api,
+    system: Arc<Mutex<System>>,
+}
+
+/// Writ (`XX/ACTOR02`) with its calls going to the stand-in; the DOJ office registered as
+/// `XX/ACTOR05`, and a second authority `XX/VALID01` as a validating authority.
+async fn start(backend: Backend) -> World {
+    let system = Arc::new(Mutex::new(System::default()));
+    let url = start_system(system.clone()).await;
+    let api = Api::start(
+        backend,
+        &[
+            ("WRIT_ETSI__UNIQUE_IDENTIFIER", "ACTOR02"),
+            ("WRIT_ETSI__EEVIDENCE_URL", &url),
+            ("WRIT_API__JOBS_INTERVAL_SECS", "1"),
+            ("WRIT_ETSI__DELIVERY_BACKOFF_SECS", "0"),
+        ],
+    )
+    .await;
+    api.app
+        .pool
+        .run(move |conn| {
+            let actor = Actor::new(ActorKind::System, "test");
+            for (id, name) in [
+                (DOJ.iss, "U.S. Attorney's Office, S.D.N.Y."),
+                ("xx-validator", "Juge d'instruction"),
+            ] {
+                writ::authority::add(
+                    conn,
+                    &actor,
+                    &NewAuthority {
+                        id: id.into(),
+                        name: name.into(),
+                        country: "US".into(),
+                        kind: IssuerKind::Prosecutor,
+                        contacts: vec!["sdny@justice.example".into()],
+                    },
+                )
+                .unwrap();
+            }
+            writ::authority::add_key(
+                conn,
+                &actor,
+                DOJ.iss,
+                DOJ.kid,
+                KeyAlgorithm::EdDSA,
+                &public_pem(DOJ.seed),
+            )
+            .unwrap();
+            writ::authority::set_etsi(
+                conn,
+                &actor,
+                &identity(DOJ.iss, "ACTOR05", "us.subpoena", None),
+            )
+            .unwrap();
+            writ::authority::set_etsi(
+                conn,
+                &actor,
+                &identity("xx-validator", "VALID01", "us.subpoena", None),
+            )
+            .unwrap();
+            Ok::<_, writ::db::DbError>(())
+        })
+        .await
+        .unwrap();
+    add_users(&api.app).await;
+    seed_alice(&api.app).await;
+    World { api, system }
+}
+
+async fn post(api: &Api, endpoint: &str, xml: &str) -> Reply {
+    let path = format!("/eevidence/{endpoint}");
+    let token = api.token(DOJ, "POST", &path, xml.as_bytes());
+    let resp = api
+        .app
+        .client
+        .post(format!("{}{path}", api.app.address))
+        .header("content-type", "application/xml")
+        .bearer_auth(token)
+        .body(xml.to_owned())
+        .send()
+        .await
+        .unwrap();
+    crate::etsi::reply_of(resp).await
+}
+
+fn id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+fn eu(name: &str, value: &str) -> String {
+    format!(
+        "<common:Owner>EU</common:Owner><common:Name>{name}</common:Name><common:Value>{value}</common:Value>"
+    )
+}
+
+/// An EPOC (or, with `pr`, an EPOC-PR) for the subscriber data of Alice's phone number, one
+/// task per id in `tasks`.
+struct Order<'a> {
+    auth: &'a str,
+    tasks: &'a [String],
+    pr: bool,
+    priority: &'a str,
+    flags: &'a [&'a str],
+    approvals: &'a str,
+    task_associated: &'a str,
+}
+
+impl Default for Order<'_> {
+    fn default() -> Self {
+        Order {
+            auth: "",
+            tasks: &[],
+            pr: false,
+            priority: "TenDaysASAP",
+            flags: &[],
+            approvals: "",
+            task_associated: "",
+        }
+    }
+}
+
+fn order_xml(o: &Order<'_>) -> String {
+    let now = chrono::Utc::now();
+    let t = |d: chrono::Duration| (now + d).format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let doc = id();
+    let pdf = base64::engine::general_purpose::STANDARD.encode(crate::orders::PDF);
+    let flags: String = o
+        .flags
+        .iter()
+        .map(|f| {
+            format!(
+                "<auth:AuthorisationFlag>{}</auth:AuthorisationFlag>",
+                eu("EPOCAuthorisationFlag", f)
+            )
+        })
+        .collect();
+    let priority = if o.pr {
+        String::new()
+    } else {
+        format!(
+            "<auth:AuthorisationPriority>{}</auth:AuthorisationPriority>",
+            eu("EPOCPriority", o.priority)
+        )
+    };
+    let mut actions = format!(
+        r#"<ActionRequest><ActionIdentifier>0</ActionIdentifier><CREATE>
+<HI1Object xsi:type="auth:AuthorisationObject">
+  <ObjectIdentifier>{auth}</ObjectIdentifier><CountryCode>XX</CountryCode><OwnerIdentifier>ACTOR05</OwnerIdentifier>
+  <AssociatedObjects><AssociatedObject>{doc}</AssociatedObject></AssociatedObjects>
+  <auth:AuthorisationReference>EPOC-2026-117</auth:AuthorisationReference>
+  <auth:AuthorisationLegalType>{legal}</auth:AuthorisationLegalType>{priority}
+  <auth:AuthorisationTimespan><auth:StartTime>{start}</auth:StartTime><auth:EndTime>{end}</auth:EndTime></auth:AuthorisationTimespan>
+  <auth:AuthorisationCreationTimestamp>{start}</auth:AuthorisationCreationTimestamp>
+  <auth:AuthorisationApprovalDetails><common:ApproverDetails><common:ApproverName>AUSA J. Rivera</common:ApproverName></common:ApproverDetails></auth:AuthorisationApprovalDetails>{approvals}
+  <auth:AuthorisationFlags><auth:AuthorisationFlag><common:Owner>ACTOR02</common:Owner><common:Name>WritStatutoryBasis</common:Name><common:Value>grand_jury_subpoena|Fed. R. Crim. P. 17</common:Value></auth:AuthorisationFlag>{flags}</auth:AuthorisationFlags>
+</HI1Object></CREATE></ActionRequest>
+<ActionRequest><ActionIdentifier>1</ActionIdentifier><CREATE>
+<HI1Object xsi:type="doc:DocumentObject">
+  <ObjectIdentifier>{doc}</ObjectIdentifier><CountryCode>XX</CountryCode><OwnerIdentifier>ACTOR05</OwnerIdentifier>
+  <doc:DocumentReference>{form}</doc:DocumentReference>
+  <doc:DocumentBody><doc:Contents>{pdf}</doc:Contents><doc:ContentType>application/pdf</doc:ContentType></doc:DocumentBody>
+</HI1Object></CREATE></ActionRequest>"#,
+        auth = o.auth,
+        legal = eu("EPOCLegalType", if o.pr { "EPOCPR" } else { "EPOC" }),
+        start = t(-chrono::Duration::days(1)),
+        end = t(chrono::Duration::days(30)),
+        approvals = o.approvals,
+        form = if o.pr { "Form2" } else { "Form1" },
+    );
+    for (i, task) in o.tasks.iter().enumerate() {
+        let (kind, details) = if o.pr {
+            ("task:LPTaskObject", "")
+        } else {
+            (
+                "task:LDTaskObject",
+                "<task:Reference>XX-ACTOR05-0042</task:Reference>",
+            )
+        };
+        actions.push_str(&format!(
+            r#"<ActionRequest><ActionIdentifier>{n}</ActionIdentifier><CREATE>
+<HI1Object xsi:type="{kind}">
+  <ObjectIdentifier>{task}</ObjectIdentifier><CountryCode>XX</CountryCode><OwnerIdentifier>ACTOR05</OwnerIdentifier>
+  <AssociatedObjects><AssociatedObject>{auth}</AssociatedObject>{assoc}</AssociatedObjects>{details}
+  <task:RequestDetails>
+    <task:Type><common:Owner>ETSI</common:Owner><common:Name>RequestType</common:Name><common:Value>SubscriberData</common:Value></task:Type>
+    <task:RequestValues><task:RequestValue><task:FormatType><task:FormatOwner>ETSI</task:FormatOwner><task:FormatName>InternationalE164</task:FormatName></task:FormatType><task:Value>33612345678</task:Value></task:RequestValue></task:RequestValues>
+  </task:RequestDetails>
+</HI1Object></CREATE></ActionRequest>"#,
+            n = i + 2,
+            auth = o.auth,
+            assoc = o.task_associated,
+        ));
+    }
+    envelope("ACTOR05", &actions)
+}
+
+fn document_xml(endpoint_doc: &str, kind: &str, associated: &[&str], text: &str) -> String {
+    let assoc: String = associated
+        .iter()
+        .map(|a| format!("<AssociatedObject>{a}</AssociatedObject>"))
+        .collect();
+    let body = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
+    envelope(
+        "ACTOR05",
+        &format!(
+            r#"<ActionRequest><ActionIdentifier>0</ActionIdentifier><CREATE>
+<HI1Object xsi:type="doc:DocumentObject">
+  <ObjectIdentifier>{endpoint_doc}</ObjectIdentifier><CountryCode>XX</CountryCode><OwnerIdentifier>ACTOR05</OwnerIdentifier>
+  <AssociatedObjects>{assoc}</AssociatedObjects>
+  <doc:DocumentType>{t}</doc:DocumentType>
+  <doc:DocumentBody><doc:Contents>{body}</doc:Contents><doc:ContentType>text/plain</doc:ContentType></doc:DocumentBody>
+</HI1Object></CREATE></ActionRequest>"#,
+            t = eu("EPOCDocumentType", kind)
+        ),
+    )
+}
+
+fn update_xml(object: &str) -> String {
+    envelope(
+        "ACTOR05",
+        &format!(
+            "<ActionRequest><ActionIdentifier>0</ActionIdentifier><UPDATE>{object}</UPDATE></ActionRequest>"
+        ),
+    )
+}
+
+fn all_created(r: &Reply) {
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    for (_, o) in r.outcomes() {
+        assert!(
+            matches!(o, Outcome::Create { .. } | Outcome::Update { .. }),
+            "{}",
+            r.text
+        );
+    }
+}
+
+/// The orders of e-Evidence tasks, by task id.
+async fn order_of(api: &Api, task: &str) -> String {
+    let task = task.to_owned();
+    api.app
+        .pool
+        .run(move |conn| {
+            use diesel::prelude::*;
+            use writ::db::schema::eevidence_orders;
+            eevidence_orders::table
+                .filter(eevidence_orders::task_id.eq(&task))
+                .select(eevidence_orders::order_id)
+                .first::<String>(conn)
+                .map_err(writ::db::DbError::Query)
+        })
+        .await
+        .unwrap()
+}
+
+async fn state_of(api: &Api, order: &str) -> writ::orders::eevidence::Lifecycle {
+    let order = order.to_owned();
+    api.app
+        .pool
+        .run(move |conn| writ::orders::eevidence::load(conn, &order))
+        .await
+        .unwrap()
+        .expect("an e-Evidence order")
+}
+
+/// Sets a lifecycle time column into the past (as if the clock had run), for the window and
+/// period tests.
+async fn age(api: &Api, order: &str, column: &'static str) {
+    let order = order.to_owned();
+    api.app
+        .pool
+        .run(move |conn| {
+            use diesel::prelude::*;
+            use writ::db::schema::eevidence_orders as e;
+            let past = chrono::Utc::now().timestamp_micros() - 1;
+            let q = diesel::update(e::table.find(&order));
+            match column {
+                "ea_until" => q.set(e::ea_until.eq(Some(past))).execute(conn),
+                _ => q.set(e::preserve_until.eq(Some(past))).execute(conn),
+            }
+            .map_err(writ::db::DbError::Query)
+        })
+        .await
+        .unwrap();
+}
+
+/// Prepares and approves (two people) an order's package; returns the second approval's
+/// answer (status, body): 303 when released.
+async fn release(api: &Api, order: &str) -> (StatusCode, String) {
+    let mut alex = Browser::new(&api.app);
+    let mut bea = Browser::new(&api.app);
+    alex.sign_in("alex", PASSWORD).await;
+    bea.sign_in("bea", PASSWORD).await;
+    let csrf = alex.session_csrf().await;
+    let (s, preview, _) = alex
+        .post(&format!("/orders/{order}/package"), &[("csrf", &csrf)])
+        .await;
+    if s != StatusCode::OK {
+        return (s, preview);
+    }
+    let hash = hash_in(&preview);
+    let (s, body, _) = alex
+        .post(
+            &format!("/orders/{order}/approve"),
+            &[("csrf", &csrf), ("snapshot_sha256", &hash)],
+        )
+        .await;
+    if s != StatusCode::SEE_OTHER {
+        return (s, body);
+    }
+    let csrf_b = bea.session_csrf().await;
+    let (s, body, _) = bea
+        .post(
+            &format!("/orders/{order}/approve"),
+            &[("csrf", &csrf_b), ("snapshot_sha256", &hash)],
+        )
+        .await;
+    (s, body)
+}
+
+/// Waits until the order's calls to `endpoint` number `n`, all acknowledged.
+async fn acknowledged(api: &Api, order: &str, endpoint: &str, n: usize) -> Vec<String> {
+    for _ in 0..150 {
+        let o = order.to_owned();
+        let calls = api
+            .app
+            .pool
+            .run(move |conn| writ::eevidence::outbox::calls_of(conn, &o))
+            .await
+            .unwrap();
+        let mine: Vec<_> = calls.iter().filter(|c| c.endpoint == endpoint).collect();
+        if mine.len() == n && mine.iter().all(|c| c.status == "acknowledged") {
+            return mine.iter().map(|c| c.id.clone()).collect();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    panic!("the {endpoint} calls of {order} were not acknowledged");
+}
+
+fn staff() -> writ::staff::Staff {
+    writ::staff::Staff {
+        username: "alex".into(),
+        display_name: "Alex".into(),
+        role: writ::staff::Role::LegalApprover,
+        csrf_token: String::new(),
+    }
+}
+
+/// Every message the stand-in received validates against the schemas and uses the profile's
+/// dictionaries as EEVIDENCE.md lists them.
+fn check_sent(system: &Arc<Mutex<System>>) -> Vec<(String, String)> {
+    let received = system.lock().unwrap().received.clone();
+    let named: Vec<(String, String)> = received
+        .iter()
+        .enumerate()
+        .map(|(i, (path, xml))| {
+            (
+                format!("sent-{i}-{}.xml", path.replace('/', "_")),
+                xml.clone(),
+            )
+        })
+        .collect();
+    let docs: Vec<(&str, &str)> = named
+        .iter()
+        .map(|(n, x)| (n.as_str(), x.as_str()))
+        .collect();
+    if !docs.is_empty() {
+        assert_valid(&docs);
+    }
+    for (path, xml) in &received {
+        let m = parse(xml.as_bytes(), &Limits::default()).unwrap();
+        assert_eq!(m.header.version.national_profile_owner, "EU");
+        assert_eq!(
+            m.header.sender,
+            EndpointId {
+                country: "XX".into(),
+                id: "ACTOR02".into()
+            }
+        );
+        let wanted = match path.as_str() {
+            "/eevidence/datapreserved" => Some("DataPreserved"),
+            "/eevidence/confirmwithdrawal" => Some("ConfirmationOfWithdrawal"),
+            "/eevidence/nonexecution" => Some("NonExecution"),
+            "/eevidence/outcome" => None,
+            other => panic!("Writ called {other}"),
+        };
+        let compact: String = xml.lines().map(str::trim).collect();
+        if let Some(kind) = wanted {
+            assert!(
+                compact.contains(&format!(
+                    "<notification:NotificationType><common:Owner>EU</common:Owner><common:Name>EPOCNotificationType</common:Name><common:Value>{kind}</common:Value>"
+                )),
+                "{xml}"
+            );
+        }
+    }
+    received
+}
+
+async fn a_national_epoc_is_delivered_redelivered_and_closed(backend: Backend) {
+    let w = start(backend).await;
+    let api = &w.api;
+    w.system.lock().unwrap().refuse_first = 1;
+    let (auth, task) = (id(), id());
+    let xml = order_xml(&Order {
+        auth: &auth,
+        tasks: std::slice::from_ref(&task),
+        ..Order::default()
+    });
+    let r = post(api, "production", &xml).await;
+    all_created(&r);
+    // A replayed message gets the first answer and creates nothing more.
+    let again = post(api, "production", &xml).await;
+    assert_eq!(again.text, r.text);
+    let order = order_of(api, &task).await;
+    let lc = state_of(api, &order).await;
+    assert_eq!(lc.state.as_str(), "executing");
+    assert_eq!(
+        lc.due_at.unwrap() - lc.received_at,
+        writ::orders::eevidence::TEN_DAYS
+    );
+    // A production message at the preservation endpoint is refused, naming why.
+    let other = order_xml(&Order {
+        auth: &id(),
+        tasks: &[id()],
+        ..Order::default()
+    });
+    let r = post(api, "preservation", &other).await;
+    let (code, text) = error_of(&r.outcomes()[0].1);
+    assert_eq!(code, 422, "{text}");
+    assert!(text.contains("EPOCPR"), "{text}");
+
+    let (s, body) = release(api, &order).await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
+    assert_eq!(state_of(api, &order).await.state.as_str(), "delivered");
+    // Refused once, retried, acknowledged.
+    let calls = acknowledged(api, &order, "outcome", 1).await;
+    // The IA reports an error: the outcome goes again; then Received closes it.
+    let status = |s: &str| {
+        update_xml(&format!(
+            r#"<HI1Object xsi:type="delivery:DeliveryObject" xmlns:delivery="http://uri.etsi.org/03120/common/2019/10/Delivery"><ObjectIdentifier>{}</ObjectIdentifier><CountryCode>XX</CountryCode><OwnerIdentifier>ACTOR02</OwnerIdentifier><delivery:DeliveryStatus><common:Owner>ETSI</common:Owner><common:Name>DeliveryStatus</common:Name><common:Value>{s}</common:Value></delivery:DeliveryStatus></HI1Object>"#,
+            calls[0]
+        ))
+    };
+    all_created(&post(api, "deliverystatus", &status("Error")).await);
+    acknowledged(api, &order, "outcome", 2).await;
+    all_created(&post(api, "deliverystatus", &status("Received")).await);
+    assert_eq!(state_of(api, &order).await.state.as_str(), "closed");
+    let sent = check_sent(&w.system);
+    let outcomes: Vec<_> = sent
+        .iter()
+        .filter(|(p, _)| p == "/eevidence/outcome")
+        .collect();
+    assert_eq!(
+        outcomes.len(),
+        3,
+        "one refused, one acknowledged, one redelivered"
+    );
+    let first = parse(outcomes[0].1.as_bytes(), &Limits::default()).unwrap();
+    let second = parse(outcomes[1].1.as_bytes(), &Limits::default()).unwrap();
+    assert_eq!(first.header.transaction_id, second.header.transaction_id);
+    assert!(outcomes[1].1.contains("writ-package-"));
+}
+
+async fn a_notified_epoc_waits_for_the_enforcing_authority(backend: Backend) {
+    let w = start(backend).await;
+    let api = &w.api;
+    // Two tasks; the enforcing authority refuses the second.
+    let (auth, t1, t2) = (id(), id(), id());
+    let r = post(
+        api,
+        "production",
+        &order_xml(&Order {
+            auth: &auth,
+            tasks: &[t1.clone(), t2.clone()],
+            priority: "TenDaysSubjectToEA",
+            flags: &["EnforcingAuthorityNotified"],
+            ..Order::default()
+        }),
+    )
+    .await;
+    all_created(&r);
+    let (o1, o2) = (order_of(api, &t1).await, order_of(api, &t2).await);
+    assert_eq!(state_of(api, &o1).await.state.as_str(), "ea_hold");
+    let (s, body) = release(api, &o1).await;
+    assert_eq!(
+        s,
+        StatusCode::CONFLICT,
+        "released during the EA window: {body}"
+    );
+    assert!(body.contains("review window"), "{body}");
+    let r = post(
+        api,
+        "groundsforrefusal",
+        &document_xml(
+            &id(),
+            "PartialGroundsForRefusal",
+            &[&auth, &t2],
+            "Art 12(1)(a)",
+        ),
+    )
+    .await;
+    all_created(&r);
+    assert_eq!(state_of(api, &o1).await.state.as_str(), "releasable");
+    assert_eq!(state_of(api, &o2).await.state.as_str(), "refused_by_ea");
+    // Day 10 passing never releases refused data.
+    age(api, &o2, "ea_until").await;
+    let (s, body) = release(api, &o2).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+    assert!(body.contains("never released"), "{body}");
+    let (s, body) = release(api, &o1).await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
+
+    // Full grounds: nothing, ever.
+    let (auth, t3) = (id(), id());
+    all_created(
+        &post(
+            api,
+            "production",
+            &order_xml(&Order {
+                auth: &auth,
+                tasks: std::slice::from_ref(&t3),
+                priority: "TenDaysSubjectToEA",
+                ..Order::default()
+            }),
+        )
+        .await,
+    );
+    let o3 = order_of(api, &t3).await;
+    all_created(
+        &post(
+            api,
+            "groundsforrefusal",
+            &document_xml(&id(), "FullGroundsForRefusal", &[&auth], ""),
+        )
+        .await,
+    );
+    age(api, &o3, "ea_until").await;
+    assert_eq!(release(api, &o3).await.0, StatusCode::CONFLICT);
+
+    // No grounds: released at once; a window that ends without a decision releases too.
+    let (auth, t4, t5) = (id(), id(), id());
+    all_created(
+        &post(
+            api,
+            "production",
+            &order_xml(&Order {
+                auth: &auth,
+                tasks: std::slice::from_ref(&t4),
+                priority: "TenDaysSubjectToEA",
+                ..Order::default()
+            }),
+        )
+        .await,
+    );
+    all_created(
+        &post(
+            api,
+            "groundsforrefusal",
+            &document_xml(&id(), "NoGroundsForRefusal", &[&auth], ""),
+        )
+        .await,
+    );
+    let o4 = order_of(api, &t4).await;
+    assert_eq!(release(api, &o4).await.0, StatusCode::SEE_OTHER);
+    let auth5 = id();
+    all_created(
+        &post(
+            api,
+            "production",
+            &order_xml(&Order {
+                auth: &auth5,
+                tasks: std::slice::from_ref(&t5),
+                priority: "TenDaysSubjectToEA",
+                ..Order::default()
+            }),
+        )
+        .await,
+    );
+    let o5 = order_of(api, &t5).await;
+    age(api, &o5, "ea_until").await;
+    assert_eq!(release(api, &o5).await.0, StatusCode::SEE_OTHER);
+
+    // An emergency releases inside its 8 hours; a later objection is only recorded.
+    let (auth, t6) = (id(), id());
+    all_created(
+        &post(
+            api,
+            "production",
+            &order_xml(&Order {
+                auth: &auth,
+                tasks: std::slice::from_ref(&t6),
+                priority: "EightHours",
+                flags: &["EnforcingAuthorityNotified"],
+                ..Order::default()
+            }),
+        )
+        .await,
+    );
+    let o6 = order_of(api, &t6).await;
+    let lc = state_of(api, &o6).await;
+    assert_eq!(
+        lc.due_at.unwrap() - lc.received_at,
+        writ::orders::eevidence::EIGHT_HOURS
+    );
+    assert_eq!(release(api, &o6).await.0, StatusCode::SEE_OTHER);
+    all_created(
+        &post(
+            api,
+            "groundsforrefusal",
+            &document_xml(&id(), "FullGroundsForRefusal", &[&auth], ""),
+        )
+        .await,
+    );
+    assert_eq!(state_of(api, &o6).await.state.as_str(), "delivered");
+    for o in [&o1, &o4, &o5, &o6] {
+        acknowledged(api, o, "outcome", 1).await;
+    }
+    check_sent(&w.system);
+}
+
+async fn an_unknown_authority_goes_to_human_judgement(backend: Backend) {
+    let w = start(backend).await;
+    let api = &w.api;
+    let approval = |reference: &str| {
+        format!(
+            "<auth:AuthorisationApprovalDetails><common:ApprovalReference>{reference}</common:ApprovalReference><common:ApproverDetails><common:ApproverName>Juge M.</common:ApproverName><common:ApproverRole>ValidatingAuthority</common:ApproverRole></common:ApproverDetails></auth:AuthorisationApprovalDetails>"
+        )
+    };
+    let (unknown, t1) = (approval("NOBODY99"), id());
+    all_created(
+        &post(
+            api,
+            "production",
+            &order_xml(&Order {
+                auth: &id(),
+                tasks: std::slice::from_ref(&t1),
+                approvals: &unknown,
+                ..Order::default()
+            }),
+        )
+        .await,
+    );
+    let o1 = order_of(api, &t1).await;
+    let (s, body) = release(api, &o1).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+    assert!(body.contains("NOBODY99"), "{body}");
+    // A known validating authority goes through.
+    let (known, t2) = (approval("VALID01"), id());
+    all_created(
+        &post(
+            api,
+            "production",
+            &order_xml(&Order {
+                auth: &id(),
+                tasks: std::slice::from_ref(&t2),
+                approvals: &known,
+                ..Order::default()
+            }),
+        )
+        .await,
+    );
+    let o2 = order_of(api, &t2).await;
+    assert_eq!(release(api, &o2).await.0, StatusCode::SEE_OTHER);
+    // After a person confirms the authorities, the first one is released too.
+    let o = o1.clone();
+    api.app
+        .pool
+        .run(move |conn| {
+            writ::orders::eevidence::clear_judgement(conn, &staff().actor(), &o, chrono::Utc::now())
+        })
+        .await
+        .unwrap();
+    assert_eq!(release(api, &o1).await.0, StatusCode::SEE_OTHER);
+}
+
+async fn form3_suspends_the_clock_until_clarified_and_withdrawal_needs_a_person(backend: Backend) {
+    use writ::orders::eevidence::Form3Reason;
+    let w = start(backend).await;
+    let api = &w.api;
+    let (auth, task) = (id(), id());
+    all_created(
+        &post(
+            api,
+            "production",
+            &order_xml(&Order {
+                auth: &auth,
+                tasks: std::slice::from_ref(&task),
+                ..Order::default()
+            }),
+        )
+        .await,
+    );
+    let order = order_of(api, &task).await;
+    let before = state_of(api, &order).await;
+    let o = order.clone();
+    api.app
+        .pool
+        .run(move |conn| {
+            writ::orders::eevidence::send_form3(
+                conn,
+                &staff(),
+                &o,
+                Form3Reason::Incomplete,
+                "Box C (the time zone of the IP address) is empty.",
+                chrono::Utc::now(),
+            )
+        })
+        .await
+        .unwrap();
+    let lc = state_of(api, &order).await;
+    assert_eq!(lc.state.as_str(), "clarifying");
+    assert_eq!(release(api, &order).await.0, StatusCode::CONFLICT);
+    acknowledged(api, &order, "nonexecution", 1).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    all_created(
+        &post(
+            api,
+            "correspondence",
+            &document_xml(&id(), "ProvideAdditionalInformation", &[&auth], "UTC."),
+        )
+        .await,
+    );
+    let after = state_of(api, &order).await;
+    assert_eq!(after.state.as_str(), "executing");
+    let suspended = after.due_at.unwrap() - before.due_at.unwrap();
+    assert!(
+        suspended >= 300_000,
+        "the suspended time is added: {suspended}"
+    );
+    let o = order.clone();
+    let thread = api
+        .app
+        .pool
+        .run(move |conn| writ::orders::eevidence::thread(conn, &o))
+        .await
+        .unwrap();
+    assert_eq!(thread.len(), 2);
+    assert_eq!(thread[0].direction, "out");
+    assert_eq!(thread[1].body, "UTC.");
+
+    // Data not held: objected, nothing released, the clock not touched.
+    let (auth2, task2) = (id(), id());
+    all_created(
+        &post(
+            api,
+            "production",
+            &order_xml(&Order {
+                auth: &auth2,
+                tasks: std::slice::from_ref(&task2),
+                ..Order::default()
+            }),
+        )
+        .await,
+    );
+    let o2 = order_of(api, &task2).await;
+    let o = o2.clone();
+    let lc = api
+        .app
+        .pool
+        .run(move |conn| {
+            writ::orders::eevidence::send_form3(
+                conn,
+                &staff(),
+                &o,
+                Form3Reason::DataNotHeld,
+                "No such account.",
+                chrono::Utc::now(),
+            )
+        })
+        .await
+        .unwrap();
+    assert_eq!(lc.state.as_str(), "objected");
+    assert_eq!(release(api, &o2).await.0, StatusCode::CONFLICT);
+
+    // Withdrawal: halted at once, confirmed by a person, then `confirmwithdrawal`.
+    let withdraw = update_xml(&format!(
+        r#"<HI1Object xsi:type="auth:AuthorisationObject"><ObjectIdentifier>{auth2}</ObjectIdentifier><CountryCode>XX</CountryCode><OwnerIdentifier>ACTOR05</OwnerIdentifier><auth:AuthorisationDesiredStatus><common:Owner>ETSI</common:Owner><common:Name>AuthorisationDesiredStatus</common:Name><common:Value>Cancelled</common:Value></auth:AuthorisationDesiredStatus></HI1Object>"#
+    ));
+    all_created(&post(api, "withdraw", &withdraw).await);
+    assert_eq!(state_of(api, &o2).await.state.as_str(), "withdrawing");
+    assert_eq!(release(api, &o2).await.0, StatusCode::CONFLICT);
+    let o = o2.clone();
+    api.app
+        .pool
+        .run(move |conn| {
+            writ::orders::eevidence::confirm_withdrawal(conn, &staff(), &o, chrono::Utc::now())
+        })
+        .await
+        .unwrap();
+    assert_eq!(state_of(api, &o2).await.state.as_str(), "withdrawn");
+    acknowledged(api, &o2, "confirmwithdrawal", 1).await;
+    check_sent(&w.system);
+}
+
+async fn an_epoc_pr_is_preserved_extended_followed_and_another_lapses(backend: Backend) {
+    let w = start(backend).await;
+    let api = &w.api;
+    let (auth, lp) = (id(), id());
+    all_created(
+        &post(
+            api,
+            "preservation",
+            &order_xml(&Order {
+                auth: &auth,
+                tasks: std::slice::from_ref(&lp),
+                pr: true,
+                ..Order::default()
+            }),
+        )
+        .await,
+    );
+    let pr = order_of(api, &lp).await;
+    let lc = state_of(api, &pr).await;
+    assert_eq!(lc.state.as_str(), "preserved");
+    assert_eq!(
+        lc.preserve_until.unwrap() - lc.received_at,
+        writ::orders::eevidence::SIXTY_DAYS
+    );
+    acknowledged(api, &pr, "datapreserved", 1).await;
+    let lp_update = |extra: &str| {
+        update_xml(&format!(
+            r#"<HI1Object xsi:type="task:LPTaskObject"><ObjectIdentifier>{lp}</ObjectIdentifier><CountryCode>XX</CountryCode><OwnerIdentifier>ACTOR05</OwnerIdentifier>{extra}</HI1Object>"#
+        ))
+    };
+    let until = (chrono::Utc::now() + chrono::Duration::days(90)).format("%Y-%m-%dT%H:%M:%SZ");
+    let extend = lp_update(&format!(
+        "<task:DesiredPreservationExpiration>{until}</task:DesiredPreservationExpiration>"
+    ));
+    all_created(&post(api, "preservationextension", &extend).await);
+    let extended = state_of(api, &pr).await;
+    assert_eq!(
+        extended.preserve_until.unwrap() - lc.preserve_until.unwrap(),
+        writ::orders::eevidence::THIRTY_DAYS
+    );
+    // Once only.
+    let again = lp_update(&format!(
+        "<task:DesiredPreservationExpiration>{until}</task:DesiredPreservationExpiration>"
+    ));
+    let r = post(api, "preservationextension", &again).await;
+    assert_eq!(error_of(&r.outcomes()[0].1).0, 409, "{}", r.text);
+    // Form 5: kept until the production order comes; it names the EPOC-PR and ends it.
+    all_created(&post(api, "subsequentproduction", &lp_update("")).await);
+    assert_eq!(
+        state_of(api, &pr).await.state.as_str(),
+        "held_for_production"
+    );
+    let (auth2, ld) = (id(), id());
+    let assoc = format!("<AssociatedObject>{lp}</AssociatedObject>");
+    all_created(
+        &post(
+            api,
+            "production",
+            &order_xml(&Order {
+                auth: &auth2,
+                tasks: std::slice::from_ref(&ld),
+                task_associated: &assoc,
+                ..Order::default()
+            }),
+        )
+        .await,
+    );
+    let epoc = order_of(api, &ld).await;
+    assert_eq!(release(api, &epoc).await.0, StatusCode::SEE_OTHER);
+    assert_eq!(state_of(api, &pr).await.state.as_str(), "ended");
+
+    // Another lapses at the end of its period; its holds end.
+    let (auth3, lp3) = (id(), id());
+    all_created(
+        &post(
+            api,
+            "preservation",
+            &order_xml(&Order {
+                auth: &auth3,
+                tasks: std::slice::from_ref(&lp3),
+                pr: true,
+                ..Order::default()
+            }),
+        )
+        .await,
+    );
+    let pr3 = order_of(api, &lp3).await;
+    age(api, &pr3, "preserve_until").await;
+    // The clock runs in the background every second; running it here as well moves it once.
+    api.app
+        .pool
+        .run(|conn| writ::eevidence::inbound::tick(conn, chrono::Utc::now()))
+        .await
+        .unwrap();
+    assert_eq!(state_of(api, &pr3).await.state.as_str(), "expired");
+    // A further extension of an expired one is refused.
+    let r = post(
+        api,
+        "endpreservation",
+        &update_xml(&format!(
+            r#"<HI1Object xsi:type="task:LPTaskObject"><ObjectIdentifier>{lp3}</ObjectIdentifier><CountryCode>XX</CountryCode><OwnerIdentifier>ACTOR05</OwnerIdentifier></HI1Object>"#
+        )),
+    )
+    .await;
+    assert_eq!(error_of(&r.outcomes()[0].1).0, 409, "{}", r.text);
+    acknowledged(api, &epoc, "outcome", 1).await;
+    check_sent(&w.system);
+}
