@@ -289,7 +289,7 @@ pub fn acknowledge_loss(
                 lost.size, lost.size
             )));
         }
-        Ok(log::append(
+        log::append(
             conn,
             &NewEntry::new(actor, Event::AuditLossAcknowledged)
                 .reference("lost_from", from)
@@ -301,6 +301,6 @@ pub fn acknowledge_loss(
                 )
                 .reference("reason", reason),
             now,
-        )?)
+        )
     })
 }

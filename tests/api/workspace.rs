@@ -486,13 +486,14 @@ async fn every_route_checks_the_role(backend: Backend) {
 }
 
 /// Workspace routes anyone may reach (sign-out needs only the session's CSRF token).
-const PUBLIC_ROUTES: [(&str, &str); 6] = [
+const PUBLIC_ROUTES: [(&str, &str); 7] = [
     ("GET", "/static/writ.css"),
     ("GET", "/"),
     ("GET", "/login"),
     ("POST", "/login"),
     ("POST", "/logout"),
     ("GET", "/packages/public-key"),
+    ("GET", "/packages/public-keys"),
 ];
 
 /// Every workspace route as (method, pattern), read from the `#[get]` and `#[post]`
