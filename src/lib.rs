@@ -21,6 +21,7 @@ pub mod json;
 pub mod mail;
 pub mod metadata;
 pub mod net;
+pub mod pki;
 pub mod orders;
 pub mod policy;
 pub mod settings;

@@ -29,5 +29,6 @@ mod package;
 mod policy;
 mod scale;
 mod tiles;
+mod tls;
 mod workspace;
 mod workspace_bugs;
