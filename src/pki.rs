@@ -37,7 +37,8 @@ fn pem_error(setting: &str, path: &str, reason: impl Into<String>) -> PemError {
 
 /// Reads the file that `setting` names.
 pub fn read_file(setting: &str, path: &str) -> Result<Vec<u8>, PemError> {
-    std::fs::read(Path::new(path)).map_err(|e| pem_error(setting, path, format!("cannot read: {e}")))
+    std::fs::read(Path::new(path))
+        .map_err(|e| pem_error(setting, path, format!("cannot read: {e}")))
 }
 
 /// Every `CERTIFICATE` block of the PEM file `path`; at least one.
@@ -191,9 +192,7 @@ pub fn outbound_client(settings: &OutboundTls) -> anyhow::Result<reqwest::Client
         pem.push(b'\n');
         pem.extend(read_file(&key_setting, &settings.private_key_file)?);
         let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
-            anyhow::anyhow!(
-                "{cert_setting} and {key_setting}: not a usable client identity: {e}"
-            )
+            anyhow::anyhow!("{cert_setting} and {key_setting}: not a usable client identity: {e}")
         })?;
         builder = builder.identity(identity);
     }

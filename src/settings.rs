@@ -937,7 +937,8 @@ impl Settings {
         } else if tls.client_auth_prefixes.is_empty() {
             return Err((
                 "server.tls.client_auth_prefixes",
-                "must name at least one path prefix (e.g. /eevidence/) when client_ca_file is set".into(),
+                "must name at least one path prefix (e.g. /eevidence/) when client_ca_file is set"
+                    .into(),
             ));
         } else if let Some(bad) = tls
             .client_auth_prefixes
@@ -946,20 +947,24 @@ impl Settings {
         {
             return Err((
                 "server.tls.client_auth_prefixes",
-                format!("`{bad}` is not a path prefix such as /eevidence/ (it must start with / and name a path)"),
+                format!(
+                    "`{bad}` is not a path prefix such as /eevidence/ (it must start with / and name a path)"
+                ),
             ));
         }
         let db_tls = &self.database.tls;
-        if db_tls.mode != DatabaseTlsMode::Disable {
-            if self.database.url.backend() != Backend::Postgres {
-                return Err((
-                    "database.tls.mode",
-                    "TLS applies to PostgreSQL only; database.url is a SQLite file".into(),
-                ));
-            }
+        if db_tls.mode != DatabaseTlsMode::Disable
+            && self.database.url.backend() != Backend::Postgres
+        {
+            return Err((
+                "database.tls.mode",
+                "TLS applies to PostgreSQL only; database.url is a SQLite file".into(),
+            ));
         }
-        if matches!(db_tls.mode, DatabaseTlsMode::VerifyCa | DatabaseTlsMode::VerifyFull)
-            && db_tls.ca_file.is_empty()
+        if matches!(
+            db_tls.mode,
+            DatabaseTlsMode::VerifyCa | DatabaseTlsMode::VerifyFull
+        ) && db_tls.ca_file.is_empty()
         {
             return Err((
                 "database.tls.ca_file",
@@ -972,7 +977,9 @@ impl Settings {
         if let Some(param) = self.database.url.libpq_tls_param() {
             return Err((
                 "database.url",
-                format!("the URL sets `{param}`: Writ's libpq is built without TLS; set database.tls.mode (and database.tls.ca_file) instead"),
+                format!(
+                    "the URL sets `{param}`: Writ's libpq is built without TLS; set database.tls.mode (and database.tls.ca_file) instead"
+                ),
             ));
         }
         self.etsi.outbound_tls.check().map_err(|(field, why)| {

@@ -231,11 +231,7 @@ pub fn run(settings: Settings, action: AuthorityAction) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn pin(
-    conn: &mut crate::db::DbConn,
-    actor: &Actor,
-    action: PinAction,
-) -> anyhow::Result<()> {
+fn pin(conn: &mut crate::db::DbConn, actor: &Actor, action: PinAction) -> anyhow::Result<()> {
     use crate::authority::pins::{self, PinKind};
     match action {
         PinAction::Add {
@@ -253,7 +249,11 @@ fn pin(
                 (Some(file), _) => {
                     let path = file.display().to_string();
                     let prints = crate::pki::fingerprints_of_pem_file("--certificate", &path)?;
-                    if spki { prints.spki } else { prints.certificate }
+                    if spki {
+                        prints.spki
+                    } else {
+                        prints.certificate
+                    }
                 }
                 (None, Some(hash)) => hash,
                 (None, None) => anyhow::bail!("give --certificate FILE or --sha256 HEX"),

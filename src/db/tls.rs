@@ -71,7 +71,10 @@ impl PgTls {
     /// The tunnel for `url` under `settings`, or `None` when TLS is off. Fails, naming the
     /// setting, on an unusable CA file or a URL whose server cannot be tunnelled to (several
     /// hosts, a Unix socket, `host=` in the query).
-    pub fn from_settings(url: &str, settings: &DatabaseTlsSettings) -> Result<Option<Self>, String> {
+    pub fn from_settings(
+        url: &str,
+        settings: &DatabaseTlsSettings,
+    ) -> Result<Option<Self>, String> {
         if settings.mode == DatabaseTlsMode::Disable {
             return Ok(None);
         }
@@ -198,7 +201,13 @@ impl PgTls {
         &self,
         timeout: Duration,
     ) -> impl std::future::Future<
-        Output = Result<(tokio_rustls::client::TlsStream<tokio::net::TcpStream>, Negotiated), String>,
+        Output = Result<
+            (
+                tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+                Negotiated,
+            ),
+            String,
+        >,
     > + Send
     + 'static {
         let host = self.host.clone();
@@ -223,7 +232,10 @@ impl PgTls {
                 match answer[0] {
                     b'S' => {}
                     b'N' => {
-                        return Err("the server does not accept TLS connections (its `ssl` setting is off)".to_owned());
+                        return Err(
+                            "the server does not accept TLS connections (its `ssl` setting is off)"
+                                .to_owned(),
+                        );
                     }
                     other => {
                         return Err(format!(
@@ -288,9 +300,11 @@ fn server_of(url: &str) -> Result<(String, u16), String> {
         let query = rest.split_once('?').map_or("", |(_, q)| q);
         (&rest[..end], query)
     };
-    if let Some(param) = query.split('&').map(|p| p.split('=').next().unwrap_or(p)).find(|k| {
-        matches!(*k, "host" | "hostaddr" | "port" | "service")
-    }) {
+    if let Some(param) = query
+        .split('&')
+        .map(|p| p.split('=').next().unwrap_or(p))
+        .find(|k| matches!(*k, "host" | "hostaddr" | "port" | "service"))
+    {
         return Err(format!(
             "database.url: with database.tls the server must be in the URL's host:port, not in a `{param}=` parameter"
         ));
@@ -340,12 +354,18 @@ impl SocketDir {
     fn create() -> Result<Self, String> {
         use std::os::unix::fs::DirBuilderExt;
         let mut random = [0u8; 12];
-        getrandom::fill(&mut random).map_err(|e| format!("no randomness for the socket name: {e}"))?;
+        getrandom::fill(&mut random)
+            .map_err(|e| format!("no randomness for the socket name: {e}"))?;
         let path = std::env::temp_dir().join(format!("writ-pg-{}", hex::encode(random)));
         std::fs::DirBuilder::new()
             .mode(0o700)
             .create(&path)
-            .map_err(|e| format!("cannot create the tunnel's socket folder {}: {e}", path.display()))?;
+            .map_err(|e| {
+                format!(
+                    "cannot create the tunnel's socket folder {}: {e}",
+                    path.display()
+                )
+            })?;
         Ok(Self(path))
     }
 
@@ -499,9 +519,21 @@ mod tests {
             server_of("postgres://127.0.0.1").unwrap(),
             ("127.0.0.1".to_owned(), 5432)
         );
-        assert!(server_of("postgres://a,b/writ").unwrap_err().contains("one server"));
-        assert!(server_of("postgres://u@h/db?host=/run").unwrap_err().contains("`host=`"));
-        assert!(server_of("postgres:///db").unwrap_err().contains("TCP host"));
+        assert!(
+            server_of("postgres://a,b/writ")
+                .unwrap_err()
+                .contains("one server")
+        );
+        assert!(
+            server_of("postgres://u@h/db?host=/run")
+                .unwrap_err()
+                .contains("`host=`")
+        );
+        assert!(
+            server_of("postgres:///db")
+                .unwrap_err()
+                .contains("TCP host")
+        );
     }
 
     #[test]

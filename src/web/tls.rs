@@ -132,11 +132,12 @@ fn client_verifier(settings: &TlsSettings) -> Result<Arc<dyn ClientCertVerifier>
     if !settings.client_auth() {
         return Ok(rustls::server::WebPkiClientVerifier::no_client_auth());
     }
-    let roots = crate::pki::read_roots(CA, &settings.client_ca_file).map_err(|e| TlsError::File {
-        setting: CA,
-        path: e.path,
-        reason: e.reason,
-    })?;
+    let roots =
+        crate::pki::read_roots(CA, &settings.client_ca_file).map_err(|e| TlsError::File {
+            setting: CA,
+            path: e.path,
+            reason: e.reason,
+        })?;
     rustls::server::WebPkiClientVerifier::builder_with_provider(
         Arc::new(roots),
         crate::pki::provider(),

@@ -32,7 +32,15 @@ const LAYERS: &[&[&str]] = &[
     // The pure policy engine.
     &["policy"],
     // Leaves: data and helpers that use nothing of Writ's.
-    &["deployment", "digest", "failpoint", "json", "net", "pki", "text"],
+    &[
+        "deployment",
+        "digest",
+        "failpoint",
+        "json",
+        "net",
+        "pki",
+        "text",
+    ],
 ];
 
 /// Allowed edges within one layer (one direction only, so no cycle can form).

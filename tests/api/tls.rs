@@ -111,15 +111,15 @@ fn configure_postgres_tls(admin_url: &str, ca: &Ca, work: &Path) {
         #[diesel(sql_type = diesel::sql_types::Text)]
         setting: String,
     }
-    let data_dir = diesel::sql_query(
-        "SELECT setting FROM pg_settings WHERE name = 'data_directory'",
-    )
-    .get_result::<Setting>(&mut admin)
-    .expect("the data directory (the admin URL must be a superuser's)")
-    .setting;
+    let data_dir =
+        diesel::sql_query("SELECT setting FROM pg_settings WHERE name = 'data_directory'")
+            .get_result::<Setting>(&mut admin)
+            .expect("the data directory (the admin URL must be a superuser's)")
+            .setting;
     let server = ca.issue(work, "pg-server", &["localhost"], false);
     let data = PathBuf::from(&data_dir);
-    let owner = std::fs::metadata(&data).expect("the data directory is reachable (run as root beside PostgreSQL)");
+    let owner = std::fs::metadata(&data)
+        .expect("the data directory is reachable (run as root beside PostgreSQL)");
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     for (from, to) in [
         (&server.cert_file, "writ-test-server.crt"),
@@ -201,12 +201,10 @@ async fn postgres_over_tls_verifies_the_ca_and_the_host_name() {
 
     // The reload takes effect for new connections; wait until the server shows our certificate.
     let full = tls_settings(&db, &localhost_url, "verify-full", &ca_file);
-    let tunnel = writ::db::tls::PgTls::from_settings(
-        full.database.url.expose(),
-        &full.database.tls,
-    )
-    .unwrap()
-    .unwrap();
+    let tunnel =
+        writ::db::tls::PgTls::from_settings(full.database.url.expose(), &full.database.tls)
+            .unwrap()
+            .unwrap();
     let mut probe = Err(String::new());
     for _ in 0..50 {
         probe = tunnel.probe(Duration::from_secs(3));
@@ -251,16 +249,18 @@ async fn postgres_over_tls_verifies_the_ca_and_the_host_name() {
     );
 
     // `writ serve` runs on the TLS pool.
-    let app = spawn_with_settings(
-        TestDb::new(Backend::Sqlite),
-        {
-            let mut s = full.clone();
-            s.database.migrate_on_start = true;
-            s
-        },
-    )
+    let app = spawn_with_settings(TestDb::new(Backend::Sqlite), {
+        let mut s = full.clone();
+        s.database.migrate_on_start = true;
+        s
+    })
     .await;
-    let ready = app.client.get(format!("{}/readyz", app.address)).send().await.unwrap();
+    let ready = app
+        .client
+        .get(format!("{}/readyz", app.address))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status(), 200, "{}", ready.text().await.unwrap());
     assert!(server_sees_tls(&app.pool).unwrap());
 
@@ -315,10 +315,17 @@ async fn postgres_over_tls_verifies_the_ca_and_the_host_name() {
     .output()
     .unwrap();
     assert_eq!(out.status.code(), Some(78), "{}", out_text(&out));
-    assert!(out_text(&out).contains("database.tls.ca_file"), "{}", out_text(&out));
+    assert!(
+        out_text(&out).contains("database.tls.ca_file"),
+        "{}",
+        out_text(&out)
+    );
     let out = writ_for(
         &db,
-        &[("WRIT_DATABASE__URL", &format!("{plain_url}?sslmode=verify-full"))],
+        &[(
+            "WRIT_DATABASE__URL",
+            &format!("{plain_url}?sslmode=verify-full"),
+        )],
     )
     .arg("migrate")
     .output()
@@ -433,27 +440,66 @@ async fn mutual_tls_guards_the_protected_prefixes_with_pinned_certificates(backe
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     cli(&[
-        "authority", "add", "--id", "fr-pnf", "--name", "Parquet national financier",
-        "--country", "FR", "--kind", "prosecutor", "--contact", "pnf@example.org",
+        "authority",
+        "add",
+        "--id",
+        "fr-pnf",
+        "--name",
+        "Parquet national financier",
+        "--country",
+        "FR",
+        "--kind",
+        "prosecutor",
+        "--contact",
+        "pnf@example.org",
     ]);
-    cli(&["authority", "pin", "add", "fr-pnf", "--certificate", &pinned.cert_file]);
-    cli(&["authority", "pin", "add", "fr-pnf", "--certificate", &by_key.cert_file, "--spki"]);
+    cli(&[
+        "authority",
+        "pin",
+        "add",
+        "fr-pnf",
+        "--certificate",
+        &pinned.cert_file,
+    ]);
+    cli(&[
+        "authority",
+        "pin",
+        "add",
+        "fr-pnf",
+        "--certificate",
+        &by_key.cert_file,
+        "--spki",
+    ]);
     let listed = cli(&["authority", "pin", "list"]);
     assert_eq!(listed.lines().count(), 2, "{listed}");
-    assert!(listed.contains("\tspki\t") && listed.contains("\tcertificate\t"), "{listed}");
+    assert!(
+        listed.contains("\tspki\t") && listed.contains("\tcertificate\t"),
+        "{listed}"
+    );
 
     // Everything else needs no certificate (browsers have none).
     let anonymous = pki.client(None);
-    let res = anonymous.get(format!("{base}/healthz")).send().await.unwrap();
+    let res = anonymous
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
-    let res = anonymous.get(format!("{base}/api/v1/info")).send().await.unwrap();
+    let res = anonymous
+        .get(format!("{base}/api/v1/info"))
+        .send()
+        .await
+        .unwrap();
     assert_ne!(res.status(), 401);
 
     // No certificate on the protected prefix: 401 naming why.
     let res = anonymous.post(&hi1).body("<x/>").send().await.unwrap();
     assert_eq!(
         problem_type(res).await,
-        (401, "urn:writ:problem:client-certificate-required".to_owned())
+        (
+            401,
+            "urn:writ:problem:client-certificate-required".to_owned()
+        )
     );
 
     // A certificate from a CA Writ does not trust: the handshake itself fails.
@@ -467,7 +513,13 @@ async fn mutual_tls_guards_the_protected_prefixes_with_pinned_certificates(backe
     assert!(err.is_connect() || err.is_request(), "{err:?}");
 
     // Trusted CA, but pinned to nobody: 403.
-    let res = pki.client(Some(&unpinned)).post(&hi1).body("<x/>").send().await.unwrap();
+    let res = pki
+        .client(Some(&unpinned))
+        .post(&hi1)
+        .body("<x/>")
+        .send()
+        .await
+        .unwrap();
     let (status, kind) = problem_type(res).await;
     assert_eq!(status, 403);
     assert!(kind.ends_with("client-certificate-not-pinned"), "{kind}");
@@ -475,7 +527,13 @@ async fn mutual_tls_guards_the_protected_prefixes_with_pinned_certificates(backe
     // Pinned by certificate and by key: the request reaches the HI-1 handler, which answers
     // for itself (the body is no HI-1 message).
     for leaf in [&pinned, &by_key] {
-        let res = pki.client(Some(leaf)).post(&hi1).body("<x/>").send().await.unwrap();
+        let res = pki
+            .client(Some(leaf))
+            .post(&hi1)
+            .body("<x/>")
+            .send()
+            .await
+            .unwrap();
         let (status, kind) = problem_type(res).await;
         assert!(
             !kind.contains("client-certificate"),
@@ -499,22 +557,38 @@ async fn mutual_tls_guards_the_protected_prefixes_with_pinned_certificates(backe
         .output()
         .unwrap();
     assert!(!out.status.success(), "a revoked pin is never reused");
-    assert!(out_text(&out).contains("never reused"), "{}", out_text(&out));
+    assert!(
+        out_text(&out).contains("never reused"),
+        "{}",
+        out_text(&out)
+    );
 
     // A suspended authority's pins do not pass either.
     cli(&["authority", "suspend", "fr-pnf"]);
-    let res = pki.client(Some(&by_key)).post(&hi1).body("<x/>").send().await.unwrap();
+    let res = pki
+        .client(Some(&by_key))
+        .post(&hi1)
+        .body("<x/>")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(problem_type(res).await.0, 403);
 
     // Pins added and revoked are in the audit log.
     let events = audit_events(&app.pool).await;
     assert_eq!(
-        events.iter().filter(|e| *e == "authority.tls_pin_added").count(),
+        events
+            .iter()
+            .filter(|e| *e == "authority.tls_pin_added")
+            .count(),
         2,
         "{events:?}"
     );
     assert_eq!(
-        events.iter().filter(|e| *e == "authority.tls_pin_revoked").count(),
+        events
+            .iter()
+            .filter(|e| *e == "authority.tls_pin_revoked")
+            .count(),
         1,
         "{events:?}"
     );
@@ -533,10 +607,28 @@ async fn the_peer_authority_extractor_yields_the_pinned_authority(backend: Backe
     assert!(out.status.success(), "{}", out_text(&out));
     for args in [
         &[
-            "authority", "add", "--id", "de-bka", "--name", "Bundeskriminalamt", "--country",
-            "DE", "--kind", "police", "--contact", "bka@example.org",
+            "authority",
+            "add",
+            "--id",
+            "de-bka",
+            "--name",
+            "Bundeskriminalamt",
+            "--country",
+            "DE",
+            "--kind",
+            "police",
+            "--contact",
+            "bka@example.org",
         ][..],
-        &["authority", "pin", "add", "de-bka", "--certificate", &client_cert.cert_file, "--spki"],
+        &[
+            "authority",
+            "pin",
+            "add",
+            "de-bka",
+            "--certificate",
+            &client_cert.cert_file,
+            "--spki",
+        ],
     ] {
         let out = writ_for(&db, &[]).args(args).output().unwrap();
         assert!(out.status.success(), "{}", out_text(&out));
@@ -695,7 +787,11 @@ async fn the_outbound_client_presents_its_certificate_and_trusts_only_the_config
     let expected = writ::pki::fingerprints_of_pem_file("test", &writ_client.cert_file)
         .unwrap()
         .certificate;
-    assert_eq!(res.text().await.unwrap(), expected, "the server saw Writ's certificate");
+    assert_eq!(
+        res.text().await.unwrap(),
+        expected,
+        "the server saw Writ's certificate"
+    );
 
     // Without a client certificate the server refuses the handshake.
     let anonymous = outbound_client(&OutboundTls {
@@ -736,7 +832,10 @@ async fn the_outbound_client_presents_its_certificate_and_trusts_only_the_config
     })
     .unwrap_err()
     .to_string();
-    assert!(err.contains("etsi.outbound_tls.ca_file") && err.contains("missing.pem"), "{err}");
+    assert!(
+        err.contains("etsi.outbound_tls.ca_file") && err.contains("missing.pem"),
+        "{err}"
+    );
     let err = outbound_client(&OutboundTls {
         private_key_file: writ_client.cert_file.clone(),
         ..settings.clone()
