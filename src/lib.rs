@@ -23,6 +23,7 @@ pub mod mail;
 pub mod metadata;
 pub mod net;
 pub mod orders;
+pub mod pki;
 pub mod policy;
 pub mod settings;
 pub mod staff;

@@ -203,6 +203,10 @@ pub struct EtsiSettings {
     /// POSTs its calls to `<url>/eevidence/<call>`); empty: calls stay queued, unsent.
     #[serde(default)]
     pub eevidence_url: String,
+    /// The CA Writ trusts and the client certificate it presents on its outbound HTTPS calls
+    /// (`[etsi.outbound_tls]`; see `pki::outbound_client`).
+    #[serde(default)]
+    pub outbound_tls: crate::pki::OutboundTls,
 }
 
 /// `[workspace]`: the legal team's and auditors' browser workspace.
@@ -543,12 +547,30 @@ pub struct TlsSettings {
     pub certificate_file: String,
     /// PEM file holding the certificate's private key (PKCS#8, PKCS#1 or SEC1).
     pub private_key_file: String,
+    /// PEM file of the CA(s) whose client certificates Writ asks for (mutual TLS). Empty: no
+    /// client certificates are asked for.
+    #[serde(default)]
+    pub client_ca_file: String,
+    /// Path prefixes on which a request must come over a connection with a verified client
+    /// certificate whose pin an active authority holds (`writ authority pin`); every other
+    /// path works without one. Used only with `client_ca_file`.
+    #[serde(default = "default_client_auth_prefixes")]
+    pub client_auth_prefixes: Vec<String>,
+}
+
+fn default_client_auth_prefixes() -> Vec<String> {
+    vec!["/eevidence/".to_owned()]
 }
 
 impl TlsSettings {
     /// Whether TLS is configured.
     pub fn enabled(&self) -> bool {
         !self.certificate_file.is_empty() || !self.private_key_file.is_empty()
+    }
+
+    /// Whether client certificates are asked for (mutual TLS on the protected prefixes).
+    pub fn client_auth(&self) -> bool {
+        self.enabled() && !self.client_ca_file.is_empty()
     }
 }
 
@@ -581,6 +603,49 @@ pub struct DatabaseSettings {
     pub sqlite_wal_autocheckpoint_pages: u32,
     /// Whether `writ serve` applies pending migrations at start.
     pub migrate_on_start: bool,
+    /// TLS to PostgreSQL (`[database.tls]`).
+    #[serde(default)]
+    pub tls: DatabaseTlsSettings,
+}
+
+/// `[database.tls]`: TLS to a PostgreSQL server, done by Writ itself on rustls (see
+/// `db::tls`), with libpq's `sslmode` meanings.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseTlsSettings {
+    /// `disable`, `require`, `verify-ca` or `verify-full`.
+    pub mode: DatabaseTlsMode,
+    /// PEM file of the CA(s) the server's certificate must chain to (`sslrootcert`); needed
+    /// by `verify-ca` and `verify-full`.
+    #[serde(default)]
+    pub ca_file: String,
+}
+
+/// How a PostgreSQL connection is protected, as libpq's `sslmode` of the same name.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatabaseTlsMode {
+    /// Plain TCP (on a private network or a local socket).
+    #[default]
+    Disable,
+    /// TLS, but any server certificate is accepted: protects against eavesdropping only.
+    Require,
+    /// TLS, and the server's certificate chains to `ca_file`; its host name is not checked.
+    VerifyCa,
+    /// TLS, the certificate chains to `ca_file` and is issued for the host in the URL.
+    VerifyFull,
+}
+
+impl DatabaseTlsMode {
+    /// The libpq name of the mode.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Disable => "disable",
+            Self::Require => "require",
+            Self::VerifyCa => "verify-ca",
+            Self::VerifyFull => "verify-full",
+        }
+    }
 }
 
 /// SQLite durability level (the `synchronous` pragma).
@@ -686,6 +751,30 @@ impl DatabaseUrl {
     /// For SQLite, the database file path.
     pub fn sqlite_path(&self) -> Option<&Path> {
         self.raw.strip_prefix("sqlite://").map(Path::new)
+    }
+
+    /// The first libpq TLS parameter in the URL's query that Writ's libpq (built without TLS)
+    /// cannot honour, e.g. `sslmode=require` or `sslrootcert`: `[database.tls]` replaces them.
+    /// `sslmode=disable`, `allow` and `prefer` are harmless (they allow plain connections).
+    pub fn libpq_tls_param(&self) -> Option<String> {
+        let (_, query) = self.raw.split_once('?')?;
+        query.split('&').find_map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let harmless = key == "sslmode" && matches!(value, "disable" | "allow" | "prefer");
+            let tls = matches!(
+                key,
+                "sslmode"
+                    | "sslrootcert"
+                    | "sslcert"
+                    | "sslkey"
+                    | "sslcrl"
+                    | "sslcrldir"
+                    | "sslnegotiation"
+                    | "requiressl"
+                    | "channel_binding"
+            );
+            (tls && !harmless).then(|| key.to_owned())
+        })
     }
 
     /// The URL with its secret in it, for the database driver only.
@@ -847,6 +936,7 @@ impl Settings {
                 .with_list_parse_key("mail.legal_team")
                 .with_list_parse_key("mail.auditors")
                 .with_list_parse_key("metrics.allowed_networks")
+                .with_list_parse_key("server.tls.client_auth_prefixes")
                 .source(Some(env.clone())),
         );
         let cfg = builder.build().map_err(|e| SettingsError::Key {
@@ -951,6 +1041,68 @@ impl Settings {
                 "TLS needs both a certificate file and a private key file".into(),
             ));
         }
+        if tls.client_ca_file.is_empty() {
+            // No mutual TLS: the prefixes are not used.
+        } else if !tls.enabled() {
+            return Err((
+                "server.tls.client_ca_file",
+                "client certificates need TLS on Writ's own listener (server.tls.certificate_file and private_key_file)".into(),
+            ));
+        } else if tls.client_auth_prefixes.is_empty() {
+            return Err((
+                "server.tls.client_auth_prefixes",
+                "must name at least one path prefix (e.g. /eevidence/) when client_ca_file is set"
+                    .into(),
+            ));
+        } else if let Some(bad) = tls
+            .client_auth_prefixes
+            .iter()
+            .find(|p| !p.starts_with('/') || p.len() < 2)
+        {
+            return Err((
+                "server.tls.client_auth_prefixes",
+                format!(
+                    "`{bad}` is not a path prefix such as /eevidence/ (it must start with / and name a path)"
+                ),
+            ));
+        }
+        let db_tls = &self.database.tls;
+        if db_tls.mode != DatabaseTlsMode::Disable
+            && self.database.url.backend() != Backend::Postgres
+        {
+            return Err((
+                "database.tls.mode",
+                "TLS applies to PostgreSQL only; database.url is a SQLite file".into(),
+            ));
+        }
+        if matches!(
+            db_tls.mode,
+            DatabaseTlsMode::VerifyCa | DatabaseTlsMode::VerifyFull
+        ) && db_tls.ca_file.is_empty()
+        {
+            return Err((
+                "database.tls.ca_file",
+                format!(
+                    "database.tls.mode = \"{}\" needs the CA certificate file the server's certificate must chain to",
+                    db_tls.mode.as_str()
+                ),
+            ));
+        }
+        if let Some(param) = self.database.url.libpq_tls_param() {
+            return Err((
+                "database.url",
+                format!(
+                    "the URL sets `{param}`: Writ's libpq is built without TLS; set database.tls.mode (and database.tls.ca_file) instead"
+                ),
+            ));
+        }
+        self.etsi.outbound_tls.check().map_err(|(field, why)| {
+            let key = match field {
+                "certificate_file" => "etsi.outbound_tls.certificate_file",
+                _ => "etsi.outbound_tls.private_key_file",
+            };
+            (key, why.to_owned())
+        })?;
         if self.database.pool_size == 0 {
             return Err(("database.pool_size", "must be at least 1".into()));
         }

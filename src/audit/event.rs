@@ -47,6 +47,10 @@ catalogue! {
     AuthorityKeyAdded => "authority.key_added",
     /// An authority's key was revoked.
     AuthorityKeyRevoked => "authority.key_revoked",
+    /// A TLS client identity (certificate or key pin) was pinned to an authority.
+    AuthorityTlsPinAdded => "authority.tls_pin_added",
+    /// An authority's TLS client pin was revoked.
+    AuthorityTlsPinRevoked => "authority.tls_pin_revoked",
     /// An authority's HI-1 identity was set.
     AuthorityEtsiSet => "authority.etsi_set",
     /// An EPOC or EPOC-PR task became an order with its e-Evidence lifecycle.

@@ -82,7 +82,43 @@ pub enum AuthorityAction {
         #[arg(long)]
         delivery_url: Option<String>,
     },
+    /// Pin a TLS client identity to an authority, revoke one, or list them (mutual TLS on
+    /// `server.tls.client_auth_prefixes`).
+    Pin {
+        /// What to do.
+        #[command(subcommand)]
+        action: PinAction,
+    },
     /// List authorities and their keys.
+    List,
+}
+
+/// `writ authority pin` actions.
+#[derive(Debug, Subcommand)]
+pub enum PinAction {
+    /// Pin the client certificate in a PEM file (its SHA-256, or with --spki its public key's),
+    /// or a SHA-256 given with --sha256, to an authority.
+    Add {
+        /// The authority.
+        authority: String,
+        /// The authority's client certificate (PEM; the first certificate counts).
+        #[arg(long, conflicts_with = "sha256", required_unless_present = "sha256")]
+        certificate: Option<PathBuf>,
+        /// Pin the certificate's SubjectPublicKeyInfo (survives a reissue with the same key)
+        /// instead of the whole certificate.
+        #[arg(long)]
+        spki: bool,
+        /// A SHA-256 (hex, colons allowed) received out of band instead of a certificate; of
+        /// the certificate, or of its SubjectPublicKeyInfo with --spki.
+        #[arg(long)]
+        sha256: Option<String>,
+    },
+    /// Revoke a pin: connections presenting it are refused from the next request on.
+    Revoke {
+        /// The pin (SHA-256 hex).
+        sha256: String,
+    },
+    /// List every pin.
     List,
 }
 
@@ -174,6 +210,7 @@ pub fn run(settings: Settings, action: AuthorityAction) -> anyhow::Result<()> {
                 country.to_ascii_uppercase()
             );
         }
+        AuthorityAction::Pin { action } => pin(&mut conn, &actor, action)?,
         AuthorityAction::List => {
             for (a, keys) in authority::list(&mut conn)? {
                 println!(
@@ -188,6 +225,54 @@ pub fn run(settings: Settings, action: AuthorityAction) -> anyhow::Result<()> {
                     };
                     println!("  key {}\t{}\t{}", k.kid, k.algorithm, state);
                 }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn pin(conn: &mut crate::db::DbConn, actor: &Actor, action: PinAction) -> anyhow::Result<()> {
+    use crate::authority::pins::{self, PinKind};
+    match action {
+        PinAction::Add {
+            authority: id,
+            certificate,
+            spki,
+            sha256,
+        } => {
+            let kind = if spki {
+                PinKind::Spki
+            } else {
+                PinKind::Certificate
+            };
+            let value = match (certificate, sha256) {
+                (Some(file), _) => {
+                    let path = file.display().to_string();
+                    let prints = crate::pki::fingerprints_of_pem_file("--certificate", &path)?;
+                    if spki {
+                        prints.spki
+                    } else {
+                        prints.certificate
+                    }
+                }
+                (None, Some(hash)) => hash,
+                (None, None) => anyhow::bail!("give --certificate FILE or --sha256 HEX"),
+            };
+            let pin = pins::add(conn, actor, &id, kind, &value)?;
+            println!("pinned {} {pin} to {id}", kind.as_str());
+        }
+        PinAction::Revoke { sha256 } => {
+            pins::revoke(conn, actor, &sha256)?;
+            println!("revoked pin {}", pins::normalise(&sha256)?);
+        }
+        PinAction::List => {
+            for p in pins::list(conn)? {
+                let state = if p.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                println!("{}\t{}\t{}\t{state}", p.authority_id, p.kind, p.sha256);
             }
         }
     }

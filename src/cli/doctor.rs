@@ -9,9 +9,10 @@ use std::net::ToSocketAddrs;
 use std::time::Duration;
 
 use crate::audit::{checkpoint, keys, service};
+use crate::db::tls::PgTls;
 use crate::db::{Db, DbConn, migrations};
 use crate::disclosure::keys as package_keys;
-use crate::settings::{MailTransport, Settings};
+use crate::settings::{DatabaseTlsMode, MailTransport, Settings};
 
 /// How long the mail relay check waits for a TCP connection.
 const RELAY_TIMEOUT: Duration = Duration::from_secs(3);
@@ -69,8 +70,60 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// TLS to PostgreSQL: off (and whether that is a risk), or the handshake's outcome.
+fn check_database_tls(settings: &Settings, report: &mut Report) {
+    let db = &settings.database;
+    if db.url.backend() != crate::settings::Backend::Postgres {
+        report.skip("database TLS", "SQLite is a local file");
+        return;
+    }
+    let tls = match PgTls::from_settings(db.url.expose(), &db.tls) {
+        Ok(Some(tls)) => tls,
+        Ok(None) => {
+            report.ok(
+                "database TLS",
+                "off (database.tls.mode = \"disable\"): plain TCP, for a private network or a local server only",
+            );
+            return;
+        }
+        Err(e) => {
+            report.fix(
+                "database TLS",
+                e,
+                "fix [database.tls] or database.url (see README, PostgreSQL over TLS)",
+            );
+            return;
+        }
+    };
+    match tls.probe(Duration::from_secs(db.connect_timeout_secs)) {
+        Ok(n) => report.ok(
+            "database TLS",
+            format_args!(
+                "{} to {}: {} {}{}",
+                tls.mode().as_str(),
+                tls.server(),
+                n.protocol,
+                n.cipher_suite,
+                match tls.mode() {
+                    DatabaseTlsMode::VerifyFull =>
+                        ", certificate chains to database.tls.ca_file and names the host",
+                    DatabaseTlsMode::VerifyCa =>
+                        ", certificate chains to database.tls.ca_file (host name not checked)",
+                    _ => ", server certificate NOT verified (mode require)",
+                }
+            ),
+        ),
+        Err(e) => report.fix(
+            "database TLS",
+            e,
+            "give the server's CA in database.tls.ca_file and its certificate's host name in database.url, or turn ssl on in PostgreSQL",
+        ),
+    }
+}
+
 /// Reachable and migrated; returns a connection when both hold.
 fn check_database(settings: &Settings, report: &mut Report) -> Option<(Db, crate::db::PooledConn)> {
+    check_database_tls(settings, report);
     let db = match Db::open(&settings.database) {
         Ok(db) => db,
         Err(e) => {

@@ -16,6 +16,7 @@ pub mod meta;
 pub mod migrations;
 pub mod partitions;
 pub mod schema;
+pub mod tls;
 
 use std::cell::RefCell;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -89,6 +90,10 @@ pub struct Manager {
     sqlite_wal_autocheckpoint_pages: u32,
     /// The server checkpoints the WAL from a background task instead of inside commits.
     background_checkpoint: bool,
+    /// PostgreSQL only: the rustls tunnel each connection goes through (`[database.tls]`).
+    tls: Option<Arc<tls::PgTls>>,
+    /// How long one connection attempt may take.
+    connect_timeout: Duration,
 }
 
 /// Serialises one database's SQLite write transactions in this process before they ask SQLite
@@ -218,8 +223,11 @@ impl Manager {
                 Ok(DbConn::Sqlite(conn))
             }
             Backend::Postgres => {
-                let conn = PgConnection::establish(self.url.expose())
-                    .map_err(r2d2::Error::ConnectionError)?;
+                let conn = match &self.tls {
+                    Some(tls) => tls.establish(self.url.expose(), self.connect_timeout),
+                    None => PgConnection::establish(self.url.expose()),
+                }
+                .map_err(r2d2::Error::ConnectionError)?;
                 Ok(DbConn::Postgres(conn))
             }
         }
@@ -295,6 +303,10 @@ impl Db {
             sqlite_synchronous: settings.sqlite_synchronous,
             sqlite_cache_mib: settings.sqlite_cache_mib,
             sqlite_wal_autocheckpoint_pages: settings.sqlite_wal_autocheckpoint_pages,
+            tls: tls::PgTls::from_settings(settings.url.expose(), &settings.tls)
+                .map_err(DbError::Setup)?
+                .map(Arc::new),
+            connect_timeout: Duration::from_secs(settings.connect_timeout_secs),
         };
         if let Some(path) = settings.url.sqlite_path() {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -184,6 +184,25 @@ diesel::joinable!(authority_keys -> authorities (authority_id));
 diesel::allow_tables_to_appear_in_same_query!(authorities, authority_keys);
 
 diesel::table! {
+    /// Pinned TLS client identities of authorities (mutual TLS).
+    authority_tls_pins (sha256) {
+        /// Lowercase hex SHA-256 of the certificate or of its SubjectPublicKeyInfo.
+        sha256 -> Text,
+        /// `certificate` or `spki`.
+        kind -> Text,
+        /// The authority the identity stands for.
+        authority_id -> Text,
+        /// When pinned, UTC microseconds.
+        created_at -> BigInt,
+        /// When revoked, if it was.
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::joinable!(authority_tls_pins -> authorities (authority_id));
+diesel::allow_tables_to_appear_in_same_query!(authorities, authority_tls_pins);
+
+diesel::table! {
     /// Token ids already used (replay protection shared by all instances).
     used_token_ids (authority_id, jti) {
         /// The authority whose token it was.

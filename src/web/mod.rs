@@ -327,6 +327,7 @@ fn build_server(
         settings.api.trusted_proxy_hops,
     ));
     let security = web::Data::new(security::SecurityConfig::from_settings(&settings.server));
+    let client_auth = web::Data::new(tls::ClientAuth::from_settings(&settings.server.tls));
     let form_limit = settings.server.form_limit_bytes;
     let body_secs = settings.server.body_read_timeout_secs;
     // Built per worker (FormConfig is not Send).
@@ -348,6 +349,8 @@ fn build_server(
                         .add(("Referrer-Policy", "no-referrer"))
                         .add(("Cache-Control", "no-store")),
                 )
+                // Inside the security headers, so that a refusal carries them too.
+                .wrap(from_fn(tls::require_pinned_peer))
                 .wrap(from_fn(security::headers))
                 .wrap(from_fn(middleware::request_context))
                 // Outermost: times everything the other layers do too.
@@ -373,6 +376,7 @@ fn build_server(
                 .app_data(http_metrics.clone())
                 .app_data(metrics_access.clone())
                 .app_data(security.clone())
+                .app_data(client_auth.clone())
                 .app_data(form_config())
                 .app_data(web::JsonConfig::default().limit(json_limit).error_handler(
                     |err, _req| {
@@ -447,9 +451,18 @@ fn build_server(
     });
     // actix times only a connection's first request head: every later one must be complete
     // within the keep-alive idle time plus the head timeout after the previous response ended.
-    if settings.server.keep_alive_secs > 0 {
-        let limit = Duration::from_secs(settings.server.keep_alive_secs) + request_timeout;
-        server = server.on_connect(move |conn, data| keepalive::on_connect(conn, data, limit));
+    let keepalive_limit = (settings.server.keep_alive_secs > 0)
+        .then(|| Duration::from_secs(settings.server.keep_alive_secs) + request_timeout);
+    let client_auth_on = settings.server.tls.client_auth();
+    if keepalive_limit.is_some() || client_auth_on {
+        server = server.on_connect(move |conn, data| {
+            if let Some(limit) = keepalive_limit {
+                keepalive::on_connect(conn, data, limit);
+            }
+            if client_auth_on {
+                tls::on_connect(conn, data);
+            }
+        });
     }
     let server = match tls {
         Some(config) => server.listen_rustls_0_23(listener, config)?,

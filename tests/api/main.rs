@@ -31,6 +31,7 @@ mod policy;
 mod restore;
 mod scale;
 mod tiles;
+mod tls;
 mod transparency;
 mod workspace;
 mod workspace_bugs;

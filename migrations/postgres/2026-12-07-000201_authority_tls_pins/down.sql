@@ -1,0 +1,1 @@
+DROP TABLE authority_tls_pins;
