@@ -113,6 +113,12 @@ catalogue! {
     OrderHoldExtended => "order.hold_extended",
     /// A hold ran out.
     OrderHoldExpired => "order.hold_expired",
+    /// The order was assigned to a colleague (or unassigned).
+    OrderAssigned => "order.assigned",
+    /// A colleague added an internal note (never sent out; the entry holds its hash).
+    OrderNoteAdded => "order.note_added",
+    /// The queue was searched by a target identifier (the entry holds its hash).
+    OrdersSearchedByTarget => "orders.searched_by_target",
     /// The policy set that decides orders changed.
     PolicyLoaded => "policy.loaded",
     /// A staff member signed in.

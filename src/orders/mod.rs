@@ -16,6 +16,7 @@
 pub mod approval;
 pub mod clarify;
 pub mod demo;
+pub mod desk;
 pub mod holds;
 pub mod intake;
 pub mod messages;
