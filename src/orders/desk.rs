@@ -366,3 +366,19 @@ pub fn resolve_authorities(
     }
     Ok(q.load(conn)?)
 }
+
+/// Who of the legal team wrote each of the provider's messages on an order (message id to
+/// username), for the workspace; the authority's API never names them.
+pub fn message_authors(
+    conn: &mut DbConn,
+    order_id: &str,
+) -> Result<std::collections::HashMap<i64, String>, OrderError> {
+    use crate::db::schema::order_messages;
+    Ok(order_messages::table
+        .filter(order_messages::order_id.eq(order_id))
+        .filter(order_messages::sender.eq("provider"))
+        .select((order_messages::id, order_messages::author))
+        .load::<(i64, String)>(conn)?
+        .into_iter()
+        .collect())
+}

@@ -8,12 +8,14 @@
 
 pub mod admin;
 pub mod audit;
+pub mod desk;
 pub mod intake;
 pub mod mail;
 pub mod order;
 pub mod queue;
 pub mod release;
 pub mod session;
+pub mod when;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -282,11 +284,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(session::login)
         .service(session::logout)
         .service(queue::queue)
-        .service(queue::export_queue)
         .service(queue::save_filter)
         .service(queue::delete_filter)
         .service(intake::new_order_form)
         .service(intake::enter_order)
+        .service(queue::export_queue)
         .service(order::order)
         .service(order::document)
         .service(order::ask)
@@ -314,5 +316,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(admin::disable_user)
         .service(admin::unlock_user)
         .service(session::account)
-        .service(session::change_password);
+        .service(session::change_password)
+        .service(desk::assign)
+        .service(desk::add_note)
+        .service(desk::reply_read)
+        .service(desk::notifications)
+        .service(desk::mark_notifications_read)
+        .service(desk::preferences)
+        .service(release::matches_page)
+        .service(release::package_page);
 }
