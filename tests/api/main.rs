@@ -31,3 +31,4 @@ mod scale;
 mod tiles;
 mod workspace;
 mod workspace_bugs;
+mod workspace_desk;
