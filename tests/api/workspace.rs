@@ -1407,7 +1407,7 @@ async fn tasks_are_closed_and_preservation_holds_extended_within_the_law(backend
     let (_, created) = json_of(api.submit(PARIS, &submission(&no_port.to_string())).await).await;
     let id = created["id"].as_str().unwrap().to_owned();
     let (status, page, _) = rita
-        .post(&format!("/orders/{id}/matches"), &[("csrf", &csrf)])
+        .post_follow(&format!("/orders/{id}/matches"), &[("csrf", &csrf)])
         .await;
     assert_eq!(status, StatusCode::OK, "{page}");
     assert!(

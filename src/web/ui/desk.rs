@@ -58,6 +58,7 @@ pub async fn assign(
 #[derive(Deserialize)]
 pub struct NoteForm {
     csrf: String,
+    #[serde(default)]
     text: String,
 }
 
@@ -154,6 +155,8 @@ pub struct PreferencesForm {
     csrf: String,
     #[serde(default)]
     email: String,
+    /// Missing: refused by field (422) after the role check.
+    #[serde(default)]
     time_zone: String,
 }
 

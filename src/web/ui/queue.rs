@@ -453,8 +453,11 @@ pub async fn export_queue(
 #[derive(Deserialize)]
 pub struct SaveFilterForm {
     csrf: String,
+    /// Missing: refused by field (422) after the role check.
+    #[serde(default)]
     name: String,
     /// The filters as a query string (checked now and whenever used).
+    #[serde(default)]
     query: String,
 }
 
