@@ -649,3 +649,20 @@ pub fn resolve_order_key(conn: &mut DbConn, key: &str) -> Result<Option<String>,
         ))),
     }
 }
+
+/// The references of the orders `ids` (internal id to reference), for pages that list audit
+/// entries by the reference people know.
+pub fn references(
+    conn: &mut DbConn,
+    ids: &[String],
+) -> Result<std::collections::HashMap<String, String>, OrderError> {
+    let mut out = std::collections::HashMap::new();
+    for chunk in ids.chunks(500) {
+        let rows: Vec<(String, String)> = orders::table
+            .filter(orders::id.eq_any(chunk))
+            .select((orders::id, orders::reference))
+            .load(conn)?;
+        out.extend(rows);
+    }
+    Ok(out)
+}

@@ -391,6 +391,8 @@ async fn every_route_checks_the_role(backend: Backend) {
         ("POST", "/admin/users/bea/unlock", &["adam"]),
         ("GET", "/account", &["rita", "alex", "olga", "adam"]),
         ("GET", "/audit-log", &["olga"]),
+        ("GET", "/audit-log/export.csv", &["olga"]),
+        ("GET", "/audit-log/disclosures.csv", &["olga"]),
         ("GET", "/orders/new", &["rita", "alex"]),
         ("POST", &matches, &["rita", "alex"]),
         ("POST", &ex_post, &["rita", "alex"]),

@@ -14,6 +14,7 @@ both_backends!(
     reloading_the_matches_and_the_preview_runs_nothing_again,
     orders_are_assigned_noted_flagged_and_colleagues_notified,
     the_queue_is_searched_filtered_saved_and_exported,
+    the_audit_page_filters_by_date_names_references_pages_and_exports,
 );
 
 /// Every audit event name in the log, in order.
@@ -402,4 +403,85 @@ async fn the_queue_is_searched_filtered_saved_and_exported(backend: Backend) {
         "a formula is defused: {csv}"
     );
     assert!(!csv.lines().any(|l| l.starts_with('=')), "{csv}");
+}
+
+/// The audit page: a date filter, references instead of internal ids, more than 500 entries
+/// by keyset paging, and the CSV of the filtered view.
+async fn the_audit_page_filters_by_date_names_references_pages_and_exports(backend: Backend) {
+    let api = Api::start(backend, &[]).await;
+    add_users(&api.app).await;
+    let id = submit_with(&api, "=SUM(A1)").await;
+    // Enough entries for two pages.
+    api.app
+        .pool
+        .run(|conn| {
+            for _ in 0..520 {
+                writ::db::write_tx(conn, |c| {
+                    let entry = writ::audit::NewEntry::new(
+                        writ::audit::Actor::system(),
+                        writ::audit::Event::PolicyLoaded,
+                    );
+                    writ::audit::append(c, &entry, chrono::Utc::now()).map(|_| ())
+                })
+                .unwrap();
+            }
+            Ok::<_, writ::db::DbError>(())
+        })
+        .await
+        .unwrap();
+    let mut olga = Browser::new(&api.app);
+    olga.sign_in("olga", PASSWORD).await;
+    let total = events(&api.app).await.len();
+    assert!(total > 520);
+
+    let (status, page, _) = olga.get("/audit-log").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("500 entries, newest first"), "{page}");
+    let marker = "before=";
+    let at = page.find(marker).expect("a link to older entries");
+    let before: String = page[at + marker.len()..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let (status, older, _) = olga.get(&format!("/audit-log?before={before}")).await;
+    assert_eq!(status, StatusCode::OK);
+    let shown = |p: &str| p.matches("<tr><td>").count();
+    assert_eq!(shown(&page) + shown(&older), total, "every entry on one of two pages");
+    assert!(!older.contains("Older entries"), "{older}");
+
+    // The order column names the reference, linked to the order.
+    let (_, filtered, _) = olga.get("/audit-log?order=%3DSUM(A1)").await;
+    assert!(
+        filtered.contains(&format!("<a href=\"/orders/{id}\" title=\"{id}\">=SUM(A1)</a>")),
+        "{filtered}"
+    );
+    assert_eq!(
+        filtered.matches("<tr><td>").count(),
+        filtered.matches(&format!("title=\"{id}\">=SUM(A1)</a>")).count(),
+        "only the order's entries: {filtered}"
+    );
+
+    // By date: today has them all, a day long past none; a bad date is refused by name.
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let (_, page, _) = olga.get(&format!("/audit-log?from={today}&to={today}")).await;
+    assert!(page.contains("500 entries"), "{page}");
+    let (_, page, _) = olga.get("/audit-log?to=2000-01-01").await;
+    assert!(page.contains("0 entries"), "{page}");
+    let (status, page, _) = olga.get("/audit-log?from=today").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("from"), "{page}");
+
+    // The CSV of the filtered view: every matching entry, the reference defused.
+    let (status, csv, _) = olga.get("/audit-log/export.csv").await;
+    assert_eq!(status, StatusCode::OK);
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), total);
+    assert!(rows.iter().any(|r| &r[5] == "'=SUM(A1)" && r[6] == id), "{csv}");
+    let (_, csv, _) = olga.get(&format!("/audit-log/export.csv?order={id}")).await;
+    let lines = csv.lines().count();
+    assert!(lines > 1 && csv.lines().skip(1).all(|l| l.contains(&id)), "{csv}");
+    let (status, csv, _) = olga.get("/audit-log/disclosures.csv").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(csv.starts_with("released_at,order_reference"), "{csv}");
 }

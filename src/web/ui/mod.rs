@@ -304,6 +304,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(release::matches)
         .service(release::package_public_key)
         .service(audit::audit_log)
+        .service(audit::export_audit_log)
+        .service(audit::export_disclosures)
         .service(mail::outbox)
         .service(mail::retry_mail)
         .service(admin::registry)

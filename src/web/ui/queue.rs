@@ -376,7 +376,7 @@ fn csv_cell(value: &str) -> String {
 }
 
 /// A CSV download.
-fn csv_download(name: &str, body: Vec<u8>) -> HttpResponse {
+pub(super) fn csv_download(name: &str, body: Vec<u8>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .insert_header((
