@@ -725,4 +725,9 @@ diesel::table! {
 }
 
 diesel::joinable!(order_notes -> orders (order_id));
-diesel::allow_tables_to_appear_in_same_query!(order_notes, orders, staff_users, staff_notifications);
+diesel::allow_tables_to_appear_in_same_query!(
+    order_notes,
+    orders,
+    staff_users,
+    staff_notifications
+);

@@ -163,10 +163,7 @@ pub fn notes(conn: &mut DbConn, order_id: &str) -> Result<Vec<Note>, OrderError>
 }
 
 /// Who an order is assigned to (username) and whether the authority's latest reply is unread.
-pub fn desk_state(
-    conn: &mut DbConn,
-    order_id: &str,
-) -> Result<(Option<String>, bool), OrderError> {
+pub fn desk_state(conn: &mut DbConn, order_id: &str) -> Result<(Option<String>, bool), OrderError> {
     Ok(orders::table
         .find(order_id)
         .select((orders::assigned_to, orders::reply_unread))

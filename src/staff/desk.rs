@@ -176,19 +176,16 @@ pub fn assignee(
 pub fn assignees(conn: &mut DbConn) -> QueryResult<Vec<(String, String)>> {
     staff_users::table
         .filter(staff_users::disabled.eq(false))
-        .filter(staff_users::role.eq_any([
-            Role::LegalReviewer.as_str(),
-            Role::LegalApprover.as_str(),
-        ]))
+        .filter(
+            staff_users::role.eq_any([Role::LegalReviewer.as_str(), Role::LegalApprover.as_str()]),
+        )
         .order(staff_users::display_name)
         .select((staff_users::username, staff_users::display_name))
         .load(conn)
 }
 
 /// The display names of every staff member, by username (for pages that name colleagues).
-pub fn display_names(
-    conn: &mut DbConn,
-) -> QueryResult<std::collections::HashMap<String, String>> {
+pub fn display_names(conn: &mut DbConn) -> QueryResult<std::collections::HashMap<String, String>> {
     Ok(staff_users::table
         .select((staff_users::username, staff_users::display_name))
         .load::<(String, String)>(conn)?
@@ -334,9 +331,8 @@ pub fn store_result(
     let session = token_hash(session_token);
     diesel::delete(
         workspace_results::table.filter(
-            workspace_results::session_sha256.ne_all(
-                staff_sessions::table.select(staff_sessions::token_sha256),
-            ),
+            workspace_results::session_sha256
+                .ne_all(staff_sessions::table.select(staff_sessions::token_sha256)),
         ),
     )
     .execute(conn)?;

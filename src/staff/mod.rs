@@ -504,21 +504,22 @@ pub fn session(
 ) -> Result<Option<Staff>, StaffError> {
     let micros = now.timestamp_micros();
     let hash = token_hash(token);
-    let row: Option<(String, String, i64, i64, String, String, bool, String)> = staff_sessions::table
-        .inner_join(staff_users::table)
-        .filter(staff_sessions::token_sha256.eq(&hash))
-        .select((
-            staff_sessions::username,
-            staff_sessions::csrf_token,
-            staff_sessions::last_seen_at,
-            staff_sessions::expires_at,
-            staff_users::display_name,
-            staff_users::role,
-            staff_users::disabled,
-            staff_users::time_zone,
-        ))
-        .first(conn)
-        .optional()?;
+    let row: Option<(String, String, i64, i64, String, String, bool, String)> =
+        staff_sessions::table
+            .inner_join(staff_users::table)
+            .filter(staff_sessions::token_sha256.eq(&hash))
+            .select((
+                staff_sessions::username,
+                staff_sessions::csrf_token,
+                staff_sessions::last_seen_at,
+                staff_sessions::expires_at,
+                staff_users::display_name,
+                staff_users::role,
+                staff_users::disabled,
+                staff_users::time_zone,
+            ))
+            .first(conn)
+            .optional()?;
     let Some((username, csrf_token, last_seen, expires, display_name, role, disabled, time_zone)) =
         row
     else {

@@ -420,7 +420,11 @@ async fn every_route_checks_the_role(backend: Backend) {
         ("POST", &reply_read, &["rita", "alex"]),
         ("GET", "/notifications", &["rita", "alex", "olga"]),
         ("POST", "/notifications/read", &["rita", "alex", "olga"]),
-        ("POST", "/account/preferences", &["rita", "alex", "olga", "adam"]),
+        (
+            "POST",
+            "/account/preferences",
+            &["rita", "alex", "olga", "adam"],
+        ),
         ("POST", &object, &["rita", "alex"]),
         (
             "POST",

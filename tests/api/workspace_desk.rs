@@ -76,7 +76,10 @@ async fn reloading_the_matches_and_the_preview_runs_nothing_again(backend: Backe
         .post(&format!("/orders/{id}/matches"), &[("csrf", &csrf)])
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    assert_eq!(to.as_deref(), Some(format!("/orders/{id}/matches").as_str()));
+    assert_eq!(
+        to.as_deref(),
+        Some(format!("/orders/{id}/matches").as_str())
+    );
     let looked_up = events(&api.app).await;
     assert!(looked_up.len() > before, "the lookups are audited");
     assert!(looked_up[before..].iter().all(|e| e == "metadata.lookup"));
@@ -97,7 +100,10 @@ async fn reloading_the_matches_and_the_preview_runs_nothing_again(backend: Backe
         .post(&format!("/orders/{id}/package"), &[("csrf", &csrf)])
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    assert_eq!(to.as_deref(), Some(format!("/orders/{id}/package").as_str()));
+    assert_eq!(
+        to.as_deref(),
+        Some(format!("/orders/{id}/package").as_str())
+    );
     let prepared = events(&api.app).await.len();
     assert!(prepared > looked_up.len(), "preparing is audited");
     let (status, preview, _) = alex.get(&format!("/orders/{id}/package")).await;
@@ -105,7 +111,11 @@ async fn reloading_the_matches_and_the_preview_runs_nothing_again(backend: Backe
     let hash = hash_in(&preview);
     let (_, reloaded, _) = alex.get(&format!("/orders/{id}/package")).await;
     assert_eq!(hash_in(&reloaded), hash);
-    assert_eq!(events(&api.app).await.len(), prepared, "a reload prepares nothing");
+    assert_eq!(
+        events(&api.app).await.len(),
+        prepared,
+        "a reload prepares nothing"
+    );
 
     // The results belong to the session that made them.
     let mut bea = Browser::new(&api.app);
@@ -127,9 +137,7 @@ async fn reloading_the_matches_and_the_preview_runs_nothing_again(backend: Backe
 
 /// The bell's count on a page.
 fn bell(page: &str) -> u32 {
-    let at = page
-        .find("aria-label=\"Notifications: ")
-        .expect("the bell");
+    let at = page.find("aria-label=\"Notifications: ").expect("the bell");
     let rest = &page[at + 27..];
     rest[..rest.find(' ').unwrap()].parse().unwrap()
 }
@@ -153,7 +161,11 @@ async fn orders_are_assigned_noted_flagged_and_colleagues_notified(backend: Back
     let (status, body, _) = rita
         .post(
             "/account/preferences",
-            &[("csrf", &rita_csrf), ("email", "not an address"), ("time_zone", "UTC")],
+            &[
+                ("csrf", &rita_csrf),
+                ("email", "not an address"),
+                ("time_zone", "UTC"),
+            ],
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
@@ -161,7 +173,11 @@ async fn orders_are_assigned_noted_flagged_and_colleagues_notified(backend: Back
     let (status, body, _) = rita
         .post(
             "/account/preferences",
-            &[("csrf", &rita_csrf), ("email", "rita@provider.example"), ("time_zone", "Mars/Base")],
+            &[
+                ("csrf", &rita_csrf),
+                ("email", "rita@provider.example"),
+                ("time_zone", "Mars/Base"),
+            ],
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
@@ -180,44 +196,75 @@ async fn orders_are_assigned_noted_flagged_and_colleagues_notified(backend: Back
 
     // Assigning to someone who may not work on orders is refused, naming the field.
     let (status, body, _) = alex
-        .post(&format!("{order}/assign"), &[("csrf", &csrf), ("assignee", "olga")])
+        .post(
+            &format!("{order}/assign"),
+            &[("csrf", &csrf), ("assignee", "olga")],
+        )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert!(body.contains("assignee"), "{body}");
     // Without the form's token nothing happens.
     let (status, _, _) = alex
-        .post(&format!("{order}/assign"), &[("csrf", "wrong"), ("assignee", "rita")])
+        .post(
+            &format!("{order}/assign"),
+            &[("csrf", "wrong"), ("assignee", "rita")],
+        )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, _, _) = alex
-        .post(&format!("{order}/assign"), &[("csrf", &csrf), ("assignee", "rita")])
+        .post(
+            &format!("{order}/assign"),
+            &[("csrf", &csrf), ("assignee", "rita")],
+        )
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(
-        events(&api.app).await.iter().filter(|e| *e == "order.assigned").count(),
+        events(&api.app)
+            .await
+            .iter()
+            .filter(|e| *e == "order.assigned")
+            .count(),
         1
     );
     let (_, page, _) = rita.get("/orders?assignee=me").await;
     assert_eq!(bell(&page), 1, "assigned to her");
-    assert!(page.contains(&format!("/orders/{id}\"")), "her queue lists it");
+    assert!(
+        page.contains(&format!("/orders/{id}\"")),
+        "her queue lists it"
+    );
     let (_, page, _) = rita.get("/notifications").await;
-    assert!(page.contains("PR-2026-0042 was assigned to you by alex"), "{page}");
+    assert!(
+        page.contains("PR-2026-0042 was assigned to you by alex"),
+        "{page}"
+    );
 
     // An internal note: on the page with its author, audited by hash, never sent out.
     let note = "Checked with the DPO: proceed.";
     let (status, _, _) = rita
-        .post(&format!("{order}/notes"), &[("csrf", &rita_csrf), ("text", note)])
+        .post(
+            &format!("{order}/notes"),
+            &[("csrf", &rita_csrf), ("text", note)],
+        )
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let (status, body, _) = rita
-        .post(&format!("{order}/notes"), &[("csrf", &rita_csrf), ("text", "   ")])
+        .post(
+            &format!("{order}/notes"),
+            &[("csrf", &rita_csrf), ("text", "   ")],
+        )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     let (_, page, _) = alex.get(&order).await;
     assert!(page.contains(note), "{page}");
-    assert!(page.contains("Assigned to: <strong class=\"assignee\">rita</strong>"), "{page}");
+    assert!(
+        page.contains("Assigned to: <strong class=\"assignee\">rita</strong>"),
+        "{page}"
+    );
     let log = leaves(&api.app).await;
-    assert!(log.contains("order.note_added") && !log.contains("DPO"), "{log}");
+    assert!(
+        log.contains("order.note_added") && !log.contains("DPO"),
+        "{log}"
+    );
     let api_path = format!("/api/v1/orders/{id}/messages");
     let (_, messages) = json_of(api.send(PARIS, "GET", &api_path, b"").await).await;
     assert!(!messages.to_string().contains("DPO"), "{messages}");
@@ -228,16 +275,24 @@ async fn orders_are_assigned_noted_flagged_and_colleagues_notified(backend: Back
             PARIS,
             "POST",
             &api_path,
-            json!({"text": "The account is the suspect's."}).to_string().as_bytes(),
+            json!({"text": "The account is the suspect's."})
+                .to_string()
+                .as_bytes(),
         )
         .await,
     )
     .await;
     assert!(status.is_success(), "{status} {body}");
     let (_, queue, _) = alex.get("/orders?replied=1").await;
-    assert!(queue.contains("New reply") && queue.contains("PR-2026-0042"), "{queue}");
+    assert!(
+        queue.contains("New reply") && queue.contains("PR-2026-0042"),
+        "{queue}"
+    );
     let (_, page, _) = rita.get("/notifications").await;
-    assert!(page.contains("The authority replied on order PR-2026-0042"), "{page}");
+    assert!(
+        page.contains("The authority replied on order PR-2026-0042"),
+        "{page}"
+    );
     assert_eq!(bell(&page), 2);
     let (status, _, _) = rita
         .post(&format!("{order}/reply-read"), &[("csrf", &rita_csrf)])
@@ -262,7 +317,10 @@ async fn orders_are_assigned_noted_flagged_and_colleagues_notified(backend: Back
     assert_eq!(near, (1, 0));
     let (_, page, _) = rita.get("/notifications").await;
     assert_eq!(bell(&page), 3);
-    assert!(page.contains("The deadline of order PR-2026-0042 is near"), "{page}");
+    assert!(
+        page.contains("The deadline of order PR-2026-0042 is near"),
+        "{page}"
+    );
     let (status, _, _) = rita
         .post("/notifications/read", &[("csrf", &rita_csrf)])
         .await;
@@ -295,12 +353,22 @@ async fn orders_are_assigned_noted_flagged_and_colleagues_notified(backend: Back
         .filter(|m| m.recipients == "rita@provider.example")
         .collect();
     assert_eq!(to_rita.len(), 3, "{outbox:?}");
-    assert!(to_rita.iter().all(|m| !m.body.contains("DPO") && !m.body.contains("suspect")));
+    assert!(
+        to_rita
+            .iter()
+            .all(|m| !m.body.contains("DPO") && !m.body.contains("suspect"))
+    );
 
     // Dates read as people write them, in Rita's zone; events and authors in words.
     let (_, page, _) = rita.get(&order).await;
-    assert!(page.contains(" CET</time>") || page.contains(" CEST</time>"), "{page}");
-    assert!(page.contains("Package prepared") || page.contains(">Received<"), "{page}");
+    assert!(
+        page.contains(" CET</time>") || page.contains(" CEST</time>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("Package prepared") || page.contains(">Received<"),
+        "{page}"
+    );
     assert!(!page.contains("<td>order.received</td>"), "{page}");
 }
 
@@ -320,14 +388,25 @@ async fn the_queue_is_searched_filtered_saved_and_exported(backend: Backend) {
 
     // By target identifier: audited, with the identifier's hash and never the identifier.
     let searched = |e: &String| e == "orders.searched_by_target";
-    let before = events(&api.app).await.iter().filter(|e| searched(e)).count();
+    let before = events(&api.app)
+        .await
+        .iter()
+        .filter(|e| searched(e))
+        .count();
     let (status, page, _) = olga.get("/orders?target=alice").await;
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains(&first) && page.contains(&second), "{page}");
     let (_, page, _) = olga.get("/orders?target=alic").await;
-    assert!(!page.contains(&first), "the identifier matches exactly: {page}");
+    assert!(
+        !page.contains(&first),
+        "the identifier matches exactly: {page}"
+    );
     assert_eq!(
-        events(&api.app).await.iter().filter(|e| searched(e)).count(),
+        events(&api.app)
+            .await
+            .iter()
+            .filter(|e| searched(e))
+            .count(),
         before + 2
     );
     let log = leaves(&api.app).await;
@@ -335,7 +414,10 @@ async fn the_queue_is_searched_filtered_saved_and_exported(backend: Backend) {
         .lines()
         .find(|l| l.contains("orders.searched_by_target"))
         .unwrap();
-    assert!(entry.contains("identifier_sha256") && !entry.contains("alice"), "{entry}");
+    assert!(
+        entry.contains("identifier_sha256") && !entry.contains("alice"),
+        "{entry}"
+    );
 
     // By authority (name or id, any case) and country; by engine verdict and receipt date.
     let (_, page, _) = olga.get("/orders?authority=PARQUET").await;
@@ -348,7 +430,9 @@ async fn the_queue_is_searched_filtered_saved_and_exported(backend: Backend) {
     assert!(!page.contains(&first), "{page}");
     let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
     let (_, page, _) = olga
-        .get(&format!("/orders?received_from={today}&received_to={today}"))
+        .get(&format!(
+            "/orders?received_from={today}&received_to={today}"
+        ))
         .await;
     assert!(page.contains(&first), "{page}");
     let (_, page, _) = olga.get("/orders?received_to=2000-01-01").await;
@@ -359,7 +443,10 @@ async fn the_queue_is_searched_filtered_saved_and_exported(backend: Backend) {
     // Bad values are refused by name.
     for (query, field) in [
         ("received_from=yesterday", "received_from"),
-        ("received_from=2026-02-01&received_to=2026-01-01", "received_from"),
+        (
+            "received_from=2026-02-01&received_to=2026-01-01",
+            "received_from",
+        ),
         ("country=France", "country"),
         ("outcome=maybe", "outcome"),
         ("instrument=eu%20epoc", "instrument"),
@@ -373,7 +460,11 @@ async fn the_queue_is_searched_filtered_saved_and_exported(backend: Backend) {
     let (status, _, to) = olga
         .post(
             "/filters",
-            &[("csrf", &csrf), ("name", "Paris"), ("query", "authority=parquet&country=FR")],
+            &[
+                ("csrf", &csrf),
+                ("name", "Paris"),
+                ("query", "authority=parquet&country=FR"),
+            ],
         )
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
@@ -381,7 +472,14 @@ async fn the_queue_is_searched_filtered_saved_and_exported(backend: Backend) {
     let (_, page, _) = olga.get("/orders").await;
     assert!(page.contains(">Paris</a>"), "{page}");
     let (status, _, _) = olga
-        .post("/filters", &[("csrf", &csrf), ("name", "bad"), ("query", "country=France")])
+        .post(
+            "/filters",
+            &[
+                ("csrf", &csrf),
+                ("name", "bad"),
+                ("query", "country=France"),
+            ],
+        )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     let mut rita = Browser::new(&api.app);
@@ -446,24 +544,34 @@ async fn the_audit_page_filters_by_date_names_references_pages_and_exports(backe
     let (status, older, _) = olga.get(&format!("/audit-log?before={before}")).await;
     assert_eq!(status, StatusCode::OK);
     let shown = |p: &str| p.matches("<tr><td>").count();
-    assert_eq!(shown(&page) + shown(&older), total, "every entry on one of two pages");
+    assert_eq!(
+        shown(&page) + shown(&older),
+        total,
+        "every entry on one of two pages"
+    );
     assert!(!older.contains("Older entries"), "{older}");
 
     // The order column names the reference, linked to the order.
     let (_, filtered, _) = olga.get("/audit-log?order=%3DSUM(A1)").await;
     assert!(
-        filtered.contains(&format!("<a href=\"/orders/{id}\" title=\"{id}\">=SUM(A1)</a>")),
+        filtered.contains(&format!(
+            "<a href=\"/orders/{id}\" title=\"{id}\">=SUM(A1)</a>"
+        )),
         "{filtered}"
     );
     assert_eq!(
         filtered.matches("<tr><td>").count(),
-        filtered.matches(&format!("title=\"{id}\">=SUM(A1)</a>")).count(),
+        filtered
+            .matches(&format!("title=\"{id}\">=SUM(A1)</a>"))
+            .count(),
         "only the order's entries: {filtered}"
     );
 
     // By date: today has them all, a day long past none; a bad date is refused by name.
     let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
-    let (_, page, _) = olga.get(&format!("/audit-log?from={today}&to={today}")).await;
+    let (_, page, _) = olga
+        .get(&format!("/audit-log?from={today}&to={today}"))
+        .await;
     assert!(page.contains("500 entries"), "{page}");
     let (_, page, _) = olga.get("/audit-log?to=2000-01-01").await;
     assert!(page.contains("0 entries"), "{page}");
@@ -477,10 +585,16 @@ async fn the_audit_page_filters_by_date_names_references_pages_and_exports(backe
     let mut reader = csv::Reader::from_reader(csv.as_bytes());
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), total);
-    assert!(rows.iter().any(|r| &r[5] == "'=SUM(A1)" && r[6] == id), "{csv}");
+    assert!(
+        rows.iter().any(|r| &r[5] == "'=SUM(A1)" && r[6] == id),
+        "{csv}"
+    );
     let (_, csv, _) = olga.get(&format!("/audit-log/export.csv?order={id}")).await;
     let lines = csv.lines().count();
-    assert!(lines > 1 && csv.lines().skip(1).all(|l| l.contains(&id)), "{csv}");
+    assert!(
+        lines > 1 && csv.lines().skip(1).all(|l| l.contains(&id)),
+        "{csv}"
+    );
     let (status, csv, _) = olga.get("/audit-log/disclosures.csv").await;
     assert_eq!(status, StatusCode::OK);
     assert!(csv.starts_with("released_at,order_reference"), "{csv}");

@@ -225,9 +225,17 @@ pub async fn export_audit_log(
         })
         .await?;
     let mut rows = vec![
-        ["seq", "at", "actor_kind", "actor", "event", "order_reference", "order_id"]
-            .map(str::to_owned)
-            .to_vec(),
+        [
+            "seq",
+            "at",
+            "actor_kind",
+            "actor",
+            "event",
+            "order_reference",
+            "order_id",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
     ];
     for e in entries {
         let reference = e
@@ -258,9 +266,7 @@ pub async fn export_disclosures(
     db: web::Data<Db>,
 ) -> Result<HttpResponse, UiError> {
     signed.require(Permission::Audit)?;
-    let rows_in = db
-        .run(crate::orders::approval::disclosure_log)
-        .await?;
+    let rows_in = db.run(crate::orders::approval::disclosure_log).await?;
     let mut rows = vec![
         [
             "released_at",

@@ -71,7 +71,9 @@ impl OrderPage {
     /// Who wrote a message: the authority, or the colleague by name.
     fn author(&self, m: &crate::orders::messages::Message) -> String {
         match m.sender {
-            crate::orders::messages::Sender::Authority => format!("the authority ({})", self.d.authority_id),
+            crate::orders::messages::Sender::Authority => {
+                format!("the authority ({})", self.d.authority_id)
+            }
             crate::orders::messages::Sender::Provider => self
                 .desk
                 .message_authors

@@ -78,8 +78,8 @@ pub async fn package_page(
             else {
                 return Ok(None);
             };
-            let snapshot = crate::orders::approval::current(conn, &id)?
-                .filter(|s| s.id == package_id);
+            let snapshot =
+                crate::orders::approval::current(conn, &id)?.filter(|s| s.id == package_id);
             let reference = crate::orders::view(conn, &id, None)?.reference;
             Ok::<_, crate::orders::OrderError>(snapshot.map(|s| (s, reference)))
         })
@@ -251,8 +251,8 @@ pub async fn matches(
             let d = review::detail(c, &id)?;
             let found = crate::disclosure::gather::matches(c, &staff.actor(), &id, &d.scope, now)
                 .map_err(|e| {
-                    crate::orders::OrderError::Conflict(format!("cannot look the targets up: {e}"))
-                })?;
+                crate::orders::OrderError::Conflict(format!("cannot look the targets up: {e}"))
+            })?;
             let payload = serde_json::to_string(&found).map_err(|e| {
                 crate::orders::OrderError::Db(crate::db::DbError::Corrupt(e.to_string()))
             })?;

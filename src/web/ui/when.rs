@@ -35,7 +35,9 @@ impl std::fmt::Display for When {
         write!(
             f,
             "{}",
-            self.at.with_timezone(&self.zone).format("%-d %b %Y, %H:%M %Z")
+            self.at
+                .with_timezone(&self.zone)
+                .format("%-d %b %Y, %H:%M %Z")
         )
     }
 }
@@ -65,9 +67,15 @@ mod tests {
         let at = DateTime::parse_from_rfc3339("2026-12-07T13:05:00Z")
             .map(|d| d.with_timezone(&Utc))
             .unwrap_or_default();
-        assert_eq!(When::new(at, "Europe/Paris").to_string(), "7 Dec 2026, 14:05 CET");
+        assert_eq!(
+            When::new(at, "Europe/Paris").to_string(),
+            "7 Dec 2026, 14:05 CET"
+        );
         assert_eq!(When::new(at, "UTC").to_string(), "7 Dec 2026, 13:05 UTC");
-        assert_eq!(When::new(at, "Mars/Olympus").to_string(), "7 Dec 2026, 13:05 UTC");
+        assert_eq!(
+            When::new(at, "Mars/Olympus").to_string(),
+            "7 Dec 2026, 13:05 UTC"
+        );
         assert_eq!(When::new(at, "Europe/Paris").utc(), "7 Dec 2026, 13:05 UTC");
         assert_eq!(event_words("order.package_prepared"), "Package prepared");
         assert_eq!(event_words("staff.login"), "Staff login");
