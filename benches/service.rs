@@ -1118,6 +1118,53 @@ fn http_suite(stores: &HttpStores, dir: &Path, k: &Knobs, pinned: bool, report: 
             Some(w.p99 < 20.0),
         );
         w.failures_note(report, "queue (Writ)");
+
+        // Search and filters (issue 19): the same 10,000 open orders, by reference, by
+        // authority, verdict and receipt date, by assignee, and by target identifier (audited:
+        // every search appends an entry, so this one measures a write too).
+        let today = Utc::now().format("%Y-%m-%d").to_string();
+        let searches = [
+            ("reference contains", "/orders?reference=0042".to_owned()),
+            (
+                "authority, verdict, received today",
+                format!(
+                    "/orders?authority=paris&outcome=acceptable_for_review&received_from={today}"
+                ),
+            ),
+            (
+                "assigned to nobody, authority replied",
+                "/orders?assignee=none&replied=1".to_owned(),
+            ),
+            (
+                "target identifier (audited)",
+                "/orders?target=alice".to_owned(),
+            ),
+            ("CSV export of the queue", "/orders/export.csv".to_owned()),
+        ];
+        for (label, path) in searches {
+            let req = Arc::new(vec![load::request(
+                "GET",
+                &path,
+                &[("Cookie", cookie.as_str())],
+                b"",
+            )]);
+            let page = load::once(app.addr, &req[0]);
+            assert_eq!(page.status, 200, "{path}");
+            let mut w = Best::default();
+            for _ in 0..k.rounds {
+                let run = load::drive(app.addr, req.clone(), true, 1, Pace::Closed, t, 200);
+                w.open(&run, run.rate());
+            }
+            report.row_met(
+                &format!("queue search `GET {path}` ({label}), {open} open orders, one reviewer"),
+                format!("p50 {}, p99 {} ({:.0} /s)", ms(w.p50), ms(w.p99), w.at_rate),
+                String::new(),
+                String::new(),
+                "p99 < 100 ms",
+                Some(w.p99 < 100.0),
+            );
+            w.failures_note(report, label);
+        }
     }
 
     let (hwm, rss) = memory_of(app.pid());

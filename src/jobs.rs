@@ -174,6 +174,8 @@ pub async fn run_jobs(
                 remind_deadlines(conn, &mail, chrono::Duration::hours(24), now)?;
                 tasks::expire_holds(conn, now)?;
                 tasks::remind_tasks(conn, &mail, chrono::Duration::hours(24), now)?;
+                crate::orders::desk::notify_deadlines_near(conn, chrono::Duration::hours(24), now)?;
+                crate::orders::desk::mail_notifications(conn, &mail, now)?;
                 Ok::<_, JobError>((holds, summaries + deleted))
             })
             .await;

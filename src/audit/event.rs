@@ -147,6 +147,12 @@ catalogue! {
     /// The disclosure-package signing key was replaced; the old and new key ids are in the
     /// refs, and the old public key stays published among the retired ones.
     PackageKeyRotated => "package.key_rotated",
+    /// The order was assigned to a colleague (or unassigned).
+    OrderAssigned => "order.assigned",
+    /// A colleague added an internal note (never sent out; the entry holds its hash).
+    OrderNoteAdded => "order.note_added",
+    /// The queue was searched by a target identifier (the entry holds its hash).
+    OrdersSearchedByTarget => "orders.searched_by_target",
     /// The policy set that decides orders changed.
     PolicyLoaded => "policy.loaded",
     /// A staff member signed in.

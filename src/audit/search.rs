@@ -27,6 +27,8 @@ pub struct Filter {
     pub jurisdiction: Option<String>,
     /// Entries after this position (for paging forwards).
     pub after: Option<i64>,
+    /// Entries before this position (for paging backwards, newest first).
+    pub before: Option<i64>,
 }
 
 /// Which end of the log to read from.
@@ -65,6 +67,9 @@ pub fn search(
     narrow!(jurisdiction, audit_entries::jurisdiction, eq);
     if let Some(after) = filter.after {
         query = query.filter(audit_entries::seq.gt(after));
+    }
+    if let Some(before) = filter.before {
+        query = query.filter(audit_entries::seq.lt(before));
     }
     query = match direction {
         Direction::OldestFirst => query.order(audit_entries::seq.asc()),

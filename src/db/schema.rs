@@ -259,6 +259,12 @@ diesel::table! {
         hold_extensions -> Integer,
         /// The earliest follow-up task of the current decision, UTC microseconds.
         follow_up_due_at -> Nullable<BigInt>,
+        /// The colleague the order is assigned to (staff username).
+        assigned_to -> Nullable<Text>,
+        /// Whether the authority's latest message is still unread by the legal team.
+        reply_unread -> Bool,
+        /// When the authority last wrote, UTC microseconds.
+        replied_at -> Nullable<BigInt>,
     }
 }
 
@@ -482,6 +488,10 @@ diesel::table! {
         created_at -> BigInt,
         /// When the password last changed.
         password_changed_at -> BigInt,
+        /// Where the user's own notifications are e-mailed (none: in the app only).
+        email -> Nullable<Text>,
+        /// The IANA time zone the user's pages show dates in.
+        time_zone -> Text,
     }
 }
 
@@ -648,7 +658,7 @@ diesel::table! {
 diesel::joinable!(staff_sessions -> staff_users (username));
 diesel::joinable!(approvals -> packages (package_id));
 diesel::joinable!(packages -> orders (order_id));
-diesel::allow_tables_to_appear_in_same_query!(staff_users, staff_sessions);
+diesel::allow_tables_to_appear_in_same_query!(staff_users, staff_sessions, workspace_results);
 diesel::allow_tables_to_appear_in_same_query!(packages, approvals, orders);
 diesel::allow_tables_to_appear_in_same_query!(etsi_objects, orders, etsi_deliveries);
 
@@ -775,3 +785,82 @@ diesel::table! {
         created_at -> BigInt,
     }
 }
+
+diesel::table! {
+    /// Internal notes of the legal team on an order: never sent to the authority.
+    order_notes (id) {
+        /// Note id (UUID).
+        id -> Text,
+        /// The order.
+        order_id -> Text,
+        /// Who wrote it (staff username).
+        author -> Text,
+        /// The text.
+        body -> Text,
+        /// When, UTC microseconds.
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Per-user notifications in the workspace (the bell).
+    staff_notifications (id) {
+        /// Notification id (UUID).
+        id -> Text,
+        /// Whom it is for.
+        username -> Text,
+        /// The order concerned.
+        order_id -> Nullable<Text>,
+        /// assigned, reply_received or deadline_near.
+        kind -> Text,
+        /// What it says.
+        body -> Text,
+        /// When, UTC microseconds.
+        created_at -> BigInt,
+        /// When the user read it.
+        read_at -> Nullable<BigInt>,
+        /// When it was queued as an e-mail.
+        mailed_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    /// Queue filters a user saved under a name.
+    saved_filters (id) {
+        /// Filter id (UUID).
+        id -> Text,
+        /// Whose.
+        username -> Text,
+        /// The name the user gave it.
+        name -> Text,
+        /// The queue's query string.
+        query -> Text,
+        /// When saved, UTC microseconds.
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Results of audited workspace POSTs (lookups, package previews), kept for the session
+    /// that ran them so a reload shows them without running them again.
+    workspace_results (session_sha256, order_id, kind) {
+        /// SHA-256 of the session token.
+        session_sha256 -> Text,
+        /// The order.
+        order_id -> Text,
+        /// matches or preview.
+        kind -> Text,
+        /// The result (JSON).
+        payload -> Text,
+        /// When, UTC microseconds.
+        created_at -> BigInt,
+    }
+}
+
+diesel::joinable!(order_notes -> orders (order_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    order_notes,
+    orders,
+    staff_users,
+    staff_notifications
+);

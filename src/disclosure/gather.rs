@@ -207,7 +207,7 @@ pub fn gather(
 }
 
 /// The accounts one target matches, as the order page shows them.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TargetMatches {
     /// The target as given.
     pub target: String,

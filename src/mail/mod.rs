@@ -106,6 +106,8 @@ pub enum Recipients<'a> {
     Auditors,
     /// An authority, by registry id: its registered contacts, and no other address.
     Authority(&'a str),
+    /// One colleague, at the address they gave for their own notifications.
+    Colleague(&'a str),
 }
 
 /// What a message says. No variant has room for a target identifier or user data.
@@ -179,6 +181,16 @@ pub enum Notice {
         /// The reasons, written by the legal team for the authority (never user data).
         reason: String,
     },
+    /// To one colleague: something about an order assigned to them (assigned, the authority
+    /// replied, the deadline is near).
+    Colleague {
+        /// Writ's order id.
+        order_id: String,
+        /// The authority's reference.
+        reference: String,
+        /// What happened, for people ("Assigned to you by Rita").
+        what: String,
+    },
     /// To the auditors: a new signed checkpoint of the audit log.
     Checkpoint {
         /// The log's origin.
@@ -205,7 +217,8 @@ impl Notice {
         match self {
             Self::NewOrder { .. } => "new_order",
             Self::DeadlineReminder { .. } => "deadline_reminder",
-            Self::TaskReminder { .. } => "task_reminder",
+            // Stored under the reminders' kind, so the outbox schema needs no change.
+            Self::TaskReminder { .. } | Self::Colleague { .. } => "task_reminder",
             Self::ClarificationRequested { .. } => "clarification_requested",
             // Stored under the response kind, so the outbox schema needs no change.
             Self::ResponseReady { .. } | Self::NoDataHeld { .. } => "response_ready",
@@ -221,6 +234,7 @@ impl Notice {
             Self::NewOrder { order_id, .. }
             | Self::DeadlineReminder { order_id, .. }
             | Self::TaskReminder { order_id, .. }
+            | Self::Colleague { order_id, .. }
             | Self::ClarificationRequested { order_id, .. }
             | Self::ResponseReady { order_id, .. }
             | Self::NoDataHeld { order_id, .. }
@@ -371,7 +385,7 @@ pub fn enqueue(
                 notice.kind()
             )));
         }
-        (Recipients::LegalTeam | Recipients::Auditors, true) => {
+        (Recipients::LegalTeam | Recipients::Auditors | Recipients::Colleague(_), true) => {
             return Err(MailError::WrongRecipients(format!(
                 "a `{}` notice goes to the authority that sent the order",
                 notice.kind()
@@ -391,6 +405,7 @@ pub fn enqueue(
                 settings.auditors.iter().map(String::as_str),
                 "mail.auditors",
             )?,
+            Recipients::Colleague(address) => checked([address], "the colleague's address")?,
             Recipients::Authority(authority_id) => {
                 let Some(contacts) = authority_contacts(c, authority_id)? else {
                     return Ok(None);

@@ -84,6 +84,14 @@ struct Refusal<'a> {
 }
 
 #[derive(Template)]
+#[template(path = "email/colleague_notice.txt")]
+struct ColleagueNotice<'a> {
+    order_id: &'a str,
+    reference: &'a str,
+    what: &'a str,
+}
+
+#[derive(Template)]
 #[template(path = "email/checkpoint.txt")]
 struct Checkpoint<'a> {
     origin: &'a str,
@@ -172,6 +180,16 @@ pub fn render(notice: &Notice) -> Result<Rendered, MailError> {
             order_id: &one_line(order_id),
             reference: &one_line(reference),
             reason: &text_block(reason),
+        }
+        .render(),
+        Notice::Colleague {
+            order_id,
+            reference,
+            what,
+        } => ColleagueNotice {
+            order_id: &one_line(order_id),
+            reference: &one_line(reference),
+            what: &one_line(what),
         }
         .render(),
         Notice::Checkpoint {

@@ -373,6 +373,7 @@ pub fn answer(
         message.amendment.as_ref().map(|_| new_version),
         now,
     )?;
+    super::desk::authority_replied(conn, order_id, now)?;
     let facts = match &message.amendment {
         Some(checked) => facts(conn, &owner, checked)?,
         None => stored_facts(conn, order_id, new_version, &owner)?.1,

@@ -18,6 +18,7 @@ pub mod clarify;
 pub mod dashboard;
 pub mod demo;
 pub mod eevidence;
+pub mod desk;
 pub mod holds;
 pub mod intake;
 pub mod judgement;

@@ -46,6 +46,10 @@ pub struct QueueRow {
     pub tasks: Vec<String>,
     /// Without a fixed deadline: the internal target (receipt plus the instrument's hours).
     pub target_at: Option<DateTime<Utc>>,
+    /// The colleague it is assigned to (username).
+    pub assigned_to: Option<String>,
+    /// The authority wrote and nobody has marked the reply read yet.
+    pub reply_unread: bool,
 }
 
 impl QueueRow {
@@ -104,6 +108,25 @@ pub struct QueueFilter {
     pub undated_targets: Vec<(String, u32)>,
     /// The target for instruments not in `undated_targets`.
     pub undated_default_hours: u32,
+    /// Only orders whose reference contains this text (any case).
+    pub reference: Option<String>,
+    /// Only orders naming this target identifier, exactly as the order gives it. Audited:
+    /// search through [`super::desk::search_by_target`].
+    pub target: Option<String>,
+    /// Only orders from these authorities (registry ids, resolved from a name, id or country).
+    pub authorities: Option<Vec<String>>,
+    /// Only this instrument id.
+    pub instrument: Option<String>,
+    /// Only this engine outcome (e.g. `acceptable_for_review`).
+    pub outcome: Option<String>,
+    /// Only orders received at or after this instant (UTC microseconds).
+    pub received_from: Option<i64>,
+    /// Only orders received before this instant (UTC microseconds).
+    pub received_before: Option<i64>,
+    /// Only orders assigned to this colleague (`Some(None)`: assigned to nobody).
+    pub assignee: Option<Option<String>>,
+    /// Only orders the authority wrote on.
+    pub replied_only: bool,
 }
 
 impl QueueFilter {
@@ -150,7 +173,28 @@ type Row = (
     Option<String>,
     Option<i64>,
     Option<i64>,
+    Option<String>,
+    bool,
 );
+
+diesel::define_sql_function! {
+    /// SQL `lower()`, the same on both backends for ASCII.
+    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
+/// `text` as a LIKE pattern that matches it literally anywhere (escape character `\`).
+pub(crate) fn contains_pattern(text: &str) -> String {
+    let mut p = String::with_capacity(text.len() + 2);
+    p.push('%');
+    for ch in text.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(ch);
+    }
+    p.push('%');
+    p
+}
 
 /// Open orders, soonest deadline first (an order without a fixed deadline by its internal
 /// target), emergencies first among equals, then oldest receipt; closed orders only when asked
@@ -182,6 +226,8 @@ pub fn queue(
             orders::ex_post_validation,
             orders::user_notified_at,
             orders::hold_until,
+            orders::assigned_to,
+            orders::reply_unread,
         ))
         .into_boxed();
     match filter.status {
@@ -199,6 +245,51 @@ pub fn queue(
     }
     if let Some(j) = &filter.jurisdiction {
         q = q.filter(orders::instrument.like(format!("{j}.%")));
+    }
+    if let Some(r) = &filter.reference {
+        q = q.filter(
+            lower(orders::reference)
+                .like(contains_pattern(&r.to_lowercase()))
+                .escape('\\'),
+        );
+    }
+    if let Some(t) = &filter.target {
+        // The identifier as a whole JSON string inside the order as submitted (any version).
+        let quoted = serde_json::Value::String(t.clone()).to_string();
+        q = q.filter(
+            orders::id.eq_any(
+                order_versions::table
+                    .filter(
+                        order_versions::order_json
+                            .like(contains_pattern(&quoted))
+                            .escape('\\'),
+                    )
+                    .select(order_versions::order_id),
+            ),
+        );
+    }
+    if let Some(ids) = &filter.authorities {
+        q = q.filter(orders::authority_id.eq_any(ids.clone()));
+    }
+    if let Some(i) = &filter.instrument {
+        q = q.filter(orders::instrument.eq(i.clone()));
+    }
+    if let Some(o) = &filter.outcome {
+        q = q.filter(orders::outcome.eq(o.clone()));
+    }
+    if let Some(from) = filter.received_from {
+        q = q.filter(orders::received_at.ge(from));
+    }
+    if let Some(before) = filter.received_before {
+        q = q.filter(orders::received_at.lt(before));
+    }
+    match &filter.assignee {
+        Some(Some(who)) => q = q.filter(orders::assigned_to.eq(who.clone())),
+        Some(None) => q = q.filter(orders::assigned_to.is_null()),
+        None => {}
+    }
+    if filter.replied_only {
+        q = q.filter(orders::replied_at.is_not_null());
     }
     // Sorted before the limit: with more open orders than one page holds, the page must show
     // the soonest deadlines, not an arbitrary few. One row past the page says whether more follow.
@@ -265,6 +356,8 @@ pub fn queue(
         ex_post,
         notified,
         hold_until,
+        assigned_to,
+        reply_unread,
     ) in rows
     {
         let jurisdiction = instrument.split('.').next().unwrap_or_default().to_owned();
@@ -328,6 +421,8 @@ pub fn queue(
             received_at: normalize::from_micros(received),
             deadline_at,
             tasks,
+            assigned_to,
+            reply_unread,
         });
     }
     Ok(QueuePage { rows: out, more })
@@ -618,4 +713,21 @@ pub fn resolve_order_key(conn: &mut DbConn, key: &str) -> Result<Option<String>,
             "several orders have the reference `{key}`: filter by the internal id"
         ))),
     }
+}
+
+/// The references of the orders `ids` (internal id to reference), for pages that list audit
+/// entries by the reference people know.
+pub fn references(
+    conn: &mut DbConn,
+    ids: &[String],
+) -> Result<std::collections::HashMap<String, String>, OrderError> {
+    let mut out = std::collections::HashMap::new();
+    for chunk in ids.chunks(500) {
+        let rows: Vec<(String, String)> = orders::table
+            .filter(orders::id.eq_any(chunk))
+            .select((orders::id, orders::reference))
+            .load(conn)?;
+        out.extend(rows);
+    }
+    Ok(out)
 }

@@ -4,6 +4,8 @@
 //! Roles and what they may do are in [`Role`] and [`Permission`]; the web layer checks a
 //! permission on every route and action, deny by default.
 
+pub mod desk;
+
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use chrono::{DateTime, Utc};
@@ -169,6 +171,10 @@ pub struct Staff {
     pub role: Role,
     /// The session's CSRF token (forms carry it back).
     pub csrf_token: String,
+    /// Notifications not read yet (the bell's count).
+    pub unread_notifications: i64,
+    /// The IANA time zone the user's pages show dates in.
+    pub time_zone: String,
 }
 
 impl Staff {
@@ -503,21 +509,25 @@ pub fn session(
 ) -> Result<Option<Staff>, StaffError> {
     let micros = now.timestamp_micros();
     let hash = token_hash(token);
-    let row: Option<(String, String, i64, i64, String, String, bool)> = staff_sessions::table
-        .inner_join(staff_users::table)
-        .filter(staff_sessions::token_sha256.eq(&hash))
-        .select((
-            staff_sessions::username,
-            staff_sessions::csrf_token,
-            staff_sessions::last_seen_at,
-            staff_sessions::expires_at,
-            staff_users::display_name,
-            staff_users::role,
-            staff_users::disabled,
-        ))
-        .first(conn)
-        .optional()?;
-    let Some((username, csrf_token, last_seen, expires, display_name, role, disabled)) = row else {
+    let row: Option<(String, String, i64, i64, String, String, bool, String)> =
+        staff_sessions::table
+            .inner_join(staff_users::table)
+            .filter(staff_sessions::token_sha256.eq(&hash))
+            .select((
+                staff_sessions::username,
+                staff_sessions::csrf_token,
+                staff_sessions::last_seen_at,
+                staff_sessions::expires_at,
+                staff_users::display_name,
+                staff_users::role,
+                staff_users::disabled,
+                staff_users::time_zone,
+            ))
+            .first(conn)
+            .optional()?;
+    let Some((username, csrf_token, last_seen, expires, display_name, role, disabled, time_zone)) =
+        row
+    else {
         return Ok(None);
     };
     let idle = settings.session_idle_micros();
@@ -535,11 +545,14 @@ pub fn session(
     let Some(role) = Role::parse(&role) else {
         return Ok(None);
     };
+    let unread_notifications = desk::unread_count(conn, &username)?;
     Ok(Some(Staff {
         username,
         display_name,
         role,
         csrf_token,
+        unread_notifications,
+        time_zone,
     }))
 }
 

@@ -689,6 +689,7 @@ pub async fn view(
         event: q.event,
         jurisdiction: q.jurisdiction,
         after,
+        before: None,
     };
     let rows = db
         .run(move |conn| {

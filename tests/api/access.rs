@@ -160,7 +160,7 @@ pub(crate) async fn release(app: &TestApp, order: &str) {
         assert_eq!(b.sign_in(user, PASSWORD).await, StatusCode::SEE_OTHER);
         let csrf = b.session_csrf().await;
         let (s, preview, _) = b
-            .post(&format!("/orders/{order}/package"), &[("csrf", &csrf)])
+            .post_follow(&format!("/orders/{order}/package"), &[("csrf", &csrf)])
             .await;
         assert_eq!(s, StatusCode::OK, "{preview}");
         let hash = hash_in(&preview);
@@ -332,7 +332,7 @@ async fn the_package_is_served_only_while_released_and_kept(backend: Backend) {
     alex.sign_in("alex", PASSWORD).await;
     let csrf = alex.session_csrf().await;
     let (s, preview, _) = alex
-        .post(&format!("/orders/{lapsing}/package"), &[("csrf", &csrf)])
+        .post_follow(&format!("/orders/{lapsing}/package"), &[("csrf", &csrf)])
         .await;
     assert_eq!(s, StatusCode::OK, "{preview}");
     let hash = hash_in(&preview);

@@ -66,7 +66,7 @@ async fn many_approvers_clicking_at_once_release_exactly_one_package(backend: Ba
         browsers
             .iter_mut()
             .zip(&csrfs)
-            .map(|(b, csrf)| async { b.post(&package, &[("csrf", csrf)]).await }),
+            .map(|(b, csrf)| async { b.post_follow(&package, &[("csrf", csrf)]).await }),
     )
     .await;
     let hashes: BTreeSet<String> = previews
@@ -282,7 +282,7 @@ async fn writers_never_see_database_is_locked(backend: Backend) {
         let mut statuses = Vec::new();
         for id in &to_approve {
             let (s, page, _) = alex
-                .post(&format!("/orders/{id}/package"), &[("csrf", &csrf_a)])
+                .post_follow(&format!("/orders/{id}/package"), &[("csrf", &csrf_a)])
                 .await;
             assert_eq!(s, StatusCode::OK, "preview: {page}");
             let hash = hash_in(&page);

@@ -633,7 +633,7 @@ async fn an_approval_killed_while_releasing_releases_exactly_one_package_after_r
     alex.sign_in("alex", PASSWORD).await;
     let csrf = alex.session_csrf().await;
     let (status, preview, _) = alex
-        .post(&format!("/orders/{id}/package"), &[("csrf", &csrf)])
+        .post_follow(&format!("/orders/{id}/package"), &[("csrf", &csrf)])
         .await;
     assert_eq!(status, StatusCode::OK, "{preview}");
     let hash = hash_in(&preview);

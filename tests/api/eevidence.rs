@@ -457,6 +457,8 @@ fn staff() -> writ::staff::Staff {
         display_name: "Alex".into(),
         role: writ::staff::Role::LegalApprover,
         csrf_token: String::new(),
+        unread_notifications: 0,
+        time_zone: "UTC".into(),
     }
 }
 

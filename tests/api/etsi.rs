@@ -709,7 +709,7 @@ async fn an_hi1_task_is_reviewed_released_and_delivered(backend: Backend) {
     bea.sign_in("bea", PASSWORD).await;
     let csrf = alex.session_csrf().await;
     let (s, preview, _) = alex
-        .post(&format!("/orders/{order_id}/package"), &[("csrf", &csrf)])
+        .post_follow(&format!("/orders/{order_id}/package"), &[("csrf", &csrf)])
         .await;
     assert_eq!(s, StatusCode::OK, "{preview}");
     let hash = hash_in(&preview);

@@ -36,3 +36,4 @@ mod transparency;
 mod workspace;
 mod workspace_bugs;
 mod workspace_daily;
+mod workspace_desk;

@@ -456,7 +456,7 @@ async fn share_one_postgresql() -> TestApp {
             None => {
                 let (status, preview, _) = pair
                     .via(b, i)
-                    .post(&format!("/orders/{id}/package"), &[("csrf", &csrf)])
+                    .post_follow(&format!("/orders/{id}/package"), &[("csrf", &csrf)])
                     .await;
                 assert_eq!(status, StatusCode::OK, "{preview}");
                 hash_in(&preview)
@@ -795,7 +795,7 @@ fn a_package_deletion_is_audited_once_by_two_instances() {
                 b.sign_in(user, PASSWORD).await;
                 let csrf = b.session_csrf().await;
                 let (_, preview, _) = b
-                    .post(&format!("/orders/{id}/package"), &[("csrf", &csrf)])
+                    .post_follow(&format!("/orders/{id}/package"), &[("csrf", &csrf)])
                     .await;
                 let hash = hash_in(&preview);
                 let (status, _, _) = b

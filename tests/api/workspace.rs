@@ -127,6 +127,20 @@ impl Browser {
         Ok((status, resp.text().await?, location))
     }
 
+    /// [`Browser::post`], then, when the answer is a 303, the GET it redirects to (as a
+    /// browser does after a form: post/redirect/get). Other answers come back as they are.
+    pub(crate) async fn post_follow(
+        &mut self,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> (StatusCode, String, Option<String>) {
+        let (status, body, location) = self.post(path, form).await;
+        match (status, location) {
+            (StatusCode::SEE_OTHER, Some(to)) => self.get(&to).await,
+            (status, location) => (status, body, location),
+        }
+    }
+
     /// The hidden `csrf` value of the last page.
     pub(crate) fn csrf_in(page: &str) -> String {
         let at = page
@@ -364,6 +378,9 @@ async fn every_route_checks_the_role(backend: Backend) {
     let ex_post = format!("/orders/{id}/ex-post-validation");
     let notified = format!("/orders/{id}/user-notified");
     let extend = format!("/orders/{id}/hold/extend");
+    let assign = format!("/orders/{id}/assign");
+    let notes = format!("/orders/{id}/notes");
+    let reply_read = format!("/orders/{id}/reply-read");
     // (method, path, roles allowed). Admins see no order; auditors change nothing.
     let routes: Vec<(&str, &str, &[&str])> = vec![
         ("GET", "/orders", &["rita", "alex", "olga"]),
@@ -380,6 +397,8 @@ async fn every_route_checks_the_role(backend: Backend) {
         ("GET", "/audit-log", &["olga"]),
         ("GET", "/transparency", &["olga", "adam"]),
         ("GET", "/transparency/report.tar", &["olga", "adam"]),
+        ("GET", "/audit-log/export.csv", &["olga"]),
+        ("GET", "/audit-log/disclosures.csv", &["olga"]),
         ("GET", "/orders/new", &["rita", "alex"]),
         ("POST", &matches, &["rita", "alex"]),
         ("POST", &ex_post, &["rita", "alex"]),
@@ -397,6 +416,21 @@ async fn every_route_checks_the_role(backend: Backend) {
         ("POST", "/admin/registry/keys/none/revoke", &["adam"]),
         ("POST", "/admin/registry/fr-police-lyon/status", &["adam"]),
         ("POST", &refuse, &["rita", "alex"]),
+        ("GET", &matches, &["rita", "alex"]),
+        ("GET", &package, &["alex"]),
+        ("GET", "/orders/export.csv", &["rita", "alex", "olga"]),
+        ("POST", "/filters", &["rita", "alex", "olga"]),
+        ("POST", "/filters/none/delete", &["rita", "alex", "olga"]),
+        ("POST", &assign, &["rita", "alex"]),
+        ("POST", &notes, &["rita", "alex"]),
+        ("POST", &reply_read, &["rita", "alex"]),
+        ("GET", "/notifications", &["rita", "alex", "olga"]),
+        ("POST", "/notifications/read", &["rita", "alex", "olga"]),
+        (
+            "POST",
+            "/account/preferences",
+            &["rita", "alex", "olga", "adam"],
+        ),
         ("POST", &object, &["rita", "alex"]),
         (
             "POST",
@@ -682,7 +716,7 @@ async fn two_approvers_release_exactly_the_permitted_fields(backend: Backend) {
     // A reviewer cannot prepare or approve.
     let csrf = rita.session_csrf().await;
     assert_eq!(
-        rita.post(&format!("/orders/{id}/package"), &[("csrf", &csrf)])
+        rita.post_follow(&format!("/orders/{id}/package"), &[("csrf", &csrf)])
             .await
             .0,
         StatusCode::FORBIDDEN
@@ -691,7 +725,7 @@ async fn two_approvers_release_exactly_the_permitted_fields(backend: Backend) {
     // The first approver previews exactly what will leave, then approves that snapshot.
     let csrf = alex.session_csrf().await;
     let (status, preview, _) = alex
-        .post(&format!("/orders/{id}/package"), &[("csrf", &csrf)])
+        .post_follow(&format!("/orders/{id}/package"), &[("csrf", &csrf)])
         .await;
     assert_eq!(status, StatusCode::OK, "{preview}");
     assert!(
@@ -739,7 +773,7 @@ async fn two_approvers_release_exactly_the_permitted_fields(backend: Backend) {
     // The second approver sees the same snapshot; their approval releases it.
     let csrf_b = bea.session_csrf().await;
     let (_, preview_b, _) = bea
-        .post(&format!("/orders/{id}/package"), &[("csrf", &csrf_b)])
+        .post_follow(&format!("/orders/{id}/package"), &[("csrf", &csrf_b)])
         .await;
     assert_eq!(hash_in(&preview_b), hash);
     let (status, body, _) = bea
@@ -902,7 +936,7 @@ async fn narrowing_removes_scope_and_voids_earlier_approvals(backend: Backend) {
     alex.sign_in("alex", PASSWORD).await;
     let csrf = alex.session_csrf().await;
     let (_, preview, _) = alex
-        .post(&format!("/orders/{id}/package"), &[("csrf", &csrf)])
+        .post_follow(&format!("/orders/{id}/package"), &[("csrf", &csrf)])
         .await;
     let old = hash_in(&preview);
     alex.post(
@@ -956,7 +990,7 @@ async fn narrowing_removes_scope_and_voids_earlier_approvals(backend: Backend) {
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
     let (_, preview, _) = bea
-        .post(&format!("/orders/{id}/package"), &[("csrf", &csrf_b)])
+        .post_follow(&format!("/orders/{id}/package"), &[("csrf", &csrf_b)])
         .await;
     assert_ne!(hash_in(&preview), old);
     assert!(
@@ -979,7 +1013,7 @@ async fn narrowing_removes_scope_and_voids_earlier_approvals(backend: Backend) {
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
     let (_, preview, _) = bea
-        .post(&format!("/orders/{id}/package"), &[("csrf", &csrf_b)])
+        .post_follow(&format!("/orders/{id}/package"), &[("csrf", &csrf_b)])
         .await;
     assert!(
         preview.contains("username:alice") && !preview.contains("ip:203.0.113.7"),
@@ -1108,7 +1142,7 @@ async fn orders_entered_by_hand_are_decided_from_the_true_receipt_and_not_approv
     );
     assert!(page.contains("You cannot approve this order now"), "{page}");
     let (status, body, _) = alex
-        .post(&format!("/orders/{id}/package"), &[("csrf", &csrf)])
+        .post_follow(&format!("/orders/{id}/package"), &[("csrf", &csrf)])
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert!(body.contains("entered this order by hand"));
@@ -1127,7 +1161,7 @@ async fn orders_entered_by_hand_are_decided_from_the_true_receipt_and_not_approv
         "{page_b}"
     );
     let (status, _, _) = bea
-        .post(&format!("/orders/{id}/package"), &[("csrf", &csrf_b)])
+        .post_follow(&format!("/orders/{id}/package"), &[("csrf", &csrf_b)])
         .await;
     assert_eq!(status, StatusCode::OK);
     // An auditor cannot enter orders.
@@ -1246,7 +1280,7 @@ async fn an_amendment_voids_approvals_given_on_the_old_order(backend: Backend) {
     alex.sign_in("alex", PASSWORD).await;
     let csrf = alex.session_csrf().await;
     let (_, preview, _) = alex
-        .post(&format!("/orders/{id}/package"), &[("csrf", &csrf)])
+        .post_follow(&format!("/orders/{id}/package"), &[("csrf", &csrf)])
         .await;
     let old = hash_in(&preview);
     let (status, _, _) = alex
@@ -1294,7 +1328,7 @@ async fn an_amendment_voids_approvals_given_on_the_old_order(backend: Backend) {
     .await;
     assert_eq!(read["status"], "under_review");
     let (_, fresh, _) = bea
-        .post(&format!("/orders/{id}/package"), &[("csrf", &csrf_b)])
+        .post_follow(&format!("/orders/{id}/package"), &[("csrf", &csrf_b)])
         .await;
     assert_ne!(hash_in(&fresh), old);
     assert!(
@@ -1388,7 +1422,7 @@ async fn tasks_are_closed_and_preservation_holds_extended_within_the_law(backend
     let (_, created) = json_of(api.submit(PARIS, &submission(&no_port.to_string())).await).await;
     let id = created["id"].as_str().unwrap().to_owned();
     let (status, page, _) = rita
-        .post(&format!("/orders/{id}/matches"), &[("csrf", &csrf)])
+        .post_follow(&format!("/orders/{id}/matches"), &[("csrf", &csrf)])
         .await;
     assert_eq!(status, StatusCode::OK, "{page}");
     assert!(
@@ -1523,7 +1557,7 @@ async fn simultaneous_second_approvals_release_exactly_once(backend: Backend) {
     alex.sign_in("alex", PASSWORD).await;
     let csrf = alex.session_csrf().await;
     let (_, preview, _) = alex
-        .post(&format!("/orders/{id}/package"), &[("csrf", &csrf)])
+        .post_follow(&format!("/orders/{id}/package"), &[("csrf", &csrf)])
         .await;
     let hash = hash_in(&preview);
     alex.post(

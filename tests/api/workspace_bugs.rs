@@ -254,7 +254,7 @@ async fn the_matches_page_never_calls_a_missing_match_ambiguous(backend: Backend
     rita.sign_in("rita", PASSWORD).await;
     let csrf = rita.session_csrf().await;
     let (status, mut page, location) = rita
-        .post(&format!("/orders/{id}/matches"), &[("csrf", &csrf)])
+        .post_follow(&format!("/orders/{id}/matches"), &[("csrf", &csrf)])
         .await;
     if status == StatusCode::SEE_OTHER {
         page = rita.get(&location.unwrap()).await.1;

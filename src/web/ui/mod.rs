@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod audit;
 pub mod dashboard;
+pub mod desk;
 pub mod intake;
 pub mod mail;
 pub mod order;
@@ -16,6 +17,7 @@ pub mod queue;
 pub mod release;
 pub mod session;
 pub mod transparency;
+pub mod when;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -303,8 +305,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(session::logout)
         .service(queue::queue)
         .service(dashboard::dashboard)
+        .service(queue::save_filter)
+        .service(queue::delete_filter)
         .service(intake::new_order_form)
         .service(intake::enter_order)
+        .service(queue::export_queue)
         .service(order::order)
         .service(order::document)
         .service(order::ask)
@@ -321,6 +326,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(release::package_public_key)
         .service(release::package_public_keys)
         .service(audit::audit_log)
+        .service(audit::export_audit_log)
+        .service(audit::export_disclosures)
         .service(mail::outbox)
         .service(mail::retry_mail)
         .service(admin::registry)
@@ -335,5 +342,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(transparency::report)
         .service(transparency::download)
         .service(session::account)
-        .service(session::change_password);
+        .service(session::change_password)
+        .service(desk::assign)
+        .service(desk::add_note)
+        .service(desk::reply_read)
+        .service(desk::notifications)
+        .service(desk::mark_notifications_read)
+        .service(desk::preferences)
+        .service(release::matches_page)
+        .service(release::package_page);
 }

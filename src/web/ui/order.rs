@@ -32,6 +32,18 @@ struct OrderPage {
     refusal_text: String,
     not_held_text: String,
     questions: Vec<crate::orders::replies::Template>,
+    desk: Desk,
+}
+
+/// The desk part of the order page: assignment, the "new reply" flag, internal notes, and the
+/// names of colleagues.
+struct Desk {
+    assigned_to: Option<String>,
+    reply_unread: bool,
+    notes: Vec<crate::orders::desk::Note>,
+    assignees: Vec<(String, String)>,
+    names: std::collections::HashMap<String, String>,
+    message_authors: std::collections::HashMap<i64, String>,
 }
 
 /// The JSON name of a unit enum value (`permit`, `acceptable_for_review`, ...).
@@ -43,6 +55,61 @@ fn name_of(value: impl serde::Serialize) -> String {
 }
 
 impl OrderPage {
+    /// An instant in the viewer's time zone (UTC on hover).
+    fn when(&self, at: &chrono::DateTime<Utc>) -> super::when::When {
+        super::when::When::new(*at, &self.frame.staff.time_zone)
+    }
+
+    /// A stored RFC 3339 instant (the audit timeline's) in the viewer's time zone.
+    fn when_text(&self, at: &str) -> String {
+        chrono::DateTime::parse_from_rfc3339(at)
+            .map(|d| self.when(&d.with_timezone(&Utc)).to_string())
+            .unwrap_or_else(|_| at.to_owned())
+    }
+
+    /// A colleague's name.
+    fn name_of(&self, username: &str) -> String {
+        self.desk
+            .names
+            .get(username)
+            .cloned()
+            .unwrap_or_else(|| username.to_owned())
+    }
+
+    /// Who wrote a message: the authority, or the colleague by name.
+    fn author(&self, m: &crate::orders::messages::Message) -> String {
+        match m.sender {
+            crate::orders::messages::Sender::Authority => {
+                format!("the authority ({})", self.d.authority_id)
+            }
+            crate::orders::messages::Sender::Provider => self
+                .desk
+                .message_authors
+                .get(&m.id)
+                .map(|u| self.name_of(u))
+                .unwrap_or_else(|| "the legal team".into()),
+        }
+    }
+
+    /// A timeline actor (`staff:alex`) in words.
+    fn actor_words(&self, actor: &str) -> String {
+        match actor.split_once(':') {
+            Some(("staff" | "auditor", u)) => self.name_of(u),
+            Some(("authority", a)) => format!("authority {a}"),
+            Some(("system", _)) => "Writ".into(),
+            _ => actor.to_owned(),
+        }
+    }
+
+    /// An audit event in words.
+    fn event_words(&self, event: &str) -> String {
+        super::when::event_words(event)
+    }
+
+    fn is_assignee(&self, username: &str) -> bool {
+        self.desk.assigned_to.as_deref() == Some(username)
+    }
+
     fn outcome(&self) -> String {
         name_of(self.d.scope.outcome).replace('_', " ")
     }
@@ -148,13 +215,22 @@ pub async fn order(
 ) -> Result<HttpResponse, UiError> {
     let staff = signed.require(Permission::ViewOrders)?.clone();
     let id = id.into_inner();
-    let (d, snapshot, tasks, justifications) = db
+    let (d, snapshot, tasks, justifications, desk) = db
         .run(move |conn| {
             let d = review::detail(conn, &id)?;
             let snapshot = crate::orders::approval::current(conn, &id)?;
             let tasks = crate::orders::tasks::state(conn, &id)?;
             let justifications = crate::orders::judgement::of_order(conn, &id)?;
-            Ok::<_, crate::orders::OrderError>((d, snapshot, tasks, justifications))
+            let (assigned_to, reply_unread) = crate::orders::desk::desk_state(conn, &id)?;
+            let desk = Desk {
+                assigned_to,
+                reply_unread,
+                notes: crate::orders::desk::notes(conn, &id)?,
+                assignees: crate::staff::desk::assignees(conn)?,
+                names: crate::staff::desk::display_names(conn)?,
+                message_authors: crate::orders::desk::message_authors(conn, &id)?,
+            };
+            Ok::<_, crate::orders::OrderError>((d, snapshot, tasks, justifications, desk))
         })
         .await?;
     let decision_json = serde_json::to_string_pretty(&d.scope).map_err(|_| UiError::Internal)?;
@@ -172,6 +248,7 @@ pub async fn order(
             justifications,
             check_methods: crate::orders::judgement::CHECK_METHODS,
             d,
+            desk,
         },
     ))
 }

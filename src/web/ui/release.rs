@@ -24,7 +24,8 @@ struct PackagePage {
 }
 
 /// `POST /orders/{id}/package`: prepare the package (or reuse the frozen snapshot for the
-/// current scope) and preview it exactly as it will be released. Audited.
+/// current scope), audited, then redirect to its preview (post/redirect/get: the preview is kept
+/// for this session, so a reload shows it without preparing it again).
 #[post("/orders/{id}/package")]
 pub async fn prepare_package(
     signed: Signed,
@@ -35,16 +36,62 @@ pub async fn prepare_package(
     let staff = signed.require(Permission::Approve)?.clone();
     signed.check_csrf(&form.csrf)?;
     let id = id.into_inner();
+    let to = format!("/orders/{id}/package");
+    let token = signed.token.clone();
+    db.run(move |conn| {
+        crate::db::write_tx(conn, |c| {
+            let now = Utc::now();
+            let snapshot = crate::orders::approval::prepare(c, &staff, &id, now)?;
+            crate::staff::desk::store_result(
+                c,
+                &token,
+                &id,
+                crate::staff::desk::ResultKind::Preview,
+                &snapshot.id,
+                now,
+            )?;
+            Ok::<_, crate::orders::OrderError>(())
+        })
+    })
+    .await?;
+    Ok(see_other(&to))
+}
+
+/// `GET /orders/{id}/package`: the preview this session prepared, exactly as it will be
+/// released (nothing is prepared or audited again).
+#[get("/orders/{id}/package")]
+pub async fn package_page(
+    signed: Signed,
+    id: web::Path<String>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::Approve)?.clone();
+    let id = id.into_inner();
     let order_id = id.clone();
-    let who = staff.clone();
-    let (snapshot, reference, points) = db
+    let token = signed.token.clone();
+    let found = db
         .run(move |conn| {
-            let snapshot = crate::orders::approval::prepare(conn, &who, &id, Utc::now())?;
+            let Some((package_id, _)) = crate::staff::desk::stored_result(
+                conn,
+                &token,
+                &id,
+                crate::staff::desk::ResultKind::Preview,
+            )?
+            else {
+                return Ok(None);
+            };
+            let snapshot =
+                crate::orders::approval::current(conn, &id)?.filter(|s| s.id == package_id);
             let d = review::detail(conn, &id)?;
             let points = crate::orders::judgement::points(&d);
-            Ok::<_, crate::orders::OrderError>((snapshot, d.view.reference, points))
+            Ok::<_, crate::orders::OrderError>(snapshot.map(|s| (s, d.view.reference, points)))
         })
         .await?;
+    let Some((snapshot, reference, points)) = found else {
+        return Err(UiError::Conflict(
+            "There is no current preview of this package for you: prepare it again from the order page.".into(),
+        ));
+    };
     Ok(html(
         StatusCode::OK,
         &PackagePage {
@@ -223,10 +270,12 @@ struct MatchesPage {
     order_id: String,
     reference: String,
     matches: Vec<crate::disclosure::gather::TargetMatches>,
+    /// When this session looked them up.
+    looked_up: super::when::When,
 }
 
-/// `POST /orders/{id}/matches`: look the targets up (audited) and show the matches per target,
-/// flagging ambiguous reverse-IP matches for a decision.
+/// `POST /orders/{id}/matches`: look the targets up (audited) and keep the result for this
+/// session, then redirect to it (post/redirect/get: a reload does not look them up again).
 #[post("/orders/{id}/matches")]
 pub async fn matches(
     signed: Signed,
@@ -237,25 +286,73 @@ pub async fn matches(
     let staff = signed.require(Permission::ActOnOrders)?.clone();
     signed.check_csrf(&form.csrf)?;
     let id = id.into_inner();
-    let (order_id, who) = (id.clone(), staff.clone());
-    let (reference, matches) = db
+    let to = format!("/orders/{id}/matches");
+    let token = signed.token.clone();
+    db.run(move |conn| {
+        crate::db::write_tx(conn, |c| {
+            let now = Utc::now();
+            let d = review::detail(c, &id)?;
+            let found = crate::disclosure::gather::matches(c, &staff.actor(), &id, &d.scope, now)
+                .map_err(|e| {
+                crate::orders::OrderError::Conflict(format!("cannot look the targets up: {e}"))
+            })?;
+            let payload = serde_json::to_string(&found).map_err(|e| {
+                crate::orders::OrderError::Db(crate::db::DbError::Corrupt(e.to_string()))
+            })?;
+            crate::staff::desk::store_result(
+                c,
+                &token,
+                &id,
+                crate::staff::desk::ResultKind::Matches,
+                &payload,
+                now,
+            )?;
+            Ok::<_, crate::orders::OrderError>(())
+        })
+    })
+    .await?;
+    Ok(see_other(&to))
+}
+
+/// `GET /orders/{id}/matches`: the matches this session looked up (nothing is looked up or
+/// audited again).
+#[get("/orders/{id}/matches")]
+pub async fn matches_page(
+    signed: Signed,
+    id: web::Path<String>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::ActOnOrders)?.clone();
+    let id = id.into_inner();
+    let order_id = id.clone();
+    let token = signed.token.clone();
+    let (reference, stored) = db
         .run(move |conn| {
-            let d = review::detail(conn, &id)?;
-            let found =
-                crate::disclosure::gather::matches(conn, &who.actor(), &id, &d.scope, Utc::now())
-                    .map_err(|e| {
-                    crate::orders::OrderError::Conflict(format!("cannot look the targets up: {e}"))
-                })?;
-            Ok::<_, crate::orders::OrderError>((d.view.reference, found))
+            let reference = crate::orders::view(conn, &id, None)?.reference;
+            let stored = crate::staff::desk::stored_result(
+                conn,
+                &token,
+                &id,
+                crate::staff::desk::ResultKind::Matches,
+            )?;
+            Ok::<_, crate::orders::OrderError>((reference, stored))
         })
         .await?;
+    let Some((payload, looked_up)) = stored else {
+        return Err(UiError::Conflict(
+            "You have not looked up this order's targets in this session: use \"Look up the matches per target\" on the order page.".into(),
+        ));
+    };
+    let found: Vec<crate::disclosure::gather::TargetMatches> =
+        serde_json::from_str(&payload).map_err(|_| UiError::Internal)?;
     Ok(html(
         StatusCode::OK,
         &MatchesPage {
+            looked_up: super::when::When::new(looked_up, &staff.time_zone),
             frame: Frame { staff },
             order_id,
             reference,
-            matches,
+            matches: found,
         },
     ))
 }

@@ -213,17 +213,30 @@ impl Frame {
 struct AccountPage {
     frame: Frame,
     done: bool,
+    /// The user's own settings (notification e-mail, time zone).
+    prefs: crate::staff::desk::Preferences,
+    saved: bool,
 }
 
 /// `GET /account`.
 #[get("/account")]
-pub async fn account(signed: Signed, req: HttpRequest) -> Result<HttpResponse, UiError> {
+pub async fn account(
+    signed: Signed,
+    req: HttpRequest,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, UiError> {
     let staff = signed.require(Permission::Account)?.clone();
+    let me = staff.username.clone();
+    let prefs = db
+        .run(move |conn| crate::staff::desk::preferences(conn, &me))
+        .await?;
     Ok(html(
         StatusCode::OK,
         &AccountPage {
             frame: Frame { staff },
             done: req.query_string() == "changed=1",
+            prefs,
+            saved: req.query_string() == "saved=1",
         },
     ))
 }

@@ -1,0 +1,12 @@
+DROP TABLE workspace_results;
+DROP TABLE saved_filters;
+DROP INDEX staff_notifications_deadline_once;
+DROP TABLE staff_notifications;
+DROP TABLE order_notes;
+ALTER TABLE staff_users DROP COLUMN time_zone;
+ALTER TABLE staff_users DROP COLUMN email;
+DROP INDEX orders_by_reference;
+DROP INDEX orders_by_assignee;
+ALTER TABLE orders DROP COLUMN replied_at;
+ALTER TABLE orders DROP COLUMN reply_unread;
+ALTER TABLE orders DROP COLUMN assigned_to;
