@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod eevidence;
 pub mod intake;
 pub mod mail;
 pub mod order;
@@ -296,6 +297,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(order::ex_post_validation)
         .service(order::user_notified)
         .service(order::hold)
+        .service(eevidence::form3)
+        .service(eevidence::confirm)
         .service(release::matches)
         .service(release::package_public_key)
         .service(audit::audit_log)

@@ -24,6 +24,7 @@ struct OrderPage {
     package: Option<crate::orders::approval::Snapshot>,
     tasks: crate::orders::tasks::TaskState,
     channels: [&'static str; 4],
+    eevidence: Option<super::eevidence::Panel>,
 }
 
 /// The JSON name of a unit enum value (`permit`, `acceptable_for_review`, ...).
@@ -140,12 +141,13 @@ pub async fn order(
 ) -> Result<HttpResponse, UiError> {
     let staff = signed.require(Permission::ViewOrders)?.clone();
     let id = id.into_inner();
-    let (d, snapshot, tasks) = db
+    let (d, snapshot, tasks, eevidence) = db
         .run(move |conn| {
             let d = review::detail(conn, &id)?;
             let snapshot = crate::orders::approval::current(conn, &id)?;
             let tasks = crate::orders::tasks::state(conn, &id)?;
-            Ok::<_, crate::orders::OrderError>((d, snapshot, tasks))
+            let eevidence = super::eevidence::panel(conn, &id)?;
+            Ok::<_, crate::orders::OrderError>((d, snapshot, tasks, eevidence))
         })
         .await?;
     let decision_json = serde_json::to_string_pretty(&d.scope).map_err(|_| UiError::Internal)?;
@@ -158,6 +160,7 @@ pub async fn order(
             package: snapshot,
             tasks,
             channels: crate::orders::tasks::CHANNELS,
+            eevidence,
         },
     ))
 }
