@@ -361,6 +361,9 @@ async fn every_route_checks_the_role(backend: Backend) {
     let ex_post = format!("/orders/{id}/ex-post-validation");
     let notified = format!("/orders/{id}/user-notified");
     let extend = format!("/orders/{id}/hold/extend");
+    let form3 = format!("/orders/{id}/eevidence/form3");
+    let confirm_withdrawal = format!("/orders/{id}/eevidence/confirm-withdrawal");
+    let confirm_authorities = format!("/orders/{id}/eevidence/confirm-authorities");
     // (method, path, roles allowed). Admins see no order; auditors change nothing.
     let routes: Vec<(&str, &str, &[&str])> = vec![
         ("GET", "/orders", &["rita", "alex", "olga"]),
@@ -379,6 +382,9 @@ async fn every_route_checks_the_role(backend: Backend) {
         ("POST", &ex_post, &["rita", "alex"]),
         ("POST", &notified, &["rita", "alex"]),
         ("POST", &extend, &["rita", "alex"]),
+        ("POST", &form3, &["rita", "alex"]),
+        ("POST", &confirm_withdrawal, &["rita", "alex"]),
+        ("POST", &confirm_authorities, &["alex"]),
         ("POST", "/orders/new", &["rita", "alex"]),
         ("POST", &package, &["alex"]),
         ("POST", &approve, &["alex"]),
