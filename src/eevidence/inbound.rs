@@ -446,7 +446,7 @@ fn on_task(
 
 /// The `EPOCDocumentType` of a document, and the authorisation it names (its first associated
 /// object).
-fn document_parts<'a>(d: &'a Document) -> Result<(&'a str, &'a str), Fail> {
+fn document_parts(d: &Document) -> Result<(&str, &str), Fail> {
     let Some(kind) = entry_named(d.document_type.as_ref(), "EPOCDocumentType") else {
         return Err(unprocessable(
             "doc:DocumentType must be an EPOCDocumentType entry",

@@ -39,7 +39,9 @@ async fn api_routes_with_an_id(app: &TestApp) -> BTreeSet<(String, String)> {
     let doc: Value = app.get("/api/openapi.json").await.json().await.unwrap();
     let mut out = BTreeSet::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
-        if !path.contains('{') {
+        // `/eevidence/{endpoint}` names one of ten fixed endpoints, not an object: the objects
+        // its messages name are looked up per sender (`eevidence::inbound`).
+        if !path.contains('{') || path.starts_with("/eevidence/") {
             continue;
         }
         for method in item.as_object().unwrap().keys() {

@@ -778,15 +778,34 @@ async fn an_unknown_authority_goes_to_human_judgement(backend: Backend) {
     );
     let o2 = order_of(api, &t2).await;
     assert_eq!(release(api, &o2).await.0, StatusCode::SEE_OTHER);
-    // After a person confirms the authorities, the first one is released too.
-    let o = o1.clone();
-    api.app
-        .pool
-        .run(move |conn| {
-            writ::orders::eevidence::clear_judgement(conn, &staff().actor(), &o, chrono::Utc::now())
-        })
-        .await
-        .unwrap();
+    // The workspace shows the badge; a reviewer may not clear it, an approver may (CSRF
+    // checked); then the order is released too.
+    let mut alex = Browser::new(&api.app);
+    alex.sign_in("alex", PASSWORD).await;
+    let (s, page, _) = alex.get(&format!("/orders/{o1}")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        page.contains("authority check: unknown authority"),
+        "{page}"
+    );
+    let path = format!("/orders/{o1}/eevidence/confirm-authorities");
+    let mut rita = Browser::new(&api.app);
+    rita.sign_in("rita", PASSWORD).await;
+    let csrf = rita.session_csrf().await;
+    assert_eq!(
+        rita.post(&path, &[("csrf", &csrf)]).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_ne!(
+        alex.post(&path, &[("csrf", "forged")]).await.0,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(release(api, &o1).await.0, StatusCode::CONFLICT);
+    let csrf = alex.session_csrf().await;
+    assert_eq!(
+        alex.post(&path, &[("csrf", &csrf)]).await.0,
+        StatusCode::SEE_OTHER
+    );
     assert_eq!(release(api, &o1).await.0, StatusCode::SEE_OTHER);
 }
 
@@ -870,23 +889,41 @@ async fn form3_suspends_the_clock_until_clarified_and_withdrawal_needs_a_person(
         .await,
     );
     let o2 = order_of(api, &task2).await;
-    let o = o2.clone();
-    let lc = api
-        .app
-        .pool
-        .run(move |conn| {
-            writ::orders::eevidence::send_form3(
-                conn,
-                &staff(),
-                &o,
-                Form3Reason::DataNotHeld,
-                "No such account.",
-                chrono::Utc::now(),
-            )
-        })
-        .await
-        .unwrap();
-    assert_eq!(lc.state.as_str(), "objected");
+    // From the workspace: the page offers the reasons with their deadline effect; an auditor
+    // may not send it.
+    let mut alex = Browser::new(&api.app);
+    alex.sign_in("alex", PASSWORD).await;
+    let (_, page, _) = alex.get(&format!("/orders/{o2}")).await;
+    assert!(page.contains("DataNotHeld"), "{page}");
+    assert!(
+        page.contains("suspended until the issuing authority clarifies"),
+        "{page}"
+    );
+    let path = format!("/orders/{o2}/eevidence/form3");
+    let mut olga = Browser::new(&api.app);
+    olga.sign_in("olga", PASSWORD).await;
+    let csrf = olga.session_csrf().await;
+    let form = [("reason", "DataNotHeld"), ("text", "No such account.")];
+    let with = |csrf: &str| -> Vec<(String, String)> {
+        std::iter::once(("csrf".to_owned(), csrf.to_owned()))
+            .chain(form.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())))
+            .collect()
+    };
+    let pairs = with(&csrf);
+    let refs: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    assert_eq!(olga.post(&path, &refs).await.0, StatusCode::FORBIDDEN);
+    let csrf = alex.session_csrf().await;
+    let pairs = with(&csrf);
+    let refs: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    assert_eq!(alex.post(&path, &refs).await.0, StatusCode::SEE_OTHER);
+    assert_eq!(state_of(api, &o2).await.state.as_str(), "objected");
+    acknowledged(api, &o2, "nonexecution", 1).await;
     assert_eq!(release(api, &o2).await.0, StatusCode::CONFLICT);
 
     // Withdrawal: halted at once, confirmed by a person, then `confirmwithdrawal`.
@@ -896,14 +933,14 @@ async fn form3_suspends_the_clock_until_clarified_and_withdrawal_needs_a_person(
     all_created(&post(api, "withdraw", &withdraw).await);
     assert_eq!(state_of(api, &o2).await.state.as_str(), "withdrawing");
     assert_eq!(release(api, &o2).await.0, StatusCode::CONFLICT);
-    let o = o2.clone();
-    api.app
-        .pool
-        .run(move |conn| {
-            writ::orders::eevidence::confirm_withdrawal(conn, &staff(), &o, chrono::Utc::now())
-        })
-        .await
-        .unwrap();
+    let csrf = alex.session_csrf().await;
+    let (s, body, _) = alex
+        .post(
+            &format!("/orders/{o2}/eevidence/confirm-withdrawal"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
     assert_eq!(state_of(api, &o2).await.state.as_str(), "withdrawn");
     acknowledged(api, &o2, "confirmwithdrawal", 1).await;
     check_sent(&w.system);

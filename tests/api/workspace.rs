@@ -381,6 +381,9 @@ async fn every_route_checks_the_role(backend: Backend) {
     let assign = format!("/orders/{id}/assign");
     let notes = format!("/orders/{id}/notes");
     let reply_read = format!("/orders/{id}/reply-read");
+    let form3 = format!("/orders/{id}/eevidence/form3");
+    let confirm_withdrawal = format!("/orders/{id}/eevidence/confirm-withdrawal");
+    let confirm_authorities = format!("/orders/{id}/eevidence/confirm-authorities");
     // (method, path, roles allowed). Admins see no order; auditors change nothing.
     let routes: Vec<(&str, &str, &[&str])> = vec![
         ("GET", "/orders", &["rita", "alex", "olga"]),
@@ -404,6 +407,9 @@ async fn every_route_checks_the_role(backend: Backend) {
         ("POST", &ex_post, &["rita", "alex"]),
         ("POST", &notified, &["rita", "alex"]),
         ("POST", &extend, &["rita", "alex"]),
+        ("POST", &form3, &["rita", "alex"]),
+        ("POST", &confirm_withdrawal, &["rita", "alex"]),
+        ("POST", &confirm_authorities, &["alex"]),
         ("POST", "/orders/new", &["rita", "alex"]),
         ("POST", &package, &["alex"]),
         ("POST", &approve, &["alex"]),

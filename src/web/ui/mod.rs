@@ -10,6 +10,7 @@ pub mod admin;
 pub mod audit;
 pub mod dashboard;
 pub mod desk;
+pub mod eevidence;
 pub mod intake;
 pub mod mail;
 pub mod order;
@@ -322,6 +323,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(order::ex_post_validation)
         .service(order::user_notified)
         .service(order::hold)
+        .service(eevidence::form3)
+        .service(eevidence::confirm)
         .service(release::matches)
         .service(release::package_public_key)
         .service(release::package_public_keys)

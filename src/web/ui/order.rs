@@ -32,6 +32,7 @@ struct OrderPage {
     refusal_text: String,
     not_held_text: String,
     questions: Vec<crate::orders::replies::Template>,
+    eevidence: Option<super::eevidence::Panel>,
     desk: Desk,
 }
 
@@ -215,7 +216,7 @@ pub async fn order(
 ) -> Result<HttpResponse, UiError> {
     let staff = signed.require(Permission::ViewOrders)?.clone();
     let id = id.into_inner();
-    let (d, snapshot, tasks, justifications, desk) = db
+    let (d, snapshot, tasks, justifications, desk, eevidence) = db
         .run(move |conn| {
             let d = review::detail(conn, &id)?;
             let snapshot = crate::orders::approval::current(conn, &id)?;
@@ -230,7 +231,8 @@ pub async fn order(
                 names: crate::staff::desk::display_names(conn)?,
                 message_authors: crate::orders::desk::message_authors(conn, &id)?,
             };
-            Ok::<_, crate::orders::OrderError>((d, snapshot, tasks, justifications, desk))
+            let eevidence = super::eevidence::panel(conn, &id)?;
+            Ok::<_, crate::orders::OrderError>((d, snapshot, tasks, justifications, desk, eevidence))
         })
         .await?;
     let decision_json = serde_json::to_string_pretty(&d.scope).map_err(|_| UiError::Internal)?;
@@ -249,6 +251,7 @@ pub async fn order(
             check_methods: crate::orders::judgement::CHECK_METHODS,
             d,
             desk,
+            eevidence,
         },
     ))
 }
