@@ -50,7 +50,11 @@ fn order_entries(o: u64, at: DateTime<Utc>) -> Vec<(DateTime<Utc>, NewEntry)> {
         .reference("channel", "api")
         .reference(
             "instrument",
-            if o % 9 == 0 { "eu.epoc_pr" } else { "eu.epoc" },
+            if o.is_multiple_of(9) {
+                "eu.epoc_pr"
+            } else {
+                "eu.epoc"
+            },
         )
         .reference("order_sha256", hash)
         .reference("document_sha256", hash)
@@ -58,15 +62,22 @@ fn order_entries(o: u64, at: DateTime<Utc>) -> Vec<(DateTime<Utc>, NewEntry)> {
         .reference("policy_set", hash)
         .reference("target_holds", 1u64)
         .reference("validation_proven", true)
-        .reference("emergency", o % 13 == 0)
+        .reference("emergency", o.is_multiple_of(13))
         .reference("issuer_country", country)
         .reference("issuer_kind", KINDS[(o % 3) as usize])
         .reference("identifiers", 1 + o % 3)
         .reference("accounts", o % 2)
         .reference("received_at", writ::audit::entry::format_time(at))
-        .reference("gag", o % 4 == 0)
+        .reference("gag", o.is_multiple_of(4))
         .reference("legal_basis", "Regulation (EU) 2023/1543 Art 5")
-        .reference("action", if o % 9 == 0 { "preserve" } else { "produce" })
+        .reference(
+            "action",
+            if o.is_multiple_of(9) {
+                "preserve"
+            } else {
+                "produce"
+            },
+        )
         .reference(
             "deadline_at",
             writ::audit::entry::format_time(at + Duration::days(10)),

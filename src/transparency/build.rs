@@ -62,6 +62,15 @@ struct Request {
     complete: bool,
 }
 
+impl Request {
+    /// Sets the outcome unless one is set already (the first closing entry decides).
+    fn close(&mut self, outcome: Outcome) {
+        if self.outcome == Outcome::Open {
+            self.outcome = outcome;
+        }
+    }
+}
+
 /// Counts of one row of the per-country tables.
 #[derive(Debug, Clone, Copy, Default)]
 struct Counts {
@@ -266,14 +275,16 @@ impl Builder {
                 r.answered = r.answered.or_else(at);
             }
             e if e == crate::audit::Event::OrderWithdrawn.as_str() => {
-                if r.outcome == Outcome::Open {
-                    r.outcome = Outcome::Withdrawn;
-                }
+                r.close(Outcome::Withdrawn);
             }
             e if e == crate::audit::Event::OrderExPostValidation.as_str() => {
-                if text(leaf, "outcome") == Some("lapsed") && r.outcome == Outcome::Open {
-                    r.outcome = Outcome::Withdrawn;
-                }
+                // A lapsed validation withdraws an order not yet answered.
+                let lapsed = text(leaf, "outcome") == Some("lapsed");
+                r.close(if lapsed {
+                    Outcome::Withdrawn
+                } else {
+                    Outcome::Open
+                });
             }
             e if e == crate::audit::Event::OrderNarrowed.as_str() => r.narrowed = true,
             e if e == crate::audit::Event::OrderUserNotified.as_str() => r.notified = true,

@@ -454,9 +454,9 @@ pub fn html(report: &Report) -> String {
         esc(&report.format)
     );
     s.push_str(&body(report));
-    let _ = write!(
+    let _ = writeln!(
         s,
-        "<section><h2>Verification</h2><p>Signed checkpoint (also in checkpoint.txt), entries {}..{} of the log:</p><pre>{}</pre><p>See <a href=\"methodology.txt\">methodology.txt</a> for what each number counts and how small numbers are published.</p></section></main></body></html>\n",
+        "<section><h2>Verification</h2><p>Signed checkpoint (also in checkpoint.txt), entries {}..{} of the log:</p><pre>{}</pre><p>See <a href=\"methodology.txt\">methodology.txt</a> for what each number counts and how small numbers are published.</p></section></main></body></html>",
         report.log.start,
         report.log.end,
         esc(&report.log.checkpoint)

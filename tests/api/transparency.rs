@@ -626,7 +626,7 @@ async fn a_seeded_year_matches_counts_made_by_the_test(backend: Backend) {
             fate,
             fate_at: received + delay,
             narrowed: i % 6 == 5,
-            notified: i % 9 == 0,
+            notified: i.is_multiple_of(9),
             gag_until: gags[i % gags.len()],
             old,
         }
@@ -635,7 +635,7 @@ async fn a_seeded_year_matches_counts_made_by_the_test(backend: Backend) {
         for j in 0..count {
             let instrument = if country == "US" {
                 "us.fisa"
-            } else if j % 2 == 0 {
+            } else if j.is_multiple_of(2) {
                 "eu.epoc"
             } else {
                 "fr.requisition"
@@ -662,7 +662,7 @@ async fn a_seeded_year_matches_counts_made_by_the_test(backend: Backend) {
             "prosecutor",
             "eu.epoc_pr",
             true,
-            j % 5 == 0,
+            j.is_multiple_of(5),
             false,
         ));
     }
