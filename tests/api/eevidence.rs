@@ -407,7 +407,7 @@ async fn release(api: &Api, order: &str) -> (StatusCode, String) {
     bea.sign_in("bea", PASSWORD).await;
     let csrf = alex.session_csrf().await;
     let (s, preview, _) = alex
-        .post(&format!("/orders/{order}/package"), &[("csrf", &csrf)])
+        .post_follow(&format!("/orders/{order}/package"), &[("csrf", &csrf)])
         .await;
     if s != StatusCode::OK {
         return (s, preview);
@@ -416,7 +416,11 @@ async fn release(api: &Api, order: &str) -> (StatusCode, String) {
     let (s, body, _) = alex
         .post(
             &format!("/orders/{order}/approve"),
-            &[("csrf", &csrf), ("snapshot_sha256", &hash)],
+            &[
+                ("csrf", &csrf),
+                ("snapshot_sha256", &hash),
+                ("justification", crate::workspace_daily::JUSTIFICATION),
+            ],
         )
         .await;
     if s != StatusCode::SEE_OTHER {
@@ -426,7 +430,11 @@ async fn release(api: &Api, order: &str) -> (StatusCode, String) {
     let (s, body, _) = bea
         .post(
             &format!("/orders/{order}/approve"),
-            &[("csrf", &csrf_b), ("snapshot_sha256", &hash)],
+            &[
+                ("csrf", &csrf_b),
+                ("snapshot_sha256", &hash),
+                ("justification", crate::workspace_daily::JUSTIFICATION),
+            ],
         )
         .await;
     (s, body)

@@ -125,7 +125,11 @@ async fn a_report_over_real_orders_counts_what_the_test_did_and_verifies_offline
     let (s, body, _) = b
         .post(
             &format!("/orders/{}/refuse", ids["refused"]),
-            &[("csrf", &csrf), ("text", "Cannot comply: no such service.")],
+            &[
+                ("csrf", &csrf),
+                ("text", "Cannot comply: no such service."),
+                ("confirm", "yes"),
+            ],
         )
         .await;
     assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
