@@ -133,7 +133,7 @@ async fn an_approval_that_needs_judgement_is_refused_without_a_recorded_justific
     alex.sign_in("alex", PASSWORD).await;
     let csrf = alex.session_csrf().await;
     let (status, preview, _) = alex
-        .post(&format!("/orders/{id}/package"), &[("csrf", &csrf)])
+        .post_follow(&format!("/orders/{id}/package"), &[("csrf", &csrf)])
         .await;
     assert_eq!(status, StatusCode::OK, "{preview}");
     let flags = created["decision"]["review_flags"].as_array().unwrap();

@@ -232,7 +232,14 @@ pub async fn order(
                 message_authors: crate::orders::desk::message_authors(conn, &id)?,
             };
             let eevidence = super::eevidence::panel(conn, &id)?;
-            Ok::<_, crate::orders::OrderError>((d, snapshot, tasks, justifications, desk, eevidence))
+            Ok::<_, crate::orders::OrderError>((
+                d,
+                snapshot,
+                tasks,
+                justifications,
+                desk,
+                eevidence,
+            ))
         })
         .await?;
     let decision_json = serde_json::to_string_pretty(&d.scope).map_err(|_| UiError::Internal)?;
