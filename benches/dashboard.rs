@@ -59,6 +59,8 @@ fn seed(db: &Db, orders: u64, settings: &writ::settings::Settings) {
         display_name: "Rita".into(),
         role: writ::staff::Role::LegalReviewer,
         csrf_token: String::new(),
+        unread_notifications: 0,
+        time_zone: "UTC".into(),
     };
     let now = Utc::now();
     let mut ids = Vec::new();

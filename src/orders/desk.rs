@@ -164,12 +164,12 @@ pub fn notes(conn: &mut DbConn, order_id: &str) -> Result<Vec<Note>, OrderError>
 
 /// Who an order is assigned to (username) and whether the authority's latest reply is unread.
 pub fn desk_state(conn: &mut DbConn, order_id: &str) -> Result<(Option<String>, bool), OrderError> {
-    Ok(orders::table
+    orders::table
         .find(order_id)
         .select((orders::assigned_to, orders::reply_unread))
         .first(conn)
         .optional()?
-        .ok_or(OrderError::NotFound)?)
+        .ok_or(OrderError::NotFound)
 }
 
 /// The authority wrote on an order (inside the caller's transaction): the order carries the

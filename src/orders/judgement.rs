@@ -94,7 +94,7 @@ fn invalid(field: &str, title: &str, message: String) -> OrderError {
 pub fn check_text<'a>(field: &str, text: &'a str) -> Result<&'a str, OrderError> {
     let t = text.trim();
     let n = t.chars().count();
-    if n < MIN_CHARS || n > MAX_CHARS || t.contains('\0') {
+    if !(MIN_CHARS..=MAX_CHARS).contains(&n) || t.contains('\0') {
         return Err(invalid(
             field,
             "A recorded justification is needed",

@@ -912,6 +912,9 @@ fn decide_field(
     }
 }
 
+/// A rule's grant, and the kinds of target it covers where it reaches only some (`None`: all).
+type RuleGrant = (Grant, Option<Vec<TargetKind>>);
+
 /// Checks one rule's entitlement and conditions; the first failure is the reason.
 fn check_rule(
     rule: &RuleSpec,
@@ -919,7 +922,7 @@ fn check_rule(
     order: &Order,
     facts: &RegistryFacts,
     clock: Clock,
-) -> Result<(Grant, Option<Vec<TargetKind>>), (ReasonCode, String)> {
+) -> Result<RuleGrant, (ReasonCode, String)> {
     if !rule.frameworks.is_empty()
         && !order
             .procedural_framework

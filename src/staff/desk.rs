@@ -93,29 +93,31 @@ pub fn has_notification(
     .get_result(conn)
 }
 
+/// A notification row: id, order, kind, body, created, read.
+type NotificationRow = (String, Option<String>, String, String, i64, Option<i64>);
+
 /// The newest `limit` notifications of `username`.
 pub fn notifications(
     conn: &mut DbConn,
     username: &str,
     limit: i64,
 ) -> QueryResult<Vec<Notification>> {
-    let rows: Vec<(String, Option<String>, String, String, i64, Option<i64>)> =
-        staff_notifications::table
-            .filter(staff_notifications::username.eq(username))
-            .order((
-                staff_notifications::created_at.desc(),
-                staff_notifications::id.desc(),
-            ))
-            .select((
-                staff_notifications::id,
-                staff_notifications::order_id,
-                staff_notifications::kind,
-                staff_notifications::body,
-                staff_notifications::created_at,
-                staff_notifications::read_at,
-            ))
-            .limit(limit)
-            .load(conn)?;
+    let rows: Vec<NotificationRow> = staff_notifications::table
+        .filter(staff_notifications::username.eq(username))
+        .order((
+            staff_notifications::created_at.desc(),
+            staff_notifications::id.desc(),
+        ))
+        .select((
+            staff_notifications::id,
+            staff_notifications::order_id,
+            staff_notifications::kind,
+            staff_notifications::body,
+            staff_notifications::created_at,
+            staff_notifications::read_at,
+        ))
+        .limit(limit)
+        .load(conn)?;
     Ok(rows
         .into_iter()
         .map(|(id, order_id, kind, body, at, read_at)| Notification {

@@ -498,6 +498,10 @@ pub fn login(
     Ok(session)
 }
 
+/// A session joined with its user: username, CSRF token, last seen, end, display name, role,
+/// disabled, time zone.
+type SessionRow = (String, String, i64, i64, String, String, bool, String);
+
 /// The staff member of a session cookie, if the session is live (not idle too long, not past
 /// its end, user not disabled). Refreshes the idle clock at most once a minute (more often
 /// under a short idle timeout).
@@ -509,22 +513,21 @@ pub fn session(
 ) -> Result<Option<Staff>, StaffError> {
     let micros = now.timestamp_micros();
     let hash = token_hash(token);
-    let row: Option<(String, String, i64, i64, String, String, bool, String)> =
-        staff_sessions::table
-            .inner_join(staff_users::table)
-            .filter(staff_sessions::token_sha256.eq(&hash))
-            .select((
-                staff_sessions::username,
-                staff_sessions::csrf_token,
-                staff_sessions::last_seen_at,
-                staff_sessions::expires_at,
-                staff_users::display_name,
-                staff_users::role,
-                staff_users::disabled,
-                staff_users::time_zone,
-            ))
-            .first(conn)
-            .optional()?;
+    let row: Option<SessionRow> = staff_sessions::table
+        .inner_join(staff_users::table)
+        .filter(staff_sessions::token_sha256.eq(&hash))
+        .select((
+            staff_sessions::username,
+            staff_sessions::csrf_token,
+            staff_sessions::last_seen_at,
+            staff_sessions::expires_at,
+            staff_users::display_name,
+            staff_users::role,
+            staff_users::disabled,
+            staff_users::time_zone,
+        ))
+        .first(conn)
+        .optional()?;
     let Some((username, csrf_token, last_seen, expires, display_name, role, disabled, time_zone)) =
         row
     else {
