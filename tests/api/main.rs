@@ -36,4 +36,7 @@ mod transparency;
 mod workspace;
 mod workspace_bugs;
 mod workspace_daily;
+mod workspace_admin;
 mod workspace_desk;
+mod workspace_handover;
+mod workspace_webhooks;
