@@ -253,8 +253,7 @@ pub fn verify(text: &[u8], key: &VerifyingKey) -> Result<VerifiedCertificate, Ce
         .filter_map(|l| l.split_once(": "))
         .filter(|(n, _)| {
             !n.is_empty()
-                && n
-                    .bytes()
+                && n.bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         })
         .map(|(n, v)| (n.to_owned(), v.to_owned()))

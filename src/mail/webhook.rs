@@ -431,8 +431,7 @@ fn claim_next(
                 ));
             let due: Vec<(i64, String, String, String, String, i32)> =
                 crate::db::locks::load_skip_locked!(c, query).map_err(DbError::Query)?;
-            let Some((id, kind, order_id, body, status, attempts)) = due.into_iter().next()
-            else {
+            let Some((id, kind, order_id, body, status, attempts)) = due.into_iter().next() else {
                 return Ok(None);
             };
             let Some(kind) = Kind::parse(&kind) else {
@@ -449,7 +448,13 @@ fn claim_next(
                     .execute(c)
                     .map_err(DbError::Query)?;
                 report.failed += 1;
-                tracing::warn!(webhook.id = id, webhook.kind = kind.as_str(), outcome = "failed", error.class = "lease-expired", "webhook not sent");
+                tracing::warn!(
+                    webhook.id = id,
+                    webhook.kind = kind.as_str(),
+                    outcome = "failed",
+                    error.class = "lease-expired",
+                    "webhook not sent"
+                );
                 continue;
             }
             let attempts = attempts.saturating_add(1);
@@ -538,7 +543,11 @@ fn record(
                     .execute(c)
                     .map_err(DbError::Query)?;
                 if n == 0 {
-                    tracing::warn!(webhook.id = claimed.id, webhook.kind = kind, "webhook outcome not recorded: the lease expired");
+                    tracing::warn!(
+                        webhook.id = claimed.id,
+                        webhook.kind = kind,
+                        "webhook outcome not recorded: the lease expired"
+                    );
                     return Ok(());
                 }
                 let event = match claimed.kind {
@@ -558,10 +567,18 @@ fn record(
                     .order(&claimed.order_id)
                     .reference("webhook", u64::try_from(claimed.id).unwrap_or(0))
                     .reference("attempts", u64::try_from(claimed.attempts).unwrap_or(0))
-                    .reference("body_sha256", crate::digest::sha256_hex(claimed.body.as_bytes()));
+                    .reference(
+                        "body_sha256",
+                        crate::digest::sha256_hex(claimed.body.as_bytes()),
+                    );
                 audit::append(c, &entry, now)?;
                 report.sent += 1;
-                tracing::info!(webhook.id = claimed.id, webhook.kind = kind, outcome = "sent", "webhook sent");
+                tracing::info!(
+                    webhook.id = claimed.id,
+                    webhook.kind = kind,
+                    outcome = "sent",
+                    "webhook sent"
+                );
             }
             Err(failure) => {
                 let give_up = failure.permanent || claimed.attempts >= max_attempts(settings);
@@ -585,10 +602,22 @@ fn record(
                     .map_err(DbError::Query)?;
                 if give_up {
                     report.failed += 1;
-                    tracing::warn!(webhook.id = claimed.id, webhook.kind = kind, outcome = "failed", attempts = claimed.attempts, "webhook not sent; giving up");
+                    tracing::warn!(
+                        webhook.id = claimed.id,
+                        webhook.kind = kind,
+                        outcome = "failed",
+                        attempts = claimed.attempts,
+                        "webhook not sent; giving up"
+                    );
                 } else {
                     report.retrying += 1;
-                    tracing::warn!(webhook.id = claimed.id, webhook.kind = kind, outcome = "retry", attempts = claimed.attempts, "webhook not sent; will retry");
+                    tracing::warn!(
+                        webhook.id = claimed.id,
+                        webhook.kind = kind,
+                        outcome = "retry",
+                        attempts = claimed.attempts,
+                        "webhook not sent; will retry"
+                    );
                 }
             }
         }
@@ -687,12 +716,36 @@ mod tests {
     #[test]
     fn a_signature_verifies_only_unchanged_with_its_secret_and_in_time() {
         let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default();
-        let header = sign(b"0123456789abcdef0123456789abcdef", now.timestamp(), b"{\"a\":1}");
-        assert!(verify(b"0123456789abcdef0123456789abcdef", &header, b"{\"a\":1}", now));
-        assert!(!verify(b"0123456789abcdef0123456789abcdeX", &header, b"{\"a\":1}", now));
-        assert!(!verify(b"0123456789abcdef0123456789abcdef", &header, b"{\"a\":2}", now));
+        let header = sign(
+            b"0123456789abcdef0123456789abcdef",
+            now.timestamp(),
+            b"{\"a\":1}",
+        );
+        assert!(verify(
+            b"0123456789abcdef0123456789abcdef",
+            &header,
+            b"{\"a\":1}",
+            now
+        ));
+        assert!(!verify(
+            b"0123456789abcdef0123456789abcdeX",
+            &header,
+            b"{\"a\":1}",
+            now
+        ));
+        assert!(!verify(
+            b"0123456789abcdef0123456789abcdef",
+            &header,
+            b"{\"a\":2}",
+            now
+        ));
         let late = now + chrono::Duration::seconds(TOLERANCE_SECS + 1);
-        assert!(!verify(b"0123456789abcdef0123456789abcdef", &header, b"{\"a\":1}", late));
+        assert!(!verify(
+            b"0123456789abcdef0123456789abcdef",
+            &header,
+            b"{\"a\":1}",
+            late
+        ));
         assert!(!verify(b"k", "t=1,v1=zz", b"", now));
     }
 
@@ -702,7 +755,10 @@ mod tests {
             notice_url: "http://127.0.0.1:1/".into(),
             notice_secret: crate::settings::SecretString::new("s".repeat(32)),
             notice_templates: [
-                ("default".to_owned(), "{authority} asked on {date}.".to_owned()),
+                (
+                    "default".to_owned(),
+                    "{authority} asked on {date}.".to_owned(),
+                ),
                 (
                     "eu.dsa_art10".to_owned(),
                     "Under {instrument}, {authority} ({country}) received {categories}.".to_owned(),

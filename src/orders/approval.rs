@@ -488,7 +488,7 @@ fn queue_user_notice(
         facts,
     };
     crate::mail::webhook::queue_user_notice(c, mail, &notice, due, now)
-    .map_err(|e| conflict(format!("the user notice could not be queued: {e}")))?;
+        .map_err(|e| conflict(format!("the user notice could not be queued: {e}")))?;
     Ok(())
 }
 

@@ -95,8 +95,12 @@ fn systems(conn: &mut DbConn, before_seq: u64) -> Result<Vec<SourceSystem>, Orde
         before: Some(i64::try_from(before_seq).unwrap_or(i64::MAX)),
         ..Default::default()
     };
-    let entries =
-        audit::search::search(conn, &filter, audit::search::Direction::NewestFirst, IMPORTS_READ)?;
+    let entries = audit::search::search(
+        conn,
+        &filter,
+        audit::search::Direction::NewestFirst,
+        IMPORTS_READ,
+    )?;
     let mut newest: BTreeMap<(String, String), SourceSystem> = BTreeMap::new();
     for e in entries {
         let leaf: serde_json::Value = serde_json::from_str(&e.leaf).map_err(corrupt)?;
@@ -139,7 +143,10 @@ pub fn certificate(
             order_id: order_id.to_owned(),
             reference: r.manifest.reference.clone(),
             authority: (r.manifest.authority_id.clone(), r.authority_name.clone()),
-            instrument: (r.manifest.instrument.clone(), r.scope.instrument_name.clone()),
+            instrument: (
+                r.manifest.instrument.clone(),
+                r.scope.instrument_name.clone(),
+            ),
             package_sha256: r.package_sha256.clone(),
             manifest_sha256: r.manifest_sha256.clone(),
             record_counts: r.manifest.record_counts.clone(),
@@ -243,11 +250,7 @@ fn letter(r: &Released, provider: &str, key: &str) -> String {
         );
     }
     for (category, n) in &m.record_counts {
-        let _ = writeln!(
-            out,
-            "  {}: {n} record(s)",
-            category.replace('_', " ")
-        );
+        let _ = writeln!(out, "  {}: {n} record(s)", category.replace('_', " "));
     }
     let _ = writeln!(
         out,
@@ -328,4 +331,3 @@ pub fn download(
     })?;
     Ok(Some((with_proof, sha)))
 }
-

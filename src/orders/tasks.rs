@@ -157,9 +157,7 @@ pub fn notice_due(
         .filter_map(|n| match n.timing {
             NoticeTiming::WhenGivingEffect => Some(released_at),
             NoticeTiming::NotBefore(t) => Some(t.max(released_at)),
-            NoticeTiming::NotApplicable | NoticeTiming::WhenGagLifted | NoticeTiming::Never => {
-                None
-            }
+            NoticeTiming::NotApplicable | NoticeTiming::WhenGagLifted | NoticeTiming::Never => None,
         })
         .min()
 }

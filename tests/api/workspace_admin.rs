@@ -48,28 +48,44 @@ async fn an_admin_resets_a_password_and_the_user_must_choose_a_new_one(backend: 
 
     // The users page offers it beside each colleague.
     let (_, page, _) = adam.get("/admin/users").await;
-    assert!(page.contains("action=\"/admin/users/rita/password\""), "{page}");
+    assert!(
+        page.contains("action=\"/admin/users/rita/password\""),
+        "{page}"
+    );
 
     // Refused: without the box ticked, without the form's token, by a non-admin, a password
     // too short. Nothing changes: rita's session lives on.
-    let (status, body, _) = adam.post(reset, &[("csrf", &csrf), ("password", TEMPORARY)]).await;
+    let (status, body, _) = adam
+        .post(reset, &[("csrf", &csrf), ("password", TEMPORARY)])
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     let (status, _, _) = adam
         .post(
             reset,
-            &[("csrf", "forged"), ("password", TEMPORARY), ("confirm", "yes")],
+            &[
+                ("csrf", "forged"),
+                ("password", TEMPORARY),
+                ("confirm", "yes"),
+            ],
         )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, _, _) = rita
         .post(
             "/admin/users/alex/password",
-            &[("csrf", &rita_csrf), ("password", TEMPORARY), ("confirm", "yes")],
+            &[
+                ("csrf", &rita_csrf),
+                ("password", TEMPORARY),
+                ("confirm", "yes"),
+            ],
         )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, _, _) = adam
-        .post(reset, &[("csrf", &csrf), ("password", "short"), ("confirm", "yes")])
+        .post(
+            reset,
+            &[("csrf", &csrf), ("password", "short"), ("confirm", "yes")],
+        )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     let (status, _, _) = adam
@@ -78,13 +94,20 @@ async fn an_admin_resets_a_password_and_the_user_must_choose_a_new_one(backend: 
             &[("csrf", &csrf), ("password", TEMPORARY), ("confirm", "yes")],
         )
         .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "one's own: the account page");
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "one's own: the account page"
+    );
     assert_eq!(rita.get("/orders").await.0, StatusCode::OK);
     assert!(leaves_of(&app, "staff.password_reset").await.is_empty());
 
     // Reset: rita's session ends, her old password is refused, the temporary one signs her in.
     let (status, body, _) = adam
-        .post(reset, &[("csrf", &csrf), ("password", TEMPORARY), ("confirm", "yes")])
+        .post(
+            reset,
+            &[("csrf", &csrf), ("password", TEMPORARY), ("confirm", "yes")],
+        )
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
     assert_eq!(
@@ -93,7 +116,10 @@ async fn an_admin_resets_a_password_and_the_user_must_choose_a_new_one(backend: 
         "the old session ended"
     );
     let mut again = Browser::new(&app);
-    assert_eq!(again.sign_in("rita", PASSWORD).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        again.sign_in("rita", PASSWORD).await,
+        StatusCode::UNAUTHORIZED
+    );
     let mut rita = Browser::new(&app);
     assert_eq!(rita.sign_in("rita", TEMPORARY).await, StatusCode::SEE_OTHER);
 
@@ -109,7 +135,10 @@ async fn an_admin_resets_a_password_and_the_user_must_choose_a_new_one(backend: 
     }
     let (status, page, _) = rita.get("/account").await;
     assert_eq!(status, StatusCode::OK);
-    assert!(page.contains("An administrator reset your password"), "{page}");
+    assert!(
+        page.contains("An administrator reset your password"),
+        "{page}"
+    );
     let csrf = Browser::csrf_in(&page);
     // The temporary password again is not a new one.
     let (status, _, _) = rita

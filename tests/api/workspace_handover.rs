@@ -81,7 +81,11 @@ fn cli_verify(dir: &std::path::Path, certificate: Option<&[u8]>) -> (bool, Strin
 async fn the_legal_team_hands_over_a_released_package_with_a_letter_and_a_certificate(
     backend: Backend,
 ) {
-    let api = Api::start(backend, &[("WRIT_PACKAGE__PROVIDER_NAME", "Example Messaging Ltd")]).await;
+    let api = Api::start(
+        backend,
+        &[("WRIT_PACKAGE__PROVIDER_NAME", "Example Messaging Ltd")],
+    )
+    .await;
     add_users(&api.app).await;
     seed_alice(&api.app).await;
     let (_, created) = json_of(api.submit(PARIS, &submission(ORDER)).await).await;
@@ -102,7 +106,11 @@ async fn the_legal_team_hands_over_a_released_package_with_a_letter_and_a_certif
     }
     let (_, page, _) = browsers[0].1.get(&format!("/orders/{id}")).await;
     assert!(!page.contains("/release/certificate.txt"));
-    assert!(leaves_of(&api.app, "order.certificate_issued").await.is_empty());
+    assert!(
+        leaves_of(&api.app, "order.certificate_issued")
+            .await
+            .is_empty()
+    );
 
     crate::access::release(&api.app, &id).await;
     let (_, page, _) = browsers[0].1.get(&format!("/orders/{id}")).await;
@@ -121,7 +129,11 @@ async fn the_legal_team_hands_over_a_released_package_with_a_letter_and_a_certif
         let records = ["rita", "alex"].contains(user);
         let reads = *user != "adam";
         let (status, _, _) = bytes(b, &package).await;
-        assert_eq!(status == StatusCode::OK, records, "{user}: package {status}");
+        assert_eq!(
+            status == StatusCode::OK,
+            records,
+            "{user}: package {status}"
+        );
         if !records {
             assert_eq!(status, StatusCode::FORBIDDEN, "{user}");
         }
@@ -166,7 +178,10 @@ async fn the_legal_team_hands_over_a_released_package_with_a_letter_and_a_certif
         "records certificate",
         verified.manifest_sha256.as_str(),
     ] {
-        assert!(text.contains(expected), "{expected:?} not in the letter:\n{text}");
+        assert!(
+            text.contains(expected),
+            "{expected:?} not in the letter:\n{text}"
+        );
     }
     for record in ["u-alice", "203.0.113.7", "+33612345678", "alice"] {
         assert!(!text.contains(record), "{record} in the letter:\n{text}");
@@ -186,7 +201,10 @@ async fn the_legal_team_hands_over_a_released_package_with_a_letter_and_a_certif
         "released-at: ",
         "records: subscriber 2",
     ] {
-        assert!(cert_text.contains(expected), "{expected:?} not in:\n{cert_text}");
+        assert!(
+            cert_text.contains(expected),
+            "{expected:?} not in:\n{cert_text}"
+        );
     }
     for record in ["u-alice", "203.0.113.7", "+33612345678", "alice"] {
         assert!(!cert_text.contains(record), "{record} in the certificate");
@@ -273,7 +291,10 @@ async fn the_legal_team_hands_over_a_released_package_with_a_letter_and_a_certif
     );
     let issued = leaves_of(&api.app, "order.certificate_issued").await;
     // rita, alex and olga in the role loop, then olga and rita again: the same bytes each time.
-    let issuers: Vec<&str> = issued.iter().map(|l| l["actor"]["id"].as_str().unwrap()).collect();
+    let issuers: Vec<&str> = issued
+        .iter()
+        .map(|l| l["actor"]["id"].as_str().unwrap())
+        .collect();
     assert_eq!(issuers, ["rita", "alex", "olga", "olga", "rita"]);
     for l in &issued {
         assert_eq!(l["order"], id.as_str());
@@ -281,6 +302,9 @@ async fn the_legal_team_hands_over_a_released_package_with_a_letter_and_a_certif
             l["refs"]["certificate_sha256"],
             writ::digest::sha256_hex(&cert).as_str()
         );
-        assert_eq!(l["refs"]["manifest_sha256"], verified.manifest_sha256.as_str());
+        assert_eq!(
+            l["refs"]["manifest_sha256"],
+            verified.manifest_sha256.as_str()
+        );
     }
 }

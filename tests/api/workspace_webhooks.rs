@@ -67,9 +67,15 @@ async fn start_listener(state: Arc<Mutex<Listener>>) -> String {
 fn env(url: &str) -> Vec<(&'static str, String)> {
     vec![
         ("WRIT_MAIL__WEBHOOKS__NOTICE_URL", url.to_owned()),
-        ("WRIT_MAIL__WEBHOOKS__NOTICE_SECRET", NOTICE_SECRET.to_owned()),
+        (
+            "WRIT_MAIL__WEBHOOKS__NOTICE_SECRET",
+            NOTICE_SECRET.to_owned(),
+        ),
         ("WRIT_MAIL__WEBHOOKS__PAGING_URL", url.to_owned()),
-        ("WRIT_MAIL__WEBHOOKS__PAGING_SECRET", PAGING_SECRET.to_owned()),
+        (
+            "WRIT_MAIL__WEBHOOKS__PAGING_SECRET",
+            PAGING_SECRET.to_owned(),
+        ),
         ("WRIT_MAIL__WEBHOOKS__RETRY_BACKOFF_SECS", "0".to_owned()),
         ("WRIT_MAIL__LEGAL_TEAM", "legal@provider.example".to_owned()),
         ("WRIT_API__JOBS_INTERVAL_SECS", "3600".to_owned()),
@@ -173,7 +179,11 @@ async fn a_user_notice_is_signed_retried_on_500_and_recorded(backend: Backend) {
 
     state.lock().unwrap().answers = VecDeque::from([500, 503]);
     let report = send(&api.app, &url).await;
-    assert_eq!((report.claimed, report.sent, report.retrying), (3, 1, 2), "{report:?}");
+    assert_eq!(
+        (report.claimed, report.sent, report.retrying),
+        (3, 1, 2),
+        "{report:?}"
+    );
     let received = state.lock().unwrap().received.clone();
     assert_eq!(received.len(), 3);
     let now = chrono::Utc::now();
@@ -182,12 +192,25 @@ async fn a_user_notice_is_signed_retried_on_500_and_recorded(backend: Backend) {
             writ::mail::webhook::verify(NOTICE_SECRET.as_bytes(), signature, body, now),
             "{signature}"
         );
-        assert!(!writ::mail::webhook::verify(PAGING_SECRET.as_bytes(), signature, body, now));
+        assert!(!writ::mail::webhook::verify(
+            PAGING_SECRET.as_bytes(),
+            signature,
+            body,
+            now
+        ));
         let mut changed = body.clone();
         changed[10] ^= 1;
-        assert!(!writ::mail::webhook::verify(NOTICE_SECRET.as_bytes(), signature, &changed, now));
+        assert!(!writ::mail::webhook::verify(
+            NOTICE_SECRET.as_bytes(),
+            signature,
+            &changed,
+            now
+        ));
     }
-    assert!(received.iter().all(|(_, b)| *b == received[0].1), "the same body each time");
+    assert!(
+        received.iter().all(|(_, b)| *b == received[0].1),
+        "the same body each time"
+    );
     let body: Value = serde_json::from_slice(&received[0].1).unwrap();
     assert_eq!(body["type"], "user_notice");
     assert_eq!(body["order_id"], id.as_str());
@@ -198,13 +221,23 @@ async fn a_user_notice_is_signed_retried_on_500_and_recorded(backend: Backend) {
         "{text}"
     );
     let all = String::from_utf8_lossy(&received[0].1).to_string();
-    for secret in ["SUB-2026-7", "wire fraud", "u-alice", "203.0.113.7", "+33612345678"] {
+    for secret in [
+        "SUB-2026-7",
+        "wire fraud",
+        "u-alice",
+        "203.0.113.7",
+        "+33612345678",
+    ] {
         assert!(!all.contains(secret), "{secret} in {all}");
     }
 
     // Recorded: sent once, audited with the attempts, the order shows the user told.
     assert_eq!(rows(&api.app, &id).await[0].1, "sent");
-    assert_eq!(send(&api.app, &url).await.claimed, 0, "nothing more to send");
+    assert_eq!(
+        send(&api.app, &url).await.claimed,
+        0,
+        "nothing more to send"
+    );
     let sent = leaves_of(&api.app, "order.user_notice_sent").await;
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(sent[0]["order"], id.as_str());
@@ -245,10 +278,18 @@ async fn no_user_notice_goes_out_under_a_gag_or_before_it_ends(backend: Backend)
     let waiting = rows(&api.app, &dated).await;
     assert_eq!(waiting.len(), 1, "{waiting:?}");
     let until = chrono::DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z").unwrap();
-    assert_eq!(waiting[0].2, until.timestamp_micros(), "not before the gag ends");
+    assert_eq!(
+        waiting[0].2,
+        until.timestamp_micros(),
+        "not before the gag ends"
+    );
     assert_eq!(send(&api.app, &url).await.claimed, 0);
     assert!(state.lock().unwrap().received.is_empty());
-    assert!(leaves_of(&api.app, "order.user_notice_sent").await.is_empty());
+    assert!(
+        leaves_of(&api.app, "order.user_notice_sent")
+            .await
+            .is_empty()
+    );
 }
 
 /// An emergency order queues a page in the transaction that stores it (beside the legal
@@ -262,19 +303,27 @@ async fn an_emergency_order_pages_the_on_call_and_the_page_is_acknowledged(backe
     add_users(&api.app).await;
     let mut order: Value = serde_json::from_str(ORDER).unwrap();
     order["emergency"] = json!({"justification": "Imminent threat to a person's life."});
-    let (status, created) =
-        json_of(api.submit(PARIS, &submission(&order.to_string())).await).await;
+    let (status, created) = json_of(api.submit(PARIS, &submission(&order.to_string())).await).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let id = created["id"].as_str().unwrap().to_owned();
     // A routine order pages nobody.
-    let (_, routine) = json_of(api.submit(PARIS, &submission(&{
-        let mut o: Value = serde_json::from_str(ORDER).unwrap();
-        o["reference"] = json!("PR-2026-0050");
-        o.to_string()
-    }))
-    .await)
+    let (_, routine) = json_of(
+        api.submit(
+            PARIS,
+            &submission(&{
+                let mut o: Value = serde_json::from_str(ORDER).unwrap();
+                o["reference"] = json!("PR-2026-0050");
+                o.to_string()
+            }),
+        )
+        .await,
+    )
     .await;
-    assert!(rows(&api.app, routine["id"].as_str().unwrap()).await.is_empty());
+    assert!(
+        rows(&api.app, routine["id"].as_str().unwrap())
+            .await
+            .is_empty()
+    );
     assert_eq!(rows(&api.app, &id).await.len(), 1);
     let urgent_mail: i64 = {
         let id = id.clone();
@@ -299,33 +348,65 @@ async fn an_emergency_order_pages_the_on_call_and_the_page_is_acknowledged(backe
     assert_eq!((report.claimed, report.sent), (1, 1), "{report:?}");
     let (signature, body) = state.lock().unwrap().received[0].clone();
     let now = chrono::Utc::now();
-    assert!(writ::mail::webhook::verify(PAGING_SECRET.as_bytes(), &signature, &body, now));
-    assert!(!writ::mail::webhook::verify(NOTICE_SECRET.as_bytes(), &signature, &body, now));
+    assert!(writ::mail::webhook::verify(
+        PAGING_SECRET.as_bytes(),
+        &signature,
+        &body,
+        now
+    ));
+    assert!(!writ::mail::webhook::verify(
+        NOTICE_SECRET.as_bytes(),
+        &signature,
+        &body,
+        now
+    ));
     let page: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(page["type"], "page");
     assert_eq!(page["reference"], "PR-2026-0042");
     assert_eq!(page["open"], format!("/orders/{id}"));
     let text = String::from_utf8_lossy(&body);
-    assert!(!text.contains("alice") && !text.contains("203.0.113.7"), "{text}");
+    assert!(
+        !text.contains("alice") && !text.contains("203.0.113.7"),
+        "{text}"
+    );
     assert_eq!(leaves_of(&api.app, "order.on_call_paged").await.len(), 1);
 
     // Acknowledged on the order page.
     let mut olga = Browser::new(&api.app);
     olga.sign_in("olga", PASSWORD).await;
     let (_, seen, _) = olga.get(&format!("/orders/{id}")).await;
-    assert!(seen.contains("On-call page") && !seen.contains("Acknowledge the page"), "{seen}");
+    assert!(
+        seen.contains("On-call page") && !seen.contains("Acknowledge the page"),
+        "{seen}"
+    );
     let ack = format!("/orders/{id}/page/acknowledge");
     let csrf = olga.session_csrf().await;
-    assert_eq!(olga.post(&ack, &[("csrf", &csrf)]).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        olga.post(&ack, &[("csrf", &csrf)]).await.0,
+        StatusCode::FORBIDDEN
+    );
     let mut rita = Browser::new(&api.app);
     rita.sign_in("rita", PASSWORD).await;
     let (_, seen, _) = rita.get(&format!("/orders/{id}")).await;
     assert!(seen.contains("Acknowledge the page"), "{seen}");
-    assert_eq!(rita.post(&ack, &[("csrf", "forged")]).await.0, StatusCode::FORBIDDEN);
-    assert!(leaves_of(&api.app, "order.page_acknowledged").await.is_empty());
+    assert_eq!(
+        rita.post(&ack, &[("csrf", "forged")]).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert!(
+        leaves_of(&api.app, "order.page_acknowledged")
+            .await
+            .is_empty()
+    );
     let csrf = rita.session_csrf().await;
-    assert_eq!(rita.post(&ack, &[("csrf", &csrf)]).await.0, StatusCode::SEE_OTHER);
-    assert_eq!(rita.post(&ack, &[("csrf", &csrf)]).await.0, StatusCode::CONFLICT);
+    assert_eq!(
+        rita.post(&ack, &[("csrf", &csrf)]).await.0,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        rita.post(&ack, &[("csrf", &csrf)]).await.0,
+        StatusCode::CONFLICT
+    );
     let (_, seen, _) = rita.get(&format!("/orders/{id}")).await;
     assert!(
         seen.contains("acknowledged by rita") && !seen.contains("Acknowledge the page"),

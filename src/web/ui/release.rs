@@ -361,7 +361,10 @@ pub async fn matches_page(
 fn text_download(name: &str, body: String) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
-        .insert_header(("Content-Disposition", format!("attachment; filename=\"{name}\"")))
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"{name}\""),
+        ))
         .insert_header((
             "Content-Security-Policy",
             "sandbox; default-src 'none'; frame-ancestors 'none'",
@@ -402,7 +405,10 @@ pub async fn released_package(
     };
     Ok(HttpResponse::Ok()
         .content_type("application/x-tar")
-        .insert_header(("Content-Disposition", format!("attachment; filename=\"{name}\"")))
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"{name}\""),
+        ))
         .insert_header(("X-Package-SHA256", sha))
         .body(tar))
 }
