@@ -5,7 +5,7 @@
 //! one [`SettingsError`] that names the key and where the value came from. Values of secret
 //! settings never appear in errors, logs or `writ config show`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -290,6 +290,93 @@ pub struct PackageSettings {
     pub create_key_if_missing: bool,
     /// Days a released package stays downloadable before it is deleted.
     pub retention_days: u32,
+    /// The provider's name, as the cover letter and the records certificate give it.
+    pub provider_name: String,
+}
+
+/// `[mail.webhooks]`: signed webhooks (issue 19). A user notice goes to the provider's own
+/// messaging system when one is due and nothing forbids it; an emergency order pages the
+/// on-call. Each POST carries `Writ-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256>` over
+/// `<t>.<body>` with the channel's secret. An empty URL turns the channel off.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Where user notices are POSTed (the provider's messaging system); empty: off.
+    pub notice_url: String,
+    /// The user-notice channel's HMAC key (at least 32 characters when the URL is set).
+    pub notice_secret: SecretString,
+    /// The notice's text per instrument id, `default` for the rest. Only these placeholders:
+    /// `{authority}`, `{country}`, `{instrument}`, `{categories}`, `{date}`: what the law
+    /// lets the provider tell, never the reference, offence or records.
+    pub notice_templates: BTreeMap<String, String>,
+    /// Where on-call pages are POSTed (emergency orders); empty: off.
+    pub paging_url: String,
+    /// The paging channel's HMAC key (at least 32 characters when the URL is set).
+    pub paging_secret: SecretString,
+    /// Attempts before a webhook is marked failed (visible on the order page).
+    pub max_attempts: u32,
+    /// First retry delay; doubled after each failure.
+    pub retry_backoff_secs: u64,
+    /// How long one POST may take.
+    pub timeout_secs: u64,
+}
+
+/// The placeholders a user-notice template may use.
+pub const NOTICE_PLACEHOLDERS: [&str; 5] =
+    ["authority", "country", "instrument", "categories", "date"];
+
+impl WebhookSettings {
+    /// Checks the secrets and the templates (only the allowed placeholders).
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        if !self.notice_url.is_empty() && self.notice_secret.expose().chars().count() < 32 {
+            return Err((
+                "mail.webhooks.notice_secret",
+                "must be at least 32 characters when mail.webhooks.notice_url is set".into(),
+            ));
+        }
+        if !self.paging_url.is_empty() && self.paging_secret.expose().chars().count() < 32 {
+            return Err((
+                "mail.webhooks.paging_secret",
+                "must be at least 32 characters when mail.webhooks.paging_url is set".into(),
+            ));
+        }
+        if !self.notice_templates.contains_key("default") {
+            return Err((
+                "mail.webhooks.notice_templates",
+                "needs a `default` template".into(),
+            ));
+        }
+        for (instrument, text) in &self.notice_templates {
+            let mut rest = text.as_str();
+            while let Some(open) = rest.find('{') {
+                let after = &rest[open + 1..];
+                let Some(close) = after.find('}') else {
+                    return Err((
+                        "mail.webhooks.notice_templates",
+                        format!("`{instrument}`: a `{{` is not closed"),
+                    ));
+                };
+                let name = &after[..close];
+                if !NOTICE_PLACEHOLDERS.contains(&name) {
+                    return Err((
+                        "mail.webhooks.notice_templates",
+                        format!(
+                            "`{instrument}`: `{{{name}}}` is not one of {{{}}}",
+                            NOTICE_PLACEHOLDERS.join("}, {")
+                        ),
+                    ));
+                }
+                rest = &after[close + 1..];
+            }
+        }
+        if self.max_attempts == 0 || self.timeout_secs == 0 {
+            return Err((
+                "mail.webhooks.max_attempts",
+                "max_attempts and timeout_secs must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// `[mail]`: outgoing e-mail.
@@ -320,6 +407,8 @@ pub struct MailSettings {
     pub max_attempts: u32,
     /// Seconds before the first retry; each retry doubles it.
     pub retry_backoff_secs: u64,
+    /// Signed webhooks: user notices and on-call pages (`[mail.webhooks]`).
+    pub webhooks: WebhookSettings,
 }
 
 /// How e-mail leaves Writ.
@@ -844,7 +933,13 @@ fn redact_url_password(url: &str) -> String {
 }
 
 /// Settings keys whose values are secret: their values never appear in error messages.
-const SECRET_KEYS: &[&str] = &["database.url", "audit.webhook_url", "mail.smtp_password"];
+const SECRET_KEYS: &[&str] = &[
+    "database.url",
+    "audit.webhook_url",
+    "mail.smtp_password",
+    "mail.webhooks.notice_secret",
+    "mail.webhooks.paging_secret",
+];
 
 /// Why the settings could not be loaded. Each variant names the file or key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -988,6 +1083,7 @@ impl Settings {
 
     /// Checks what types alone cannot: ranges and cross-field rules.
     fn validate(&self) -> Result<(), (&'static str, String)> {
+        self.mail.webhooks.validate()?;
         if self.server.host.trim().is_empty() {
             return Err(("server.host", "must not be empty".into()));
         }

@@ -134,6 +134,16 @@ catalogue! {
     OrderReleased => "order.released",
     /// The authority downloaded a released package.
     OrderPackageDownloaded => "order.package_downloaded",
+    /// A records certificate of a released package was issued (its hash, the manifest's hash
+    /// and the signing key's id in the refs).
+    OrderCertificateIssued => "order.certificate_issued",
+    /// The user notice was accepted by the provider's messaging system (signed webhook; the
+    /// outbox row, the attempts and the body's hash in the refs).
+    OrderUserNoticeSent => "order.user_notice_sent",
+    /// The on-call was paged about an emergency order (signed webhook accepted).
+    OrderOnCallPaged => "order.on_call_paged",
+    /// A colleague acknowledged the on-call page of an emergency order.
+    OrderPageAcknowledged => "order.page_acknowledged",
     /// A released package's archive was deleted.
     OrderPackageDeleted => "order.package_deleted",
     /// A hold by identifier was resolved to accounts.
@@ -163,6 +173,11 @@ catalogue! {
     StaffLockoutLifted => "staff.lockout_lifted",
     /// A staff member changed their password.
     StaffPasswordChanged => "staff.password_changed",
+    /// An admin reset a user's password to a temporary one (the user must choose a new one at
+    /// the next sign-in; their sessions ended).
+    StaffPasswordReset => "staff.password_reset",
+    /// An admin changed a user's role (old and new in the refs).
+    StaffRoleChanged => "staff.role_changed",
     /// A workspace user was added.
     StaffUserAdded => "staff.user_added",
     /// A workspace user was disabled.

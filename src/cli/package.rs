@@ -13,27 +13,88 @@ use crate::disclosure::package::{self, AUDIT_PROOF_FILE, MAX_PACKAGE_BYTES, SIGN
 #[derive(Debug, Subcommand)]
 pub enum PackageAction {
     /// Verify a package offline (needs no database): the manifest's signature, every file's
-    /// size and SHA-256, no unlisted file, and contents within the package's own scope.
+    /// size and SHA-256, no unlisted file, and contents within the package's own scope; with
+    /// `--certificate`, also the records certificate's signature and that it names this
+    /// package (the SHA-256 of its manifest and its order).
     Verify {
         /// The package (a .tar file).
         package: PathBuf,
         /// The package signing public key (PEM, as `writ keys show --package` prints it).
         #[arg(long)]
         key: PathBuf,
+        /// The records certificate handed over with the package (the workspace's
+        /// `certificate.txt`).
+        #[arg(long)]
+        certificate: Option<PathBuf>,
+        /// The key the certificate is signed with, when the package key was rotated between
+        /// the release and the certificate (default: `--key`).
+        #[arg(long, requires = "certificate")]
+        certificate_key: Option<PathBuf>,
     },
 }
 
 /// Runs the action.
 pub fn run(action: PackageAction) -> anyhow::Result<()> {
     match action {
-        PackageAction::Verify { package, key } => verify(&package, &key),
+        PackageAction::Verify {
+            package,
+            key,
+            certificate,
+            certificate_key,
+        } => {
+            let verified = verify(&package, &key)?;
+            if let Some(cert) = certificate {
+                verify_certificate(&cert, certificate_key.as_deref().unwrap_or(&key), &verified)?;
+            }
+            Ok(())
+        }
     }
 }
 
-fn verify(path: &Path, key: &Path) -> anyhow::Result<()> {
+fn read_key(key: &Path) -> anyhow::Result<ed25519_dalek::VerifyingKey> {
     let pem = std::fs::read_to_string(key)
         .with_context(|| format!("cannot read the key file {}", key.display()))?;
-    let public = keys::parse_public_pem(&pem)?;
+    Ok(keys::parse_public_pem(&pem)?)
+}
+
+/// Checks a records certificate: its signature, then that it names the verified package.
+fn verify_certificate(
+    path: &Path,
+    key: &Path,
+    package: &package::VerifiedPackage,
+) -> anyhow::Result<()> {
+    use crate::disclosure::certificate::{self, MAX_CERTIFICATE_BYTES};
+    let public = read_key(key)?;
+    let mut text = Vec::new();
+    std::fs::File::open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?
+        .take(MAX_CERTIFICATE_BYTES as u64 + 1)
+        .read_to_end(&mut text)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let cert = match certificate::verify(&text, &public) {
+        Ok(c) => c,
+        Err(failure) => bail!("certificate verification FAILED: {failure}"),
+    };
+    if let Err(failure) = certificate::matches_package(&cert, package) {
+        bail!("certificate verification FAILED: {failure}");
+    }
+    println!(
+        "OK: certificate {} verifies with key {} (Ed25519) and names this package (manifest SHA-256 {})",
+        path.display(),
+        cert.key_id,
+        package.manifest_sha256
+    );
+    for (name, value) in &cert.lines {
+        if ["produced-by", "system", "gathered-at", "released-at"].contains(&name.as_str()) {
+            println!("  {name}: {value}");
+        }
+    }
+    println!("OK: certificate verified");
+    Ok(())
+}
+
+fn verify(path: &Path, key: &Path) -> anyhow::Result<package::VerifiedPackage> {
+    let public = read_key(key)?;
     let tar = read_limited(path)?;
     let verified = match package::verify(&tar, &public) {
         Ok(v) => v,
@@ -81,7 +142,7 @@ fn verify(path: &Path, key: &Path) -> anyhow::Result<()> {
         None => println!("{AUDIT_PROOF_FILE}: absent"),
     }
     println!("OK: package verified");
-    Ok(())
+    Ok(verified)
 }
 
 /// Reads the package, refusing one larger than any package Writ makes.

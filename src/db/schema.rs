@@ -492,6 +492,8 @@ diesel::table! {
         email -> Nullable<Text>,
         /// The IANA time zone the user's pages show dates in.
         time_zone -> Text,
+        /// Set when an admin reset the password: the user must choose a new one first.
+        must_change_password -> Bool,
     }
 }
 
@@ -864,3 +866,35 @@ diesel::allow_tables_to_appear_in_same_query!(
     staff_users,
     staff_notifications
 );
+
+diesel::table! {
+    /// Signed webhooks waiting to be sent, and sent (issue 19): user notices to the provider's
+    /// messaging system and pages to the on-call.
+    webhook_outbox (id) {
+        /// Sequence.
+        id -> BigInt,
+        /// `user_notice` or `page`.
+        kind -> Text,
+        /// The order concerned.
+        order_id -> Text,
+        /// The JSON body, exactly as signed and sent.
+        body -> Text,
+        /// queued, sending, sent or failed.
+        status -> Text,
+        /// Send attempts so far.
+        attempts -> Integer,
+        /// When the next attempt is due (for `sending`: when the sender's lease ends), UTC
+        /// microseconds; a user notice is not due before the law allows it.
+        next_attempt_at -> BigInt,
+        /// Why the last attempt failed (short; never the body).
+        last_error -> Nullable<Text>,
+        /// When queued, UTC microseconds.
+        created_at -> BigInt,
+        /// When the receiver accepted it.
+        sent_at -> Nullable<BigInt>,
+        /// When a colleague acknowledged the page in the workspace.
+        acknowledged_at -> Nullable<BigInt>,
+        /// Who acknowledged it.
+        acknowledged_by -> Nullable<Text>,
+    }
+}

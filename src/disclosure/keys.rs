@@ -182,6 +182,7 @@ mod tests {
             signing_key_path: path.to_path_buf(),
             create_key_if_missing: create,
             retention_days: 30,
+            provider_name: "Provider".into(),
         }
     }
 

@@ -214,6 +214,10 @@ pub struct VerifiedPackage {
     pub record_counts: BTreeMap<String, u64>,
     /// The id of the key the signature verified with.
     pub key_id: String,
+    /// SHA-256 (lowercase hex) of the exact bytes of `manifest.json`: what a records
+    /// certificate names to bind itself to this package (the archive's own hash changes when
+    /// the audit proof is appended; the signed manifest never does).
+    pub manifest_sha256: String,
     /// `audit-proof.json`, if present: unauthenticated, to check against an audit checkpoint.
     pub audit_proof: Option<Vec<u8>>,
 }
@@ -431,6 +435,15 @@ pub fn append_proof(tar: &[u8], proof_json: &[u8]) -> Result<Vec<u8>, PackageErr
     )?)
 }
 
+/// One file of a package, as stored (no verification: call [`verify`] first where it matters).
+pub fn file_of(tar: &[u8], name: &str) -> Result<Vec<u8>, PackageError> {
+    tar::read(tar, &READ_RULES)?
+        .into_iter()
+        .find(|f| f.name == name)
+        .map(|f| f.data)
+        .ok_or_else(|| PackageError::Missing(name.to_owned()))
+}
+
 /// Verifies a package against the signer's public key: a strictly read archive, the manifest's
 /// signature, every listed file's size and SHA-256, no file outside the manifest but
 /// `audit-proof.json`, and contents that agree with the manifest and with the scope (no table
@@ -513,6 +526,7 @@ pub fn verify(tar: &[u8], public_key: &VerifyingKey) -> Result<VerifiedPackage, 
         manifest,
         record_counts,
         key_id: expected_key,
+        manifest_sha256: sha256_hex(manifest_bytes),
         audit_proof: file(AUDIT_PROOF_FILE).ok().map(<[u8]>::to_vec),
     })
 }

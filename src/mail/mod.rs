@@ -28,9 +28,13 @@
 //!
 //! Logs name the message id, its kind and the outcome only: never an address, a subject or a
 //! body.
+//!
+//! [`webhook`] is the same outbox for signed webhooks: the user notice to the provider's own
+//! messaging system and the on-call page of an emergency order.
 
 mod templates;
 mod transport;
+pub mod webhook;
 
 use std::time::Duration;
 

@@ -417,11 +417,79 @@ pub fn approve(
             &notice,
             now,
         );
+        if !empty {
+            queue_user_notice(c, mail, &d, &built.record_counts, now)?;
+        }
         crate::failpoint!(crate::failpoint::RELEASE_BEFORE_COMMIT);
         Ok(Approved::Released {
             package_sha256: built.sha256,
         })
     })
+}
+
+/// Queues the user notice of a release through the provider's messaging system when a rule
+/// lets the provider tell the user and nothing forbids it (see [`super::tasks::notice_due`]),
+/// not before the law allows, and only if the user was not told already. It names the order's
+/// account targets (never an IP address) and says only what the instrument's template says.
+fn queue_user_notice(
+    c: &mut DbConn,
+    mail: &crate::settings::MailSettings,
+    d: &OrderDetail,
+    record_counts: &std::collections::BTreeMap<String, u64>,
+    now: DateTime<Utc>,
+) -> Result<(), OrderError> {
+    if mail.webhooks.notice_url.is_empty() {
+        return Ok(());
+    }
+    let Some(due) = super::tasks::notice_due(&d.scope, now) else {
+        return Ok(());
+    };
+    let told: Option<i64> = orders::table
+        .find(&d.view.id)
+        .select(orders::user_notified_at)
+        .first(c)?;
+    if told.is_some() {
+        return Ok(());
+    }
+    let accounts: Vec<serde_json::Value> = d
+        .scope
+        .targets
+        .iter()
+        .filter(|t| !matches!(t, crate::policy::Target::Ip(_)))
+        .filter_map(|t| serde_json::to_value(t).ok())
+        .collect();
+    let (authority, country): (String, String) = crate::db::schema::authorities::table
+        .find(&d.authority_id)
+        .select((
+            crate::db::schema::authorities::name,
+            crate::db::schema::authorities::country,
+        ))
+        .first(c)?;
+    let categories: Vec<String> = record_counts
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, _)| k.replace('_', " "))
+        .collect();
+    let facts = crate::mail::webhook::NoticeFacts {
+        authority,
+        country,
+        instrument: d
+            .scope
+            .instrument_name
+            .clone()
+            .unwrap_or_else(|| d.view.instrument.clone()),
+        categories: categories.join(", "),
+        date: now.format("%Y-%m-%d").to_string(),
+    };
+    let notice = crate::mail::webhook::UserNotice {
+        order_id: &d.view.id,
+        instrument_id: &d.view.instrument,
+        accounts,
+        facts,
+    };
+    crate::mail::webhook::queue_user_notice(c, mail, &notice, due, now)
+        .map_err(|e| conflict(format!("the user notice could not be queued: {e}")))?;
+    Ok(())
 }
 
 /// Narrows the scope of an order (never widening it: the engine's decision is the ceiling);

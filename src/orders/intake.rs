@@ -668,6 +668,18 @@ pub fn store(
             },
             now,
         );
+        // An emergency also pages the on-call (signed webhook, when configured).
+        if checked.order.is_emergency() {
+            let page = crate::mail::webhook::PageFacts {
+                reference: checked.order.reference.clone(),
+                authority: authority_id.to_owned(),
+                instrument: checked.order.instrument.clone(),
+                deadline: decision.deadline.as_ref().and_then(|d| d.due),
+            };
+            if let Err(e) = crate::mail::webhook::queue_page(conn, mail, &id, &page, now) {
+                tracing::warn!(error = %e, "the on-call page could not be queued");
+            }
+        }
     }
     view(conn, &id, Some(authority_id))
 }

@@ -19,6 +19,7 @@ pub mod dashboard;
 pub mod demo;
 pub mod desk;
 pub mod eevidence;
+pub mod enclosures;
 pub mod holds;
 pub mod intake;
 pub mod judgement;

@@ -129,6 +129,40 @@ pub fn notice_blocked(scope: &crate::policy::Decision, now: DateTime<Utc>) -> Op
     )
 }
 
+/// When the provider's notice to the user may go out on its own, for an order given effect
+/// (released) at `released_at`: `None` when a rule keeps the order confidential, the rules
+/// conflict (ask the authority first), no rule lets the provider tell, or only the lifting of
+/// an open-ended non-disclosure order would; else the earliest time a rule allows (the release,
+/// or the end of a dated non-disclosure order).
+pub fn notice_due(
+    scope: &crate::policy::Decision,
+    released_at: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    use crate::policy::{NoticeTiming, ReasonCode};
+    let confidential = scope
+        .user_notice
+        .iter()
+        .any(|n| !n.provider_may_inform && !n.provider_must_inform);
+    let conflict = scope
+        .review_flags
+        .iter()
+        .any(|f| f.code == ReasonCode::NoticeConflict);
+    if confidential || conflict {
+        return None;
+    }
+    scope
+        .user_notice
+        .iter()
+        .filter(|n| n.provider_may_inform || n.provider_must_inform)
+        .filter_map(|n| match n.timing {
+            NoticeTiming::WhenGivingEffect => Some(released_at),
+            NoticeTiming::NotBefore(t) => Some(t.max(released_at)),
+            NoticeTiming::NotApplicable | NoticeTiming::WhenGagLifted | NoticeTiming::Never => None,
+        })
+        .min()
+}
+
+/// Records that the user was told about the order, when and how.
 pub fn user_notified(
     conn: &mut DbConn,
     staff: &Staff,

@@ -328,6 +328,100 @@ pub fn set_disabled(
     })
 }
 
+/// An admin sets a temporary password for `username`: every session of the user ends, and
+/// at the next sign-in the user must choose a new password before anything else. Audited as
+/// `staff.password_reset` (never with the password). Admins reset their own password on their
+/// account page instead.
+pub fn reset_password(
+    conn: &mut DbConn,
+    actor: &Actor,
+    username: &str,
+    temporary: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StaffError> {
+    if actor.id == username {
+        return Err(StaffError::Invalid(
+            "change your own password on your account page".into(),
+        ));
+    }
+    check_password(temporary)?;
+    let hashed = hash(temporary)?;
+    write_tx(conn, |c| {
+        let n = diesel::update(staff_users::table.find(username))
+            .set((
+                staff_users::password_hash.eq(&hashed),
+                staff_users::password_changed_at.eq(now.timestamp_micros()),
+                staff_users::must_change_password.eq(true),
+            ))
+            .execute(c)?;
+        if n == 0 {
+            return Err(StaffError::NotFound(username.to_owned()));
+        }
+        let ended =
+            diesel::delete(staff_sessions::table.filter(staff_sessions::username.eq(username)))
+                .execute(c)?;
+        let entry = NewEntry::new(actor.clone(), audit::Event::StaffPasswordReset)
+            .reference("user", username)
+            .reference("sessions_ended", ended);
+        audit::append(c, &entry, now)?;
+        Ok(())
+    })
+}
+
+/// An admin changes `username`'s role, audited as `staff.role_changed` (old and new role).
+/// The last enabled admin keeps the role: without one nobody could manage users again. The
+/// user's open sessions take the new role at their next request (the role is read per request).
+pub fn set_role(
+    conn: &mut DbConn,
+    actor: &Actor,
+    username: &str,
+    role: Role,
+    now: DateTime<Utc>,
+) -> Result<(), StaffError> {
+    write_tx(conn, |c| {
+        // Two admins demoting each other at once must not both succeed: take the users'
+        // rows in a fixed order under the write transaction before counting.
+        let rows: Vec<(String, String, bool)> = crate::db::locks::load_for_update!(
+            c,
+            staff_users::table
+                .filter(staff_users::role.eq(Role::Admin.as_str()))
+                .order(staff_users::username)
+                .select((
+                    staff_users::username,
+                    staff_users::role,
+                    staff_users::disabled
+                ))
+        )?;
+        let old: Option<String> = staff_users::table
+            .find(username)
+            .select(staff_users::role)
+            .first(c)
+            .optional()?;
+        let old = old.ok_or_else(|| StaffError::NotFound(username.to_owned()))?;
+        if old == role.as_str() {
+            return Ok(());
+        }
+        let other_admins = rows
+            .iter()
+            .filter(|(u, _, disabled)| u != username && !disabled)
+            .count();
+        if old == Role::Admin.as_str() && other_admins == 0 {
+            return Err(StaffError::Invalid(format!(
+                "`{username}` is the last enabled administrator; make another user an administrator first"
+            )));
+        }
+        diesel::update(staff_users::table.find(username))
+            .set(staff_users::role.eq(role.as_str()))
+            .execute(c)?;
+        let entry = NewEntry::new(actor.clone(), audit::Event::StaffRoleChanged)
+            .reference("user", username)
+            .reference("from", old.as_str())
+            .reference("to", role.as_str());
+        audit::append(c, &entry, now)?;
+        Ok(())
+    })
+}
+
 /// When `username`'s sign-in lockout ends (UTC), if it is locked out now: its failed sign-ins
 /// in the current 15-minute window reached the limit. Until then even the right password is
 /// refused.
@@ -499,18 +593,19 @@ pub fn login(
 }
 
 /// A session joined with its user: username, CSRF token, last seen, end, display name, role,
-/// disabled, time zone.
-type SessionRow = (String, String, i64, i64, String, String, bool, String);
+/// disabled, time zone, must change password.
+type SessionRow = (String, String, i64, i64, String, String, bool, String, bool);
 
 /// The staff member of a session cookie, if the session is live (not idle too long, not past
-/// its end, user not disabled). Refreshes the idle clock at most once a minute (more often
-/// under a short idle timeout).
+/// its end, user not disabled), and whether they must set a new password before anything else
+/// (an admin reset it). Refreshes the idle clock at most once a minute (more often under a
+/// short idle timeout).
 pub fn session(
     conn: &mut DbConn,
     token: &str,
     settings: &WorkspaceSettings,
     now: DateTime<Utc>,
-) -> Result<Option<Staff>, StaffError> {
+) -> Result<Option<(Staff, bool)>, StaffError> {
     let micros = now.timestamp_micros();
     let hash = token_hash(token);
     let row: Option<SessionRow> = staff_sessions::table
@@ -525,11 +620,21 @@ pub fn session(
             staff_users::role,
             staff_users::disabled,
             staff_users::time_zone,
+            staff_users::must_change_password,
         ))
         .first(conn)
         .optional()?;
-    let Some((username, csrf_token, last_seen, expires, display_name, role, disabled, time_zone)) =
-        row
+    let Some((
+        username,
+        csrf_token,
+        last_seen,
+        expires,
+        display_name,
+        role,
+        disabled,
+        time_zone,
+        must_change,
+    )) = row
     else {
         return Ok(None);
     };
@@ -549,14 +654,17 @@ pub fn session(
         return Ok(None);
     };
     let unread_notifications = desk::unread_count(conn, &username)?;
-    Ok(Some(Staff {
-        username,
-        display_name,
-        role,
-        csrf_token,
-        unread_notifications,
-        time_zone,
-    }))
+    Ok(Some((
+        Staff {
+            username,
+            display_name,
+            role,
+            csrf_token,
+            unread_notifications,
+            time_zone,
+        },
+        must_change,
+    )))
 }
 
 /// Ends a session.
@@ -574,6 +682,11 @@ pub fn change_password(
     keep_session: &str,
 ) -> Result<(), StaffError> {
     check_password(new)?;
+    if new == old {
+        return Err(StaffError::Invalid(
+            "the new password must differ from the current one".into(),
+        ));
+    }
     let stored: String = staff_users::table
         .find(username)
         .select(staff_users::password_hash)
@@ -590,6 +703,7 @@ pub fn change_password(
             .set((
                 staff_users::password_hash.eq(&hashed),
                 staff_users::password_changed_at.eq(now.timestamp_micros()),
+                staff_users::must_change_password.eq(false),
             ))
             .execute(c)?;
         diesel::delete(

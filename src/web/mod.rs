@@ -74,6 +74,7 @@ pub struct Application {
     wal_checkpointer: Option<tokio::task::JoinHandle<()>>,
     jobs: tokio::task::JoinHandle<()>,
     mailer: tokio::task::JoinHandle<()>,
+    webhooks: tokio::task::JoinHandle<()>,
     deliverer: tokio::task::JoinHandle<()>,
     eevidence_sender: tokio::task::JoinHandle<()>,
     body_retention: tokio::task::JoinHandle<()>,
@@ -176,6 +177,11 @@ impl Application {
             ))
         });
         let wal_checkpointer = db.spawn_wal_checkpointer(Duration::from_secs(1));
+        let webhooks = tokio::spawn(crate::mail::webhook::run_sender(
+            db.clone(),
+            settings.mail.webhooks.clone(),
+            Duration::from_secs(settings.api.jobs_interval_secs),
+        ));
         let mailer = tokio::spawn(crate::mail::run_sender(
             db.clone(),
             settings.mail.clone(),
@@ -239,6 +245,7 @@ impl Application {
             wal_checkpointer,
             jobs,
             mailer,
+            webhooks,
             deliverer,
             eevidence_sender,
             body_retention,
@@ -277,6 +284,7 @@ impl Application {
         }
         self.jobs.abort();
         self.mailer.abort();
+        self.webhooks.abort();
         self.deliverer.abort();
         self.eevidence_sender.abort();
         self.body_retention.abort();
@@ -311,6 +319,7 @@ fn build_server(
     let deployment = web::Data::new(settings.deployment.clone());
     let workspace = web::Data::new(settings.workspace.clone());
     let transparency = web::Data::new(settings.transparency.clone());
+    let package_settings = web::Data::new(settings.package.clone());
     let db = web::Data::new(db);
     let signer = web::Data::from(signer);
     let auditor_tokens = web::Data::new(auth::AuditorTokens::from_hex(
@@ -367,6 +376,7 @@ fn build_server(
                 .app_data(deployment.clone())
                 .app_data(workspace.clone())
                 .app_data(transparency.clone())
+                .app_data(package_settings.clone())
                 .app_data(package_key.clone())
                 .app_data(retired_package_keys.clone())
                 .app_data(mail_settings.clone())

@@ -275,6 +275,22 @@ fn invalid_configuration_stops_with_one_message_naming_the_key() {
             &[("WRIT_CONFIG_FILE", "/nonexistent/writ.toml")],
             "/nonexistent/writ.toml",
         ),
+        // A webhook URL without a secret long enough to sign with.
+        (
+            &[
+                ("WRIT_MAIL__WEBHOOKS__PAGING_URL", "http://127.0.0.1:9/page"),
+                ("WRIT_MAIL__WEBHOOKS__PAGING_SECRET", "short"),
+            ],
+            "`mail.webhooks.paging_secret`",
+        ),
+        // A notice template may say only what the law lets the provider tell.
+        (
+            &[(
+                "WRIT_MAIL__WEBHOOKS__NOTICE_TEMPLATES__DEFAULT",
+                "Order {reference} about {offence}",
+            )],
+            "`mail.webhooks.notice_templates`",
+        ),
     ];
     for (env, needle) in cases {
         let out = writ(env).arg("serve").output().unwrap();
@@ -301,10 +317,16 @@ fn configuration_errors_and_show_never_print_secrets() {
         "{err}"
     );
 
-    let out = writ(&[("WRIT_DATABASE__URL", "postgres://writ:hunter2@db/writ")])
-        .args(["config", "--show"])
-        .output()
-        .unwrap();
+    let out = writ(&[
+        ("WRIT_DATABASE__URL", "postgres://writ:hunter2@db/writ"),
+        (
+            "WRIT_MAIL__WEBHOOKS__NOTICE_SECRET",
+            "hunter2-hunter2-hunter2-hunter2-hunter2",
+        ),
+    ])
+    .args(["config", "--show"])
+    .output()
+    .unwrap();
     assert!(out.status.success());
     let shown = String::from_utf8(out.stdout).unwrap();
     assert!(

@@ -384,6 +384,10 @@ async fn every_route_checks_the_role(backend: Backend) {
     let form3 = format!("/orders/{id}/eevidence/form3");
     let confirm_withdrawal = format!("/orders/{id}/eevidence/confirm-withdrawal");
     let confirm_authorities = format!("/orders/{id}/eevidence/confirm-authorities");
+    let handover_package = format!("/orders/{id}/release/package.tar");
+    let cover_letter = format!("/orders/{id}/release/cover-letter.txt");
+    let certificate = format!("/orders/{id}/release/certificate.txt");
+    let page_ack = format!("/orders/{id}/page/acknowledge");
     // (method, path, roles allowed). Admins see no order; auditors change nothing.
     let routes: Vec<(&str, &str, &[&str])> = vec![
         ("GET", "/orders", &["rita", "alex", "olga"]),
@@ -396,6 +400,8 @@ async fn every_route_checks_the_role(backend: Backend) {
         ("POST", "/admin/users", &["adam"]),
         ("POST", "/admin/users/bea/disable", &["adam"]),
         ("POST", "/admin/users/bea/unlock", &["adam"]),
+        ("POST", "/admin/users/bea/password", &["adam"]),
+        ("POST", "/admin/users/bea/role", &["adam"]),
         ("GET", "/account", &["rita", "alex", "olga", "adam"]),
         ("GET", "/audit-log", &["olga"]),
         ("GET", "/transparency", &["olga", "adam"]),
@@ -424,6 +430,11 @@ async fn every_route_checks_the_role(backend: Backend) {
         ("POST", &refuse, &["rita", "alex"]),
         ("GET", &matches, &["rita", "alex"]),
         ("GET", &package, &["alex"]),
+        // The package holds records (as the matches do); the letter and certificate do not.
+        ("GET", &handover_package, &["rita", "alex"]),
+        ("GET", &cover_letter, &["rita", "alex", "olga"]),
+        ("GET", &certificate, &["rita", "alex", "olga"]),
+        ("POST", &page_ack, &["rita", "alex"]),
         ("GET", "/orders/export.csv", &["rita", "alex", "olga"]),
         ("POST", "/filters", &["rita", "alex", "olga"]),
         ("POST", "/filters/none/delete", &["rita", "alex", "olga"]),

@@ -158,6 +158,85 @@ pub async fn disable_user(
     Ok(see_other("/admin/users"))
 }
 
+/// The password-reset form: the temporary password the admin hands over, and the
+/// confirmation box (the user's sessions end).
+#[derive(Deserialize)]
+pub struct ResetForm {
+    csrf: String,
+    password: String,
+    #[serde(default)]
+    confirm: Option<String>,
+}
+
+/// `POST /admin/users/{username}/password`: sets a temporary password (the user must choose a
+/// new one at the next sign-in; their sessions end; audited as `staff.password_reset`).
+#[post("/admin/users/{username}/password")]
+pub async fn reset_password(
+    signed: Signed,
+    username: web::Path<String>,
+    form: web::Form<ResetForm>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::ManageUsers)?.clone();
+    signed.check_csrf(&form.csrf)?;
+    let username = username.into_inner();
+    super::confirmed(
+        form.confirm.as_deref(),
+        "reset this user's password and sign them out",
+    )?;
+    let password = form.into_inner().password;
+    let result = db
+        .run(move |conn| {
+            Ok::<_, crate::db::DbError>(staff::reset_password(
+                conn,
+                &staff.actor(),
+                &username,
+                &password,
+                Utc::now(),
+            ))
+        })
+        .await?;
+    result?;
+    Ok(see_other("/admin/users"))
+}
+
+/// The role form.
+#[derive(Deserialize)]
+pub struct RoleForm {
+    csrf: String,
+    role: String,
+}
+
+/// `POST /admin/users/{username}/role`: changes the user's role (audited as
+/// `staff.role_changed`; the last enabled admin keeps theirs).
+#[post("/admin/users/{username}/role")]
+pub async fn change_role(
+    signed: Signed,
+    username: web::Path<String>,
+    form: web::Form<RoleForm>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::ManageUsers)?.clone();
+    signed.check_csrf(&form.csrf)?;
+    let username = username.into_inner();
+    let role = Role::parse(&form.role).ok_or_else(|| {
+        UiError::BadRequest(format!("role: `{}` is not a role; choose one", form.role))
+    })?;
+    let result = db
+        .run(move |conn| {
+            Ok::<_, crate::db::DbError>(staff::set_role(
+                conn,
+                &staff.actor(),
+                &username,
+                role,
+                Utc::now(),
+            ))
+        })
+        .await?;
+    result?;
+    Ok(see_other("/admin/users"))
+}
+
 /// Enable or disable.
 #[derive(Deserialize)]
 pub struct ToggleForm {

@@ -27,7 +27,7 @@ impl OutboxPage {
     }
 }
 
-fn mail_error(e: crate::mail::MailError) -> UiError {
+pub(super) fn mail_error(e: crate::mail::MailError) -> UiError {
     match e {
         crate::mail::MailError::NotFound(_) => UiError::NotFound,
         crate::mail::MailError::Conflict(m) => UiError::Conflict(m),

@@ -53,6 +53,8 @@ pub const LOGIN_COOKIE: &str = "writ_login";
 pub enum UiError {
     /// Not signed in: to the sign-in page.
     SignIn,
+    /// Signed in with a password an admin reset: to the account page, to choose a new one.
+    ChangePassword,
     /// Signed in, but the role does not allow it.
     Forbidden,
     /// No such thing.
@@ -75,6 +77,7 @@ impl std::fmt::Display for UiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             UiError::SignIn => f.write_str("Sign in first."),
+            UiError::ChangePassword => f.write_str("Choose a new password first."),
             UiError::Forbidden => f.write_str("Your role does not allow this."),
             UiError::NotFound => f.write_str("There is no such page or order."),
             UiError::BadRequest(m)
@@ -99,7 +102,7 @@ struct ErrorPage<'a> {
 impl ResponseError for UiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            UiError::SignIn => StatusCode::SEE_OTHER,
+            UiError::SignIn | UiError::ChangePassword => StatusCode::SEE_OTHER,
             UiError::Forbidden | UiError::Csrf => StatusCode::FORBIDDEN,
             UiError::NotFound => StatusCode::NOT_FOUND,
             UiError::BadRequest(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -114,6 +117,11 @@ impl ResponseError for UiError {
         if let UiError::SignIn = self {
             return HttpResponse::SeeOther()
                 .insert_header((LOCATION, "/login"))
+                .finish();
+        }
+        if let UiError::ChangePassword = self {
+            return HttpResponse::SeeOther()
+                .insert_header((LOCATION, "/account"))
                 .finish();
         }
         let title = match self {
@@ -211,11 +219,18 @@ pub struct Signed {
     pub staff: Staff,
     /// The session token (to end it, or keep it on password change).
     pub token: String,
+    /// Whether an admin reset the password: until the user chooses a new one, only their
+    /// account page (and signing out) is open to them.
+    pub must_change_password: bool,
 }
 
 impl Signed {
-    /// The staff member, if their role holds `permission`; else [`UiError::Forbidden`].
+    /// The staff member, if their role holds `permission`; else [`UiError::Forbidden`]. After
+    /// a password reset, anything but the account is [`UiError::ChangePassword`].
     pub fn require(&self, permission: Permission) -> Result<&Staff, UiError> {
+        if self.must_change_password && permission != Permission::Account {
+            return Err(UiError::ChangePassword);
+        }
         if self.staff.role.may(permission) {
             Ok(&self.staff)
         } else {
@@ -256,7 +271,11 @@ impl FromRequest for Signed {
                 })
                 .await?;
             match found {
-                Some(staff) => Ok(Signed { staff, token }),
+                Some((staff, must_change_password)) => Ok(Signed {
+                    staff,
+                    token,
+                    must_change_password,
+                }),
                 None => Err(UiError::SignIn),
             }
         })
@@ -313,6 +332,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(queue::export_queue)
         .service(order::order)
         .service(order::document)
+        .service(order::acknowledge_page)
         .service(order::ask)
         .service(order::refuse)
         .service(order::object)
@@ -342,6 +362,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(admin::add_user)
         .service(admin::disable_user)
         .service(admin::unlock_user)
+        .service(admin::reset_password)
+        .service(admin::change_role)
         .service(transparency::report)
         .service(transparency::download)
         .service(session::account)
@@ -353,5 +375,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(desk::mark_notifications_read)
         .service(desk::preferences)
         .service(release::matches_page)
-        .service(release::package_page);
+        .service(release::package_page)
+        .service(release::released_package)
+        .service(release::cover_letter)
+        .service(release::certificate);
 }

@@ -34,6 +34,8 @@ struct OrderPage {
     questions: Vec<crate::orders::replies::Template>,
     eevidence: Option<super::eevidence::Panel>,
     desk: Desk,
+    /// The order's signed webhooks: the user notice, the on-call page (issue 19).
+    webhooks: Vec<crate::mail::webhook::Webhook>,
 }
 
 /// The desk part of the order page: assignment, the "new reply" flag, internal notes, and the
@@ -193,6 +195,13 @@ impl OrderPage {
         }
     }
 
+    /// Whether Writ has a user notice on its way (queued or being sent): no second one by hand.
+    fn notice_queued(&self) -> bool {
+        self.webhooks
+            .iter()
+            .any(|w| w.kind == "user_notice" && (w.status == "queued" || w.status == "sending"))
+    }
+
     /// Whether the law allows one more extension of the preservation hold.
     fn may_extend_hold(&self) -> bool {
         self.d.scope.preservation.as_ref().is_some_and(|p| {
@@ -232,16 +241,19 @@ pub async fn order(
                 message_authors: crate::orders::desk::message_authors(conn, &id)?,
             };
             let eevidence = super::eevidence::panel(conn, &id)?;
+            let webhooks = crate::mail::webhook::of_order(conn, &id)
+                .map_err(|e| crate::orders::OrderError::Conflict(e.to_string()))?;
             Ok::<_, crate::orders::OrderError>((
                 d,
                 snapshot,
                 tasks,
                 justifications,
-                desk,
+                (desk, webhooks),
                 eevidence,
             ))
         })
         .await?;
+    let (desk, webhooks) = desk;
     let decision_json = serde_json::to_string_pretty(&d.scope).map_err(|_| UiError::Internal)?;
     Ok(html(
         StatusCode::OK,
@@ -259,8 +271,35 @@ pub async fn order(
             d,
             desk,
             eevidence,
+            webhooks,
         },
     ))
+}
+
+/// `POST /orders/{id}/page/acknowledge`: a colleague takes the on-call page of an emergency
+/// order (audited as `order.page_acknowledged`).
+#[post("/orders/{id}/page/acknowledge")]
+pub async fn acknowledge_page(
+    signed: Signed,
+    id: web::Path<String>,
+    form: web::Form<super::session::CsrfForm>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::ActOnOrders)?.clone();
+    signed.check_csrf(&form.csrf)?;
+    let id = id.into_inner();
+    let to = format!("/orders/{id}");
+    db.run(move |conn| {
+        Ok::<_, crate::db::DbError>(crate::mail::webhook::acknowledge_page(
+            conn,
+            &staff.actor(),
+            &id,
+            Utc::now(),
+        ))
+    })
+    .await?
+    .map_err(super::mail::mail_error)?;
+    Ok(see_other(&to))
 }
 
 /// `GET /orders/{id}/document`: the signed order document, as a download (never rendered

@@ -356,3 +356,113 @@ pub async fn matches_page(
         },
     ))
 }
+
+/// A plain-text download, never rendered inline from Writ's origin.
+fn text_download(name: &str, body: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"{name}\""),
+        ))
+        .insert_header((
+            "Content-Security-Policy",
+            "sandbox; default-src 'none'; frame-ancestors 'none'",
+        ))
+        .body(body)
+}
+
+/// The file-name stem of an order's hand-over documents.
+fn stem(id: &str) -> String {
+    format!("writ-{}", id.get(..8).unwrap_or(id))
+}
+
+/// `GET /orders/{id}/release/package.tar`: the released package with its audit proof, as the
+/// authority downloads it, for a hand-over by the legal team (audited as
+/// `order.package_downloaded`). It holds the records: only those who may see matches (legal
+/// reviewers and approvers) get it.
+#[get("/orders/{id}/release/package.tar")]
+pub async fn released_package(
+    signed: Signed,
+    id: web::Path<String>,
+    db: web::Data<Db>,
+    cell: web::Data<crate::audit::service::SignerCell>,
+) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::ActOnOrders)?.clone();
+    let signer = cell.get(&db).await.map_err(|e| {
+        tracing::error!(error = %e, "no audit signer");
+        UiError::Internal
+    })?;
+    let id = id.into_inner();
+    let name = format!("{}-package.tar", stem(&id));
+    let found = db
+        .run(move |conn| {
+            crate::orders::enclosures::download(conn, &signer, &staff.actor(), &id, Utc::now())
+        })
+        .await?;
+    let Some((tar, sha)) = found else {
+        return Err(UiError::NotFound);
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("application/x-tar")
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"{name}\""),
+        ))
+        .insert_header(("X-Package-SHA256", sha))
+        .body(tar))
+}
+
+/// `GET /orders/{id}/release/cover-letter.txt`: the cover letter of the released package
+/// (reference, authority, instrument, what is enclosed, what was withheld and why; no record).
+#[get("/orders/{id}/release/cover-letter.txt")]
+pub async fn cover_letter(
+    signed: Signed,
+    id: web::Path<String>,
+    db: web::Data<Db>,
+    key: web::Data<super::PackageKey>,
+    package: web::Data<crate::settings::PackageSettings>,
+) -> Result<HttpResponse, UiError> {
+    signed.require(Permission::ViewOrders)?;
+    let id = id.into_inner();
+    let name = format!("{}-cover-letter.txt", stem(&id));
+    let found = db
+        .run(move |conn| {
+            crate::orders::enclosures::cover_letter(conn, &id, &package.provider_name, &key.0)
+        })
+        .await?;
+    found
+        .map(|letter| text_download(&name, letter))
+        .ok_or(UiError::NotFound)
+}
+
+/// `GET /orders/{id}/release/certificate.txt`: the records certificate of the released
+/// package, signed with the package key (audited as `order.certificate_issued`; verify with
+/// `writ package verify PACKAGE.tar --key KEY.pem --certificate CERTIFICATE.txt`).
+#[get("/orders/{id}/release/certificate.txt")]
+pub async fn certificate(
+    signed: Signed,
+    id: web::Path<String>,
+    db: web::Data<Db>,
+    key: web::Data<super::PackageKey>,
+    package: web::Data<crate::settings::PackageSettings>,
+) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::ViewOrders)?.clone();
+    let id = id.into_inner();
+    let name = format!("{}-certificate.txt", stem(&id));
+    let found = db
+        .run(move |conn| {
+            crate::orders::enclosures::certificate(
+                conn,
+                &staff.actor(),
+                &id,
+                &package.provider_name,
+                &key.0,
+                Utc::now(),
+            )
+        })
+        .await?;
+    found
+        .map(|cert| text_download(&name, cert))
+        .ok_or(UiError::NotFound)
+}

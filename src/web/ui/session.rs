@@ -25,6 +25,7 @@ pub async fn stylesheet() -> HttpResponse {
 #[get("/")]
 pub async fn home(signed: Result<Signed, UiError>) -> HttpResponse {
     match signed {
+        Ok(s) if s.must_change_password => see_other("/account"),
         Ok(s) if s.staff.role == Role::Admin => see_other("/admin/users"),
         Ok(_) => see_other("/orders"),
         Err(_) => see_other("/login"),
@@ -213,6 +214,8 @@ impl Frame {
 struct AccountPage {
     frame: Frame,
     done: bool,
+    /// An admin reset the password: a new one is needed before anything else.
+    must_change: bool,
     /// The user's own settings (notification e-mail, time zone).
     prefs: crate::staff::desk::Preferences,
     saved: bool,
@@ -235,6 +238,7 @@ pub async fn account(
         &AccountPage {
             frame: Frame { staff },
             done: req.query_string() == "changed=1",
+            must_change: signed.must_change_password,
             prefs,
             saved: req.query_string() == "saved=1",
         },
