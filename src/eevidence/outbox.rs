@@ -2,13 +2,14 @@
 //! `datapreserved`, `confirmwithdrawal`, `correspondence`, ...).
 //!
 //! A call is queued (`orders::eevidence::queue_call`) in the transaction of the step that
-//! causes it. The sender ([`run`] -> [`send_due`]) leases one due call at a time exactly as the
-//! HI-1 deliverer does (a conditional update to `sending` with the lease end as the token a
-//! settlement must match, so of several instances each call is sent by one), builds its
+//! causes it. The sender ([`run`] -> [`send_due`]) leases one due call at a time with the
+//! HI-1 deliverer's lease (`db::lease::take`: a conditional update to `sending` with the lease
+//! end as the token a settlement must match, so of several instances each call is sent by one), builds its
 //! `HI1Message` ([`message`]; the transaction identifier is the call's id, so a retry is the
 //! same transaction), POSTs it signed with a body-bound token, and retries with doubling
 //! backoff until the system answers every action without an error. Each attempt is audited.
-//! The HTTP client is built by [`client`] alone.
+//! The lease is `db::lease`, shared with the HI-1 deliverer, and so is the HTTP client
+//! (`etsi::deliver::client`: mutual TLS out as `[etsi.outbound_tls]` configures it).
 
 use std::time::Duration;
 
@@ -50,15 +51,6 @@ pub fn profile_version() -> crate::etsi::model::Version {
     }
 }
 
-/// The HTTP client for calls to the national system: the ONE place it is built (a deployment's
-/// client certificate belongs here).
-pub fn client(settings: &EtsiSettings) -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(settings.delivery_timeout_secs))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-}
-
 /// What the sender needs.
 #[derive(Clone)]
 pub struct Sender {
@@ -66,6 +58,8 @@ pub struct Sender {
     pub settings: EtsiSettings,
     /// The package signing key (signs the request tokens).
     pub key: ed25519_dalek::SigningKey,
+    /// The HTTP client (`etsi::deliver::client`).
+    pub client: reqwest::Client,
     /// How often to look for due calls.
     pub interval: Duration,
 }
@@ -75,13 +69,6 @@ pub async fn run(db: Db, sender: Sender) {
     if sender.settings.eevidence_url.is_empty() {
         return;
     }
-    let client = match client(&sender.settings) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot build the HTTP client: e-Evidence calls are not sent");
-            return;
-        }
-    };
     let mut tick = tokio::time::interval(sender.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -90,7 +77,7 @@ pub async fn run(db: Db, sender: Sender) {
         if let Err(e) = clocks {
             tracing::warn!(error = %e, "e-Evidence clocks failed; retrying later");
         }
-        match send_due(&db, &sender, &client).await {
+        match send_due(&db, &sender, &sender.client).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(calls = n, "e-Evidence calls attempted"),
             Err(e) => tracing::warn!(error = %e, "e-Evidence call run failed; retrying later"),
@@ -104,14 +91,14 @@ pub async fn send_due(
     sender: &Sender,
     client: &reqwest::Client,
 ) -> Result<usize, OrderError> {
-    let lease = i64::try_from(sender.settings.delivery_timeout_secs)
-        .unwrap_or(3600)
-        .saturating_add(30)
-        .saturating_mul(1_000_000);
+    let lease = crate::db::lease::duration(sender.settings.delivery_timeout_secs);
     let mut attempted = 0;
     while attempted < 20 {
         let leased: Option<(String, i64)> = db
-            .run(move |conn| lease_one(conn, lease, Utc::now().timestamp_micros()))
+            .run(move |conn| {
+                let now = Utc::now().timestamp_micros();
+                crate::db::lease::take(conn, crate::db::lease::Queue::EevidenceOutbox, lease, now)
+            })
             .await?;
         let Some((id, lease_end)) = leased else {
             break;
@@ -137,39 +124,6 @@ pub async fn send_due(
             .await?;
     }
     Ok(attempted)
-}
-
-/// Leases the next due call: a conditional update claims it, so of several instances one
-/// wins.
-fn lease_one(c: &mut DbConn, lease: i64, now: i64) -> Result<Option<(String, i64)>, OrderError> {
-    write_tx(c, |c| {
-        let due: Option<String> = eevidence_outbox::table
-            .filter(eevidence_outbox::status.eq_any(["queued", "sending"]))
-            .filter(eevidence_outbox::next_attempt_at.le(now))
-            .order((
-                eevidence_outbox::next_attempt_at,
-                eevidence_outbox::created_at,
-            ))
-            .select(eevidence_outbox::id)
-            .first(c)
-            .optional()?;
-        let Some(id) = due else {
-            return Ok(None);
-        };
-        let lease_end = now.saturating_add(lease);
-        let n = diesel::update(
-            eevidence_outbox::table
-                .filter(eevidence_outbox::id.eq(&id))
-                .filter(eevidence_outbox::status.eq_any(["queued", "sending"]))
-                .filter(eevidence_outbox::next_attempt_at.le(now)),
-        )
-        .set((
-            eevidence_outbox::status.eq("sending"),
-            eevidence_outbox::next_attempt_at.eq(lease_end),
-        ))
-        .execute(c)?;
-        Ok((n == 1).then_some((id, lease_end)))
-    })
 }
 
 /// What a Form 3 call carries (the `body` of its queued row).
