@@ -105,9 +105,10 @@ pub async fn send_due(
         };
         attempted += 1;
         let settings = sender.settings.clone();
+        let key = sender.key.clone();
         let call_id = id.clone();
         let prepared = db
-            .run(move |conn| message(conn, &call_id, &settings, Utc::now()))
+            .run(move |conn| message(conn, &call_id, &settings, &key, Utc::now()))
             .await;
         let outcome = match prepared {
             Ok((endpoint, xml)) => {
@@ -135,24 +136,82 @@ pub struct Form3Detail {
     pub text: String,
 }
 
-/// The endpoint and `HI1Message` of call `id`, built from the order as it is now.
+/// The content type of a detached signature: the raw 64 bytes of an Ed25519 signature.
+pub const SIGNATURE_CONTENT_TYPE: &str = "application/octet-stream";
+
+/// The signed Form 3 of a `nonexecution` call, issued when the call was queued (so that every
+/// attempt sends the same bytes).
+fn form3(
+    c: &mut DbConn,
+    order_id: &str,
+    task_id: &str,
+    detail: &Form3Detail,
+    queued_at: i64,
+    settings: &EtsiSettings,
+    key: &ed25519_dalek::SigningKey,
+) -> Result<super::form3::Signed, OrderError> {
+    let (authorisation, kind, state): (Option<String>, String, String) = eevidence_orders::table
+        .find(order_id)
+        .select((
+            eevidence_orders::authorisation_id,
+            eevidence_orders::kind,
+            eevidence_orders::state,
+        ))
+        .first(c)?;
+    let reference: Option<String> = crate::db::schema::orders::table
+        .find(order_id)
+        .select(crate::db::schema::orders::reference)
+        .first(c)
+        .optional()?;
+    let writ = writ_endpoint(settings);
+    // The holds placed on receipt stay until the order ends (Art 10(1), 11).
+    let preserved = !crate::orders::eevidence::State::parse(&state).is_some_and(|s| s.is_closed());
+    let info = super::form3::Information {
+        authorisation,
+        task: task_id.to_owned(),
+        reference,
+        order_kind: if kind == crate::orders::eevidence::Kind::EpocPr.as_str() {
+            "EPOC-PR".into()
+        } else {
+            "EPOC".into()
+        },
+        provider: format!("{}/{}", writ.country, writ.id),
+        reason_text: super::form3::reason_text(&detail.reason).into(),
+        reason: detail.reason.clone(),
+        explanation: detail.text.clone(),
+        data_preserved: preserved,
+        issued_at: crate::metadata::normalize::from_micros(queued_at)
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    };
+    Ok(super::form3::sign(&info, key))
+}
+
+/// The endpoint and `HI1Message` of call `id`, built from the order as it is now; a Form 3 is
+/// signed with `key`.
 pub fn message(
     c: &mut DbConn,
     id: &str,
     settings: &EtsiSettings,
+    key: &ed25519_dalek::SigningKey,
     now: DateTime<Utc>,
 ) -> Result<(String, String), OrderError> {
     let gone = || OrderError::Conflict("the call or its order is gone".into());
-    let (endpoint, order_id, authority_id, body): (String, Option<String>, String, Option<String>) =
-        eevidence_outbox::table
-            .find(id)
-            .select((
-                eevidence_outbox::endpoint,
-                eevidence_outbox::order_id,
-                eevidence_outbox::authority_id,
-                eevidence_outbox::body,
-            ))
-            .first(c)?;
+    let (endpoint, order_id, authority_id, body, created_at): (
+        String,
+        Option<String>,
+        String,
+        Option<String>,
+        i64,
+    ) = eevidence_outbox::table
+        .find(id)
+        .select((
+            eevidence_outbox::endpoint,
+            eevidence_outbox::order_id,
+            eevidence_outbox::authority_id,
+            eevidence_outbox::body,
+            eevidence_outbox::created_at,
+        ))
+        .first(c)?;
     let call = Call::parse(&endpoint).ok_or_else(gone)?;
     let order_id = order_id.ok_or_else(gone)?;
     let (task_id, authorisation_id): (String, Option<String>) = eevidence_orders::table
@@ -206,31 +265,77 @@ pub fn message(
                 .as_deref()
                 .and_then(|b| serde_json::from_str(b).ok())
                 .ok_or_else(gone)?;
-            let info = serde_json::json!({
-                "Form3Information": [{ "task": task_id, "reason": detail.reason, "text": detail.text }]
-            })
-            .to_string();
+            let signed = form3(c, &order_id, &task_id, &detail, created_at, settings, key)?;
+            let form_id = uuid::Uuid::new_v4().to_string();
+            let info_id = uuid::Uuid::new_v4().to_string();
+            let document = |identifier: &str,
+                            about: Vec<String>,
+                            name: &str,
+                            kind: &str,
+                            content_type: &str,
+                            contents: Vec<u8>| {
+                Action::Create(Object::Document(Document {
+                    base: base(identifier.to_owned(), about),
+                    reference: None,
+                    name: Some(name.into()),
+                    document_type: Some(DictionaryEntry {
+                        owner: PROFILE_OWNER.into(),
+                        name: "EPOCDocumentType".into(),
+                        value: kind.into(),
+                    }),
+                    body: Some(DocumentBody {
+                        checksum: Some(crate::digest::sha256_hex(&contents)),
+                        checksum_type: Some("SHA-256".into()),
+                        content_type: Some(content_type.into()),
+                        contents,
+                    }),
+                }))
+            };
+            // The form (PDF), its structured information, and the detached signature of
+            // each, naming the document it signs. EEVIDENCE.md [T?]: how the profile carries
+            // the signature is not public; `OtherAttachment` is its catch-all type.
+            let about = |doc: &str| {
+                let mut a = associated.clone();
+                a.push(doc.to_owned());
+                a
+            };
             vec![
                 Action::Create(notification(
                     "NonExecution",
                     Some(format!("{}: {}", detail.reason, detail.text)),
                 )),
-                Action::Create(Object::Document(Document {
-                    base: base(uuid::Uuid::new_v4().to_string(), associated.clone()),
-                    reference: None,
-                    name: Some("Form3Information".into()),
-                    document_type: Some(DictionaryEntry {
-                        owner: PROFILE_OWNER.into(),
-                        name: "EPOCDocumentType".into(),
-                        value: "Form3".into(),
-                    }),
-                    body: Some(DocumentBody {
-                        checksum: Some(crate::digest::sha256_hex(info.as_bytes())),
-                        checksum_type: Some("SHA-256".into()),
-                        content_type: Some("application/json".into()),
-                        contents: info.into_bytes(),
-                    }),
-                })),
+                document(
+                    &form_id,
+                    associated.clone(),
+                    "Form3.pdf",
+                    "Form3",
+                    "application/pdf",
+                    signed.pdf,
+                ),
+                document(
+                    &info_id,
+                    associated.clone(),
+                    "Form3Information.json",
+                    "OtherAttachment",
+                    "application/json",
+                    signed.information,
+                ),
+                document(
+                    &uuid::Uuid::new_v4().to_string(),
+                    about(&form_id),
+                    "Form3.pdf.sig",
+                    "OtherAttachment",
+                    SIGNATURE_CONTENT_TYPE,
+                    signed.pdf_signature,
+                ),
+                document(
+                    &uuid::Uuid::new_v4().to_string(),
+                    about(&info_id),
+                    "Form3Information.json.sig",
+                    "OtherAttachment",
+                    SIGNATURE_CONTENT_TYPE,
+                    signed.information_signature,
+                ),
             ]
         }
         Call::Correspondence => {
