@@ -159,12 +159,18 @@ impl OutboundTls {
 /// `settings.ca_file` (alone, when set) and presents the client certificate of
 /// `settings.certificate_file` to servers that ask for one (mutual TLS). Every unusable file
 /// is an error naming it, so a misconfigured transport fails at start, not at the first call.
-pub fn outbound_client(settings: &OutboundTls) -> anyhow::Result<reqwest::Client> {
+pub fn outbound_client(
+    settings: &OutboundTls,
+    timeout: std::time::Duration,
+) -> anyhow::Result<reqwest::Client> {
     const SECTION: &str = "etsi.outbound_tls";
     settings
         .check()
         .map_err(|(field, why)| anyhow::anyhow!("{SECTION}.{field}: {why}"))?;
     let mut builder = reqwest::Client::builder()
+        .timeout(timeout)
+        // A redirect would carry a request signed for one URL to another.
+        .redirect(reqwest::redirect::Policy::none())
         .use_rustls_tls()
         .min_tls_version(reqwest::tls::Version::TLS_1_2)
         // A client certificate or a pinned CA means the peer is to be authenticated: never

@@ -11,6 +11,7 @@
 //! [`Db::run`], which runs the closure on tokio's blocking thread pool.
 
 pub mod backup;
+pub mod lease;
 pub mod locks;
 pub mod meta;
 pub mod migrations;

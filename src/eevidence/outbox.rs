@@ -2,13 +2,14 @@
 //! `datapreserved`, `confirmwithdrawal`, `correspondence`, ...).
 //!
 //! A call is queued (`orders::eevidence::queue_call`) in the transaction of the step that
-//! causes it. The sender ([`run`] -> [`send_due`]) leases one due call at a time exactly as the
-//! HI-1 deliverer does (a conditional update to `sending` with the lease end as the token a
-//! settlement must match, so of several instances each call is sent by one), builds its
+//! causes it. The sender ([`run`] -> [`send_due`]) leases one due call at a time with the
+//! HI-1 deliverer's lease (`db::lease::take`: a conditional update to `sending` with the lease
+//! end as the token a settlement must match, so of several instances each call is sent by one), builds its
 //! `HI1Message` ([`message`]; the transaction identifier is the call's id, so a retry is the
 //! same transaction), POSTs it signed with a body-bound token, and retries with doubling
 //! backoff until the system answers every action without an error. Each attempt is audited.
-//! The HTTP client is built by [`client`] alone.
+//! The lease is `db::lease`, shared with the HI-1 deliverer, and so is the HTTP client
+//! (`etsi::deliver::client`: mutual TLS out as `[etsi.outbound_tls]` configures it).
 
 use std::time::Duration;
 
@@ -50,15 +51,6 @@ pub fn profile_version() -> crate::etsi::model::Version {
     }
 }
 
-/// The HTTP client for calls to the national system: the ONE place it is built (a deployment's
-/// client certificate belongs here).
-pub fn client(settings: &EtsiSettings) -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(settings.delivery_timeout_secs))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-}
-
 /// What the sender needs.
 #[derive(Clone)]
 pub struct Sender {
@@ -66,6 +58,8 @@ pub struct Sender {
     pub settings: EtsiSettings,
     /// The package signing key (signs the request tokens).
     pub key: ed25519_dalek::SigningKey,
+    /// The HTTP client (`etsi::deliver::client`).
+    pub client: reqwest::Client,
     /// How often to look for due calls.
     pub interval: Duration,
 }
@@ -75,13 +69,6 @@ pub async fn run(db: Db, sender: Sender) {
     if sender.settings.eevidence_url.is_empty() {
         return;
     }
-    let client = match client(&sender.settings) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot build the HTTP client: e-Evidence calls are not sent");
-            return;
-        }
-    };
     let mut tick = tokio::time::interval(sender.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -90,7 +77,7 @@ pub async fn run(db: Db, sender: Sender) {
         if let Err(e) = clocks {
             tracing::warn!(error = %e, "e-Evidence clocks failed; retrying later");
         }
-        match send_due(&db, &sender, &client).await {
+        match send_due(&db, &sender, &sender.client).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(calls = n, "e-Evidence calls attempted"),
             Err(e) => tracing::warn!(error = %e, "e-Evidence call run failed; retrying later"),
@@ -104,23 +91,24 @@ pub async fn send_due(
     sender: &Sender,
     client: &reqwest::Client,
 ) -> Result<usize, OrderError> {
-    let lease = i64::try_from(sender.settings.delivery_timeout_secs)
-        .unwrap_or(3600)
-        .saturating_add(30)
-        .saturating_mul(1_000_000);
+    let lease = crate::db::lease::duration(sender.settings.delivery_timeout_secs);
     let mut attempted = 0;
     while attempted < 20 {
         let leased: Option<(String, i64)> = db
-            .run(move |conn| lease_one(conn, lease, Utc::now().timestamp_micros()))
+            .run(move |conn| {
+                let now = Utc::now().timestamp_micros();
+                crate::db::lease::take(conn, crate::db::lease::Queue::EevidenceOutbox, lease, now)
+            })
             .await?;
         let Some((id, lease_end)) = leased else {
             break;
         };
         attempted += 1;
         let settings = sender.settings.clone();
+        let key = sender.key.clone();
         let call_id = id.clone();
         let prepared = db
-            .run(move |conn| message(conn, &call_id, &settings, Utc::now()))
+            .run(move |conn| message(conn, &call_id, &settings, &key, Utc::now()))
             .await;
         let outcome = match prepared {
             Ok((endpoint, xml)) => {
@@ -139,39 +127,6 @@ pub async fn send_due(
     Ok(attempted)
 }
 
-/// Leases the next due call: a conditional update claims it, so of several instances one
-/// wins.
-fn lease_one(c: &mut DbConn, lease: i64, now: i64) -> Result<Option<(String, i64)>, OrderError> {
-    write_tx(c, |c| {
-        let due: Option<String> = eevidence_outbox::table
-            .filter(eevidence_outbox::status.eq_any(["queued", "sending"]))
-            .filter(eevidence_outbox::next_attempt_at.le(now))
-            .order((
-                eevidence_outbox::next_attempt_at,
-                eevidence_outbox::created_at,
-            ))
-            .select(eevidence_outbox::id)
-            .first(c)
-            .optional()?;
-        let Some(id) = due else {
-            return Ok(None);
-        };
-        let lease_end = now.saturating_add(lease);
-        let n = diesel::update(
-            eevidence_outbox::table
-                .filter(eevidence_outbox::id.eq(&id))
-                .filter(eevidence_outbox::status.eq_any(["queued", "sending"]))
-                .filter(eevidence_outbox::next_attempt_at.le(now)),
-        )
-        .set((
-            eevidence_outbox::status.eq("sending"),
-            eevidence_outbox::next_attempt_at.eq(lease_end),
-        ))
-        .execute(c)?;
-        Ok((n == 1).then_some((id, lease_end)))
-    })
-}
-
 /// What a Form 3 call carries (the `body` of its queued row).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Form3Detail {
@@ -181,24 +136,82 @@ pub struct Form3Detail {
     pub text: String,
 }
 
-/// The endpoint and `HI1Message` of call `id`, built from the order as it is now.
+/// The content type of a detached signature: the raw 64 bytes of an Ed25519 signature.
+pub const SIGNATURE_CONTENT_TYPE: &str = "application/octet-stream";
+
+/// The signed Form 3 of a `nonexecution` call, issued when the call was queued (so that every
+/// attempt sends the same bytes).
+fn form3(
+    c: &mut DbConn,
+    order_id: &str,
+    task_id: &str,
+    detail: &Form3Detail,
+    queued_at: i64,
+    settings: &EtsiSettings,
+    key: &ed25519_dalek::SigningKey,
+) -> Result<super::form3::Signed, OrderError> {
+    let (authorisation, kind, state): (Option<String>, String, String) = eevidence_orders::table
+        .find(order_id)
+        .select((
+            eevidence_orders::authorisation_id,
+            eevidence_orders::kind,
+            eevidence_orders::state,
+        ))
+        .first(c)?;
+    let reference: Option<String> = crate::db::schema::orders::table
+        .find(order_id)
+        .select(crate::db::schema::orders::reference)
+        .first(c)
+        .optional()?;
+    let writ = writ_endpoint(settings);
+    // The holds placed on receipt stay until the order ends (Art 10(1), 11).
+    let preserved = !crate::orders::eevidence::State::parse(&state).is_some_and(|s| s.is_closed());
+    let info = super::form3::Information {
+        authorisation,
+        task: task_id.to_owned(),
+        reference,
+        order_kind: if kind == crate::orders::eevidence::Kind::EpocPr.as_str() {
+            "EPOC-PR".into()
+        } else {
+            "EPOC".into()
+        },
+        provider: format!("{}/{}", writ.country, writ.id),
+        reason_text: super::form3::reason_text(&detail.reason).into(),
+        reason: detail.reason.clone(),
+        explanation: detail.text.clone(),
+        data_preserved: preserved,
+        issued_at: crate::metadata::normalize::from_micros(queued_at)
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    };
+    Ok(super::form3::sign(&info, key))
+}
+
+/// The endpoint and `HI1Message` of call `id`, built from the order as it is now; a Form 3 is
+/// signed with `key`.
 pub fn message(
     c: &mut DbConn,
     id: &str,
     settings: &EtsiSettings,
+    key: &ed25519_dalek::SigningKey,
     now: DateTime<Utc>,
 ) -> Result<(String, String), OrderError> {
     let gone = || OrderError::Conflict("the call or its order is gone".into());
-    let (endpoint, order_id, authority_id, body): (String, Option<String>, String, Option<String>) =
-        eevidence_outbox::table
-            .find(id)
-            .select((
-                eevidence_outbox::endpoint,
-                eevidence_outbox::order_id,
-                eevidence_outbox::authority_id,
-                eevidence_outbox::body,
-            ))
-            .first(c)?;
+    let (endpoint, order_id, authority_id, body, created_at): (
+        String,
+        Option<String>,
+        String,
+        Option<String>,
+        i64,
+    ) = eevidence_outbox::table
+        .find(id)
+        .select((
+            eevidence_outbox::endpoint,
+            eevidence_outbox::order_id,
+            eevidence_outbox::authority_id,
+            eevidence_outbox::body,
+            eevidence_outbox::created_at,
+        ))
+        .first(c)?;
     let call = Call::parse(&endpoint).ok_or_else(gone)?;
     let order_id = order_id.ok_or_else(gone)?;
     let (task_id, authorisation_id): (String, Option<String>) = eevidence_orders::table
@@ -252,31 +265,77 @@ pub fn message(
                 .as_deref()
                 .and_then(|b| serde_json::from_str(b).ok())
                 .ok_or_else(gone)?;
-            let info = serde_json::json!({
-                "Form3Information": [{ "task": task_id, "reason": detail.reason, "text": detail.text }]
-            })
-            .to_string();
+            let signed = form3(c, &order_id, &task_id, &detail, created_at, settings, key)?;
+            let form_id = uuid::Uuid::new_v4().to_string();
+            let info_id = uuid::Uuid::new_v4().to_string();
+            let document = |identifier: &str,
+                            about: Vec<String>,
+                            name: &str,
+                            kind: &str,
+                            content_type: &str,
+                            contents: Vec<u8>| {
+                Action::Create(Object::Document(Document {
+                    base: base(identifier.to_owned(), about),
+                    reference: None,
+                    name: Some(name.into()),
+                    document_type: Some(DictionaryEntry {
+                        owner: PROFILE_OWNER.into(),
+                        name: "EPOCDocumentType".into(),
+                        value: kind.into(),
+                    }),
+                    body: Some(DocumentBody {
+                        checksum: Some(crate::digest::sha256_hex(&contents)),
+                        checksum_type: Some("SHA-256".into()),
+                        content_type: Some(content_type.into()),
+                        contents,
+                    }),
+                }))
+            };
+            // The form (PDF), its structured information, and the detached signature of
+            // each, naming the document it signs. EEVIDENCE.md [T?]: how the profile carries
+            // the signature is not public; `OtherAttachment` is its catch-all type.
+            let about = |doc: &str| {
+                let mut a = associated.clone();
+                a.push(doc.to_owned());
+                a
+            };
             vec![
                 Action::Create(notification(
                     "NonExecution",
                     Some(format!("{}: {}", detail.reason, detail.text)),
                 )),
-                Action::Create(Object::Document(Document {
-                    base: base(uuid::Uuid::new_v4().to_string(), associated.clone()),
-                    reference: None,
-                    name: Some("Form3Information".into()),
-                    document_type: Some(DictionaryEntry {
-                        owner: PROFILE_OWNER.into(),
-                        name: "EPOCDocumentType".into(),
-                        value: "Form3".into(),
-                    }),
-                    body: Some(DocumentBody {
-                        checksum: Some(crate::digest::sha256_hex(info.as_bytes())),
-                        checksum_type: Some("SHA-256".into()),
-                        content_type: Some("application/json".into()),
-                        contents: info.into_bytes(),
-                    }),
-                })),
+                document(
+                    &form_id,
+                    associated.clone(),
+                    "Form3.pdf",
+                    "Form3",
+                    "application/pdf",
+                    signed.pdf,
+                ),
+                document(
+                    &info_id,
+                    associated.clone(),
+                    "Form3Information.json",
+                    "OtherAttachment",
+                    "application/json",
+                    signed.information,
+                ),
+                document(
+                    &uuid::Uuid::new_v4().to_string(),
+                    about(&form_id),
+                    "Form3.pdf.sig",
+                    "OtherAttachment",
+                    SIGNATURE_CONTENT_TYPE,
+                    signed.pdf_signature,
+                ),
+                document(
+                    &uuid::Uuid::new_v4().to_string(),
+                    about(&info_id),
+                    "Form3Information.json.sig",
+                    "OtherAttachment",
+                    SIGNATURE_CONTENT_TYPE,
+                    signed.information_signature,
+                ),
             ]
         }
         Call::Correspondence => {

@@ -222,28 +222,30 @@ pub struct Sender {
     pub key: ed25519_dalek::SigningKey,
     /// The audit signer (for the packages' inclusion proofs).
     pub signer: std::sync::Arc<crate::audit::service::SignerCell>,
+    /// The HTTP client ([`client`]).
+    pub client: reqwest::Client,
     /// How often to look for due deliveries.
     pub interval: Duration,
 }
 
+/// The HTTP client for Writ's outbound HI-1 and e-Evidence messages: the ONE place it is built.
+/// Mutual TLS as `[etsi.outbound_tls]` configures it (`pki::outbound_client`: the trusted CA,
+/// Writ's client certificate), the delivery timeout, and no redirects (a redirect would send
+/// the signed message somewhere the token was not bound to).
+pub fn client(settings: &EtsiSettings) -> anyhow::Result<reqwest::Client> {
+    crate::pki::outbound_client(
+        &settings.outbound_tls,
+        Duration::from_secs(settings.delivery_timeout_secs),
+    )
+}
+
 /// Sends due deliveries until the task is aborted.
 pub async fn run(db: Db, sender: Sender) {
-    let client = match reqwest::Client::builder()
-        .timeout(Duration::from_secs(sender.settings.delivery_timeout_secs))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot build the HTTP client: HI-1 deliveries are not sent");
-            return;
-        }
-    };
     let mut tick = tokio::time::interval(sender.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        match send_due(&db, &sender, &client).await {
+        match send_due(&db, &sender, &sender.client).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(deliveries = n, "HI-1 deliveries attempted"),
             Err(e) => tracing::warn!(error = %e, "HI-1 delivery run failed; retrying later"),
@@ -258,44 +260,17 @@ pub async fn send_due(
     sender: &Sender,
     client: &reqwest::Client,
 ) -> Result<usize, OrderError> {
-    let lease = i64::try_from(sender.settings.delivery_timeout_secs)
-        .unwrap_or(3600)
-        .saturating_add(30)
-        .saturating_mul(1_000_000);
+    let lease = crate::db::lease::duration(sender.settings.delivery_timeout_secs);
     db.run(|conn| take_released(conn, Utc::now())).await?;
     let signer = sender.signer.get(db).await?;
     let mut attempted = 0;
     // One delivery at a time: a lease covers one send, so it cannot expire while the send
     // waits behind others; the lease end is the token a settlement must match.
     while attempted < 10 {
-        let leased: Option<(String, i64)> = db
+        let leased = db
             .run(move |conn| {
                 let now = Utc::now().timestamp_micros();
-                write_tx(conn, |c| {
-                    let due: Option<String> = etsi_deliveries::table
-                        .filter(etsi_deliveries::status.eq_any(["queued", "sending"]))
-                        .filter(etsi_deliveries::next_attempt_at.le(now))
-                        .order(etsi_deliveries::next_attempt_at)
-                        .select(etsi_deliveries::id)
-                        .first(c)
-                        .optional()?;
-                    let Some(id) = due else {
-                        return Ok(None);
-                    };
-                    let lease_end = now.saturating_add(lease);
-                    let n = diesel::update(
-                        etsi_deliveries::table
-                            .filter(etsi_deliveries::id.eq(&id))
-                            .filter(etsi_deliveries::status.eq_any(["queued", "sending"]))
-                            .filter(etsi_deliveries::next_attempt_at.le(now)),
-                    )
-                    .set((
-                        etsi_deliveries::status.eq("sending"),
-                        etsi_deliveries::next_attempt_at.eq(lease_end),
-                    ))
-                    .execute(c)?;
-                    Ok::<_, OrderError>((n == 1).then_some((id, lease_end)))
-                })
+                crate::db::lease::take(conn, crate::db::lease::Queue::EtsiDeliveries, lease, now)
             })
             .await?;
         let Some((id, lease_end)) = leased else {

@@ -2,11 +2,11 @@
 //! calls (EEVIDENCE.md section 2). Each takes an `HI1Message` and is answered synchronously in
 //! one, by [`crate::etsi::service`] with the e-Evidence profile layered on it.
 //!
-//! Authentication is [`authenticate`], the one place it happens for these endpoints (today the
-//! body-bound authority token, as at `/etsi/hi1`).
+//! Authentication is [`authenticate`], the one place it happens for these endpoints: a pinned
+//! mutual-TLS peer, or the body-bound authority token as at `/etsi/hi1`.
 
-use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, post, web};
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, post, web};
 use chrono::Utc;
 
 use crate::db::Db;
@@ -16,9 +16,18 @@ use crate::etsi::service::{self, Rules};
 use crate::web::api::{self, ApiState};
 use crate::web::etsi::EtsiConfig;
 use crate::web::problem::Problem;
+use crate::web::tls::PeerAuthority;
 
 /// Authenticates a call to an e-Evidence endpoint and reads its body: the registered
 /// authority's id and the body. The ONE place these endpoints authenticate.
+///
+/// Two ways, either sufficing, neither absent (deny by default):
+/// - a verified client certificate pinned to an active authority ([`PeerAuthority`], put in
+///   the request by `web::tls::require_pinned_peer` on the mutual-TLS prefixes);
+/// - the body-bound request token, as at `/etsi/hi1`.
+///
+/// With both, they must name the same authority. Without either: 401. How the national
+/// system's interface authenticates is not public yet (EEVIDENCE.md section 1 [?]), hence both.
 pub async fn authenticate(
     req: &HttpRequest,
     payload: web::Payload,
@@ -26,9 +35,28 @@ pub async fn authenticate(
     db: &web::Data<Db>,
     limit: usize,
 ) -> Result<(String, Vec<u8>), Problem> {
+    let peer = req.extensions().get::<PeerAuthority>().cloned();
+    let token = req.headers().contains_key(header::AUTHORIZATION);
+    if let (Some(peer), false) = (&peer, token) {
+        let body = crate::web::body::read_body(req, payload, limit).await?;
+        return Ok((peer.authority_id.clone(), body));
+    }
     let pre = api::pre_authenticate(req, state, db).await?;
     let body = crate::web::body::read_body(req, payload, limit).await?;
     let authority = api::finish_authentication(pre, &body, state, db).await?;
+    if let Some(peer) = peer
+        && peer.authority_id != authority
+    {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "client-certificate-mismatch",
+            "The client certificate and the token name different authorities",
+        )
+        .detail(
+            "The client certificate is pinned to another authority than the one whose key \
+             signed the request token.",
+        ));
+    }
     Ok((authority, body))
 }
 
@@ -48,8 +76,9 @@ pub async fn authenticate(
         UPDATE of the LDTaskObject with its new LDDeadline; `withdraw`: UPDATE of the \
         AuthorisationObject with DesiredStatus Cancelled; `deliverystatus`: UPDATE of the \
         DeliveryObject Writ sent, with DeliveryStatus Received or Error; `correspondence`: a \
-        DocumentObject of an EPOCDocumentType naming the authorisation. Authenticated like \
-        `/etsi/hi1` (a body-bound request token); every message is kept, audited and \
+        DocumentObject of an EPOCDocumentType naming the authorisation. Authenticated by a client \
+        certificate pinned to the sending authority (mutual TLS) or like `/etsi/hi1` by a \
+        body-bound request token (with both, they must name the same authority); every message is kept, audited and \
         idempotent on its transaction identifier. Answered with 200 and an action-by-action \
         response (each action may carry an ErrorInformation naming what is wrong), or 4xx and \
         an ErrorInformation when the message is refused as a whole.",
@@ -61,14 +90,14 @@ pub async fn authenticate(
         (status = 200, description = "Answered action by action", body = String, content_type = "application/xml"),
         (status = 400, description = "Not a valid HI1Message, or not addressed to Writ", body = String, content_type = "application/xml"),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The sender identifier is not the signer's", body = String, content_type = "application/xml"),
+        (status = 403, description = "The sender identifier is not the signer's (or the pinned peer's); or the client certificate names another authority than the token", body = String, content_type = "application/xml"),
         (status = 404, description = "No such endpoint", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The transaction identifier was used for another message", body = String, content_type = "application/xml"),
         (status = 413, description = "Too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not application/xml", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("request_token" = [])))]
+    security(("request_token" = []), ("mutual_tls" = [])))]
 #[post("/eevidence/{endpoint}")]
 pub async fn receive(
     req: HttpRequest,

@@ -54,6 +54,10 @@ pub enum StartupError {
     /// The TLS certificate or key is unusable.
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    /// The client for Writ's outbound messages (HI-1 deliveries, e-Evidence calls) cannot be
+    /// built: a file of `[etsi.outbound_tls]` is unusable.
+    #[error("{0}")]
+    OutboundClient(String),
     /// The listener could not be bound.
     #[error("cannot listen on {address}: {source}")]
     Bind {
@@ -91,6 +95,10 @@ impl Application {
         } else {
             None
         };
+        // Likewise the client that authenticates Writ to the national e-Evidence system and
+        // to HI-1 destinations: a bad certificate stops start-up, naming its setting.
+        let outbound = crate::etsi::deliver::client(&settings.etsi)
+            .map_err(|e| StartupError::OutboundClient(format!("{e:#}")))?;
         let db = Db::open_for_server(&settings.database)?;
         if settings.database.migrate_on_start {
             let applied = db.run(migrations::run_pending).await?;
@@ -193,6 +201,7 @@ impl Application {
                 settings: settings.etsi.clone(),
                 key: package_key.clone(),
                 signer: signer.clone(),
+                client: outbound.clone(),
                 interval: Duration::from_secs(settings.api.jobs_interval_secs),
             },
         ));
@@ -201,6 +210,7 @@ impl Application {
             crate::eevidence::outbox::Sender {
                 settings: settings.etsi.clone(),
                 key: package_key.clone(),
+                client: outbound,
                 interval: Duration::from_secs(settings.api.jobs_interval_secs),
             },
         ));

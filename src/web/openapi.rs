@@ -49,6 +49,16 @@ impl Modify for RequestToken {
             "A body-bound request token signed with the authority's registered key; see the API description.".into(),
         );
         components.add_security_scheme("request_token", SecurityScheme::Http(scheme));
+        components.add_security_scheme(
+            "mutual_tls",
+            SecurityScheme::MutualTls {
+                description: Some(
+                    "A client certificate from the configured client CA whose pin an active authority holds (`writ authority pin`); on the mutual-TLS prefixes (`server.tls.client_auth_prefixes`).".into(),
+                ),
+                deprecated: None,
+                extensions: None,
+            },
+        );
     }
 }
 

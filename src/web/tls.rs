@@ -7,7 +7,8 @@
 //! certificate's fingerprints in the connection's data; [`require_pinned_peer`] then refuses a
 //! request on a protected prefix unless they match an active authority's unrevoked pin (looked
 //! up on every request, so a revocation takes effect on open connections too), and puts the
-//! [`PeerAuthority`] in the request for handlers to extract.
+//! [`PeerAuthority`] in the request for handlers to extract; a request without a certificate
+//! passes only with an `Authorization` header, which its handler checks (the request token).
 //!
 //! One TLS stack (rustls with the ring provider, as reqwest and lettre already use), TLS 1.2
 //! and 1.3 only (rustls implements nothing older), HTTP/1.1 over it. Every problem with the
@@ -241,9 +242,11 @@ impl FromRequest for PeerAuthority {
     }
 }
 
-/// Middleware: on a protected prefix, a request passes only over a connection whose verified
-/// client certificate matches an active authority's unrevoked pin; 401 without a certificate,
-/// 403 with one that no such pin matches. Other paths pass untouched.
+/// Middleware: on a protected prefix, a request passes over a connection whose verified client
+/// certificate matches an active authority's unrevoked pin (with the [`PeerAuthority`] in it),
+/// or without a certificate when it carries an `Authorization` header, for the handler to
+/// check (the request token, the alternative); 401 with neither, 403 with a certificate that
+/// no such pin matches (a token does not rescue it). Other paths pass untouched.
 pub async fn require_pinned_peer(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -255,6 +258,15 @@ pub async fn require_pinned_peer(
         return Ok(next.call(req).await?.map_into_boxed_body());
     }
     let Some(PeerCertificate(prints)) = req.conn_data::<PeerCertificate>().cloned() else {
+        // Without a certificate, a request carrying a request token goes on to its handler,
+        // which checks the token (the alternative the e-Evidence endpoints keep); anything
+        // else is refused here.
+        if req
+            .headers()
+            .contains_key(actix_web::http::header::AUTHORIZATION)
+        {
+            return Ok(next.call(req).await?.map_into_boxed_body());
+        }
         return Ok(refuse(req, no_certificate()));
     };
     let Some(db) = req.app_data::<web::Data<Db>>().cloned() else {

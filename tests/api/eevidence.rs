@@ -29,6 +29,12 @@ both_backends!(
     an_unknown_authority_goes_to_human_judgement,
     form3_suspends_the_clock_until_clarified_and_withdrawal_needs_a_person,
     an_epoc_pr_is_preserved_extended_followed_and_another_lapses,
+    a_new_deadline_replaces_the_due_date,
+    immunities_are_maintained_and_a_conflict_of_laws_goes_to_court,
+    endpreservation_lifts_the_hold,
+    withdrawal_after_preparation_halts_the_release,
+    the_system_authenticates_by_pinned_certificate_or_token,
+    calls_out_present_writs_client_certificate,
 );
 
 /// The stand-in national system: what Writ sent, and how many calls to refuse first.
@@ -39,6 +45,11 @@ struct System {
 }
 
 async fn start_system(state: Arc<Mutex<System>>) -> String {
+    start_system_on(state, None).await
+}
+
+/// The stand-in, over mutual TLS when `tls` is given (its URL is then `https://localhost`).
+async fn start_system_on(state: Arc<Mutex<System>>, tls: Option<rustls::ServerConfig>) -> String {
     use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
     async fn take(
         req: HttpRequest,
@@ -102,12 +113,19 @@ async fn start_system(state: Arc<Mutex<System>>) -> String {
             .app_data(data.clone())
             .default_service(web::post().to(take))
     })
-    .workers(1)
-    .listen(listener)
-    .unwrap()
-    .run();
-    tokio::spawn(server);
-    format!("http://127.0.0.1:{port}")
+    .workers(1);
+    let (server, url) = match tls {
+        Some(config) => (
+            server.listen_rustls_0_23(listener, config).unwrap(),
+            format!("https://localhost:{port}"),
+        ),
+        None => (
+            server.listen(listener).unwrap(),
+            format!("http://127.0.0.1:{port}"),
+        ),
+    };
+    tokio::spawn(server.run());
+    url
 }
 
 struct World {
@@ -120,65 +138,67 @@ struct World {
 async fn start(backend: Backend) -> World {
     let system = Arc::new(Mutex::new(System::default()));
     let url = start_system(system.clone()).await;
-    let api = Api::start(
-        backend,
-        &[
-            ("WRIT_ETSI__UNIQUE_IDENTIFIER", "ACTOR02"),
-            ("WRIT_ETSI__EEVIDENCE_URL", &url),
-            ("WRIT_API__JOBS_INTERVAL_SECS", "1"),
-            ("WRIT_ETSI__DELIVERY_BACKOFF_SECS", "0"),
-        ],
-    )
-    .await;
-    api.app
-        .pool
-        .run(move |conn| {
-            let actor = Actor::new(ActorKind::System, "test");
-            for (id, name) in [
-                (DOJ.iss, "U.S. Attorney's Office, S.D.N.Y."),
-                ("xx-validator", "Juge d'instruction"),
-            ] {
-                writ::authority::add(
-                    conn,
-                    &actor,
-                    &NewAuthority {
-                        id: id.into(),
-                        name: name.into(),
-                        country: "US".into(),
-                        kind: IssuerKind::Prosecutor,
-                        contacts: vec!["sdny@justice.example".into()],
-                    },
-                )
-                .unwrap();
-            }
-            writ::authority::add_key(
-                conn,
-                &actor,
-                DOJ.iss,
-                DOJ.kid,
-                KeyAlgorithm::EdDSA,
-                &public_pem(DOJ.seed),
-            )
-            .unwrap();
-            writ::authority::set_etsi(
-                conn,
-                &actor,
-                &identity(DOJ.iss, "ACTOR05", "us.subpoena", None),
-            )
-            .unwrap();
-            writ::authority::set_etsi(
-                conn,
-                &actor,
-                &identity("xx-validator", "VALID01", "us.subpoena", None),
-            )
-            .unwrap();
-            Ok::<_, writ::db::DbError>(())
-        })
-        .await
-        .unwrap();
+    start_with(backend, system, &[("WRIT_ETSI__EEVIDENCE_URL", &url)]).await
+}
+
+/// [`start`] with these further settings (the stand-in's URL among them).
+async fn start_with(backend: Backend, system: Arc<Mutex<System>>, extra: &[(&str, &str)]) -> World {
+    let mut settings = vec![
+        ("WRIT_ETSI__UNIQUE_IDENTIFIER", "ACTOR02"),
+        ("WRIT_API__JOBS_INTERVAL_SECS", "1"),
+        ("WRIT_ETSI__DELIVERY_BACKOFF_SECS", "0"),
+    ];
+    settings.extend_from_slice(extra);
+    let api = Api::start(backend, &settings).await;
+    api.app.pool.run(register).await.unwrap();
     add_users(&api.app).await;
     seed_alice(&api.app).await;
     World { api, system }
+}
+
+/// Registers the DOJ office (`XX/ACTOR05`, with its key) and the validating authority
+/// `XX/VALID01`.
+fn register(conn: &mut writ::db::DbConn) -> Result<(), writ::db::DbError> {
+    let actor = Actor::new(ActorKind::System, "test");
+    for (id, name) in [
+        (DOJ.iss, "U.S. Attorney's Office, S.D.N.Y."),
+        ("xx-validator", "Juge d'instruction"),
+    ] {
+        writ::authority::add(
+            conn,
+            &actor,
+            &NewAuthority {
+                id: id.into(),
+                name: name.into(),
+                country: "US".into(),
+                kind: IssuerKind::Prosecutor,
+                contacts: vec!["sdny@justice.example".into()],
+            },
+        )
+        .unwrap();
+    }
+    writ::authority::add_key(
+        conn,
+        &actor,
+        DOJ.iss,
+        DOJ.kid,
+        KeyAlgorithm::EdDSA,
+        &public_pem(DOJ.seed),
+    )
+    .unwrap();
+    writ::authority::set_etsi(
+        conn,
+        &actor,
+        &identity(DOJ.iss, "ACTOR05", "us.subpoena", None),
+    )
+    .unwrap();
+    writ::authority::set_etsi(
+        conn,
+        &actor,
+        &identity("xx-validator", "VALID01", "us.subpoena", None),
+    )
+    .unwrap();
+    Ok(())
 }
 
 async fn post(api: &Api, endpoint: &str, xml: &str) -> Reply {
@@ -1061,4 +1081,616 @@ async fn an_epoc_pr_is_preserved_extended_followed_and_another_lapses(backend: B
     assert_eq!(error_of(&r.outcomes()[0].1).0, 409, "{}", r.text);
     acknowledged(api, &epoc, "outcome", 1).await;
     check_sent(&w.system);
+}
+
+/// An UPDATE of the LDTask `task` with a new due date (`newdeadline`).
+fn new_deadline_xml(task: &str, at: chrono::DateTime<chrono::Utc>) -> String {
+    update_xml(&format!(
+        r#"<HI1Object xsi:type="task:LDTaskObject"><ObjectIdentifier>{task}</ObjectIdentifier><CountryCode>XX</CountryCode><OwnerIdentifier>ACTOR05</OwnerIdentifier><task:Deadlines><task:LDDeadline><task:DateTime>{}</task:DateTime></task:LDDeadline></task:Deadlines></HI1Object>"#,
+        at.format("%Y-%m-%dT%H:%M:%SZ")
+    ))
+}
+
+/// The withdrawal (`withdraw`) of the authorisation `auth`.
+fn withdraw_xml(auth: &str) -> String {
+    update_xml(&format!(
+        r#"<HI1Object xsi:type="auth:AuthorisationObject"><ObjectIdentifier>{auth}</ObjectIdentifier><CountryCode>XX</CountryCode><OwnerIdentifier>ACTOR05</OwnerIdentifier><auth:AuthorisationDesiredStatus><common:Owner>ETSI</common:Owner><common:Name>AuthorisationDesiredStatus</common:Name><common:Value>Cancelled</common:Value></auth:AuthorisationDesiredStatus></HI1Object>"#
+    ))
+}
+
+/// A new EPOC (one task) with the default priority; its authorisation, task and order ids.
+async fn new_epoc(api: &Api) -> (String, String, String) {
+    let (auth, task) = (id(), id());
+    all_created(
+        &post(
+            api,
+            "production",
+            &order_xml(&Order {
+                auth: &auth,
+                tasks: std::slice::from_ref(&task),
+                ..Order::default()
+            }),
+        )
+        .await,
+    );
+    let order = order_of(api, &task).await;
+    (auth, task, order)
+}
+
+/// Sends a Form 3 for `order` as the legal team would.
+async fn form3(api: &Api, order: &str, reason: writ::orders::eevidence::Form3Reason) {
+    let o = order.to_owned();
+    api.app
+        .pool
+        .run(move |conn| {
+            writ::orders::eevidence::send_form3(
+                conn,
+                &staff(),
+                &o,
+                reason,
+                "The account is held for a member of parliament.",
+                chrono::Utc::now(),
+            )
+        })
+        .await
+        .unwrap();
+}
+
+/// The order's target holds not yet lifted.
+async fn open_holds(api: &Api, order: &str) -> i64 {
+    let order = order.to_owned();
+    api.app
+        .pool
+        .run(move |conn| {
+            use diesel::prelude::*;
+            use writ::db::schema::target_holds as t;
+            t::table
+                .filter(t::order_id.eq(&order))
+                .filter(t::released_at.is_null())
+                .count()
+                .get_result::<i64>(conn)
+                .map_err(writ::db::DbError::Query)
+        })
+        .await
+        .unwrap()
+}
+
+/// One approval of the previewed package `hash` of `order` by the signed-in `b`.
+async fn approve_as(b: &mut Browser, order: &str, hash: &str) -> (StatusCode, String) {
+    let csrf = b.session_csrf().await;
+    let (s, body, _) = b
+        .post(
+            &format!("/orders/{order}/approve"),
+            &[
+                ("csrf", &csrf),
+                ("snapshot_sha256", hash),
+                ("justification", crate::workspace_daily::JUSTIFICATION),
+            ],
+        )
+        .await;
+    (s, body)
+}
+
+async fn a_new_deadline_replaces_the_due_date(backend: Backend) {
+    use writ::orders::eevidence::Form3Reason;
+    let w = start(backend).await;
+    let api = &w.api;
+    // While executing: the due date is replaced, the state kept.
+    let (_, task, order) = new_epoc(api).await;
+    let before = state_of(api, &order).await;
+    let due = chrono::Utc::now() + chrono::Duration::days(20);
+    all_created(&post(api, "newdeadline", &new_deadline_xml(&task, due)).await);
+    let after = state_of(api, &order).await;
+    assert_eq!(after.state.as_str(), "executing");
+    assert_eq!(after.due_at, Some(due.timestamp() * 1_000_000));
+    assert_ne!(after.due_at, before.due_at);
+    // A due date in the past, and a task this sender never sent, are refused, naming why.
+    let r = post(
+        api,
+        "newdeadline",
+        &new_deadline_xml(&task, chrono::Utc::now() - chrono::Duration::hours(1)),
+    )
+    .await;
+    let (code, text) = error_of(&r.outcomes()[0].1);
+    assert_eq!(code, 422, "{text}");
+    assert!(text.contains("past"), "{text}");
+    let r = post(api, "newdeadline", &new_deadline_xml(&id(), due)).await;
+    assert_eq!(error_of(&r.outcomes()[0].1).0, 404, "{}", r.text);
+    assert_eq!(state_of(api, &order).await.due_at, after.due_at);
+
+    // After a Form 3 that stops nothing (de facto impossibility): the new deadline answers
+    // it, the order is worked on again and may be released.
+    let (_, task2, o2) = new_epoc(api).await;
+    form3(api, &o2, Form3Reason::DeFactoImpossibility).await;
+    assert_eq!(state_of(api, &o2).await.state.as_str(), "objected");
+    assert_eq!(release(api, &o2).await.0, StatusCode::CONFLICT);
+    let due2 = chrono::Utc::now() + chrono::Duration::days(3);
+    all_created(&post(api, "newdeadline", &new_deadline_xml(&task2, due2)).await);
+    let lc = state_of(api, &o2).await;
+    assert_eq!(lc.state.as_str(), "executing");
+    assert_eq!(lc.due_at, Some(due2.timestamp() * 1_000_000));
+    assert_eq!(release(api, &o2).await.0, StatusCode::SEE_OTHER);
+
+    // During a clarification (clock suspended): the new deadline replaces the suspended one.
+    let (_, task3, o3) = new_epoc(api).await;
+    form3(api, &o3, Form3Reason::ManifestErrors).await;
+    assert!(state_of(api, &o3).await.suspended_since.is_some());
+    all_created(&post(api, "newdeadline", &new_deadline_xml(&task3, due2)).await);
+    let lc = state_of(api, &o3).await;
+    assert_eq!(lc.state.as_str(), "executing");
+    assert_eq!(lc.suspended_since, None);
+    assert_eq!(lc.due_at, Some(due2.timestamp() * 1_000_000));
+    // A closed order takes no new deadline.
+    let o2_calls = acknowledged(api, &o2, "outcome", 1).await;
+    let received = update_xml(&format!(
+        r#"<HI1Object xsi:type="delivery:DeliveryObject" xmlns:delivery="http://uri.etsi.org/03120/common/2019/10/Delivery"><ObjectIdentifier>{}</ObjectIdentifier><CountryCode>XX</CountryCode><OwnerIdentifier>ACTOR02</OwnerIdentifier><delivery:DeliveryStatus><common:Owner>ETSI</common:Owner><common:Name>DeliveryStatus</common:Name><common:Value>Received</common:Value></delivery:DeliveryStatus></HI1Object>"#,
+        o2_calls[0]
+    ));
+    all_created(&post(api, "deliverystatus", &received).await);
+    let r = post(api, "newdeadline", &new_deadline_xml(&task2, due)).await;
+    assert_eq!(error_of(&r.outcomes()[0].1).0, 409, "{}", r.text);
+    assert_eq!(state_of(api, &o2).await.state.as_str(), "closed");
+    acknowledged(api, &o3, "nonexecution", 1).await;
+    check_sent(&w.system);
+}
+
+async fn immunities_are_maintained_and_a_conflict_of_laws_goes_to_court(backend: Backend) {
+    use writ::orders::eevidence::Form3Reason;
+    let w = start(backend).await;
+    let api = &w.api;
+    // Immunities (Art 10(5)): nothing is released until the issuing authority maintains the
+    // order; the clock was never suspended.
+    let (auth, _, order) = new_epoc(api).await;
+    let due = state_of(api, &order).await.due_at;
+    form3(api, &order, Form3Reason::ImmunitiesOrPrivileges).await;
+    let lc = state_of(api, &order).await;
+    assert_eq!(lc.state.as_str(), "objected");
+    assert_eq!((lc.due_at, lc.suspended_since), (due, None));
+    let (s, body) = release(api, &order).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+    assert!(body.contains("objected"), "{body}");
+    acknowledged(api, &order, "nonexecution", 1).await;
+    all_created(
+        &post(
+            api,
+            "correspondence",
+            &document_xml(&id(), "Maintain", &[&auth], "Art 10(5) does not apply."),
+        )
+        .await,
+    );
+    assert_eq!(state_of(api, &order).await.state.as_str(), "executing");
+    assert_eq!(release(api, &order).await.0, StatusCode::SEE_OTHER);
+
+    // Conflict of laws (Art 17): the issuing authority goes to court; nothing is released,
+    // a later Maintain does not move it, a withdrawal still ends it.
+    let (auth2, _, o2) = new_epoc(api).await;
+    form3(api, &o2, Form3Reason::ConflictOfLaw).await;
+    assert_eq!(state_of(api, &o2).await.state.as_str(), "objected");
+    all_created(
+        &post(
+            api,
+            "correspondence",
+            &document_xml(
+                &id(),
+                "ProceedingToCourt",
+                &[&auth2],
+                "Referred to the court.",
+            ),
+        )
+        .await,
+    );
+    assert_eq!(state_of(api, &o2).await.state.as_str(), "contested");
+    assert_eq!(release(api, &o2).await.0, StatusCode::CONFLICT);
+    all_created(
+        &post(
+            api,
+            "correspondence",
+            &document_xml(&id(), "Maintain", &[&auth2], "Upheld."),
+        )
+        .await,
+    );
+    assert_eq!(state_of(api, &o2).await.state.as_str(), "contested");
+    assert_eq!(release(api, &o2).await.0, StatusCode::CONFLICT);
+    let o = o2.clone();
+    let thread = api
+        .app
+        .pool
+        .run(move |conn| writ::orders::eevidence::thread(conn, &o))
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = thread.iter().map(|l| l.document_type.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["Form3:ConflictOfLaw", "ProceedingToCourt", "Maintain"]
+    );
+    all_created(&post(api, "withdraw", &withdraw_xml(&auth2)).await);
+    assert_eq!(state_of(api, &o2).await.state.as_str(), "withdrawing");
+    acknowledged(api, &o2, "nonexecution", 1).await;
+    acknowledged(api, &order, "outcome", 1).await;
+    let sent = check_sent(&w.system);
+    let form3s: Vec<_> = sent
+        .iter()
+        .filter(|(p, _)| p == "/eevidence/nonexecution")
+        .collect();
+    assert_eq!(form3s.len(), 2);
+    assert!(
+        form3s
+            .iter()
+            .any(|(_, x)| x.contains("ImmunitiesOrPrivileges"))
+    );
+    assert!(form3s.iter().any(|(_, x)| x.contains("ConflictOfLaw")));
+    // Each carries the rendered form, its structured information and a detached signature of
+    // each by the package key, which verifies offline with the published key; a flipped byte
+    // does not.
+    let pem = api
+        .app
+        .get("/packages/public-key")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let key = writ::disclosure::keys::parse_public_pem(&pem).unwrap();
+    for (_, xml) in &form3s {
+        let docs = documents_of(xml);
+        let body = |name: &str| {
+            docs.iter()
+                .find(|d| d.name.as_deref() == Some(name))
+                .and_then(|d| d.body.clone())
+                .unwrap_or_else(|| panic!("no {name} in {xml}"))
+        };
+        let pdf = body("Form3.pdf");
+        assert_eq!(pdf.content_type.as_deref(), Some("application/pdf"));
+        assert!(pdf.contents.starts_with(b"%PDF-"));
+        let form = docs
+            .iter()
+            .find(|d| d.name.as_deref() == Some("Form3.pdf"))
+            .unwrap();
+        assert_eq!(form.document_type.as_ref().unwrap().value, "Form3");
+        let info = body("Form3Information.json");
+        let parsed: serde_json::Value = serde_json::from_slice(&info.contents).unwrap();
+        let reason = parsed["reason"].as_str().unwrap();
+        assert!(
+            ["ImmunitiesOrPrivileges", "ConflictOfLaw"].contains(&reason),
+            "{parsed}"
+        );
+        assert_eq!(parsed["data_preserved"], true, "{parsed}");
+        for (file, sig) in [
+            ("Form3.pdf", "Form3.pdf.sig"),
+            ("Form3Information.json", "Form3Information.json.sig"),
+        ] {
+            let (data, signature) = (body(file).contents, body(sig).contents);
+            assert!(
+                writ::eevidence::form3::verify(&data, &signature, &key),
+                "{file} verifies"
+            );
+            let mut flipped = data.clone();
+            flipped[data.len() / 2] ^= 0x01;
+            assert!(!writ::eevidence::form3::verify(&flipped, &signature, &key));
+        }
+        // The same with a plain Ed25519 verifier: nothing of Writ's is needed.
+        let raw = ed25519_dalek::Signature::from_slice(&body("Form3.pdf.sig").contents).unwrap();
+        use ed25519_dalek::Verifier;
+        assert!(key.verify(&pdf.contents, &raw).is_ok());
+    }
+}
+
+/// The DocumentObjects a message Writ sent creates.
+fn documents_of(xml: &str) -> Vec<writ::etsi::model::Document> {
+    let m = parse(xml.as_bytes(), &Limits::default()).unwrap();
+    let Payload::Requests(actions) = m.payload else {
+        panic!("not a request: {xml}")
+    };
+    actions
+        .into_iter()
+        .filter_map(|a| match a.action {
+            writ::etsi::model::Action::Create(writ::etsi::model::Object::Document(d)) => Some(d),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn endpreservation_lifts_the_hold(backend: Backend) {
+    let w = start(backend).await;
+    let api = &w.api;
+    let lp_update = |lp: &str| {
+        update_xml(&format!(
+            r#"<HI1Object xsi:type="task:LPTaskObject"><ObjectIdentifier>{lp}</ObjectIdentifier><CountryCode>XX</CountryCode><OwnerIdentifier>ACTOR05</OwnerIdentifier></HI1Object>"#
+        ))
+    };
+    let preserve = |auth: String, lp: String| async move {
+        all_created(
+            &post(
+                api,
+                "preservation",
+                &order_xml(&Order {
+                    auth: &auth,
+                    tasks: std::slice::from_ref(&lp),
+                    pr: true,
+                    ..Order::default()
+                }),
+            )
+            .await,
+        );
+        order_of(api, &lp).await
+    };
+    // Preserved: ended at once, its holds lifted.
+    let lp = id();
+    let pr = preserve(id(), lp.clone()).await;
+    assert_eq!(state_of(api, &pr).await.state.as_str(), "preserved");
+    assert!(
+        open_holds(api, &pr).await > 0,
+        "the EPOC-PR holds its target"
+    );
+    let end = lp_update(&lp);
+    let r = post(api, "endpreservation", &end).await;
+    all_created(&r);
+    assert_eq!(state_of(api, &pr).await.state.as_str(), "ended");
+    assert_eq!(open_holds(api, &pr).await, 0);
+    // The same message again is answered as before (a replay), not as a second end.
+    let again = post(api, "endpreservation", &end).await;
+    assert!(again.replayed);
+    assert_eq!(again.text, r.text);
+    // A new message to end it again is a conflict.
+    let r = post(api, "endpreservation", &lp_update(&lp)).await;
+    assert_eq!(error_of(&r.outcomes()[0].1).0, 409, "{}", r.text);
+    // Held for production after Form 5: ended too.
+    let lp2 = id();
+    let pr2 = preserve(id(), lp2.clone()).await;
+    all_created(&post(api, "subsequentproduction", &lp_update(&lp2)).await);
+    assert_eq!(
+        state_of(api, &pr2).await.state.as_str(),
+        "held_for_production"
+    );
+    all_created(&post(api, "endpreservation", &lp_update(&lp2)).await);
+    assert_eq!(state_of(api, &pr2).await.state.as_str(), "ended");
+    assert_eq!(open_holds(api, &pr2).await, 0);
+    // An EPOC's task is no preservation task.
+    let (_, ld, _) = new_epoc(api).await;
+    let r = post(api, "endpreservation", &lp_update(&ld)).await;
+    assert_eq!(error_of(&r.outcomes()[0].1).0, 404, "{}", r.text);
+    acknowledged(api, &pr, "datapreserved", 1).await;
+    acknowledged(api, &pr2, "datapreserved", 1).await;
+    check_sent(&w.system);
+}
+
+async fn withdrawal_after_preparation_halts_the_release(backend: Backend) {
+    let w = start(backend).await;
+    let api = &w.api;
+    // Before preparation: halted at once.
+    let (auth, _, order) = new_epoc(api).await;
+    all_created(&post(api, "withdraw", &withdraw_xml(&auth)).await);
+    assert_eq!(state_of(api, &order).await.state.as_str(), "withdrawing");
+    assert_eq!(release(api, &order).await.0, StatusCode::CONFLICT);
+
+    // After preparation and the first approval: the second approval is refused.
+    let (auth2, _, o2) = new_epoc(api).await;
+    let mut alex = Browser::new(&api.app);
+    let mut bea = Browser::new(&api.app);
+    alex.sign_in("alex", PASSWORD).await;
+    bea.sign_in("bea", PASSWORD).await;
+    let csrf = alex.session_csrf().await;
+    let (s, preview, _) = alex
+        .post_follow(&format!("/orders/{o2}/package"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(s, StatusCode::OK, "{preview}");
+    let hash = hash_in(&preview);
+    let (s, body) = approve_as(&mut alex, &o2, &hash).await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
+    let r = post(api, "withdraw", &withdraw_xml(&auth2)).await;
+    all_created(&r);
+    assert_eq!(state_of(api, &o2).await.state.as_str(), "withdrawing");
+    let (s, body) = approve_as(&mut bea, &o2, &hash).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+    assert!(body.contains("withdrawing"), "{body}");
+    // A second withdrawal is a conflict naming the state.
+    let again = post(api, "withdraw", &withdraw_xml(&auth2)).await;
+    assert_eq!(error_of(&again.outcomes()[0].1).0, 409, "{}", again.text);
+    // Nothing goes out until a person confirms; then the order is withdrawn, its holds end,
+    // and `confirmwithdrawal` goes out once.
+    assert!(
+        w.system
+            .lock()
+            .unwrap()
+            .received
+            .iter()
+            .all(|(p, _)| p != "/eevidence/confirmwithdrawal")
+    );
+    let csrf = alex.session_csrf().await;
+    let (s, body, _) = alex
+        .post(
+            &format!("/orders/{o2}/eevidence/confirm-withdrawal"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
+    assert_eq!(state_of(api, &o2).await.state.as_str(), "withdrawn");
+    assert_eq!(open_holds(api, &o2).await, 0);
+    let (s, _) = approve_as(&mut bea, &o2, &hash).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    acknowledged(api, &o2, "confirmwithdrawal", 1).await;
+    let calls = {
+        let o = o2.clone();
+        api.app
+            .pool
+            .run(move |conn| writ::eevidence::outbox::calls_of(conn, &o))
+            .await
+            .unwrap()
+    };
+    assert!(calls.iter().all(|c| c.endpoint != "outcome"), "{calls:?}");
+    check_sent(&w.system);
+}
+
+/// Inbound trust: a client certificate pinned to the sending authority, or the request token,
+/// each suffices; neither is 401; a certificate pinned to another authority is refused, with or
+/// without the sender's token. Real handshakes against Writ's own TLS listener.
+async fn the_system_authenticates_by_pinned_certificate_or_token(backend: Backend) {
+    use crate::tls::{MtlsSetup, https, problem_type};
+    use writ::authority::pins::{self, PinKind};
+    let db = crate::helpers::TestDb::new(backend);
+    let dir = db.dir().to_owned();
+    let pki = MtlsSetup::new(&dir);
+    let doj_cert = pki.client_ca.issue(&dir, "doj-system", &[], true);
+    let validator_cert = pki.client_ca.issue(&dir, "validator-system", &[], true);
+    let settings = db.settings(&[
+        ("WRIT_SERVER__TLS__CERTIFICATE_FILE", &pki.server.cert_file),
+        ("WRIT_SERVER__TLS__PRIVATE_KEY_FILE", &pki.server.key_file),
+        ("WRIT_SERVER__TLS__CLIENT_CA_FILE", &pki.client_ca_file),
+        ("WRIT_ETSI__UNIQUE_IDENTIFIER", "ACTOR02"),
+    ]);
+    let app = crate::helpers::spawn_with_settings(db, settings).await;
+    let pinned = [
+        (DOJ.iss, doj_cert.cert_file.clone()),
+        ("xx-validator", validator_cert.cert_file.clone()),
+    ];
+    app.pool
+        .run(move |conn| {
+            register(conn)?;
+            let actor = Actor::new(ActorKind::System, "test");
+            for (authority, file) in &pinned {
+                let pin = writ::pki::fingerprints_of_pem_file("test", file)
+                    .unwrap()
+                    .certificate;
+                pins::add(conn, &actor, authority, PinKind::Certificate, &pin).unwrap();
+            }
+            Ok::<_, writ::db::DbError>(())
+        })
+        .await
+        .unwrap();
+    let base = https(&app.address);
+    let anonymous = pki.client(None);
+    let info: serde_json::Value = anonymous
+        .get(format!("{base}/api/v1"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let audience = info["audience"].as_str().unwrap().to_owned();
+    let path = "/eevidence/production";
+    let send = |client: reqwest::Client, token: bool| {
+        let xml = order_xml(&Order {
+            auth: &id(),
+            tasks: &[id()],
+            ..Order::default()
+        });
+        let audience = audience.clone();
+        let url = format!("{base}{path}");
+        async move {
+            let mut req = client
+                .post(url)
+                .header("content-type", "application/xml")
+                .body(xml.clone());
+            if token {
+                let token = writ::authority::client::sign_request(
+                    KeyAlgorithm::EdDSA,
+                    &crate::orders::private_pem(DOJ.seed),
+                    DOJ.kid,
+                    &writ::authority::client::TokenRequest {
+                        issuer: DOJ.iss,
+                        audience: &audience,
+                        method: "POST",
+                        path,
+                        body: xml.as_bytes(),
+                        now: chrono::Utc::now().timestamp(),
+                        lifetime_secs: 120,
+                    },
+                )
+                .unwrap();
+                req = req.bearer_auth(token);
+            }
+            req.send().await.unwrap()
+        }
+    };
+    // The token alone (no certificate): taken.
+    let r = crate::etsi::reply_of(send(anonymous.clone(), true).await).await;
+    all_created(&r);
+    // The pinned certificate alone (no token): taken.
+    let r = crate::etsi::reply_of(send(pki.client(Some(&doj_cert)), false).await).await;
+    all_created(&r);
+    // Both, naming the same authority: taken.
+    let r = crate::etsi::reply_of(send(pki.client(Some(&doj_cert)), true).await).await;
+    all_created(&r);
+    // Neither: 401.
+    let (status, kind) = problem_type(send(anonymous.clone(), false).await).await;
+    assert_eq!(status, 401, "{kind}");
+    // A certificate pinned to another authority: the message's sender (the DOJ office) is not
+    // the authority the connection stands for; and with the DOJ's token, the two disagree.
+    let res = send(pki.client(Some(&validator_cert)), false).await;
+    assert_eq!(res.status(), 403, "{}", res.text().await.unwrap());
+    let (status, kind) = problem_type(send(pki.client(Some(&validator_cert)), true).await).await;
+    assert_eq!(
+        (status, kind.as_str()),
+        (403, "urn:writ:problem:client-certificate-mismatch")
+    );
+    let orders = app
+        .pool
+        .run(|conn| {
+            use diesel::prelude::*;
+            use writ::db::schema::eevidence_orders as e;
+            e::table
+                .filter(e::authority_id.eq(DOJ.iss))
+                .count()
+                .get_result::<i64>(conn)
+                .map_err(writ::db::DbError::Query)
+        })
+        .await
+        .unwrap();
+    assert_eq!(orders, 3, "one order per message taken");
+}
+
+/// Outbound trust: Writ's calls to the national system go through the mutual-TLS client of
+/// `[etsi.outbound_tls]`: a stand-in that requires a client certificate from Writ's CA
+/// acknowledges them.
+async fn calls_out_present_writs_client_certificate(backend: Backend) {
+    use crate::tls::{Ca, mtls_server_config};
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let system_ca = Ca::new("Decentralised system CA");
+    let writ_ca = Ca::new("Provider client CA");
+    let server = system_ca.issue(dir, "national-system", &["localhost"], false);
+    let writ_client = writ_ca.issue(dir, "writ-provider", &[], true);
+    let system = Arc::new(Mutex::new(System::default()));
+    let url = start_system_on(
+        system.clone(),
+        Some(mtls_server_config(&server, &writ_ca.pem)),
+    )
+    .await;
+    let ca_file = system_ca.write(dir, "system-ca.pem");
+    let w = start_with(
+        backend,
+        system,
+        &[
+            ("WRIT_ETSI__EEVIDENCE_URL", &url),
+            ("WRIT_ETSI__OUTBOUND_TLS__CA_FILE", &ca_file),
+            (
+                "WRIT_ETSI__OUTBOUND_TLS__CERTIFICATE_FILE",
+                &writ_client.cert_file,
+            ),
+            (
+                "WRIT_ETSI__OUTBOUND_TLS__PRIVATE_KEY_FILE",
+                &writ_client.key_file,
+            ),
+        ],
+    )
+    .await;
+    let api = &w.api;
+    let (auth, lp) = (id(), id());
+    all_created(
+        &post(
+            api,
+            "preservation",
+            &order_xml(&Order {
+                auth: &auth,
+                tasks: std::slice::from_ref(&lp),
+                pr: true,
+                ..Order::default()
+            }),
+        )
+        .await,
+    );
+    let pr = order_of(api, &lp).await;
+    acknowledged(api, &pr, "datapreserved", 1).await;
+    let sent = check_sent(&w.system);
+    assert_eq!(sent.len(), 1, "acknowledged at the first attempt");
 }

@@ -116,7 +116,7 @@ pub(crate) struct Reply {
     pub(crate) status: StatusCode,
     pub(crate) text: String,
     message: Option<Message>,
-    replayed: bool,
+    pub(crate) replayed: bool,
 }
 
 impl Reply {

@@ -24,21 +24,21 @@ both_backends!(
 );
 
 /// A test CA that issues server and client certificates.
-struct Ca {
+pub(crate) struct Ca {
     issuer: Issuer<'static, KeyPair>,
-    pem: String,
+    pub(crate) pem: String,
 }
 
 /// A certificate and its key, as PEM, and the files they were written to.
-struct Leaf {
+pub(crate) struct Leaf {
     cert_pem: String,
     key_pem: String,
-    cert_file: String,
-    key_file: String,
+    pub(crate) cert_file: String,
+    pub(crate) key_file: String,
 }
 
 impl Ca {
-    fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.distinguished_name.push(DnType::CommonName, name);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -50,14 +50,14 @@ impl Ca {
         }
     }
 
-    fn write(&self, dir: &Path, name: &str) -> String {
+    pub(crate) fn write(&self, dir: &Path, name: &str) -> String {
         let path = dir.join(name);
         std::fs::write(&path, &self.pem).unwrap();
         path.display().to_string()
     }
 
     /// A certificate for `names` (DNS names or IP addresses), for a server or a client.
-    fn issue(&self, dir: &Path, name: &str, names: &[&str], client: bool) -> Leaf {
+    pub(crate) fn issue(&self, dir: &Path, name: &str, names: &[&str], client: bool) -> Leaf {
         let mut params =
             CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
                 .unwrap();
@@ -343,16 +343,16 @@ async fn postgres_over_tls_verifies_the_ca_and_the_host_name() {
 // ---------------------------------------------------------------------------------------------
 
 /// A server certificate for localhost and two client CAs: the trusted one and another.
-struct MtlsSetup {
+pub(crate) struct MtlsSetup {
     server_ca: Ca,
-    client_ca: Ca,
+    pub(crate) client_ca: Ca,
     other_ca: Ca,
-    server: Leaf,
-    client_ca_file: String,
+    pub(crate) server: Leaf,
+    pub(crate) client_ca_file: String,
 }
 
 impl MtlsSetup {
-    fn new(dir: &Path) -> Self {
+    pub(crate) fn new(dir: &Path) -> Self {
         let server_ca = Ca::new("Writ test server CA");
         let client_ca = Ca::new("Member state client CA");
         let other_ca = Ca::new("Untrusted client CA");
@@ -376,7 +376,7 @@ impl MtlsSetup {
         ])
     }
 
-    fn client(&self, identity: Option<&Leaf>) -> reqwest::Client {
+    pub(crate) fn client(&self, identity: Option<&Leaf>) -> reqwest::Client {
         let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
             .tls_built_in_root_certs(false)
@@ -390,11 +390,11 @@ impl MtlsSetup {
     }
 }
 
-fn https(address: &str) -> String {
+pub(crate) fn https(address: &str) -> String {
     format!("https://localhost:{}", address.rsplit(':').next().unwrap())
 }
 
-async fn problem_type(res: reqwest::Response) -> (u16, String) {
+pub(crate) async fn problem_type(res: reqwest::Response) -> (u16, String) {
     let status = res.status().as_u16();
     let body: Value = res.json().await.unwrap_or(Value::Null);
     (status, body["type"].as_str().unwrap_or("").to_owned())
@@ -694,11 +694,10 @@ async fn the_peer_authority_extractor_yields_the_pinned_authority(backend: Backe
 // The outbound client
 // ---------------------------------------------------------------------------------------------
 
-/// A small HTTPS server that requires a client certificate from `client_ca` and answers with
-/// the SHA-256 of the one it got.
-async fn mtls_echo_server(server: &Leaf, client_ca_pem: &str) -> u16 {
+/// A rustls server configuration for `server` that requires a client certificate from
+/// `client_ca_pem`.
+pub(crate) fn mtls_server_config(server: &Leaf, client_ca_pem: &str) -> rustls::ServerConfig {
     use rustls::pki_types::pem::PemObject;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut roots = rustls::RootCertStore::empty();
     for c in rustls::pki_types::CertificateDer::pem_slice_iter(client_ca_pem.as_bytes()) {
         roots.add(c.unwrap()).unwrap();
@@ -714,12 +713,19 @@ async fn mtls_echo_server(server: &Leaf, client_ca_pem: &str) -> u16 {
         .map(Result::unwrap)
         .collect();
     let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(server.key_pem.as_bytes()).unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(provider)
+    rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_client_cert_verifier(verifier)
         .with_single_cert(certs, key)
-        .unwrap();
+        .unwrap()
+}
+
+/// A small HTTPS server that requires a client certificate from `client_ca` and answers with
+/// the SHA-256 of the one it got.
+pub(crate) async fn mtls_echo_server(server: &Leaf, client_ca_pem: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let config = mtls_server_config(server, client_ca_pem);
     let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -765,7 +771,9 @@ async fn mtls_echo_server(server: &Leaf, client_ca_pem: &str) -> u16 {
 /// settings fail when the client is built, naming the setting.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_outbound_client_presents_its_certificate_and_trusts_only_the_configured_ca() {
-    use writ::pki::{OutboundTls, outbound_client};
+    use writ::pki::OutboundTls;
+    let outbound_client =
+        |s: &OutboundTls| writ::pki::outbound_client(s, std::time::Duration::from_secs(30));
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     let peer_ca = Ca::new("Decentralised system CA");
