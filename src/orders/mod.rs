@@ -22,6 +22,7 @@ pub mod eevidence;
 pub mod holds;
 pub mod intake;
 pub mod judgement;
+pub mod manual;
 pub mod messages;
 pub mod replies;
 pub mod review;

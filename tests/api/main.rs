@@ -37,3 +37,4 @@ mod workspace;
 mod workspace_bugs;
 mod workspace_daily;
 mod workspace_desk;
+mod workspace_page;

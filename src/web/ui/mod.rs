@@ -313,6 +313,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(queue::export_queue)
         .service(order::order)
         .service(order::document)
+        .service(order::attachment)
         .service(order::ask)
         .service(order::refuse)
         .service(order::object)
