@@ -69,7 +69,7 @@ impl QueueRow {
             None => match self.target_at {
                 Some(t) => format!(
                     "no fixed deadline; internal target {}",
-                    t.format("%Y-%m-%d")
+                    t.format("%-d %b %Y")
                 ),
                 None => "no deadline".into(),
             },

@@ -534,8 +534,21 @@ mod scenarios {
         let order_url = format!("/orders/{id}");
         b.set_window_size(WIDTHS[0], 900).await?;
 
-        // Search by reference.
+        // Search by reference (after a look at the intake form the day may need).
         sign_in(b, api, "rita", None).await?;
+        b.goto(&format!(
+            "{}/orders/new?instrument=eu.epoc",
+            api.app.address
+        ))
+        .await?;
+        let form = b.text(&b.find("form.intake").await?).await?;
+        assert!(form.contains("The addressee"), "{form}");
+        b.screenshot_full_page(&screenshot_path("intake-form-1366"))
+            .await?;
+        b.click(&b.find_by_text("header nav a", "Queue").await?)
+            .await?;
+        b.wait_for_url("the queue", |u| u.ends_with("/orders"))
+            .await?;
         b.send_keys(&b.find("#reference").await?, "PV-2026-77")
             .await?;
         b.press_key(ENTER).await?;
