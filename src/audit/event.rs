@@ -111,6 +111,8 @@ catalogue! {
     OrderMessageReceived => "order.message_received",
     /// A staff member viewed an order's signed document.
     OrderDocumentViewed => "order.document_viewed",
+    /// Further papers (translations, annexes) were stored with an order entered by hand.
+    OrderAttachmentsStored => "order.attachments_stored",
     /// The claimed validation was checked against the signed document.
     OrderValidationChecked => "order.validation_checked",
     /// The outcome of an emergency order's ex-post validation was recorded.

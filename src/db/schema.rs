@@ -315,6 +315,30 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// Further papers that came with an order entered by hand (translations, annexes).
+    order_attachments (order_id, position) {
+        /// The order.
+        order_id -> Text,
+        /// Its place among the order's attachments, from 1.
+        position -> Integer,
+        /// What it is, in the words of the person who entered it (e.g. "English translation").
+        label -> Text,
+        /// The file's name as uploaded (shown, never used as a path).
+        file_name -> Text,
+        /// SHA-256 (hex) of the content.
+        sha256 -> Text,
+        /// Size in bytes.
+        size -> BigInt,
+        /// The file.
+        content -> Binary,
+        /// Who entered it (staff username).
+        added_by -> Text,
+        /// When (Unix microseconds).
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
     /// Clarification messages.
     order_messages (id) {
         /// Sequence.

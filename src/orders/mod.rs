@@ -23,6 +23,7 @@ pub mod enclosures;
 pub mod holds;
 pub mod intake;
 pub mod judgement;
+pub mod manual;
 pub mod messages;
 pub mod replies;
 pub mod review;

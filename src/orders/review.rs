@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::messages::{self, Message};
 use super::{OrderError, OrderStatus, OrderView, holds, view};
 use crate::audit::{self, NewEntry};
-use crate::db::schema::{audit_entries, order_versions, orders};
+use crate::db::schema::{audit_entries, authorities, order_versions, orders};
 use crate::db::{DbConn, write_tx};
 use crate::metadata::normalize;
 use crate::policy::{Action, Decision, FieldStatus};
@@ -69,7 +69,7 @@ impl QueueRow {
             None => match self.target_at {
                 Some(t) => format!(
                     "no fixed deadline; internal target {}",
-                    t.format("%Y-%m-%d")
+                    t.format("%-d %b %Y")
                 ),
                 None => "no deadline".into(),
             },
@@ -471,10 +471,26 @@ pub struct OrderDetail {
     pub validation_checked_by: Option<String>,
     /// Who entered the order by hand, if it came on paper.
     pub entered_by: Option<String>,
+    /// The sending authority as registered (its name, country and kind), for the summary.
+    pub registered: Option<RegisteredAuthority>,
+    /// The current version's order, parsed, for the summary (`None` if the stored JSON no
+    /// longer parses, e.g. written by an older version of Writ).
+    pub order: Option<crate::policy::Order>,
     /// The clarification messages.
     pub messages: Vec<Message>,
     /// The order's audit entries.
     pub timeline: Vec<TimelineEntry>,
+}
+
+/// The sending authority as Writ's registry knows it (never as the order claims it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RegisteredAuthority {
+    /// The registered name.
+    pub name: String,
+    /// The registered country (ISO 3166-1 alpha-2).
+    pub country: String,
+    /// The registered kind (`prosecutor`, `judge`, ...).
+    pub kind: String,
 }
 
 /// The full picture of an order, for the workspace.
@@ -506,6 +522,17 @@ pub fn detail(conn: &mut DbConn, id: &str) -> Result<OrderDetail, OrderError> {
         .iter()
         .flat_map(|c| c.fields.iter())
         .any(|f| f.status == FieldStatus::PermitPendingValidationCheck);
+    let registered = authorities::table
+        .find(&authority_id)
+        .select((authorities::name, authorities::country, authorities::kind))
+        .first::<(String, String, String)>(conn)
+        .optional()?
+        .map(|(name, country, kind)| RegisteredAuthority {
+            name,
+            country,
+            kind,
+        });
+    let order = crate::policy::Order::from_json(&order_json).ok();
     let messages = messages::messages(conn, id, None)?;
     let timeline = audit_entries::table
         .filter(audit_entries::order_id.eq(id))
@@ -535,6 +562,8 @@ pub fn detail(conn: &mut DbConn, id: &str) -> Result<OrderDetail, OrderError> {
         validation_check_needed,
         validation_checked_by: checked_by,
         entered_by,
+        registered,
+        order,
         messages,
         timeline,
     })

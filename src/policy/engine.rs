@@ -586,6 +586,45 @@ fn refuse_all(mut decision: Decision, requested: &[Category], refusal: Finding) 
     decision
 }
 
+/// The elements an order under `instrument` must contain, as `Order` field paths (see
+/// [`ORDER_ELEMENTS`]): the instrument's own and those of every overlay that applies to its
+/// jurisdiction in this deployment, each once, in the policy files' order. `None` for an
+/// instrument the set does not know. The manual-intake form asks for exactly these.
+pub fn required_elements(
+    set: &PolicySet,
+    deployment: &Deployment,
+    instrument: &str,
+) -> Option<Vec<&'static str>> {
+    let spec = set.instrument(instrument)?;
+    let jurisdiction = instrument.split('.').next().unwrap_or_default();
+    let overlays = set
+        .overlays()
+        .iter()
+        .filter(|o| {
+            o.applies_to_jurisdictions
+                .iter()
+                .any(|j| j.get_ref() == jurisdiction)
+        })
+        .filter(|o| !o.requires_dsa_intermediary || deployment.dsa_intermediary);
+    let mut out: Vec<&'static str> = Vec::new();
+    for e in spec
+        .required_elements
+        .iter()
+        .chain(overlays.flat_map(|o| o.required_elements.iter()))
+    {
+        // The loader rejects paths outside the catalogue; the catalogue's own `&'static str`
+        // is returned so callers can keep it.
+        if let Some(known) = ORDER_ELEMENTS
+            .iter()
+            .find(|k| k.path == e.get_ref().as_str())
+            && !out.contains(&known.path)
+        {
+            out.push(known.path);
+        }
+    }
+    Some(out)
+}
+
 fn missing_elements(
     order: &Order,
     instrument: &InstrumentSpec,

@@ -32,7 +32,7 @@ pub use decision::{
     Finding, FollowUp, Gag, NoticeDuty, NoticeTiming, Objection, Outcome, Preservation, ReasonCode,
     ReleaseTime, ValidationDue,
 };
-pub use engine::decide;
+pub use engine::{decide, required_elements};
 pub use load::{BUILTIN, PolicySet};
 pub use model::{
     Action, BindingSpec, DeadlineSpec, DutySpec, EmergencyValidationSpec, FollowUpSpec,

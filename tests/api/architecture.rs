@@ -440,7 +440,7 @@ fn the_catalogue_keeps_the_names_in_the_log() {
     assert_eq!(Event::OrderReleased.as_str(), "order.released");
     assert_eq!(Event::EtsiDeliveryQueued.as_str(), "etsi.delivery_queued");
     assert_eq!(Event::PolicyLoaded.as_str(), "policy.loaded");
-    assert_eq!(Event::ALL.len(), 74);
+    assert_eq!(Event::ALL.len(), 75);
 }
 
 /// Files outside `db/` that may name a backend (`DbConn::Sqlite`, `DbConn::Postgres`,

@@ -40,3 +40,4 @@ mod workspace_daily;
 mod workspace_desk;
 mod workspace_handover;
 mod workspace_webhooks;
+mod workspace_page;

@@ -121,6 +121,17 @@ const ALLOWED_COLUMNS: &[&str] = &[
     "order_documents.sha256",
     "order_documents.size",
     "order_documents.content",
+    // Further papers of an order entered by hand (translations, annexes): papers from the
+    // authority, like the signed document, never user content.
+    "order_attachments.order_id",
+    "order_attachments.position",
+    "order_attachments.label",
+    "order_attachments.file_name",
+    "order_attachments.sha256",
+    "order_attachments.size",
+    "order_attachments.content",
+    "order_attachments.added_by",
+    "order_attachments.created_at",
     "order_messages.id",
     "order_messages.order_id",
     "order_messages.sender",

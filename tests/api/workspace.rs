@@ -367,6 +367,7 @@ async fn every_route_checks_the_role(backend: Backend) {
     let id = created["id"].as_str().unwrap().to_owned();
     let order = format!("/orders/{id}");
     let document = format!("/orders/{id}/document");
+    let attachment = format!("/orders/{id}/attachments/1");
     let ask = format!("/orders/{id}/ask");
     let refuse = format!("/orders/{id}/refuse");
     let object = format!("/orders/{id}/object");
@@ -394,6 +395,7 @@ async fn every_route_checks_the_role(backend: Backend) {
         ("GET", "/dashboard", &["rita", "alex", "olga"]),
         ("GET", &order, &["rita", "alex", "olga"]),
         ("GET", &document, &["rita", "alex", "olga"]),
+        ("GET", &attachment, &["rita", "alex", "olga"]),
         ("POST", &ask, &["rita", "alex"]),
         ("POST", &checked, &["rita", "alex"]),
         ("GET", "/admin/users", &["adam"]),

@@ -335,7 +335,7 @@ async fn the_order_page_shows_gag_duties_release_date_and_open_questions(backend
                 .unwrap()
                 .with_timezone(&chrono::Utc);
             assert!(
-                visible.contains(&t.format("%Y-%m-%d %H:%M UTC").to_string()),
+                visible.contains(&t.format("%-d %b %Y, %H:%M UTC").to_string()),
                 "earliest release {t} not shown"
             );
         }

@@ -37,7 +37,7 @@ pub(crate) fn unescape(page: &str) -> String {
 
 /// A French requisition by police with the prosecutor's authorisation claimed but not signed:
 /// voluntary for a provider established in Ireland, and its validation only claimed.
-fn requisition() -> Value {
+pub(crate) fn requisition() -> Value {
     json!({
         "reference": "PV-2026-77",
         "instrument": "fr.requisition",
@@ -702,7 +702,7 @@ async fn a_user_notice_nothing_forbids_is_offered_and_recorded(backend: Backend)
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
     let (_, page, _) = rita.get(&format!("/orders/{id}")).await;
-    assert!(page.contains("Told on 2026-12-01 by in app."), "{page}");
+    assert!(page.contains("Told on 1 Dec 2026 by in app."), "{page}");
     assert!(page.contains("order.user_notified"), "{page}");
     assert!(!page.contains("Record the notice"), "{page}");
 }

@@ -106,6 +106,11 @@ struct DashboardPage {
 }
 
 impl DashboardPage {
+    /// An instant in the viewer's time zone (UTC on hover).
+    fn when(&self, at: &chrono::DateTime<chrono::Utc>) -> super::when::When {
+        super::when::When::new(*at, &self.frame.staff.time_zone)
+    }
+
     fn hours(&self, h: &f64) -> String {
         if *h >= 48.0 {
             format!("{:.1} d", h / 24.0)

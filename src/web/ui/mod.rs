@@ -333,6 +333,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(order::order)
         .service(order::document)
         .service(order::acknowledge_page)
+        .service(order::attachment)
         .service(order::ask)
         .service(order::refuse)
         .service(order::object)

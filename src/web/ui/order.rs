@@ -36,6 +36,8 @@ struct OrderPage {
     desk: Desk,
     /// The order's signed webhooks: the user notice, the on-call page (issue 19).
     webhooks: Vec<crate::mail::webhook::Webhook>,
+    /// Further papers that came with the order (translations, annexes).
+    attachments: Vec<crate::orders::manual::Attachment>,
 }
 
 /// The desk part of the order page: assignment, the "new reply" flag, internal notes, and the
@@ -63,11 +65,16 @@ impl OrderPage {
         super::when::When::new(*at, &self.frame.staff.time_zone)
     }
 
-    /// A stored RFC 3339 instant (the audit timeline's) in the viewer's time zone.
-    fn when_text(&self, at: &str) -> String {
+    /// A stored RFC 3339 instant (the audit timeline's), for the viewer's zone.
+    fn when_stored(&self, at: &str) -> Option<super::when::When> {
         chrono::DateTime::parse_from_rfc3339(at)
-            .map(|d| self.when(&d.with_timezone(&Utc)).to_string())
-            .unwrap_or_else(|_| at.to_owned())
+            .ok()
+            .map(|d| self.when(&d.with_timezone(&Utc)))
+    }
+
+    /// The engine's words with their instants in the viewer's zone.
+    fn words(&self, text: &str) -> String {
+        super::when::dates_in_text(text, &self.frame.staff.time_zone)
     }
 
     /// A colleague's name.
@@ -150,7 +157,7 @@ impl OrderPage {
                     }
                     Target::Ip(_) => false,
                 };
-                (i, serde_json::to_string(t).unwrap_or_default(), mixed)
+                (i, self.target_words(t), mixed)
             })
             .collect()
     }
@@ -169,29 +176,49 @@ impl OrderPage {
         }
     }
 
-    /// When the non-disclosure order ends, in words.
-    fn gag_end(&self) -> String {
-        use crate::policy::NonDisclosureEnd;
-        match self
-            .d
+    /// When a non-disclosure order with an end date ends, in the viewer's zone.
+    fn gag_until(&self) -> Option<super::when::When> {
+        match self.d.scope.gag.as_ref().map(|g| g.ends) {
+            Some(crate::policy::NonDisclosureEnd::Until(t)) => Some(self.when(&t)),
+            _ => None,
+        }
+    }
+
+    /// Whether the non-disclosure order was still running when the order was decided.
+    fn gag_running(&self) -> bool {
+        self.d
             .scope
             .gag
             .as_ref()
-            .map(|g| (g.ends, g.active_at_decision))
-        {
-            Some((NonDisclosureEnd::Until(t), running)) => format!(
-                "until {}{}",
-                t.format("%Y-%m-%d %H:%M UTC"),
-                if running {
-                    ""
-                } else {
-                    " (already ended when decided)"
-                }
+            .is_some_and(|g| g.active_at_decision)
+    }
+
+    /// The sending authority by its registered name (the id when it is no longer registered).
+    fn sender_name(&self) -> String {
+        self.d
+            .registered
+            .as_ref()
+            .map_or_else(|| self.d.authority_id.clone(), |r| r.name.clone())
+    }
+
+    /// One target of the summary in words: its kind and value (an IP address with its port and
+    /// the moment as the authority gave it, to the second, with its offset and zone).
+    fn target_words(&self, target: &crate::policy::Target) -> String {
+        use crate::policy::Target;
+        match target {
+            Target::Username(v) => format!("user name {v}"),
+            Target::UserId(v) => format!("account id {v}"),
+            Target::PhoneNumber(v) => format!("phone number {v}"),
+            Target::Ip(ip) => format!(
+                "IP address {}{} at {}{}",
+                ip.address,
+                ip.port.map(|p| format!(", port {p}")).unwrap_or_default(),
+                ip.timestamp.format("%-d %b %Y, %H:%M:%S (UTC%:z)"),
+                ip.time_zone
+                    .as_deref()
+                    .map(|z| format!(", {z}"))
+                    .unwrap_or_default()
             ),
-            Some((NonDisclosureEnd::OpenEnded, _)) => {
-                "open-ended: until the authority lifts it".into()
-            }
-            None => String::new(),
         }
     }
 
@@ -200,6 +227,26 @@ impl OrderPage {
         self.webhooks
             .iter()
             .any(|w| w.kind == "user_notice" && (w.status == "queued" || w.status == "sending"))
+    }
+
+    /// The targets to summarise: as the scope holds them (narrowed where people narrowed it).
+    fn summary_targets(&self) -> &[crate::policy::Target] {
+        &self.d.scope.targets
+    }
+
+    /// Each legal basis cited for a category, once: the category's own and its fields', in the
+    /// order they first appear (the rows then carry no citation of their own).
+    fn category_citations(&self, c: &crate::policy::CategoryDecision) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for cit in std::iter::once(&c.citation)
+            .chain(c.fields.iter().map(|f| &f.citation))
+            .flatten()
+        {
+            if !cit.trim().is_empty() && !out.contains(cit) {
+                out.push(cit.clone());
+            }
+        }
+        out
     }
 
     /// Whether the law allows one more extension of the preservation hold.
@@ -225,7 +272,7 @@ pub async fn order(
 ) -> Result<HttpResponse, UiError> {
     let staff = signed.require(Permission::ViewOrders)?.clone();
     let id = id.into_inner();
-    let (d, snapshot, tasks, justifications, desk, eevidence) = db
+    let (d, snapshot, tasks, justifications, desk, (eevidence, attachments)) = db
         .run(move |conn| {
             let d = review::detail(conn, &id)?;
             let snapshot = crate::orders::approval::current(conn, &id)?;
@@ -243,13 +290,14 @@ pub async fn order(
             let eevidence = super::eevidence::panel(conn, &id)?;
             let webhooks = crate::mail::webhook::of_order(conn, &id)
                 .map_err(|e| crate::orders::OrderError::Conflict(e.to_string()))?;
+            let attachments = crate::orders::manual::attachments(conn, &id)?;
             Ok::<_, crate::orders::OrderError>((
                 d,
                 snapshot,
                 tasks,
                 justifications,
                 (desk, webhooks),
-                eevidence,
+                (eevidence, attachments),
             ))
         })
         .await?;
@@ -272,6 +320,7 @@ pub async fn order(
             desk,
             eevidence,
             webhooks,
+            attachments,
         },
     ))
 }
@@ -329,6 +378,46 @@ pub async fn document(
             "sandbox; default-src 'none'; frame-ancestors 'none'",
         ))
         .body(doc.content))
+}
+
+/// `GET /orders/{id}/attachments/{n}`: a further paper of the order, as a download for staff
+/// (never rendered inline from Writ's origin); its viewing is audited like the document's.
+#[get("/orders/{id}/attachments/{n}")]
+pub async fn attachment(
+    signed: Signed,
+    path: web::Path<(String, i32)>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, UiError> {
+    let staff = signed.require(Permission::ViewOrders)?.clone();
+    let (id, n) = path.into_inner();
+    let (a, content) = db
+        .run(move |conn| crate::orders::manual::attachment(conn, &id, n, &staff.actor()))
+        .await?;
+    // The stored name is shown on the page; the download's name is made only of safe
+    // characters, so no header can be shaped by an uploader.
+    let safe: String = a
+        .file_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(100)
+        .collect();
+    Ok(HttpResponse::Ok()
+        .content_type("application/octet-stream")
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"{}-{safe}\"", a.position),
+        ))
+        .insert_header((
+            "Content-Security-Policy",
+            "sandbox; default-src 'none'; frame-ancestors 'none'",
+        ))
+        .body(content))
 }
 
 /// A form with a text and the CSRF token.

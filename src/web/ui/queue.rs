@@ -32,6 +32,11 @@ struct QueuePage {
 }
 
 impl QueuePage {
+    /// An instant in the viewer's time zone (UTC on hover).
+    fn when(&self, at: &chrono::DateTime<Utc>) -> super::when::When {
+        super::when::When::new(*at, &self.frame.staff.time_zone)
+    }
+
     /// Whether `value` mixes writing systems (it may imitate another value).
     fn mixed(&self, value: &str) -> bool {
         mixed_scripts(value)

@@ -42,6 +42,35 @@ impl std::fmt::Display for When {
     }
 }
 
+/// `text` (the engine's words, which write instants as `2026-09-01 06:00 UTC`) with each such
+/// instant in the IANA zone `zone`, as [`When`] writes it; everything else as it was.
+pub fn dates_in_text(text: &str, zone: &str) -> String {
+    const LEN: usize = "2026-09-01 06:00 UTC".len();
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(" UTC") {
+        let end = i + 4;
+        let found = i
+            .checked_sub(LEN - 4)
+            .and_then(|start| rest.get(start..i).map(|s| (start, s)))
+            .and_then(|(start, s)| {
+                chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M")
+                    .ok()
+                    .map(|t| (start, t.and_utc()))
+            });
+        match found {
+            Some((start, at)) => {
+                out.push_str(&rest[..start]);
+                out.push_str(&When::new(at, zone).to_string());
+            }
+            None => out.push_str(&rest[..end]),
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// An audit event name (`order.package_prepared`) in words ("Package prepared").
 pub fn event_words(event: &str) -> String {
     let (area, what) = event.split_once('.').unwrap_or(("", event));
@@ -77,6 +106,14 @@ mod tests {
             "7 Dec 2026, 13:05 UTC"
         );
         assert_eq!(When::new(at, "Europe/Paris").utc(), "7 Dec 2026, 13:05 UTC");
+        assert_eq!(
+            dates_in_text(
+                "The deadline runs from receipt (2026-12-07 13:05 UTC): due 2026-12-17 13:05 UTC. UTC",
+                "Europe/Paris"
+            ),
+            "The deadline runs from receipt (7 Dec 2026, 14:05 CET): due 17 Dec 2026, 14:05 CET. UTC"
+        );
+        assert_eq!(dates_in_text("no date UTC here", "UTC"), "no date UTC here");
         assert_eq!(event_words("order.package_prepared"), "Package prepared");
         assert_eq!(event_words("staff.login"), "Staff login");
     }

@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::helpers::Backend;
-use crate::orders::{Api, ORDER, PARIS, json_of, submission};
+use crate::orders::{Api, ORDER, PARIS, POLICE_SIGNER, json_of, submission};
 use crate::workspace::{PASSWORD, add_users, seed_alice};
 use webdriver::{Browser, ENTER, Result, SHIFT, TAB};
 
@@ -57,6 +57,7 @@ browser_tests!(
     two_approvers_release_by_clicking_and_the_package_verifies,
     the_auditor_sees_the_release_and_downloads_the_export,
     a_reviewer_has_no_approval_and_no_admin_and_sign_in_works_by_keyboard,
+    a_day_at_the_desk_from_search_to_dashboard,
 );
 
 /// Submits the usual order over the signed API; answers its id.
@@ -207,6 +208,74 @@ async fn release_by_clicking(
     assert_eq!(columns_b, columns, "both approvers saw the same package");
     assert_eq!(shown_status(b).await?, "released");
     Ok(columns)
+}
+
+/// The two widths the workspace is checked at: a laptop and a tablet held upright.
+const WIDTHS: [u32; 2] = [1366, 768];
+
+/// Screenshots of the current page, whole, at each of [`WIDTHS`] (`<name>-<width>.png`); the
+/// window is left at the first width.
+async fn shots_at_both_widths(b: &Browser, name: &str) -> Result<()> {
+    for w in WIDTHS {
+        b.set_window_size(w, 900).await?;
+        b.screenshot_full_page(&screenshot_path(&format!("{name}-{w}")))
+            .await?;
+    }
+    b.set_window_size(WIDTHS[0], 900).await
+}
+
+/// Polls the text of `css` until `pred` holds (at most 20 s, like `wait_for_url`): a form that
+/// posts and redirects to the same page changes no URL to wait for.
+async fn wait_for_text(
+    b: &Browser,
+    css: &str,
+    what: &str,
+    pred: impl Fn(&str) -> bool,
+) -> Result<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Ok(el) = b.find(css).await
+            && let Ok(text) = b.text(&el).await
+            && pred(&text)
+        {
+            return Ok(text);
+        }
+        if std::time::Instant::now() > deadline {
+            let text = match b.find(css).await {
+                Ok(el) => b.text(&el).await.unwrap_or_default(),
+                Err(e) => e.to_string(),
+            };
+            panic!("waited 20 s for {what}; {css} reads {text:?}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// How far right the queue's tasks column reaches, against the viewport's width (CSS px).
+async fn tasks_column_edge(b: &Browser) -> Result<(f64, f64)> {
+    let v = b
+        .execute(
+            "const th = document.querySelector('table.queue thead th:last-child'); \
+             return [th.getBoundingClientRect().right, document.documentElement.clientWidth, th.textContent];",
+        )
+        .await?;
+    assert_eq!(v[2], "Tasks", "the last column is the tasks column: {v}");
+    Ok((
+        v[0].as_f64().unwrap_or(f64::MAX),
+        v[1].as_f64().unwrap_or(0.0),
+    ))
+}
+
+/// Clicks a button by its label and waits until `css` reads as `pred` wants.
+async fn click_and_wait(
+    b: &Browser,
+    button: &str,
+    css: &str,
+    what: &str,
+    pred: impl Fn(&str) -> bool,
+) -> Result<String> {
+    b.click(&b.find_by_text("button", button).await?).await?;
+    wait_for_text(b, css, what, pred).await
 }
 
 mod scenarios {
@@ -436,6 +505,162 @@ mod scenarios {
         assert!(!b.source().await?.contains("Add a user"));
         b.screenshot_full_page(&screenshot_path("not-allowed"))
             .await?;
+        Ok(())
+    }
+
+    /// Scenario d: a day at the desk. Rita finds the order by its reference, assigns it to
+    /// Alex, leaves a note, sends a standard question and sees the authority's reply flagged,
+    /// records how she checked the claimed validation; Alex and Bea each preview and approve it
+    /// with a recorded justification; the dashboard shows the release. The queue, the order
+    /// page and the dashboard are photographed at 1366 and 768 px, and at 768 px the queue's
+    /// tasks column stays inside the window.
+    pub(super) async fn a_day_at_the_desk_from_search_to_dashboard(
+        b: &Browser,
+        api: &Api,
+    ) -> Result<()> {
+        add_users(&api.app).await;
+        seed_alice(&api.app).await;
+        submit_order(api).await;
+        let (status, created) = json_of(
+            api.submit(
+                POLICE_SIGNER,
+                &submission(&crate::workspace_daily::requisition().to_string()),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        let id = created["id"].as_str().unwrap().to_owned();
+        let order_url = format!("/orders/{id}");
+        b.set_window_size(WIDTHS[0], 900).await?;
+
+        // Search by reference (after a look at the intake form the day may need).
+        sign_in(b, api, "rita", None).await?;
+        b.goto(&format!(
+            "{}/orders/new?instrument=eu.epoc",
+            api.app.address
+        ))
+        .await?;
+        let form = b.text(&b.find("form.intake").await?).await?;
+        assert!(form.contains("The addressee"), "{form}");
+        b.screenshot_full_page(&screenshot_path("intake-form-1366"))
+            .await?;
+        b.click(&b.find_by_text("header nav a", "Queue").await?)
+            .await?;
+        b.wait_for_url("the queue", |u| u.ends_with("/orders"))
+            .await?;
+        b.send_keys(&b.find("#reference").await?, "PV-2026-77")
+            .await?;
+        b.press_key(ENTER).await?;
+        b.wait_for_url("the search", |u| u.contains("reference=PV-2026-77"))
+            .await?;
+        let rows = b.text(&b.find("table.queue tbody").await?).await?;
+        assert!(
+            rows.contains("PV-2026-77") && !rows.contains("PR-2026-0042"),
+            "{rows}"
+        );
+        shots_at_both_widths(b, "day-queue").await?;
+        b.set_window_size(WIDTHS[1], 900).await?;
+        let (right, viewport) = tasks_column_edge(b).await?;
+        assert!(
+            right <= viewport,
+            "at 768 px the tasks column ends at {right} px, past the window's {viewport} px"
+        );
+        b.set_window_size(WIDTHS[0], 900).await?;
+        b.click(&b.find_by_text("table.queue a", "PV-2026-77").await?)
+            .await?;
+        b.wait_for_url("the order page", |u| u.ends_with(&order_url))
+            .await?;
+
+        // Assign to a colleague, and a note for colleagues.
+        b.click(&b.find("#assignee option[value=alex]").await?)
+            .await?;
+        click_and_wait(b, "Assign", ".assignee", "the assignee", |t| t == "alex").await?;
+        let note = "Called the OPJ: the account named is the suspect's own.";
+        b.send_keys(&b.find("#note").await?, note).await?;
+        click_and_wait(b, "Add note", "ol.notes", "the note", |t| t.contains(note)).await?;
+
+        // A standard question, sent as the template words it; the authority answers.
+        b.click(
+            &b.find_by_text("summary", "Ask: Time zone of the window")
+                .await?,
+        )
+        .await?;
+        b.click(&b.find_by_text("button", "Send this question").await?)
+            .await?;
+        wait_for_text(b, "ol.messages", "the question", |t| {
+            t.contains("Please confirm the time zone of the time window")
+        })
+        .await?;
+        let reply = serde_json::json!({"text": "The window is in UTC."}).to_string();
+        let resp = api
+            .send(
+                POLICE_SIGNER,
+                "POST",
+                &format!("/api/v1/orders/{id}/messages"),
+                reply.as_bytes(),
+            )
+            .await;
+        assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
+        b.goto(&format!("{}{order_url}", api.app.address)).await?;
+        let desk = b.text(&b.find("section.desk").await?).await?;
+        assert!(desk.contains("New reply"), "{desk}");
+        let messages = b.text(&b.find("ol.messages").await?).await?;
+        assert!(messages.contains("The window is in UTC."), "{messages}");
+
+        // The claimed validation: checked, and how.
+        b.click(&b.find("input[name=method][value=validator_called]").await?)
+            .await?;
+        b.send_keys(
+            &b.find("#check-note").await?,
+            "Called the Parquet de Paris on its listed number; file P-123 confirmed.",
+        )
+        .await?;
+        click_and_wait(b, "Record the check", "section.summary", "the check", |t| {
+            t.contains("checked against the document by")
+        })
+        .await?;
+        shots_at_both_widths(b, "day-order").await?;
+        sign_out(b).await?;
+
+        // Two approvers, each with a recorded justification.
+        for (who, status) in [("alex", "approved"), ("bea", "released")] {
+            sign_in(b, api, who, None).await?;
+            b.goto(&format!("{}{order_url}", api.app.address)).await?;
+            b.click(
+                &b.find_by_text("button", "Prepare and preview the package")
+                    .await?,
+            )
+            .await?;
+            b.wait_for_url("the package preview", |u| u.ends_with("/package"))
+                .await?;
+            b.send_keys(
+                &b.find("#justification").await?,
+                "Fraud against minors; the authorisation was confirmed by phone and Irish law permits voluntary disclosure.",
+            )
+            .await?;
+            b.click(&b.find_by_text("button", "Approve this package").await?)
+                .await?;
+            b.wait_for_url("the order page", |u| u.ends_with(&order_url))
+                .await?;
+            assert_eq!(shown_status(b).await?, status);
+            let recorded = b
+                .text(&b.find("section[aria-labelledby=justifications]").await?)
+                .await?;
+            assert!(recorded.contains("Fraud against minors"), "{recorded}");
+            if who == "alex" {
+                sign_out(b).await?;
+            }
+        }
+
+        // The dashboard shows the day's release.
+        b.click(&b.find_by_text("header nav a", "Dashboard").await?)
+            .await?;
+        b.wait_for_url("the dashboard", |u| u.ends_with("/dashboard"))
+            .await?;
+        let main = b.text(&b.find("main").await?).await?;
+        assert!(main.to_lowercase().contains("released"), "{main}");
+        shots_at_both_widths(b, "day-dashboard").await?;
         Ok(())
     }
 }
