@@ -65,7 +65,7 @@ pub struct Sender {
     /// `[etsi]` settings (the system's base URL, retries, timeouts).
     pub settings: EtsiSettings,
     /// The package signing key (signs the request tokens).
-    pub key: ed25519_dalek::SigningKey,
+    pub key: crate::keystore::Key,
     /// How often to look for due calls.
     pub interval: Duration,
 }
@@ -381,14 +381,20 @@ async fn post(
     let parsed = reqwest::Url::parse(url).map_err(|e| format!("bad system URL: {e}"))?;
     let path = parsed.path().to_owned();
     let audience = parsed.origin().ascii_serialization();
+    // The request token is a JWT made by `jsonwebtoken` from the key's PKCS#8 form, so it
+    // needs the key in memory: a package key in a PKCS#11 token cannot sign these yet.
+    let crate::keystore::Key::File(file_key) = &sender.key else {
+        return Err(
+            "calls to the national e-Evidence system are signed with the package key as a file; a package key in a PKCS#11 token cannot sign them yet".to_owned(),
+        );
+    };
     let pem = {
         use ed25519_dalek::pkcs8::EncodePrivateKey;
-        sender
-            .key
+        file_key
             .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
             .map_err(|e| format!("cannot encode the signing key: {e}"))?
     };
-    let kid = crate::disclosure::keys::key_id(&sender.key.verifying_key());
+    let kid = crate::disclosure::keys::key_id(&file_key.verifying_key());
     let token = crate::authority::client::sign_request(
         crate::authority::KeyAlgorithm::EdDSA,
         &pem,
