@@ -186,6 +186,17 @@ impl KeySet {
         &self.periods
     }
 
+    /// Whether the set holds `rotation`: a key retired at its entry (last size `seq + 1`), the
+    /// old key, followed by the new key from the next size on.
+    pub fn records(&self, rotation: &Rotation) -> bool {
+        self.periods.windows(2).any(|pair| {
+            pair[0].last_size == Some(rotation.seq + 1)
+                && pair[0].verifier.public_key() == rotation.old
+                && pair[1].first_size == rotation.seq + 2
+                && pair[1].verifier.public_key() == rotation.new
+        })
+    }
+
     /// The key that signs from now on.
     pub fn current(&self) -> &KeyPeriod {
         // Never empty: both constructors push at least one period.

@@ -579,6 +579,15 @@ where
                     }
                 }
                 visit(Visit::Entry(&parsed))?;
+                if let (VerifierKey::Set(_), Some(rotation)) =
+                    (key, super::rotation::rotation_of(&parsed))
+                    && !verifier.records(&rotation)
+                {
+                    return Err(Failure::Mismatch(format!(
+                        "entry {seq} rotates the checkpoint key, but the given key set does not say so (the old key's last checkpoint must be of size {}, the new key's first larger)",
+                        seq + 1
+                    )));
+                }
                 if parsed.event == super::event::Event::AuditLossAcknowledged.as_str() {
                     acknowledgements.push((seq, parsed));
                 }

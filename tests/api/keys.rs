@@ -160,6 +160,21 @@ async fn rotating_the_checkpoint_key_keeps_old_checkpoints_verifiable_and_refuse
         )),
         "{report}"
     );
+    // A key set that moves the boundary away from the rotation entry is refused, even where
+    // every signature would verify under it.
+    let shifted = db.dir().join("shifted-keys.txt");
+    std::fs::write(
+        &shifted,
+        format!("{old_vkey} 1-{seq}\n{new_vkey} {}-\n", seq + 1),
+    )
+    .unwrap();
+    let err = verify(&db, &export, &shifted).unwrap_err();
+    assert!(
+        err.contains(&format!(
+            "entry {seq} rotates the checkpoint key, but the given key set does not say so"
+        )),
+        "{err}"
+    );
     let err = verify(&db, &export, &old_only).unwrap_err();
     assert!(err.contains("does not verify under the given key"), "{err}");
     assert!(run_ok(&db, &[], &["audit", "verify"]).starts_with("OK: all"));
