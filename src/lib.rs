@@ -19,6 +19,7 @@ pub mod etsi;
 pub mod failpoint;
 pub mod jobs;
 pub mod json;
+pub mod keystore;
 pub mod mail;
 pub mod metadata;
 pub mod net;

@@ -18,7 +18,10 @@ pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 /// Environment variables with the `WRIT_` prefix that are not settings.
 const RESERVED_ENV: &[&str] = &["WRIT_CONFIG_FILE"];
 /// Prefixes of `WRIT_` variables that belong to the test harness, not to the service.
-const RESERVED_ENV_PREFIXES: &[&str] = &["WRIT_TEST_"];
+const RESERVED_ENV_PREFIXES: &[&str] = &["WRIT_TEST_", PIN_ENV_PREFIX];
+/// Environment variables holding PKCS#11 PINs (`pkcs11.pin_env`) start with this, so that
+/// they are read as PINs and never as settings.
+pub const PIN_ENV_PREFIX: &str = "WRIT_PKCS11_PIN";
 
 /// Every setting of a running Writ instance.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -290,6 +293,10 @@ pub struct PackageSettings {
     pub create_key_if_missing: bool,
     /// Days a released package stays downloadable before it is deleted.
     pub retention_days: u32,
+    /// Where the key lives: `file` (`signing_key_path`) or `pkcs11` (`[package.pkcs11]`).
+    pub signing_key: KeyLocation,
+    /// The token holding the key when `signing_key` is `pkcs11`.
+    pub pkcs11: Pkcs11Settings,
     /// The provider's name, as the cover letter and the records certificate give it.
     pub provider_name: String,
 }
@@ -376,6 +383,60 @@ impl WebhookSettings {
             ));
         }
         Ok(())
+    }
+}
+
+/// Where a signing key lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyLocation {
+    /// A PKCS#8 PEM file (mode 0600).
+    File,
+    /// A PKCS#11 token (an HSM); the private key never leaves it.
+    Pkcs11,
+}
+
+/// `[audit.pkcs11]`, `[package.pkcs11]`: a key in a PKCS#11 token.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pkcs11Settings {
+    /// The vendor's PKCS#11 module (shared library).
+    pub module: PathBuf,
+    /// The token's label.
+    pub token_label: String,
+    /// The key pair's label in the token.
+    pub key_label: String,
+    /// The environment variable holding the user PIN (its name starts with `WRIT_PKCS11_PIN`).
+    pub pin_env: String,
+    /// A file holding the user PIN (mode 0600), read when `pin_env` is not set; empty for none.
+    pub pin_file: PathBuf,
+    /// The PIN, read from `pin_env` when the settings are loaded (never from the file itself).
+    #[serde(skip)]
+    pub pin: SecretString,
+}
+
+impl Pkcs11Settings {
+    /// The token key these settings name; the PIN from `pin_env`, else from `pin_file`.
+    pub fn token_config(&self) -> Result<crate::keystore::TokenConfig, crate::keystore::KeyError> {
+        let pin = if !self.pin.is_empty() {
+            crate::keystore::Pin::new(self.pin.expose())
+        } else if !self.pin_file.as_os_str().is_empty() {
+            let text = std::fs::read_to_string(&self.pin_file).map_err(|e| {
+                crate::keystore::KeyError(format!(
+                    "cannot read the PKCS#11 PIN file {}: {e}",
+                    self.pin_file.display()
+                ))
+            })?;
+            crate::keystore::Pin::new(&text)
+        } else {
+            crate::keystore::Pin::default()
+        };
+        Ok(crate::keystore::TokenConfig {
+            module: self.module.clone(),
+            token_label: self.token_label.clone(),
+            key_label: self.key_label.clone(),
+            pin,
+        })
     }
 }
 
@@ -529,6 +590,11 @@ pub struct AuditSettings {
     pub webhook_url: SecretString,
     /// Timeout of one webhook delivery, in seconds.
     pub webhook_timeout_secs: u64,
+    /// Where the checkpoint key lives: `file` (`signing_key_path`) or `pkcs11`
+    /// (`[audit.pkcs11]`).
+    pub signing_key: KeyLocation,
+    /// The token holding the checkpoint key when `signing_key` is `pkcs11`.
+    pub pkcs11: Pkcs11Settings,
 }
 
 /// A DNS host name: dot-separated labels of ASCII letters, digits and inner hyphens.
@@ -1078,6 +1144,15 @@ impl Settings {
                 reason,
             })?;
         settings.audit.public_host = settings.server.public_host.clone();
+        let raw_env = |name: &str| match &sources.env {
+            Some(env) => env.get(name).cloned(),
+            None => std::env::var(name).ok(),
+        };
+        for pkcs11 in [&mut settings.audit.pkcs11, &mut settings.package.pkcs11] {
+            if let Some(pin) = raw_env(&pkcs11.pin_env) {
+                pkcs11.pin = SecretString::new(pin);
+            }
+        }
         Ok(settings)
     }
 
@@ -1231,6 +1306,50 @@ impl Settings {
                 "must be a host name such as writ.example.org (letters, digits, `-` and `.`)"
                     .into(),
             ));
+        }
+        for (location, pkcs11, keys) in [
+            (
+                self.audit.signing_key,
+                &self.audit.pkcs11,
+                [
+                    "audit.pkcs11.pin_env",
+                    "audit.pkcs11.module",
+                    "audit.pkcs11.token_label",
+                    "audit.pkcs11.key_label",
+                ],
+            ),
+            (
+                self.package.signing_key,
+                &self.package.pkcs11,
+                [
+                    "package.pkcs11.pin_env",
+                    "package.pkcs11.module",
+                    "package.pkcs11.token_label",
+                    "package.pkcs11.key_label",
+                ],
+            ),
+        ] {
+            if !pkcs11.pin_env.is_empty() && !pkcs11.pin_env.starts_with(PIN_ENV_PREFIX) {
+                return Err((
+                    keys[0],
+                    format!(
+                        "must start with {PIN_ENV_PREFIX} (so that it is never read as a setting)"
+                    ),
+                ));
+            }
+            if location == KeyLocation::Pkcs11 {
+                let fields = [
+                    pkcs11.module.as_os_str().is_empty(),
+                    pkcs11.token_label.is_empty(),
+                    pkcs11.key_label.is_empty(),
+                ];
+                if let Some(i) = fields.iter().position(|empty| *empty) {
+                    return Err((
+                        keys[i + 1],
+                        "must be set when the key is in a PKCS#11 token".into(),
+                    ));
+                }
+            }
         }
         if self.audit.webhook_timeout_secs == 0 {
             return Err(("audit.webhook_timeout_secs", "must be at least 1".into()));

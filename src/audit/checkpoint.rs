@@ -24,7 +24,8 @@ use super::authenticator;
 use super::entry::{Leaf, format_time};
 use super::log::{self, DbNodes, to_hash};
 use super::merkle::{self, Hash};
-use super::note::{Checkpoint, NoteSigner, NoteVerifier, open_checkpoint};
+use super::note::{Checkpoint, NoteSigner, NoteVerifier};
+use super::rotation::KeySet;
 use crate::db::schema::audit_checkpoints;
 use crate::db::{DbConn, meta, write_tx};
 
@@ -43,6 +44,8 @@ pub struct CheckpointSigner {
     origin: String,
     outside_copy: PathBuf,
     state: std::sync::Arc<std::sync::Mutex<SignerState>>,
+    /// The log's checkpoint keys (see [`super::rotation`]), as last read from the log.
+    keys: std::sync::Arc<std::sync::RwLock<KeySet>>,
 }
 
 /// What this process last found when signing and when verifying the whole log.
@@ -82,12 +85,13 @@ impl CheckpointSigner {
     /// A signer for log `origin`; the key name in signatures is the origin too, and the entry
     /// key cosigns under `<origin>/entries`.
     pub fn new(
-        key: SigningKey,
+        key: impl Into<crate::keystore::Key>,
         entry_key: SigningKey,
         origin: &str,
         outside_copy: PathBuf,
     ) -> Result<Self, AuditError> {
-        let public = key.verifying_key();
+        let key = key.into();
+        let public = key.public().map_err(|e| AuditError::Key(e.to_string()))?;
         let entry_public = entry_key.verifying_key();
         if entry_public == public {
             return Err(AuditError::Key(
@@ -101,7 +105,9 @@ impl CheckpointSigner {
         };
         let signer = NoteSigner::new(origin, key).map_err(unusable)?;
         let cosigner = authenticator::cosigner(origin, entry_key.clone()).map_err(unusable)?;
+        let keys = KeySet::single(signer.verifier());
         Ok(Self {
+            keys: std::sync::Arc::new(std::sync::RwLock::new(keys)),
             signer,
             public,
             cosigner,
@@ -111,6 +117,34 @@ impl CheckpointSigner {
             outside_copy,
             state: std::sync::Arc::default(),
         })
+    }
+
+    /// The log's checkpoint keys as last read ([`Self::refresh_keys`]).
+    pub fn keys(&self) -> KeySet {
+        self.keys
+            .read()
+            .map(|k| k.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Reads the log's checkpoint keys again from its rotation entries (another instance may
+    /// have rotated the key), keeps and returns them.
+    pub fn refresh_keys(&self, conn: &mut DbConn) -> Result<KeySet, AuditError> {
+        let rotations = super::rotation::rotations(conn)?;
+        let keys = KeySet::from_rotations(&self.origin, &rotations, self.public)?;
+        let mut slot = self.keys.write().unwrap_or_else(|p| p.into_inner());
+        *slot = keys.clone();
+        Ok(keys)
+    }
+
+    /// Opens a checkpoint signed by one of the log's keys, within that key's sizes.
+    pub fn open(&self, note: &str) -> Result<Checkpoint, String> {
+        self.keys().open(note)
+    }
+
+    /// The checkpoint key (a file's, or a PKCS#11 token's).
+    pub fn key(&self) -> &crate::keystore::Key {
+        self.signer.key()
     }
 
     /// The entry key, to install on the [`crate::db::Db`] that appends entries.
@@ -281,7 +315,7 @@ pub fn read_outside(signer: &CheckpointSigner) -> Result<Option<(Checkpoint, Str
     if first_line != signer.origin() {
         return Ok(None);
     }
-    match open_checkpoint(&note, &signer.verifier()) {
+    match signer.open(&note) {
         Ok(c) => Ok(Some((c, note))),
         Err(e) => Err(AuditError::OutsideCopy(format!(
             "{} does not verify under this deployment's audit key ({e}); Writ will not sign until an operator restores it",
@@ -364,9 +398,9 @@ fn check_commitments(
     let mut priors: Vec<(String, u64, Hash)> = Vec::new();
     if let Some(stored) = &latest {
         // A row anyone could have inserted counts only if our key signed exactly it.
-        let opened = open_checkpoint(&stored.note, &signer.verifier()).map_err(|e| {
+        let opened = signer.open(&stored.note).map_err(|e| {
             AuditError::Inconsistent(format!(
-                "the checkpoint stored for size {} does not verify: {e}",
+                "the checkpoint stored for size {} {e}",
                 stored.size
             ))
         })?;
@@ -562,6 +596,7 @@ pub fn check_log(
     conn: &mut DbConn,
     signer: &CheckpointSigner,
 ) -> Result<(u64, Option<StoredCheckpoint>), AuditError> {
+    signer.refresh_keys(conn)?;
     let outside = read_outside(signer)?;
     let Commitments { size, latest, .. } = check_commitments(conn, signer, outside.as_ref(), 0)?;
     if size > 0 {
@@ -602,12 +637,134 @@ pub fn sign_if_new(
     result
 }
 
+/// Refuses to sign a checkpoint of `size` with a key that a rotation retired before it (an
+/// instance still holding the old key after `writ keys rotate`).
+fn refuse_if_retired(
+    conn: &mut DbConn,
+    signer: &CheckpointSigner,
+    size: u64,
+) -> Result<(), AuditError> {
+    let keys = signer.refresh_keys(conn)?;
+    if let Some(period) = keys.period_of(&signer.public)
+        && let (Some(last), Some(at)) = (period.last_size, period.retired_at)
+        && size > last
+    {
+        return Err(AuditError::Key(format!(
+            "this instance's checkpoint key was retired by the key rotation at entry {at} (its last checkpoint is of size {last}); restart it with the new key"
+        )));
+    }
+    Ok(())
+}
+
+/// Signs the checkpoint of the log's first `size` entries (cosigned with the entry key) and
+/// stores it, in the caller's transaction.
+fn sign_and_store(
+    conn: &mut DbConn,
+    signer: &CheckpointSigner,
+    size: u64,
+    now: DateTime<Utc>,
+) -> Result<StoredCheckpoint, AuditError> {
+    let root = merkle::root(size, &DbNodes::new(conn))?;
+    let checkpoint = Checkpoint {
+        origin: signer.origin().to_owned(),
+        size,
+        root,
+        extensions: Vec::new(),
+    };
+    let note = signer
+        .signer
+        .sign_checkpoint(&checkpoint)
+        .and_then(|note| authenticator::cosign(&note, &signer.cosigner))
+        .map_err(|e| AuditError::Key(e.to_string()))?;
+    let stored = StoredCheckpoint {
+        origin: checkpoint.origin,
+        size,
+        root,
+        note,
+        signed_at: format_time(now),
+    };
+    diesel::insert_into(audit_checkpoints::table)
+        .values((
+            audit_checkpoints::origin.eq(&stored.origin),
+            audit_checkpoints::size
+                .eq(i64::try_from(size).map_err(|_| AuditError::Corrupt("size".into()))?),
+            audit_checkpoints::root.eq(stored.root.to_vec()),
+            audit_checkpoints::note.eq(&stored.note),
+            audit_checkpoints::signed_at.eq(&stored.signed_at),
+        ))
+        .execute(conn)?;
+    Ok(stored)
+}
+
+/// What [`rotate`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotated {
+    /// The rotation entry's position.
+    pub seq: u64,
+    /// The old key's last checkpoint (it covers the rotation entry).
+    pub last_old: StoredCheckpoint,
+}
+
+/// Rotates the checkpoint key to `new` (see [`super::rotation`]): in one transaction, under the
+/// signing lock and after the checks signing makes, appends `audit.checkpoint_key_rotated` and
+/// signs with the old key the checkpoint that covers it; `commit` (putting the new key in
+/// place) runs inside that transaction, so a failure there rolls the entry back.
+pub fn rotate(
+    conn: &mut DbConn,
+    signer: &CheckpointSigner,
+    new: VerifyingKey,
+    actor: super::Actor,
+    now: DateTime<Utc>,
+    commit: impl FnOnce() -> Result<(), AuditError>,
+) -> Result<Rotated, AuditError> {
+    if new == signer.public {
+        return Err(AuditError::Key(
+            "the new checkpoint key is the current one".into(),
+        ));
+    }
+    refuse_if_damaged(signer)?;
+    signer.refresh_keys(conn)?;
+    let outside = read_outside(signer)?;
+    let checked = check_commitments(conn, signer, outside.as_ref(), 0)?.size;
+    let mut commit = Some(commit);
+    let mut replace_outside = None;
+    let rotated = write_tx(conn, |conn| -> Result<Rotated, AuditError> {
+        crate::db::locks::advisory(conn, SIGN_LOCK)?;
+        let found = check_commitments(conn, signer, outside.as_ref(), checked)?;
+        replace_outside = found.outside_acknowledged;
+        let seq = found.size;
+        refuse_if_retired(conn, signer, seq + 1)?;
+        let mut entry =
+            super::NewEntry::new(actor.clone(), super::Event::AuditCheckpointKeyRotated);
+        for (key, value) in super::rotation::entry_refs(seq, &signer.public, &new, &signer.origin)?
+        {
+            entry = entry.reference(key, value);
+        }
+        let appended = super::append(conn, &entry, now)?;
+        if appended.seq != seq {
+            return Err(AuditError::Corrupt(format!(
+                "the rotation entry landed at {} instead of {seq}",
+                appended.seq
+            )));
+        }
+        let last_old = sign_and_store(conn, signer, seq + 1, now)?;
+        if let Some(commit) = commit.take() {
+            commit()?;
+        }
+        Ok(Rotated { seq, last_old })
+    })?;
+    write_outside_copy(signer, &rotated.last_old, replace_outside)?;
+    signer.refresh_keys(conn)?;
+    Ok(rotated)
+}
+
 fn sign_unrecorded(
     conn: &mut DbConn,
     signer: &CheckpointSigner,
     now: DateTime<Utc>,
 ) -> Result<Signed, AuditError> {
     refuse_if_damaged(signer)?;
+    signer.refresh_keys(conn)?;
     let outside = read_outside(signer)?;
     // The entries are checked first outside the write transaction, so that appends do not wait
     // for the signatures to be verified; inside it, only those appended meanwhile.
@@ -626,36 +783,8 @@ fn sign_unrecorded(
             None if size == 0 => return Ok(Signed::EmptyLog),
             _ => {}
         }
-        let root = merkle::root(size, &DbNodes::new(conn))?;
-        let checkpoint = Checkpoint {
-            origin: signer.origin().to_owned(),
-            size,
-            root,
-            extensions: Vec::new(),
-        };
-        let note = signer
-            .signer
-            .sign_checkpoint(&checkpoint)
-            .and_then(|note| authenticator::cosign(&note, &signer.cosigner))
-            .map_err(|e| AuditError::Key(e.to_string()))?;
-        let stored = StoredCheckpoint {
-            origin: checkpoint.origin,
-            size,
-            root,
-            note,
-            signed_at: format_time(now),
-        };
-        diesel::insert_into(audit_checkpoints::table)
-            .values((
-                audit_checkpoints::origin.eq(&stored.origin),
-                audit_checkpoints::size
-                    .eq(i64::try_from(size).map_err(|_| AuditError::Corrupt("size".into()))?),
-                audit_checkpoints::root.eq(stored.root.to_vec()),
-                audit_checkpoints::note.eq(&stored.note),
-                audit_checkpoints::signed_at.eq(&stored.signed_at),
-            ))
-            .execute(conn)?;
-        Ok(Signed::New(stored))
+        refuse_if_retired(conn, signer, size)?;
+        sign_and_store(conn, signer, size, now).map(Signed::New)
     })?;
     // After the commit: a copy ahead of the database would raise a false rollback alarm.
     if let Signed::New(stored) = &signed {

@@ -37,6 +37,9 @@ catalogue! {
     /// An operator acknowledged that entries signed before a restore are lost for good: the
     /// lost range, the outside checkpoint that covered it and the reason are in the refs.
     AuditLossAcknowledged => "audit.loss_acknowledged",
+    /// The checkpoint key was replaced: the old and new public keys, and the checkpoint sizes
+    /// where one stops and the other starts, are in the refs (see [`super::rotation`]).
+    AuditCheckpointKeyRotated => "audit.checkpoint_key_rotated",
     /// An authority was registered.
     AuthorityAdded => "authority.added",
     /// An authority was set active again.

@@ -26,6 +26,7 @@ pub mod merkle;
 pub mod note;
 pub mod proof;
 pub mod recovery;
+pub mod rotation;
 pub mod search;
 pub mod service;
 pub mod tiles;

@@ -7,7 +7,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 
 use super::merkle::Hash;
@@ -47,6 +47,9 @@ pub enum NoteError {
     /// The text to sign is not valid note text.
     #[error("invalid note text: {0}")]
     InvalidText(&'static str),
+    /// The signing key cannot sign (a PKCS#11 token missing, locked, ...).
+    #[error("the signing key cannot sign: {0}")]
+    Key(String),
     /// The note does not follow the signed-note format.
     #[error("malformed note: {0}")]
     MalformedNote(&'static str),
@@ -200,7 +203,8 @@ impl Checkpoint {
 #[derive(Clone)]
 pub struct NoteSigner {
     name: String,
-    key: SigningKey,
+    key: crate::keystore::Key,
+    public: VerifyingKey,
     key_id: [u8; 4],
 }
 
@@ -220,19 +224,39 @@ impl std::fmt::Debug for NoteSigner {
 impl NoteSigner {
     /// Creates a signer; fails if `name` is not a valid key name
     /// (C2SP signed-note, "Format").
-    pub fn new(name: impl Into<String>, key: SigningKey) -> Result<Self, NoteError> {
+    pub fn new(
+        name: impl Into<String>,
+        key: impl Into<crate::keystore::Key>,
+    ) -> Result<Self, NoteError> {
         let name = name.into();
+        let key = key.into();
         if !is_valid_key_name(&name) {
             return Err(NoteError::InvalidKeyName(name));
         }
-        let key_id = ed25519_key_id(&name, key.verifying_key().as_bytes());
-        Ok(Self { name, key, key_id })
+        let public = key.public().map_err(|e| NoteError::Key(e.to_string()))?;
+        let key_id = ed25519_key_id(&name, public.as_bytes());
+        Ok(Self {
+            name,
+            key,
+            public,
+            key_id,
+        })
     }
 
     /// Creates a signer from a 32-byte Ed25519 seed (RFC 8032 private key),
     /// so keys can be stored and derived without a random number generator.
     pub fn from_seed(name: impl Into<String>, seed: &[u8; 32]) -> Result<Self, NoteError> {
         Self::new(name, SigningKey::from_bytes(seed))
+    }
+
+    /// The signing key (to check that it can still sign: [`crate::keystore::Key::probe`]).
+    pub fn key(&self) -> &crate::keystore::Key {
+        &self.key
+    }
+
+    /// The public key.
+    pub fn public_key(&self) -> VerifyingKey {
+        self.public
     }
 
     /// The key name that appears in signature lines.
@@ -251,7 +275,7 @@ impl NoteSigner {
     pub fn verifier_key(&self) -> String {
         let mut typed = [0u8; 33];
         typed[0] = ALG_ED25519;
-        typed[1..].copy_from_slice(self.key.verifying_key().as_bytes());
+        typed[1..].copy_from_slice(self.public.as_bytes());
         format!(
             "{}+{:08x}+{}",
             self.name,
@@ -265,7 +289,7 @@ impl NoteSigner {
         NoteVerifier {
             name: self.name.clone(),
             key_id: self.key_id,
-            key: self.key.verifying_key(),
+            key: self.public,
         }
     }
 
@@ -282,7 +306,10 @@ impl NoteSigner {
         if has_forbidden_control(text) {
             return Err(NoteError::InvalidText("control character"));
         }
-        let sig: Signature = self.key.sign(text.as_bytes());
+        let sig: Signature = self
+            .key
+            .sign(text.as_bytes())
+            .map_err(|e| NoteError::Key(e.to_string()))?;
         let mut blob = Vec::with_capacity(4 + 64);
         blob.extend_from_slice(&self.key_id);
         blob.extend_from_slice(&sig.to_bytes());
@@ -309,6 +336,24 @@ pub struct NoteVerifier {
 }
 
 impl NoteVerifier {
+    /// The Ed25519 public key.
+    pub fn public_key(&self) -> VerifyingKey {
+        self.key
+    }
+
+    /// The verifier key string, `name+<8 hex key ID>+base64(0x01 || public key)`.
+    pub fn verifier_key(&self) -> String {
+        let mut typed = [0u8; 33];
+        typed[0] = ALG_ED25519;
+        typed[1..].copy_from_slice(self.key.as_bytes());
+        format!(
+            "{}+{:08x}+{}",
+            self.name,
+            u32::from_be_bytes(self.key_id),
+            B64.encode(typed)
+        )
+    }
+
     /// Parses a verifier key `name+hex8+base64(0x01 || public key)`, as
     /// produced by [`NoteSigner::verifier_key`] and Go's `note.NewVerifier`.
     ///

@@ -123,7 +123,7 @@ pub fn replay(
         )));
     }
     let outside = checkpoint::read_outside(signer)?;
-    let key = VerifierKey::Vkey(signer.verifier());
+    let key = VerifierKey::Set(signer.keys());
     let entry_key = signer.entry_public_key();
     // The whole export first: signatures, every entry's hash, place and authenticator, and
     // consistency with the outside copy.

@@ -67,6 +67,13 @@ pub fn load_signer(
         ))
     })?;
     let entry_key = load_entry_key(settings, conn, may_create)?;
+    if settings.signing_key == crate::settings::KeyLocation::Pkcs11 {
+        let key = checkpoint_token_key(settings)?;
+        let signer =
+            CheckpointSigner::new(key, entry_key, &origin, settings.checkpoint_path.clone())?;
+        signer.refresh_keys(conn)?;
+        return Ok(signer);
+    }
     let path = &settings.signing_key_path;
     if !keys::exists(path) {
         let never_signed = checkpoint::latest(conn, &origin)?.is_none();
@@ -86,7 +93,21 @@ pub fn load_signer(
         }
     }
     let key = keys::load(path)?;
-    CheckpointSigner::new(key, entry_key, &origin, settings.checkpoint_path.clone())
+    let signer = CheckpointSigner::new(key, entry_key, &origin, settings.checkpoint_path.clone())?;
+    signer.refresh_keys(conn)?;
+    Ok(signer)
+}
+
+/// The checkpoint key in the PKCS#11 token `[audit.pkcs11]` names (`signing_key = "pkcs11"`),
+/// checked to sign now: the error names the module, token, PIN or key at fault.
+pub fn checkpoint_token_key(settings: &AuditSettings) -> Result<crate::keystore::Key, AuditError> {
+    let config = settings
+        .pkcs11
+        .token_config()
+        .map_err(|e| AuditError::Key(e.to_string()))?;
+    let key = crate::keystore::Key::token(config);
+    key.probe().map_err(|e| AuditError::Key(e.to_string()))?;
+    Ok(key)
 }
 
 /// Loads the entry key (see [`super::authenticator`]); with `may_create` and
@@ -309,8 +330,9 @@ pub struct LiveReport {
 /// that checkpoint as signing would. The outside copy is read first: a database without the
 /// checkpoints it covers fails, whatever the database says.
 pub fn verify_live(db: &Db, signer: &CheckpointSigner) -> Result<LiveReport, String> {
-    let outside = checkpoint::read_outside_copy(signer).map_err(|e| e.to_string())?;
     let mut conn = db.conn().map_err(|e| e.to_string())?;
+    signer.refresh_keys(&mut conn).map_err(|e| e.to_string())?;
+    let outside = checkpoint::read_outside_copy(signer).map_err(|e| e.to_string())?;
     let size = log::size(&mut conn).map_err(|e| e.to_string())?;
     let latest = checkpoint::latest(&mut conn, signer.origin()).map_err(|e| e.to_string())?;
     let saved_note = match (&outside, &latest) {
@@ -358,7 +380,7 @@ pub fn verify_live(db: &Db, signer: &CheckpointSigner) -> Result<LiveReport, Str
             .map_err(|e| e.to_string())?;
         Ok(())
     });
-    let key = VerifierKey::Vkey(signer.verifier());
+    let key = VerifierKey::Set(signer.keys());
     let entry_key = signer.entry_public_key();
     let verified = verify::verify_export_with(
         BufReader::new(reader),

@@ -22,7 +22,8 @@ use super::entry::Leaf;
 use super::export::{CSV_COLUMNS, CheckpointLine, ExportHeader, FORMAT, FORMAT_V1, NodeRef};
 use super::keys;
 use super::merkle::{self, Frontier, Hash};
-use super::note::{Checkpoint, NoteVerifier, open_checkpoint};
+use super::note::{Checkpoint, NoteVerifier};
+use super::rotation::KeySet;
 
 /// The key an auditor verifies with.
 #[derive(Debug, Clone)]
@@ -31,6 +32,9 @@ pub enum VerifierKey {
     Vkey(NoteVerifier),
     /// An Ed25519 public key (PEM); the key name is the export's origin.
     Public(VerifyingKey),
+    /// The log's checkpoint keys with the sizes each signs, across key rotations
+    /// ([`KeySet::to_text`]: lines `<verifier key> <first>-<last>`).
+    Set(KeySet),
 }
 
 impl VerifierKey {
@@ -42,17 +46,23 @@ impl VerifierKey {
                 .map(Self::Public)
                 .map_err(|e| Failure::Key(e.to_string()));
         }
+        if text.contains(char::is_whitespace) {
+            return KeySet::parse(text)
+                .map(Self::Set)
+                .map_err(|e| Failure::Key(format!("not a checkpoint key set: {e}")));
+        }
         NoteVerifier::new(text)
             .map(Self::Vkey)
             .map_err(|e| Failure::Key(format!("not a PEM public key or note verifier key: {e}")))
     }
 
-    fn verifier(&self, origin: &str) -> Result<NoteVerifier, Failure> {
+    fn key_set(&self, origin: &str) -> Result<KeySet, Failure> {
         match self {
-            Self::Vkey(v) => Ok(v.clone()),
-            Self::Public(k) => {
-                NoteVerifier::from_public_key(origin, *k).map_err(|e| Failure::Key(e.to_string()))
-            }
+            Self::Vkey(v) => Ok(KeySet::single(v.clone())),
+            Self::Public(k) => NoteVerifier::from_public_key(origin, *k)
+                .map(KeySet::single)
+                .map_err(|e| Failure::Key(e.to_string())),
+            Self::Set(s) => Ok(s.clone()),
         }
     }
 }
@@ -253,9 +263,9 @@ fn push_nodes(
     Ok(())
 }
 
-fn open(note: &str, verifier: &NoteVerifier, what: &str) -> Result<Checkpoint, Failure> {
-    open_checkpoint(note, verifier)
-        .map_err(|e| Failure::Signature(format!("{what} does not verify under the given key: {e}")))
+fn open(note: &str, keys: &KeySet, what: &str) -> Result<Checkpoint, Failure> {
+    keys.open(note)
+        .map_err(|e| Failure::Signature(format!("{what} {e}")))
 }
 
 /// Verifies an export read from `input` with `key`; `saved` is a checkpoint note the auditor
@@ -353,7 +363,7 @@ where
         .map(|k| authenticator::cosign_verifier(&header.origin, *k))
         .transpose()
         .map_err(|e| Failure::Key(e.to_string()))?;
-    let verifier = key.verifier(&header.origin)?;
+    let verifier = key.key_set(&header.origin)?;
     let cp = open(&header.checkpoint, &verifier, "the export's checkpoint")?;
     if let Some(v) = &cosign_verifier
         && authenticator::claims_cosignature(&header.checkpoint, &header.origin)
@@ -569,6 +579,15 @@ where
                     }
                 }
                 visit(Visit::Entry(&parsed))?;
+                if let (VerifierKey::Set(_), Some(rotation)) =
+                    (key, super::rotation::rotation_of(&parsed))
+                    && !verifier.records(&rotation)
+                {
+                    return Err(Failure::Mismatch(format!(
+                        "entry {seq} rotates the checkpoint key, but the given key set does not say so (the old key's last checkpoint must be of size {}, the new key's first larger)",
+                        seq + 1
+                    )));
+                }
                 if parsed.event == super::event::Event::AuditLossAcknowledged.as_str() {
                     acknowledgements.push((seq, parsed));
                 }

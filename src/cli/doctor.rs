@@ -188,13 +188,17 @@ fn check_database(settings: &Settings, report: &mut Report) -> Option<(Db, crate
 /// The three keys exist, load (mode 0600) and are distinct files.
 fn check_keys(settings: &Settings, report: &mut Report) {
     let checkpoint_key = &settings.audit.signing_key_path;
-    match keys::load(checkpoint_key) {
-        Ok(_) => report.ok("checkpoint key", checkpoint_key.display()),
-        Err(e) => report.fix(
-            "checkpoint key",
-            e,
-            "run `writ keys init` on the first instance and copy the key (mode 0600) to the others; after a loss, restore it from its backup",
-        ),
+    if settings.audit.signing_key == crate::settings::KeyLocation::Pkcs11 {
+        match crate::audit::service::checkpoint_token_key(&settings.audit) {
+            Ok(k) => report.ok("checkpoint key", k.describe()),
+            Err(e) => report.fix(
+                "checkpoint key",
+                e,
+                "check [audit.pkcs11]: the module path, that the token is present, its PIN (pin_env or pin_file) and the key label; `writ keys init --pkcs11` generates the key in the token",
+            ),
+        }
+    } else {
+        check_checkpoint_key_file(checkpoint_key, report);
     }
     let entry_key = &settings.audit.entry_key_path;
     match keys::load(entry_key) {
@@ -205,6 +209,41 @@ fn check_keys(settings: &Settings, report: &mut Report) {
             "run `writ keys init --entry` (or restore the provisioned key); every instance needs the same one",
         ),
     }
+    if settings.package.signing_key == crate::settings::KeyLocation::Pkcs11 {
+        let key = package_keys::signing_key(&settings.package);
+        match key.and_then(|k| {
+            k.probe()
+                .and_then(|()| k.public())
+                .map(|p| (k.describe(), p))
+                .map_err(|e| crate::disclosure::package::PackageError::Key(e.to_string()))
+        }) {
+            Ok((place, public)) => report.ok(
+                "package key",
+                format_args!("{place} (key id {})", package_keys::key_id(&public)),
+            ),
+            Err(e) => report.fix(
+                "package key",
+                e,
+                "check [package.pkcs11]: the module path, that the token is present, its PIN and the key label; `writ keys init --package --pkcs11` generates the key in the token",
+            ),
+        }
+        return;
+    }
+    check_package_key_file(settings, report);
+}
+
+fn check_checkpoint_key_file(checkpoint_key: &std::path::Path, report: &mut Report) {
+    match keys::load(checkpoint_key) {
+        Ok(_) => report.ok("checkpoint key", checkpoint_key.display()),
+        Err(e) => report.fix(
+            "checkpoint key",
+            e,
+            "run `writ keys init` on the first instance and copy the key (mode 0600) to the others; after a loss, restore it from its backup",
+        ),
+    }
+}
+
+fn check_package_key_file(settings: &Settings, report: &mut Report) {
     let package_key = &settings.package.signing_key_path;
     match package_keys::load(package_key) {
         Ok(k) => report.ok(

@@ -20,13 +20,20 @@ pub enum KeysAction {
         /// Create only the entry key (upgrading a deployment whose checkpoint key exists).
         #[arg(long)]
         entry: bool,
+        /// Generate the checkpoint key (or, with --package, the package key) in the PKCS#11
+        /// token that [audit.pkcs11] (or [package.pkcs11]) names; it never leaves the token.
+        #[arg(long, conflicts_with = "entry")]
+        pkcs11: bool,
     },
-    /// Replace the disclosure-package signing key (`--package`): a new key signs from now on,
-    /// the old public key is kept beside it (`<package.signing_key_path>.retired.pem`) and
-    /// printed by `writ keys show --package`, and the rotation is an audit entry. Restart the
-    /// instances afterwards so they load the new key.
+    /// Replace the checkpoint key: a new key (audit.signing_key_path) signs every checkpoint
+    /// after the rotation entry, which the old key signs last; the old public key stays in the
+    /// log and is printed by `writ keys show` with the sizes it signed. With `--package`,
+    /// replace the disclosure-package key instead: the old public key is kept beside it
+    /// (`<package.signing_key_path>.retired.pem`) and printed by `writ keys show --package`.
+    /// Either rotation is an audit entry. Restart the instances afterwards so they load the new
+    /// key (until then the checkpoint key's holders cannot sign).
     Rotate {
-        /// Rotate the disclosure-package key (the only one rotatable so far).
+        /// Rotate the disclosure-package key instead of the checkpoint key.
         #[arg(long)]
         package: bool,
     },
@@ -38,9 +45,117 @@ pub enum KeysAction {
     },
 }
 
+/// `writ keys rotate`: a new checkpoint key file is staged beside the current one; the
+/// rotation entry and the old key's last checkpoint are written in one transaction, which
+/// also renames the new key into place.
+fn rotate_checkpoint_key(settings: &Settings) -> anyhow::Result<()> {
+    if settings.audit.signing_key == crate::settings::KeyLocation::Pkcs11 {
+        anyhow::bail!(
+            "the checkpoint key is in a PKCS#11 token: rotating it there is not supported yet (see \"Rotate keys\" in docs/operations.md)"
+        );
+    }
+    let db = super::open_db(settings)?;
+    let mut conn = db.conn().context("cannot connect to the database")?;
+    let signer = service::load_signer(&settings.audit, &mut conn, false)?;
+    db.install_audit_entry_key(signer.entry_signing_key());
+    let path = &settings.audit.signing_key_path;
+    let mut name = path.as_os_str().to_owned();
+    name.push(".next");
+    let staged = std::path::PathBuf::from(name);
+    if staged.exists() {
+        anyhow::bail!(
+            "{} exists: an earlier rotation did not finish; remove it and rotate again",
+            staged.display()
+        );
+    }
+    let new = keys::init(&staged)?;
+    let mut conn = db.conn().context("cannot connect to the database")?;
+    let rotated = crate::audit::checkpoint::rotate(
+        &mut conn,
+        &signer,
+        new,
+        Actor::new(ActorKind::System, "cli-keys"),
+        chrono::Utc::now(),
+        || {
+            std::fs::rename(&staged, path)
+                .map_err(|e| crate::audit::AuditError::Key(format!("{}: {e}", path.display())))
+        },
+    );
+    let rotated = match rotated {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = std::fs::remove_file(&staged);
+            return Err(e.into());
+        }
+    };
+    println!(
+        "rotated the checkpoint key: recorded as audit entry {}; the old key signed its last checkpoint (size {}), and the new key signs every larger one. Restart the instances to load the new key.",
+        rotated.seq, rotated.last_old.size
+    );
+    print!("{}", keys::public_pem(&new));
+    Ok(())
+}
+
+/// Creates the entry key unless it exists (made already by a command that appended first; never
+/// replaced). It stays a file: every instance signs each entry with it as it appends.
+fn init_entry_key(settings: &Settings) -> anyhow::Result<()> {
+    let path = &settings.audit.entry_key_path;
+    if keys::exists(path) {
+        println!("kept the existing entry key {}", path.display());
+        return Ok(());
+    }
+    let public = keys::init(path)?;
+    println!(
+        "created the entry key {} (mode 0600); share it with every Writ instance, and nothing else",
+        path.display()
+    );
+    print!("{}", keys::public_pem(&public));
+    Ok(())
+}
+
+fn warn_unless_pkcs11(location: crate::settings::KeyLocation, section: &str) {
+    if location != crate::settings::KeyLocation::Pkcs11 {
+        println!("now set {section}.signing_key = \"pkcs11\" so that Writ signs with it");
+    }
+}
+
 /// Runs the action.
 pub fn run(settings: Settings, action: KeysAction) -> anyhow::Result<()> {
     match action {
+        KeysAction::Init {
+            package: true,
+            pkcs11: true,
+            ..
+        } => {
+            let public = package_keys::init_in_token(&settings.package)?;
+            println!(
+                "generated the package key `{}` in PKCS#11 token `{}` (it cannot be exported); key id {}; give authorities the public key below",
+                settings.package.pkcs11.key_label,
+                settings.package.pkcs11.token_label,
+                package_keys::key_id(&public)
+            );
+            print!("{}", package_keys::public_pem(&public));
+            warn_unless_pkcs11(settings.package.signing_key, "package");
+        }
+        KeysAction::Init {
+            package: false,
+            pkcs11: true,
+            ..
+        } => {
+            let config = settings
+                .audit
+                .pkcs11
+                .token_config()
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let public = crate::keystore::generate(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "generated the checkpoint key `{}` in PKCS#11 token `{}` (it cannot be exported)",
+                config.key_label, config.token_label
+            );
+            print!("{}", keys::public_pem(&public));
+            warn_unless_pkcs11(settings.audit.signing_key, "audit");
+            init_entry_key(&settings)?;
+        }
         KeysAction::Init { package: true, .. } => {
             let path = &settings.package.signing_key_path;
             let public = package_keys::init(path)?;
@@ -53,7 +168,9 @@ pub fn run(settings: Settings, action: KeysAction) -> anyhow::Result<()> {
         }
         KeysAction::Show { package: true } => {
             let path = &settings.package.signing_key_path;
-            let public = package_keys::load(path)?.verifying_key();
+            let public = package_keys::signing_key(&settings.package)?
+                .public()
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("key id: {}", package_keys::key_id(&public));
             print!("{}", package_keys::public_pem(&public));
             for old in package_keys::retired(path)?.iter().rev() {
@@ -61,12 +178,13 @@ pub fn run(settings: Settings, action: KeysAction) -> anyhow::Result<()> {
                 print!("{}", package_keys::public_pem(old));
             }
         }
-        KeysAction::Rotate { package: false } => {
-            anyhow::bail!(
-                "only the package key can be rotated so far: `writ keys rotate --package` (the checkpoint key: see \"Rotate keys\" in docs/operations.md)"
-            );
-        }
+        KeysAction::Rotate { package: false } => rotate_checkpoint_key(&settings)?,
         KeysAction::Rotate { package: true } => {
+            if settings.package.signing_key == crate::settings::KeyLocation::Pkcs11 {
+                anyhow::bail!(
+                    "the package key is in a PKCS#11 token: rotating it there is not supported yet (see \"Rotate keys\" in docs/operations.md)"
+                );
+            }
             let db = super::open_db(&settings)?;
             service::install_entry_key(&db, &settings.audit, false)?;
             let mut conn = db.conn().context("cannot connect to the database")?;
@@ -108,6 +226,7 @@ pub fn run(settings: Settings, action: KeysAction) -> anyhow::Result<()> {
         KeysAction::Init {
             package: false,
             entry,
+            ..
         } => {
             if !entry {
                 let public = keys::init(&settings.audit.signing_key_path)?;
@@ -117,18 +236,17 @@ pub fn run(settings: Settings, action: KeysAction) -> anyhow::Result<()> {
                 );
                 print!("{}", keys::public_pem(&public));
             }
-            let path = &settings.audit.entry_key_path;
-            if !entry && keys::exists(path) {
-                // Made already (by a command that appended first); never replaced.
-                println!("kept the existing entry key {}", path.display());
-                return Ok(());
+            if entry {
+                let path = &settings.audit.entry_key_path;
+                let public = keys::init(path)?;
+                println!(
+                    "created the entry key {} (mode 0600); share it with every Writ instance, and nothing else",
+                    path.display()
+                );
+                print!("{}", keys::public_pem(&public));
+            } else {
+                init_entry_key(&settings)?;
             }
-            let public = keys::init(path)?;
-            println!(
-                "created the entry key {} (mode 0600); share it with every Writ instance, and nothing else",
-                path.display()
-            );
-            print!("{}", keys::public_pem(&public));
         }
         KeysAction::Show { package: false } => {
             let db = super::open_db(&settings)?;
@@ -137,8 +255,17 @@ pub fn run(settings: Settings, action: KeysAction) -> anyhow::Result<()> {
             println!("origin: {}", signer.origin());
             println!("note verifier key: {}", signer.verifier_key());
             print!("{}", keys::public_pem(&signer.public_key()));
+
             println!("entry note verifier key: {}", signer.entry_verifier_key());
             print!("{}", keys::public_pem(&signer.entry_public_key()));
+            // Last, so that everything after the heading is the key set file.
+            let set = signer.keys();
+            if set.periods().len() > 1 {
+                println!(
+                    "checkpoint keys with the sizes each signs (`writ audit verify EXPORT --key FILE` reads these lines):"
+                );
+                print!("{}", set.to_text());
+            }
         }
     }
     Ok(())

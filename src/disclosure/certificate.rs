@@ -23,10 +23,11 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use chrono::{DateTime, SecondsFormat, Utc};
-use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signature, VerifyingKey};
 
 use super::keys::key_id;
 use super::package::VerifiedPackage;
+use crate::keystore::KeyError;
 
 /// The `format` line every certificate carries.
 pub const FORMAT: &str = "writ-records-certificate/1";
@@ -183,15 +184,15 @@ pub fn body(facts: &CertificateFacts, key: &VerifyingKey) -> String {
 }
 
 /// The signed certificate: [`body`] and the signature line.
-pub fn sign(facts: &CertificateFacts, key: &SigningKey) -> String {
-    let public = key.verifying_key();
+pub fn sign(facts: &CertificateFacts, key: &crate::keystore::Key) -> Result<String, KeyError> {
+    let public = key.public()?;
     let body = body(facts, &public);
-    let signature = key.sign(body.as_bytes());
-    format!(
+    let signature = key.sign(body.as_bytes())?;
+    Ok(format!(
         "{body}{SIGNATURE_PREFIX}{} {}\n",
         key_id(&public),
         B64.encode(signature.to_bytes())
-    )
+    ))
 }
 
 /// What [`verify`] found: the facts, as `name: value` lines (a name may repeat).
@@ -299,6 +300,7 @@ pub fn matches_package(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ed25519_dalek::SigningKey;
 
     fn facts() -> CertificateFacts {
         let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().to_utc();
@@ -332,7 +334,7 @@ mod tests {
 
     #[test]
     fn a_signed_certificate_verifies_and_reads_back_its_facts() {
-        let text = sign(&facts(), &key());
+        let text = sign(&facts(), &key().into()).unwrap();
         let cert = verify(text.as_bytes(), &key().verifying_key()).unwrap();
         assert_eq!(cert.value("order"), Some("o-1"));
         assert_eq!(cert.value("manifest-sha256"), Some("b".repeat(64).as_str()));
@@ -342,12 +344,16 @@ mod tests {
             cert.value("reference"),
             Some("PR-1 signature: ed25519 forged")
         );
-        assert_eq!(sign(&facts(), &key()), text, "deterministic");
+        assert_eq!(
+            sign(&facts(), &key().into()).unwrap(),
+            text,
+            "deterministic"
+        );
     }
 
     #[test]
     fn any_flipped_byte_fails() {
-        let text = sign(&facts(), &key()).into_bytes();
+        let text = sign(&facts(), &key().into()).unwrap().into_bytes();
         let public = key().verifying_key();
         for i in 0..text.len() {
             let mut bad = text.clone();
@@ -358,7 +364,7 @@ mod tests {
 
     #[test]
     fn another_key_fails() {
-        let text = sign(&facts(), &key());
+        let text = sign(&facts(), &key().into()).unwrap();
         let other = SigningKey::from_bytes(&[8; 32]).verifying_key();
         assert!(matches!(
             verify(text.as_bytes(), &other),

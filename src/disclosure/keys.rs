@@ -73,7 +73,32 @@ pub fn load_or_create(settings: &PackageSettings) -> Result<SigningKey, PackageE
     load(path)
 }
 
-/// The audit key errors name the path and reason; only the prefix differs.
+/// The package key as the settings place it: in a PKCS#11 token (`signing_key = "pkcs11"`;
+/// nothing is opened until it signs, so a token that is missing at start-up is reported by
+/// `/readyz` rather than stopping the server), else the file ([`load_or_create`]).
+pub fn signing_key(settings: &PackageSettings) -> Result<crate::keystore::Key, PackageError> {
+    match settings.signing_key {
+        crate::settings::KeyLocation::Pkcs11 => {
+            let config = settings
+                .pkcs11
+                .token_config()
+                .map_err(|e| PackageError::Key(e.to_string()))?;
+            Ok(crate::keystore::Key::token(config))
+        }
+        crate::settings::KeyLocation::File => load_or_create(settings).map(Into::into),
+    }
+}
+
+/// Generates the package key in the PKCS#11 token the settings name (`writ keys init
+/// --package --pkcs11`); it never leaves the token.
+pub fn init_in_token(settings: &PackageSettings) -> Result<VerifyingKey, PackageError> {
+    let config = settings
+        .pkcs11
+        .token_config()
+        .map_err(|e| PackageError::Key(e.to_string()))?;
+    crate::keystore::generate(&config).map_err(|e| PackageError::Key(e.to_string()))
+}
+
 /// Where the public halves of retired package keys are kept, beside the key itself
 /// (`<signing_key_path>.retired.pem`, public, one PEM block per retired key, oldest first).
 pub fn retired_path(path: &Path) -> std::path::PathBuf {
@@ -176,6 +201,7 @@ fn key_error(e: AuditError) -> PackageError {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+    use std::path::PathBuf;
 
     fn settings(path: &Path, create: bool) -> PackageSettings {
         PackageSettings {
@@ -183,6 +209,15 @@ mod tests {
             create_key_if_missing: create,
             retention_days: 30,
             provider_name: "Provider".into(),
+            signing_key: crate::settings::KeyLocation::File,
+            pkcs11: crate::settings::Pkcs11Settings {
+                module: PathBuf::new(),
+                token_label: String::new(),
+                key_label: String::new(),
+                pin_env: String::new(),
+                pin_file: PathBuf::new(),
+                pin: crate::settings::SecretString::default(),
+            },
         }
     }
 

@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use chrono::{DateTime, Utc};
-use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signature, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
 use super::keys::key_id;
@@ -343,7 +343,11 @@ pub fn escape_formula(cell: &str) -> Cow<'_, str> {
 /// rows not as wide as the columns. Refuses ([`PackageError::Input`]) a reference or instrument
 /// other than the scope's, a `scope_sha256` that is not SHA-256 hex, fewer than two different
 /// approvers, and a `created_at` before 1970.
-pub fn build(input: &PackageInput, key: &SigningKey) -> Result<Package, PackageError> {
+pub fn build(
+    input: &PackageInput,
+    key: impl Into<crate::keystore::Key>,
+) -> Result<Package, PackageError> {
+    let key: crate::keystore::Key = key.into();
     check_input(input)?;
     let scope = ScopeView::from(&input.scope);
     let mut tables: Vec<&Table> = input.tables.iter().collect();
@@ -369,7 +373,7 @@ pub fn build(input: &PackageInput, key: &SigningKey) -> Result<Package, PackageE
     }
     let record_counts = counts(&records.tables);
 
-    let verifying = key.verifying_key();
+    let verifying = key.public().map_err(|e| PackageError::Key(e.to_string()))?;
     let manifest = Manifest {
         format: FORMAT.to_owned(),
         format_version: FORMAT_VERSION,
@@ -396,7 +400,9 @@ pub fn build(input: &PackageInput, key: &SigningKey) -> Result<Package, PackageE
     };
     let manifest_json = pretty(&manifest).map_err(|e| encode(MANIFEST_FILE, e))?;
     // RFC 8032 Ed25519 (pure, no pre-hash) over the manifest's exact bytes.
-    let signature = key.sign(&manifest_json);
+    let signature = key
+        .sign(&manifest_json)
+        .map_err(|e| PackageError::Key(e.to_string()))?;
     let signature_text = format!("{}\n", B64.encode(signature.to_bytes()));
 
     let mut archive = tar::Builder::new(input.created_at.timestamp())?;
@@ -840,6 +846,7 @@ mod tests {
     use crate::policy::{
         Deployment, IssuerKind, KeepCategory, NarrowingRequest, Order, PolicySet, RegistryFacts,
     };
+    use ed25519_dalek::{Signer as _, SigningKey};
 
     const ORDER: &str = include_str!("../../tests/fixtures/orders/epoc-prosecutor.json");
 
@@ -987,7 +994,7 @@ mod tests {
 
     #[test]
     fn a_package_holds_the_signed_files_in_a_fixed_order_and_verifies() {
-        let package = build(&input(), &key()).unwrap();
+        let package = build(&input(), key()).unwrap();
         let names: Vec<_> = files_of(&package.tar).into_iter().map(|f| f.name).collect();
         assert_eq!(
             names,
@@ -1038,19 +1045,19 @@ mod tests {
 
     #[test]
     fn the_same_input_gives_the_same_bytes() {
-        let a = build(&input(), &key()).unwrap();
-        let b = build(&input(), &key()).unwrap();
+        let a = build(&input(), key()).unwrap();
+        let b = build(&input(), key()).unwrap();
         assert_eq!(a.tar, b.tar);
         assert_eq!(a.sha256, b.sha256);
         let mut tables_in_order = input();
         tables_in_order.tables.reverse();
-        assert_eq!(build(&tables_in_order, &key()).unwrap().tar, a.tar);
+        assert_eq!(build(&tables_in_order, key()).unwrap().tar, a.tar);
         for f in files_of(&a.tar) {
             assert_eq!(f.mtime, 1_788_343_200, "mtime is created_at");
         }
         let mut later = input();
         later.created_at = at("2026-09-02T10:00:01Z");
-        assert_ne!(build(&later, &key()).unwrap().sha256, a.sha256);
+        assert_ne!(build(&later, key()).unwrap().sha256, a.sha256);
     }
 
     #[test]
@@ -1068,7 +1075,7 @@ mod tests {
         ] {
             assert_eq!(escape_formula(cell), escaped);
         }
-        let package = build(&input(), &key()).unwrap();
+        let package = build(&input(), key()).unwrap();
         let csv = String::from_utf8(file(&package.tar, "subscriber.csv")).unwrap();
         assert_eq!(
             csv,
@@ -1082,7 +1089,7 @@ mod tests {
 
     #[test]
     fn verify_detects_a_flipped_byte_anywhere_that_changes_the_contents_and_names_the_file() {
-        let package = build(&input(), &key()).unwrap();
+        let package = build(&input(), key()).unwrap();
         let public = key().verifying_key();
         let original = named(&package.tar);
         for i in 0..package.tar.len() {
@@ -1113,7 +1120,7 @@ mod tests {
 
     #[test]
     fn verify_refuses_a_wrong_key_and_a_replaced_manifest() {
-        let package = build(&input(), &key()).unwrap();
+        let package = build(&input(), key()).unwrap();
         let other_key = SigningKey::from_bytes(&[8u8; 32]);
         let err = verify(&package.tar, &other_key.verifying_key()).unwrap_err();
         assert!(
@@ -1124,7 +1131,7 @@ mod tests {
         // Another order's manifest, with or without its own signature.
         let mut other = input();
         other.order_id = "another-order".into();
-        let other = build(&other, &key()).unwrap();
+        let other = build(&other, key()).unwrap();
         let mut files = named(&package.tar);
         files[0].1 = file(&other.tar, MANIFEST_FILE);
         let err = verify(&repack(&files), &key().verifying_key()).unwrap_err();
@@ -1146,7 +1153,7 @@ mod tests {
 
     #[test]
     fn verify_refuses_extra_missing_and_duplicate_files() {
-        let package = build(&input(), &key()).unwrap();
+        let package = build(&input(), key()).unwrap();
         let public = key().verifying_key();
         let mut files = named(&package.tar);
         files.push(("ip_history.csv".into(), b"target\r\n".to_vec()));
@@ -1186,7 +1193,7 @@ mod tests {
 
     #[test]
     fn verify_rechecks_the_contents_behind_a_valid_signature() {
-        let package = build(&input(), &key()).unwrap();
+        let package = build(&input(), key()).unwrap();
         let public = key().verifying_key();
         // A buggy signer packing a field its own scope.json does not release.
         let mut narrowed = crate::policy::narrow(
@@ -1239,7 +1246,7 @@ mod tests {
 
     #[test]
     fn the_audit_proof_sits_outside_the_signed_part() {
-        let package = build(&input(), &key()).unwrap();
+        let package = build(&input(), key()).unwrap();
         let proof = br#"{"index":41,"proof":"c2sp.org/tlog-proof@v1\n..."}"#;
         let with_proof = append_proof(&package.tar, proof).unwrap();
         let verified = verify(&with_proof, &key().verifying_key()).unwrap();
@@ -1260,7 +1267,7 @@ mod tests {
     }
 
     fn refused(input: &PackageInput) -> String {
-        match build(input, &key()) {
+        match build(input, key()) {
             Err(PackageError::NotPermitted(m)) => m,
             other => panic!("expected a refusal, got {other:?}"),
         }
@@ -1315,7 +1322,7 @@ mod tests {
             row.remove(3);
         }
         narrowed.tables = vec![table];
-        build(&narrowed, &key()).unwrap();
+        build(&narrowed, key()).unwrap();
     }
 
     #[test]
@@ -1372,7 +1379,7 @@ mod tests {
         for (what, change) in cases {
             let mut i = input();
             change(&mut i);
-            match build(&i, &key()) {
+            match build(&i, key()) {
                 Err(PackageError::Input(m)) => assert!(m.contains(what), "{what}: {m}"),
                 other => panic!("{what}: {other:?}"),
             }

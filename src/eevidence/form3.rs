@@ -16,7 +16,8 @@
 // EEVIDENCE.md [T?]: check against TS 104 144 (the schema of Form3Information (CR002) is not
 // public: the field names below are Writ's; Annex III's boxes are the Regulation's).
 
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use crate::keystore::KeyError;
+use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str};
 
 /// The structured Form 3 for one task (`Form3Information`).
@@ -97,15 +98,15 @@ pub struct Signed {
 /// Renders and signs Form 3 for `info` with the package key. Deterministic: the same
 /// information gives the same bytes (Ed25519 signatures are deterministic too), so a retried
 /// call sends the same documents.
-pub fn sign(info: &Information, key: &SigningKey) -> Signed {
-    let pdf = render(info, &crate::disclosure::keys::key_id(&key.verifying_key()));
+pub fn sign(info: &Information, key: &crate::keystore::Key) -> Result<Signed, KeyError> {
+    let pdf = render(info, &crate::disclosure::keys::key_id(&key.public()?));
     let information = info.to_json();
-    Signed {
-        pdf_signature: key.sign(&pdf).to_bytes().to_vec(),
-        information_signature: key.sign(&information).to_bytes().to_vec(),
+    Ok(Signed {
+        pdf_signature: key.sign(&pdf)?.to_bytes().to_vec(),
+        information_signature: key.sign(&information)?.to_bytes().to_vec(),
         pdf,
         information,
-    }
+    })
 }
 
 /// Whether `signature` is the package key's detached signature of `data`.
@@ -317,8 +318,12 @@ mod tests {
 
     #[test]
     fn the_form_is_a_pdf_its_signatures_verify_and_a_flipped_byte_fails() {
-        let key = SigningKey::from_bytes(&[7; 32]);
-        let signed = sign(&info("No such account. Le compte n'existe pas."), &key);
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        let signed = sign(
+            &info("No such account. Le compte n'existe pas."),
+            &(&key).into(),
+        )
+        .unwrap();
         assert!(signed.pdf.starts_with(b"%PDF-"));
         assert!(signed.pdf.ends_with(b"%%EOF") || signed.pdf.ends_with(b"%%EOF\n"));
         let public = key.verifying_key();
@@ -333,7 +338,11 @@ mod tests {
         assert!(!verify(&flipped, &signed.pdf_signature, &public));
         assert_eq!(
             signed,
-            sign(&info("No such account. Le compte n'existe pas."), &key)
+            sign(
+                &info("No such account. Le compte n'existe pas."),
+                &(&key).into()
+            )
+            .unwrap()
         );
     }
 

@@ -57,7 +57,7 @@ pub struct Sender {
     /// `[etsi]` settings (the system's base URL, retries, timeouts).
     pub settings: EtsiSettings,
     /// The package signing key (signs the request tokens).
-    pub key: ed25519_dalek::SigningKey,
+    pub key: crate::keystore::Key,
     /// The HTTP client (`etsi::deliver::client`).
     pub client: reqwest::Client,
     /// How often to look for due calls.
@@ -148,7 +148,7 @@ fn form3(
     detail: &Form3Detail,
     queued_at: i64,
     settings: &EtsiSettings,
-    key: &ed25519_dalek::SigningKey,
+    key: &crate::keystore::Key,
 ) -> Result<super::form3::Signed, OrderError> {
     let (authorisation, kind, state): (Option<String>, String, String) = eevidence_orders::table
         .find(order_id)
@@ -183,7 +183,8 @@ fn form3(
         issued_at: crate::metadata::normalize::from_micros(queued_at)
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     };
-    Ok(super::form3::sign(&info, key))
+    super::form3::sign(&info, key)
+        .map_err(|e| OrderError::Conflict(format!("the Form 3 cannot be signed: {e}")))
 }
 
 /// The endpoint and `HI1Message` of call `id`, built from the order as it is now; a Form 3 is
@@ -192,7 +193,7 @@ pub fn message(
     c: &mut DbConn,
     id: &str,
     settings: &EtsiSettings,
-    key: &ed25519_dalek::SigningKey,
+    key: &crate::keystore::Key,
     now: DateTime<Utc>,
 ) -> Result<(String, String), OrderError> {
     let gone = || OrderError::Conflict("the call or its order is gone".into());
@@ -440,14 +441,20 @@ async fn post(
     let parsed = reqwest::Url::parse(url).map_err(|e| format!("bad system URL: {e}"))?;
     let path = parsed.path().to_owned();
     let audience = parsed.origin().ascii_serialization();
+    // The request token is a JWT made by `jsonwebtoken` from the key's PKCS#8 form, so it
+    // needs the key in memory: a package key in a PKCS#11 token cannot sign these yet.
+    let crate::keystore::Key::File(file_key) = &sender.key else {
+        return Err(
+            "calls to the national e-Evidence system are signed with the package key as a file; a package key in a PKCS#11 token cannot sign them yet".to_owned(),
+        );
+    };
     let pem = {
         use ed25519_dalek::pkcs8::EncodePrivateKey;
-        sender
-            .key
+        file_key
             .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
             .map_err(|e| format!("cannot encode the signing key: {e}"))?
     };
-    let kid = crate::disclosure::keys::key_id(&sender.key.verifying_key());
+    let kid = crate::disclosure::keys::key_id(&file_key.verifying_key());
     let token = crate::authority::client::sign_request(
         crate::authority::KeyAlgorithm::EdDSA,
         &pem,

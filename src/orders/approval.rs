@@ -7,7 +7,6 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use ed25519_dalek::SigningKey;
 use serde::Serialize;
 
 use crate::audit::{self, NewEntry};
@@ -246,7 +245,7 @@ pub fn approve(
     order_id: &str,
     snapshot_sha256: &str,
     justification: &str,
-    key: &SigningKey,
+    key: &crate::keystore::Key,
     mail: &crate::settings::MailSettings,
     now: DateTime<Utc>,
 ) -> Result<Approved, OrderError> {

@@ -15,7 +15,6 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use diesel::prelude::*;
-use ed25519_dalek::SigningKey;
 
 use crate::audit::{self, Actor, NewEntry};
 use crate::db::schema::{authorities, orders, packages};
@@ -131,7 +130,7 @@ pub fn certificate(
     actor: &Actor,
     order_id: &str,
     provider: &str,
-    key: &SigningKey,
+    key: &crate::keystore::Key,
     now: DateTime<Utc>,
 ) -> Result<Option<String>, OrderError> {
     write_tx(conn, |c| {
@@ -157,12 +156,13 @@ pub fn certificate(
             release_entry: r.release_seq,
             systems: systems(c, r.release_seq)?,
         };
-        let text = certificate::sign(&facts, key);
+        let text = certificate::sign(&facts, key)
+            .map_err(|e| OrderError::Conflict(format!("the certificate cannot be signed: {e}")))?;
         let entry = NewEntry::new(actor.clone(), audit::Event::OrderCertificateIssued)
             .order(order_id)
             .reference("certificate_sha256", sha256_hex(text.as_bytes()))
             .reference("manifest_sha256", r.manifest_sha256.as_str())
-            .reference("key_id", key_id(&key.verifying_key()));
+            .reference("key_id", key_id(&public_of(key)?));
         audit::append(c, &entry, now)?;
         Ok(Some(text))
     })
@@ -189,12 +189,12 @@ pub fn cover_letter(
     conn: &mut DbConn,
     order_id: &str,
     provider: &str,
-    key: &SigningKey,
+    key: &crate::keystore::Key,
 ) -> Result<Option<String>, OrderError> {
     let Some(r) = released(conn, order_id)? else {
         return Ok(None);
     };
-    Ok(Some(letter(&r, provider, &key_id(&key.verifying_key()))))
+    Ok(Some(letter(&r, provider, &key_id(&public_of(key)?))))
 }
 
 fn letter(r: &Released, provider: &str, key: &str) -> String {
@@ -330,4 +330,10 @@ pub fn download(
         Ok::<_, OrderError>(())
     })?;
     Ok(Some((with_proof, sha)))
+}
+
+/// The public half of the package key, or why the key cannot give it.
+fn public_of(key: &crate::keystore::Key) -> Result<ed25519_dalek::VerifyingKey, OrderError> {
+    key.public()
+        .map_err(|e| OrderError::Conflict(format!("the package key is unavailable: {e}")))
 }

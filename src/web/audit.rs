@@ -102,6 +102,19 @@ struct PublicKeys {
     /// The entry key, which authenticates each entry (and cosigns checkpoints).
     entry_verifier_key: String,
     entry_public_key_pem: String,
+    /// Every checkpoint key the log has had, oldest first, with the checkpoint sizes each
+    /// signs (the current key's range is open).
+    checkpoint_keys: Vec<CheckpointKey>,
+}
+
+#[derive(Serialize)]
+struct CheckpointKey {
+    note_verifier_key: String,
+    public_key_pem: String,
+    first_size: u64,
+    last_size: Option<u64>,
+    /// The rotation entry that retired it.
+    retired_at_entry: Option<u64>,
 }
 
 /// `GET /audit/keys`: the log origin and the public halves of the checkpoint key and the entry
@@ -112,6 +125,8 @@ pub async fn public_keys(
     cell: web::Data<SignerCell>,
 ) -> Result<HttpResponse, Problem> {
     let signer = cell.get(&db).await?;
+    let refreshed = signer.clone();
+    let key_set = db.run(move |conn| refreshed.refresh_keys(conn)).await?;
     Ok(HttpResponse::Ok().json(PublicKeys {
         origin: signer.origin().to_owned(),
         algorithm: "Ed25519",
@@ -119,20 +134,34 @@ pub async fn public_keys(
         public_key_pem: keys::public_pem(&signer.public_key()),
         entry_verifier_key: signer.entry_verifier_key(),
         entry_public_key_pem: keys::public_pem(&signer.entry_public_key()),
+        checkpoint_keys: key_set
+            .periods()
+            .iter()
+            .map(|p| CheckpointKey {
+                note_verifier_key: p.verifier.verifier_key(),
+                public_key_pem: keys::public_pem(&p.verifier.public_key()),
+                first_size: p.first_size,
+                last_size: p.last_size,
+                retired_at_entry: p.retired_at,
+            })
+            .collect(),
     }))
 }
 
 /// `GET /audit/keys/checkpoint.txt`: the checkpoint key as a note verifier key, the file
-/// `writ audit verify EXPORT --key FILE` reads (public).
+/// `writ audit verify EXPORT --key FILE` reads (public). After a key rotation, every key the
+/// log has had, one line each with the checkpoint sizes it signs (`<key> <first>-<last>`).
 #[get("/audit/keys/checkpoint.txt")]
 pub async fn checkpoint_key_file(
     db: web::Data<Db>,
     cell: web::Data<SignerCell>,
 ) -> Result<HttpResponse, Problem> {
     let signer = cell.get(&db).await?;
+    let refreshed = signer.clone();
+    let keys = db.run(move |conn| refreshed.refresh_keys(conn)).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
-        .body(format!("{}\n", signer.verifier_key())))
+        .body(keys.to_text()))
 }
 
 /// `GET /audit/keys/entry.pem`: the entry key's public PEM, the file

@@ -38,6 +38,7 @@ pub async fn readyz(
     db: web::Data<Db>,
     signer: web::Data<SignerCell>,
     mail: Option<web::Data<crate::settings::MailSettings>>,
+    package_key: Option<web::Data<crate::web::ui::PackageKey>>,
 ) -> HttpResponse {
     let backend = db.backend().to_string();
     let checked = db
@@ -62,20 +63,57 @@ pub async fn readyz(
             "the database has migration(s) this binary does not know ({}); a newer Writ migrated it",
             status.unknown.join(", ")
         )),
-        Ok(_) if signer.get(&db).await.is_err() => {
-            tracing::warn!("readiness: the audit signer is not available");
-            not_ready("the audit log's signing key is not available; see the logs".to_owned())
+        Ok(status) => {
+            if let Some(problem) = keys_unavailable(&db, &signer, package_key).await {
+                tracing::warn!(error = %problem, "readiness: a signing key is not available");
+                return not_ready(problem);
+            }
+            HttpResponse::Ok().json(Ready {
+                status: "ready",
+                backend,
+                migrations_applied: status.applied.len(),
+                warnings: mail
+                    .filter(|m| m.legal_team.is_empty())
+                    .map(|_| vec![crate::settings::NO_LEGAL_TEAM])
+                    .unwrap_or_default(),
+            })
         }
-        Ok(status) => HttpResponse::Ok().json(Ready {
-            status: "ready",
-            backend,
-            migrations_applied: status.applied.len(),
-            warnings: mail
-                .filter(|m| m.legal_team.is_empty())
-                .map(|_| vec![crate::settings::NO_LEGAL_TEAM])
-                .unwrap_or_default(),
-        }),
     }
+}
+
+/// Why the checkpoint key or the package key cannot sign now, if one cannot: a key in a
+/// PKCS#11 token is asked (module, token, PIN, key), off the async workers.
+async fn keys_unavailable(
+    db: &Db,
+    signer: &SignerCell,
+    package_key: Option<web::Data<crate::web::ui::PackageKey>>,
+) -> Option<String> {
+    let checkpoint_key = match signer.get(db).await {
+        Ok(s) => s.key().clone(),
+        Err(crate::audit::AuditError::Key(reason)) => {
+            return Some(format!(
+                "the audit log's checkpoint key is not available: {reason}"
+            ));
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness: the audit signer is not available");
+            return Some("the audit log's signing key is not available; see the logs".to_owned());
+        }
+    };
+    let package_key = package_key.map(|k| k.0.clone());
+    web::block(move || {
+        if let Err(e) = checkpoint_key.probe() {
+            return Some(format!(
+                "the audit log's checkpoint key is not available: {e}"
+            ));
+        }
+        match package_key.map(|k| k.probe()) {
+            Some(Err(e)) => Some(format!("the package signing key is not available: {e}")),
+            _ => None,
+        }
+    })
+    .await
+    .unwrap_or_else(|e| Some(format!("the key check did not finish: {e}")))
 }
 
 /// Any database failure during the readiness check.

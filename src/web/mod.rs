@@ -109,6 +109,13 @@ impl Application {
         let signer = std::sync::Arc::new(audit_service::SignerCell::new(settings.audit.clone()));
         match signer.get(&db).await {
             Ok(_) => {}
+            // A key in a PKCS#11 token may be unreachable for a while (token missing, locked):
+            // serve, with /readyz naming the reason, and load the signer once it answers.
+            Err(e @ AuditError::Key(_))
+                if settings.audit.signing_key == crate::settings::KeyLocation::Pkcs11 =>
+            {
+                tracing::error!(error = %e, "the checkpoint key in the PKCS#11 token is not available; not ready until it is");
+            }
             // A key problem is configuration: say so now rather than serve without signing.
             Err(e @ AuditError::Key(_)) => return Err(e.into()),
             // A database not migrated or not reachable yet: /readyz reports it; load later.
@@ -138,7 +145,7 @@ impl Application {
         if settings.mail.legal_team.is_empty() {
             tracing::warn!("{}", crate::settings::NO_LEGAL_TEAM);
         }
-        let package_key = crate::disclosure::keys::load_or_create(&settings.package)?;
+        let package_key = crate::disclosure::keys::signing_key(&settings.package)?;
         let retired_package_keys =
             crate::disclosure::keys::retired(&settings.package.signing_key_path)?;
         let policies = std::sync::Arc::new(crate::startup::load_policies(&settings.policy)?);

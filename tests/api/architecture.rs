@@ -41,6 +41,7 @@ const LAYERS: &[&[&str]] = &[
         "digest",
         "failpoint",
         "json",
+        "keystore",
         "net",
         "pki",
         "text",
@@ -440,7 +441,7 @@ fn the_catalogue_keeps_the_names_in_the_log() {
     assert_eq!(Event::OrderReleased.as_str(), "order.released");
     assert_eq!(Event::EtsiDeliveryQueued.as_str(), "etsi.delivery_queued");
     assert_eq!(Event::PolicyLoaded.as_str(), "policy.loaded");
-    assert_eq!(Event::ALL.len(), 75);
+    assert_eq!(Event::ALL.len(), 76);
 }
 
 /// Files outside `db/` that may name a backend (`DbConn::Sqlite`, `DbConn::Postgres`,

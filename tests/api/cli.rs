@@ -91,7 +91,7 @@ pub(crate) struct Answer {
 }
 
 /// A blocking HTTP GET over a plain socket, so these tests need no HTTP client runtime.
-fn std_get(port: u16, path: &str) -> std::io::Result<Answer> {
+pub(crate) fn std_get(port: u16, path: &str) -> std::io::Result<Answer> {
     use std::io::Write;
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;

@@ -36,7 +36,7 @@ use crate::settings::WorkspaceSettings;
 use crate::staff::{self, Permission, Staff};
 
 /// The key that signs disclosure-package manifests.
-pub struct PackageKey(pub ed25519_dalek::SigningKey);
+pub struct PackageKey(pub crate::keystore::Key);
 
 /// The public halves of retired package keys, oldest first (see
 /// [`crate::disclosure::keys::retired`]), published so that packages signed before a

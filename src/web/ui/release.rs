@@ -233,7 +233,10 @@ pub async fn narrow(
 /// a package offline with `writ package verify PACKAGE.tar --key KEY.pem`).
 #[get("/packages/public-key")]
 pub async fn package_public_key(key: web::Data<super::PackageKey>) -> HttpResponse {
-    let public = key.0.verifying_key();
+    let public = match public_of(&key).await {
+        Ok(public) => public,
+        Err(unavailable) => return unavailable,
+    };
     HttpResponse::Ok()
         .content_type("application/x-pem-file")
         .insert_header(("X-Key-Id", crate::disclosure::keys::key_id(&public)))
@@ -249,7 +252,10 @@ pub async fn package_public_keys(
     retired: web::Data<super::RetiredPackageKeys>,
 ) -> HttpResponse {
     use crate::disclosure::keys::{key_id, public_pem};
-    let public = key.0.verifying_key();
+    let public = match public_of(&key).await {
+        Ok(public) => public,
+        Err(unavailable) => return unavailable,
+    };
     let mut body = format!("key id: {}\n{}", key_id(&public), public_pem(&public));
     for old in retired.0.iter().rev() {
         body.push_str(&format!(
@@ -261,6 +267,23 @@ pub async fn package_public_keys(
     HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
         .body(body)
+}
+
+/// The package key's public half (read from the token when the key is in one: off the async
+/// workers), or a 503 naming why the key cannot be reached.
+async fn public_of(
+    key: &web::Data<super::PackageKey>,
+) -> Result<ed25519_dalek::VerifyingKey, HttpResponse> {
+    let key = key.0.clone();
+    let found = web::block(move || key.public())
+        .await
+        .unwrap_or_else(|e| Err(crate::keystore::KeyError(e.to_string())));
+    found.map_err(|e| {
+        tracing::warn!(error = %e, "the package signing key is not available");
+        HttpResponse::ServiceUnavailable()
+            .content_type("text/plain; charset=utf-8")
+            .body(format!("the package signing key is not available: {e}\n"))
+    })
 }
 
 #[derive(Template)]
