@@ -25,10 +25,10 @@ fn entry(i: u64) -> NewEntry {
         "test.event",
     )
     .reference("n", i);
-    if i % 4 != 0 {
+    if !i.is_multiple_of(4) {
         e = e.order(format!("ord_{}", i % 7));
     }
-    if i % 3 != 0 {
+    if !i.is_multiple_of(3) {
         e = e.jurisdiction(if i.is_multiple_of(2) { "fr" } else { "de" });
     }
     e
