@@ -2,7 +2,8 @@
 //! the log's public key and, optionally, a checkpoint the auditor saved earlier. It needs no
 //! database and trusts nothing in the export except what the key signed.
 //!
-//! It reads line by line in flat memory and stops at the first problem, naming it:
+//! It reads in flat memory, checks each line's own bytes on several threads (see [`pipeline`])
+//! and stops at the first problem in the export's order, naming it:
 //! - an entry removed, inserted or reordered: by its position (`seq` is inside each signed leaf);
 //! - an entry modified: by its position, when its bytes no longer match the hash recorded at
 //!   append time; when that hash was rewritten too, by the narrowest range between two signed
@@ -446,14 +447,15 @@ where
     };
     check_old(&frontier, &mut old_checked, &mut saved_problem);
 
-    while next_line(&mut text, &mut n)? {
-        let line = if is_csv {
-            parse_csv(&text, n, columns.len())?
-        } else {
-            parse_jsonl(&text, n)?
-        };
-        match line {
-            Line::Checkpoint(note) => {
+    // The entries' own checks (parsing, canonical bytes, hashes, authenticators) need nothing
+    // but the line, so hashing threads make them; what depends on the entries before (position,
+    // checkpoints, the tree, which entries must be authenticated) is folded here in the export's
+    // order, the checks in the same order as one line at a time, so the first problem found and
+    // its message are the same.
+    let mut fold = |prepared: Prepared| -> Result<(), Failure> {
+        let n = prepared.n;
+        match prepared.line? {
+            PreparedLine::Checkpoint(note) => {
                 let c = open(&note, &verifier, &format!("the checkpoint on line {n}"))?;
                 if c.origin != cp.origin || c.size != frontier.size() {
                     return Err(format_err(
@@ -486,13 +488,7 @@ where
                     strict = true;
                 }
             }
-            Line::Entry {
-                seq,
-                recorded,
-                authenticator: auth,
-                leaf,
-                columns,
-            } => {
+            PreparedLine::Entry { seq, checked } => {
                 if seq > expected {
                     return Err(Failure::Entry {
                         seq: expected,
@@ -516,67 +512,34 @@ where
                         format!("entry {seq} is beyond the export's end {}", header.end),
                     ));
                 }
-                let parsed = Leaf::parse(leaf.as_bytes()).map_err(|e| Failure::Entry {
-                    seq,
-                    reason: e.to_string(),
-                })?;
-                if parsed.seq != seq {
-                    return Err(Failure::Entry {
-                        seq,
-                        reason: format!(
-                            "its signed leaf says it is entry {} (moved or inserted)",
-                            parsed.seq
-                        ),
-                    });
-                }
-                let hash = merkle::leaf_hash(leaf.as_bytes());
-                if recorded.as_deref() != Some(hex::encode(hash).as_str()) {
-                    return Err(Failure::Entry {
-                        seq,
-                        reason: "modified after it was appended: its bytes no longer match the hash recorded when it was appended".into(),
-                    });
-                }
-                if let Some(key) = entry_key {
-                    match auth {
-                        Some(a) => {
-                            let ok = hex::decode(&a)
-                                .is_ok_and(|bytes| authenticator::check(key, &hash, &bytes));
-                            if !ok {
-                                return Err(Failure::Entry {
-                                    seq,
-                                    reason: "its authenticator does not verify under the entry key: Writ did not append it".into(),
-                                });
-                            }
-                            strict = true;
-                            authenticated += 1;
-                        }
-                        None if strict => {
-                            return Err(Failure::Entry {
-                                seq,
-                                reason: "it has no authenticator: Writ did not append it (a row inserted into the database by other means)".into(),
-                            });
-                        }
-                        None => {}
+                let CheckedEntry {
+                    leaf: parsed,
+                    hash,
+                    authenticator: auth,
+                    columns,
+                } = checked?;
+                match auth {
+                    Authenticator::Unchecked => {}
+                    Authenticator::Valid => {
+                        strict = true;
+                        authenticated += 1;
                     }
-                }
-                if let Some(columns) = columns {
-                    let from_leaf = [
-                        parsed.at.clone(),
-                        parsed.actor.kind.as_str().to_owned(),
-                        parsed.actor.id.clone(),
-                        parsed.event.clone(),
-                        parsed.order.clone().unwrap_or_default(),
-                        parsed.jurisdiction.clone().unwrap_or_default(),
-                    ];
-                    if let Some(i) = columns.iter().zip(&from_leaf).position(|(a, b)| a != b) {
+                    Authenticator::Invalid => {
                         return Err(Failure::Entry {
                             seq,
-                            reason: format!(
-                                "column `{}` disagrees with the signed leaf",
-                                CSV_COLUMNS[i + 1]
-                            ),
+                            reason: "its authenticator does not verify under the entry key: Writ did not append it".into(),
                         });
                     }
+                    Authenticator::Missing if strict => {
+                        return Err(Failure::Entry {
+                            seq,
+                            reason: "it has no authenticator: Writ did not append it (a row inserted into the database by other means)".into(),
+                        });
+                    }
+                    Authenticator::Missing => {}
+                }
+                if let Some(problem) = columns {
+                    return Err(problem);
                 }
                 visit(Visit::Entry(&parsed))?;
                 if let (VerifierKey::Set(_), Some(rotation)) =
@@ -596,7 +559,14 @@ where
                 check_old(&frontier, &mut old_checked, &mut saved_problem);
             }
         }
-    }
+        Ok(())
+    };
+    let lines = LineRules {
+        csv_columns: is_csv.then_some(columns.len()),
+        entry_key,
+    };
+    pipeline(&mut input, &mut n, &lines, &mut fold)?;
+
     if expected != header.end {
         return Err(Failure::Entry {
             seq: expected,
@@ -681,6 +651,291 @@ where
         saved_checkpoint: old.filter(|_| acknowledged_loss.is_none()).map(|o| o.size),
         authenticated: entry_key.map(|_| authenticated),
         acknowledged_loss,
+    })
+}
+
+/// Lines read at a time and handed to one hashing thread.
+const BATCH_LINES: usize = 256;
+
+/// Batches read ahead of the fold, per hashing thread: bounds memory whatever the export's size.
+const BATCHES_AHEAD: usize = 4;
+
+/// At most this many hashing threads.
+const MAX_THREADS: usize = 8;
+
+/// What a data line's own checks need to know of the export.
+struct LineRules<'k> {
+    /// CSV with this many columns; `None` for JSON lines.
+    csv_columns: Option<usize>,
+    /// Authenticators are checked with this key.
+    entry_key: Option<&'k VerifyingKey>,
+}
+
+/// A data line with its own checks made.
+struct Prepared {
+    /// 1-based line number.
+    n: u64,
+    /// The line, or why it is not well-formed.
+    line: Result<PreparedLine, Failure>,
+}
+
+// Nearly every line is an entry: boxing it would allocate once per line for nothing.
+#[allow(clippy::large_enum_variant)]
+enum PreparedLine {
+    Checkpoint(String),
+    Entry {
+        seq: u64,
+        /// The entry, or the first problem of its own (its leaf, position claim, hash).
+        checked: Result<CheckedEntry, Failure>,
+    },
+}
+
+/// An entry whose leaf parsed, is canonical, names its line's position and matches its
+/// recorded hash.
+struct CheckedEntry {
+    leaf: Leaf,
+    hash: Hash,
+    authenticator: Authenticator,
+    /// The first CSV column that disagrees with the leaf.
+    columns: Option<Failure>,
+}
+
+/// An entry's authenticator under the entry key.
+enum Authenticator {
+    /// No entry key was given.
+    Unchecked,
+    Missing,
+    Valid,
+    Invalid,
+}
+
+impl LineRules<'_> {
+    /// The checks of one data line that depend on nothing but the line.
+    fn prepare(&self, text: &str, n: u64) -> Prepared {
+        let line = match self.csv_columns {
+            Some(count) => parse_csv(text, n, count),
+            None => parse_jsonl(text, n),
+        };
+        let line = line.map(|line| match line {
+            Line::Checkpoint(note) => PreparedLine::Checkpoint(note),
+            Line::Entry {
+                seq,
+                recorded,
+                authenticator,
+                leaf,
+                columns,
+            } => PreparedLine::Entry {
+                seq,
+                checked: self.check_entry(seq, recorded, authenticator, &leaf, columns),
+            },
+        });
+        Prepared { n, line }
+    }
+
+    fn check_entry(
+        &self,
+        seq: u64,
+        recorded: Option<String>,
+        auth: Option<String>,
+        leaf: &str,
+        columns: Option<Vec<String>>,
+    ) -> Result<CheckedEntry, Failure> {
+        let parsed = Leaf::parse(leaf.as_bytes()).map_err(|e| Failure::Entry {
+            seq,
+            reason: e.to_string(),
+        })?;
+        if parsed.seq != seq {
+            return Err(Failure::Entry {
+                seq,
+                reason: format!(
+                    "its signed leaf says it is entry {} (moved or inserted)",
+                    parsed.seq
+                ),
+            });
+        }
+        let hash = merkle::leaf_hash(leaf.as_bytes());
+        let mut hex_hash = [0u8; 64];
+        let matches = hex::encode_to_slice(hash, &mut hex_hash).is_ok()
+            && recorded.as_deref().map(str::as_bytes) == Some(&hex_hash[..]);
+        if !matches {
+            return Err(Failure::Entry {
+                seq,
+                reason: "modified after it was appended: its bytes no longer match the hash recorded when it was appended".into(),
+            });
+        }
+        let authenticator = match (self.entry_key, auth) {
+            (None, _) => Authenticator::Unchecked,
+            (Some(_), None) => Authenticator::Missing,
+            (Some(key), Some(a)) => {
+                if hex::decode(&a).is_ok_and(|bytes| authenticator::check(key, &hash, &bytes)) {
+                    Authenticator::Valid
+                } else {
+                    Authenticator::Invalid
+                }
+            }
+        };
+        let columns = columns.and_then(|columns| {
+            let from_leaf = [
+                parsed.at.as_str(),
+                parsed.actor.kind.as_str(),
+                parsed.actor.id.as_str(),
+                parsed.event.as_str(),
+                parsed.order.as_deref().unwrap_or_default(),
+                parsed.jurisdiction.as_deref().unwrap_or_default(),
+            ];
+            let i = columns.iter().zip(from_leaf).position(|(a, b)| a != b)?;
+            Some(Failure::Entry {
+                seq,
+                reason: format!(
+                    "column `{}` disagrees with the signed leaf",
+                    CSV_COLUMNS[i + 1]
+                ),
+            })
+        });
+        Ok(CheckedEntry {
+            leaf: parsed,
+            hash,
+            authenticator,
+            columns,
+        })
+    }
+}
+
+/// Data lines read together: their text one after the other, and where each ends.
+struct Batch {
+    /// Its place in the export's order.
+    index: usize,
+    /// Line number of its first line.
+    first_line: u64,
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl Batch {
+    fn prepare(&self, rules: &LineRules<'_>) -> Vec<Prepared> {
+        let mut start = 0;
+        let mut n = self.first_line;
+        self.ends
+            .iter()
+            .map(|&end| {
+                let line = &self.text[start..end];
+                let line = line.strip_suffix('\n').unwrap_or(line);
+                let prepared = rules.prepare(line, n);
+                start = end;
+                n += 1;
+                prepared
+            })
+            .collect()
+    }
+}
+
+/// Reads up to [`BATCH_LINES`] lines after line `n`; the read error, if reading failed (the
+/// lines before it are in the batch).
+fn read_batch<R: BufRead>(input: &mut R, n: &mut u64, index: usize) -> (Batch, Option<Failure>) {
+    let mut batch = Batch {
+        index,
+        first_line: *n + 1,
+        text: String::new(),
+        ends: Vec::with_capacity(BATCH_LINES),
+    };
+    while batch.ends.len() < BATCH_LINES {
+        match input.read_line(&mut batch.text) {
+            Ok(0) => break,
+            Ok(_) => {
+                *n += 1;
+                batch.ends.push(batch.text.len());
+            }
+            Err(e) => return (batch, Some(Failure::Io(e.to_string()))),
+        }
+    }
+    (batch, None)
+}
+
+/// Reads the data lines of `input` after line `n`, has hashing threads make each line's own
+/// checks, and hands the results to `fold` in the export's order, stopping at `fold`'s first
+/// error. A read error is reported once every line before it was folded, as reading one line at
+/// a time would.
+fn pipeline<R: BufRead, F>(
+    input: &mut R,
+    n: &mut u64,
+    rules: &LineRules<'_>,
+    fold: &mut F,
+) -> Result<(), Failure>
+where
+    F: FnMut(Prepared) -> Result<(), Failure>,
+{
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .clamp(1, MAX_THREADS);
+    let ahead = threads * BATCHES_AHEAD;
+    let (work_tx, work_rx) = std::sync::mpsc::sync_channel::<Batch>(ahead);
+    let work_rx = std::sync::Mutex::new(work_rx);
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<(usize, Vec<Prepared>)>();
+    std::thread::scope(|scope| {
+        // Owned by this closure, so that an early return hangs up on the threads: they stop,
+        // and the scope's join does not wait for them forever.
+        let (work_tx, done_rx) = (work_tx, done_rx);
+        for _ in 0..threads {
+            let (work_rx, done_tx) = (&work_rx, done_tx.clone());
+            scope.spawn(move || {
+                loop {
+                    let next = match work_rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok(batch) = next else { return };
+                    let prepared = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        batch.prepare(rules)
+                    }))
+                    .unwrap_or_else(|_| {
+                        vec![Prepared {
+                            n: batch.first_line,
+                            line: Err(Failure::Io("a hashing thread failed".into())),
+                        }]
+                    });
+                    if done_tx.send((batch.index, prepared)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+        let mut pending = std::collections::BTreeMap::new();
+        let (mut sent, mut folded) = (0usize, 0usize);
+        let mut finished: Option<Option<Failure>> = None;
+        loop {
+            while let Ok((index, prepared)) = done_rx.try_recv() {
+                pending.insert(index, prepared);
+            }
+            while let Some(prepared) = pending.remove(&folded) {
+                prepared.into_iter().try_for_each(&mut *fold)?;
+                folded += 1;
+            }
+            if finished.is_none() && sent - folded < ahead {
+                let (batch, error) = read_batch(input, n, sent);
+                if error.is_some() || batch.ends.len() < BATCH_LINES {
+                    finished = Some(error);
+                }
+                if !batch.ends.is_empty() {
+                    work_tx
+                        .send(batch)
+                        .map_err(|_| Failure::Io("the hashing threads stopped".into()))?;
+                    sent += 1;
+                }
+                continue;
+            }
+            if sent == folded {
+                break;
+            }
+            let (index, prepared) = done_rx
+                .recv()
+                .map_err(|_| Failure::Io("the hashing threads stopped".into()))?;
+            pending.insert(index, prepared);
+        }
+        match finished {
+            Some(Some(error)) => Err(error),
+            _ => Ok(()),
+        }
     })
 }
 

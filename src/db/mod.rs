@@ -13,6 +13,7 @@
 pub mod backup;
 pub mod lease;
 pub mod locks;
+pub mod log_append;
 pub mod meta;
 pub mod migrations;
 pub mod partitions;
@@ -266,6 +267,8 @@ pub struct Db {
     background_checkpoint: bool,
     /// The audit entry key, once installed ([`Db::install_audit_entry_key`]).
     entry_key: EntryKeySlot,
+    /// The next audit position this process expects (see [`log_append`]).
+    append_hint: log_append::HintSlot,
 }
 
 impl std::fmt::Debug for Db {
@@ -340,6 +343,7 @@ impl Db {
             gate,
             background_checkpoint,
             entry_key: EntryKeySlot::default(),
+            append_hint: log_append::new_hint(),
         })
     }
 
@@ -402,6 +406,7 @@ impl Db {
         // Until this thread takes another database's connection, its appends use this key.
         let key = self.current_entry_key();
         ENTRY_KEY.with(|k| *k.borrow_mut() = key);
+        log_append::install_thread_hint(Some(self.append_hint.clone()));
         Ok(conn)
     }
 
@@ -416,9 +421,11 @@ impl Db {
         let pool = self.pool.clone();
         let gate = self.gate.clone();
         let key = self.current_entry_key();
+        let hint = self.append_hint.clone();
         let joined = tokio::task::spawn_blocking(move || {
             let _scope = GateScope::set(gate);
             ENTRY_KEY.with(|k| *k.borrow_mut() = key);
+            log_append::install_thread_hint(Some(hint));
             let mut conn = pool
                 .get()
                 .map_err(|e| DbError::Unavailable(e.to_string()))?;

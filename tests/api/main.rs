@@ -6,6 +6,7 @@ mod helpers;
 mod access;
 mod architecture;
 mod audit;
+mod audit_speed;
 mod authority;
 mod browser;
 mod cli;

@@ -1,0 +1,363 @@
+//! What the audit log's speed-ups must keep: an append on PostgreSQL in one round trip writes
+//! the very rows, hashes and checkpoints SQLite's statement-by-statement append writes, and
+//! stays gap-free when another instance appends in between.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use diesel::connection::{Connection, InstrumentationEvent};
+use diesel::{ExpressionMethods, QueryDsl, RunQueryDsl};
+use ed25519_dalek::SigningKey;
+use writ::audit::checkpoint::{CheckpointSigner, Signed, sign_if_new};
+use writ::audit::log::{DbNodes, StoredEntry};
+use writ::audit::merkle::{self, Hash};
+use writ::audit::{Actor, ActorKind, AuditError, NewEntry, append};
+use writ::db::schema::audit_nodes;
+use writ::db::{Db, write_tx};
+
+use crate::helpers::{Backend, TestDb, postgres_admin_url, spawn_app};
+
+fn entry(i: u64) -> NewEntry {
+    let kinds = [ActorKind::Staff, ActorKind::Authority, ActorKind::System];
+    let mut e = NewEntry::new(
+        Actor::new(kinds[(i % 3) as usize], format!("actor_{}", i % 5)),
+        "test.event",
+    )
+    .reference("n", i);
+    if !i.is_multiple_of(4) {
+        e = e.order(format!("ord_{}", i % 7));
+    }
+    if !i.is_multiple_of(3) {
+        e = e.jurisdiction(if i.is_multiple_of(2) { "fr" } else { "de" });
+    }
+    e
+}
+
+fn at(i: u64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 8, 5, 0, 0).unwrap() + Duration::milliseconds(i as i64 * 1017)
+}
+
+/// A migrated database on `backend` that appends with the entry key `entry_key`.
+fn open(test_db: &TestDb, entry_key: &SigningKey) -> Db {
+    let db = Db::open(&test_db.settings(&[]).database).unwrap();
+    writ::db::migrations::run_pending(&mut db.conn().unwrap()).unwrap();
+    db.install_audit_entry_key(entry_key.clone());
+    db
+}
+
+/// Every row of the log: the entries with every column, and every stored tree node.
+type Rows = (Vec<StoredEntry>, Vec<(i32, i64, Vec<u8>)>);
+
+fn rows(db: &Db) -> Rows {
+    let mut conn = db.conn().unwrap();
+    let entries = writ::audit::log::entries(&mut conn, 0, u64::MAX / 2).unwrap();
+    let nodes = audit_nodes::table
+        .order((audit_nodes::level.asc(), audit_nodes::idx.asc()))
+        .select((audit_nodes::level, audit_nodes::idx, audit_nodes::hash))
+        .load(&mut *conn)
+        .unwrap();
+    (entries, nodes)
+}
+
+/// Appends the same entries, with the same times, keys and transaction boundaries, on SQLite
+/// and on PostgreSQL: every row, every tree node, the root and the signed checkpoint are the
+/// same bytes. Sizes cover a tree of several levels and an append completing up to six nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_write_the_same_bytes_on_both_backends() {
+    if postgres_admin_url().is_none() {
+        eprintln!(
+            "WRIT_TEST_POSTGRES_URL is not set: appends_write_the_same_bytes_on_both_backends not run"
+        );
+        return;
+    }
+    const COUNT: u64 = 70;
+    let entry_key = SigningKey::from_bytes(&[7; 32]);
+    let checkpoint_key = SigningKey::from_bytes(&[9; 32]);
+    tokio::task::spawn_blocking(move || {
+        let mut seen: Vec<(Rows, Hash, String)> = Vec::new();
+        for backend in [Backend::Sqlite, Backend::Postgres] {
+            let test_db = TestDb::new(backend);
+            let db = open(&test_db, &entry_key);
+            let mut conn = db.conn().unwrap();
+            let mut i = 0;
+            // One entry per transaction, then batches of growing size in one transaction.
+            let mut batch = 1;
+            while i < COUNT {
+                let end = (i + batch).min(COUNT);
+                write_tx(&mut conn, |c| {
+                    for n in i..end {
+                        let appended = append(c, &entry(n), at(n))?;
+                        assert_eq!(appended.seq, n, "{backend:?}");
+                    }
+                    Ok::<_, AuditError>(())
+                })
+                .unwrap();
+                i = end;
+                if i >= 20 {
+                    batch += 3;
+                }
+            }
+            // A rolled-back append leaves nothing behind, and the next takes its place.
+            let failed: Result<(), AuditError> = write_tx(&mut conn, |c| {
+                append(c, &entry(999), at(999))?;
+                Err(AuditError::Corrupt("rolled back on purpose".into()))
+            });
+            assert!(failed.is_err());
+            write_tx(&mut conn, |c| append(c, &entry(COUNT), at(COUNT))).unwrap();
+            let root = merkle::root(COUNT + 1, &DbNodes::new(&mut conn)).unwrap();
+            let signer = CheckpointSigner::new(
+                checkpoint_key.clone(),
+                entry_key.clone(),
+                "writ.example.org/audit",
+                test_db.dir().join("checkpoint.txt"),
+            )
+            .unwrap();
+            let note = match sign_if_new(&mut conn, &signer, at(COUNT + 1)).unwrap() {
+                Signed::New(cp) => cp.note,
+                other => panic!("{backend:?}: no new checkpoint: {other:?}"),
+            };
+            drop(conn);
+            seen.push((rows(&db), root, note));
+        }
+        let (sqlite, postgres) = (&seen[0], &seen[1]);
+        assert_eq!(sqlite.0.0.len() as u64, COUNT + 1);
+        // 71 leaves: level 0 holds 71 nodes, level 6 one (leaves 0..64).
+        assert_eq!(sqlite.0.1.len(), 71 + 35 + 17 + 8 + 4 + 2 + 1);
+        for (a, b) in sqlite.0.0.iter().zip(&postgres.0.0) {
+            assert_eq!(a, b, "entry {}", a.seq);
+        }
+        assert_eq!(sqlite.0.0, postgres.0.0, "entries");
+        assert_eq!(sqlite.0.1, postgres.0.1, "tree nodes");
+        let tree = merkle::MemoryTree::from_leaf_hashes(
+            sqlite
+                .0
+                .0
+                .iter()
+                .map(|e| merkle::leaf_hash(e.leaf.as_bytes())),
+        );
+        assert_eq!(sqlite.1, merkle::root(COUNT + 1, &tree).unwrap());
+        assert_eq!(sqlite.1, postgres.1, "root");
+        assert_eq!(sqlite.2, postgres.2, "signed checkpoint");
+    })
+    .await
+    .unwrap();
+}
+
+/// On PostgreSQL an append is one statement, hence one round trip: the database takes the
+/// append lock, checks the position and writes the entry and its tree nodes itself. When
+/// another instance appended in between, the next append takes one more statement and still
+/// lands at the next position.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_is_one_round_trip_on_postgresql() {
+    if postgres_admin_url().is_none() {
+        eprintln!(
+            "WRIT_TEST_POSTGRES_URL is not set: an_append_is_one_round_trip_on_postgresql not run"
+        );
+        return;
+    }
+    let app = spawn_app(Backend::Postgres).await;
+    let pool = app.pool.clone();
+    let other = Db::open(&app.db.settings(&[]).database).unwrap();
+    writ::audit::service::install_entry_key(&other, &app.db.settings(&[]).audit, false).unwrap();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = pool.conn().unwrap();
+        let statements = Arc::new(AtomicUsize::new(0));
+        let counter = statements.clone();
+        conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+            if matches!(event, InstrumentationEvent::StartQuery { .. }) {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        // Appends `n` entries through `conn`, each in its own transaction; the statements each
+        // append sent.
+        let append_counted = |conn: &mut writ::db::PooledConn, from: u64, n: u64| {
+            let mut sent = Vec::new();
+            for i in from..from + n {
+                write_tx(&mut *conn, |c| {
+                    let before = statements.load(Ordering::SeqCst);
+                    append(c, &entry(i), Utc::now())?;
+                    sent.push(statements.load(Ordering::SeqCst) - before);
+                    Ok::<_, AuditError>(())
+                })
+                .unwrap();
+            }
+            sent
+        };
+        let first = append_counted(&mut conn, 0, 30);
+        assert!(first[0] <= 2, "the first append: {first:?}");
+        assert_eq!(first[1..], [1; 29], "statements per append");
+
+        // Another instance appends; this one's next append is out of step once, then back.
+        std::thread::spawn(move || {
+            let mut c = other.conn().unwrap();
+            for i in 30..33 {
+                write_tx(&mut c, |c| append(c, &entry(i), Utc::now())).unwrap();
+            }
+        })
+        .join()
+        .unwrap();
+        let next = append_counted(&mut conn, 33, 10);
+        assert_eq!(
+            next[0], 2,
+            "one more statement after another instance's appends"
+        );
+        assert_eq!(next[1..], [1; 9], "statements per append");
+
+        let entries = writ::audit::log::entries(&mut conn, 0, 1000).unwrap();
+        let seqs: Vec<i64> = entries.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, (0..43).collect::<Vec<i64>>(), "gap-free");
+        let tree = merkle::MemoryTree::from_leaf_hashes(
+            entries.iter().map(|e| merkle::leaf_hash(e.leaf.as_bytes())),
+        );
+        assert_eq!(
+            merkle::root(43, &DbNodes::new(&mut conn)).unwrap(),
+            merkle::root(43, &tree).unwrap(),
+            "the tree the database built is the tree of its leaves"
+        );
+    })
+    .await
+    .unwrap();
+}
+
+/// The verifier checks entries on several threads: a bad entry deep in a large export (many
+/// batches of lines in) is still the one named, before any later problem, with the message a
+/// line-by-line check gives; and a read error is reported after the lines before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_entry_deep_in_a_large_export_is_still_named_first() {
+    use std::io::{BufRead, Cursor, Read};
+    use writ::audit::verify::{self, Failure, VerifierKey};
+
+    const COUNT: u64 = 6000;
+    let app = spawn_app(Backend::Sqlite).await;
+    let pool = app.pool.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = pool.conn().unwrap();
+        for chunk in 0..COUNT / 1000 {
+            write_tx(&mut conn, |c| {
+                for i in chunk * 1000..(chunk + 1) * 1000 {
+                    append(c, &entry(i), at(i))?;
+                }
+                Ok::<_, AuditError>(())
+            })
+            .unwrap();
+        }
+    })
+    .await
+    .unwrap();
+    let res = app.post_as_auditor("/audit/checkpoint").await;
+    assert_eq!(res.status(), 200);
+    let keys: serde_json::Value = app.get("/audit/keys").await.json().await.unwrap();
+    let key = VerifierKey::parse(keys["note_verifier_key"].as_str().unwrap()).unwrap();
+    let entry_key =
+        writ::audit::keys::parse_public_pem(keys["entry_public_key_pem"].as_str().unwrap())
+            .unwrap();
+    let export = |query: &str| {
+        let app = &app;
+        let query = query.to_owned();
+        async move {
+            let res = app.get_as_auditor(&format!("/audit/export{query}")).await;
+            assert_eq!(res.status(), 200);
+            res.text().await.unwrap()
+        }
+    };
+    let jsonl = export("").await;
+    let csv = export("?format=csv").await;
+    let check = |text: &str| {
+        verify::verify_export_with(Cursor::new(text.as_bytes()), &key, Some(&entry_key), None)
+    };
+    for text in [&jsonl, &csv] {
+        let report = check(text).unwrap();
+        assert_eq!(report.entries, COUNT);
+        assert_eq!(report.authenticated, Some(COUNT));
+    }
+
+    // The JSON line of entry `seq`, edited by `edit`.
+    let edit_line = |text: &str, seq: u64, edit: &dyn Fn(&str) -> String| -> String {
+        let prefix = format!("{{\"seq\":{seq},");
+        text.lines()
+            .map(|l| {
+                if l.starts_with(&prefix) {
+                    edit(l)
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n"
+    };
+    let modify = |l: &str| l.replacen("\"event\":\"test.event\"", "\"event\":\"test.evenu\"", 1);
+    // Modified deep in, and later ones broken in other ways: the first is named.
+    let bad = edit_line(&jsonl, 4321, &modify);
+    let bad = edit_line(&bad, 4700, &|l: &str| l.replacen("{", "[", 1));
+    let bad = edit_line(&bad, 5900, &modify);
+    assert_eq!(
+        check(&bad).unwrap_err(),
+        Failure::Entry {
+            seq: 4321,
+            reason: "modified after it was appended: its bytes no longer match the hash recorded when it was appended".into()
+        }
+    );
+    // A line that is not JSON before it wins, named by its line number.
+    let broken = edit_line(&bad, 3000, &|l: &str| l.replacen("{", "[", 1));
+    let line = 1 + broken
+        .lines()
+        .position(|l| l.starts_with("[\"seq\":3000,"))
+        .unwrap() as u64;
+    assert!(
+        matches!(check(&broken).unwrap_err(), Failure::Format { line: l, .. } if l == line),
+        "{:?}",
+        check(&broken)
+    );
+    // An entry removed deep in is named; so is a forged authenticator, in CSV too.
+    let removed = edit_line(&jsonl, 5000, &|_| String::new()).replace("\n\n", "\n");
+    assert_eq!(
+        check(&removed).unwrap_err().to_string(),
+        "entry 5000: missing: the export goes on with entry 5001 (entries were removed)"
+    );
+    let forged_at = csv
+        .lines()
+        .find(|l| l.starts_with("5555,"))
+        .unwrap()
+        .rsplit(',')
+        .next()
+        .unwrap()
+        .to_owned();
+    let forged = csv.replacen(&forged_at, &"ab".repeat(64), 1);
+    assert_eq!(
+        check(&forged).unwrap_err().to_string(),
+        "entry 5555: its authenticator does not verify under the entry key: Writ did not append it"
+    );
+
+    // A read error deep in: every entry before it was checked first (the modified entry 4321
+    // is named, not the read error), and without it the read error is what is reported.
+    struct FailsAt<R>(R, usize);
+    impl<R: Read> Read for FailsAt<R> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.1 == 0 {
+                return Err(std::io::Error::other("disk on fire"));
+            }
+            let want = buf.len().min(self.1);
+            let got = self.0.read(&mut buf[..want])?;
+            self.1 -= got;
+            Ok(got)
+        }
+    }
+    let cut = jsonl.find("{\"seq\":5800,").unwrap();
+    let reading = |text: &str| {
+        let input: Box<dyn BufRead> = Box::new(std::io::BufReader::with_capacity(
+            4096,
+            FailsAt(Cursor::new(text.as_bytes().to_vec()), cut),
+        ));
+        verify::verify_export_with(input, &key, Some(&entry_key), None)
+    };
+    assert_eq!(
+        reading(&bad).unwrap_err().to_string().split(':').next(),
+        Some("entry 4321")
+    );
+    assert_eq!(
+        reading(&jsonl).unwrap_err(),
+        Failure::Io("disk on fire".into())
+    );
+}
