@@ -2,7 +2,7 @@
 //!
 //! A log of N entries (default 1,000,000: 200,000 orders of a year, five entries each, as
 //! Writ writes them: received, package prepared, two approvals, released) is exported; then,
-//! each in a fresh process so that peak memory (VmHWM) is its own, best of three:
+//! each in a fresh process so that peak memory (VmHWM) is its own, best of four (the order alternating):
 //! `verify`: the offline audit verifier alone (`writ audit verify`'s code);
 //! `report`: the report built from the same export in the verifier's single pass, and its
 //! folder's files rendered (`writ transparency verify` recomputes exactly this).
