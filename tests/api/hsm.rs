@@ -212,20 +212,12 @@ fn a_package_signed_in_the_token_verifies_offline() {
     );
 
     let tar = db.dir().join("package.tar");
-    let mut child = Command::new(std::env::current_exe().unwrap());
-    child
-        .args([
-            "hsm::child_signs_a_package_in_the_token",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("WRIT_TEST_HSM_PACKAGE_OUT", &tar);
-    for (k, v) in db.env().into_iter().chain(env.clone()) {
-        child.env(k, v);
-    }
-    let out = child.output().unwrap();
+    let mut child_env: Vec<_> = db.env().into_iter().chain(env.clone()).collect();
+    child_env.push((
+        "WRIT_TEST_HSM_PACKAGE_OUT".into(),
+        tar.display().to_string(),
+    ));
+    let out = run_child("hsm::child_signs_a_package_in_the_token", &child_env);
     assert!(
         out.status.success() && tar.exists(),
         "{}{}",
@@ -267,6 +259,65 @@ fn child_signs_a_package_in_the_token() {
     assert!(matches!(key, writ::keystore::Key::Token(_)));
     let built = writ::disclosure::package::build(&crate::package::input(), &key).unwrap();
     std::fs::write(out, built.tar).unwrap();
+}
+
+/// Runs the ignored test `name` of this binary in a child process with `env` on top of this
+/// one's: a child loads the token's module with this test's `SOFTHSM2_CONF` (a module is
+/// loaded once per process, so tests in one process could not each have their own token).
+fn run_child(name: &str, env: &[(String, String)]) -> std::process::Output {
+    let mut child = Command::new(std::env::current_exe().unwrap());
+    child.args([name, "--exact", "--ignored", "--nocapture", "--test-threads=1"]);
+    for (k, v) in env {
+        child.env(k, v);
+    }
+    child.output().unwrap()
+}
+
+/// Issue 22: a package key held in the token signs the request token of an HI-1 DELIVER
+/// (`etsi::deliver`, the same signer as the e-Evidence calls), and the receiver, the test's
+/// stand-in HI-1 endpoint, verifies it with `jsonwebtoken` against `/packages/public-key` and
+/// acknowledges it. Before, such a DELIVER was refused ("a package key in a PKCS#11 token
+/// cannot sign them yet") and never acknowledged.
+#[test]
+fn a_token_held_package_key_signs_an_hi1_deliver_the_receiver_accepts() {
+    let db = TestDb::new(Backend::Sqlite);
+    let Some(token) = softhsm(db.dir()) else {
+        return;
+    };
+    let env = token.env("PACKAGE", PIN);
+    let made = run_ok(&db, &env, &["keys", "init", "--package", "--pkcs11"]);
+    let public = pem_of(&made);
+    let mut child_env = env.clone();
+    child_env.push(("WRIT_TEST_HSM_PACKAGE_PUBLIC".into(), public));
+    let out = run_child("hsm::child_delivers_with_the_token_package_key", &child_env);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The child of [`a_token_held_package_key_signs_an_hi1_deliver_the_receiver_accepts`]: the
+/// HI-1 round trip of `etsi`, with the package key the parent made in the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by a_token_held_package_key_signs_an_hi1_deliver_the_receiver_accepts in a child process"]
+async fn child_delivers_with_the_token_package_key() {
+    let public = std::env::var("WRIT_TEST_HSM_PACKAGE_PUBLIC")
+        .expect("run by a_token_held_package_key_signs_an_hi1_deliver_the_receiver_accepts");
+    let vars: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("WRIT_PACKAGE__") || k == "WRIT_PKCS11_PIN")
+        .collect();
+    let extra = pairs(&vars);
+    // The settings the round trip's server gets name the token's key, not a file.
+    let settings = TestDb::new(Backend::Sqlite).settings(&extra);
+    let key = writ::disclosure::keys::signing_key(&settings.package).unwrap();
+    assert!(matches!(key, writ::keystore::Key::Token(_)), "{key:?}");
+    assert_eq!(
+        writ::disclosure::keys::public_pem(&key.public().unwrap()),
+        public
+    );
+    crate::etsi::hi1_task_round_trip(Backend::Sqlite, &extra).await;
 }
 
 /// `writ serve` with the checkpoint key in the token answers `/readyz` with 200; with the PIN
