@@ -108,7 +108,7 @@ fn init_entry_key(settings: &Settings) -> anyhow::Result<()> {
             .entry_pkcs11
             .token_config()
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let key = crate::keystore::Key::token(config.clone());
+        let key = crate::keystore::Key::token(config);
         if key.probe().is_ok() {
             println!("kept the existing entry key: {}", key.describe());
             return Ok(());

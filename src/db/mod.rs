@@ -136,7 +136,8 @@ pub fn audit_entry_key() -> Option<Arc<crate::keystore::Key>> {
 /// opened without a [`Db`] (a fuzz target's in-memory database); a [`Db`] installs its own
 /// with [`Db::install_audit_entry_key`].
 pub fn install_thread_audit_entry_key(key: impl Into<crate::keystore::Key>) {
-    ENTRY_KEY.with(|k| *k.borrow_mut() = Some(Arc::new(key.into())));
+    let key: Arc<crate::keystore::Key> = Arc::new(key.into());
+    ENTRY_KEY.with(|k| *k.borrow_mut() = Some(key));
 }
 
 /// The entry key slot shared by every clone of a [`Db`].
@@ -351,7 +352,7 @@ impl Db {
     /// Installs the key that authenticates the audit entries appended through this database
     /// handle and all its clones (see [`audit_entry_key`]).
     pub fn install_audit_entry_key(&self, key: impl Into<crate::keystore::Key>) {
-        let key = Arc::new(key.into());
+        let key: Arc<crate::keystore::Key> = Arc::new(key.into());
         if let Ok(mut slot) = self.entry_key.write() {
             *slot = Some(key.clone());
         }
