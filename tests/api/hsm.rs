@@ -319,8 +319,8 @@ fn readyz_and_doctor_name_a_missing_entry_key_in_the_token() {
         "{said}"
     );
 
-    // An append without the key fails and leaves the log as it was.
-    run_ok(&db, &good, &["keys", "init", "--package"]);
+    // An append without the key fails and leaves the log as it was (`writ serve` made the
+    // package key file above).
     let size = |env: &[(String, String)]| {
         let out = run_ok(&db, env, &["audit", "status"]);
         out.lines()
