@@ -27,8 +27,8 @@
 use ed25519_dalek::{Signature, VerifyingKey};
 
 use super::merkle::Hash;
-use crate::keystore::{Key, KeyError};
 use super::note::{NoteSigner, NoteVerifier};
+use crate::keystore::{Key, KeyError};
 
 /// Domain separation: these signatures can never be taken for another message of Writ's.
 const CONTEXT: &[u8] = b"writ-audit-entry/v1\n";

@@ -262,8 +262,8 @@ mod tests {
 
         // A fresh token (its own jti) verifies with the public key and carries the claims the
         // old path gives.
-        let token = sign_request_with(&Key::from(&file_key), kid, &request(b"<HI1Message/>"))
-            .unwrap();
+        let token =
+            sign_request_with(&Key::from(&file_key), kid, &request(b"<HI1Message/>")).unwrap();
         let public = crate::audit::keys::public_pem(&file_key.verifying_key());
         let decoding = jsonwebtoken::DecodingKey::from_ed_pem(public.as_bytes()).unwrap();
         let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);

@@ -199,7 +199,10 @@ async fn an_entry_key_made_in_the_token_authenticates_entries_that_verify_offlin
     run_ok(&db, &env, &["audit", "checkpoint"]);
     run_ok(&db, &env, &["keys", "rotate", "--package"]);
     let note = run_ok(&db, &env, &["audit", "checkpoint"]);
-    assert!(note.contains("/entries "), "cosigned by the entry key: {note}");
+    assert!(
+        note.contains("/entries "),
+        "cosigned by the entry key: {note}"
+    );
     assert!(
         !db.dir().join("audit-entry.key").exists(),
         "no entry key file is written"
@@ -249,9 +252,7 @@ async fn an_entry_key_made_in_the_token_authenticates_entries_that_verify_offlin
     let doctor = writ_for(&db, &pairs(&env)).arg("doctor").output().unwrap();
     let said = String::from_utf8_lossy(&doctor.stdout);
     assert!(
-        said.contains(
-            "ok    audit entry key: key `writ-audit-entry` in PKCS#11 token `writ-test`"
-        ),
+        said.contains("ok    audit entry key: key `writ-audit-entry` in PKCS#11 token `writ-test`"),
         "{said}"
     );
 }
@@ -298,7 +299,9 @@ fn readyz_and_doctor_name_a_missing_entry_key_in_the_token() {
         let answer = serve_readyz(&db, env);
         assert_eq!(answer.code, 503, "{reason}: {}", answer.body);
         assert!(
-            answer.body.contains("the audit log's entry key is not available")
+            answer
+                .body
+                .contains("the audit log's entry key is not available")
                 && answer.body.contains(reason),
             "{reason}: {}",
             answer.body
@@ -500,7 +503,13 @@ fn child_signs_a_package_in_the_token() {
 /// loaded once per process, so tests in one process could not each have their own token).
 fn run_child(name: &str, env: &[(String, String)]) -> std::process::Output {
     let mut child = Command::new(std::env::current_exe().unwrap());
-    child.args([name, "--exact", "--ignored", "--nocapture", "--test-threads=1"]);
+    child.args([
+        name,
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ]);
     for (k, v) in env {
         child.env(k, v);
     }
