@@ -381,7 +381,7 @@ fn open_key(config: &TokenConfig) -> Result<Open, KeyError> {
     let session = login(&ctx, config, false)?;
     let missing = || {
         KeyError(format!(
-            "no Ed25519 key labelled `{}` in PKCS#11 token `{}`: run `writ keys init --pkcs11`",
+            "no Ed25519 key labelled `{}` in PKCS#11 token `{}`: generate it with `writ keys init --pkcs11` (the checkpoint key), `--entry --pkcs11` (the audit entry key) or `--package --pkcs11`",
             config.key_label, config.token_label
         ))
     };

@@ -595,6 +595,10 @@ pub struct AuditSettings {
     pub signing_key: KeyLocation,
     /// The token holding the checkpoint key when `signing_key` is `pkcs11`.
     pub pkcs11: Pkcs11Settings,
+    /// Where the entry key lives: `file` (`entry_key_path`) or `pkcs11` (`[audit.entry_pkcs11]`).
+    pub entry_key: KeyLocation,
+    /// The token holding the entry key when `entry_key` is `pkcs11`.
+    pub entry_pkcs11: Pkcs11Settings,
 }
 
 /// A DNS host name: dot-separated labels of ASCII letters, digits and inner hyphens.
@@ -1148,7 +1152,11 @@ impl Settings {
             Some(env) => env.get(name).cloned(),
             None => std::env::var(name).ok(),
         };
-        for pkcs11 in [&mut settings.audit.pkcs11, &mut settings.package.pkcs11] {
+        for pkcs11 in [
+            &mut settings.audit.pkcs11,
+            &mut settings.audit.entry_pkcs11,
+            &mut settings.package.pkcs11,
+        ] {
             if let Some(pin) = raw_env(&pkcs11.pin_env) {
                 pkcs11.pin = SecretString::new(pin);
             }
@@ -1316,6 +1324,16 @@ impl Settings {
                     "audit.pkcs11.module",
                     "audit.pkcs11.token_label",
                     "audit.pkcs11.key_label",
+                ],
+            ),
+            (
+                self.audit.entry_key,
+                &self.audit.entry_pkcs11,
+                [
+                    "audit.entry_pkcs11.pin_env",
+                    "audit.entry_pkcs11.module",
+                    "audit.entry_pkcs11.token_label",
+                    "audit.entry_pkcs11.key_label",
                 ],
             ),
             (

@@ -4,7 +4,8 @@
 //! cannot tell an entry Writ appended from a well-formed row someone inserted straight into the
 //! database before the next checkpoint: the signer would commit to both. So every entry carries
 //! an authenticator made when it is appended, with a key that lives in the Writ process and in
-//! a key file (`audit.entry_key_path`), never in the database:
+//! a key file (`audit.entry_key_path`), or in a PKCS#11 token (`audit.entry_key = "pkcs11"`,
+//! signing with `CKM_EDDSA`, the same RFC 8032 signature), never in the database:
 //!
 //! ```text
 //! authenticator = Ed25519-Sign(entry key, "writ-audit-entry/v1\n" || leaf hash)   (RFC 8032)
@@ -23,10 +24,11 @@
 //! authenticators: the migration records how many there were (`writ_meta`,
 //! `audit.unauthenticated_before`).
 
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signature, VerifyingKey};
 
 use super::merkle::Hash;
 use super::note::{NoteSigner, NoteVerifier};
+use crate::keystore::{Key, KeyError};
 
 /// Domain separation: these signatures can never be taken for another message of Writ's.
 const CONTEXT: &[u8] = b"writ-audit-entry/v1\n";
@@ -45,9 +47,10 @@ fn message(leaf_hash: &Hash) -> Vec<u8> {
     m
 }
 
-/// The authenticator of the entry whose Merkle leaf hash is `leaf_hash`.
-pub fn make(key: &SigningKey, leaf_hash: &Hash) -> [u8; LEN] {
-    key.sign(&message(leaf_hash)).to_bytes()
+/// The authenticator of the entry whose Merkle leaf hash is `leaf_hash`; fails only for a key
+/// in a token that cannot sign now.
+pub fn make(key: &Key, leaf_hash: &Hash) -> Result<[u8; LEN], KeyError> {
+    Ok(key.sign(&message(leaf_hash))?.to_bytes())
 }
 
 /// Whether `authenticator` is the entry key's signature over `leaf_hash`.
@@ -65,7 +68,7 @@ pub fn cosigner_name(origin: &str) -> String {
 }
 
 /// The note signer that cosigns checkpoints with the entry key.
-pub fn cosigner(origin: &str, key: SigningKey) -> Result<NoteSigner, super::note::NoteError> {
+pub fn cosigner(origin: &str, key: impl Into<Key>) -> Result<NoteSigner, super::note::NoteError> {
     NoteSigner::new(cosigner_name(origin), key)
 }
 
@@ -103,13 +106,14 @@ pub fn claims_cosignature(note: &str, origin: &str) -> bool {
 mod tests {
     use super::*;
     use crate::audit::note::{Checkpoint, open, open_checkpoint};
+    use ed25519_dalek::SigningKey;
 
     #[test]
     fn an_authenticator_verifies_for_its_leaf_only() {
         let key = SigningKey::from_bytes(&[1; 32]);
         let other = SigningKey::from_bytes(&[2; 32]);
         let leaf = crate::audit::merkle::leaf_hash(b"{\"seq\":0}");
-        let auth = make(&key, &leaf);
+        let auth = make(&Key::from(&key), &leaf).unwrap();
         assert!(check(&key.verifying_key(), &leaf, &auth));
         let moved = crate::audit::merkle::leaf_hash(b"{\"seq\":1}");
         assert!(!check(&key.verifying_key(), &moved, &auth));

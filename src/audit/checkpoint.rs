@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use ed25519_dalek::{SigningKey, VerifyingKey};
+use ed25519_dalek::VerifyingKey;
 
 use super::AuditError;
 use super::authenticator;
@@ -39,7 +39,7 @@ pub struct CheckpointSigner {
     signer: NoteSigner,
     public: VerifyingKey,
     cosigner: NoteSigner,
-    entry_key: SigningKey,
+    entry_key: crate::keystore::Key,
     entry_public: VerifyingKey,
     origin: String,
     outside_copy: PathBuf,
@@ -86,13 +86,16 @@ impl CheckpointSigner {
     /// key cosigns under `<origin>/entries`.
     pub fn new(
         key: impl Into<crate::keystore::Key>,
-        entry_key: SigningKey,
+        entry_key: impl Into<crate::keystore::Key>,
         origin: &str,
         outside_copy: PathBuf,
     ) -> Result<Self, AuditError> {
         let key = key.into();
+        let entry_key = entry_key.into();
         let public = key.public().map_err(|e| AuditError::Key(e.to_string()))?;
-        let entry_public = entry_key.verifying_key();
+        let entry_public = entry_key
+            .public()
+            .map_err(|e| AuditError::EntryKey(e.to_string()))?;
         if entry_public == public {
             return Err(AuditError::Key(
                 "the entry key and the checkpoint key must be different keys".into(),
@@ -147,8 +150,9 @@ impl CheckpointSigner {
         self.signer.key()
     }
 
-    /// The entry key, to install on the [`crate::db::Db`] that appends entries.
-    pub fn entry_signing_key(&self) -> SigningKey {
+    /// The entry key (a file's, or a PKCS#11 token's), to install on the [`crate::db::Db`] that
+    /// appends entries.
+    pub fn entry_signing_key(&self) -> crate::keystore::Key {
         self.entry_key.clone()
     }
 

@@ -98,8 +98,8 @@ pub fn append(
 ) -> Result<Appended, AuditError> {
     crate::failpoint!(crate::failpoint::AUDIT_APPEND_START);
     let key = crate::db::audit_entry_key().ok_or_else(|| {
-        AuditError::Key(
-            "no audit entry key is loaded in this process (audit.entry_key_path): entries cannot be appended".into(),
+        AuditError::EntryKey(
+            "no audit entry key is loaded in this process (audit.entry_key_path, or audit.entry_key = \"pkcs11\"): entries cannot be appended".into(),
         )
     })?;
     if log_append::available(conn) {
@@ -110,9 +110,18 @@ pub fn append(
     let leaf = entry.to_leaf(seq, at)?;
     let bytes = leaf.to_text();
     let leaf_hash = merkle::leaf_hash(bytes.as_bytes());
-    let authenticator = authenticator::make(&key, &leaf_hash);
+    let authenticator = make_authenticator(&key, &leaf_hash)?;
     insert(conn, &leaf, &bytes, &authenticator)?;
     Ok(Appended { seq, leaf_hash })
+}
+
+/// The entry key's authenticator of `leaf_hash`; a key in a token that cannot sign fails the
+/// append (and so the caller's transaction), never leaving an entry unauthenticated.
+fn make_authenticator(
+    key: &crate::keystore::Key,
+    leaf_hash: &merkle::Hash,
+) -> Result<[u8; authenticator::LEN], AuditError> {
+    authenticator::make(key, leaf_hash).map_err(|e| AuditError::EntryKey(e.to_string()))
 }
 
 /// [`append`] where the database appends a built entry in one statement
@@ -124,7 +133,7 @@ fn append_in_one_statement(
     conn: &mut DbConn,
     entry: &NewEntry,
     at: DateTime<Utc>,
-    key: &ed25519_dalek::SigningKey,
+    key: &crate::keystore::Key,
 ) -> Result<Appended, AuditError> {
     if !crate::db::in_transaction(conn)? {
         return Err(AuditError::NotInTransaction);
@@ -134,7 +143,7 @@ fn append_in_one_statement(
         let leaf = entry.to_leaf(seq, at)?;
         let bytes = leaf.to_text();
         let leaf_hash = merkle::leaf_hash(bytes.as_bytes());
-        let authenticator = authenticator::make(key, &leaf_hash);
+        let authenticator = make_authenticator(key, &leaf_hash)?;
         let row = LogRow {
             seq: to_i64(seq)?,
             at: &leaf.at,

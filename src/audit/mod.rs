@@ -56,6 +56,10 @@ pub enum AuditError {
     /// The signing key is missing, unreadable or unusable.
     #[error("audit signing key: {0}")]
     Key(String),
+    /// The entry key (which authenticates each entry as it is appended) is missing, unreadable
+    /// or cannot sign now (a key in a PKCS#11 token that does not answer).
+    #[error("audit entry key: {0}")]
+    EntryKey(String),
     /// The outside copy of the latest checkpoint cannot be read, written or trusted.
     #[error("outside checkpoint copy: {0}")]
     OutsideCopy(String),

@@ -110,18 +110,24 @@ pub fn checkpoint_token_key(settings: &AuditSettings) -> Result<crate::keystore:
     Ok(key)
 }
 
-/// Loads the entry key (see [`super::authenticator`]); with `may_create` and
-/// `audit.create_key_if_missing`, creates it when no entry carries an authenticator yet.
+/// Loads the entry key (see [`super::authenticator`]): in the PKCS#11 token
+/// `[audit.entry_pkcs11]` names when `audit.entry_key = "pkcs11"` (checked to sign now), else
+/// from `audit.entry_key_path`; with `may_create` and `audit.create_key_if_missing`, a missing
+/// file is created when no entry carries an authenticator yet. A key in a token is never
+/// created here: `writ keys init --entry --pkcs11` generates it.
 pub fn load_entry_key(
     settings: &AuditSettings,
     conn: &mut DbConn,
     may_create: bool,
-) -> Result<ed25519_dalek::SigningKey, AuditError> {
+) -> Result<crate::keystore::Key, AuditError> {
+    if settings.entry_key == crate::settings::KeyLocation::Pkcs11 {
+        return entry_token_key(settings);
+    }
     let path = &settings.entry_key_path;
     if !keys::exists(path) {
         let unused = may_create && settings.create_key_if_missing && !log::any_authenticated(conn)?;
         if !unused {
-            return Err(AuditError::Key(format!(
+            return Err(AuditError::EntryKey(format!(
                 "no entry key at {}: run `writ keys init --entry` (or restore the provisioned key)",
                 path.display()
             )));
@@ -135,6 +141,24 @@ pub fn load_entry_key(
         }
     }
     keys::load(path)
+        .map(crate::keystore::Key::from)
+        .map_err(|e| match e {
+            AuditError::Key(reason) => AuditError::EntryKey(reason),
+            other => other,
+        })
+}
+
+/// The entry key in the PKCS#11 token `[audit.entry_pkcs11]` names (`entry_key = "pkcs11"`),
+/// checked to sign now: the error names the module, token, PIN or key at fault.
+pub fn entry_token_key(settings: &AuditSettings) -> Result<crate::keystore::Key, AuditError> {
+    let config = settings
+        .entry_pkcs11
+        .token_config()
+        .map_err(|e| AuditError::EntryKey(e.to_string()))?;
+    let key = crate::keystore::Key::token(config);
+    key.probe()
+        .map_err(|e| AuditError::EntryKey(e.to_string()))?;
+    Ok(key)
 }
 
 /// Loads the entry key (creating it when allowed, see [`load_entry_key`]) and installs it on

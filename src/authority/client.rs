@@ -3,8 +3,11 @@
 //! so do the tests; an integrator can read them next to the API description.
 
 use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jsonwebtoken::{EncodingKey, Header};
+use serde::Serialize;
+
+use crate::keystore::Key;
 
 use super::KeyAlgorithm;
 use super::token::{Claims, body_hash};
@@ -65,14 +68,9 @@ pub struct TokenRequest<'a> {
     pub lifetime_secs: i64,
 }
 
-/// A fresh body-bound request token (random `jti`).
-pub fn sign_request(
-    algorithm: KeyAlgorithm,
-    private_pem: &str,
-    kid: &str,
-    request: &TokenRequest<'_>,
-) -> Result<String, SignError> {
-    let claims = Claims {
+/// The claims of a fresh request token (random `jti`).
+fn request_claims(request: &TokenRequest<'_>) -> Claims {
+    Claims {
         iss: request.issuer.to_owned(),
         aud: request.audience.to_owned(),
         exp: request.now + request.lifetime_secs,
@@ -82,13 +80,74 @@ pub fn sign_request(
         htm: request.method.to_ascii_uppercase(),
         htu: request.path.to_owned(),
         bsh: body_hash(request.body),
-    };
+    }
+}
+
+/// A fresh body-bound request token (random `jti`).
+pub fn sign_request(
+    algorithm: KeyAlgorithm,
+    private_pem: &str,
+    kid: &str,
+    request: &TokenRequest<'_>,
+) -> Result<String, SignError> {
     jsonwebtoken::encode(
         &header(algorithm, kid, "JWT"),
-        &claims,
+        &request_claims(request),
         &encoding_key(algorithm, private_pem)?,
     )
     .map_err(|e| SignError::Sign(e.to_string()))
+}
+
+/// A fresh body-bound request token (random `jti`) signed by `key`, a key file's or a PKCS#11
+/// token's: how Writ signs its own outbound HI-1 DELIVER and e-Evidence calls with the package
+/// key. The token is what [`sign_request`] makes with the same key in a file, byte for byte
+/// (Ed25519 is deterministic), so the receiver verifies it the same way.
+pub fn sign_request_with(
+    key: &Key,
+    kid: &str,
+    request: &TokenRequest<'_>,
+) -> Result<String, SignError> {
+    sign_eddsa(key, kid, "JWT", &request_claims(request))
+}
+
+/// The protected header of an EdDSA JWS, its members in the order `jsonwebtoken` writes them
+/// (`typ`, `alg`, `kid`), so that both signers produce the same bytes.
+#[derive(Serialize)]
+struct EddsaHeader<'a> {
+    typ: &'a str,
+    alg: &'static str,
+    kid: &'a str,
+}
+
+/// An EdDSA JWS in compact serialization (RFC 7515 section 7.1) over `claims`, signed by `key`
+/// with Ed25519 (RFC 8037 section 3.1: `alg` "EdDSA", the signature the 64 bytes of RFC 8032
+/// over the ASCII signing input `BASE64URL(header) || '.' || BASE64URL(payload)`). Signing
+/// goes through [`Key::sign`], so a key that never leaves a PKCS#11 token signs too.
+pub fn sign_eddsa<T: Serialize>(
+    key: &Key,
+    kid: &str,
+    typ: &str,
+    claims: &T,
+) -> Result<String, SignError> {
+    let json = |e: serde_json::Error| SignError::Sign(e.to_string());
+    let header = serde_json::to_vec(&EddsaHeader {
+        typ,
+        alg: "EdDSA",
+        kid,
+    })
+    .map_err(json)?;
+    let payload = serde_json::to_vec(claims).map_err(json)?;
+    let mut token = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(payload)
+    );
+    let signature = key
+        .sign(token.as_bytes())
+        .map_err(|e| SignError::Sign(e.to_string()))?;
+    token.push('.');
+    token.push_str(&URL_SAFE_NO_PAD.encode(signature.to_bytes()));
+    Ok(token)
 }
 
 /// What a validator signs.
@@ -155,4 +214,76 @@ pub fn submission_body(
     }
     body.push('}');
     Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::SigningKey;
+    use ed25519_dalek::pkcs8::EncodePrivateKey;
+    use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+
+    fn request(body: &[u8]) -> TokenRequest<'_> {
+        TokenRequest {
+            issuer: "XX-ACTOR02",
+            audience: "https://receiver.example",
+            method: "post",
+            path: "/hi1/deliveries?x=1",
+            body,
+            now: 1_800_000_000,
+            lifetime_secs: 300,
+        }
+    }
+
+    /// The signer through `keystore::Key` makes, with a file key, exactly the token
+    /// `jsonwebtoken` makes from the same key's PKCS#8 PEM (header, payload and signature, byte
+    /// for byte), and the receiver's `jsonwebtoken::DecodingKey` verifies it.
+    #[test]
+    fn a_token_signed_through_the_keystore_is_the_jsonwebtoken_token_byte_for_byte() {
+        let file_key = SigningKey::from_bytes(&[7; 32]);
+        let pem = file_key.to_pkcs8_pem(LineEnding::LF).unwrap();
+        let kid = "0123456789abcdef";
+        let claims = request_claims(&request(b"<HI1Message/>"));
+        let old = jsonwebtoken::encode(
+            &header(KeyAlgorithm::EdDSA, kid, "JWT"),
+            &claims,
+            &encoding_key(KeyAlgorithm::EdDSA, &pem).unwrap(),
+        )
+        .unwrap();
+        let new = sign_eddsa(&Key::from(&file_key), kid, "JWT", &claims).unwrap();
+        assert_eq!(new, old);
+        let header_json = URL_SAFE_NO_PAD
+            .decode(new.split('.').next().unwrap())
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(header_json).unwrap(),
+            format!(r#"{{"typ":"JWT","alg":"EdDSA","kid":"{kid}"}}"#)
+        );
+
+        // A fresh token (its own jti) verifies with the public key and carries the claims the
+        // old path gives.
+        let token =
+            sign_request_with(&Key::from(&file_key), kid, &request(b"<HI1Message/>")).unwrap();
+        let public = crate::audit::keys::public_pem(&file_key.verifying_key());
+        let decoding = jsonwebtoken::DecodingKey::from_ed_pem(public.as_bytes()).unwrap();
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
+        validation.set_audience(&["https://receiver.example"]);
+        validation.validate_exp = false;
+        let decoded = jsonwebtoken::decode::<Claims>(&token, &decoding, &validation).unwrap();
+        assert_eq!(decoded.header.kid.as_deref(), Some(kid));
+        let got = decoded.claims;
+        assert_ne!(got.jti, claims.jti, "every token has its own jti");
+        assert_eq!(
+            Claims {
+                jti: claims.jti.clone(),
+                ..got
+            },
+            claims
+        );
+        assert_eq!(claims.htm, "POST");
+
+        let other = SigningKey::from_bytes(&[8; 32]);
+        let forged = sign_request_with(&Key::from(&other), kid, &request(b"")).unwrap();
+        assert!(jsonwebtoken::decode::<Claims>(&forged, &decoding, &validation).is_err());
+    }
 }

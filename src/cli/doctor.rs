@@ -185,7 +185,7 @@ fn check_database(settings: &Settings, report: &mut Report) -> Option<(Db, crate
     }
 }
 
-/// The three keys exist, load (mode 0600) and are distinct files.
+/// The three keys exist and load (files: mode 0600; keys in a PKCS#11 token: they sign now).
 fn check_keys(settings: &Settings, report: &mut Report) {
     let checkpoint_key = &settings.audit.signing_key_path;
     if settings.audit.signing_key == crate::settings::KeyLocation::Pkcs11 {
@@ -201,13 +201,24 @@ fn check_keys(settings: &Settings, report: &mut Report) {
         check_checkpoint_key_file(checkpoint_key, report);
     }
     let entry_key = &settings.audit.entry_key_path;
-    match keys::load(entry_key) {
-        Ok(_) => report.ok("audit entry key", entry_key.display()),
-        Err(e) => report.fix(
-            "audit entry key",
-            e,
-            "run `writ keys init --entry` (or restore the provisioned key); every instance needs the same one",
-        ),
+    if settings.audit.entry_key == crate::settings::KeyLocation::Pkcs11 {
+        match crate::audit::service::entry_token_key(&settings.audit) {
+            Ok(k) => report.ok("audit entry key", k.describe()),
+            Err(e) => report.fix(
+                "audit entry key",
+                e,
+                "check [audit.entry_pkcs11]: the module path, that the token is present, its PIN (pin_env or pin_file) and the key label; `writ keys init --entry --pkcs11` generates the key in the token",
+            ),
+        }
+    } else {
+        match keys::load(entry_key) {
+            Ok(_) => report.ok("audit entry key", entry_key.display()),
+            Err(e) => report.fix(
+                "audit entry key",
+                e,
+                "run `writ keys init --entry` (or restore the provisioned key); every instance needs the same one",
+            ),
+        }
     }
     if settings.package.signing_key == crate::settings::KeyLocation::Pkcs11 {
         let key = package_keys::signing_key(&settings.package);

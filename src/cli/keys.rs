@@ -17,12 +17,14 @@ pub enum KeysAction {
         /// Create the disclosure-package signing key at package.signing_key_path instead.
         #[arg(long, conflicts_with = "entry")]
         package: bool,
-        /// Create only the entry key (upgrading a deployment whose checkpoint key exists).
+        /// Create only the entry key (upgrading a deployment whose checkpoint key exists); in
+        /// the PKCS#11 token with --pkcs11 or `audit.entry_key = "pkcs11"`.
         #[arg(long)]
         entry: bool,
-        /// Generate the checkpoint key (or, with --package, the package key) in the PKCS#11
-        /// token that [audit.pkcs11] (or [package.pkcs11]) names; it never leaves the token.
-        #[arg(long, conflicts_with = "entry")]
+        /// Generate the checkpoint key (with --entry the entry key, with --package the package
+        /// key) in the PKCS#11 token that [audit.pkcs11] ([audit.entry_pkcs11],
+        /// [package.pkcs11]) names; it never leaves the token.
+        #[arg(long)]
         pkcs11: bool,
     },
     /// Replace the checkpoint key: a new key (audit.signing_key_path) signs every checkpoint
@@ -97,8 +99,22 @@ fn rotate_checkpoint_key(settings: &Settings) -> anyhow::Result<()> {
 }
 
 /// Creates the entry key unless it exists (made already by a command that appended first; never
-/// replaced). It stays a file: every instance signs each entry with it as it appends.
+/// replaced): a file every instance signs each entry with as it appends, or, with
+/// `audit.entry_key = "pkcs11"`, a key pair in the token (kept when the token has it).
 fn init_entry_key(settings: &Settings) -> anyhow::Result<()> {
+    if settings.audit.entry_key == crate::settings::KeyLocation::Pkcs11 {
+        let config = settings
+            .audit
+            .entry_pkcs11
+            .token_config()
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let key = crate::keystore::Key::token(config);
+        if key.probe().is_ok() {
+            println!("kept the existing entry key: {}", key.describe());
+            return Ok(());
+        }
+        return generate_entry_key_in_token(settings);
+    }
     let path = &settings.audit.entry_key_path;
     if keys::exists(path) {
         println!("kept the existing entry key {}", path.display());
@@ -110,6 +126,26 @@ fn init_entry_key(settings: &Settings) -> anyhow::Result<()> {
         path.display()
     );
     print!("{}", keys::public_pem(&public));
+    Ok(())
+}
+
+/// `writ keys init --entry --pkcs11`: the entry key generated in the token
+/// `[audit.entry_pkcs11]` names, sensitive and not extractable (refused when one exists).
+fn generate_entry_key_in_token(settings: &Settings) -> anyhow::Result<()> {
+    let config = settings
+        .audit
+        .entry_pkcs11
+        .token_config()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let public = crate::keystore::generate(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "generated the entry key `{}` in PKCS#11 token `{}` (it cannot be exported); every instance signs each entry in the token as it appends",
+        config.key_label, config.token_label
+    );
+    print!("{}", keys::public_pem(&public));
+    if settings.audit.entry_key != crate::settings::KeyLocation::Pkcs11 {
+        println!("now set audit.entry_key = \"pkcs11\" so that Writ signs entries with it");
+    }
     Ok(())
 }
 
@@ -136,6 +172,13 @@ pub fn run(settings: Settings, action: KeysAction) -> anyhow::Result<()> {
             );
             print!("{}", package_keys::public_pem(&public));
             warn_unless_pkcs11(settings.package.signing_key, "package");
+        }
+        KeysAction::Init {
+            package: false,
+            entry: true,
+            pkcs11,
+        } if pkcs11 || settings.audit.entry_key == crate::settings::KeyLocation::Pkcs11 => {
+            generate_entry_key_in_token(&settings)?;
         }
         KeysAction::Init {
             package: false,

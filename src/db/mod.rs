@@ -120,26 +120,28 @@ thread_local! {
     static GATE: RefCell<Option<Arc<WriterGate>>> = const { RefCell::new(None) };
     /// The audit entry key of the database whose connection this thread last took (see
     /// [`audit_entry_key`]).
-    static ENTRY_KEY: RefCell<Option<Arc<ed25519_dalek::SigningKey>>> = const { RefCell::new(None) };
+    static ENTRY_KEY: RefCell<Option<Arc<crate::keystore::Key>>> = const { RefCell::new(None) };
 }
 
 /// The Ed25519 key with which this process authenticates the audit entries it appends, as
 /// installed on the [`Db`] whose connection the current thread took last ([`Db::run`] for its
-/// closure, [`Db::conn`] until the thread takes another). The key lives in this process only,
-/// never in the database: a row inserted by other means has no valid authenticator.
-pub fn audit_entry_key() -> Option<Arc<ed25519_dalek::SigningKey>> {
+/// closure, [`Db::conn`] until the thread takes another). The key lives in this process (a
+/// file's) or in a PKCS#11 token, never in the database: a row inserted by other means has no
+/// valid authenticator.
+pub fn audit_entry_key() -> Option<Arc<crate::keystore::Key>> {
     ENTRY_KEY.with(|k| k.borrow().clone())
 }
 
 /// Installs `key` as the audit entry key of the calling thread's appends, for a connection
 /// opened without a [`Db`] (a fuzz target's in-memory database); a [`Db`] installs its own
 /// with [`Db::install_audit_entry_key`].
-pub fn install_thread_audit_entry_key(key: ed25519_dalek::SigningKey) {
-    ENTRY_KEY.with(|k| *k.borrow_mut() = Some(Arc::new(key)));
+pub fn install_thread_audit_entry_key(key: impl Into<crate::keystore::Key>) {
+    let key: Arc<crate::keystore::Key> = Arc::new(key.into());
+    ENTRY_KEY.with(|k| *k.borrow_mut() = Some(key));
 }
 
 /// The entry key slot shared by every clone of a [`Db`].
-type EntryKeySlot = Arc<std::sync::RwLock<Option<Arc<ed25519_dalek::SigningKey>>>>;
+type EntryKeySlot = Arc<std::sync::RwLock<Option<Arc<crate::keystore::Key>>>>;
 
 /// Holding a gate; dropping it lets the next writer in.
 struct GatePass(Arc<WriterGate>);
@@ -349,8 +351,8 @@ impl Db {
 
     /// Installs the key that authenticates the audit entries appended through this database
     /// handle and all its clones (see [`audit_entry_key`]).
-    pub fn install_audit_entry_key(&self, key: ed25519_dalek::SigningKey) {
-        let key = Arc::new(key);
+    pub fn install_audit_entry_key(&self, key: impl Into<crate::keystore::Key>) {
+        let key: Arc<crate::keystore::Key> = Arc::new(key.into());
         if let Ok(mut slot) = self.entry_key.write() {
             *slot = Some(key.clone());
         }
@@ -363,7 +365,7 @@ impl Db {
         self.entry_key.read().is_ok_and(|k| k.is_some())
     }
 
-    fn current_entry_key(&self) -> Option<Arc<ed25519_dalek::SigningKey>> {
+    fn current_entry_key(&self) -> Option<Arc<crate::keystore::Key>> {
         self.entry_key.read().ok().and_then(|k| k.clone())
     }
 

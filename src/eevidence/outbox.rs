@@ -441,23 +441,14 @@ async fn post(
     let parsed = reqwest::Url::parse(url).map_err(|e| format!("bad system URL: {e}"))?;
     let path = parsed.path().to_owned();
     let audience = parsed.origin().ascii_serialization();
-    // The request token is a JWT made by `jsonwebtoken` from the key's PKCS#8 form, so it
-    // needs the key in memory: a package key in a PKCS#11 token cannot sign these yet.
-    let crate::keystore::Key::File(file_key) = &sender.key else {
-        return Err(
-            "calls to the national e-Evidence system are signed with the package key as a file; a package key in a PKCS#11 token cannot sign them yet".to_owned(),
-        );
-    };
-    let pem = {
-        use ed25519_dalek::pkcs8::EncodePrivateKey;
-        file_key
-            .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
-            .map_err(|e| format!("cannot encode the signing key: {e}"))?
-    };
-    let kid = crate::disclosure::keys::key_id(&file_key.verifying_key());
-    let token = crate::authority::client::sign_request(
-        crate::authority::KeyAlgorithm::EdDSA,
-        &pem,
+    // Signed through the key store, so the package key may be a file or in a PKCS#11 token.
+    let public = sender
+        .key
+        .public()
+        .map_err(|e| format!("cannot sign: {e}"))?;
+    let kid = crate::disclosure::keys::key_id(&public);
+    let token = crate::authority::client::sign_request_with(
+        &sender.key,
         &kid,
         &crate::authority::client::TokenRequest {
             issuer: &sender.settings.unique_identifier,

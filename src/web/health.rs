@@ -81,18 +81,23 @@ pub async fn readyz(
     }
 }
 
-/// Why the checkpoint key or the package key cannot sign now, if one cannot: a key in a
-/// PKCS#11 token is asked (module, token, PIN, key), off the async workers.
+/// Why the checkpoint key, the audit entry key or the package key cannot sign now, if one
+/// cannot: a key in a PKCS#11 token is asked (module, token, PIN, key), off the async workers.
 async fn keys_unavailable(
     db: &Db,
     signer: &SignerCell,
     package_key: Option<web::Data<crate::web::ui::PackageKey>>,
 ) -> Option<String> {
-    let checkpoint_key = match signer.get(db).await {
-        Ok(s) => s.key().clone(),
+    let (checkpoint_key, entry_key) = match signer.get(db).await {
+        Ok(s) => (s.key().clone(), s.entry_signing_key()),
         Err(crate::audit::AuditError::Key(reason)) => {
             return Some(format!(
                 "the audit log's checkpoint key is not available: {reason}"
+            ));
+        }
+        Err(crate::audit::AuditError::EntryKey(reason)) => {
+            return Some(format!(
+                "the audit log's entry key is not available: {reason}"
             ));
         }
         Err(e) => {
@@ -106,6 +111,10 @@ async fn keys_unavailable(
             return Some(format!(
                 "the audit log's checkpoint key is not available: {e}"
             ));
+        }
+        // Without it no entry can be appended, so nothing that records anything can work.
+        if let Err(e) = entry_key.probe() {
+            return Some(format!("the audit log's entry key is not available: {e}"));
         }
         match package_key.map(|k| k.probe()) {
             Some(Err(e)) => Some(format!("the package signing key is not available: {e}")),

@@ -116,8 +116,13 @@ impl Application {
             {
                 tracing::error!(error = %e, "the checkpoint key in the PKCS#11 token is not available; not ready until it is");
             }
+            Err(e @ AuditError::EntryKey(_))
+                if settings.audit.entry_key == crate::settings::KeyLocation::Pkcs11 =>
+            {
+                tracing::error!(error = %e, "the audit entry key in the PKCS#11 token is not available; not ready until it is");
+            }
             // A key problem is configuration: say so now rather than serve without signing.
-            Err(e @ AuditError::Key(_)) => return Err(e.into()),
+            Err(e @ (AuditError::Key(_) | AuditError::EntryKey(_))) => return Err(e.into()),
             // A database not migrated or not reachable yet: /readyz reports it; load later.
             Err(e) => tracing::warn!(error = %e, "audit signer not loaded yet"),
         }

@@ -55,24 +55,24 @@ pub(crate) fn identity(
 /// Writ is `XX/ACTOR02` here, the receiver in ETSI's examples; Paris is `XX/ACTOR01`, their
 /// sender; the Lyon police `XX/ACTOR03`; the DOJ office `XX/ACTOR05`.
 pub(crate) async fn start(backend: Backend, delivery_url: Option<String>) -> Api {
-    start_with(backend, delivery_url, "1").await
+    start_with(backend, delivery_url, "1", &[]).await
 }
 
-/// [`start`], with the background jobs (and the deliverer) running every `jobs_interval_secs`.
+/// [`start`], with the background jobs (and the deliverer) running every `jobs_interval_secs`,
+/// and `extra` settings.
 async fn start_with(
     backend: Backend,
     delivery_url: Option<String>,
     jobs_interval_secs: &str,
+    extra: &[(&str, &str)],
 ) -> Api {
-    let api = Api::start(
-        backend,
-        &[
-            ("WRIT_ETSI__UNIQUE_IDENTIFIER", "ACTOR02"),
-            ("WRIT_API__JOBS_INTERVAL_SECS", jobs_interval_secs),
-            ("WRIT_ETSI__DELIVERY_BACKOFF_SECS", "0"),
-        ],
-    )
-    .await;
+    let mut settings = vec![
+        ("WRIT_ETSI__UNIQUE_IDENTIFIER", "ACTOR02"),
+        ("WRIT_API__JOBS_INTERVAL_SECS", jobs_interval_secs),
+        ("WRIT_ETSI__DELIVERY_BACKOFF_SECS", "0"),
+    ];
+    settings.extend_from_slice(extra);
+    let api = Api::start(backend, &settings).await;
     api.app
         .pool
         .run(move |conn| {
@@ -651,9 +651,16 @@ async fn start_listener(state: Arc<Mutex<Listener>>) -> String {
 }
 
 async fn an_hi1_task_is_reviewed_released_and_delivered(backend: Backend) {
+    hi1_task_round_trip(backend, &[]).await;
+}
+
+/// An HI-1 task taken in, released by two approvers and DELIVERed to the test's listener, which
+/// checks the request token against `/packages/public-key`; with `extra` settings (the `hsm`
+/// tests put the package key in a PKCS#11 token).
+pub(crate) async fn hi1_task_round_trip(backend: Backend, extra: &[(&str, &str)]) {
     let state = Arc::new(Mutex::new(Listener::default()));
     let url = start_listener(state.clone()).await;
-    let api = start(backend, Some(url)).await;
+    let api = start_with(backend, Some(url), "1", extra).await;
     add_users(&api.app).await;
     seed_alice(&api.app).await;
     let (auth, doc, task) = (
@@ -744,6 +751,7 @@ async fn an_hi1_task_is_reviewed_released_and_delivered(backend: Backend) {
     // The DELIVER reaches the listener, is refused once, retried and acknowledged.
     let order = order_id.clone();
     let mut delivered = None;
+    let mut seen = Vec::new();
     for _ in 0..100 {
         let o = order.clone();
         let d = api
@@ -756,9 +764,11 @@ async fn an_hi1_task_is_reviewed_released_and_delivered(backend: Backend) {
             delivered = d.into_iter().next();
             break;
         }
+        seen = d;
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    let (delivery_id, state_now) = delivered.expect("the delivery was acknowledged");
+    let (delivery_id, state_now) =
+        delivered.unwrap_or_else(|| panic!("the delivery was not acknowledged: {seen:?}"));
     assert_eq!(state_now.attempts, 2, "{state_now:?}");
     let received = state.lock().unwrap().received.clone();
     assert_eq!(received.len(), 2);
@@ -1130,7 +1140,7 @@ async fn a_release_is_picked_up_for_delivery_exactly_once(backend: Backend) {
     use diesel::prelude::*;
     use writ::db::schema::{audit_entries, etsi_deliveries, release_queue};
     // The deliverer runs once at start-up, then not again during the test.
-    let api = start_with(backend, None, "3600").await;
+    let api = start_with(backend, None, "3600", &[]).await;
     add_users(&api.app).await;
     seed_alice(&api.app).await;
     let ids: Vec<String> = (0..3).map(|_| uuid::Uuid::new_v4().to_string()).collect();

@@ -84,6 +84,20 @@ impl Token {
     }
 }
 
+impl Token {
+    /// Settings that put the audit entry key in this token (`[audit.entry_pkcs11]`), with `pin`
+    /// as the PIN; the checkpoint key stays a file.
+    fn entry_env(&self, pin: &str) -> Vec<(String, String)> {
+        vec![
+            ("SOFTHSM2_CONF".into(), self.conf.display().to_string()),
+            ("WRIT_AUDIT__ENTRY_KEY".into(), "pkcs11".into()),
+            ("WRIT_AUDIT__ENTRY_PKCS11__MODULE".into(), MODULE.into()),
+            ("WRIT_AUDIT__ENTRY_PKCS11__TOKEN_LABEL".into(), TOKEN.into()),
+            ("WRIT_PKCS11_PIN".into(), pin.into()),
+        ]
+    }
+}
+
 fn pairs(env: &[(String, String)]) -> Vec<(&str, &str)> {
     env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
@@ -106,7 +120,230 @@ fn pem_of(text: &str) -> String {
     text[start..end].to_owned()
 }
 
-crate::both_backends!(a_checkpoint_key_made_in_the_token_signs_checkpoints_that_verify);
+/// Every PEM block of a command's output, in order.
+fn pems(text: &str) -> Vec<String> {
+    const END: &str = "-----END PUBLIC KEY-----\n";
+    let mut found = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("-----BEGIN PUBLIC KEY-----") {
+        let end = rest[start..].find(END).unwrap() + start + END.len();
+        found.push(rest[start..end].to_owned());
+        rest = &rest[end..];
+    }
+    found
+}
+
+/// `writ serve` with `env` on `db`: the answer of its `/readyz`.
+fn serve_readyz(db: &TestDb, env: &[(String, String)]) -> crate::cli::Answer {
+    let port = free_port();
+    let port_text = port.to_string();
+    let mut pairs = pairs(env);
+    pairs.push(("WRIT_SERVER__PORT", &port_text));
+    let mut child = writ_for(db, &pairs)
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let answer = wait_ready(&mut child, port);
+    sigterm(&child);
+    child.wait().unwrap();
+    answer
+}
+
+crate::both_backends!(
+    a_checkpoint_key_made_in_the_token_signs_checkpoints_that_verify,
+    an_entry_key_made_in_the_token_authenticates_entries_that_verify_offline,
+);
+
+/// Issue 22: `writ keys init --entry --pkcs11` generates the audit entry key in the token (no
+/// key file is written, nor later created by the commands that append); every entry appended
+/// afterwards carries an authenticator made in the token, and the checkpoints are cosigned
+/// there, so an export verifies offline with the public key `writ keys show` prints (and not
+/// with another), and the live log verifies. `writ doctor` names where the key is.
+async fn an_entry_key_made_in_the_token_authenticates_entries_that_verify_offline(
+    backend: Backend,
+) {
+    let db = TestDb::new(backend);
+    let Some(token) = softhsm(db.dir()) else {
+        return;
+    };
+    let env = token.entry_env(PIN);
+    run_ok(&db, &env, &["migrate"]);
+    let made = run_ok(&db, &env, &["keys", "init", "--entry", "--pkcs11"]);
+    assert!(
+        made.contains("generated the entry key `writ-audit-entry` in PKCS#11 token `writ-test`"),
+        "{made}"
+    );
+    let entry_public = pem_of(&made);
+    // The checkpoint key as a file; the entry key in the token is kept.
+    let init = run_ok(&db, &env, &["keys", "init"]);
+    assert!(
+        init.contains(
+            "kept the existing entry key: key `writ-audit-entry` in PKCS#11 token `writ-test`"
+        ),
+        "{init}"
+    );
+    let again = writ_for(&db, &pairs(&env))
+        .args(["keys", "init", "--entry", "--pkcs11"])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already exists; refusing to replace it")
+    );
+
+    // Entries appended by commands, and checkpoints cosigned, all with the key in the token.
+    run_ok(&db, &env, &["keys", "init", "--package"]);
+    run_ok(&db, &env, &["keys", "rotate", "--package"]);
+    run_ok(&db, &env, &["audit", "checkpoint"]);
+    run_ok(&db, &env, &["keys", "rotate", "--package"]);
+    let note = run_ok(&db, &env, &["audit", "checkpoint"]);
+    assert!(
+        note.contains("/entries "),
+        "cosigned by the entry key: {note}"
+    );
+    assert!(
+        !db.dir().join("audit-entry.key").exists(),
+        "no entry key file is written"
+    );
+    let shown = pems(&run_ok(&db, &env, &["keys", "show"]));
+    assert_eq!(shown.len(), 2, "{shown:?}");
+    assert_eq!(shown[1], entry_public, "the token's entry key is published");
+
+    let export = db.dir().join("export.jsonl");
+    run_ok(
+        &db,
+        &env,
+        &["audit", "export", "-o", export.to_str().unwrap()],
+    );
+    let checkpoint_key = db.dir().join("checkpoint.pem");
+    std::fs::write(&checkpoint_key, &shown[0]).unwrap();
+    let verify_with = |entry_pem: &str| {
+        let entry_key = db.dir().join("entry.pem");
+        std::fs::write(&entry_key, entry_pem).unwrap();
+        writ_for(&db, &[])
+            .args(["audit", "verify"])
+            .arg(&export)
+            .arg("--key")
+            .arg(&checkpoint_key)
+            .arg("--entry-key")
+            .arg(&entry_key)
+            .output()
+            .unwrap()
+    };
+    let verified = verify_with(&entry_public);
+    let report = String::from_utf8_lossy(&verified.stdout);
+    assert!(
+        verified.status.success()
+            && report.starts_with("OK: entries 0..")
+            && report.contains("OK: authenticators checked under the entry key"),
+        "{report}{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    let other = writ::audit::keys::public_pem(
+        &ed25519_dalek::SigningKey::from_bytes(&[0x11; 32]).verifying_key(),
+    );
+    assert!(
+        !verify_with(&other).status.success(),
+        "another entry key does not verify the authenticators"
+    );
+    assert!(run_ok(&db, &env, &["audit", "verify"]).starts_with("OK: all"));
+    let doctor = writ_for(&db, &pairs(&env)).arg("doctor").output().unwrap();
+    let said = String::from_utf8_lossy(&doctor.stdout);
+    assert!(
+        said.contains("ok    audit entry key: key `writ-audit-entry` in PKCS#11 token `writ-test`"),
+        "{said}"
+    );
+}
+
+/// With the entry key in the token, `writ keys init` generates it there when it is missing;
+/// `/readyz` answers 200, and 503 naming why when the key is missing or the PIN wrong (never
+/// the PIN); `writ doctor` says the same; and a command that appends fails, appending nothing,
+/// rather than leave an entry without an authenticator.
+#[test]
+fn readyz_and_doctor_name_a_missing_entry_key_in_the_token() {
+    let db = TestDb::new(Backend::Sqlite);
+    let Some(token) = softhsm(db.dir()) else {
+        return;
+    };
+    let good = token.entry_env(PIN);
+    run_ok(&db, &good, &["migrate"]);
+    let init = run_ok(&db, &good, &["keys", "init"]);
+    assert!(
+        init.contains("generated the entry key `writ-audit-entry` in PKCS#11 token `writ-test`"),
+        "{init}"
+    );
+    assert!(!db.dir().join("audit-entry.key").exists());
+    let ready = serve_readyz(&db, &good);
+    assert_eq!(ready.code, 200, "{}", ready.body);
+
+    let with = |key: &str, value: &str| {
+        let mut env = good.clone();
+        env.retain(|(k, _)| k != key);
+        env.push((key.to_owned(), value.to_owned()));
+        env
+    };
+    let missing = with("WRIT_AUDIT__ENTRY_PKCS11__KEY_LABEL", "no-such-key");
+    let cases = [
+        (
+            missing.clone(),
+            "no Ed25519 key labelled `no-such-key` in PKCS#11 token `writ-test`",
+        ),
+        (
+            with("WRIT_PKCS11_PIN", "000000"),
+            "PKCS#11 token `writ-test` refused the PIN (wrong PIN)",
+        ),
+    ];
+    for (env, reason) in &cases {
+        let answer = serve_readyz(&db, env);
+        assert_eq!(answer.code, 503, "{reason}: {}", answer.body);
+        assert!(
+            answer
+                .body
+                .contains("the audit log's entry key is not available")
+                && answer.body.contains(reason),
+            "{reason}: {}",
+            answer.body
+        );
+        assert!(!answer.body.contains("000000"));
+    }
+
+    let doctor = writ_for(&db, &pairs(&missing))
+        .arg("doctor")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&doctor.stdout);
+    assert!(!doctor.status.success());
+    assert!(
+        said.contains("FIX   audit entry key")
+            && said.contains("no Ed25519 key labelled `no-such-key`")
+            && said.contains("writ keys init --entry --pkcs11"),
+        "{said}"
+    );
+
+    // An append without the key fails and leaves the log as it was (`writ serve` made the
+    // package key file above).
+    let size = |env: &[(String, String)]| {
+        let out = run_ok(&db, env, &["audit", "status"]);
+        out.lines()
+            .find(|l| l.starts_with("entries: "))
+            .unwrap()
+            .to_owned()
+    };
+    let before = size(&good);
+    let refused = writ_for(&db, &pairs(&missing))
+        .args(["keys", "rotate", "--package"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("no Ed25519 key labelled `no-such-key`"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert_eq!(size(&good), before, "nothing was appended");
+}
 
 /// `writ keys init --pkcs11` generates the checkpoint key in the token (no key file is
 /// written); checkpoints signed through the token verify offline with the public key `writ
@@ -212,20 +449,12 @@ fn a_package_signed_in_the_token_verifies_offline() {
     );
 
     let tar = db.dir().join("package.tar");
-    let mut child = Command::new(std::env::current_exe().unwrap());
-    child
-        .args([
-            "hsm::child_signs_a_package_in_the_token",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("WRIT_TEST_HSM_PACKAGE_OUT", &tar);
-    for (k, v) in db.env().into_iter().chain(env.clone()) {
-        child.env(k, v);
-    }
-    let out = child.output().unwrap();
+    let mut child_env: Vec<_> = db.env().into_iter().chain(env.clone()).collect();
+    child_env.push((
+        "WRIT_TEST_HSM_PACKAGE_OUT".into(),
+        tar.display().to_string(),
+    ));
+    let out = run_child("hsm::child_signs_a_package_in_the_token", &child_env);
     assert!(
         out.status.success() && tar.exists(),
         "{}{}",
@@ -269,6 +498,71 @@ fn child_signs_a_package_in_the_token() {
     std::fs::write(out, built.tar).unwrap();
 }
 
+/// Runs the ignored test `name` of this binary in a child process with `env` on top of this
+/// one's: a child loads the token's module with this test's `SOFTHSM2_CONF` (a module is
+/// loaded once per process, so tests in one process could not each have their own token).
+fn run_child(name: &str, env: &[(String, String)]) -> std::process::Output {
+    let mut child = Command::new(std::env::current_exe().unwrap());
+    child.args([
+        name,
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ]);
+    for (k, v) in env {
+        child.env(k, v);
+    }
+    child.output().unwrap()
+}
+
+/// Issue 22: a package key held in the token signs the request token of an HI-1 DELIVER
+/// (`etsi::deliver`, the same signer as the e-Evidence calls), and the receiver, the test's
+/// stand-in HI-1 endpoint, verifies it with `jsonwebtoken` against `/packages/public-key` and
+/// acknowledges it. Before, such a DELIVER was refused ("a package key in a PKCS#11 token
+/// cannot sign them yet") and never acknowledged.
+#[test]
+fn a_token_held_package_key_signs_an_hi1_deliver_the_receiver_accepts() {
+    let db = TestDb::new(Backend::Sqlite);
+    let Some(token) = softhsm(db.dir()) else {
+        return;
+    };
+    let env = token.env("PACKAGE", PIN);
+    let made = run_ok(&db, &env, &["keys", "init", "--package", "--pkcs11"]);
+    let public = pem_of(&made);
+    let mut child_env = env.clone();
+    child_env.push(("WRIT_TEST_HSM_PACKAGE_PUBLIC".into(), public));
+    let out = run_child("hsm::child_delivers_with_the_token_package_key", &child_env);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The child of [`a_token_held_package_key_signs_an_hi1_deliver_the_receiver_accepts`]: the
+/// HI-1 round trip of `etsi`, with the package key the parent made in the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by a_token_held_package_key_signs_an_hi1_deliver_the_receiver_accepts in a child process"]
+async fn child_delivers_with_the_token_package_key() {
+    let public = std::env::var("WRIT_TEST_HSM_PACKAGE_PUBLIC")
+        .expect("run by a_token_held_package_key_signs_an_hi1_deliver_the_receiver_accepts");
+    let vars: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("WRIT_PACKAGE__") || k == "WRIT_PKCS11_PIN")
+        .collect();
+    let extra = pairs(&vars);
+    // The settings the round trip's server gets name the token's key, not a file.
+    let settings = TestDb::new(Backend::Sqlite).settings(&extra);
+    let key = writ::disclosure::keys::signing_key(&settings.package).unwrap();
+    assert!(matches!(key, writ::keystore::Key::Token(_)), "{key:?}");
+    assert_eq!(
+        writ::disclosure::keys::public_pem(&key.public().unwrap()),
+        public
+    );
+    crate::etsi::hi1_task_round_trip(Backend::Sqlite, &extra).await;
+}
+
 /// `writ serve` with the checkpoint key in the token answers `/readyz` with 200; with the PIN
 /// wrong, the token, the key or the module missing, with 503 naming the reason (never the
 /// PIN); `writ doctor` says the same.
@@ -282,22 +576,7 @@ fn readyz_names_why_the_token_key_cannot_sign() {
     run_ok(&db, &good, &["migrate"]);
     run_ok(&db, &good, &["keys", "init", "--pkcs11"]);
 
-    let readyz = |env: &[(String, String)]| {
-        let port = free_port();
-        let port_text = port.to_string();
-        let mut pairs = pairs(env);
-        pairs.push(("WRIT_SERVER__PORT", &port_text));
-        let mut child = writ_for(&db, &pairs)
-            .arg("serve")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let answer = wait_ready(&mut child, port);
-        sigterm(&child);
-        child.wait().unwrap();
-        answer
-    };
+    let readyz = |env: &[(String, String)]| serve_readyz(&db, env);
     let with = |key: &str, value: &str| {
         let mut env = good.clone();
         env.retain(|(k, _)| k != key);
