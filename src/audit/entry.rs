@@ -675,7 +675,10 @@ mod tests {
                 "[\\x00-\\x7f\u{80}-\u{a0}\u{e9}\u{2028}]{0,6}",
             ];
             let at = prop_oneof![
-                (-1_000_000_000_000i64..300_000_000_000i64, 0u32..1_000_000_000)
+                (
+                    -1_000_000_000_000i64..300_000_000_000i64,
+                    0u32..1_000_000_000
+                )
                     .prop_map(|(s, ns)| DateTime::from_timestamp(s, ns)
                         .map(format_time)
                         .unwrap_or_default()),
@@ -704,16 +707,18 @@ mod tests {
                 proptest::option::of(text.clone()),
                 proptest::collection::btree_map("[a-z0-9_A-Z]{0,6}", value, 0..4),
             )
-                .prop_map(|(v, seq, at, kind, id, event, order, jurisdiction, refs)| Leaf {
-                    v,
-                    seq,
-                    at,
-                    actor: Actor { kind, id },
-                    event,
-                    order,
-                    jurisdiction,
-                    refs,
-                })
+                .prop_map(
+                    |(v, seq, at, kind, id, event, order, jurisdiction, refs)| Leaf {
+                        v,
+                        seq,
+                        at,
+                        actor: Actor { kind, id },
+                        event,
+                        order,
+                        jurisdiction,
+                        refs,
+                    },
+                )
         }
 
         /// Byte edits: (position, 0 replace / 1 insert / 2 delete, byte).

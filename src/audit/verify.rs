@@ -1050,7 +1050,12 @@ mod tests {
     }
 
     /// An entry line as the exporter writes it (`export::write_body`).
-    fn line(seq: u64, recorded: Option<String>, authenticator: Option<String>, leaf: &str) -> String {
+    fn line(
+        seq: u64,
+        recorded: Option<String>,
+        authenticator: Option<String>,
+        leaf: &str,
+    ) -> String {
         #[derive(serde::Serialize)]
         struct Line<'a> {
             seq: u64,
@@ -1129,7 +1134,10 @@ mod tests {
         for other in [
             format!("{{\"seq\": 0,\"leaf_hash\":null,\"leaf\":{}}}", leaf(0, 0)),
             format!("{{\"leaf_hash\":null,\"seq\":0,\"leaf\":{}}}", leaf(0, 0)),
-            format!("{{\"seq\":0,\"leaf_hash\":\"a\\u0062\",\"leaf\":{}}}", leaf(0, 0)),
+            format!(
+                "{{\"seq\":0,\"leaf_hash\":\"a\\u0062\",\"leaf\":{}}}",
+                leaf(0, 0)
+            ),
             format!("{{\"seq\":00,\"leaf_hash\":null,\"leaf\":{}}}", leaf(0, 0)),
         ] {
             assert!(scan_entry_line(&other).is_none(), "{other}");
