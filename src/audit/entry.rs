@@ -295,13 +295,15 @@ impl Leaf {
         if i64::try_from(self.seq).is_err() {
             return Err(field("seq", "out of range"));
         }
-        let parsed = DateTime::parse_from_rfc3339(&self.at)
-            .map_err(|e| field("at", format!("not an RFC 3339 time: {e}")))?;
-        if format_time(parsed.with_timezone(&Utc)) != self.at {
-            return Err(field(
-                "at",
-                "must be UTC with six fractional digits and a Z",
-            ));
+        if !is_plain_canonical_time(&self.at) {
+            let parsed = DateTime::parse_from_rfc3339(&self.at)
+                .map_err(|e| field("at", format!("not an RFC 3339 time: {e}")))?;
+            if format_time(parsed.with_timezone(&Utc)) != self.at {
+                return Err(field(
+                    "at",
+                    "must be UTC with six fractional digits and a Z",
+                ));
+            }
         }
         check_id("actor.id", &self.actor.id)?;
         check_event(&self.event)?;
@@ -351,6 +353,18 @@ impl Leaf {
 
     /// Decodes a leaf, insisting that the bytes are valid and canonical.
     pub fn parse(bytes: &[u8]) -> Result<Self, EntryError> {
+        // Nearly every leaf is read by the fast path; anything else (and every error, so that
+        // its message is the general path's) goes through serde and a re-encoding.
+        if let Some(leaf) = Self::scan(bytes)
+            && leaf.validate().is_ok()
+        {
+            return Ok(leaf);
+        }
+        Self::parse_general(bytes)
+    }
+
+    /// [`Self::parse`] for any bytes: serde, then a re-encoding compared with them.
+    fn parse_general(bytes: &[u8]) -> Result<Self, EntryError> {
         let leaf: Leaf =
             serde_json::from_slice(bytes).map_err(|e| EntryError::Malformed(e.to_string()))?;
         leaf.validate()?;
@@ -358,6 +372,197 @@ impl Leaf {
             return Err(EntryError::NotCanonical);
         }
         Ok(leaf)
+    }
+}
+
+/// Whether `at` is a time in the one form [`format_time`] writes, `YYYY-MM-DDTHH:MM:SS.ffffffZ`,
+/// naming a real day and a time without a leap second: then parsing and formatting it again
+/// gives the same text, so [`Leaf::validate`] need not do either. `false` leaves the decision
+/// (leap seconds, errors) to that round trip.
+fn is_plain_canonical_time(at: &str) -> bool {
+    let b = at.as_bytes();
+    if b.len() != 27 {
+        return false;
+    }
+    let digits = |range: std::ops::Range<usize>| -> Option<u32> {
+        b[range].iter().try_fold(0u32, |acc, &d| {
+            d.is_ascii_digit().then(|| acc * 10 + u32::from(d - b'0'))
+        })
+    };
+    let separators = [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'.'),
+        (26, b'Z'),
+    ];
+    if separators.iter().any(|&(i, c)| b[i] != c) {
+        return false;
+    }
+    let (Some(year), Some(month), Some(day), Some(hour), Some(minute), Some(second), Some(_)) = (
+        digits(0..4),
+        digits(5..7),
+        digits(8..10),
+        digits(11..13),
+        digits(14..16),
+        digits(17..19),
+        digits(20..26),
+    ) else {
+        return false;
+    };
+    // Years 1 to 9999 print as four digits; chrono's own range and sign rules stay with the
+    // general path.
+    (1..=9999).contains(&year)
+        && i32::try_from(year)
+            .ok()
+            .and_then(|y| chrono::NaiveDate::from_ymd_opt(y, month, day))
+            .is_some()
+        && hour < 24
+        && minute < 60
+        && second < 60
+}
+
+/// Reads canonical JSON one field after the other, in the fixed order Writ writes it (see
+/// [`Leaf::scan`]; the offline verifier reads export lines with it too). Each method consumes
+/// what it read, or returns `None`.
+pub(super) struct Scanner<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Scanner<'a> {
+    /// A scanner at the start of `bytes`.
+    pub(super) fn new(bytes: &'a [u8]) -> Self {
+        Self { bytes, at: 0 }
+    }
+
+    /// What is left to read.
+    pub(super) fn rest(&self) -> &'a [u8] {
+        &self.bytes[self.at..]
+    }
+
+    /// Consumes `literal`, if it comes next.
+    pub(super) fn literal(&mut self, literal: &[u8]) -> Option<()> {
+        self.bytes[self.at..].starts_with(literal).then(|| {
+            self.at += literal.len();
+        })
+    }
+
+    /// An unsigned integer as serde_json writes it: no sign, no leading zero, no overflow.
+    pub(super) fn uint(&mut self) -> Option<u64> {
+        let rest = &self.bytes[self.at..];
+        let len = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        if len == 0 || (len > 1 && rest[0] == b'0') {
+            return None;
+        }
+        let value = rest[..len].iter().try_fold(0u64, |acc, &d| {
+            acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        })?;
+        self.at += len;
+        Some(value)
+    }
+
+    /// A string whose JSON form needs no escape: none of `"`, `\\` or a control character
+    /// below U+0020 (the only characters serde_json escapes), so its bytes are its encoding.
+    pub(super) fn plain_string(&mut self) -> Option<&'a str> {
+        self.literal(b"\"")?;
+        let rest = &self.bytes[self.at..];
+        let len = rest
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        if rest[len] != b'"' {
+            return None;
+        }
+        let text = std::str::from_utf8(&rest[..len]).ok()?;
+        self.at += len + 1;
+        Some(text)
+    }
+
+    /// `null` or a plain string.
+    fn optional_string(&mut self) -> Option<Option<String>> {
+        if self.literal(b"null").is_some() {
+            return Some(None);
+        }
+        self.plain_string().map(|s| Some(s.to_owned()))
+    }
+
+    /// A value of `refs`, as the untagged [`RefValue`] reads it.
+    fn ref_value(&mut self) -> Option<RefValue> {
+        match self.bytes.get(self.at)? {
+            b't' => self.literal(b"true").map(|()| RefValue::Bool(true)),
+            b'f' => self.literal(b"false").map(|()| RefValue::Bool(false)),
+            b'"' => self.plain_string().map(|s| RefValue::Text(s.to_owned())),
+            _ => self.uint().map(RefValue::Count),
+        }
+    }
+}
+
+impl Leaf {
+    /// The leaf whose canonical bytes are `bytes`, read without serde, when `bytes` are exactly
+    /// what [`Leaf::to_bytes`] writes for a leaf whose strings need no escape; `None` otherwise,
+    /// whether or not the bytes are a leaf. The fields are not validated.
+    ///
+    /// Sound by construction: every key in the struct's order, each once; numbers without sign,
+    /// fraction or leading zero; `refs` keys strictly increasing (a `BTreeMap`'s order, so no
+    /// duplicate either); and nothing after the closing brace. serde_json reads such bytes into
+    /// the same leaf and writes that leaf back as the same bytes.
+    fn scan(bytes: &[u8]) -> Option<Leaf> {
+        let mut s = Scanner::new(bytes);
+        s.literal(b"{\"v\":")?;
+        let v = u8::try_from(s.uint()?).ok()?;
+        s.literal(b",\"seq\":")?;
+        let seq = s.uint()?;
+        s.literal(b",\"at\":")?;
+        let at = s.plain_string()?.to_owned();
+        s.literal(b",\"actor\":{\"kind\":")?;
+        let kind = match s.plain_string()? {
+            "staff" => ActorKind::Staff,
+            "authority" => ActorKind::Authority,
+            "auditor" => ActorKind::Auditor,
+            "feeder" => ActorKind::Feeder,
+            "system" => ActorKind::System,
+            _ => return None,
+        };
+        s.literal(b",\"id\":")?;
+        let id = s.plain_string()?.to_owned();
+        s.literal(b"},\"event\":")?;
+        let event = s.plain_string()?.to_owned();
+        s.literal(b",\"order\":")?;
+        let order = s.optional_string()?;
+        s.literal(b",\"jurisdiction\":")?;
+        let jurisdiction = s.optional_string()?;
+        s.literal(b",\"refs\":{")?;
+        let mut refs = BTreeMap::new();
+        if s.literal(b"}").is_none() {
+            let mut last: Option<&str> = None;
+            loop {
+                let key = s.plain_string()?;
+                if last.is_some_and(|l| l >= key) {
+                    return None;
+                }
+                s.literal(b":")?;
+                let value = s.ref_value()?;
+                refs.insert(key.to_owned(), value);
+                last = Some(key);
+                if s.literal(b"}").is_some() {
+                    break;
+                }
+                s.literal(b",")?;
+            }
+        }
+        s.literal(b"}")?;
+        (s.at == bytes.len()).then_some(Leaf {
+            v,
+            seq,
+            at,
+            actor: Actor { kind, id },
+            event,
+            order,
+            jurisdiction,
+            refs,
+        })
     }
 }
 
@@ -456,5 +661,143 @@ mod tests {
             control,
             Err(EntryError::Field { field: "refs", .. })
         ));
+    }
+
+    mod fast_path {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// Any leaf, valid or not, with strings that often need escapes or break the rules.
+        fn any_leaf() -> impl Strategy<Value = Leaf> {
+            let text = prop_oneof![
+                "[a-z0-9_.]{0,10}",
+                "[ -~]{0,10}",
+                "[\\x00-\\x7f\u{80}-\u{a0}\u{e9}\u{2028}]{0,6}",
+            ];
+            let at = prop_oneof![
+                (
+                    -1_000_000_000_000i64..300_000_000_000i64,
+                    0u32..1_000_000_000
+                )
+                    .prop_map(|(s, ns)| DateTime::from_timestamp(s, ns)
+                        .map(format_time)
+                        .unwrap_or_default()),
+                "[0-9:TZ.+-]{0,30}",
+            ];
+            let value = prop_oneof![
+                any::<bool>().prop_map(RefValue::Bool),
+                any::<u64>().prop_map(RefValue::Count),
+                text.clone().prop_map(RefValue::Text),
+            ];
+            let kind = prop_oneof![
+                Just(ActorKind::Staff),
+                Just(ActorKind::Authority),
+                Just(ActorKind::Auditor),
+                Just(ActorKind::Feeder),
+                Just(ActorKind::System),
+            ];
+            (
+                prop_oneof![Just(1u8), any::<u8>()],
+                prop_oneof![0u64..1000, any::<u64>()],
+                at,
+                kind,
+                text.clone(),
+                text.clone(),
+                proptest::option::of(text.clone()),
+                proptest::option::of(text.clone()),
+                proptest::collection::btree_map("[a-z0-9_A-Z]{0,6}", value, 0..4),
+            )
+                .prop_map(
+                    |(v, seq, at, kind, id, event, order, jurisdiction, refs)| Leaf {
+                        v,
+                        seq,
+                        at,
+                        actor: Actor { kind, id },
+                        event,
+                        order,
+                        jurisdiction,
+                        refs,
+                    },
+                )
+        }
+
+        /// Byte edits: (position, 0 replace / 1 insert / 2 delete, byte).
+        fn edits() -> impl Strategy<Value = Vec<(usize, u8, u8)>> {
+            let byte = prop_oneof![
+                prop::sample::select(b"\"\\{}[],:0129 azZT.-n\x00\x7f\xc3\xff".to_vec()),
+                any::<u8>(),
+            ];
+            proptest::collection::vec((any::<usize>(), 0u8..3, byte), 0..3)
+        }
+
+        fn edit(mut bytes: Vec<u8>, edits: &[(usize, u8, u8)]) -> Vec<u8> {
+            for &(at, op, b) in edits {
+                let at = at % (bytes.len() + 1);
+                match op {
+                    0 if at < bytes.len() => bytes[at] = b,
+                    1 => bytes.insert(at, b),
+                    _ if at < bytes.len() => {
+                        bytes.remove(at);
+                    }
+                    _ => {}
+                }
+            }
+            bytes
+        }
+
+        fn plain(text: &str) -> bool {
+            !text.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 4096, ..ProptestConfig::default() })]
+
+            /// The fast path accepts only what the general path accepts, as the same leaf; and
+            /// it is the path taken for every valid leaf whose strings need no escape.
+            #[test]
+            fn the_fast_path_agrees_with_serde(leaf in any_leaf(), edits in edits()) {
+                let canonical = leaf.to_bytes();
+                let bytes = edit(canonical.clone(), &edits);
+                let general = Leaf::parse_general(&bytes);
+                let fast = Leaf::scan(&bytes).filter(|l| l.validate().is_ok());
+                if let Some(fast) = &fast {
+                    prop_assert_eq!(general.as_ref(), Ok(fast));
+                }
+                prop_assert_eq!(Leaf::parse(&bytes), general.clone());
+                let strings_plain = [&leaf.at, &leaf.actor.id, &leaf.event]
+                    .into_iter()
+                    .chain(leaf.order.as_ref())
+                    .chain(leaf.jurisdiction.as_ref())
+                    .chain(leaf.refs.keys())
+                    .chain(leaf.refs.values().filter_map(|v| match v {
+                        RefValue::Text(t) => Some(t),
+                        _ => None,
+                    }))
+                    .all(|t| plain(t));
+                if bytes == canonical && strings_plain && general.is_ok() {
+                    prop_assert!(fast.is_some(), "the fast path refused {:?}", String::from_utf8_lossy(&bytes));
+                }
+            }
+
+            /// A time the quick check accepts survives chrono's parse and format unchanged, and
+            /// every time of years 1 to 9999 as leaves carry it passes the quick check.
+            #[test]
+            fn the_quick_time_check_agrees_with_chrono(
+                y in 0u32..10_001, mo in 0u32..14, d in 0u32..33, h in 0u32..25,
+                mi in 0u32..61, s in 0u32..62, us in 0u32..1_000_000,
+                edits in edits(),
+                secs in -62_135_596_800i64..253_402_300_800i64, ns in 0u32..1_000_000_000,
+            ) {
+                let text = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{us:06}Z");
+                for text in [text.clone(), String::from_utf8_lossy(&edit(text.into_bytes(), &edits)).into_owned()] {
+                    if is_plain_canonical_time(&text) {
+                        let parsed = DateTime::parse_from_rfc3339(&text).map(|t| format_time(t.with_timezone(&Utc)));
+                        prop_assert_eq!(parsed, Ok(text));
+                    }
+                }
+                let canonical = format_time(DateTime::from_timestamp(secs, ns).unwrap());
+                prop_assert!(is_plain_canonical_time(&canonical), "{}", canonical);
+            }
+        }
     }
 }

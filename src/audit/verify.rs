@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::authenticator;
-use super::entry::Leaf;
+use super::entry::{Leaf, Scanner};
 use super::export::{CSV_COLUMNS, CheckpointLine, ExportHeader, FORMAT, FORMAT_V1, NodeRef};
 use super::keys;
 use super::merkle::{self, Frontier, Hash};
@@ -150,6 +150,47 @@ struct EntryLine<'a> {
     authenticator: Option<String>,
     #[serde(borrow)]
     leaf: &'a RawValue,
+}
+
+/// An entry line exactly as the exporter writes it, read in place.
+struct ScannedEntryLine<'a> {
+    seq: u64,
+    recorded: Option<&'a str>,
+    authenticator: Option<&'a str>,
+    /// The text after `"leaf":` up to the line's closing brace; JSON only once the leaf parses.
+    leaf: &'a str,
+}
+
+/// Reads `{"seq":N,"leaf_hash":S,"authenticator":S,"leaf":...}` (`S` a string needing no
+/// escape, or `null`; version 1 lines lack the authenticator) without serde and without copying.
+/// `None` for anything else, which [`parse_jsonl`] then reads. Once the leaf parses, serde
+/// would read the same fields from the line: each key once, in that order, nothing around them.
+fn scan_entry_line(line: &str) -> Option<ScannedEntryLine<'_>> {
+    fn string_or_null<'a>(s: &mut Scanner<'a>) -> Option<Option<&'a str>> {
+        if s.literal(b"null").is_some() {
+            return Some(None);
+        }
+        s.plain_string().map(Some)
+    }
+    let mut s = Scanner::new(line.as_bytes());
+    s.literal(b"{\"seq\":")?;
+    let seq = s.uint()?;
+    s.literal(b",\"leaf_hash\":")?;
+    let recorded = string_or_null(&mut s)?;
+    let authenticator = if s.literal(b",\"authenticator\":").is_some() {
+        string_or_null(&mut s)?
+    } else {
+        None
+    };
+    s.literal(b",\"leaf\":")?;
+    let start = line.len() - s.rest().len();
+    let leaf = line.get(start..)?.strip_suffix('}')?;
+    Some(ScannedEntryLine {
+        seq,
+        recorded,
+        authenticator,
+        leaf,
+    })
 }
 
 /// One parsed data line.
@@ -701,6 +742,7 @@ struct CheckedEntry {
 }
 
 /// An entry's authenticator under the entry key.
+#[derive(Debug)]
 enum Authenticator {
     /// No entry key was given.
     Unchecked,
@@ -712,6 +754,33 @@ enum Authenticator {
 impl LineRules<'_> {
     /// The checks of one data line that depend on nothing but the line.
     fn prepare(&self, text: &str, n: u64) -> Prepared {
+        if self.csv_columns.is_none()
+            && let Some(line) = scan_entry_line(text)
+            && let Ok(parsed) = Leaf::parse(line.leaf.as_bytes())
+        {
+            let checked = self.check_parsed(
+                line.seq,
+                line.recorded,
+                line.authenticator,
+                line.leaf,
+                parsed,
+                None,
+            );
+            return Prepared {
+                n,
+                line: Ok(PreparedLine::Entry {
+                    seq: line.seq,
+                    checked,
+                }),
+            };
+        }
+        // Every other line, and every line whose leaf does not parse (so that the problem is
+        // named as before: serde's reading of the line comes first).
+        self.prepare_general(text, n)
+    }
+
+    /// [`Self::prepare`] for any line, reading it with serde (or the CSV reader).
+    fn prepare_general(&self, text: &str, n: u64) -> Prepared {
         let line = match self.csv_columns {
             Some(count) => parse_csv(text, n, count),
             None => parse_jsonl(text, n),
@@ -726,7 +795,13 @@ impl LineRules<'_> {
                 columns,
             } => PreparedLine::Entry {
                 seq,
-                checked: self.check_entry(seq, recorded, authenticator, &leaf, columns),
+                checked: self.check_entry(
+                    seq,
+                    recorded.as_deref(),
+                    authenticator.as_deref(),
+                    &leaf,
+                    columns,
+                ),
             },
         });
         Prepared { n, line }
@@ -735,8 +810,8 @@ impl LineRules<'_> {
     fn check_entry(
         &self,
         seq: u64,
-        recorded: Option<String>,
-        auth: Option<String>,
+        recorded: Option<&str>,
+        auth: Option<&str>,
         leaf: &str,
         columns: Option<Vec<String>>,
     ) -> Result<CheckedEntry, Failure> {
@@ -744,6 +819,19 @@ impl LineRules<'_> {
             seq,
             reason: e.to_string(),
         })?;
+        self.check_parsed(seq, recorded, auth, leaf, parsed, columns)
+    }
+
+    /// [`Self::check_entry`] once the leaf parsed.
+    fn check_parsed(
+        &self,
+        seq: u64,
+        recorded: Option<&str>,
+        auth: Option<&str>,
+        leaf: &str,
+        parsed: Leaf,
+        columns: Option<Vec<String>>,
+    ) -> Result<CheckedEntry, Failure> {
         if parsed.seq != seq {
             return Err(Failure::Entry {
                 seq,
@@ -756,7 +844,7 @@ impl LineRules<'_> {
         let hash = merkle::leaf_hash(leaf.as_bytes());
         let mut hex_hash = [0u8; 64];
         let matches = hex::encode_to_slice(hash, &mut hex_hash).is_ok()
-            && recorded.as_deref().map(str::as_bytes) == Some(&hex_hash[..]);
+            && recorded.map(str::as_bytes) == Some(&hex_hash[..]);
         if !matches {
             return Err(Failure::Entry {
                 seq,
@@ -767,7 +855,11 @@ impl LineRules<'_> {
             (None, _) => Authenticator::Unchecked,
             (Some(_), None) => Authenticator::Missing,
             (Some(key), Some(a)) => {
-                if hex::decode(&a).is_ok_and(|bytes| authenticator::check(key, &hash, &bytes)) {
+                // Exactly the length of a signature in hex, or it cannot verify.
+                let mut bytes = [0u8; authenticator::LEN];
+                if hex::decode_to_slice(a, &mut bytes).is_ok()
+                    && authenticator::check(key, &hash, &bytes)
+                {
                     Authenticator::Valid
                 } else {
                     Authenticator::Invalid
@@ -944,4 +1036,175 @@ fn bracket(from: u64, to: u64, what: &str) -> String {
         "entries {from} to {} no longer match {what}: at least one of them was changed, inserted or removed, and its recorded hash rewritten to hide it",
         to.saturating_sub(1)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{Actor, ActorKind, NewEntry};
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    fn entry_key() -> ed25519_dalek::SigningKey {
+        ed25519_dalek::SigningKey::from_bytes(&[7; 32])
+    }
+
+    /// An entry line as the exporter writes it (`export::write_body`).
+    fn line(
+        seq: u64,
+        recorded: Option<String>,
+        authenticator: Option<String>,
+        leaf: &str,
+    ) -> String {
+        #[derive(serde::Serialize)]
+        struct Line<'a> {
+            seq: u64,
+            leaf_hash: Option<String>,
+            authenticator: Option<String>,
+            leaf: &'a RawValue,
+        }
+        let leaf = RawValue::from_string(leaf.to_owned()).unwrap();
+        serde_json::to_string(&Line {
+            seq,
+            leaf_hash: recorded,
+            authenticator,
+            leaf: &leaf,
+        })
+        .unwrap()
+    }
+
+    fn leaf(seq: u64, refs: u64) -> String {
+        let at = chrono::Utc.with_ymd_and_hms(2026, 12, 7, 12, 0, 0).unwrap();
+        let mut entry = NewEntry::new(Actor::new(ActorKind::Staff, "u_17"), "order.approved")
+            .order("ord_9")
+            .jurisdiction("fr");
+        for i in 0..refs {
+            entry = entry.reference(format!("r{i}"), i);
+        }
+        entry.to_leaf(seq, at).unwrap().to_text()
+    }
+
+    /// Everything a prepared line says, to compare two ways of preparing it.
+    fn summary(p: Prepared) -> String {
+        match p.line {
+            Err(e) => format!("line {}: {e:?}", p.n),
+            Ok(PreparedLine::Checkpoint(note)) => format!("checkpoint {note:?}"),
+            Ok(PreparedLine::Entry { seq, checked }) => match checked {
+                Err(e) => format!("entry {seq}: {e:?}"),
+                Ok(c) => format!(
+                    "entry {seq}: {:?} {} {:?} {:?}",
+                    c.leaf,
+                    hex::encode(c.hash),
+                    c.authenticator,
+                    c.columns
+                ),
+            },
+        }
+    }
+
+    #[test]
+    fn the_exporters_lines_take_the_fast_path() {
+        let key = entry_key();
+        for (seq, refs) in [(0, 0), (1, 1), (123_456, 3)] {
+            let leaf = leaf(seq, refs);
+            let hash = merkle::leaf_hash(leaf.as_bytes());
+            let auth = hex::encode(authenticator::make(&key, &hash));
+            for (recorded, auth) in [
+                (Some(hex::encode(hash)), Some(auth.clone())),
+                (Some(hex::encode(hash)), None),
+                (None, Some(auth)),
+            ] {
+                let text = line(seq, recorded.clone(), auth.clone(), &leaf);
+                let scanned = scan_entry_line(&text).unwrap();
+                assert_eq!(
+                    (
+                        scanned.seq,
+                        scanned.recorded,
+                        scanned.authenticator,
+                        scanned.leaf
+                    ),
+                    (seq, recorded.as_deref(), auth.as_deref(), leaf.as_str())
+                );
+            }
+        }
+        // Version 1 lines have no authenticator key.
+        let v1 = format!("{{\"seq\":0,\"leaf_hash\":null,\"leaf\":{}}}", leaf(0, 0));
+        assert!(scan_entry_line(&v1).is_some_and(|l| l.authenticator.is_none()));
+        // Anything else is left to serde.
+        for other in [
+            format!("{{\"seq\": 0,\"leaf_hash\":null,\"leaf\":{}}}", leaf(0, 0)),
+            format!("{{\"leaf_hash\":null,\"seq\":0,\"leaf\":{}}}", leaf(0, 0)),
+            format!(
+                "{{\"seq\":0,\"leaf_hash\":\"a\\u0062\",\"leaf\":{}}}",
+                leaf(0, 0)
+            ),
+            format!("{{\"seq\":00,\"leaf_hash\":null,\"leaf\":{}}}", leaf(0, 0)),
+        ] {
+            assert!(scan_entry_line(&other).is_none(), "{other}");
+        }
+    }
+
+    /// Byte edits: (position, 0 replace / 1 insert / 2 delete, byte).
+    fn edits() -> impl Strategy<Value = Vec<(usize, u8, u8)>> {
+        let byte = prop_oneof![
+            prop::sample::select(b"\"\\{}[],:0129 afzT.-n\x00\x7f".to_vec()),
+            any::<u8>(),
+        ];
+        proptest::collection::vec((any::<usize>(), 0u8..3, byte), 0..3)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2048, ..ProptestConfig::default() })]
+
+        /// Whatever the line, the fast reading of an export line reaches the verdict and the
+        /// message of the general one (serde), with or without the entry key.
+        #[test]
+        fn the_fast_line_path_agrees_with_serde(
+            seq in prop_oneof![0u64..300, any::<u64>()],
+            refs in 0u64..4,
+            claimed in proptest::option::of(0u64..300),
+            recorded in 0u8..4,
+            auth in 0u8..4,
+            edits in edits(),
+        ) {
+            let key = entry_key();
+            let leaf_seq = claimed.unwrap_or(seq % (i64::MAX as u64));
+            let leaf = leaf(leaf_seq, refs);
+            let hash = merkle::leaf_hash(leaf.as_bytes());
+            let recorded = match recorded {
+                0 => None,
+                1 => Some(hex::encode([0u8; 32])),
+                2 => Some(hex::encode(hash).to_uppercase()),
+                _ => Some(hex::encode(hash)),
+            };
+            let other_key = ed25519_dalek::SigningKey::from_bytes(&[8; 32]);
+            let auth = match auth {
+                0 => None,
+                1 => Some(hex::encode(authenticator::make(&other_key, &hash))),
+                2 => Some("abc".to_owned()),
+                _ => Some(hex::encode(authenticator::make(&key, &hash))),
+            };
+            let mut text = line(seq, recorded, auth, &leaf).into_bytes();
+            for &(at, op, b) in &edits {
+                let at = at % (text.len() + 1);
+                match op {
+                    0 if at < text.len() => text[at] = b,
+                    1 => text.insert(at, b),
+                    _ if at < text.len() => {
+                        text.remove(at);
+                    }
+                    _ => {}
+                }
+            }
+            let text = String::from_utf8_lossy(&text);
+            let public = key.verifying_key();
+            for entry_key in [None, Some(&public)] {
+                let rules = LineRules { csv_columns: None, entry_key };
+                prop_assert_eq!(
+                    summary(rules.prepare(&text, 9)),
+                    summary(rules.prepare_general(&text, 9))
+                );
+            }
+        }
+    }
 }
