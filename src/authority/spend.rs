@@ -166,11 +166,7 @@ fn writer(db: &Db, jobs: &mpsc::Receiver<Job>, max_lifetime_secs: i64) {
 /// same order, whether it was accepted (with its request count) or is a replay. The first of
 /// two uses of one token in `spends` is the one accepted. Replays are counted as failed
 /// authentications of their client's network, as a replay on its own is.
-pub fn write_batch(
-    conn: &mut DbConn,
-    spends: &[&Spend],
-    now: i64,
-) -> Result<Vec<Spent>, DbError> {
+pub fn write_batch(conn: &mut DbConn, spends: &[&Spend], now: i64) -> Result<Vec<Spent>, DbError> {
     let mut outcomes = vec![Spent::Replay; spends.len()];
     // Key order (then queue order, so that the first of two uses comes first).
     let mut order: Vec<usize> = (0..spends.len()).collect();

@@ -385,7 +385,12 @@ pub fn bind(
     let recorded = write_tx(conn, |c| {
         purge_used(c, now, max_lifetime_secs)?;
         let claims = &verified.claims;
-        Ok::<_, TokenError>(record_use(c, &verified.authority_id, &claims.jti, claims.exp)?)
+        Ok::<_, TokenError>(record_use(
+            c,
+            &verified.authority_id,
+            &claims.jti,
+            claims.exp,
+        )?)
     })?;
     if !recorded {
         return Err(TokenError::Replay);
@@ -413,7 +418,12 @@ pub(crate) fn record_use(
 }
 
 /// Deletes the rows of `used_token_ids` no token can need any more.
-pub(crate) fn purge_used(conn: &mut DbConn, now: i64, max_lifetime_secs: i64) -> QueryResult<usize> {
+pub(crate) fn purge_used(
+    conn: &mut DbConn,
+    now: i64,
+    max_lifetime_secs: i64,
+) -> QueryResult<usize> {
     let before = purge_before(now, max_lifetime_secs);
-    diesel::delete(used_token_ids::table.filter(used_token_ids::expires_at.lt(before))).execute(conn)
+    diesel::delete(used_token_ids::table.filter(used_token_ids::expires_at.lt(before)))
+        .execute(conn)
 }

@@ -1180,7 +1180,9 @@ async fn get_all(api: &Api, path: &str, tokens: &[String]) -> Vec<(StatusCode, V
             let client = api.app.client.clone();
             let url = format!("{}{path}", api.app.address);
             let token = token.clone();
-            tokio::spawn(async move { json_of(client.get(url).bearer_auth(token).send().await.unwrap()).await })
+            tokio::spawn(async move {
+                json_of(client.get(url).bearer_auth(token).send().await.unwrap()).await
+            })
         })
         .collect();
     let mut answers = Vec::with_capacity(tasks.len());
@@ -1194,9 +1196,7 @@ async fn get_all(api: &Api, path: &str, tokens: &[String]) -> Vec<(StatusCode, V
 /// its own token, are all answered and all recorded as used; the same token sent twice at the
 /// same moment (so in one batch, or in two) is accepted once; and the rate limit still lets
 /// exactly its number of requests through when they arrive together.
-async fn concurrent_gets_share_commits_and_a_replay_in_the_same_batch_is_refused(
-    backend: Backend,
-) {
+async fn concurrent_gets_share_commits_and_a_replay_in_the_same_batch_is_refused(backend: Backend) {
     const LIMIT: usize = 100;
     const AT_ONCE: usize = 64;
     let api = Api::start(backend, &[("WRIT_API__RATE_LIMIT_PER_MINUTE", "100")]).await;
@@ -1232,7 +1232,10 @@ async fn concurrent_gets_share_commits_and_a_replay_in_the_same_batch_is_refused
     let mut statuses: Vec<u16> = pair.iter().map(|(_, (s, _))| s.as_u16()).collect();
     statuses.sort_unstable();
     assert_eq!(statuses, [200, 401], "one use of the token sent twice");
-    let refused = pair.iter().find(|(_, (s, _))| *s == StatusCode::UNAUTHORIZED).unwrap();
+    let refused = pair
+        .iter()
+        .find(|(_, (s, _))| *s == StatusCode::UNAUTHORIZED)
+        .unwrap();
     assert_eq!(refused.1.1["reason"], "replay", "{}", refused.1.1);
 
     // Each accepted token is recorded as used (the submission's too), and each is refused now.
