@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod pins;
+pub mod spend;
 pub mod throttle;
 pub mod token;
 pub mod validation;

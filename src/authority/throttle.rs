@@ -88,6 +88,31 @@ pub fn hit_in(conn: &mut DbConn, scope: &str, now: i64, window_secs: i64) -> Que
     })
 }
 
+/// Adds `n` to the counter `scope` in the one-minute window holding `now` and returns the new
+/// count: the requests of one batch counted in one statement (`authority::spend`). Old windows
+/// are left to [`purge_windows`].
+pub fn add(conn: &mut DbConn, scope: &str, now: i64, n: i64) -> QueryResult<i64> {
+    let window = window_start(now);
+    db::on_backend!(conn, |b| diesel::insert_into(rate_counters::table)
+        .values((
+            rate_counters::scope.eq(scope),
+            rate_counters::window_start.eq(window),
+            rate_counters::count.eq(n),
+        ))
+        .on_conflict((rate_counters::scope, rate_counters::window_start))
+        .do_update()
+        .set(rate_counters::count.eq(rate_counters::count + n))
+        .returning(rate_counters::count)
+        .get_result::<i64>(b))
+}
+
+/// Deletes the counters of windows that ended more than an hour before `now`.
+pub fn purge_windows(conn: &mut DbConn, now: i64) -> QueryResult<usize> {
+    let window = window_start(now);
+    diesel::delete(rate_counters::table.filter(rate_counters::window_start.lt(window - 3600)))
+        .execute(conn)
+}
+
 /// Adds one to `scope` in the `window_secs` window holding `now` if its count is below
 /// `limit`, in one statement (an upsert whose update is conditional), so that concurrent
 /// requests cannot all pass a check made before any of them counted. Returns the new count, or

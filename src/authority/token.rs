@@ -337,16 +337,11 @@ pub fn check(
     })
 }
 
-/// The second phase, once the body is read: the body hash, then the authority's status (only a
-/// genuine, current token learns that its authority is suspended), then the single use of the
-/// `jti`, recorded for every instance to see.
-pub fn bind(
-    conn: &mut DbConn,
-    checked: Checked,
-    body_sha256_b64: &str,
-    max_lifetime_secs: i64,
-    now: i64,
-) -> Result<Verified, TokenError> {
+/// The second phase's checks that need no database, once the body is read: the body hash, then
+/// the authority's status (only a genuine, current token learns that its authority is
+/// suspended). The token is not spent yet: [`bind`] spends it on the caller's connection, a
+/// [`super::spend::Spender`] together with other requests' tokens.
+pub fn bound(checked: Checked, body_sha256_b64: &str) -> Result<Verified, TokenError> {
     let bound: &[u8] = checked.claims.bsh.as_bytes();
     if !bool::from(subtle::ConstantTimeEq::ct_eq(
         bound,
@@ -363,28 +358,72 @@ pub fn bind(
         claims,
         ..
     } = checked;
-    // Single use, across instances: the primary key refuses the second insert. Rows are kept
-    // well past any token's validity so that clock skew between instances cannot reopen one.
-    let purge_before = now.saturating_sub(max_lifetime_secs).saturating_sub(3600);
-    let recorded = write_tx(conn, |c| {
-        diesel::delete(used_token_ids::table.filter(used_token_ids::expires_at.lt(purge_before)))
-            .execute(c)?;
-        let inserted = crate::db::on_backend!(c, |b| diesel::insert_into(used_token_ids::table)
-            .values((
-                used_token_ids::authority_id.eq(&authority_id),
-                used_token_ids::jti.eq(&claims.jti),
-                used_token_ids::expires_at.eq(claims.exp),
-            ))
-            .on_conflict_do_nothing()
-            .execute(b))?;
-        Ok::<_, TokenError>(inserted)
-    })?;
-    if recorded == 0 {
-        return Err(TokenError::Replay);
-    }
     Ok(Verified {
         authority_id,
         kid,
         claims,
     })
+}
+
+/// Rows of `used_token_ids` are kept this long after `now` minus a token's longest life, so
+/// that clock skew between instances cannot reopen one.
+pub(crate) fn purge_before(now: i64, max_lifetime_secs: i64) -> i64 {
+    now.saturating_sub(max_lifetime_secs).saturating_sub(3600)
+}
+
+/// The second phase, once the body is read: [`bound`], then the single use of the `jti`,
+/// recorded for every instance to see, in its own transaction (or the caller's).
+pub fn bind(
+    conn: &mut DbConn,
+    checked: Checked,
+    body_sha256_b64: &str,
+    max_lifetime_secs: i64,
+    now: i64,
+) -> Result<Verified, TokenError> {
+    let verified = bound(checked, body_sha256_b64)?;
+    // Single use, across instances: the primary key refuses the second insert.
+    let recorded = write_tx(conn, |c| {
+        purge_used(c, now, max_lifetime_secs)?;
+        let claims = &verified.claims;
+        Ok::<_, TokenError>(record_use(
+            c,
+            &verified.authority_id,
+            &claims.jti,
+            claims.exp,
+        )?)
+    })?;
+    if !recorded {
+        return Err(TokenError::Replay);
+    }
+    Ok(verified)
+}
+
+/// Records the use of `jti` by `authority_id` (kept until `expires_at` plus the purge margin);
+/// `false` if it was used before, on any instance.
+pub(crate) fn record_use(
+    conn: &mut DbConn,
+    authority_id: &str,
+    jti: &str,
+    expires_at: i64,
+) -> QueryResult<bool> {
+    let inserted = crate::db::on_backend!(conn, |b| diesel::insert_into(used_token_ids::table)
+        .values((
+            used_token_ids::authority_id.eq(authority_id),
+            used_token_ids::jti.eq(jti),
+            used_token_ids::expires_at.eq(expires_at),
+        ))
+        .on_conflict_do_nothing()
+        .execute(b))?;
+    Ok(inserted > 0)
+}
+
+/// Deletes the rows of `used_token_ids` no token can need any more.
+pub(crate) fn purge_used(
+    conn: &mut DbConn,
+    now: i64,
+    max_lifetime_secs: i64,
+) -> QueryResult<usize> {
+    let before = purge_before(now, max_lifetime_secs);
+    diesel::delete(used_token_ids::table.filter(used_token_ids::expires_at.lt(before)))
+        .execute(conn)
 }

@@ -412,6 +412,24 @@ impl Db {
         Ok(conn)
     }
 
+    /// Runs `f` with a pooled connection on the calling thread, blocking it, as [`Db::run`]
+    /// runs its closure (the writer gate, the audit entry key): for a thread of its own that
+    /// writes on behalf of many requests (`authority::spend`). Async code uses [`Db::run`].
+    pub fn run_blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, E>,
+        E: From<DbError>,
+    {
+        let _scope = GateScope::set(self.gate.clone());
+        ENTRY_KEY.with(|k| *k.borrow_mut() = self.current_entry_key());
+        log_append::install_thread_hint(Some(self.append_hint.clone()));
+        let mut conn = self
+            .pool
+            .get()
+            .map_err(|e| DbError::Unavailable(e.to_string()))?;
+        f(&mut conn)
+    }
+
     /// Runs `f` with a pooled connection on the blocking thread pool, off the async executor.
     /// A panic in `f` is propagated to the caller.
     pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>

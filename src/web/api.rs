@@ -15,9 +15,10 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::authority::spend::{Spend, Spender, Spent};
 use crate::authority::throttle;
 use crate::authority::token::{self, TokenError};
-use crate::db::{Db, DbError, meta, write_tx};
+use crate::db::{Db, DbError, meta};
 use crate::orders::clarify::{self, AuthorityMessage};
 use crate::orders::intake::{self, DocumentUpload, Rejection, StoredAnswer};
 use crate::orders::messages::Message;
@@ -35,23 +36,28 @@ pub struct ApiState {
     audience: tokio::sync::OnceCell<String>,
     policies: Arc<PolicySet>,
     deployment: Deployment,
+    /// Spends the requests' tokens in batches, one commit for many requests.
+    spender: Spender,
 }
 
 impl ApiState {
-    /// The state for these settings.
+    /// The state for these settings; starts the token writer on `db`.
     pub fn new(
         settings: ApiSettings,
         policies: Arc<PolicySet>,
         deployment: Deployment,
         mail: crate::settings::MailSettings,
-    ) -> Self {
-        Self {
+        db: &Db,
+    ) -> std::io::Result<Self> {
+        let spender = Spender::start(db.clone(), settings.token_max_lifetime_secs)?;
+        Ok(Self {
             settings,
             mail,
             audience: tokio::sync::OnceCell::new(),
             policies,
             deployment,
-        }
+            spender,
+        })
     }
 
     /// The policies orders are decided under.
@@ -310,6 +316,10 @@ pub async fn pre_authenticate(
 
 /// The second phase, once the body is read: the body hash, the authority's status, the single
 /// use of the token, and the authority's rate limit. Returns the authority's id.
+///
+/// The token's single use and the rate counter are written by the [`Spender`], in one
+/// transaction with the other requests queued at the same moment (group commit): the request
+/// is answered only after that transaction committed.
 pub async fn finish_authentication(
     pre: PreAuthenticated,
     body: &[u8],
@@ -317,38 +327,29 @@ pub async fn finish_authentication(
     db: &Db,
 ) -> Result<String, Problem> {
     let hash = token::body_hash(body);
-    let settings = state.settings.clone();
-    // One transaction for the token's single use and the rate counter: one durable commit per
-    // request instead of two (each commit is an fsync on SQLite and a round trip on PostgreSQL).
-    db.run(move |conn| {
-        write_tx(conn, |conn| {
-            let now = Utc::now().timestamp();
-            let source = pre.source.clone();
-            let verified = match token::bind(
-                conn,
-                pre.checked,
-                &hash,
-                settings.token_max_lifetime_secs,
-                now,
-            ) {
-                Ok(v) => v,
-                Err(TokenError::Unavailable(e)) => return Err(DbError::Unavailable(e)),
-                Err(e) => {
-                    throttle::record_failure(conn, &source, e.class(), now)?;
-                    return Ok(Err(unauthenticated(&e)));
-                }
-            };
-            let scope = format!("authority:{}", verified.authority_id);
-            if throttle::hit(conn, &scope, now)? > i64::from(settings.rate_limit_per_minute) {
-                return Ok(Err(too_many(
-                    "the authority's request rate limit is reached; wait and retry",
-                    now,
-                )));
-            }
-            Ok::<_, DbError>(Ok(verified.authority_id))
-        })
-    })
-    .await?
+    let PreAuthenticated { checked, source } = pre;
+    let verified = match token::bound(checked, &hash) {
+        Ok(v) => v,
+        Err(e) => {
+            let class = e.class();
+            db.run(move |conn| {
+                throttle::record_failure(conn, &source, class, Utc::now().timestamp())
+                    .map_err(DbError::from)
+            })
+            .await?;
+            return Err(unauthenticated(&e));
+        }
+    };
+    match state.spender.spend(Spend::of(&verified, &source)).await? {
+        Spent::Accepted { count } if count > i64::from(state.settings.rate_limit_per_minute) => {
+            Err(too_many(
+                "the authority's request rate limit is reached; wait and retry",
+                Utc::now().timestamp(),
+            ))
+        }
+        Spent::Accepted { .. } => Ok(verified.authority_id),
+        Spent::Replay => Err(unauthenticated(&TokenError::Replay)),
+    }
 }
 
 /// Authenticates a request whose body is already known (GETs: the empty body).

@@ -330,7 +330,8 @@ fn build_server(
         policies.clone(),
         settings.deployment.clone(),
         settings.mail.clone(),
-    ));
+        &db,
+    )?);
     let mail_settings = web::Data::new(settings.mail.clone());
     let etsi_config = web::Data::new(etsi::EtsiConfig(settings.etsi.clone()));
     let openapi_document = web::Data::new(openapi::OpenApiDocument(openapi::document()));

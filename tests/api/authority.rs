@@ -472,3 +472,83 @@ async fn body_bound_tokens_resist_the_known_attacks(backend: Backend) {
     .await
     .unwrap();
 }
+
+both_backends!(one_batch_of_tokens_accepts_each_first_use_and_counts_each_request);
+
+/// The group commit's batch (`authority::spend::write_batch`), deterministically: in one batch,
+/// the second use of a token is a replay while the first is accepted, a token spent in an
+/// earlier batch is a replay, and every accepted request gets its own rate count.
+async fn one_batch_of_tokens_accepts_each_first_use_and_counts_each_request(backend: Backend) {
+    use diesel::prelude::*;
+    use writ::authority::spend::{Spend, Spent, write_batch};
+    use writ::db::schema::{auth_failures, rate_counters, used_token_ids};
+
+    let db = TestDb::new(backend);
+    let pool = writ::db::Db::open(&db.settings(&[]).database).unwrap();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = pool.conn().unwrap();
+        writ::db::migrations::run_pending(&mut conn).unwrap();
+        let spend = |authority: &str, jti: &str| Spend {
+            authority_id: authority.into(),
+            jti: jti.into(),
+            expires_at: 2_000_000_000,
+            source: "192.0.2.0/24".into(),
+        };
+        let now = 1_790_000_000;
+        let first = [spend("paris", "a"), spend("paris", "b")];
+        let outcomes = writ::db::write_tx(&mut conn, |c| {
+            write_batch(c, &first.iter().collect::<Vec<_>>(), now)
+        })
+        .unwrap();
+        assert_eq!(
+            outcomes,
+            [Spent::Accepted { count: 1 }, Spent::Accepted { count: 2 }]
+        );
+
+        // Queue order: z, a (spent before), c, z again, lyon's a (another authority's id).
+        let second = [
+            spend("paris", "z"),
+            spend("paris", "a"),
+            spend("paris", "c"),
+            spend("paris", "z"),
+            spend("lyon", "a"),
+        ];
+        let outcomes = writ::db::write_tx(&mut conn, |c| {
+            write_batch(c, &second.iter().collect::<Vec<_>>(), now)
+        })
+        .unwrap();
+        assert_eq!(
+            outcomes,
+            [
+                Spent::Accepted { count: 3 },
+                Spent::Replay,
+                Spent::Accepted { count: 4 },
+                Spent::Replay,
+                Spent::Accepted { count: 1 },
+            ]
+        );
+        let used: i64 = used_token_ids::table.count().get_result(&mut conn).unwrap();
+        assert_eq!(used, 5, "a, b, c, z of paris and a of lyon");
+        let counted: Vec<(String, i64)> = rate_counters::table
+            .select((rate_counters::scope, rate_counters::count))
+            .order(rate_counters::scope)
+            .load(&mut conn)
+            .unwrap();
+        assert_eq!(
+            counted,
+            [
+                ("authority:lyon".to_owned(), 1),
+                ("authority:paris".to_owned(), 4)
+            ]
+        );
+        // The two replays count as failed authentications of their network.
+        let failures: i64 = auth_failures::table
+            .filter(auth_failures::reason.eq("replay"))
+            .select(auth_failures::count)
+            .first(&mut conn)
+            .unwrap();
+        assert_eq!(failures, 2);
+    })
+    .await
+    .unwrap();
+}

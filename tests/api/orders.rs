@@ -23,6 +23,7 @@ both_backends!(
     rate_limits_and_failed_authentications_are_throttled_and_summarised,
     the_answer_does_not_depend_on_matches_and_holds_follow_the_order,
     the_readme_walkthrough_submits_an_order_with_writ_token,
+    concurrent_gets_share_commits_and_a_replay_in_the_same_batch_is_refused,
 );
 
 pub(crate) const ORDER: &str = include_str!("../fixtures/orders/epoc-prosecutor.json");
@@ -1169,4 +1170,111 @@ async fn the_readme_walkthrough_submits_an_order_with_writ_token(backend: Backen
         created["order_sha256"],
         writ::digest::sha256_hex(ORDER.trim().as_bytes())
     );
+}
+
+/// `GET path` with each of `tokens`, all at once; the answers in the same order.
+async fn get_all(api: &Api, path: &str, tokens: &[String]) -> Vec<(StatusCode, Value)> {
+    let tasks: Vec<_> = tokens
+        .iter()
+        .map(|token| {
+            let client = api.app.client.clone();
+            let url = format!("{}{path}", api.app.address);
+            let token = token.clone();
+            tokio::spawn(async move {
+                json_of(client.get(url).bearer_auth(token).send().await.unwrap()).await
+            })
+        })
+        .collect();
+    let mut answers = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    answers
+}
+
+/// Tokens are spent in batches (group commit, `authority::spend`): many GETs at once, each with
+/// its own token, are all answered and all recorded as used; the same token sent twice at the
+/// same moment (so in one batch, or in two) is accepted once; and the rate limit still lets
+/// exactly its number of requests through when they arrive together.
+async fn concurrent_gets_share_commits_and_a_replay_in_the_same_batch_is_refused(backend: Backend) {
+    const LIMIT: usize = 100;
+    const AT_ONCE: usize = 64;
+    let api = Api::start(backend, &[("WRIT_API__RATE_LIMIT_PER_MINUTE", "100")]).await;
+    // The counts below hold within one minute window: start early in one.
+    let now = chrono::Utc::now().timestamp();
+    if writ::authority::throttle::retry_after(now) < 30 {
+        tokio::time::sleep(std::time::Duration::from_secs(
+            u64::try_from(writ::authority::throttle::retry_after(now)).unwrap() + 1,
+        ))
+        .await;
+    }
+    let window = writ::authority::throttle::window_start(chrono::Utc::now().timestamp());
+    let response = api.submit(PARIS, &submission(ORDER)).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let path = response.headers()["location"].to_str().unwrap().to_owned();
+
+    // Distinct tokens, and one token twice, all sent at once.
+    let mut tokens: Vec<String> = (0..AT_ONCE)
+        .map(|_| api.token(PARIS, "GET", &path, b""))
+        .collect();
+    let twice = api.token(PARIS, "GET", &path, b"");
+    tokens.insert(AT_ONCE / 2, twice.clone());
+    tokens.push(twice);
+    let answers = get_all(&api, &path, &tokens).await;
+    let (pair, distinct): (Vec<_>, Vec<_>) = answers
+        .iter()
+        .enumerate()
+        .partition(|(i, _)| *i == AT_ONCE / 2 || *i == AT_ONCE + 1);
+    for (_, (status, body)) in &distinct {
+        assert_eq!(*status, StatusCode::OK, "{body}");
+        assert_eq!(body["reference"], "PR-2026-0042");
+    }
+    let mut statuses: Vec<u16> = pair.iter().map(|(_, (s, _))| s.as_u16()).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 401], "one use of the token sent twice");
+    let refused = pair
+        .iter()
+        .find(|(_, (s, _))| *s == StatusCode::UNAUTHORIZED)
+        .unwrap();
+    assert_eq!(refused.1.1["reason"], "replay", "{}", refused.1.1);
+
+    // Each accepted token is recorded as used (the submission's too), and each is refused now.
+    let used: i64 = api
+        .app
+        .pool
+        .run(|c| {
+            use diesel::prelude::*;
+            writ::db::schema::used_token_ids::table
+                .filter(writ::db::schema::used_token_ids::authority_id.eq(PARIS.iss))
+                .count()
+                .get_result(c)
+                .map_err(writ::db::DbError::from)
+        })
+        .await
+        .unwrap();
+    assert_eq!(used, i64::try_from(AT_ONCE).unwrap() + 2);
+    let again = get_all(&api, &path, &tokens[..3]).await;
+    for (status, body) in &again {
+        assert_eq!(*status, StatusCode::UNAUTHORIZED, "{body}");
+        assert_eq!(body["reason"], "replay");
+    }
+
+    // The rate limit: 1 submission and AT_ONCE + 1 reads counted so far; of AT_ONCE more at
+    // once, exactly the rest of the limit pass.
+    let tokens: Vec<String> = (0..AT_ONCE)
+        .map(|_| api.token(PARIS, "GET", &path, b""))
+        .collect();
+    let answers = get_all(&api, &path, &tokens).await;
+    let passed = answers.iter().filter(|(s, _)| *s == StatusCode::OK).count();
+    let limited = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!(
+        window,
+        writ::authority::throttle::window_start(chrono::Utc::now().timestamp()),
+        "the test ran across a minute boundary"
+    );
+    assert_eq!(passed, LIMIT - (AT_ONCE + 2), "{answers:?}");
+    assert_eq!(passed + limited, AT_ONCE, "{answers:?}");
 }
