@@ -741,7 +741,7 @@ pub fn fetch_package(
                 entry = entry.order(o);
             }
             audit::append(c, &entry, now)?;
-            Ok::<_, OrderError>(Err(why))
+            Ok::<Result<(Vec<u8>, String), Refused>, OrderError>(Err(why))
         };
         let Some(order_id) = order else {
             return refuse(c, None, Refused::NoPackage);

@@ -1583,7 +1583,11 @@ fn preservation_report(
 ///
 /// The order's row lock is taken before the count: of two resolvers that each resolved one of
 /// its holds, the second to take the lock sees the first's resolution committed (PostgreSQL's
-/// read committed), so exactly one of them confirms.
+/// read committed), so exactly one of them confirms. The resolver holds the rows of the target
+/// holds it resolved when it takes the order's lock, the reverse of `endpreservation` and a
+/// confirmed withdrawal (order lock, then `holds::release`): should both meet on one order,
+/// PostgreSQL ends one of them with a deadlock error, and the resolver retries at its next run
+/// (the system resends an unanswered message).
 pub fn holds_resolved(
     conn: &mut DbConn,
     order_id: &str,

@@ -181,7 +181,7 @@ pub async fn receive(
         refused, is audited (`eevidence.package_fetched`, `eevidence.package_refused`).",
     params(("id" = String, Path, description = "The package id (from the outcome's URL)")),
     responses(
-        (status = 200, description = "The signed package (a tar archive)", body = Vec<u8>, content_type = "application/x-tar",
+        (status = 200, description = "The signed package (application/x-tar)", content_type = "application/x-tar",
             headers(("X-Package-SHA256" = String, description = "SHA-256 (hex) of the body"))),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The client certificate names another authority than the token", body = Problem, content_type = "application/problem+json"),
