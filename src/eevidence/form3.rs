@@ -89,7 +89,9 @@ pub fn reason_text(reason: &str) -> &'static str {
 pub fn reason_text_in(reason: &str, language: &str) -> &'static str {
     match (language, reason) {
         ("de", "Incomplete") => "Die Anordnung ist unvollständig (Art. 10 Abs. 6).",
-        ("de", "ManifestErrors") => "Die Anordnung enthält offensichtliche Fehler (Art. 10 Abs. 6).",
+        ("de", "ManifestErrors") => {
+            "Die Anordnung enthält offensichtliche Fehler (Art. 10 Abs. 6)."
+        }
         ("de", "InsufficientInformation") => {
             "Die Anordnung enthält nicht genügend Informationen, um sie auszuführen (Art. 10 Abs. 6)."
         }
@@ -333,7 +335,10 @@ fn template(info: &Information, key_id: &str) -> Vec<Line> {
         Line::Text(String::new()),
         Line::Heading(l.order.into()),
         field(l.kind, &info.order_kind),
-        field(l.authorisation, info.authorisation.as_deref().unwrap_or("-")),
+        field(
+            l.authorisation,
+            info.authorisation.as_deref().unwrap_or("-"),
+        ),
         field(l.task, &info.task),
         field(l.reference, info.reference.as_deref().unwrap_or("-")),
         Line::Text(String::new()),
@@ -521,13 +526,22 @@ mod tests {
             render(&i, "k")
         };
         let de = of("de");
-        assert!(shows(&de, "FORMULAR 3 (Anhang III, Verordnung (EU) 2023/1543)"));
-        assert!(shows(&de, "Die Anordnung ist unvollständig (Art. 10 Abs. 6)."));
+        assert!(shows(
+            &de,
+            "FORMULAR 3 (Anhang III, Verordnung (EU) 2023/1543)"
+        ));
+        assert!(shows(
+            &de,
+            "Die Anordnung ist unvollständig (Art. 10 Abs. 6)."
+        ));
         // The umlaut is the single WinAnsi byte 0xE4, in the line's hex string.
         assert!(String::from_utf8_lossy(&de).contains("766F6C6C7374E46E646967"));
         assert!(!shows(&de, "The order is incomplete"));
         let fr = of("fr");
-        assert!(shows(&fr, "L'injonction est incomplète (art. 10, paragraphe 6)."));
+        assert!(shows(
+            &fr,
+            "L'injonction est incomplète (art. 10, paragraphe 6)."
+        ));
         assert!(shows(
             &fr,
             "Les données demandées sont conservées jusqu'à la décision de l'autorité d'émission."
@@ -540,7 +554,10 @@ mod tests {
         for l in LANGUAGES {
             for r in ["Incomplete", "DataNotHeld", "ConflictOfLaw", "unknown"] {
                 let t = reason_text_in(r, l);
-                assert!(win_ansi(t).iter().all(|b| *b != b'?') || t.contains('?'), "{t}");
+                assert!(
+                    win_ansi(t).iter().all(|b| *b != b'?') || t.contains('?'),
+                    "{t}"
+                );
             }
         }
     }

@@ -175,8 +175,9 @@ fn form3(
     // The holds placed on receipt stay until the order ends (Art 10(1), 11).
     let preserved = !crate::orders::eevidence::State::parse(&state).is_some_and(|s| s.is_closed());
     // In the order's language where a template exists, else English.
-    let language =
-        super::form3::template_language(crate::orders::eevidence::language(c, order_id)?.as_deref());
+    let language = super::form3::template_language(
+        crate::orders::eevidence::language(c, order_id)?.as_deref(),
+    );
     let info = super::form3::Information {
         authorisation,
         task: task_id.to_owned(),
@@ -758,10 +759,7 @@ pub fn fetch_package(
             return refuse(c, Some(&order_id), Refused::NotTheAuthorities);
         }
         use crate::orders::eevidence::State;
-        let delivered = matches!(
-            State::parse(&state),
-            Some(State::Delivered | State::Closed)
-        );
+        let delivered = matches!(State::parse(&state), Some(State::Delivered | State::Closed));
         let sent: i64 = eevidence_outbox::table
             .filter(eevidence_outbox::order_id.eq(&order_id))
             .filter(eevidence_outbox::endpoint.eq(Call::Outcome.endpoint()))

@@ -22,12 +22,11 @@ use roxmltree::{Document as XmlDocument, ParsingOptions};
 
 use super::model::{
     Action, ActionRequest, ActionResponse, Approval, Authorisation, BinaryData, CspConfig,
-    UrlData,
     Deadline, Delivery, Dictionary, DictionaryEntry, DictionaryValue, Document, DocumentBody,
     EndpointId, ErrorInfo, FormatDefinition, Header, LdTask, ListRecord, ListRequest, LpTask,
     Message, NS_AUTH, NS_COMMON, NS_CONFIG, NS_CORE, NS_DELIVERY, NS_DICTIONARIES, NS_DOC, NS_TASK,
     NS_XSI, Object, ObjectBase, Outcome, Payload, RequestDetails, RequestValue,
-    TargetingConfiguration, Timespan, Version,
+    TargetingConfiguration, Timespan, UrlData, Version,
 };
 use super::xml::{El, NS_DSIG, Spec, display_name, many, one, opt, some};
 

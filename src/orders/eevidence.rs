@@ -571,11 +571,8 @@ pub fn step(
         }
         // Ended before its holds resolved too: nothing was confirmed, nothing is kept.
         (Kind::EpocPr, S::HeldForProduction, T::LinkedDelivered)
-        | (
-            Kind::EpocPr,
-            S::Preserving | S::Preserved | S::HeldForProduction,
-            T::EndPreservation,
-        ) => {
+        | (Kind::EpocPr, S::Preserving | S::Preserved | S::HeldForProduction, T::EndPreservation) =>
+        {
             next.state = S::Ended;
             effects.push(Effect::LiftHold);
         }

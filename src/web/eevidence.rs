@@ -202,9 +202,7 @@ pub async fn package(
     let (authority, _) = authenticate(&req, payload, &state, &db, 0).await?;
     let id = path.into_inner();
     let fetched = db
-        .run(move |conn| {
-            crate::eevidence::outbox::fetch_package(conn, &authority, &id, Utc::now())
-        })
+        .run(move |conn| crate::eevidence::outbox::fetch_package(conn, &authority, &id, Utc::now()))
         .await?;
     match fetched {
         Ok((tar, sha)) => Ok(HttpResponse::Ok()

@@ -130,7 +130,8 @@ async fn start_system_on(state: Arc<Mutex<System>>, tls: Option<rustls::ServerCo
                 let resp = fetch_as(DOJ, &audience, &url).await;
                 let status = resp.status().as_u16();
                 let bytes = resp.bytes().await.unwrap().to_vec();
-                let matches = checksum.as_deref() == Some(writ::digest::sha256_hex(&bytes).as_str());
+                let matches =
+                    checksum.as_deref() == Some(writ::digest::sha256_hex(&bytes).as_str());
                 state
                     .lock()
                     .unwrap()
@@ -1829,7 +1830,12 @@ async fn an_outcome_above_the_inline_limit_goes_by_reference(backend: Backend) {
     w.system.lock().unwrap().fetch_audience = Some(api.audience.clone());
     let (_, _, order) = new_epoc(api).await;
     // Not delivered yet: nothing to fetch, whatever the id.
-    let r = fetch_as(DOJ, &api.audience, &format!("{base}/eevidence/packages/{}", id())).await;
+    let r = fetch_as(
+        DOJ,
+        &api.audience,
+        &format!("{base}/eevidence/packages/{}", id()),
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     let (s, body) = release(api, &order).await;
     assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
@@ -1866,7 +1872,10 @@ async fn an_outcome_above_the_inline_limit_goes_by_reference(backend: Backend) {
     let fetched = w.system.lock().unwrap().fetched.clone();
     assert_eq!(fetched.len(), 1);
     let (fetched_url, status, tar, matches) = &fetched[0];
-    assert_eq!((fetched_url, *status, *matches), (&reference.url, 200, true));
+    assert_eq!(
+        (fetched_url, *status, *matches),
+        (&reference.url, 200, true)
+    );
     assert_eq!(Some(tar.len() as u64), reference.content_length);
     let o = order.clone();
     let released: String = api
@@ -1992,7 +2001,11 @@ async fn datapreserved_waits_until_the_holds_are_placed(backend: Backend) {
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].0, "/eevidence/datapreserved");
     // It says what is kept (the subscriber data the task asks for).
-    assert!(sent[0].1.contains("Preserved: subscriber."), "{}", sent[0].1);
+    assert!(
+        sent[0].1.contains("Preserved: subscriber."),
+        "{}",
+        sent[0].1
+    );
 }
 
 /// Annex III in the order's language: the approvers' contact details give it (TS 103 120's
@@ -2061,16 +2074,25 @@ async fn form3_is_in_the_orders_language(backend: Backend) {
                     "Die Anordnung ist unvollständig (Art. 10 Abs. 6)."
                 );
                 assert!(pdf.contains("(A. Die Anordnung)"), "{pdf}");
-                assert!(pdf.contains(&hex("Die Anordnung ist unvollständig")), "{pdf}");
+                assert!(
+                    pdf.contains(&hex("Die Anordnung ist unvollständig")),
+                    "{pdf}"
+                );
             }
             "fr" => {
                 assert_eq!(info["language"], "fr", "{info}");
-                assert!(pdf.contains(&hex("la décision de l'autorité d'émission")), "{pdf}");
+                assert!(
+                    pdf.contains(&hex("la décision de l'autorité d'émission")),
+                    "{pdf}"
+                );
                 assert!(pdf.contains(&hex("L'injonction est incomplète")), "{pdf}");
             }
             _ => {
                 assert_eq!(info["language"], "en", "{info}");
-                assert!(pdf.contains("(The order is incomplete (Art 10(6)).)"), "{pdf}");
+                assert!(
+                    pdf.contains("(The order is incomplete (Art 10(6)).)"),
+                    "{pdf}"
+                );
                 assert!(pdf.contains("(A. The order)"), "{pdf}");
             }
         }
