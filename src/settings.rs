@@ -206,10 +206,25 @@ pub struct EtsiSettings {
     /// POSTs its calls to `<url>/eevidence/<call>`); empty: calls stay queued, unsent.
     #[serde(default)]
     pub eevidence_url: String,
+    /// Largest released package an e-Evidence `outcome` carries inline, in bytes (profile
+    /// clause 6.3.3: 25 MB); a larger one goes by reference, a URL to
+    /// `GET /eevidence/packages/{id}` under `eevidence_package_url`.
+    #[serde(default = "default_eevidence_inline_limit")]
+    pub eevidence_inline_limit_bytes: usize,
+    /// Writ's base URL as the national e-Evidence system reaches it: the URL of a package sent
+    /// by reference is `<url>/eevidence/packages/<package id>`. Empty: a package above the
+    /// inline limit cannot go out (its `outcome` fails, naming this setting, and is retried).
+    #[serde(default)]
+    pub eevidence_package_url: String,
     /// The CA Writ trusts and the client certificate it presents on its outbound HTTPS calls
     /// (`[etsi.outbound_tls]`; see `pki::outbound_client`).
     #[serde(default)]
     pub outbound_tls: crate::pki::OutboundTls,
+}
+
+/// 25 MiB, the profile's inline limit for an `outcome` (EEVIDENCE.md section 2 [T?]).
+fn default_eevidence_inline_limit() -> usize {
+    25 * 1024 * 1024
 }
 
 /// `[workspace]`: the legal team's and auditors' browser workspace.

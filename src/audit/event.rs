@@ -74,6 +74,12 @@ catalogue! {
     EevidenceCorrespondence => "eevidence.correspondence",
     /// The national system's authority list was read into the registry's view.
     EevidenceAuthoritiesRefreshed => "eevidence.authorities_refreshed",
+    /// The national system fetched a released package Writ sent by reference (an `outcome`
+    /// above the inline limit), at `GET /eevidence/packages/{id}`.
+    EevidencePackageFetched => "eevidence.package_fetched",
+    /// A fetch of a package by reference was refused (not the authority it was delivered to,
+    /// or not, or no longer, delivered).
+    EevidencePackageRefused => "eevidence.package_refused",
     /// An HI-1 delivery was queued for a released order.
     EtsiDeliveryQueued => "etsi.delivery_queued",
     /// The destination acknowledged an HI-1 delivery.

@@ -763,6 +763,9 @@ diesel::table! {
         judgement -> Nullable<Text>,
         /// Last change, UTC microseconds.
         updated_at -> BigInt,
+        /// The order's language (ISO 639-1) as the EPOC gives it (its approvers' contact
+        /// details), for Form 3.
+        language -> Nullable<Text>,
     }
 }
 

@@ -11,10 +11,16 @@
 //! business.
 //!
 //! The PDF is written with `pdf-writer` (a small, dependency-light writer): PDF 1.7, A4, the
-//! standard Helvetica font in WinAnsi encoding (no font embedded), uncompressed. Only an
-//! English template exists; the order's language is not carried by the EPOC as Writ reads it.
+//! standard Helvetica font in WinAnsi encoding (no font embedded, so German and French letters
+//! such as `ä`, `ß`, `é` are single WinAnsi bytes), uncompressed. The form is in the order's
+//! language where a template exists ([`template_language`]: English, German, French), else in
+//! English. The order's language is the first language the EPOC's approvers give in their
+//! contact details (`ApproverContactDetails/Languages`, ISO 639-1), the issuing authority's
+//! first (`inbound`, stored with the lifecycle).
 // EEVIDENCE.md [T?]: check against TS 104 144 (the schema of Form3Information (CR002) is not
-// public: the field names below are Writ's; Annex III's boxes are the Regulation's).
+// public: the field names below are Writ's; Annex III's boxes are the Regulation's; where the
+// profile carries the order's language is not public either: Writ reads the approvers'
+// Languages, the one language field TS 103 120 has).
 
 use crate::keystore::KeyError;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
@@ -43,6 +49,9 @@ pub struct Information {
     pub data_preserved: bool,
     /// When the form was issued (RFC 3339).
     pub issued_at: String,
+    /// The language of the rendered form (`en`, `de` or `fr`, ISO 639-1): the order's where
+    /// a template exists, else `en`.
+    pub language: String,
 }
 
 impl Information {
@@ -53,32 +62,218 @@ impl Information {
     }
 }
 
-/// The reason in words, with the article it rests on (Annex III, section D).
+/// The languages a Form 3 template exists in, English first (the fallback).
+pub const LANGUAGES: &[&str] = &["en", "de", "fr"];
+
+/// The template language for an order whose language is `requested` (ISO 639-1): the same
+/// when a template exists, else English.
+pub fn template_language(requested: Option<&str>) -> &'static str {
+    let requested = requested.map(|l| l.trim().to_ascii_lowercase());
+    LANGUAGES
+        .iter()
+        .copied()
+        .find(|l| requested.as_deref() == Some(*l))
+        .unwrap_or("en")
+}
+
+/// The reason in words, with the article it rests on (Annex III, section D), in English.
 pub fn reason_text(reason: &str) -> &'static str {
-    match reason {
-        "Incomplete" => "The order is incomplete (Art 10(6)).",
-        "ManifestErrors" => "The order contains manifest errors (Art 10(6)).",
-        "InsufficientInformation" => {
+    reason_text_in(reason, "en")
+}
+
+/// The reason in words in `language` (a [`LANGUAGES`] entry; English otherwise).
+// The German and French wording follows the Regulation's terms in those languages
+// (Anordnung, Herausgabeanordnung, Sicherungsanordnung; injonction de production, de
+// conservation) as Writ's authors know them. [T?]: check against Annex III in the Official
+// Journal's German and French editions.
+pub fn reason_text_in(reason: &str, language: &str) -> &'static str {
+    match (language, reason) {
+        ("de", "Incomplete") => "Die Anordnung ist unvollständig (Art. 10 Abs. 6).",
+        ("de", "ManifestErrors") => {
+            "Die Anordnung enthält offensichtliche Fehler (Art. 10 Abs. 6)."
+        }
+        ("de", "InsufficientInformation") => {
+            "Die Anordnung enthält nicht genügend Informationen, um sie auszuführen (Art. 10 Abs. 6)."
+        }
+        ("de", "DataNotHeld") => {
+            "Die angeforderten Daten werden vom Diensteanbieter nicht gespeichert (Art. 10 Abs. 7)."
+        }
+        ("de", "DeFactoImpossibility") => {
+            "Die Ausführung ist aus tatsächlichen Gründen unmöglich, die dem Diensteanbieter nicht zuzurechnen sind (Art. 10 Abs. 7)."
+        }
+        ("de", "InvalidIssuingAuthority") => {
+            "Die Anordnung wurde nicht von einer zuständigen Anordnungsbehörde erlassen oder validiert (Art. 10 Abs. 8)."
+        }
+        ("de", "OffenceNotCovered") => {
+            "Die Anordnung wurde nicht für eine in der Verordnung vorgesehene Straftat erlassen (Art. 10 Abs. 8)."
+        }
+        ("de", "ServiceNotCovered") => {
+            "Der Dienst fällt nicht unter die Verordnung (Art. 10 Abs. 8)."
+        }
+        ("de", "ImmunitiesOrPrivileges") => {
+            "Die Daten sind durch Immunitäten oder Vorrechte oder durch Vorschriften über die Pressefreiheit geschützt (Art. 10 Abs. 5)."
+        }
+        ("de", "ConflictOfLaw") => {
+            "Die Befolgung stünde im Widerspruch zum anwendbaren Recht eines Drittstaats: begründeter Einwand (Art. 17)."
+        }
+        ("de", _) => "Sonstiges.",
+        ("fr", "Incomplete") => "L'injonction est incomplète (art. 10, paragraphe 6).",
+        ("fr", "ManifestErrors") => {
+            "L'injonction contient des erreurs manifestes (art. 10, paragraphe 6)."
+        }
+        ("fr", "InsufficientInformation") => {
+            "L'injonction ne contient pas suffisamment d'informations pour être exécutée (art. 10, paragraphe 6)."
+        }
+        ("fr", "DataNotHeld") => {
+            "Les données demandées ne sont pas détenues par le fournisseur de services (art. 10, paragraphe 7)."
+        }
+        ("fr", "DeFactoImpossibility") => {
+            "L'exécution est impossible de fait, pour des raisons non imputables au fournisseur de services (art. 10, paragraphe 7)."
+        }
+        ("fr", "InvalidIssuingAuthority") => {
+            "L'injonction n'a pas été émise ou validée par une autorité d'émission compétente (art. 10, paragraphe 8)."
+        }
+        ("fr", "OffenceNotCovered") => {
+            "L'injonction n'a pas été émise pour une infraction prévue par le règlement (art. 10, paragraphe 8)."
+        }
+        ("fr", "ServiceNotCovered") => {
+            "Le service n'est pas couvert par le règlement (art. 10, paragraphe 8)."
+        }
+        ("fr", "ImmunitiesOrPrivileges") => {
+            "Les données sont protégées par des immunités ou des privilèges, ou par des règles relatives à la liberté de la presse (art. 10, paragraphe 5)."
+        }
+        ("fr", "ConflictOfLaw") => {
+            "L'exécution serait contraire au droit applicable d'un pays tiers : objection motivée (art. 17)."
+        }
+        ("fr", _) => "Autre.",
+        (_, "Incomplete") => "The order is incomplete (Art 10(6)).",
+        (_, "ManifestErrors") => "The order contains manifest errors (Art 10(6)).",
+        (_, "InsufficientInformation") => {
             "The order does not contain sufficient information to execute it (Art 10(6))."
         }
-        "DataNotHeld" => "The data requested are not held by the provider (Art 10(7)).",
-        "DeFactoImpossibility" => {
+        (_, "DataNotHeld") => "The data requested are not held by the provider (Art 10(7)).",
+        (_, "DeFactoImpossibility") => {
             "Execution is impossible de facto, for reasons not attributable to the provider (Art 10(7))."
         }
-        "InvalidIssuingAuthority" => {
+        (_, "InvalidIssuingAuthority") => {
             "The order was not issued or validated by a competent issuing authority (Art 10(8))."
         }
-        "OffenceNotCovered" => {
+        (_, "OffenceNotCovered") => {
             "The order was not issued for an offence the Regulation provides for (Art 10(8))."
         }
-        "ServiceNotCovered" => "The service is not covered by the Regulation (Art 10(8)).",
-        "ImmunitiesOrPrivileges" => {
+        (_, "ServiceNotCovered") => "The service is not covered by the Regulation (Art 10(8)).",
+        (_, "ImmunitiesOrPrivileges") => {
             "The data are protected by immunities or privileges, or by rules on the freedom of the press (Art 10(5))."
         }
-        "ConflictOfLaw" => {
+        (_, "ConflictOfLaw") => {
             "Compliance would conflict with the applicable law of a third country: reasoned objection (Art 17)."
         }
         _ => "Other.",
+    }
+}
+
+/// The fixed wording of one template: headings and labels (Annex III's boxes, in short).
+struct Labels {
+    title: &'static str,
+    subtitle: &'static str,
+    order: &'static str,
+    kind: &'static str,
+    authorisation: &'static str,
+    task: &'static str,
+    reference: &'static str,
+    addressee: &'static str,
+    provider: &'static str,
+    issued: &'static str,
+    reason: &'static str,
+    code: &'static str,
+    explanation: &'static str,
+    preservation: &'static str,
+    preserved: &'static str,
+    not_preserved: &'static str,
+    signature: &'static str,
+    /// Followed by the key id, then `signed_after`.
+    signed_before: &'static str,
+    signed_after: &'static str,
+}
+
+const ENGLISH: Labels = Labels {
+    title: "FORM 3 (Annex III, Regulation (EU) 2023/1543)",
+    subtitle: "Information on the impossibility to execute a European Production Order Certificate \
+               (EPOC) or a European Preservation Order Certificate (EPOC-PR)",
+    order: "A. The order",
+    kind: "Type",
+    authorisation: "Authorisation",
+    task: "Task",
+    reference: "Reference",
+    addressee: "B. The addressee (service provider)",
+    provider: "Provider",
+    issued: "Issued",
+    reason: "C. Reason the order cannot be executed",
+    code: "Code",
+    explanation: "D. Explanation",
+    preservation: "E. Preservation",
+    preserved: "The data requested are preserved until the issuing authority decides.",
+    not_preserved: "No data are preserved for this order.",
+    signature: "F. Signature",
+    signed_before: "Signed by the provider's system: a detached Ed25519 signature by key ",
+    signed_after: " accompanies this form.",
+};
+
+// [T?]: the German and French templates render Annex III's boxes in the Regulation's terms in
+// those languages as Writ's authors know them; check the wording against the Official
+// Journal's German and French editions of Annex III.
+const GERMAN: Labels = Labels {
+    title: "FORMULAR 3 (Anhang III, Verordnung (EU) 2023/1543)",
+    subtitle: "Informationen über die Unmöglichkeit der Ausführung einer Europäischen \
+               Herausgabeanordnung (EPOC) oder einer Europäischen Sicherungsanordnung (EPOC-PR)",
+    order: "A. Die Anordnung",
+    kind: "Art",
+    authorisation: "Autorisierung",
+    task: "Auftrag",
+    reference: "Aktenzeichen",
+    addressee: "B. Der Adressat (Diensteanbieter)",
+    provider: "Diensteanbieter",
+    issued: "Ausgestellt",
+    reason: "C. Grund, aus dem die Anordnung nicht ausgeführt werden kann",
+    code: "Code",
+    explanation: "D. Erläuterung",
+    preservation: "E. Sicherung",
+    preserved: "Die angeforderten Daten werden gesichert, bis die Anordnungsbehörde entscheidet.",
+    not_preserved: "Für diese Anordnung werden keine Daten gesichert.",
+    signature: "F. Unterschrift",
+    signed_before: "Vom System des Diensteanbieters unterzeichnet: eine abgetrennte Ed25519-Signatur mit dem Schlüssel ",
+    signed_after: " liegt diesem Formular bei.",
+};
+
+const FRENCH: Labels = Labels {
+    title: "FORMULAIRE 3 (annexe III, règlement (UE) 2023/1543)",
+    subtitle: "Informations relatives à l'impossibilité d'exécuter un certificat d'injonction \
+               européenne de production (EPOC) ou un certificat d'injonction européenne de \
+               conservation (EPOC-PR)",
+    order: "A. L'injonction",
+    kind: "Type",
+    authorisation: "Autorisation",
+    task: "Tâche",
+    reference: "Référence",
+    addressee: "B. Le destinataire (fournisseur de services)",
+    provider: "Fournisseur de services",
+    issued: "Émis le",
+    reason: "C. Motif pour lequel l'injonction ne peut pas être exécutée",
+    code: "Code",
+    explanation: "D. Explications",
+    preservation: "E. Conservation",
+    preserved: "Les données demandées sont conservées jusqu'à la décision de l'autorité d'émission.",
+    not_preserved: "Aucune donnée n'est conservée pour cette injonction.",
+    signature: "F. Signature",
+    signed_before: "Signé par le système du fournisseur de services : une signature Ed25519 détachée par la clé ",
+    signed_after: " accompagne ce formulaire.",
+};
+
+fn labels(language: &str) -> &'static Labels {
+    match template_language(Some(language)) {
+        "de" => &GERMAN,
+        "fr" => &FRENCH,
+        _ => &ENGLISH,
     }
 }
 
@@ -130,54 +325,47 @@ enum Line {
     Text(String),
 }
 
-/// The lines of the English template.
+/// The lines of the template in `info.language` (English when there is none in it).
 fn template(info: &Information, key_id: &str) -> Vec<Line> {
+    let l = labels(&info.language);
+    let field = |label: &str, value: &str| Line::Text(format!("{label}: {value}"));
     let mut lines = vec![
-        Line::Heading("FORM 3 (Annex III, Regulation (EU) 2023/1543)".into()),
-        Line::Text(
-            "Information on the impossibility to execute a European Production Order Certificate \
-             (EPOC) or a European Preservation Order Certificate (EPOC-PR)"
-                .into(),
+        Line::Heading(l.title.into()),
+        Line::Text(l.subtitle.into()),
+        Line::Text(String::new()),
+        Line::Heading(l.order.into()),
+        field(l.kind, &info.order_kind),
+        field(
+            l.authorisation,
+            info.authorisation.as_deref().unwrap_or("-"),
         ),
+        field(l.task, &info.task),
+        field(l.reference, info.reference.as_deref().unwrap_or("-")),
         Line::Text(String::new()),
-        Line::Heading("A. The order".into()),
-        Line::Text(format!("Type: {}", info.order_kind)),
-        Line::Text(format!(
-            "Authorisation: {}",
-            info.authorisation.as_deref().unwrap_or("-")
-        )),
-        Line::Text(format!("Task: {}", info.task)),
-        Line::Text(format!(
-            "Reference: {}",
-            info.reference.as_deref().unwrap_or("-")
-        )),
+        Line::Heading(l.addressee.into()),
+        field(l.provider, &info.provider),
+        field(l.issued, &info.issued_at),
         Line::Text(String::new()),
-        Line::Heading("B. The addressee (service provider)".into()),
-        Line::Text(format!("Provider: {}", info.provider)),
-        Line::Text(format!("Issued: {}", info.issued_at)),
-        Line::Text(String::new()),
-        Line::Heading("C. Reason the order cannot be executed".into()),
-        Line::Text(format!("Code: {}", info.reason)),
+        Line::Heading(l.reason.into()),
+        field(l.code, &info.reason),
         Line::Text(info.reason_text.clone()),
         Line::Text(String::new()),
-        Line::Heading("D. Explanation".into()),
+        Line::Heading(l.explanation.into()),
     ];
     for paragraph in info.explanation.lines() {
         lines.extend(wrap(paragraph).into_iter().map(Line::Text));
     }
     lines.extend([
         Line::Text(String::new()),
-        Line::Heading("E. Preservation".into()),
+        Line::Heading(l.preservation.into()),
         Line::Text(if info.data_preserved {
-            "The data requested are preserved until the issuing authority decides.".into()
+            l.preserved.into()
         } else {
-            "No data are preserved for this order.".into()
+            l.not_preserved.into()
         }),
         Line::Text(String::new()),
-        Line::Heading("F. Signature".into()),
-        Line::Text(format!(
-            "Signed by the provider's system: a detached Ed25519 signature by key {key_id} accompanies this form."
-        )),
+        Line::Heading(l.signature.into()),
+        Line::Text(format!("{}{key_id}{}", l.signed_before, l.signed_after)),
     ]);
     lines
         .into_iter()
@@ -237,7 +425,7 @@ fn win_ansi(text: &str) -> Vec<u8> {
         .collect()
 }
 
-/// The form as a PDF, from the English template.
+/// The form as a PDF, from the template in `info.language`.
 pub fn render(info: &Information, key_id: &str) -> Vec<u8> {
     let lines = template(info, key_id);
     let per_page = ((TOP - BOTTOM) / LEADING) as usize;
@@ -261,9 +449,7 @@ pub fn render(info: &Information, key_id: &str) -> Vec<u8> {
             .encoding_predefined(Name(b"WinAnsiEncoding"));
     }
     let mut meta = pdf.document_info(info_ref);
-    meta.title(pdf_writer::TextStr(
-        "Form 3 (Annex III, Regulation (EU) 2023/1543)",
-    ));
+    meta.title(pdf_writer::TextStr(labels(&info.language).title));
     meta.producer(pdf_writer::TextStr("Writ"));
     meta.finish();
     for (i, chunk) in pages.iter().enumerate() {
@@ -313,6 +499,66 @@ mod tests {
             explanation: explanation.into(),
             data_preserved: false,
             issued_at: "2026-12-07T00:00:00Z".into(),
+            language: "en".into(),
+        }
+    }
+
+    /// Whether the PDF shows `text` on a line: pdf-writer writes an ASCII line as a literal
+    /// string and any other as a hex string of its WinAnsi bytes.
+    fn shows(pdf: &[u8], text: &str) -> bool {
+        let hex: String = win_ansi(text).iter().map(|b| format!("{b:02X}")).collect();
+        let pdf = String::from_utf8_lossy(pdf);
+        pdf.contains(text) || pdf.contains(&hex)
+    }
+
+    #[test]
+    fn the_form_is_in_the_orders_language_where_a_template_exists() {
+        assert_eq!(template_language(Some("de")), "de");
+        assert_eq!(template_language(Some("FR")), "fr");
+        assert_eq!(template_language(Some("it")), "en");
+        assert_eq!(template_language(None), "en");
+        let of = |language: &str| {
+            let mut i = info("Konto unbekannt.");
+            i.language = language.into();
+            i.reason = "Incomplete".into();
+            i.reason_text = reason_text_in("Incomplete", language).into();
+            i.data_preserved = true;
+            render(&i, "k")
+        };
+        let de = of("de");
+        assert!(shows(
+            &de,
+            "FORMULAR 3 (Anhang III, Verordnung (EU) 2023/1543)"
+        ));
+        assert!(shows(
+            &de,
+            "Die Anordnung ist unvollständig (Art. 10 Abs. 6)."
+        ));
+        // The umlaut is the single WinAnsi byte 0xE4, in the line's hex string.
+        assert!(String::from_utf8_lossy(&de).contains("766F6C6C7374E46E646967"));
+        assert!(!shows(&de, "The order is incomplete"));
+        let fr = of("fr");
+        assert!(shows(
+            &fr,
+            "L'injonction est incomplète (art. 10, paragraphe 6)."
+        ));
+        assert!(shows(
+            &fr,
+            "Les données demandées sont conservées jusqu'à la décision de l'autorité d'émission."
+        ));
+        // `décision`: 0xE9 for the accent.
+        assert!(String::from_utf8_lossy(&fr).contains("64E9636973696F6E"));
+        let it = of("it");
+        assert!(shows(&it, "FORM 3 (Annex III, Regulation (EU) 2023/1543)"));
+        assert!(shows(&it, "The order is incomplete (Art 10(6))."));
+        for l in LANGUAGES {
+            for r in ["Incomplete", "DataNotHeld", "ConflictOfLaw", "unknown"] {
+                let t = reason_text_in(r, l);
+                assert!(
+                    win_ansi(t).iter().all(|b| *b != b'?') || t.contains('?'),
+                    "{t}"
+                );
+            }
         }
     }
 

@@ -12,11 +12,13 @@ use diesel::prelude::*;
 use super::Endpoint;
 use crate::audit::{Actor, ActorKind};
 use crate::db::DbConn;
-use crate::db::schema::{authority_etsi, eevidence_orders, eevidence_outbox};
+use crate::db::schema::{authority_etsi, eevidence_orders, eevidence_outbox, target_holds};
 use crate::etsi::model::{Action, Authorisation, DictionaryEntry, Document, Object, Outcome};
 use crate::etsi::service::{Fail, Profile, ProfileContext, codes, error};
 use crate::orders::OrderError;
-use crate::orders::eevidence::{self as lifecycle, Kind, Letter, Lifecycle, NewLifecycle, Trigger};
+use crate::orders::eevidence::{
+    self as lifecycle, Form3Reason, Kind, Letter, Lifecycle, NewLifecycle, Trigger,
+};
 
 /// The `EPOCPriority` values (EEVIDENCE.md section 3).
 // EEVIDENCE.md [T?]: check against TS 104 144
@@ -299,19 +301,58 @@ impl Profile for EevidenceProfile {
             cx.now,
         )
         .map_err(answer)?;
+        lifecycle::set_language(c, order_id, order_language(auth).as_deref()).map_err(answer)?;
         if let Some(pr) = linked {
             diesel::update(eevidence_orders::table.find(&pr))
                 .set(eevidence_orders::linked_order.eq(Some(order_id)))
                 .execute(c)?;
         }
         if kind == Kind::EpocPr {
-            // The target holds were recorded with the order, in this transaction: the data are
-            // preserved from now, and `datapreserved` is queued with the transition.
-            lifecycle::apply(c, &actor(cx), order_id, Trigger::Preserved, None, cx.now)
+            // The target holds were recorded with the order, in this transaction, by
+            // identifier; `datapreserved` goes out only once the hold resolver has placed every
+            // one of them on the accounts (`orders::holds::resolve_pending` ->
+            // `orders::eevidence::holds_resolved`). An order that recorded no hold at all asks
+            // only for what the store does not hold (content): nothing can be kept, and the
+            // answer is a Form 3 (EEVIDENCE.md section 5, "nothing can be kept").
+            let holds: i64 = target_holds::table
+                .filter(target_holds::order_id.eq(order_id))
+                .count()
+                .get_result(c)?;
+            if holds == 0 {
+                let detail = serde_json::json!({
+                    "reason": Form3Reason::DataNotHeld.as_str(),
+                    "text": "Nothing the order asks for can be preserved: the provider's store \
+                             holds no content, and no other category or target of the order \
+                             can be held.",
+                })
+                .to_string();
+                lifecycle::apply(
+                    c,
+                    &actor(cx),
+                    order_id,
+                    Trigger::Form3(Form3Reason::DataNotHeld),
+                    Some(&detail),
+                    cx.now,
+                )
                 .map_err(answer)?;
+            }
         }
         Ok(())
     }
+}
+
+/// The order's language: the first language the issuing authority's approver gives in its
+/// contact details, else the first any approver gives.
+// EEVIDENCE.md [T?]: check against TS 104 144 (where the profile carries the language of the
+// order, if anywhere; `ApproverContactDetails/Languages` is TS 103 120's one language field)
+fn order_language(auth: &Authorisation) -> Option<String> {
+    let issuing = auth
+        .approvals
+        .iter()
+        .filter(|a| a.approver_role.as_deref() == Some("IssuingAuthority"));
+    issuing
+        .chain(auth.approvals.iter())
+        .find_map(|a| a.languages.first().cloned())
 }
 
 fn check_legal_type(a: &Authorisation, wanted: &str) -> Result<(), Fail> {

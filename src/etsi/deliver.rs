@@ -206,6 +206,7 @@ pub fn delivery_object(
             value: MANIFEST_SPECIFICATION.into(),
         }),
         binary,
+        url: None,
         status: Some(DictionaryEntry::etsi(
             "DeliveryStatus",
             if expired { "Expired" } else { status_value },

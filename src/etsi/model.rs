@@ -133,6 +133,9 @@ pub struct Approval {
     pub timestamp: Option<DateTime<FixedOffset>>,
     /// `ApprovalIsEmergency`.
     pub is_emergency: Option<bool>,
+    /// `ApproverDetails/ApproverContactDetails/Languages`: the approver's languages (ISO 639-1,
+    /// two lower-case letters), in the order given.
+    pub languages: Vec<String>,
 }
 
 /// `AuthorisationObject`: the legal authorisation the tasks rest on.
@@ -302,8 +305,27 @@ pub struct Delivery {
     pub manifest_specification: Option<DictionaryEntry>,
     /// `Delivery/BinaryData`.
     pub binary: Option<BinaryData>,
+    /// `Delivery/URL`: where the data can be fetched, instead of `binary`.
+    pub url: Option<UrlData>,
     /// `DeliveryStatus`.
     pub status: Option<DictionaryEntry>,
+}
+
+/// `URLObject`: data delivered by reference.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UrlData {
+    /// `URL`.
+    pub url: String,
+    /// `ContentLength`.
+    pub content_length: Option<u64>,
+    /// `ContentType`.
+    pub content_type: Option<String>,
+    /// `Checksum` (hex).
+    pub checksum: Option<String>,
+    /// `OriginalFilename`.
+    pub original_filename: Option<String>,
+    /// `ChecksumType` (e.g. `SHA-256`).
+    pub checksum_type: Option<String>,
 }
 
 /// `EmbeddedBinaryData`.

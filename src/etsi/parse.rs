@@ -26,7 +26,7 @@ use super::model::{
     EndpointId, ErrorInfo, FormatDefinition, Header, LdTask, ListRecord, ListRequest, LpTask,
     Message, NS_AUTH, NS_COMMON, NS_CONFIG, NS_CORE, NS_DELIVERY, NS_DICTIONARIES, NS_DOC, NS_TASK,
     NS_XSI, Object, ObjectBase, Outcome, Payload, RequestDetails, RequestValue,
-    TargetingConfiguration, Timespan, Version,
+    TargetingConfiguration, Timespan, UrlData, Version,
 };
 use super::xml::{El, NS_DSIG, Spec, display_name, many, one, opt, some};
 
@@ -462,6 +462,19 @@ const APPROVER_DETAILS: &[Spec] = &[
     opt(CM, "ApproverIdentity"),
     many(CM, "ApproverContactDetails"),
 ];
+const APPROVER_CONTACT_DETAILS: &[Spec] = &[
+    opt(CM, "Name"),
+    opt(CM, "Role"),
+    opt(CM, "EmailAddress"),
+    opt(CM, "PhoneNumber"),
+    opt(CM, "FaxNumber"),
+    opt(CM, "Address"),
+    many(CM, "Languages"),
+    opt(CM, "ApproverAlternateName"),
+    opt(CM, "ApproverEmailAddress"),
+    opt(CM, "ApproverPhoneNumber"),
+];
+const LANGUAGE_IDENTIFIER: &[Spec] = &[one(CM, "ISO639Set1LanguageIdentifier")];
 const ASSOCIATED_OBJECTS: &[Spec] = &[many(C, "AssociatedObject")];
 
 /// The `HI1Object` base fields (in the core namespace), then the object's own.
@@ -602,6 +615,17 @@ const DELIVERY_CONTENT: &[Spec] = &[
     opt(DL, "URL").or(),
     opt(DL, "DataExistence").or(),
 ];
+const URL_OBJECT: &[Spec] = &[
+    one(DL, "URL"),
+    opt(DL, "ContentLength"),
+    opt(DL, "ContentType"),
+    opt(DL, "Expiry"),
+    opt(DL, "Checksum"),
+    opt(DL, "OriginalFilename"),
+    opt(DL, "CSPDefinedIdentifier"),
+    opt(DL, "ChecksumType"),
+    opt(DL, "Checksums"),
+];
 const BINARY_DATA: &[Spec] = &[
     one(DL, "Data"),
     opt(DL, "ContentType"),
@@ -650,6 +674,19 @@ fn country(el: &El<'_, '_>) -> Result<String, ParseError> {
     } else {
         Err(el.err(format!(
             "`{}` is not an ISO 3166-1 alpha-2 country code (two capital letters): `{value}`",
+            el.local()
+        )))
+    }
+}
+
+/// `ISO639Set1LanguageIdentifier`: two lower-case letters.
+fn language(el: &El<'_, '_>) -> Result<String, ParseError> {
+    let value = el.text()?;
+    if value.len() == 2 && value.bytes().all(|b| b.is_ascii_lowercase()) {
+        Ok(value)
+    } else {
+        Err(el.err(format!(
+            "`{}` is not an ISO 639-1 language code (two lower-case letters): `{value}`",
             el.local()
         )))
     }
@@ -1071,13 +1108,22 @@ fn object_base(c: &super::xml::Children<'_, '_>) -> Result<ObjectBase, ParseErro
 
 fn approval(el: &El<'_, '_>) -> Result<Approval, ParseError> {
     let c = el.children(APPROVAL_DETAILS)?;
-    let (approver_name, approver_role) = match c.opt("ApproverDetails") {
-        None => (None, None),
+    let (approver_name, approver_role, languages) = match c.opt("ApproverDetails") {
+        None => (None, None, Vec::new()),
         Some(d) => {
             let dc = d.children(APPROVER_DETAILS)?;
+            let mut languages = Vec::new();
+            for contact in dc.all("ApproverContactDetails") {
+                let cc = contact.children(APPROVER_CONTACT_DETAILS)?;
+                for l in cc.all("Languages") {
+                    let lc = l.children(LANGUAGE_IDENTIFIER)?;
+                    languages.push(language(lc.req("ISO639Set1LanguageIdentifier")?)?);
+                }
+            }
             (
                 opt_string(dc.opt("ApproverName"))?,
                 opt_string(dc.opt("ApproverRole"))?,
+                languages,
             )
         }
     };
@@ -1089,6 +1135,7 @@ fn approval(el: &El<'_, '_>) -> Result<Approval, ParseError> {
         approver_role,
         timestamp: opt_datetime(c.opt("ApprovalTimestamp"))?,
         is_emergency: c.opt("ApprovalIsEmergency").map(boolean).transpose()?,
+        languages,
     })
 }
 
@@ -1304,24 +1351,38 @@ fn delivery(el: &El<'_, '_>) -> Result<Delivery, ParseError> {
             }
         }
     };
-    let binary = match c.opt("Delivery") {
-        None => None,
+    let (binary, url) = match c.opt("Delivery") {
+        None => (None, None),
         Some(d) => {
             let dc = d.children(DELIVERY_CONTENT)?;
             let chosen =
                 dc.choice(&["BinaryData", "XMLData", "JSONData", "URL", "DataExistence"])?;
-            if chosen.local() == "BinaryData" {
-                let bc = chosen.children(BINARY_DATA)?;
-                Some(BinaryData {
-                    data: base64(bc.req("Data")?)?,
-                    content_type: opt_string(bc.opt("ContentType"))?,
-                    checksum: opt_string(bc.opt("Checksum"))?,
-                    checksum_type: opt_string(bc.opt("ChecksumType"))?,
-                    original_filename: opt_string(bc.opt("OriginalFilename"))?,
-                    content_length: bc.opt("ContentLength").map(uint).transpose()?,
-                })
-            } else {
-                None
+            match chosen.local() {
+                "BinaryData" => {
+                    let bc = chosen.children(BINARY_DATA)?;
+                    let binary = BinaryData {
+                        data: base64(bc.req("Data")?)?,
+                        content_type: opt_string(bc.opt("ContentType"))?,
+                        checksum: opt_string(bc.opt("Checksum"))?,
+                        checksum_type: opt_string(bc.opt("ChecksumType"))?,
+                        original_filename: opt_string(bc.opt("OriginalFilename"))?,
+                        content_length: bc.opt("ContentLength").map(uint).transpose()?,
+                    };
+                    (Some(binary), None)
+                }
+                "URL" => {
+                    let uc = chosen.children(URL_OBJECT)?;
+                    let url = UrlData {
+                        url: string(uc.req("URL")?)?,
+                        content_length: uc.opt("ContentLength").map(uint).transpose()?,
+                        content_type: opt_string(uc.opt("ContentType"))?,
+                        checksum: opt_string(uc.opt("Checksum"))?,
+                        original_filename: opt_string(uc.opt("OriginalFilename"))?,
+                        checksum_type: opt_string(uc.opt("ChecksumType"))?,
+                    };
+                    (None, Some(url))
+                }
+                _ => (None, None),
             }
         }
     };
@@ -1333,6 +1394,7 @@ fn delivery(el: &El<'_, '_>) -> Result<Delivery, ParseError> {
         last_sequence: c.opt("LastSequence").map(boolean).transpose()?,
         manifest_specification,
         binary,
+        url,
         status: opt_dictionary_entry(c.opt("DeliveryStatus"))?,
     })
 }

@@ -20,7 +20,7 @@ use super::model::{
     Delivery, DictionaryEntry, Document, EndpointId, ErrorInfo, Header, LdTask, ListRecord,
     ListRequest, LpTask, Message, NS_AUTH, NS_COMMON, NS_CONFIG, NS_CORE, NS_DELIVERY,
     NS_DICTIONARIES, NS_DOC, NS_NOTIFICATION, NS_TASK, NS_XSI, Notification, Object, ObjectBase,
-    Outcome, Payload, RequestDetails,
+    Outcome, Payload, RequestDetails, UrlData,
 };
 use super::xml::{XmlWriter, prefix_of};
 
@@ -407,10 +407,19 @@ fn approval(w: &mut XmlWriter, name: &str, a: &Approval) {
         opt_leaf(w, "common:ApprovalType", a.approval_type.as_deref());
         opt_leaf(w, "common:ApprovalDescription", a.description.as_deref());
         opt_leaf(w, "common:ApprovalReference", a.reference.as_deref());
-        if a.approver_name.is_some() || a.approver_role.is_some() {
+        if a.approver_name.is_some() || a.approver_role.is_some() || !a.languages.is_empty() {
             w.elem("common:ApproverDetails", &[], |w| {
                 opt_leaf(w, "common:ApproverName", a.approver_name.as_deref());
                 opt_leaf(w, "common:ApproverRole", a.approver_role.as_deref());
+                if !a.languages.is_empty() {
+                    w.elem("common:ApproverContactDetails", &[], |w| {
+                        for l in &a.languages {
+                            w.elem("common:Languages", &[], |w| {
+                                w.leaf("common:ISO639Set1LanguageIdentifier", l);
+                            });
+                        }
+                    });
+                }
             });
         }
         opt_time(w, "common:ApprovalTimestamp", a.timestamp.as_ref());
@@ -590,6 +599,23 @@ fn binary_data(w: &mut XmlWriter, b: &BinaryData) {
     });
 }
 
+fn url_data(w: &mut XmlWriter, u: &UrlData) {
+    w.elem("delivery:URL", &[], |w| {
+        w.leaf("delivery:URL", &u.url);
+        if let Some(len) = u.content_length {
+            w.leaf("delivery:ContentLength", &len.to_string());
+        }
+        opt_leaf(w, "delivery:ContentType", u.content_type.as_deref());
+        opt_leaf(w, "delivery:Checksum", u.checksum.as_deref());
+        opt_leaf(
+            w,
+            "delivery:OriginalFilename",
+            u.original_filename.as_deref(),
+        );
+        opt_leaf(w, "delivery:ChecksumType", u.checksum_type.as_deref());
+    });
+}
+
 fn delivery(w: &mut XmlWriter, d: &Delivery) {
     if let Some(ldid) = &d.ldid {
         w.elem("delivery:Reference", &[], |w| w.leaf("delivery:LDID", ldid));
@@ -608,6 +634,8 @@ fn delivery(w: &mut XmlWriter, d: &Delivery) {
     }
     if let Some(b) = &d.binary {
         w.elem("delivery:Delivery", &[], |w| binary_data(w, b));
+    } else if let Some(u) = &d.url {
+        w.elem("delivery:Delivery", &[], |w| url_data(w, u));
     }
     opt_dictionary_entry(w, "delivery:DeliveryStatus", d.status.as_ref());
 }
@@ -697,6 +725,7 @@ mod tests {
             approver_role: Some("Judge".into()),
             timestamp: Some(t("2025-02-28T09:00:00Z")),
             is_emergency: Some(false),
+            languages: vec!["de".into(), "en".into()],
         }
     }
 
@@ -830,6 +859,7 @@ mod tests {
                 original_filename: Some("writ-package.tar".into()),
                 content_length: Some(256),
             }),
+            url: None,
             status: Some(etsi("DeliveryStatus", "Available")),
         }
     }
@@ -958,6 +988,27 @@ mod tests {
                     action: Action::Deliver {
                         identifier: "71ff52ca-bcea-4fa3-b34e-1b89dcfb0d9e".into(),
                         object: Object::Delivery(delivery()),
+                    },
+                }])),
+            ),
+            (
+                "deliver_by_reference",
+                message(Payload::Requests(vec![ActionRequest {
+                    id: 0,
+                    action: Action::Deliver {
+                        identifier: "71ff52ca-bcea-4fa3-b34e-1b89dcfb0d9e".into(),
+                        object: Object::Delivery(Delivery {
+                            binary: None,
+                            url: Some(UrlData {
+                                url: "https://writ.example/eevidence/packages/p1".into(),
+                                content_length: Some(26_214_401),
+                                content_type: Some("application/x-tar".into()),
+                                checksum: Some("98ecb6a08c34a97f".into()),
+                                original_filename: Some("writ-package.tar".into()),
+                                checksum_type: Some("SHA-256".into()),
+                            }),
+                            ..delivery()
+                        }),
                     },
                 }])),
             ),

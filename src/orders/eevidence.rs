@@ -246,7 +246,7 @@ pub enum Trigger {
     Withdraw,
     /// A person confirmed that all work on a withdrawn order is halted.
     WithdrawalConfirmed,
-    /// EPOC-PR: the hold is placed.
+    /// EPOC-PR: every target hold resolved to the accounts it keeps (`holds::resolve_pending`).
     Preserved,
     /// EPOC-PR: Form 6, extension by 30 days.
     Extend,
@@ -569,8 +569,10 @@ pub fn step(
             next.state = S::HeldForProduction;
             next.preserve_until = None;
         }
+        // Ended before its holds resolved too: nothing was confirmed, nothing is kept.
         (Kind::EpocPr, S::HeldForProduction, T::LinkedDelivered)
-        | (Kind::EpocPr, S::Preserved | S::HeldForProduction, T::EndPreservation) => {
+        | (Kind::EpocPr, S::Preserving | S::Preserved | S::HeldForProduction, T::EndPreservation) =>
+        {
             next.state = S::Ended;
             effects.push(Effect::LiftHold);
         }
@@ -1473,4 +1475,171 @@ pub fn badges(
         state: lc.state.as_str(),
         badges: out,
     }))
+}
+
+/// What an EPOC-PR's holds keep, for `datapreserved` (EEVIDENCE.md section 2: "reasons per
+/// category not kept"): the categories held, and each category asked for that the store cannot
+/// hold, with the reason.
+// EEVIDENCE.md [T?]: check against TS 104 144 (how the profile carries the categories not kept
+// is not public; Writ writes them in NotificationDetails)
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PreservationReport {
+    /// The categories the holds keep (`subscriber`, `identification`, `ip_history`).
+    pub preserved: Vec<String>,
+    /// The categories asked for and not kept.
+    pub not_kept: Vec<NotKept>,
+}
+
+/// A category asked for that the store cannot hold.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NotKept {
+    /// The category.
+    pub category: String,
+    /// Why it is not kept.
+    pub reason: String,
+}
+
+impl PreservationReport {
+    /// The report in words, for `NotificationDetails`.
+    pub fn text(&self) -> String {
+        let mut out = format!(
+            "Preserved: {}.",
+            if self.preserved.is_empty() {
+                "nothing".to_owned()
+            } else {
+                self.preserved.join(", ")
+            }
+        );
+        for n in &self.not_kept {
+            out.push_str(&format!(" Not kept: {} ({}).", n.category, n.reason));
+        }
+        out
+    }
+}
+
+/// The categories an order asks for (its current version's order JSON) against those its
+/// target holds keep.
+fn preservation_report(
+    conn: &mut DbConn,
+    order_id: &str,
+) -> Result<PreservationReport, OrderError> {
+    use crate::db::schema::{order_versions, target_holds};
+    let json: Option<String> = order_versions::table
+        .filter(order_versions::order_id.eq(order_id))
+        .order(order_versions::version.desc())
+        .select(order_versions::order_json)
+        .first(conn)
+        .optional()?;
+    let asked: Vec<String> = json
+        .and_then(|j| serde_json::from_str::<serde_json::Value>(&j).ok())
+        .and_then(|v| {
+            v.get("categories").and_then(|c| c.as_array()).map(|a| {
+                a.iter()
+                    .filter_map(|c| c.as_str().map(str::to_owned))
+                    .collect()
+            })
+        })
+        .unwrap_or_default();
+    let held: Vec<String> = target_holds::table
+        .filter(target_holds::order_id.eq(order_id))
+        .select(target_holds::categories)
+        .load(conn)?;
+    let mut preserved: Vec<String> = held
+        .iter()
+        .flat_map(|c| c.split(','))
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned)
+        .collect();
+    preserved.sort_unstable();
+    preserved.dedup();
+    let mut not_kept: Vec<NotKept> = asked
+        .iter()
+        .filter(|c| !preserved.contains(c))
+        .map(|c| NotKept {
+            category: c.clone(),
+            reason: if c == crate::policy::Category::Content.as_str() {
+                "the provider's store holds no content".into()
+            } else {
+                "no target of the order could be held".into()
+            },
+        })
+        .collect();
+    not_kept.sort_by(|a, b| a.category.cmp(&b.category));
+    not_kept.dedup();
+    Ok(PreservationReport {
+        preserved,
+        not_kept,
+    })
+}
+
+/// Called by the hold resolver (`holds::resolve_pending`) in the transaction that resolved
+/// some of `order_id`'s target holds: when the order is an EPOC-PR still preserving and none of
+/// its target holds is left unresolved, the data are preserved, and the transition queues
+/// `datapreserved` with the categories not kept, in this same transaction. Returns whether it
+/// moved.
+///
+/// The order's row lock is taken before the count: of two resolvers that each resolved one of
+/// its holds, the second to take the lock sees the first's resolution committed (PostgreSQL's
+/// read committed), so exactly one of them confirms. The resolver holds the rows of the target
+/// holds it resolved when it takes the order's lock, the reverse of `endpreservation` and a
+/// confirmed withdrawal (order lock, then `holds::release`): should both meet on one order,
+/// PostgreSQL ends one of them with a deadlock error, and the resolver retries at its next run
+/// (the system resends an unanswered message).
+pub fn holds_resolved(
+    conn: &mut DbConn,
+    order_id: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, OrderError> {
+    use crate::db::schema::target_holds;
+    let preserving = |conn: &mut DbConn| -> Result<bool, OrderError> {
+        Ok(load(conn, order_id)?
+            .is_some_and(|lc| lc.kind == Kind::EpocPr && lc.state == State::Preserving))
+    };
+    if !preserving(conn)? {
+        return Ok(false);
+    }
+    super::lock(conn, order_id)?;
+    let pending: i64 = target_holds::table
+        .filter(target_holds::order_id.eq(order_id))
+        .filter(target_holds::resolved_at.is_null())
+        .filter(target_holds::released_at.is_null())
+        .count()
+        .get_result(conn)?;
+    if pending > 0 || !preserving(conn)? {
+        return Ok(false);
+    }
+    let report = preservation_report(conn, order_id)?;
+    let detail = serde_json::to_string(&report).unwrap_or_default();
+    apply(
+        conn,
+        &Actor::new(crate::audit::ActorKind::System, "holds"),
+        order_id,
+        Trigger::Preserved,
+        Some(&detail),
+        now,
+    )?;
+    Ok(true)
+}
+
+/// Records the order's language (ISO 639-1, as the EPOC gives it), in the caller's
+/// transaction; Form 3 is rendered in it where a template exists.
+pub fn set_language(
+    conn: &mut DbConn,
+    order_id: &str,
+    language: Option<&str>,
+) -> Result<(), OrderError> {
+    diesel::update(eevidence_orders::table.find(order_id))
+        .set(eevidence_orders::language.eq(language))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The order's language as the EPOC gave it, if it gave one.
+pub fn language(conn: &mut DbConn, order_id: &str) -> Result<Option<String>, OrderError> {
+    Ok(eevidence_orders::table
+        .find(order_id)
+        .select(eevidence_orders::language)
+        .first::<Option<String>>(conn)
+        .optional()?
+        .flatten())
 }

@@ -9,7 +9,8 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
-use crate::audit::{self, Actor, ActorKind, AuditError, NewEntry};
+use super::OrderError;
+use crate::audit::{self, Actor, ActorKind, NewEntry};
 use crate::db::schema::{account_identifiers, accounts, holds, ip_events, target_holds};
 use crate::db::{DbConn, write_tx};
 use crate::metadata::normalize;
@@ -180,7 +181,11 @@ type Pending = (i64, String, String, String, Option<i32>, String, i64, i64);
 /// Resolves up to one batch of pending target holds to account holds, one audit entry each
 /// (the order, the target kind and the number of accounts: never the identifier). Returns how
 /// many were resolved; call until it returns 0 to drain the queue.
-pub fn resolve_pending(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize, AuditError> {
+///
+/// An e-Evidence preservation order (EPOC-PR) whose last target hold this batch resolved is
+/// preserved in the same transaction, and its `datapreserved` queued with it
+/// (`eevidence::holds_resolved`): the confirmation never goes out before the holds are placed.
+pub fn resolve_pending(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize, OrderError> {
     let micros = now.timestamp_micros();
     write_tx(conn, |c| {
         let query = target_holds::table
@@ -229,12 +234,19 @@ pub fn resolve_pending(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize, A
             .reference("accounts", accounts.len());
             audit::append(c, &entry, now)?;
         }
+        // In the order of their ids, so that two resolvers never wait on each other's orders.
+        let mut orders: Vec<&str> = pending.iter().map(|p| p.1.as_str()).collect();
+        orders.sort_unstable();
+        orders.dedup();
+        for order_id in orders {
+            super::eevidence::holds_resolved(c, order_id, now)?;
+        }
         Ok(pending.len())
     })
 }
 
 /// Resolves every pending target hold.
-pub fn resolve_all(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize, AuditError> {
+pub fn resolve_all(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize, OrderError> {
     let mut total = 0;
     loop {
         let n = resolve_pending(conn, now)?;

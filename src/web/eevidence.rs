@@ -6,7 +6,7 @@
 //! mutual-TLS peer, or the body-bound authority token as at `/etsi/hi1`.
 
 use actix_web::http::{StatusCode, header};
-use actix_web::{HttpMessage, HttpRequest, HttpResponse, post, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, get, post, web};
 use chrono::Utc;
 
 use crate::db::Db;
@@ -161,4 +161,66 @@ pub async fn receive(
         response.insert_header(("Idempotent-Replayed", "true"));
     }
     Ok(response.body(answer.xml))
+}
+
+/// A released package Writ sent by reference in an `outcome` (above the inline limit), fetched
+/// by the national system.
+#[utoipa::path(
+    get,
+    path = "/eevidence/packages/{id}",
+    tag = "eevidence",
+    description = "EU e-Evidence: a released package above the inline limit (`[etsi] \
+        eevidence_inline_limit_bytes`, 25 MiB by default) goes out in the `outcome` as a \
+        DeliveryObject whose Delivery is a URL to this path, with the package's length and \
+        SHA-256; the national system fetches the package here. Authenticated as the other \
+        e-Evidence endpoints (a client certificate pinned to the authority, or a request token \
+        bound to GET, this path and the empty body). Only the authority the order was delivered \
+        to gets it, while the order is delivered or closed, and not after the archive's \
+        retention period or a withdrawal; anyone else gets 404. The body is exactly the signed \
+        package (`X-Package-SHA256`, the DeliveryObject's Checksum). Every fetch, served or \
+        refused, is audited (`eevidence.package_fetched`, `eevidence.package_refused`).",
+    params(("id" = String, Path, description = "The package id (from the outcome's URL)")),
+    responses(
+        (status = 200, description = "The signed package (application/x-tar)", content_type = "application/x-tar",
+            headers(("X-Package-SHA256" = String, description = "SHA-256 (hex) of the body"))),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The client certificate names another authority than the token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such package for this authority", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "A body was sent", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("request_token" = []), ("mutual_tls" = [])))]
+#[get("/eevidence/packages/{id}")]
+pub async fn package(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<ApiState>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, Problem> {
+    crate::web::body::check_declared_length(&req, 0)?;
+    let (authority, _) = authenticate(&req, payload, &state, &db, 0).await?;
+    let id = path.into_inner();
+    let fetched = db
+        .run(move |conn| crate::eevidence::outbox::fetch_package(conn, &authority, &id, Utc::now()))
+        .await?;
+    match fetched {
+        Ok((tar, sha)) => Ok(HttpResponse::Ok()
+            .content_type("application/x-tar")
+            .insert_header((
+                "Content-Disposition",
+                format!(
+                    "attachment; filename=\"writ-package-{}.tar\"",
+                    &sha[..12.min(sha.len())]
+                ),
+            ))
+            .insert_header(("X-Package-SHA256", sha))
+            .body(tar)),
+        Err(_) => Err(
+            Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found").detail(
+                "no released package with this id was delivered to this authority (or it is no \
+                 longer served: withdrawn, or past its retention period)",
+            ),
+        ),
+    }
 }

@@ -458,6 +458,7 @@ fn build_server(
                 .service(openapi::docs_asset)
                 .service(etsi::hi1)
                 .service(eevidence::receive)
+                .service(eevidence::package)
                 .service(api::info)
                 .service(api::submit)
                 .service(api::order)

@@ -28,6 +28,7 @@ use super::api;
         api::rejection,
         crate::web::etsi::hi1,
         crate::web::eevidence::receive,
+        crate::web::eevidence::package,
     ),
     components(schemas(crate::web::problem::Problem, crate::orders::FieldError)),
     modifiers(&RequestToken, &AmendmentNeedsDocument),

@@ -441,7 +441,7 @@ fn the_catalogue_keeps_the_names_in_the_log() {
     assert_eq!(Event::OrderReleased.as_str(), "order.released");
     assert_eq!(Event::EtsiDeliveryQueued.as_str(), "etsi.delivery_queued");
     assert_eq!(Event::PolicyLoaded.as_str(), "policy.loaded");
-    assert_eq!(Event::ALL.len(), 76);
+    assert_eq!(Event::ALL.len(), 78);
 }
 
 /// Files outside `db/` that may name a backend (`DbConn::Sqlite`, `DbConn::Postgres`,

@@ -35,6 +35,9 @@ both_backends!(
     withdrawal_after_preparation_halts_the_release,
     the_system_authenticates_by_pinned_certificate_or_token,
     calls_out_present_writs_client_certificate,
+    an_outcome_above_the_inline_limit_goes_by_reference,
+    datapreserved_waits_until_the_holds_are_placed,
+    form3_is_in_the_orders_language,
 );
 
 /// The stand-in national system: what Writ sent, and how many calls to refuse first.
@@ -42,6 +45,56 @@ both_backends!(
 struct System {
     received: Vec<(String, String)>,
     refuse_first: usize,
+    /// The audience of Writ's request tokens: when set, the stand-in fetches every package an
+    /// `outcome` sends by reference, as the DOJ office (the issuing authority of the tests).
+    fetch_audience: Option<String>,
+    /// Each fetch: the URL, the HTTP status, the body, and whether its SHA-256 is the
+    /// DeliveryObject's checksum.
+    fetched: Vec<(String, u16, Vec<u8>, bool)>,
+}
+
+/// The packages an `outcome` sends by reference: (URL, checksum).
+fn by_reference(xml: &str) -> Vec<(String, Option<String>)> {
+    let m = parse(xml.as_bytes(), &Limits::default()).unwrap();
+    let Payload::Requests(actions) = m.payload else {
+        return Vec::new();
+    };
+    actions
+        .into_iter()
+        .filter_map(|a| match a.action {
+            writ::etsi::model::Action::Deliver {
+                object: writ::etsi::model::Object::Delivery(d),
+                ..
+            } => d.url.map(|u| (u.url, u.checksum)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// GET `url` as the DOJ office (a request token bound to GET, the path and the empty body).
+async fn fetch_as(signer: crate::orders::Signer, audience: &str, url: &str) -> reqwest::Response {
+    let path = reqwest::Url::parse(url).unwrap().path().to_owned();
+    let token = writ::authority::client::sign_request(
+        KeyAlgorithm::EdDSA,
+        &crate::orders::private_pem(signer.seed),
+        signer.kid,
+        &writ::authority::client::TokenRequest {
+            issuer: signer.iss,
+            audience,
+            method: "GET",
+            path: &path,
+            body: b"",
+            now: chrono::Utc::now().timestamp(),
+            lifetime_secs: 120,
+        },
+    )
+    .unwrap();
+    reqwest::Client::new()
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
 }
 
 async fn start_system(state: Arc<Mutex<System>>) -> String {
@@ -57,18 +110,34 @@ async fn start_system_on(state: Arc<Mutex<System>>, tls: Option<rustls::ServerCo
         state: web::Data<Arc<Mutex<System>>>,
     ) -> HttpResponse {
         let text = String::from_utf8(body.to_vec()).unwrap();
-        let refuse = {
+        let (refuse, audience) = {
             let mut s = state.lock().unwrap();
             s.received.push((req.path().to_owned(), text.clone()));
+            let audience = s.fetch_audience.clone();
             if s.refuse_first > 0 {
                 s.refuse_first -= 1;
-                true
+                (true, audience)
             } else {
-                false
+                (false, audience)
             }
         };
         if refuse {
             return HttpResponse::ServiceUnavailable().finish();
+        }
+        // A package sent by reference is fetched from Writ before the outcome is answered.
+        if let Some(audience) = audience.filter(|_| req.path() == "/eevidence/outcome") {
+            for (url, checksum) in by_reference(&text) {
+                let resp = fetch_as(DOJ, &audience, &url).await;
+                let status = resp.status().as_u16();
+                let bytes = resp.bytes().await.unwrap().to_vec();
+                let matches =
+                    checksum.as_deref() == Some(writ::digest::sha256_hex(&bytes).as_str());
+                state
+                    .lock()
+                    .unwrap()
+                    .fetched
+                    .push((url, status, bytes, matches));
+            }
         }
         let m = parse(text.as_bytes(), &Limits::default()).unwrap();
         let Payload::Requests(actions) = &m.payload else {
@@ -395,6 +464,23 @@ async fn state_of(api: &Api, order: &str) -> writ::orders::eevidence::Lifecycle 
         .await
         .unwrap()
         .expect("an e-Evidence order")
+}
+
+/// Runs the hold resolver (the background jobs run it every second as well) until the
+/// EPOC-PR's target holds are placed and it is preserved.
+async fn preserved(api: &Api, order: &str) {
+    for _ in 0..150 {
+        api.app
+            .pool
+            .run(|conn| writ::orders::holds::resolve_all(conn, chrono::Utc::now()))
+            .await
+            .unwrap();
+        if state_of(api, order).await.state.as_str() == "preserved" {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    panic!("{order} was not preserved");
 }
 
 /// Sets a lifecycle time column into the past (as if the clock had run), for the window and
@@ -992,6 +1078,7 @@ async fn an_epoc_pr_is_preserved_extended_followed_and_another_lapses(backend: B
         .await,
     );
     let pr = order_of(api, &lp).await;
+    preserved(api, &pr).await;
     let lc = state_of(api, &pr).await;
     assert_eq!(lc.state.as_str(), "preserved");
     assert_eq!(
@@ -1061,6 +1148,7 @@ async fn an_epoc_pr_is_preserved_extended_followed_and_another_lapses(backend: B
         .await,
     );
     let pr3 = order_of(api, &lp3).await;
+    preserved(api, &pr3).await;
     age(api, &pr3, "preserve_until").await;
     // The clock runs in the background every second; running it here as well moves it once.
     api.app
@@ -1411,7 +1499,9 @@ async fn endpreservation_lifts_the_hold(backend: Backend) {
             )
             .await,
         );
-        order_of(api, &lp).await
+        let order = order_of(api, &lp).await;
+        preserved(api, &order).await;
+        order
     };
     // Preserved: ended at once, its holds lifted.
     let lp = id();
@@ -1693,4 +1783,318 @@ async fn calls_out_present_writs_client_certificate(backend: Backend) {
     acknowledged(api, &pr, "datapreserved", 1).await;
     let sent = check_sent(&w.system);
     assert_eq!(sent.len(), 1, "acknowledged at the first attempt");
+}
+
+/// The audit events of the log, in order.
+async fn events(api: &Api) -> Vec<String> {
+    api.app
+        .pool
+        .run(|conn| {
+            let all = writ::audit::log::entries(conn, 0, 1_000_000).unwrap();
+            Ok::<_, writ::db::DbError>(
+                all.into_iter()
+                    .map(|e| {
+                        let leaf: serde_json::Value = serde_json::from_str(&e.leaf).unwrap();
+                        leaf["event"].as_str().unwrap_or_default().to_owned()
+                    })
+                    .collect(),
+            )
+        })
+        .await
+        .unwrap()
+}
+
+/// Profile cl. 6.3.3: a package above the inline limit (set tiny here) goes out in the
+/// `outcome` as a URL to `GET /eevidence/packages/{id}` on Writ; the stand-in fetches it as the
+/// issuing authority, and the bytes hash to the DeliveryObject's checksum and are the signed
+/// package. Another authority, or nobody, is refused; every fetch is audited.
+async fn an_outcome_above_the_inline_limit_goes_by_reference(backend: Backend) {
+    let system = Arc::new(Mutex::new(System::default()));
+    let url = start_system(system.clone()).await;
+    // Writ's own base URL must be known before it starts: a port picked now.
+    let port = crate::cli::free_port().to_string();
+    let base = format!("http://127.0.0.1:{port}");
+    let w = start_with(
+        backend,
+        system,
+        &[
+            ("WRIT_ETSI__EEVIDENCE_URL", &url),
+            ("WRIT_SERVER__PORT", &port),
+            ("WRIT_ETSI__EEVIDENCE_INLINE_LIMIT_BYTES", "1024"),
+            ("WRIT_ETSI__EEVIDENCE_PACKAGE_URL", &base),
+        ],
+    )
+    .await;
+    let api = &w.api;
+    assert_eq!(api.app.address, base);
+    w.system.lock().unwrap().fetch_audience = Some(api.audience.clone());
+    let (_, _, order) = new_epoc(api).await;
+    // Not delivered yet: nothing to fetch, whatever the id.
+    let r = fetch_as(
+        DOJ,
+        &api.audience,
+        &format!("{base}/eevidence/packages/{}", id()),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let (s, body) = release(api, &order).await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
+    acknowledged(api, &order, "outcome", 1).await;
+    let sent = check_sent(&w.system);
+    let outcomes: Vec<_> = sent
+        .iter()
+        .filter(|(p, _)| p == "/eevidence/outcome")
+        .collect();
+    assert_eq!(outcomes.len(), 1);
+    let m = parse(outcomes[0].1.as_bytes(), &Limits::default()).unwrap();
+    let Payload::Requests(actions) = m.payload else {
+        panic!("not a request")
+    };
+    let writ::etsi::model::Action::Deliver {
+        object: writ::etsi::model::Object::Delivery(delivery),
+        ..
+    } = &actions[0].action
+    else {
+        panic!("not a DELIVER: {}", outcomes[0].1)
+    };
+    assert!(delivery.binary.is_none(), "no inline data above the limit");
+    let reference = delivery.url.clone().expect("a URL");
+    assert!(
+        reference
+            .url
+            .starts_with(&format!("{base}/eevidence/packages/")),
+        "{reference:?}"
+    );
+    assert!(reference.content_length.unwrap() > 1024);
+    assert_eq!(reference.checksum_type.as_deref(), Some("SHA-256"));
+    // The stand-in fetched it before answering: the bytes are the package, as the checksum
+    // and the released package's own hash say, and its signature verifies.
+    let fetched = w.system.lock().unwrap().fetched.clone();
+    assert_eq!(fetched.len(), 1);
+    let (fetched_url, status, tar, matches) = &fetched[0];
+    assert_eq!(
+        (fetched_url, *status, *matches),
+        (&reference.url, 200, true)
+    );
+    assert_eq!(Some(tar.len() as u64), reference.content_length);
+    let o = order.clone();
+    let released: String = api
+        .app
+        .pool
+        .run(move |conn| {
+            use diesel::prelude::*;
+            use writ::db::schema::packages as p;
+            p::table
+                .filter(p::order_id.eq(&o))
+                .filter(p::status.eq("released"))
+                .select(p::package_sha256.assume_not_null())
+                .first::<String>(conn)
+                .map_err(writ::db::DbError::Query)
+        })
+        .await
+        .unwrap();
+    assert_eq!(writ::digest::sha256_hex(tar), released);
+    let pem = api
+        .app
+        .get("/packages/public-key")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let key = writ::disclosure::keys::parse_public_pem(&pem).unwrap();
+    writ::disclosure::package::verify(tar, &key).expect("the signed package verifies");
+    // Another registered authority, with a valid token of its own: not told the package
+    // exists. Nobody: 401.
+    let r = fetch_as(crate::orders::PARIS, &api.audience, &reference.url).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = reqwest::get(&reference.url).await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // The issuing authority may fetch it again; each fetch is audited, served or refused.
+    let again = fetch_as(DOJ, &api.audience, &reference.url).await;
+    assert_eq!(again.status(), StatusCode::OK);
+    assert_eq!(
+        again.headers()["x-package-sha256"].to_str().unwrap(),
+        released
+    );
+    assert_eq!(&again.bytes().await.unwrap()[..], &tar[..]);
+    let events = events(api).await;
+    let count = |name: &str| events.iter().filter(|e| *e == name).count();
+    assert_eq!(count("eevidence.package_fetched"), 2);
+    assert_eq!(count("eevidence.package_refused"), 2);
+}
+
+/// An EPOC-PR's hold is recorded by identifier at receipt and placed on the accounts by the
+/// hold resolver later: `datapreserved` goes out only once every hold is placed, exactly once.
+async fn datapreserved_waits_until_the_holds_are_placed(backend: Backend) {
+    let system = Arc::new(Mutex::new(System::default()));
+    let url = start_system(system.clone()).await;
+    // The background jobs (the hold resolver among them) and the sender run once at start-up,
+    // long before the order comes, then not for an hour: the test runs both itself.
+    let w = start_with(
+        backend,
+        system,
+        &[
+            ("WRIT_ETSI__EEVIDENCE_URL", &url),
+            ("WRIT_API__JOBS_INTERVAL_SECS", "3600"),
+        ],
+    )
+    .await;
+    let api = &w.api;
+    let (auth, lp) = (id(), id());
+    all_created(
+        &post(
+            api,
+            "preservation",
+            &order_xml(&Order {
+                auth: &auth,
+                tasks: std::slice::from_ref(&lp),
+                pr: true,
+                ..Order::default()
+            }),
+        )
+        .await,
+    );
+    let pr = order_of(api, &lp).await;
+    let calls = |api: &Api| {
+        let o = pr.clone();
+        let pool = api.app.pool.clone();
+        async move {
+            pool.run(move |conn| writ::eevidence::outbox::calls_of(conn, &o))
+                .await
+                .unwrap()
+        }
+    };
+    // The hold is not placed yet: still preserving, and no confirmation queued or sent.
+    assert_eq!(state_of(api, &pr).await.state.as_str(), "preserving");
+    assert!(calls(api).await.is_empty());
+    let settings = api.app.db.settings(&[
+        ("WRIT_ETSI__EEVIDENCE_URL", &url),
+        ("WRIT_ETSI__UNIQUE_IDENTIFIER", "ACTOR02"),
+        ("WRIT_ETSI__DELIVERY_BACKOFF_SECS", "0"),
+    ]);
+    let sender = writ::eevidence::outbox::Sender {
+        settings: settings.etsi.clone(),
+        key: writ::disclosure::keys::signing_key(&settings.package).unwrap(),
+        client: reqwest::Client::new(),
+        interval: std::time::Duration::from_secs(1),
+    };
+    let send = || writ::eevidence::outbox::send_due(&api.app.pool, &sender, &sender.client);
+    assert_eq!(send().await.unwrap(), 0);
+    assert!(w.system.lock().unwrap().received.is_empty());
+    // The resolver places it: preserved, and one `datapreserved` queued in that transaction.
+    let resolve = || {
+        api.app
+            .pool
+            .run(|conn| writ::orders::holds::resolve_all(conn, chrono::Utc::now()))
+    };
+    assert!(resolve().await.unwrap() > 0);
+    assert_eq!(state_of(api, &pr).await.state.as_str(), "preserved");
+    let queued = calls(api).await;
+    assert_eq!(queued.len(), 1, "{queued:?}");
+    assert_eq!(queued[0].endpoint, "datapreserved");
+    assert_eq!(send().await.unwrap(), 1);
+    // Nothing more on a further run.
+    assert_eq!(resolve().await.unwrap(), 0);
+    assert_eq!(send().await.unwrap(), 0);
+    acknowledged(api, &pr, "datapreserved", 1).await;
+    let sent = check_sent(&w.system);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, "/eevidence/datapreserved");
+    // It says what is kept (the subscriber data the task asks for).
+    assert!(
+        sent[0].1.contains("Preserved: subscriber."),
+        "{}",
+        sent[0].1
+    );
+}
+
+/// Annex III in the order's language: the approvers' contact details give it (TS 103 120's
+/// `Languages`); German and French have templates, Italian falls back to English.
+async fn form3_is_in_the_orders_language(backend: Backend) {
+    use writ::orders::eevidence::Form3Reason;
+    let w = start(backend).await;
+    let api = &w.api;
+    let approval = |language: &str| {
+        format!(
+            "<auth:AuthorisationApprovalDetails><common:ApproverDetails><common:ApproverName>Juge M.</common:ApproverName><common:ApproverContactDetails><common:Name>Cabinet</common:Name><common:Languages><common:ISO639Set1LanguageIdentifier>{language}</common:ISO639Set1LanguageIdentifier></common:Languages></common:ApproverContactDetails></common:ApproverDetails></auth:AuthorisationApprovalDetails>"
+        )
+    };
+    let mut tasks = Vec::new();
+    for language in ["de", "fr", "it"] {
+        let (auth, task) = (id(), id());
+        let approvals = approval(language);
+        all_created(
+            &post(
+                api,
+                "production",
+                &order_xml(&Order {
+                    auth: &auth,
+                    tasks: std::slice::from_ref(&task),
+                    approvals: &approvals,
+                    ..Order::default()
+                }),
+            )
+            .await,
+        );
+        let order = order_of(api, &task).await;
+        form3(api, &order, Form3Reason::Incomplete).await;
+        acknowledged(api, &order, "nonexecution", 1).await;
+        tasks.push((language, task));
+    }
+    let sent = check_sent(&w.system);
+    // Latin-1 text as the hex string pdf-writer writes for a line that is not ASCII.
+    let hex = |text: &str| -> String {
+        text.chars()
+            .map(|c| format!("{:02X}", u32::from(c)))
+            .collect()
+    };
+    for (language, task) in tasks {
+        let xml = sent
+            .iter()
+            .filter(|(p, _)| p == "/eevidence/nonexecution")
+            .map(|(_, x)| x)
+            .find(|x| x.contains(&task))
+            .unwrap_or_else(|| panic!("no Form 3 for {language}"));
+        let docs = documents_of(xml);
+        let body = |name: &str| {
+            docs.iter()
+                .find(|d| d.name.as_deref() == Some(name))
+                .and_then(|d| d.body.clone())
+                .unwrap()
+                .contents
+        };
+        let info: serde_json::Value =
+            serde_json::from_slice(&body("Form3Information.json")).unwrap();
+        let pdf = String::from_utf8_lossy(&body("Form3.pdf")).into_owned();
+        match language {
+            "de" => {
+                assert_eq!(info["language"], "de", "{info}");
+                assert_eq!(
+                    info["reason_text"],
+                    "Die Anordnung ist unvollständig (Art. 10 Abs. 6)."
+                );
+                assert!(pdf.contains("(A. Die Anordnung)"), "{pdf}");
+                assert!(
+                    pdf.contains(&hex("Die Anordnung ist unvollständig")),
+                    "{pdf}"
+                );
+            }
+            "fr" => {
+                assert_eq!(info["language"], "fr", "{info}");
+                assert!(
+                    pdf.contains(&hex("la décision de l'autorité d'émission")),
+                    "{pdf}"
+                );
+                assert!(pdf.contains(&hex("L'injonction est incomplète")), "{pdf}");
+            }
+            _ => {
+                assert_eq!(info["language"], "en", "{info}");
+                assert!(
+                    pdf.contains("(The order is incomplete (Art 10(6)).)"),
+                    "{pdf}"
+                );
+                assert!(pdf.contains("(A. The order)"), "{pdf}");
+            }
+        }
+    }
 }

@@ -1,0 +1,1 @@
+ALTER TABLE eevidence_orders DROP COLUMN language;
