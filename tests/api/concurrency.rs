@@ -400,7 +400,7 @@ async fn a_hold_resolved_while_its_order_is_released_does_not_deadlock(backend: 
                 let writ::db::DbConn::Postgres(p) = &mut *w else {
                     unreachable!()
                 };
-                let waiting = || -> i64 {
+                let mut waiting = || -> i64 {
                     diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
                         "(SELECT count(*) FROM pg_locks WHERE NOT granted)",
                     ))

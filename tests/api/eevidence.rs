@@ -1908,7 +1908,10 @@ async fn the_systems_authority_list_refreshes_the_registry(backend: Backend) {
     let registered = || async {
         api.app
             .pool
-            .run(|conn| writ::eevidence::epoc::registered(conn, "NEWVAL01"))
+            .run(|conn| {
+                writ::eevidence::epoc::registered(conn, "NEWVAL01")
+                    .map_err(writ::db::DbError::Query)
+            })
             .await
             .unwrap()
     };
