@@ -76,7 +76,10 @@ fn check(listed: &[Listed]) -> Result<(), RegistryError> {
                 "a listed authority's identifier {who:?} is not a country code and 1 to 200 visible ASCII characters"
             )));
         }
-        if l.name.trim().is_empty() || l.name.chars().count() > 200 || crate::text::hidden_character(&l.name).is_some() {
+        if l.name.trim().is_empty()
+            || l.name.chars().count() > 200
+            || crate::text::hidden_character(&l.name).is_some()
+        {
             return Err(RegistryError::Invalid(format!(
                 "listed authority {who}: the name must be 1 to 200 visible characters"
             )));

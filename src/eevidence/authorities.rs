@@ -44,7 +44,10 @@ pub const AUTHORITY_TYPES: &[(&str, IssuerKind)] = &[
     ("Court", IssuerKind::Court),
     ("InvestigatingJudge", IssuerKind::InvestigatingJudge),
     ("PublicProsecutor", IssuerKind::Prosecutor),
-    ("OtherCompetentAuthority", IssuerKind::AdministrativeAuthority),
+    (
+        "OtherCompetentAuthority",
+        IssuerKind::AdministrativeAuthority,
+    ),
 ];
 
 /// Why a refresh changed nothing.
@@ -141,7 +144,9 @@ async fn exchange(sender: &Sender, url: &str, xml: String) -> Result<Vec<u8>, Re
         .map_err(|e| bad(format!("reading the answer failed: {}", e.without_url())))?
     {
         if body.len() + chunk.len() > ANSWER_LIMIT {
-            return Err(bad(format!("the answer is larger than {ANSWER_LIMIT} bytes")));
+            return Err(bad(format!(
+                "the answer is larger than {ANSWER_LIMIT} bytes"
+            )));
         }
         body.extend_from_slice(&chunk);
     }
@@ -298,7 +303,9 @@ pub async fn refresh(db: &Db, sender: &Sender) -> Result<Refreshed, RefreshError
                     if i == id && xsi_type.ends_with("AuthorityObject")
             );
             if !answered {
-                return Err(bad(format!("authority {id} was not answered with its object")));
+                return Err(bad(format!(
+                    "authority {id} was not answered with its object"
+                )));
             }
         }
         let mut read = read_authorities(&answer)?;

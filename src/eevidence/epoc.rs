@@ -89,15 +89,15 @@ pub fn complete(
         && let Some(id) = filled(&v.reference)
         && let Some(registered) = registered(c, id)?
     {
-        let kind: IssuerKind =
-            serde_json::from_value(serde_json::Value::String(registered.kind.clone())).map_err(
-                |_| {
-                    Fail::Answer(error(
-                        codes::UNPROCESSABLE,
-                        format!("the validating authority {id} has no kind Writ knows"),
-                    ))
-                },
-            )?;
+        let kind: IssuerKind = serde_json::from_value(serde_json::Value::String(
+            registered.kind.clone(),
+        ))
+        .map_err(|_| {
+            Fail::Answer(error(
+                codes::UNPROCESSABLE,
+                format!("the validating authority {id} has no kind Writ knows"),
+            ))
+        })?;
         order.validator = Some(crate::policy::Authority {
             kind,
             person: filled(&v.approver_name)

@@ -359,10 +359,7 @@ fn instrument(ctx: &Context<'_>, registered: Option<&str>, kind: &str) -> Result
             .ok_or_else(|| {
                 err(
                     AT,
-                    format!(
-                        "EPOCLegalType {:?} is neither EPOC nor EPOCPR",
-                        entry.value
-                    ),
+                    format!("EPOCLegalType {:?} is neither EPOC nor EPOCPR", entry.value),
                 )
             });
     }

@@ -1107,8 +1107,7 @@ fn create_task(
         Object::LpTask(t) => map::preservation_order(t, work.sender, &ctx),
         _ => return Err(Fail::Answer(error(codes::NOT_SUPPORTED, "not a task"))),
     };
-    let mut order =
-        mapped.map_err(|e| Fail::Answer(error(codes::UNPROCESSABLE, e.to_string())))?;
+    let mut order = mapped.map_err(|e| Fail::Answer(error(codes::UNPROCESSABLE, e.to_string())))?;
     if let Some(profile) = work.rules.profile {
         let cx = ProfileContext {
             authority: work.sender.authority,

@@ -1929,9 +1929,15 @@ async fn the_systems_authority_list_refreshes_the_registry(backend: Backend) {
         .await
         .unwrap();
     assert_eq!((r.listed, r.added, r.changed, r.removed), (1, 1, 0, 0));
-    let added = registered().await.expect("the listed authority is registered");
+    let added = registered()
+        .await
+        .expect("the listed authority is registered");
     assert_eq!(
-        (added.name.as_str(), added.country.as_str(), added.kind.as_str()),
+        (
+            added.name.as_str(),
+            added.country.as_str(),
+            added.kind.as_str()
+        ),
         ("Juge d'instruction de Lyon", "FR", "investigating_judge")
     );
     let events = refreshed().await;
