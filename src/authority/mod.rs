@@ -5,6 +5,7 @@
 //! from the order body. Every change is recorded in the audit log in the same transaction.
 
 pub mod client;
+pub mod listed;
 pub mod pins;
 pub mod spend;
 pub mod throttle;

@@ -9,6 +9,7 @@ mod backup;
 mod config;
 mod demo;
 mod doctor;
+mod eevidence;
 mod import;
 mod keys;
 mod migrate;
@@ -92,6 +93,12 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         action: authority::AuthorityAction,
+    },
+    /// EU e-Evidence: read the national system's list of authorities into the registry.
+    Eevidence {
+        /// What to do.
+        #[command(subcommand)]
+        action: eevidence::EevidenceAction,
     },
     /// Validate jurisdiction policies; explain the decision for an order.
     Policy {
@@ -194,6 +201,7 @@ pub fn main() -> ExitCode {
         Command::Demo { action } => demo::run(settings, action),
         Command::Policy { action } => policy::run(settings, action),
         Command::Authority { action } => authority::run(settings, action),
+        Command::Eevidence { action } => eevidence::run(settings, action),
         Command::Token { action } => token::run(action),
         Command::User { action } => user::run(settings, action),
         Command::Transparency { action } => transparency::run(settings, action),

@@ -236,6 +236,16 @@ impl Profile for EevidenceProfile {
         }
     }
 
+    fn complete_order(
+        &self,
+        c: &mut DbConn,
+        cx: &ProfileContext<'_>,
+        authorisation: Option<&Authorisation>,
+        order: &mut crate::policy::Order,
+    ) -> Result<(), Fail> {
+        super::epoc::complete(c, cx, authorisation, order)
+    }
+
     fn task_created(
         &self,
         c: &mut DbConn,
@@ -387,11 +397,8 @@ fn judge_authorities(
             problems.push(format!("the {role} is not identified (ApprovalReference)"));
             continue;
         };
-        let known: Option<String> = authority_etsi::table
-            .filter(authority_etsi::unique_identifier.eq(id))
-            .select(authority_etsi::authority_id)
-            .first(c)
-            .optional()?;
+        // Known means registered and active: a suspended authority is no longer vouched for.
+        let known: Option<String> = super::epoc::registered(c, id)?.map(|a| a.id);
         match known {
             None => problems.push(format!("the {role} {id} is not in the authority registry")),
             Some(registered) if role == "IssuingAuthority" && registered != cx.authority.id => {

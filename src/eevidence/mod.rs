@@ -13,6 +13,8 @@
 //! secondary material (EEVIDENCE.md, section 2).
 // EEVIDENCE.md [T?]: check against TS 104 144
 
+pub mod authorities;
+pub mod epoc;
 pub mod form3;
 pub mod inbound;
 pub mod outbox;

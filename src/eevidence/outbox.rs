@@ -454,7 +454,16 @@ pub fn message(
                 }),
             }]
         }
-        Call::EnforcingAuthorityId | Call::Authorities => Vec::new(),
+        // `authorities` is an exchange of its own (`eevidence::authorities`), and
+        // `enforcingauthorityId` is described as an empty HI-1 message, which the Core schema
+        // does not allow (ActionRequests holds at least one ActionRequest): neither is sent
+        // from the queue. EEVIDENCE.md [?]: check the carrier against TS 104 144.
+        Call::EnforcingAuthorityId | Call::Authorities => {
+            return Err(OrderError::Conflict(format!(
+                "the {} call is not sent from the queue",
+                call.endpoint()
+            )));
+        }
     };
     let message = Message {
         header: header(

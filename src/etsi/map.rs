@@ -5,7 +5,9 @@
 //!   country from the registry); the message only adds the approver's name.
 //! - The instrument is the one the authorisation names in Writ's own `WritInstrument`
 //!   dictionary (`AuthorisationLegalType` with Writ's unique identifier as owner), else the one
-//!   registered for the sender for that kind of task.
+//!   registered for the sender for that kind of task. An e-Evidence authorisation
+//!   (`EPOCLegalType` `EPOC` or `EPOCPR`) is decided under `eu.epoc` or `eu.epoc_pr` whatever
+//!   is registered, and only at the `/eevidence/*` endpoints, where its lifecycle is kept.
 //! - `RequestType` maps to categories, request values to targets (see [`REQUEST_TYPES`] and
 //!   [`formats`]); an IP address becomes one target per observed time.
 
@@ -26,14 +28,23 @@ pub const INSTRUMENT_DICTIONARY: &str = "WritInstrument";
 /// TS 103 120 has no element for: `WritPurpose` (a purpose kind, e.g. `crime`),
 /// `WritProceduralFramework` (e.g. `preliminary_inquiry`), `WritStatutoryBasis`
 /// (`<kind>|<statute>`, e.g. `grand_jury_subpoena|Fed. R. Crim. P. 17`),
-/// `WritSoleAimIdentification` and `WritJournalisticSource` (`true` or `false`).
-pub const INPUT_FLAGS: [&str; 5] = [
+/// `WritSoleAimIdentification` and `WritJournalisticSource` (`true` or `false`), and
+/// `WritLegalProvision` (one legal provision relied on, e.g. `Code pénal art 313-1`; repeated
+/// for each).
+pub const INPUT_FLAGS: [&str; 6] = [
     "WritPurpose",
     "WritProceduralFramework",
     "WritStatutoryBasis",
     "WritSoleAimIdentification",
     "WritJournalisticSource",
+    "WritLegalProvision",
 ];
+/// The e-Evidence profile's dictionary of legal types (`AuthorisationLegalType`).
+// EEVIDENCE.md [T?]: check against TS 104 144 (owner `EU` in the profile's examples, `ETSI` in
+// an early reference translator: both are read)
+pub const EPOC_LEGAL_TYPE: &str = "EPOCLegalType";
+/// The instruments of the e-Evidence legal types: an EPOC (Form 1) and an EPOC-PR (Form 2).
+pub const EPOC_INSTRUMENTS: [(&str, &str); 2] = [("EPOC", "eu.epoc"), ("EPOCPR", "eu.epoc_pr")];
 /// Writ's own target format for an account id.
 pub const FORMAT_USER_ID: &str = "WritUserId";
 /// Writ's own target format for a user name.
@@ -173,6 +184,9 @@ pub struct Context<'a> {
     pub transaction_id: &'a str,
     /// Writ's own HI-1 unique identifier.
     pub writ_id: &'a str,
+    /// Whether the message came to an e-Evidence endpoint (`/eevidence/*`): only there is an
+    /// EPOC or EPOC-PR taken.
+    pub eevidence: bool,
 }
 
 fn utc(t: DateTime<FixedOffset>) -> DateTime<Utc> {
@@ -323,6 +337,32 @@ pub fn targets(details: &RequestDetails, writ_id: &str) -> Result<Vec<Target>, M
 
 /// The instrument a task is decided under.
 fn instrument(ctx: &Context<'_>, registered: Option<&str>, kind: &str) -> Result<String, MapError> {
+    const AT: &str = "auth:AuthorisationLegalType";
+    if let Some(entry) = ctx.authorisation.and_then(|a| a.legal_type.as_ref())
+        && entry.name == EPOC_LEGAL_TYPE
+        && (entry.owner == "EU" || entry.owner == "ETSI")
+    {
+        // An EPOC's legal type is the law it is decided under, whatever is registered for
+        // the sender; outside the e-Evidence endpoints it would escape its lifecycle (the
+        // enforcing authority's review, Form 3, withdrawal), so it is refused there.
+        if !ctx.eevidence {
+            return Err(err(
+                AT,
+                "an EPOC or EPOC-PR is taken at /eevidence/production or /eevidence/preservation, \
+                 where its e-Evidence lifecycle is kept; not at /etsi/hi1",
+            ));
+        }
+        return EPOC_INSTRUMENTS
+            .iter()
+            .find(|(value, _)| *value == entry.value)
+            .map(|(_, id)| (*id).to_owned())
+            .ok_or_else(|| {
+                err(
+                    AT,
+                    format!("EPOCLegalType {:?} is neither EPOC nor EPOCPR", entry.value),
+                )
+            });
+    }
     if let Some(entry) = ctx.authorisation.and_then(|a| a.legal_type.as_ref())
         && entry.owner == ctx.writ_id
         && entry.name == INSTRUMENT_DICTIONARY
@@ -349,6 +389,7 @@ struct LegalInputs {
     statutory_basis: Option<crate::policy::StatutoryBasis>,
     sole_aim_identification: Option<bool>,
     journalistic_source: bool,
+    legal_provisions: Vec<String>,
 }
 
 fn legal_inputs(ctx: &Context<'_>) -> Result<LegalInputs, MapError> {
@@ -429,6 +470,19 @@ fn legal_inputs(ctx: &Context<'_>) -> Result<LegalInputs, MapError> {
             }
             "WritJournalisticSource" => {
                 out.journalistic_source = boolean(&f.value, "WritJournalisticSource")?;
+            }
+            "WritLegalProvision" => {
+                let provision = f.value.trim();
+                if provision.is_empty() || provision.chars().count() > 500 {
+                    return Err(err(
+                        AT,
+                        "WritLegalProvision: a provision must be 1 to 500 characters",
+                    ));
+                }
+                if out.legal_provisions.len() >= 20 {
+                    return Err(err(AT, "at most 20 WritLegalProvision flags"));
+                }
+                out.legal_provisions.push(provision.to_owned());
             }
             _ => {}
         }
@@ -519,7 +573,7 @@ fn base_order(
             expires_at: auth.and_then(|a| a.timespan).and_then(|t| t.end).map(utc),
             respond_by: None,
         },
-        legal_provisions: Vec::new(),
+        legal_provisions: inputs.legal_provisions,
         reasons,
         redress: None,
         addressee: None,
@@ -765,6 +819,7 @@ mod tests {
             sent_at: t("2026-10-02T08:00:00Z"),
             transaction_id: "c02358b2-76cf-4ba4-a8eb-f6436ccaea2e",
             writ_id: "WRIT",
+            eevidence: false,
         }
     }
 
@@ -1005,6 +1060,80 @@ mod tests {
         // Nobody named as issuing it: refused, naming the element to add.
         let e = preservation_order(&lp, sender, &ctx(None)).unwrap_err();
         assert!(e.element.ends_with("ApproverName"), "{e}");
+    }
+
+    /// An EPOC's legal type decides its instrument, whatever is registered for the sender, and
+    /// only at the e-Evidence endpoints; Writ's legal-provision flags carry Form 1's provisions.
+    #[test]
+    fn an_epoc_is_decided_under_the_regulation_only_at_the_eevidence_endpoints() {
+        let (a, mut e) = (authority(), identity());
+        e.disclosure_instrument = "fr.requisition".into();
+        e.preservation_instrument = None;
+        let sender = Sender {
+            authority: &a,
+            etsi: &e,
+        };
+        let legal = |value: &str| DictionaryEntry {
+            owner: "EU".into(),
+            name: EPOC_LEGAL_TYPE.into(),
+            value: value.into(),
+        };
+        let provision = |value: &str| DictionaryEntry {
+            owner: "WRIT".into(),
+            name: "WritLegalProvision".into(),
+            value: value.into(),
+        };
+        let mut auth = Authorisation {
+            legal_type: Some(legal("EPOC")),
+            approvals: vec![approver("M. Durand")],
+            flags: vec![
+                provision("Regulation (EU) 2023/1543 Art 4(1)"),
+                provision(" Code pénal art 313-2 "),
+            ],
+            ..Authorisation::default()
+        };
+        let ld = task(
+            "SubscriberData",
+            vec![value("ETSI", "InternationalE164", "442079460223")],
+            vec![],
+        );
+        fn at_eevidence(auth: &Authorisation) -> Context<'_> {
+            Context {
+                eevidence: true,
+                ..ctx(Some(auth))
+            }
+        }
+        let order = disclosure_order(&ld, sender, &at_eevidence(&auth)).unwrap();
+        assert_eq!(order.instrument, "eu.epoc");
+        assert_eq!(
+            order.legal_provisions,
+            vec![
+                "Regulation (EU) 2023/1543 Art 4(1)".to_owned(),
+                "Code pénal art 313-2".to_owned()
+            ]
+        );
+        // At /etsi/hi1 it would escape its lifecycle: refused, naming the element.
+        let e = disclosure_order(&ld, sender, &ctx(Some(&auth))).unwrap_err();
+        assert!(e.element.ends_with("AuthorisationLegalType"), "{e}");
+        assert!(e.reason.contains("/eevidence/production"), "{e}");
+        // An EPOC-PR needs no registered preservation instrument.
+        auth.legal_type = Some(legal("EPOCPR"));
+        let lp = LpTask {
+            request: Some(RequestDetails {
+                values: vec![value("ETSI", "InternationalE164", "442079460223")],
+                ..RequestDetails::default()
+            }),
+            ..LpTask::default()
+        };
+        let order = preservation_order(&lp, sender, &at_eevidence(&auth)).unwrap();
+        assert_eq!(order.instrument, "eu.epoc_pr");
+        auth.legal_type = Some(legal("EIO"));
+        let e = disclosure_order(&ld, sender, &at_eevidence(&auth)).unwrap_err();
+        assert!(e.reason.contains("neither EPOC nor EPOCPR"), "{e}");
+        auth.legal_type = Some(legal("EPOC"));
+        auth.flags = vec![provision("  ")];
+        let e = disclosure_order(&ld, sender, &at_eevidence(&auth)).unwrap_err();
+        assert!(e.reason.contains("WritLegalProvision"), "{e}");
     }
 
     #[test]

@@ -74,6 +74,18 @@ pub trait Profile: std::fmt::Debug + Sync {
         authorisation: Option<&Authorisation>,
         order_id: &str,
     ) -> Result<(), Fail>;
+    /// Completes the order `task` (resting on `authorisation`) became from what the profile
+    /// carries beyond plain HI-1 (the e-Evidence validating authority, addressee, ...), before
+    /// it is checked and decided. Inside the CREATE's savepoint.
+    fn complete_order(
+        &self,
+        _c: &mut DbConn,
+        _cx: &ProfileContext<'_>,
+        _authorisation: Option<&Authorisation>,
+        _order: &mut crate::policy::Order,
+    ) -> Result<(), Fail> {
+        Ok(())
+    }
 }
 
 /// What a [`Profile`] sees of the message being answered.
@@ -1088,13 +1100,25 @@ fn create_task(
         sent_at: work.header.timestamp,
         transaction_id: &work.header.transaction_id,
         writ_id: &settings.unique_identifier,
+        eevidence: work.rules.profile.is_some(),
     };
     let mapped = match object {
         Object::LdTask(t) => map::disclosure_order(t, work.sender, &ctx),
         Object::LpTask(t) => map::preservation_order(t, work.sender, &ctx),
         _ => return Err(Fail::Answer(error(codes::NOT_SUPPORTED, "not a task"))),
     };
-    let order = mapped.map_err(|e| Fail::Answer(error(codes::UNPROCESSABLE, e.to_string())))?;
+    let mut order = mapped.map_err(|e| Fail::Answer(error(codes::UNPROCESSABLE, e.to_string())))?;
+    if let Some(profile) = work.rules.profile {
+        let cx = ProfileContext {
+            authority: work.sender.authority,
+            header: work.header,
+            message_id: &work.message_id,
+            rules: work.rules,
+            now: work.now,
+            created: &work.created,
+        };
+        profile.complete_order(c, &cx, auth.as_ref(), &mut order)?;
+    }
     let Some(spec) = work.rules.policies.instrument(&order.instrument) else {
         return Err(Fail::Answer(error(
             codes::UNPROCESSABLE,

@@ -188,6 +188,11 @@ type Pending = (i64, String, String, String, Option<i32>, String, i64, i64);
 pub fn resolve_pending(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize, OrderError> {
     let micros = now.timestamp_micros();
     write_tx(conn, |c| {
+        // The audit append lock first, then the rows: a release holds the append lock (its
+        // `order.approved` entry) when it marks its target holds released, so a resolver that
+        // claimed those rows first and then waited for the append lock would deadlock with it
+        // on PostgreSQL (one of the two aborted). Taken in this order, the resolver waits.
+        audit::log::lock(c)?;
         let query = target_holds::table
             .filter(target_holds::resolved_at.is_null())
             .filter(target_holds::released_at.is_null())

@@ -339,3 +339,97 @@ async fn writers_never_see_database_is_locked(backend: Backend) {
     );
     assert_consistent(&db);
 }
+
+both_backends!(a_hold_resolved_while_its_order_is_released_does_not_deadlock);
+
+/// Found as a flaky `eevidence::an_unknown_authority_goes_to_human_judgement::postgres` under
+/// load: a release holds the audit append lock (its `order.approved` entry) when it marks the
+/// order's target holds released, and the background resolver claimed those rows and then waited
+/// for the append lock: PostgreSQL found the deadlock and aborted one, here the release. This
+/// plays the two in that order on purpose: the release appends, the resolver starts and waits
+/// (on PostgreSQL the release goes on only once the resolver waits for a lock), then the release
+/// marks the holds released. Both must succeed, and a hold released is never resolved. (SQLite
+/// has one writer at a time: the resolver waits for the release to commit.)
+async fn a_hold_resolved_while_its_order_is_released_does_not_deadlock(backend: Backend) {
+    // No background jobs (the order's target holds stay pending until the resolver runs here)
+    // and no checkpoint signer (which would wait for the append lock too).
+    let api = Api::start(
+        backend,
+        &[
+            ("WRIT_API__JOBS_INTERVAL_SECS", "3600"),
+            ("WRIT_AUDIT__CHECKPOINT_INTERVAL_SECS", "0"),
+        ],
+    )
+    .await;
+    seed_alice(&api.app).await;
+    let (status, created) = json_of(api.submit(PARIS, &submission(ORDER)).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let pending = {
+        let id = id.clone();
+        move |conn: &mut writ::db::DbConn| {
+            use writ::db::schema::target_holds as t;
+            t::table
+                .filter(t::order_id.eq(&id))
+                .filter(t::resolved_at.is_null())
+                .filter(t::released_at.is_null())
+                .count()
+                .get_result::<i64>(conn)
+                .map_err(writ::db::DbError::Query)
+        }
+    };
+    assert!(api.app.pool.run(pending.clone()).await.unwrap() > 0);
+    let (appended, after_append) = std::sync::mpsc::channel::<()>();
+    let postgres = backend == Backend::Postgres;
+    let watcher = api.app.pool.clone();
+    let order = id.clone();
+    let release = api.app.pool.run(move |conn| {
+        writ::db::write_tx(conn, |c| {
+            writ::db::locks::order(c, &order)?;
+            let entry = writ::audit::NewEntry::new(
+                Actor::new(ActorKind::System, "test"),
+                writ::audit::Event::OrderApproved,
+            )
+            .order(order.as_str());
+            writ::audit::append(c, &entry, chrono::Utc::now())?;
+            appended.send(()).unwrap();
+            if postgres {
+                // Go on once the resolver waits for a lock (the append lock, or before the fix
+                // its claimed rows' release would wait for it).
+                let mut w = watcher.conn().unwrap();
+                let writ::db::DbConn::Postgres(p) = &mut *w else {
+                    unreachable!()
+                };
+                let mut waiting = || -> i64 {
+                    diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                        "(SELECT count(*) FROM pg_locks WHERE NOT granted)",
+                    ))
+                    .get_result(p)
+                    .unwrap()
+                };
+                let deadline = std::time::Instant::now() + Duration::from_secs(60);
+                while waiting() == 0 {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "the resolver never waited"
+                    );
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+            writ::orders::holds::release(c, &order, chrono::Utc::now().timestamp_micros())?;
+            Ok::<_, writ::orders::OrderError>(())
+        })
+    });
+    let resolve = api.app.pool.run(move |conn| {
+        after_append.recv().unwrap();
+        writ::orders::holds::resolve_pending(conn, chrono::Utc::now())
+    });
+    let (released, resolved) = tokio::join!(release, resolve);
+    released.expect("the release commits");
+    assert_eq!(
+        resolved.expect("the resolver commits"),
+        0,
+        "a released hold is not resolved"
+    );
+    assert_eq!(api.app.pool.run(pending).await.unwrap(), 0);
+}

@@ -2,9 +2,11 @@
 //! issuing and enforcing authorities) sends each workflow, and every message Writ sends back is
 //! checked against the TS 103 120 schemas and the profile's dictionaries.
 //!
-//! The issuing authority here is the DOJ office of the HI-1 tests (`XX/ACTOR05`, decided under
-//! `us.subpoena`): the lifecycle, the release gate and the calls do not depend on the
-//! instrument, and an EPOC as HI-1 carries it today lacks elements `eu.epoc` requires.
+//! The issuing authority here is a French public prosecutor's office (`XX/ACTOR05`, signing with
+//! the HI-1 tests' DOJ key), and the validating authority an investigating judge (`XX/VALID01`).
+//! Each EPOC carries what Form 1 says (the approvals with their roles, the legal provisions, the
+//! offence, the priority and flags) and is decided under `eu.epoc`; each EPOC-PR under
+//! `eu.epoc_pr`; Writ, established in Ireland, is bound by both.
 
 use std::sync::{Arc, Mutex};
 
@@ -38,9 +40,12 @@ both_backends!(
     an_outcome_above_the_inline_limit_goes_by_reference,
     datapreserved_waits_until_the_holds_are_placed,
     form3_is_in_the_orders_language,
+    the_systems_authority_list_refreshes_the_registry,
 );
 
-/// The stand-in national system: what Writ sent, and how many calls to refuse first.
+/// The stand-in national system: what Writ sent, how many calls to refuse first, and the
+/// authorities it lists at `/eevidence/authorities` (object id, identifier, name, type), the
+/// objects sent without a name when `malformed`.
 #[derive(Default)]
 struct System {
     received: Vec<(String, String)>,
@@ -51,6 +56,8 @@ struct System {
     /// Each fetch: the URL, the HTTP status, the body, and whether its SHA-256 is the
     /// DeliveryObject's checksum.
     fetched: Vec<(String, u16, Vec<u8>, bool)>,
+    authorities: Vec<(String, String, String, String)>,
+    malformed: bool,
 }
 
 /// The packages an `outcome` sends by reference: (URL, checksum).
@@ -97,6 +104,64 @@ async fn fetch_as(signer: crate::orders::Signer, audience: &str, url: &str) -> r
         .unwrap()
 }
 
+/// The stand-in's answer at `/eevidence/authorities`: a LISTResponse of its authorities, or a
+/// GETResponse with the AuthorityObject of each GET (the object's schema is not public: the
+/// elements Writ reads, in a namespace of the stand-in's).
+fn authorities_answer(m: &Message, s: &System) -> String {
+    use writ::etsi::model::Action;
+    let Payload::Requests(actions) = &m.payload else {
+        panic!("not a request")
+    };
+    let mut responses = String::new();
+    for a in actions {
+        let body = match &a.action {
+            Action::List(_) => {
+                let records: String = s
+                    .authorities
+                    .iter()
+                    .map(|(oid, ..)| format!(
+                        "<ListResponseRecord><ObjectType><common:Owner>EU</common:Owner><common:Name>EPOCObjectType</common:Name><common:Value>Authority</common:Value></ObjectType><Identifier>{oid}</Identifier><Generation>1</Generation></ListResponseRecord>"
+                    ))
+                    .collect();
+                format!("<LISTResponse>{records}</LISTResponse>")
+            }
+            Action::Get { identifier } => {
+                let (oid, unique, name, kind) = s
+                    .authorities
+                    .iter()
+                    .find(|a| a.0 == *identifier)
+                    .expect("a listed authority");
+                let name = if s.malformed {
+                    String::new()
+                } else {
+                    format!("<dis:AuthorityName>{name}</dis:AuthorityName>")
+                };
+                format!(
+                    r#"<GETResponse><HI1Object xsi:type="dis:AuthorityObject" xmlns:dis="urn:example:dis:authority"><ObjectIdentifier>{oid}</ObjectIdentifier><CountryCode>XX</CountryCode><OwnerIdentifier>DIS</OwnerIdentifier><dis:AuthorityIdentifier><dis:CountryCode>XX</dis:CountryCode><dis:UniqueIdentifier>{unique}</dis:UniqueIdentifier></dis:AuthorityIdentifier>{name}<dis:AuthorityCountry>FR</dis:AuthorityCountry><dis:AuthorityType><common:Owner>EU</common:Owner><common:Name>EPOCAuthorityType</common:Name><common:Value>{kind}</common:Value></dis:AuthorityType></HI1Object></GETResponse>"#
+                )
+            }
+            other => panic!("Writ sent {other:?} to /eevidence/authorities"),
+        };
+        responses.push_str(&format!(
+            "<ActionResponse><ActionIdentifier>{}</ActionIdentifier>{body}</ActionResponse>",
+            a.id
+        ));
+    }
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<HI1Message xmlns="http://uri.etsi.org/03120/common/2019/10/Core" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:common="http://uri.etsi.org/03120/common/2016/02/Common">
+<Header><SenderIdentifier><CountryCode>{sc}</CountryCode><UniqueIdentifier>{si}</UniqueIdentifier></SenderIdentifier><ReceiverIdentifier><CountryCode>{rc}</CountryCode><UniqueIdentifier>{ri}</UniqueIdentifier></ReceiverIdentifier><TransactionIdentifier>{tx}</TransactionIdentifier><Timestamp>{now}</Timestamp><Version><ETSIVersion>V1.23.1</ETSIVersion><NationalProfileOwner>EU</NationalProfileOwner><NationalProfileVersion>v1.3.1</NationalProfileVersion></Version></Header>
+<Payload><ResponsePayload><ActionResponses>{responses}</ActionResponses></ResponsePayload></Payload>
+</HI1Message>"#,
+        sc = m.header.receiver.country,
+        si = m.header.receiver.id,
+        rc = m.header.sender.country,
+        ri = m.header.sender.id,
+        tx = m.header.transaction_id,
+        now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ"),
+    )
+}
+
 async fn start_system(state: Arc<Mutex<System>>) -> String {
     start_system_on(state, None).await
 }
@@ -140,6 +205,12 @@ async fn start_system_on(state: Arc<Mutex<System>>, tls: Option<rustls::ServerCo
             }
         }
         let m = parse(text.as_bytes(), &Limits::default()).unwrap();
+        if req.path() == "/eevidence/authorities" {
+            let answer = authorities_answer(&m, &state.lock().unwrap());
+            return HttpResponse::Ok()
+                .content_type("application/xml")
+                .body(answer);
+        }
         let Payload::Requests(actions) = &m.payload else {
             panic!("not a request")
         };
@@ -200,6 +271,8 @@ async fn start_system_on(state: Arc<Mutex<System>>, tls: Option<rustls::ServerCo
 struct World {
     api: Api,
     system: Arc<Mutex<System>>,
+    /// The stand-in's base URL.
+    url: String,
 }
 
 /// Writ (`XX/ACTOR02`) with its calls going to the stand-in; the DOJ office registered as
@@ -218,20 +291,30 @@ async fn start_with(backend: Backend, system: Arc<Mutex<System>>, extra: &[(&str
         ("WRIT_ETSI__DELIVERY_BACKOFF_SECS", "0"),
     ];
     settings.extend_from_slice(extra);
+    let url = extra
+        .iter()
+        .find(|(k, _)| *k == "WRIT_ETSI__EEVIDENCE_URL")
+        .map(|(_, v)| (*v).to_owned())
+        .unwrap_or_default();
     let api = Api::start(backend, &settings).await;
     api.app.pool.run(register).await.unwrap();
     add_users(&api.app).await;
     seed_alice(&api.app).await;
-    World { api, system }
+    World { api, system, url }
 }
 
-/// Registers the DOJ office (`XX/ACTOR05`, with its key) and the validating authority
-/// `XX/VALID01`.
+/// Registers the issuing authority, a French public prosecutor's office (`XX/ACTOR05`, with the
+/// DOJ key of the HI-1 tests), and the validating authority `XX/VALID01`, an investigating
+/// judge.
 fn register(conn: &mut writ::db::DbConn) -> Result<(), writ::db::DbError> {
     let actor = Actor::new(ActorKind::System, "test");
-    for (id, name) in [
-        (DOJ.iss, "U.S. Attorney's Office, S.D.N.Y."),
-        ("xx-validator", "Juge d'instruction"),
+    for (id, name, kind) in [
+        (DOJ.iss, "Parquet de Paris", IssuerKind::Prosecutor),
+        (
+            "xx-validator",
+            "Juge d'instruction de Paris",
+            IssuerKind::InvestigatingJudge,
+        ),
     ] {
         writ::authority::add(
             conn,
@@ -239,9 +322,9 @@ fn register(conn: &mut writ::db::DbConn) -> Result<(), writ::db::DbError> {
             &NewAuthority {
                 id: id.into(),
                 name: name.into(),
-                country: "US".into(),
-                kind: IssuerKind::Prosecutor,
-                contacts: vec!["sdny@justice.example".into()],
+                country: "FR".into(),
+                kind,
+                contacts: vec!["parquet@justice.example".into()],
             },
         )
         .unwrap();
@@ -255,16 +338,17 @@ fn register(conn: &mut writ::db::DbConn) -> Result<(), writ::db::DbError> {
         &public_pem(DOJ.seed),
     )
     .unwrap();
+    // The instrument registered for plain HI-1 does not decide an EPOC: its legal type does.
     writ::authority::set_etsi(
         conn,
         &actor,
-        &identity(DOJ.iss, "ACTOR05", "us.subpoena", None),
+        &identity(DOJ.iss, "ACTOR05", "fr.requisition", None),
     )
     .unwrap();
     writ::authority::set_etsi(
         conn,
         &actor,
-        &identity("xx-validator", "VALID01", "us.subpoena", None),
+        &identity("xx-validator", "VALID01", "fr.requisition", None),
     )
     .unwrap();
     Ok(())
@@ -296,8 +380,18 @@ fn eu(name: &str, value: &str) -> String {
     )
 }
 
+/// The e-Evidence profile's version block in place of the HI-1 tests' one.
+fn profiled(xml: String) -> String {
+    xml.replace(
+        "<NationalProfileOwner>XX</NationalProfileOwner><NationalProfileVersion>v1.0</NationalProfileVersion>",
+        "<NationalProfileOwner>EU</NationalProfileOwner><NationalProfileVersion>v1.3.1</NationalProfileVersion>",
+    )
+}
+
 /// An EPOC (or, with `pr`, an EPOC-PR) for the subscriber data of Alice's phone number, one
-/// task per id in `tasks`.
+/// task per id in `tasks`, as Form 1 (Form 2) says it: issued by the prosecutor (approval role
+/// `IssuingAuthority`, naming `ACTOR05`), with the legal provisions, the offence, the priority,
+/// the flags and the form's PDF; `approvals` adds further approvals (a validating authority).
 struct Order<'a> {
     auth: &'a str,
     tasks: &'a [String],
@@ -352,15 +446,19 @@ fn order_xml(o: &Order<'_>) -> String {
   <AssociatedObjects><AssociatedObject>{doc}</AssociatedObject></AssociatedObjects>
   <auth:AuthorisationReference>EPOC-2026-117</auth:AuthorisationReference>
   <auth:AuthorisationLegalType>{legal}</auth:AuthorisationLegalType>{priority}
+  <auth:AuthorisationDesiredStatus><common:Owner>ETSI</common:Owner><common:Name>AuthorisationDesiredStatus</common:Name><common:Value>SubmittedToCSP</common:Value></auth:AuthorisationDesiredStatus>
   <auth:AuthorisationTimespan><auth:StartTime>{start}</auth:StartTime><auth:EndTime>{end}</auth:EndTime></auth:AuthorisationTimespan>
   <auth:AuthorisationCreationTimestamp>{start}</auth:AuthorisationCreationTimestamp>
-  <auth:AuthorisationApprovalDetails><common:ApproverDetails><common:ApproverName>AUSA J. Rivera</common:ApproverName></common:ApproverDetails></auth:AuthorisationApprovalDetails>{approvals}
-  <auth:AuthorisationFlags><auth:AuthorisationFlag><common:Owner>ACTOR02</common:Owner><common:Name>WritStatutoryBasis</common:Name><common:Value>grand_jury_subpoena|Fed. R. Crim. P. 17</common:Value></auth:AuthorisationFlag>{flags}</auth:AuthorisationFlags>
+  <auth:AuthorisationApprovalDetails><common:ApprovalReference>ACTOR05</common:ApprovalReference><common:ApproverDetails><common:ApproverName>M. Durand, procureur de la République</common:ApproverName><common:ApproverRole>IssuingAuthority</common:ApproverRole></common:ApproverDetails><common:ApprovalTimestamp>{start}</common:ApprovalTimestamp></auth:AuthorisationApprovalDetails>{approvals}
+  <auth:AuthorisationFlags>{provisions}{flags}</auth:AuthorisationFlags>
+  <auth:AuthorisationManualInformation>The account was used to defraud elderly people; where the order is urgent, a victim's life is threatened.</auth:AuthorisationManualInformation>
+  <auth:AuthorisationTypeOfCase><common:Owner>ACTOR05</common:Owner><common:Name>TypeOfCase</common:Name><common:Value>Escroquerie en bande organisée (fraud by an organised group)</common:Value></auth:AuthorisationTypeOfCase>
 </HI1Object></CREATE></ActionRequest>
 <ActionRequest><ActionIdentifier>1</ActionIdentifier><CREATE>
 <HI1Object xsi:type="doc:DocumentObject">
   <ObjectIdentifier>{doc}</ObjectIdentifier><CountryCode>XX</CountryCode><OwnerIdentifier>ACTOR05</OwnerIdentifier>
   <doc:DocumentReference>{form}</doc:DocumentReference>
+  <doc:DocumentType>{form_type}</doc:DocumentType>
   <doc:DocumentBody><doc:Contents>{pdf}</doc:Contents><doc:ContentType>application/pdf</doc:ContentType></doc:DocumentBody>
 </HI1Object></CREATE></ActionRequest>"#,
         auth = o.auth,
@@ -368,15 +466,28 @@ fn order_xml(o: &Order<'_>) -> String {
         start = t(-chrono::Duration::days(1)),
         end = t(chrono::Duration::days(30)),
         approvals = o.approvals,
+        provisions = [
+            "Regulation (EU) 2023/1543 Art 4(1), 5(3)",
+            "Code pénal art 313-2",
+        ]
+        .iter()
+        .map(|p| format!(
+            "<auth:AuthorisationFlag><common:Owner>ACTOR02</common:Owner><common:Name>WritLegalProvision</common:Name><common:Value>{p}</common:Value></auth:AuthorisationFlag>"
+        ))
+        .collect::<String>(),
         form = if o.pr { "Form2" } else { "Form1" },
+        form_type = eu("EPOCDocumentType", if o.pr { "Form2" } else { "Form1" }),
     );
     for (i, task) in o.tasks.iter().enumerate() {
         let (kind, details) = if o.pr {
-            ("task:LPTaskObject", "")
+            (
+                "task:LPTaskObject",
+                "<task:DesiredStatus><common:Owner>ETSI</common:Owner><common:Name>LPTaskDesiredStatus</common:Name><common:Value>AwaitingPreservation</common:Value></task:DesiredStatus>",
+            )
         } else {
             (
                 "task:LDTaskObject",
-                "<task:Reference>XX-ACTOR05-0042</task:Reference>",
+                "<task:Reference>XX-ACTOR05-0042</task:Reference><task:DesiredStatus><common:Owner>ETSI</common:Owner><common:Name>LDTaskDesiredStatus</common:Name><common:Value>AwaitingDisclosure</common:Value></task:DesiredStatus>",
             )
         };
         actions.push_str(&format!(
@@ -394,7 +505,7 @@ fn order_xml(o: &Order<'_>) -> String {
             assoc = o.task_associated,
         ));
     }
-    envelope("ACTOR05", &actions)
+    profiled(envelope("ACTOR05", &actions))
 }
 
 fn document_xml(endpoint_doc: &str, kind: &str, associated: &[&str], text: &str) -> String {
@@ -450,6 +561,24 @@ async fn order_of(api: &Api, task: &str) -> String {
                 .filter(eevidence_orders::task_id.eq(&task))
                 .select(eevidence_orders::order_id)
                 .first::<String>(conn)
+                .map_err(writ::db::DbError::Query)
+        })
+        .await
+        .unwrap()
+}
+
+/// The instrument an order was decided under and the engine's outcome.
+async fn decided(api: &Api, order: &str) -> (String, String) {
+    let order = order.to_owned();
+    api.app
+        .pool
+        .run(move |conn| {
+            use diesel::prelude::*;
+            use writ::db::schema::orders;
+            orders::table
+                .find(&order)
+                .select((orders::instrument, orders::outcome))
+                .first::<(String, String)>(conn)
                 .map_err(writ::db::DbError::Query)
         })
         .await
@@ -611,7 +740,7 @@ fn check_sent(system: &Arc<Mutex<System>>) -> Vec<(String, String)> {
             "/eevidence/datapreserved" => Some("DataPreserved"),
             "/eevidence/confirmwithdrawal" => Some("ConfirmationOfWithdrawal"),
             "/eevidence/nonexecution" => Some("NonExecution"),
-            "/eevidence/outcome" => None,
+            "/eevidence/outcome" | "/eevidence/authorities" => None,
             other => panic!("Writ called {other}"),
         };
         let compact: String = xml.lines().map(str::trim).collect();
@@ -643,6 +772,12 @@ async fn a_national_epoc_is_delivered_redelivered_and_closed(backend: Backend) {
     let again = post(api, "production", &xml).await;
     assert_eq!(again.text, r.text);
     let order = order_of(api, &task).await;
+    // Decided under the Regulation (whatever is registered for plain HI-1), complete and
+    // issued by an authority that may: for review.
+    assert_eq!(
+        decided(api, &order).await,
+        ("eu.epoc".to_owned(), "acceptable_for_review".to_owned())
+    );
     let lc = state_of(api, &order).await;
     assert_eq!(lc.state.as_str(), "executing");
     assert_eq!(
@@ -854,7 +989,7 @@ async fn an_unknown_authority_goes_to_human_judgement(backend: Backend) {
     let api = &w.api;
     let approval = |reference: &str| {
         format!(
-            "<auth:AuthorisationApprovalDetails><common:ApprovalReference>{reference}</common:ApprovalReference><common:ApproverDetails><common:ApproverName>Juge M.</common:ApproverName><common:ApproverRole>ValidatingAuthority</common:ApproverRole></common:ApproverDetails></auth:AuthorisationApprovalDetails>"
+            "<auth:AuthorisationApprovalDetails><common:ApprovalDescription>JI-2026-0042</common:ApprovalDescription><common:ApprovalReference>{reference}</common:ApprovalReference><common:ApproverDetails><common:ApproverName>Juge M.</common:ApproverName><common:ApproverRole>ValidatingAuthority</common:ApproverRole></common:ApproverDetails></auth:AuthorisationApprovalDetails>"
         )
     };
     let (unknown, t1) = (approval("NOBODY99"), id());
@@ -1079,6 +1214,7 @@ async fn an_epoc_pr_is_preserved_extended_followed_and_another_lapses(backend: B
     );
     let pr = order_of(api, &lp).await;
     preserved(api, &pr).await;
+    assert_eq!(decided(api, &pr).await.0, "eu.epoc_pr");
     let lc = state_of(api, &pr).await;
     assert_eq!(lc.state.as_str(), "preserved");
     assert_eq!(
@@ -1785,6 +1921,7 @@ async fn calls_out_present_writs_client_certificate(backend: Backend) {
     assert_eq!(sent.len(), 1, "acknowledged at the first attempt");
 }
 
+
 /// The audit events of the log, in order.
 async fn events(api: &Api) -> Vec<String> {
     api.app
@@ -2097,4 +2234,139 @@ async fn form3_is_in_the_orders_language(backend: Backend) {
             }
         }
     }
+}
+
+
+/// `authorities`: the system's list adds an authority the registry did not know, so that an
+/// order naming it as validating authority no longer waits for a person; the refresh is
+/// audited; a malformed answer changes nothing; an authority the list drops is suspended and
+/// unknown again.
+async fn the_systems_authority_list_refreshes_the_registry(backend: Backend) {
+    let w = start(backend).await;
+    let api = &w.api;
+    w.system.lock().unwrap().authorities = vec![(
+        id(),
+        "NEWVAL01".to_owned(),
+        "Juge d'instruction de Lyon".to_owned(),
+        "InvestigatingJudge".to_owned(),
+    )];
+    let validated_by = |reference: &str| {
+        format!(
+            "<auth:AuthorisationApprovalDetails><common:ApprovalDescription>JI-2026-0077</common:ApprovalDescription><common:ApprovalReference>{reference}</common:ApprovalReference><common:ApproverDetails><common:ApproverName>Juge L.</common:ApproverName><common:ApproverRole>ValidatingAuthority</common:ApproverRole></common:ApproverDetails></auth:AuthorisationApprovalDetails>"
+        )
+    };
+    let epoc = |approvals: String| async move {
+        let task = id();
+        all_created(
+            &post(
+                api,
+                "production",
+                &order_xml(&Order {
+                    auth: &id(),
+                    tasks: std::slice::from_ref(&task),
+                    approvals: &approvals,
+                    ..Order::default()
+                }),
+            )
+            .await,
+        );
+        let order = order_of(api, &task).await;
+        let o = order.clone();
+        let judgement = api
+            .app
+            .pool
+            .run(move |conn| writ::orders::eevidence::judgement(conn, &o))
+            .await
+            .unwrap();
+        (order, judgement)
+    };
+    let (_, before) = epoc(validated_by("NEWVAL01")).await;
+    let before = before.expect("an unknown validating authority is judged by a person");
+    assert!(before.contains("NEWVAL01"), "{before}");
+
+    let settings = api.app.db.settings(&[
+        ("WRIT_ETSI__UNIQUE_IDENTIFIER", "ACTOR02"),
+        ("WRIT_ETSI__EEVIDENCE_URL", &w.url),
+    ]);
+    let sender = writ::eevidence::outbox::Sender {
+        key: writ::disclosure::keys::signing_key(&settings.package).unwrap(),
+        client: writ::etsi::deliver::client(&settings.etsi).unwrap(),
+        settings: settings.etsi.clone(),
+        interval: std::time::Duration::from_secs(1),
+    };
+    let refreshed = || async {
+        let events = api
+            .app
+            .pool
+            .run(|conn| {
+                let all = writ::audit::log::entries(conn, 0, 100_000).unwrap();
+                Ok::<_, writ::db::DbError>(
+                    all.into_iter()
+                        .map(|e| serde_json::from_str::<serde_json::Value>(&e.leaf).unwrap())
+                        .filter(|e| e["event"] == "eevidence.authorities_refreshed")
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .await
+            .unwrap();
+        events
+    };
+    let registered = || async {
+        api.app
+            .pool
+            .run(|conn| {
+                writ::eevidence::epoc::registered(conn, "NEWVAL01")
+                    .map_err(writ::db::DbError::Query)
+            })
+            .await
+            .unwrap()
+    };
+    // A malformed answer (an authority without a name) changes nothing.
+    w.system.lock().unwrap().malformed = true;
+    let e = writ::eevidence::authorities::refresh(&api.app.pool, &sender)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("AuthorityName"), "{e}");
+    assert!(registered().await.is_none());
+    assert!(refreshed().await.is_empty());
+
+    w.system.lock().unwrap().malformed = false;
+    let r = writ::eevidence::authorities::refresh(&api.app.pool, &sender)
+        .await
+        .unwrap();
+    assert_eq!((r.listed, r.added, r.changed, r.removed), (1, 1, 0, 0));
+    let added = registered()
+        .await
+        .expect("the listed authority is registered");
+    assert_eq!(
+        (
+            added.name.as_str(),
+            added.country.as_str(),
+            added.kind.as_str()
+        ),
+        ("Juge d'instruction de Lyon", "FR", "investigating_judge")
+    );
+    let events = refreshed().await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["refs"]["added"], 1, "{events:?}");
+    assert_eq!(events[0]["refs"]["removed"], 0, "{events:?}");
+    // Now an order naming it is not held for an unknown authority, and names its validator.
+    let (order, after) = epoc(validated_by("NEWVAL01")).await;
+    assert_eq!(after, None);
+    assert_eq!(decided(api, &order).await.0, "eu.epoc");
+    // The same list again changes nothing; a list without it suspends it: unknown again.
+    let r = writ::eevidence::authorities::refresh(&api.app.pool, &sender)
+        .await
+        .unwrap();
+    assert_eq!((r.added, r.changed, r.removed), (0, 0, 0));
+    w.system.lock().unwrap().authorities.clear();
+    let r = writ::eevidence::authorities::refresh(&api.app.pool, &sender)
+        .await
+        .unwrap();
+    assert_eq!((r.listed, r.removed), (0, 1));
+    assert!(registered().await.is_none());
+    let (_, again) = epoc(validated_by("NEWVAL01")).await;
+    assert!(again.is_some_and(|j| j.contains("NEWVAL01")));
+    assert_eq!(refreshed().await.len(), 3);
+    check_sent(&w.system);
 }

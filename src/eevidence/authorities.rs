@@ -1,0 +1,324 @@
+//! The `authorities` call (EEVIDENCE.md section 2: LIST/GET of the national system's
+//! AuthorityObjects, its database of competent authorities): Writ reads the system's list and
+//! refreshes its registry with it ([`crate::authority::listed::refresh`], audited as
+//! `eevidence.authorities_refreshed`). Run by `writ eevidence refresh-authorities`.
+//!
+//! Two exchanges with `<etsi.eevidence_url>/eevidence/authorities`, each an `HI1Message` signed
+//! like every call (a body-bound token made with the package key): a LIST of the objects of
+//! type `Authority`, then one GET per listed identifier. An answer that is not a response, an
+//! action answered with an error, an identifier not answered, or an authority that cannot be
+//! read refuses the whole refresh: the registry changes only from a complete, readable list.
+// EEVIDENCE.md [T?]: check against TS 104 144. The AuthorityObject's schema and namespace are
+// not public: Writ reads an `HI1Object` whose `xsi:type` is `AuthorityObject` (any namespace)
+// with `AuthorityIdentifier` (`CountryCode`, `UniqueIdentifier`: what messages and approvals
+// name), `AuthorityName`, `AuthorityCountry` (the member state) and `AuthorityType` (a
+// dictionary entry, values in [`AUTHORITY_TYPES`]); it lists with the `ObjectType` entry
+// `EU/EPOCObjectType/Authority` and names the system `EU/DIS` as the receiver.
+
+use chrono::Utc;
+
+use super::outbox::{PROFILE_OWNER, Sender, profile_version};
+use crate::audit::{Actor, ActorKind};
+use crate::authority::listed::{Listed, Refreshed};
+use crate::db::Db;
+use crate::etsi::model::{
+    Action, ActionRequest, DictionaryEntry, EndpointId, ListRequest, Message, Object, Outcome,
+    Payload,
+};
+use crate::etsi::service::header;
+use crate::etsi::{Limits, parse, write};
+use crate::policy::IssuerKind;
+
+/// The system's endpoint identifier, the receiver of the call.
+pub const SYSTEM: (&str, &str) = ("EU", "DIS");
+
+/// Most authorities read in one refresh.
+pub const MAX_AUTHORITIES: usize = 5000;
+
+/// Largest answer read from the system.
+const ANSWER_LIMIT: usize = 16 << 20;
+
+/// The `AuthorityType` values Writ reads, and the registry kind of each.
+pub const AUTHORITY_TYPES: &[(&str, IssuerKind)] = &[
+    ("Judge", IssuerKind::Judge),
+    ("Court", IssuerKind::Court),
+    ("InvestigatingJudge", IssuerKind::InvestigatingJudge),
+    ("PublicProsecutor", IssuerKind::Prosecutor),
+    (
+        "OtherCompetentAuthority",
+        IssuerKind::AdministrativeAuthority,
+    ),
+];
+
+/// Why a refresh changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    /// `etsi.eevidence_url` is empty.
+    #[error("etsi.eevidence_url is not set: there is no national system to ask")]
+    NoSystem,
+    /// The exchange with the system failed.
+    #[error("the national system's answer cannot be used: {0}")]
+    Answer(String),
+    /// The registry refused the list.
+    #[error("the registry refused the list: {0}")]
+    Registry(#[from] crate::authority::RegistryError),
+}
+
+fn bad(m: impl Into<String>) -> RefreshError {
+    RefreshError::Answer(m.into())
+}
+
+/// A request message from Writ to the system.
+fn request(sender: &Sender, actions: Vec<Action>) -> String {
+    let message = Message {
+        header: header(
+            &sender.settings,
+            EndpointId {
+                country: SYSTEM.0.into(),
+                id: SYSTEM.1.into(),
+            },
+            uuid::Uuid::new_v4().to_string(),
+            profile_version(),
+            Utc::now(),
+        ),
+        payload: Payload::Requests(
+            actions
+                .into_iter()
+                .enumerate()
+                .map(|(i, action)| ActionRequest {
+                    id: u64::try_from(i).unwrap_or(u64::MAX),
+                    action,
+                })
+                .collect(),
+        ),
+        signed: false,
+    };
+    write(&message)
+}
+
+/// Posts `xml` to `url` with a body-bound token made with the package key, and reads the answer.
+async fn exchange(sender: &Sender, url: &str, xml: String) -> Result<Vec<u8>, RefreshError> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| bad(format!("bad system URL: {e}")))?;
+    let path = parsed.path().to_owned();
+    let audience = parsed.origin().ascii_serialization();
+    let crate::keystore::Key::File(file_key) = &sender.key else {
+        return Err(bad(
+            "calls to the national e-Evidence system are signed with the package key as a file",
+        ));
+    };
+    let pem = {
+        use ed25519_dalek::pkcs8::EncodePrivateKey;
+        file_key
+            .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+            .map_err(|e| bad(format!("cannot encode the signing key: {e}")))?
+    };
+    let token = crate::authority::client::sign_request(
+        crate::authority::KeyAlgorithm::EdDSA,
+        &pem,
+        &crate::disclosure::keys::key_id(&file_key.verifying_key()),
+        &crate::authority::client::TokenRequest {
+            issuer: &sender.settings.unique_identifier,
+            audience: &audience,
+            method: "POST",
+            path: &path,
+            body: xml.as_bytes(),
+            now: Utc::now().timestamp(),
+            lifetime_secs: 300,
+        },
+    )
+    .map_err(|e| bad(format!("cannot sign: {e}")))?;
+    let mut response = sender
+        .client
+        .post(parsed)
+        .header("Content-Type", "application/xml")
+        .header("Authorization", format!("Bearer {token}"))
+        .body(xml)
+        .send()
+        .await
+        .map_err(|e| bad(format!("request failed: {}", e.without_url())))?;
+    let status = response.status();
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| bad(format!("reading the answer failed: {}", e.without_url())))?
+    {
+        if body.len() + chunk.len() > ANSWER_LIMIT {
+            return Err(bad(format!(
+                "the answer is larger than {ANSWER_LIMIT} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    if !status.is_success() {
+        return Err(bad(format!("HTTP {}", status.as_u16())));
+    }
+    Ok(body)
+}
+
+/// The outcomes of a response, in action order, each checked to be no error.
+fn outcomes(body: &[u8], wanted: usize) -> Result<Vec<Outcome>, RefreshError> {
+    let limits = Limits {
+        max_bytes: ANSWER_LIMIT,
+        ..Limits::default()
+    };
+    let answer = parse(body, &limits).map_err(|e| bad(format!("not an HI1Message: {e}")))?;
+    let Payload::Responses(mut responses) = answer.payload else {
+        return Err(bad("the system refused the request or sent no responses"));
+    };
+    responses.sort_by_key(|r| r.id);
+    if responses.len() != wanted
+        || responses
+            .iter()
+            .enumerate()
+            .any(|(i, r)| r.id != u64::try_from(i).unwrap_or(u64::MAX))
+    {
+        return Err(bad("the answer does not answer each action once"));
+    }
+    responses
+        .into_iter()
+        .map(|r| match r.outcome {
+            Outcome::Error(e) => Err(bad(format!("error {}: {}", e.code, e.description))),
+            o => Ok(o),
+        })
+        .collect()
+}
+
+fn local(name: &str) -> &str {
+    name.rsplit(':').next().unwrap_or(name)
+}
+
+fn child<'a, 'i>(node: roxmltree::Node<'a, 'i>, name: &str) -> Option<roxmltree::Node<'a, 'i>> {
+    node.children()
+        .find(|c| c.is_element() && c.tag_name().name() == name)
+}
+
+fn text_of(node: roxmltree::Node<'_, '_>, path: &[&str]) -> Option<String> {
+    let mut at = node;
+    for name in path {
+        at = child(at, name)?;
+    }
+    at.text()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+}
+
+/// Reads the AuthorityObjects of a GET answer, by object identifier.
+pub fn read_authorities(body: &[u8]) -> Result<Vec<(String, Listed)>, RefreshError> {
+    let text = std::str::from_utf8(body).map_err(|_| bad("the answer is not UTF-8"))?;
+    let doc = roxmltree::Document::parse(text).map_err(|e| bad(format!("not XML: {e}")))?;
+    let mut out = Vec::new();
+    for object in doc
+        .descendants()
+        .filter(|n| n.is_element() && n.tag_name().name() == "HI1Object")
+    {
+        let Some(kind) = object.attributes().find(|a| a.name() == "type") else {
+            continue;
+        };
+        if local(kind.value()) != "AuthorityObject" {
+            continue;
+        }
+        let need = |path: &[&str]| {
+            text_of(object, path).ok_or_else(|| {
+                bad(format!(
+                    "an AuthorityObject has no {} (or it is empty)",
+                    path.join("/")
+                ))
+            })
+        };
+        let identifier = need(&["ObjectIdentifier"])?;
+        let kind_value = need(&["AuthorityType", "Value"])?;
+        let kind = AUTHORITY_TYPES
+            .iter()
+            .find(|(v, _)| *v == kind_value)
+            .map(|(_, k)| *k)
+            .ok_or_else(|| {
+                bad(format!(
+                    "AuthorityObject {identifier}: AuthorityType {kind_value:?} is not one Writ reads"
+                ))
+            })?;
+        out.push((
+            identifier,
+            Listed {
+                country_code: need(&["AuthorityIdentifier", "CountryCode"])?,
+                unique_identifier: need(&["AuthorityIdentifier", "UniqueIdentifier"])?,
+                name: need(&["AuthorityName"])?,
+                country: need(&["AuthorityCountry"])?,
+                kind,
+            },
+        ));
+    }
+    Ok(out)
+}
+
+/// Asks the system for its list of authorities and refreshes the registry with it.
+pub async fn refresh(db: &Db, sender: &Sender) -> Result<Refreshed, RefreshError> {
+    let base = sender.settings.eevidence_url.trim_end_matches('/');
+    if base.is_empty() {
+        return Err(RefreshError::NoSystem);
+    }
+    let url = format!("{base}/eevidence/authorities");
+    let list = request(
+        sender,
+        vec![Action::List(ListRequest {
+            object_type: Some(DictionaryEntry {
+                owner: PROFILE_OWNER.into(),
+                name: "EPOCObjectType".into(),
+                value: "Authority".into(),
+            }),
+            ..ListRequest::default()
+        })],
+    );
+    let answer = exchange(sender, &url, list).await?;
+    let Some(Outcome::List(records)) = outcomes(&answer, 1)?.into_iter().next() else {
+        return Err(bad("the LIST was not answered with a LISTResponse"));
+    };
+    let ids: Vec<String> = records
+        .into_iter()
+        .filter(|r| r.object_type.value == "Authority")
+        .map(|r| r.identifier)
+        .collect();
+    if ids.len() > MAX_AUTHORITIES {
+        return Err(bad(format!(
+            "the list names more than {MAX_AUTHORITIES} authorities"
+        )));
+    }
+    let mut listed = Vec::new();
+    if !ids.is_empty() {
+        let get = request(
+            sender,
+            ids.iter()
+                .map(|identifier| Action::Get {
+                    identifier: identifier.clone(),
+                })
+                .collect(),
+        );
+        let answer = exchange(sender, &url, get).await?;
+        let got = outcomes(&answer, ids.len())?;
+        for (o, id) in got.iter().zip(&ids) {
+            let answered = matches!(
+                o,
+                Outcome::Get(Object::Unsupported { identifier: Some(i), xsi_type })
+                    if i == id && xsi_type.ends_with("AuthorityObject")
+            );
+            if !answered {
+                return Err(bad(format!(
+                    "authority {id} was not answered with its object"
+                )));
+            }
+        }
+        let mut read = read_authorities(&answer)?;
+        for id in &ids {
+            let Some(at) = read.iter().position(|(i, _)| i == id) else {
+                return Err(bad(format!("authority {id} cannot be read")));
+            };
+            listed.push(read.swap_remove(at).1);
+        }
+    }
+    let actor = Actor::new(ActorKind::System, "eevidence");
+    let refreshed = db
+        .run(move |c| crate::authority::listed::refresh(c, &actor, &listed, Utc::now()))
+        .await?;
+    Ok(refreshed)
+}
