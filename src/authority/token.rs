@@ -365,8 +365,8 @@ pub fn bound(checked: Checked, body_sha256_b64: &str) -> Result<Verified, TokenE
     })
 }
 
-/// Rows of `used_token_ids` are kept this long after `now` minus a token's longest life, so
-/// that clock skew between instances cannot reopen one.
+/// The expiry before which a used token id may be forgotten: a token's longest life and an hour
+/// more before `now`, so that clock skew between instances cannot reopen one.
 pub(crate) fn purge_before(now: i64, max_lifetime_secs: i64) -> i64 {
     now.saturating_sub(max_lifetime_secs).saturating_sub(3600)
 }
