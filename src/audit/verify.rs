@@ -1108,7 +1108,8 @@ mod tests {
         for (seq, refs) in [(0, 0), (1, 1), (123_456, 3)] {
             let leaf = leaf(seq, refs);
             let hash = merkle::leaf_hash(leaf.as_bytes());
-            let auth = hex::encode(authenticator::make(&key, &hash));
+            let auth =
+                hex::encode(authenticator::make(&crate::keystore::Key::from(&key), &hash).unwrap());
             for (recorded, auth) in [
                 (Some(hex::encode(hash)), Some(auth.clone())),
                 (Some(hex::encode(hash)), None),
@@ -1180,9 +1181,9 @@ mod tests {
             let other_key = ed25519_dalek::SigningKey::from_bytes(&[8; 32]);
             let auth = match auth {
                 0 => None,
-                1 => Some(hex::encode(authenticator::make(&other_key, &hash))),
+                1 => Some(hex::encode(authenticator::make(&crate::keystore::Key::from(&other_key), &hash).unwrap())),
                 2 => Some("abc".to_owned()),
-                _ => Some(hex::encode(authenticator::make(&key, &hash))),
+                _ => Some(hex::encode(authenticator::make(&crate::keystore::Key::from(&key), &hash).unwrap())),
             };
             let mut text = line(seq, recorded, auth, &leaf).into_bytes();
             for &(at, op, b) in &edits {

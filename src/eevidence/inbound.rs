@@ -12,7 +12,7 @@ use diesel::prelude::*;
 use super::Endpoint;
 use crate::audit::{Actor, ActorKind};
 use crate::db::DbConn;
-use crate::db::schema::{authority_etsi, eevidence_orders, eevidence_outbox, target_holds};
+use crate::db::schema::{eevidence_orders, eevidence_outbox, target_holds};
 use crate::etsi::model::{Action, Authorisation, DictionaryEntry, Document, Object, Outcome};
 use crate::etsi::service::{Fail, Profile, ProfileContext, codes, error};
 use crate::orders::OrderError;

@@ -1921,7 +1921,6 @@ async fn calls_out_present_writs_client_certificate(backend: Backend) {
     assert_eq!(sent.len(), 1, "acknowledged at the first attempt");
 }
 
-
 /// The audit events of the log, in order.
 async fn events(api: &Api) -> Vec<String> {
     api.app
@@ -2235,7 +2234,6 @@ async fn form3_is_in_the_orders_language(backend: Backend) {
         }
     }
 }
-
 
 /// `authorities`: the system's list adds an authority the registry did not know, so that an
 /// order naming it as validating authority no longer waits for a person; the refresh is
