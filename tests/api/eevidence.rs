@@ -2293,8 +2293,7 @@ async fn the_systems_authority_list_refreshes_the_registry(backend: Backend) {
         interval: std::time::Duration::from_secs(1),
     };
     let refreshed = || async {
-        let events = api
-            .app
+        api.app
             .pool
             .run(|conn| {
                 let all = writ::audit::log::entries(conn, 0, 100_000).unwrap();
@@ -2306,8 +2305,7 @@ async fn the_systems_authority_list_refreshes_the_registry(backend: Backend) {
                 )
             })
             .await
-            .unwrap();
-        events
+            .unwrap()
     };
     let registered = || async {
         api.app

@@ -243,6 +243,7 @@ const ALLOWED_COLUMNS: &[&str] = &[
     "eevidence_orders.linked_order",
     "eevidence_orders.judgement",
     "eevidence_orders.updated_at",
+    "eevidence_orders.language",
     "eevidence_outbox.id",
     "eevidence_outbox.order_id",
     "eevidence_outbox.authority_id",
