@@ -701,6 +701,8 @@ pub enum Refused {
     NotTheAuthorities,
     /// The order's outcome was not sent, or the order was withdrawn since.
     NotDelivered,
+    /// The id is no package id (Writ's are UUIDs): it is not recorded, only refused.
+    MalformedId,
 }
 
 impl Refused {
@@ -709,6 +711,7 @@ impl Refused {
             Refused::NoPackage => "no_package",
             Refused::NotTheAuthorities => "other_authority",
             Refused::NotDelivered => "not_delivered",
+            Refused::MalformedId => "malformed_id",
         }
     }
 }
@@ -726,7 +729,19 @@ pub fn fetch_package(
     now: DateTime<Utc>,
 ) -> Result<Result<(Vec<u8>, String), Refused>, OrderError> {
     use crate::db::schema::packages;
+    // The id comes from the URL: anything that is not a package id is refused before it could
+    // reach the audit entry (whose references must be short and printable).
+    let well_formed = uuid::Uuid::parse_str(package_id).is_ok();
     write_tx(c, |c| {
+        if !well_formed {
+            let entry = NewEntry::new(
+                Actor::new(ActorKind::Authority, authority_id),
+                audit::Event::EevidencePackageRefused,
+            )
+            .reference("reason", Refused::MalformedId.as_str());
+            audit::append(c, &entry, now)?;
+            return Ok(Err(Refused::MalformedId));
+        }
         let order: Option<String> = packages::table
             .find(package_id)
             .filter(packages::status.eq("released"))
