@@ -101,32 +101,15 @@ async fn exchange(sender: &Sender, url: &str, xml: String) -> Result<Vec<u8>, Re
     let parsed = reqwest::Url::parse(url).map_err(|e| bad(format!("bad system URL: {e}")))?;
     let path = parsed.path().to_owned();
     let audience = parsed.origin().ascii_serialization();
-    let crate::keystore::Key::File(file_key) = &sender.key else {
-        return Err(bad(
-            "calls to the national e-Evidence system are signed with the package key as a file",
-        ));
-    };
-    let pem = {
-        use ed25519_dalek::pkcs8::EncodePrivateKey;
-        file_key
-            .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
-            .map_err(|e| bad(format!("cannot encode the signing key: {e}")))?
-    };
-    let token = crate::authority::client::sign_request(
-        crate::authority::KeyAlgorithm::EdDSA,
-        &pem,
-        &crate::disclosure::keys::key_id(&file_key.verifying_key()),
-        &crate::authority::client::TokenRequest {
-            issuer: &sender.settings.unique_identifier,
-            audience: &audience,
-            method: "POST",
-            path: &path,
-            body: xml.as_bytes(),
-            now: Utc::now().timestamp(),
-            lifetime_secs: 300,
-        },
+    // Signed through the key store, so the package key may be a file or in a PKCS#11 token.
+    let token = crate::etsi::deliver::request_token(
+        &sender.key,
+        &sender.settings.unique_identifier,
+        &audience,
+        &path,
+        xml.as_bytes(),
     )
-    .map_err(|e| bad(format!("cannot sign: {e}")))?;
+    .map_err(bad)?;
     let mut response = sender
         .client
         .post(parsed)

@@ -502,26 +502,13 @@ async fn post(
     let parsed = reqwest::Url::parse(url).map_err(|e| format!("bad system URL: {e}"))?;
     let path = parsed.path().to_owned();
     let audience = parsed.origin().ascii_serialization();
-    // Signed through the key store, so the package key may be a file or in a PKCS#11 token.
-    let public = sender
-        .key
-        .public()
-        .map_err(|e| format!("cannot sign: {e}"))?;
-    let kid = crate::disclosure::keys::key_id(&public);
-    let token = crate::authority::client::sign_request_with(
+    let token = crate::etsi::deliver::request_token(
         &sender.key,
-        &kid,
-        &crate::authority::client::TokenRequest {
-            issuer: &sender.settings.unique_identifier,
-            audience: &audience,
-            method: "POST",
-            path: &path,
-            body: xml.as_bytes(),
-            now: Utc::now().timestamp(),
-            lifetime_secs: 300,
-        },
-    )
-    .map_err(|e| format!("cannot sign: {e}"))?;
+        &sender.settings.unique_identifier,
+        &audience,
+        &path,
+        xml.as_bytes(),
+    )?;
     let mut response = client
         .post(parsed)
         .header("Content-Type", "application/xml")

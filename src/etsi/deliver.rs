@@ -367,26 +367,13 @@ async fn post(
         None => parsed.path().to_owned(),
     };
     let audience = parsed.origin().ascii_serialization();
-    // Signed through the key store, so the package key may be a file or in a PKCS#11 token.
-    let public = sender
-        .key
-        .public()
-        .map_err(|e| format!("cannot sign: {e}"))?;
-    let kid = crate::disclosure::keys::key_id(&public);
-    let token = crate::authority::client::sign_request_with(
+    let token = request_token(
         &sender.key,
-        &kid,
-        &crate::authority::client::TokenRequest {
-            issuer: &sender.settings.unique_identifier,
-            audience: &audience,
-            method: "POST",
-            path: &path,
-            body: xml.as_bytes(),
-            now: Utc::now().timestamp(),
-            lifetime_secs: 300,
-        },
-    )
-    .map_err(|e| format!("cannot sign: {e}"))?;
+        &sender.settings.unique_identifier,
+        &audience,
+        &path,
+        xml.as_bytes(),
+    )?;
     let response = client
         .post(parsed)
         .header("Content-Type", "application/xml")
@@ -556,4 +543,32 @@ pub fn deliveries_of(
             )
         })
         .collect())
+}
+
+/// The request token Writ's own outbound calls carry (HI-1 DELIVER, the e-Evidence calls): signed
+/// with the package key through the key store, so the key may be a file or in a PKCS#11 token;
+/// bound to POST, `path` and `body`; valid five minutes.
+pub fn request_token(
+    key: &crate::keystore::Key,
+    issuer: &str,
+    audience: &str,
+    path: &str,
+    body: &[u8],
+) -> Result<String, String> {
+    let public = key.public().map_err(|e| format!("cannot sign: {e}"))?;
+    let kid = crate::disclosure::keys::key_id(&public);
+    crate::authority::client::sign_request_with(
+        key,
+        &kid,
+        &crate::authority::client::TokenRequest {
+            issuer,
+            audience,
+            method: "POST",
+            path,
+            body,
+            now: Utc::now().timestamp(),
+            lifetime_secs: 300,
+        },
+    )
+    .map_err(|e| format!("cannot sign: {e}"))
 }

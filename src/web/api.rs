@@ -204,6 +204,22 @@ fn reject_and_remember(
 
 /// Now, to the microsecond: the precision the database keeps, so that stored and answered
 /// times agree.
+/// A signed package as served to an authority: the archive, named by its hash, with the hash
+/// in `X-Package-SHA256` (the API's download and the e-Evidence fetch by reference).
+pub(crate) fn package_response(tar: Vec<u8>, sha: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/x-tar")
+        .insert_header((
+            "Content-Disposition",
+            format!(
+                "attachment; filename=\"writ-package-{}.tar\"",
+                &sha[..12.min(sha.len())]
+            ),
+        ))
+        .insert_header(("X-Package-SHA256", sha))
+        .body(tar)
+}
+
 fn now_micros() -> chrono::DateTime<Utc> {
     crate::metadata::normalize::from_micros(Utc::now().timestamp_micros())
 }
@@ -939,17 +955,7 @@ pub async fn disclosure(
         })
         .await?;
     match found {
-        Ok((tar, sha)) => Ok(HttpResponse::Ok()
-            .content_type("application/x-tar")
-            .insert_header((
-                "Content-Disposition",
-                format!(
-                    "attachment; filename=\"writ-package-{}.tar\"",
-                    &sha[..12.min(sha.len())]
-                ),
-            ))
-            .insert_header(("X-Package-SHA256", sha))
-            .body(tar)),
+        Ok((tar, sha)) => Ok(package_response(tar, sha)),
         Err(crate::orders::OrderStatus::Released) => Err(Problem::new(
             StatusCode::GONE,
             "package-deleted",

@@ -205,17 +205,7 @@ pub async fn package(
         .run(move |conn| crate::eevidence::outbox::fetch_package(conn, &authority, &id, Utc::now()))
         .await?;
     match fetched {
-        Ok((tar, sha)) => Ok(HttpResponse::Ok()
-            .content_type("application/x-tar")
-            .insert_header((
-                "Content-Disposition",
-                format!(
-                    "attachment; filename=\"writ-package-{}.tar\"",
-                    &sha[..12.min(sha.len())]
-                ),
-            ))
-            .insert_header(("X-Package-SHA256", sha))
-            .body(tar)),
+        Ok((tar, sha)) => Ok(api::package_response(tar, sha)),
         Err(_) => Err(
             Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found").detail(
                 "no released package with this id was delivered to this authority (or it is no \
