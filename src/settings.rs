@@ -216,10 +216,20 @@ pub struct EtsiSettings {
     /// inline limit cannot go out (its `outcome` fails, naming this setting, and is retried).
     #[serde(default)]
     pub eevidence_package_url: String,
+    /// `writ serve` refreshes the registry from the national system's authority list this
+    /// often, in seconds (`eevidence::authorities::Periodic`); 0: only
+    /// `writ eevidence refresh-authorities` does. Nothing happens while `eevidence_url` is empty.
+    #[serde(default = "default_eevidence_authorities_refresh")]
+    pub eevidence_authorities_refresh_secs: u64,
     /// The CA Writ trusts and the client certificate it presents on its outbound HTTPS calls
     /// (`[etsi.outbound_tls]`; see `pki::outbound_client`).
     #[serde(default)]
     pub outbound_tls: crate::pki::OutboundTls,
+}
+
+/// Once a day.
+fn default_eevidence_authorities_refresh() -> u64 {
+    24 * 60 * 60
 }
 
 /// 25 MiB, the profile's inline limit for an `outcome` (EEVIDENCE.md section 2 [T?]).

@@ -533,6 +533,21 @@ pub fn etsi_of(
         .optional()?)
 }
 
+/// The registered kind of the active authority `authority_id`; `None` when it is unknown,
+/// suspended, or of a kind Writ does not know.
+pub fn active_kind(
+    conn: &mut DbConn,
+    authority_id: &str,
+) -> Result<Option<IssuerKind>, diesel::result::Error> {
+    let kind: Option<String> = authorities::table
+        .filter(authorities::id.eq(authority_id))
+        .filter(authorities::status.eq("active"))
+        .select(authorities::kind)
+        .first(conn)
+        .optional()?;
+    Ok(kind.and_then(|k| serde_json::from_value(serde_json::Value::String(k)).ok()))
+}
+
 /// The facts the policy engine takes from the registry for an order sent by `authority_id`.
 /// A suspended or unknown authority has no registered kind (the engine refuses it).
 pub fn registry_facts(

@@ -283,6 +283,10 @@ diesel::table! {
         validation_kid -> Nullable<Text>,
         /// The validator's signature as submitted.
         validation_token -> Nullable<Text>,
+        /// The registry's id of the validating authority the carrier named by its registered
+        /// identifier (e-Evidence's `ValidatingAuthority` approval): known, but not proven by
+        /// the validator's own signature.
+        validator_authority_id -> Nullable<Text>,
         /// The policy decision (JSON).
         decision_json -> Text,
         /// When stored, UTC microseconds.

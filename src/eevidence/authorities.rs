@@ -1,7 +1,8 @@
 //! The `authorities` call (EEVIDENCE.md section 2: LIST/GET of the national system's
 //! AuthorityObjects, its database of competent authorities): Writ reads the system's list and
 //! refreshes its registry with it ([`crate::authority::listed::refresh`], audited as
-//! `eevidence.authorities_refreshed`). Run by `writ eevidence refresh-authorities`.
+//! `eevidence.authorities_refreshed`). Run by `writ eevidence refresh-authorities`, and by
+//! `writ serve` every `[etsi] eevidence_authorities_refresh_secs` ([`Periodic`]).
 //!
 //! Two exchanges with `<etsi.eevidence_url>/eevidence/authorities`, each an `HI1Message` signed
 //! like every call (a body-bound token made with the package key): a LIST of the objects of
@@ -15,12 +16,16 @@
 // dictionary entry, values in [`AUTHORITY_TYPES`]); it lists with the `ObjectType` entry
 // `EU/EPOCObjectType/Authority` and names the system `EU/DIS` as the receiver.
 
-use chrono::Utc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use diesel::prelude::*;
 
 use super::outbox::{PROFILE_OWNER, Sender, profile_version};
 use crate::audit::{Actor, ActorKind};
 use crate::authority::listed::{Listed, Refreshed};
-use crate::db::Db;
+use crate::db::schema::audit_entries;
+use crate::db::{Db, DbConn};
 use crate::etsi::model::{
     Action, ActionRequest, DictionaryEntry, EndpointId, ListRequest, Message, Object, Outcome,
     Payload,
@@ -304,4 +309,116 @@ pub async fn refresh(db: &Db, sender: &Sender) -> Result<Refreshed, RefreshError
         .run(move |c| crate::authority::listed::refresh(c, &actor, &listed, Utc::now()))
         .await?;
     Ok(refreshed)
+}
+
+/// When the registry was last refreshed from the system's list, by any instance: the time of
+/// the newest `eevidence.authorities_refreshed` entry.
+pub fn last_refreshed(conn: &mut DbConn) -> QueryResult<Option<DateTime<Utc>>> {
+    let at: Option<String> = audit_entries::table
+        .filter(
+            audit_entries::event.eq(crate::audit::Event::EevidenceAuthoritiesRefreshed.as_str()),
+        )
+        .order(audit_entries::seq.desc())
+        .select(audit_entries::at)
+        .first(conn)
+        .optional()?;
+    Ok(at
+        .and_then(|a| DateTime::parse_from_rfc3339(&a).ok())
+        .map(|t| t.with_timezone(&Utc)))
+}
+
+/// Whether a refresh is due at `now`: never refreshed, or last refreshed `every` ago or more.
+pub fn due(last: Option<DateTime<Utc>>, now: DateTime<Utc>, every: TimeDelta) -> bool {
+    last.is_none_or(|at| now - at >= every)
+}
+
+/// Looks for a due refresh at most this often.
+const LOOK_EVERY: Duration = Duration::from_secs(60);
+/// After a failed refresh, the next try waits at most this long.
+const RETRY_AT_MOST: Duration = Duration::from_secs(15 * 60);
+
+/// The refresh `writ serve` runs with the e-Evidence calls: every
+/// `[etsi] eevidence_authorities_refresh_secs` (0: never), counted from the newest refresh any
+/// instance (or the command) made, so that instances behind one database do not each refresh
+/// (two that look at the same moment may both refresh: a second refresh of the same list
+/// changes nothing but adds its audit entry). It looks once a minute (or once an interval, if
+/// shorter); a refresh that fails is logged and tried again after an interval, at most 15
+/// minutes.
+#[derive(Debug)]
+pub struct Periodic {
+    every: Option<Duration>,
+    next_look: Instant,
+}
+
+impl Periodic {
+    /// The refresh `settings` ask for, first looked at straight away.
+    pub fn new(settings: &crate::settings::EtsiSettings) -> Self {
+        Self {
+            every: (settings.eevidence_authorities_refresh_secs > 0)
+                .then(|| Duration::from_secs(settings.eevidence_authorities_refresh_secs)),
+            next_look: Instant::now(),
+        }
+    }
+
+    /// Refreshes if it is time to look and a refresh is due; returns what happened, if it tried.
+    pub async fn run_if_due(
+        &mut self,
+        db: &Db,
+        sender: &Sender,
+    ) -> Option<Result<Refreshed, RefreshError>> {
+        let every = self.every?;
+        let now = Instant::now();
+        if now < self.next_look {
+            return None;
+        }
+        self.next_look = now + every.min(LOOK_EVERY);
+        let every_delta = TimeDelta::from_std(every).unwrap_or(TimeDelta::MAX);
+        let is_due = db
+            .run(move |c| {
+                last_refreshed(c)
+                    .map(|last| due(last, Utc::now(), every_delta))
+                    .map_err(crate::db::DbError::Query)
+            })
+            .await;
+        match is_due {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot tell when the authorities were last refreshed");
+                return None;
+            }
+        }
+        let result = refresh(db, sender).await;
+        match &result {
+            Ok(r) => tracing::info!(
+                listed = r.listed,
+                added = r.added,
+                changed = r.changed,
+                removed = r.removed,
+                "the registry was refreshed from the national system's authority list"
+            ),
+            Err(e) => {
+                self.next_look = now + every.min(RETRY_AT_MOST);
+                tracing::warn!(error = %e, "the periodic authorities refresh failed; trying again later");
+            }
+        }
+        Some(result)
+    }
+}
+
+#[cfg(test)]
+mod periodic_tests {
+    use super::*;
+
+    #[test]
+    fn a_refresh_is_due_when_never_made_or_an_interval_old() {
+        let now = Utc::now();
+        let day = TimeDelta::days(1);
+        assert!(due(None, now, day));
+        assert!(!due(Some(now - TimeDelta::hours(23)), now, day));
+        assert!(due(Some(now - day), now, day));
+        assert!(due(Some(now - TimeDelta::days(3)), now, day));
+        // A clock that went back: not due until the interval has passed.
+        assert!(!due(Some(now + TimeDelta::hours(1)), now, day));
+    }
 }

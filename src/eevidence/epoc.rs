@@ -7,7 +7,8 @@
 //!   When the registry knows that identifier, the order names the validator with its kind,
 //!   name and country as registered, the approver's name, its file number
 //!   (`ApprovalDescription`) and the validation time (`ApprovalTimestamp`). The validation is
-//!   still only a claim the policy checks (no validator's signature proves it). An identifier
+//!   still only a claim a person checks (no validator's signature proves it), but the engine
+//!   judges the validator on its registered kind, as the registry knows it. An identifier
 //!   the registry does not know names no validator: the order goes to a person first
 //!   (`inbound`'s authority judgement) and no field is granted on an unknown validation;
 //! - the issuing person: the approver whose role is `IssuingAuthority`, when one is named;
@@ -71,17 +72,19 @@ pub fn registered(
         .optional()
 }
 
-/// Completes `order` from its e-Evidence authorisation (see the module's text).
+/// Completes `order` from its e-Evidence authorisation (see the module's text), and returns
+/// the registry's id of the validating authority when the registry knows it.
 pub fn complete(
     c: &mut DbConn,
     cx: &ProfileContext<'_>,
     auth: Option<&Authorisation>,
     order: &mut Order,
-) -> Result<(), Fail> {
+) -> Result<Option<String>, Fail> {
     // A task without its authorisation is refused when its lifecycle is made.
     let Some(auth) = auth else {
-        return Ok(());
+        return Ok(None);
     };
+    let mut validator = None;
     if let Some(name) = approval(auth, ISSUING_ROLE).and_then(|a| filled(&a.approver_name)) {
         name.clone_into(&mut order.issuer.person);
     }
@@ -108,6 +111,7 @@ pub fn complete(
             file_number: filled(&v.description).map(str::to_owned),
         });
         order.dates.validated_at = v.timestamp.map(|t| t.with_timezone(&Utc));
+        validator = Some(registered.id);
     }
     let to = &cx.header.receiver;
     order.addressee = Some(format!("{}/{}", to.country, to.id));
@@ -126,5 +130,5 @@ pub fn complete(
             justification: auth.manual_information.clone().unwrap_or_default(),
         });
     }
-    Ok(())
+    Ok(validator)
 }

@@ -242,7 +242,7 @@ impl Profile for EevidenceProfile {
         cx: &ProfileContext<'_>,
         authorisation: Option<&Authorisation>,
         order: &mut crate::policy::Order,
-    ) -> Result<(), Fail> {
+    ) -> Result<Option<String>, Fail> {
         super::epoc::complete(c, cx, authorisation, order)
     }
 

@@ -72,15 +72,18 @@ pub struct Sender {
     pub interval: Duration,
 }
 
-/// Sends due calls until the task is aborted.
+/// Sends due calls until the task is aborted; refreshes the registry from the system's
+/// authority list when that is due (`authorities::Periodic`).
 pub async fn run(db: Db, sender: Sender) {
     if sender.settings.eevidence_url.is_empty() {
         return;
     }
     let mut tick = tokio::time::interval(sender.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut authorities = super::authorities::Periodic::new(&sender.settings);
     loop {
         tick.tick().await;
+        authorities.run_if_due(&db, &sender).await;
         let clocks = db.run(|conn| super::inbound::tick(conn, Utc::now())).await;
         if let Err(e) = clocks {
             tracing::warn!(error = %e, "e-Evidence clocks failed; retrying later");

@@ -77,14 +77,17 @@ pub trait Profile: std::fmt::Debug + Sync {
     /// Completes the order `task` (resting on `authorisation`) became from what the profile
     /// carries beyond plain HI-1 (the e-Evidence validating authority, addressee, ...), before
     /// it is checked and decided. Inside the CREATE's savepoint.
+    /// Returns the registry's id of the validating authority when the profile names one the
+    /// registry knows (the engine then judges the validator on its registered kind; the
+    /// validation stays a claim, no signature of the validator's).
     fn complete_order(
         &self,
         _c: &mut DbConn,
         _cx: &ProfileContext<'_>,
         _authorisation: Option<&Authorisation>,
         _order: &mut crate::policy::Order,
-    ) -> Result<(), Fail> {
-        Ok(())
+    ) -> Result<Option<String>, Fail> {
+        Ok(None)
     }
 }
 
@@ -1108,6 +1111,7 @@ fn create_task(
         _ => return Err(Fail::Answer(error(codes::NOT_SUPPORTED, "not a task"))),
     };
     let mut order = mapped.map_err(|e| Fail::Answer(error(codes::UNPROCESSABLE, e.to_string())))?;
+    let mut registered_validator = None;
     if let Some(profile) = work.rules.profile {
         let cx = ProfileContext {
             authority: work.sender.authority,
@@ -1117,7 +1121,7 @@ fn create_task(
             now: work.now,
             created: &work.created,
         };
-        profile.complete_order(c, &cx, auth.as_ref(), &mut order)?;
+        registered_validator = profile.complete_order(c, &cx, auth.as_ref(), &mut order)?;
     }
     let Some(spec) = work.rules.policies.instrument(&order.instrument) else {
         return Err(Fail::Answer(error(
@@ -1174,6 +1178,7 @@ fn create_task(
         order_json,
         document,
         validation: None,
+        registered_validator,
     };
     let view = intake::store(
         c,

@@ -146,10 +146,15 @@ fn stored_facts(
     version: i32,
     owner: &str,
 ) -> Result<(String, crate::policy::RegistryFacts), OrderError> {
-    let (json, kid): (String, Option<String>) = order_versions::table
-        .find((order_id, version))
-        .select((order_versions::order_json, order_versions::validation_kid))
-        .first(conn)?;
+    let (json, kid, registered_validator): (String, Option<String>, Option<String>) =
+        order_versions::table
+            .find((order_id, version))
+            .select((
+                order_versions::order_json,
+                order_versions::validation_kid,
+                order_versions::validator_authority_id,
+            ))
+            .first(conn)?;
     let mut facts = crate::authority::registry_facts(conn, owner)
         .map_err(|e| OrderError::Conflict(e.to_string()))?;
     if let Some(kid) = kid {
@@ -162,6 +167,9 @@ fn stored_facts(
         facts.validator_kind =
             kind.and_then(|k| serde_json::from_value(serde_json::Value::String(k)).ok());
         facts.validation_signed_by_validator = facts.validator_kind.is_some();
+    } else if let Some(id) = registered_validator {
+        // Known to the registry, still only claimed: as when the order came in.
+        facts.validator_kind = crate::authority::active_kind(conn, &id)?;
     }
     Ok((json, facts))
 }

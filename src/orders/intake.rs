@@ -99,6 +99,11 @@ pub struct Checked {
     pub document: Option<Vec<u8>>,
     /// The proven validation, if a valid signature was sent.
     pub validation: Option<(validation::ProvenValidation, String)>,
+    /// The registry's id of the validating authority the carrier named by an identifier the
+    /// registry knows (e-Evidence's `ValidatingAuthority` approval). The engine then judges the
+    /// validator on its registered kind, but the validation stays a claim a person checks: no
+    /// validator's signature proves it.
+    pub registered_validator: Option<String>,
 }
 
 fn invalid(
@@ -279,6 +284,7 @@ pub fn check_parts(
             order_sha256,
             document,
             validation: proven,
+            registered_validator: None,
         }),
         _ => Err(invalid(
             InvalidKind::Unprocessable,
@@ -517,6 +523,8 @@ pub fn facts(
     if let Some((v, _)) = &checked.validation {
         facts.validator_kind = Some(v.kind);
         facts.validation_signed_by_validator = true;
+    } else if let Some(id) = &checked.registered_validator {
+        facts.validator_kind = authority::active_kind(conn, id)?;
     }
     facts.earlier_preservations = holds::earlier_preservations(conn, &checked.order, None)?;
     Ok(facts)
@@ -798,6 +806,7 @@ pub(crate) fn insert_version(
             order_versions::order_sha256.eq(&checked.order_sha256),
             order_versions::validation_kid.eq(kid),
             order_versions::validation_token.eq(token),
+            order_versions::validator_authority_id.eq(&checked.registered_validator),
             order_versions::decision_json.eq(decision_json),
             order_versions::created_at.eq(micros),
         ))

@@ -41,6 +41,8 @@ both_backends!(
     datapreserved_waits_until_the_holds_are_placed,
     form3_is_in_the_orders_language,
     the_systems_authority_list_refreshes_the_registry,
+    a_registered_validator_is_judged_on_its_registered_kind,
+    the_registry_follows_the_list_periodically_and_from_the_command,
 );
 
 /// The stand-in national system: what Writ sent, how many calls to refuse first, and the
@@ -289,6 +291,9 @@ async fn start_with(backend: Backend, system: Arc<Mutex<System>>, extra: &[(&str
         ("WRIT_ETSI__UNIQUE_IDENTIFIER", "ACTOR02"),
         ("WRIT_API__JOBS_INTERVAL_SECS", "1"),
         ("WRIT_ETSI__DELIVERY_BACKOFF_SECS", "0"),
+        // The periodic authorities refresh would add calls and audit entries to every test;
+        // the tests of it turn it on.
+        ("WRIT_ETSI__EEVIDENCE_AUTHORITIES_REFRESH_SECS", "0"),
     ];
     settings.extend_from_slice(extra);
     let url = extra
@@ -2244,6 +2249,214 @@ async fn form3_is_in_the_orders_language(backend: Backend) {
             }
         }
     }
+}
+
+/// The review flags (codes) of the order's current decision.
+async fn review_flags(api: &Api, order: &str) -> Vec<String> {
+    let order = order.to_owned();
+    let json = api
+        .app
+        .pool
+        .run(move |conn| {
+            use diesel::prelude::*;
+            use writ::db::schema::order_versions;
+            order_versions::table
+                .filter(order_versions::order_id.eq(&order))
+                .order(order_versions::version.desc())
+                .select(order_versions::decision_json)
+                .first::<String>(conn)
+                .map_err(writ::db::DbError::Query)
+        })
+        .await
+        .unwrap();
+    let decision: serde_json::Value = serde_json::from_str(&json).unwrap();
+    decision["review_flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A staff member's question to the authority (the order is decided again).
+async fn ask(b: &mut Browser, order: &str, text: &str) {
+    let csrf = b.session_csrf().await;
+    let (s, body, _) = b
+        .post(
+            &format!("/orders/{order}/ask"),
+            &[("csrf", &csrf), ("text", text)],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
+}
+
+/// An EPOC whose validating authority the registry knows (by its identifier in the national
+/// system) is judged on the validator's registered kind: the legal team is not told that the
+/// registry does not know the validator, neither when the order comes in nor when it is decided
+/// again (a question to the authority). The validation stays a claim: a validator the registry
+/// later suspends is unknown again at the next decision.
+async fn a_registered_validator_is_judged_on_its_registered_kind(backend: Backend) {
+    let w = start(backend).await;
+    let api = &w.api;
+    let task = id();
+    all_created(
+        &post(
+            api,
+            "production",
+            &order_xml(&Order {
+                auth: &id(),
+                tasks: std::slice::from_ref(&task),
+                approvals: "<auth:AuthorisationApprovalDetails><common:ApprovalDescription>JI-2026-0042</common:ApprovalDescription><common:ApprovalReference>VALID01</common:ApprovalReference><common:ApproverDetails><common:ApproverName>Juge M.</common:ApproverName><common:ApproverRole>ValidatingAuthority</common:ApproverRole></common:ApproverDetails></auth:AuthorisationApprovalDetails>",
+                ..Order::default()
+            }),
+        )
+        .await,
+    );
+    let order = order_of(api, &task).await;
+    let not_registered = |flags: &[String]| flags.iter().any(|f| f == "validator_not_registered");
+    let flags = review_flags(api, &order).await;
+    assert!(!not_registered(&flags), "{flags:?}");
+
+    let mut alex = Browser::new(&api.app);
+    alex.sign_in("alex", PASSWORD).await;
+    ask(&mut alex, &order, "Please confirm the account's time zone.").await;
+    let flags = review_flags(api, &order).await;
+    assert!(!not_registered(&flags), "decided again: {flags:?}");
+
+    api.app
+        .pool
+        .run(|conn| {
+            writ::authority::set_active(
+                conn,
+                &Actor::new(ActorKind::System, "test"),
+                "xx-validator",
+                false,
+            )
+            .unwrap();
+            Ok::<_, writ::db::DbError>(())
+        })
+        .await
+        .unwrap();
+    ask(&mut alex, &order, "Please confirm the validation.").await;
+    let flags = review_flags(api, &order).await;
+    assert!(not_registered(&flags), "suspended: {flags:?}");
+}
+
+/// How many `eevidence.authorities_refreshed` entries the log holds.
+async fn refreshes(api: &Api) -> usize {
+    events(api)
+        .await
+        .iter()
+        .filter(|e| *e == "eevidence.authorities_refreshed")
+        .count()
+}
+
+/// Whether the registry knows the authority the national system names `identifier`.
+async fn known(api: &Api, identifier: &'static str) -> bool {
+    api.app
+        .pool
+        .run(move |conn| {
+            writ::eevidence::epoc::registered(conn, identifier).map_err(writ::db::DbError::Query)
+        })
+        .await
+        .unwrap()
+        .is_some()
+}
+
+/// `writ eevidence refresh-authorities` on the test's database, asking the stand-in at `url`.
+fn refresh_command(api: &Api, url: &str) -> std::process::Command {
+    let mut cmd = crate::cli::writ_for(
+        &api.app.db,
+        &[
+            ("WRIT_ETSI__EEVIDENCE_URL", url),
+            ("WRIT_ETSI__UNIQUE_IDENTIFIER", "ACTOR02"),
+        ],
+    );
+    cmd.args(["eevidence", "refresh-authorities"]);
+    cmd
+}
+
+/// `writ serve` refreshes the registry from the system's list every
+/// `eevidence_authorities_refresh_secs`: not from an answer it cannot read (it tries again),
+/// then from the list, and again once the interval has passed. `writ eevidence
+/// refresh-authorities` does the same from the command line, says what it did, and exits 1,
+/// naming the fault, on an answer it cannot read.
+async fn the_registry_follows_the_list_periodically_and_from_the_command(backend: Backend) {
+    let system = Arc::new(Mutex::new(System {
+        authorities: vec![(
+            id(),
+            "NEWVAL01".to_owned(),
+            "Juge d'instruction de Lyon".to_owned(),
+            "InvestigatingJudge".to_owned(),
+        )],
+        malformed: true,
+        ..System::default()
+    }));
+    let url = start_system(system.clone()).await;
+    let w = start_with(
+        backend,
+        system.clone(),
+        &[
+            ("WRIT_ETSI__EEVIDENCE_URL", &url),
+            ("WRIT_ETSI__EEVIDENCE_AUTHORITIES_REFRESH_SECS", "2"),
+        ],
+    )
+    .await;
+    let api = &w.api;
+    let lists = |s: &Arc<Mutex<System>>| {
+        s.lock()
+            .unwrap()
+            .received
+            .iter()
+            .filter(|(endpoint, _)| endpoint.ends_with("authorities"))
+            .count()
+    };
+    // The unreadable answer changes nothing, and the refresh is tried again.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while lists(&system) < 4 {
+        assert!(std::time::Instant::now() < deadline, "no retry");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(refreshes(api).await, 0);
+    assert!(!known(api, "NEWVAL01").await);
+    // Once the list can be read, the registry follows it, and again an interval later.
+    system.lock().unwrap().malformed = false;
+    while refreshes(api).await < 2 {
+        assert!(std::time::Instant::now() < deadline, "not refreshed twice");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(known(api, "NEWVAL01").await);
+
+    // The command.
+    system.lock().unwrap().authorities.push((
+        id(),
+        "NEWVAL02".to_owned(),
+        "Tribunal judiciaire de Lyon".to_owned(),
+        "Court".to_owned(),
+    ));
+    let mut cmd = refresh_command(api, &url);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("lists 2 authorities"), "{stdout}");
+    assert!(known(api, "NEWVAL02").await);
+
+    system.lock().unwrap().malformed = true;
+    let before = refreshes(api).await;
+    let mut cmd = refresh_command(api, &url);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot be used"), "{stderr}");
+    assert_eq!(refreshes(api).await, before);
 }
 
 /// `authorities`: the system's list adds an authority the registry did not know, so that an

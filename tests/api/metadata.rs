@@ -279,6 +279,8 @@ const ALLOWED_COLUMNS: &[&str] = &[
     "order_versions.scope_json",
     "order_versions.validation_checked_by",
     "order_versions.validation_checked_at",
+    // A registry id (an authority, not a person): the validating authority an EPOC names (issue 18).
+    "order_versions.validator_authority_id",
     "staff_users.username",
     "staff_users.display_name",
     "staff_users.role",
