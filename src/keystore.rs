@@ -461,6 +461,58 @@ pub fn generate(config: &TokenConfig) -> Result<VerifyingKey, KeyError> {
     Ok(open.public)
 }
 
+/// Renames the key pair labelled `from` in the token to `to` (`CKA_LABEL` of both halves): a
+/// package key rotation retires the current pair and puts the new one in its place this way,
+/// so the settings keep naming the same label. Refuses when no key has the label `from`, or
+/// one already has `to`.
+pub fn relabel(config: &TokenConfig, from: &str, to: &str) -> Result<(), KeyError> {
+    let ctx = context(&config.module)?;
+    let session = login(&ctx, config, true)?;
+    let token = &config.token_label;
+    let fail = |e: CkError| KeyError(format!("PKCS#11 token `{token}`: {e}"));
+    let pair = |label: &str| -> Result<Vec<ObjectHandle>, KeyError> {
+        let mut handles = find_key(&session, ObjectClass::PRIVATE_KEY, label).map_err(fail)?;
+        handles.extend(find_key(&session, ObjectClass::PUBLIC_KEY, label).map_err(fail)?);
+        Ok(handles)
+    };
+    if !pair(to)?.is_empty() {
+        return Err(KeyError(format!(
+            "PKCS#11 token `{token}` already holds a key labelled `{to}`"
+        )));
+    }
+    let handles = pair(from)?;
+    if handles.is_empty() {
+        return Err(KeyError(format!(
+            "PKCS#11 token `{token}` holds no key labelled `{from}`"
+        )));
+    }
+    for handle in handles {
+        session
+            .update_attributes(handle, &[Attribute::Label(to.as_bytes().to_vec())])
+            .map_err(|e| {
+                KeyError(format!(
+                    "PKCS#11 token `{token}` cannot rename key `{from}` to `{to}`: {e}"
+                ))
+            })?;
+    }
+    Ok(())
+}
+
+/// Deletes the key pair labelled `config.key_label` from the token (a staged rotation key that
+/// was never put in place; never a key that signed anything).
+pub fn destroy(config: &TokenConfig) -> Result<(), KeyError> {
+    let ctx = context(&config.module)?;
+    let session = login(&ctx, config, true)?;
+    let fail = |e: CkError| KeyError(format!("{}: {e}", config.describe()));
+    let mut handles =
+        find_key(&session, ObjectClass::PRIVATE_KEY, &config.key_label).map_err(fail)?;
+    handles.extend(find_key(&session, ObjectClass::PUBLIC_KEY, &config.key_label).map_err(fail)?);
+    for handle in handles {
+        session.destroy_object(handle).map_err(fail)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

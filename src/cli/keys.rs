@@ -31,8 +31,9 @@ pub enum KeysAction {
     /// after the rotation entry, which the old key signs last; the old public key stays in the
     /// log and is printed by `writ keys show` with the sizes it signed. With `--package`,
     /// replace the disclosure-package key instead: the old public key is kept beside it
-    /// (`<package.signing_key_path>.retired.pem`) and printed by `writ keys show --package`.
-    /// Either rotation is an audit entry. Restart the instances afterwards so they load the new
+    /// (`<package.signing_key_path>.retired.pem`) and printed by `writ keys show --package`; a
+    /// package key in a PKCS#11 token is replaced in the token (the old pair is renamed
+    /// `<key_label>.retired-<key id>`, the new one takes `key_label`). Either rotation is an audit entry. Restart the instances afterwards so they load the new
     /// key (until then the checkpoint key's holders cannot sign).
     Rotate {
         /// Rotate the disclosure-package key instead of the checkpoint key.
@@ -223,15 +224,15 @@ pub fn run(settings: Settings, action: KeysAction) -> anyhow::Result<()> {
         }
         KeysAction::Rotate { package: false } => rotate_checkpoint_key(&settings)?,
         KeysAction::Rotate { package: true } => {
-            if settings.package.signing_key == crate::settings::KeyLocation::Pkcs11 {
-                anyhow::bail!(
-                    "the package key is in a PKCS#11 token: rotating it there is not supported yet (see \"Rotate keys\" in docs/operations.md)"
-                );
-            }
             let db = super::open_db(&settings)?;
             service::install_entry_key(&db, &settings.audit, false)?;
             let mut conn = db.conn().context("cannot connect to the database")?;
-            let rotation = package_keys::prepare_rotation(&settings.package.signing_key_path)?;
+            let in_token = settings.package.signing_key == crate::settings::KeyLocation::Pkcs11;
+            let rotation = if in_token {
+                package_keys::prepare_token_rotation(&settings.package)?
+            } else {
+                package_keys::prepare_rotation(&settings.package.signing_key_path)?
+            };
             let (old, new) = (rotation.old, rotation.new);
             let entry = NewEntry::new(
                 Actor::new(ActorKind::System, "cli-keys"),

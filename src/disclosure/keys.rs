@@ -122,16 +122,86 @@ pub fn retired(path: &Path) -> Result<Vec<VerifyingKey>, PackageError> {
         .collect()
 }
 
-/// A package key rotation prepared by [`prepare_rotation`]: the new key is written beside the
-/// old one and the old public key is kept among the retired ones; [`Rotation::commit`] puts
-/// the new key in place.
+/// A package key rotation prepared by [`prepare_rotation`] (a key file) or
+/// [`prepare_token_rotation`] (a PKCS#11 token): the new key is made beside the old one and the
+/// old public key is kept among the retired ones; [`Rotation::commit`] puts the new key in
+/// place.
 pub struct Rotation {
     /// The key being retired.
     pub old: VerifyingKey,
     /// The key that signs from now on.
     pub new: VerifyingKey,
-    path: std::path::PathBuf,
-    staged: std::path::PathBuf,
+    staged: Staged,
+}
+
+/// Where the new key waits until the rotation is committed.
+enum Staged {
+    /// The new key file (`<path>.next`), renamed over `path`.
+    File {
+        path: std::path::PathBuf,
+        staged: std::path::PathBuf,
+    },
+    /// The new key pair in the token, labelled `<label>.next` (`next` names it); the current
+    /// pair is renamed `retired_label`, then the new one takes the settings' label.
+    Token {
+        current: crate::keystore::TokenConfig,
+        next: crate::keystore::TokenConfig,
+        retired_label: String,
+    },
+}
+
+/// Appends `old` to the retired public keys beside `path`, unless it is there already.
+fn retire(path: &Path, old: &VerifyingKey) -> Result<(), PackageError> {
+    if retired(path)?.contains(old) {
+        return Ok(());
+    }
+    use std::io::Write;
+    let file = retired_path(path);
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&file)
+        .and_then(|mut f| {
+            f.write_all(public_pem(old).as_bytes())?;
+            f.sync_all()
+        })
+        .map_err(|e| PackageError::Key(format!("{}: {e}", file.display())))
+}
+
+/// Generates the new package key in the PKCS#11 token the settings name, as
+/// `<key_label>.next` (sensitive, not extractable), and appends the current public key to the
+/// retired keys beside `signing_key_path` ([`retired_path`]), so that packages signed before
+/// stay verifiable. A `<key_label>.next` left by a rotation that did not finish is refused.
+pub fn prepare_token_rotation(settings: &PackageSettings) -> Result<Rotation, PackageError> {
+    let key_error = |e: crate::keystore::KeyError| PackageError::Key(e.to_string());
+    let current = settings
+        .pkcs11
+        .token_config()
+        .map_err(|e| PackageError::Key(e.to_string()))?;
+    let old = crate::keystore::Key::token(current.clone())
+        .public()
+        .map_err(key_error)?;
+    let mut next = current.clone();
+    next.key_label = format!("{}.next", current.key_label);
+    let new = crate::keystore::generate(&next).map_err(|e| {
+        PackageError::Key(format!(
+            "{e} (an earlier rotation did not finish? delete that key from the token and rotate again)"
+        ))
+    })?;
+    if let Err(e) = retire(&settings.signing_key_path, &old) {
+        let _ = crate::keystore::destroy(&next);
+        return Err(e);
+    }
+    let retired_label = format!("{}.retired-{}", current.key_label, key_id(&old));
+    Ok(Rotation {
+        old,
+        new,
+        staged: Staged::Token {
+            current,
+            next,
+            retired_label,
+        },
+    })
 }
 
 /// Writes a new key beside the one at `path` (mode 0600) and appends the old public key to
@@ -148,45 +218,58 @@ pub fn prepare_rotation(path: &Path) -> Result<Rotation, PackageError> {
         )));
     }
     let new = init(&staged)?;
-    let retired_file = retired_path(path);
-    let already = retired(path)?.contains(&old);
-    if !already {
-        use std::io::Write;
-        let appended = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&retired_file)
-            .and_then(|mut f| {
-                f.write_all(public_pem(&old).as_bytes())?;
-                f.sync_all()
-            });
-        if let Err(e) = appended {
-            let _ = std::fs::remove_file(&staged);
-            return Err(PackageError::Key(format!(
-                "{}: {e}",
-                retired_file.display()
-            )));
-        }
+    if let Err(e) = retire(path, &old) {
+        let _ = std::fs::remove_file(&staged);
+        return Err(e);
     }
     Ok(Rotation {
         old,
         new,
-        path: path.to_path_buf(),
-        staged,
+        staged: Staged::File {
+            path: path.to_path_buf(),
+            staged,
+        },
     })
 }
 
 impl Rotation {
-    /// Renames the new key over the old one (atomically).
+    /// Puts the new key in place: renames the new key file over the old one (atomically), or,
+    /// in a token, renames the current pair to `<label>.retired-<key id>` and then the new pair
+    /// to the settings' label (if the second rename fails, the first is undone).
     pub fn commit(self) -> Result<(), PackageError> {
-        std::fs::rename(&self.staged, &self.path)
-            .map_err(|e| PackageError::Key(format!("{}: {e}", self.path.display())))
+        match self.staged {
+            Staged::File { path, staged } => std::fs::rename(&staged, &path)
+                .map_err(|e| PackageError::Key(format!("{}: {e}", path.display()))),
+            Staged::Token {
+                current,
+                next,
+                retired_label,
+            } => {
+                let key_error = |e: crate::keystore::KeyError| PackageError::Key(e.to_string());
+                crate::keystore::relabel(&current, &current.key_label, &retired_label)
+                    .map_err(key_error)?;
+                if let Err(e) =
+                    crate::keystore::relabel(&current, &next.key_label, &current.key_label)
+                {
+                    let _ = crate::keystore::relabel(&current, &retired_label, &current.key_label);
+                    return Err(key_error(e));
+                }
+                Ok(())
+            }
+        }
     }
 
     /// Removes the staged key (the rotation did not happen; the retired list keeps the old
     /// public key, which is harmless: it is still the current one).
     pub fn abandon(self) {
-        let _ = std::fs::remove_file(&self.staged);
+        match self.staged {
+            Staged::File { staged, .. } => {
+                let _ = std::fs::remove_file(&staged);
+            }
+            Staged::Token { next, .. } => {
+                let _ = crate::keystore::destroy(&next);
+            }
+        }
     }
 }
 

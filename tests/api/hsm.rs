@@ -448,8 +448,16 @@ fn a_package_signed_in_the_token_verifies_offline() {
         public
     );
 
-    let tar = db.dir().join("package.tar");
-    let mut child_env: Vec<_> = db.env().into_iter().chain(env.clone()).collect();
+    let tar = sign_in_child(&db, &env, "package.tar");
+    let (verified, report) = verify_package(&db, &tar, &public);
+    assert!(verified && report.contains("verifies with key"), "{report}");
+}
+
+/// A package signed by the package key `env` names, built in a child process
+/// ([`child_signs_a_package_in_the_token`]) and written to `name` in the test's folder.
+fn sign_in_child(db: &TestDb, env: &[(String, String)], name: &str) -> PathBuf {
+    let tar = db.dir().join(name);
+    let mut child_env: Vec<_> = db.env().into_iter().chain(env.iter().cloned()).collect();
     child_env.push((
         "WRIT_TEST_HSM_PACKAGE_OUT".into(),
         tar.display().to_string(),
@@ -461,21 +469,92 @@ fn a_package_signed_in_the_token_verifies_offline() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    tar
+}
 
-    let key = db.dir().join("package.pem");
-    std::fs::write(&key, &public).unwrap();
-    let verified = writ_for(&db, &[])
+/// `writ package verify TAR --key` with the public key `pem`: whether it verifies, and what it
+/// printed.
+fn verify_package(db: &TestDb, tar: &Path, pem: &str) -> (bool, String) {
+    let key = db.dir().join("check.pem");
+    std::fs::write(&key, pem).unwrap();
+    let out = writ_for(db, &[])
         .args(["package", "verify"])
-        .arg(&tar)
+        .arg(tar)
         .arg("--key")
         .arg(&key)
         .output()
         .unwrap();
-    let report = String::from_utf8_lossy(&verified.stdout);
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// Issue 22, key rotation in the token: `writ keys rotate --package` with the package key in
+/// the token generates the new key pair there, retires the old one (renamed
+/// `<label>.retired-<key id>` in the token, its public half appended to the retired keys), puts
+/// the new one under the settings' label and records `package.key_rotated`. A package signed
+/// before verifies with the old key, one signed after with the new key and not the old;
+/// `writ keys show --package` lists the new key, then the retired one. Before, the command
+/// refused ("rotating it there is not supported yet").
+#[test]
+fn rotating_the_package_key_in_the_token_keeps_old_packages_verifiable() {
+    let db = TestDb::new(Backend::Sqlite);
+    let Some(token) = softhsm(db.dir()) else {
+        return;
+    };
+    let env = token.env("PACKAGE", PIN);
+    run_ok(&db, &env, &["migrate"]);
+    run_ok(&db, &env, &["keys", "init"]);
+    let old = pem_of(&run_ok(
+        &db,
+        &env,
+        &["keys", "init", "--package", "--pkcs11"],
+    ));
+    let sign = |name: &str| sign_in_child(&db, &env, name);
+    let verifies = |tar: &Path, pem: &str| verify_package(&db, tar, pem).0;
+    let before = sign("before.tar");
+
+    let rotated = run_ok(&db, &env, &["keys", "rotate", "--package"]);
+    assert!(rotated.contains("rotated the package key"), "{rotated}");
+    let new = pem_of(&rotated);
+    assert_ne!(new, old);
+    let shown = pems(&run_ok(&db, &env, &["keys", "show", "--package"]));
+    assert_eq!(
+        shown,
+        vec![new.clone(), old.clone()],
+        "current, then retired"
+    );
+    run_ok(&db, &[], &["audit", "checkpoint"]);
+    let audit = run_ok(&db, &[], &["audit", "export"]);
     assert!(
-        verified.status.success() && report.contains("verifies with key"),
-        "{report}{}",
-        String::from_utf8_lossy(&verified.stderr)
+        audit.contains("package.key_rotated"),
+        "the rotation is audited"
+    );
+
+    let after = sign("after.tar");
+    assert!(
+        verifies(&before, &old),
+        "a package signed before verifies with the old key"
+    );
+    assert!(
+        verifies(&after, &new),
+        "a package signed after verifies with the new key"
+    );
+    assert!(!verifies(&after, &old), "and not with the old one");
+
+    // The token holds the retired pair under its new name; a second rotation works the same.
+    let again = run_ok(&db, &env, &["keys", "rotate", "--package"]);
+    let newest = pem_of(&again);
+    let shown = pems(&run_ok(&db, &env, &["keys", "show", "--package"]));
+    assert_eq!(
+        shown,
+        vec![newest, new, old],
+        "current, then retired, latest first"
     );
 }
 
