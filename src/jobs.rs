@@ -166,6 +166,7 @@ pub async fn run_jobs(
             .run(move |conn| {
                 let now = Utc::now();
                 let holds = holds::resolve_all(conn, now)?;
+                crate::orders::eevidence::confirm_preserved(conn, now)?;
                 let summaries = crate::authority::throttle::summarise_failures(conn, now)?;
                 intake::purge_idempotency_keys(conn, now - chrono::Duration::days(7))
                     .map_err(DbError::Query)?;

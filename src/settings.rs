@@ -216,6 +216,11 @@ pub struct EtsiSettings {
     /// inline limit cannot go out (its `outcome` fails, naming this setting, and is retried).
     #[serde(default)]
     pub eevidence_package_url: String,
+    /// Days a package's URL in an `outcome` sent by reference stays valid, from the queueing
+    /// of the latest `outcome` of the order: the URLObject's `Expiry`, after which a fetch is
+    /// refused (410). 0: no expiry.
+    #[serde(default = "default_eevidence_package_url_days")]
+    pub eevidence_package_url_days: u32,
     /// `writ serve` refreshes the registry from the national system's authority list this
     /// often, in seconds (`eevidence::authorities::Periodic`); 0: only
     /// `writ eevidence refresh-authorities` does. Nothing happens while `eevidence_url` is empty.
@@ -225,6 +230,11 @@ pub struct EtsiSettings {
     /// (`[etsi.outbound_tls]`; see `pki::outbound_client`).
     #[serde(default)]
     pub outbound_tls: crate::pki::OutboundTls,
+}
+
+/// 30 days.
+fn default_eevidence_package_url_days() -> u32 {
+    30
 }
 
 /// Once a day.

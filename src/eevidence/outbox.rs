@@ -422,6 +422,8 @@ pub fn message(
                     url,
                     content_length: length,
                     content_type: Some("application/x-tar".into()),
+                    expiry: url_expiry(created_at, settings.eevidence_package_url_days)
+                        .map(|t| t.fixed_offset()),
                     checksum: Some(checksum),
                     original_filename: Some(filename),
                     checksum_type: Some("SHA-256".into()),
@@ -693,6 +695,19 @@ pub enum Refused {
     NotDelivered,
     /// The id is no package id (Writ's are UUIDs): it is not recorded, only refused.
     MalformedId,
+    /// The URL's `Expiry` (`[etsi] eevidence_package_url_days` after the latest `outcome` was
+    /// queued) has passed.
+    Expired,
+}
+
+/// When a package URL in an `outcome` queued at `queued_micros` expires; `None` for `days` 0
+/// (no expiry) or a time out of range.
+pub fn url_expiry(queued_micros: i64, days: u32) -> Option<DateTime<Utc>> {
+    if days == 0 {
+        return None;
+    }
+    DateTime::<Utc>::from_timestamp_micros(queued_micros)?
+        .checked_add_signed(chrono::TimeDelta::days(i64::from(days)))
 }
 
 impl Refused {
@@ -702,6 +717,7 @@ impl Refused {
             Refused::NotTheAuthorities => "other_authority",
             Refused::NotDelivered => "not_delivered",
             Refused::MalformedId => "malformed_id",
+            Refused::Expired => "expired",
         }
     }
 }
@@ -710,12 +726,14 @@ impl Refused {
 /// was delivered to, fetching an `outcome` sent by reference: the exact signed archive (its
 /// SHA-256 is the one in the DeliveryObject) and that hash. Only while the order is delivered or
 /// closed, only for that authority, only after an `outcome` was queued for it, and not after
-/// the archive's retention period or a withdrawal. Every fetch, served or refused, is audited,
-/// in the transaction that reads the archive.
+/// the URL's expiry (`url_days` after the latest `outcome` was queued; 0: none), the archive's
+/// retention period or a withdrawal. Every fetch, served or refused, is audited, in the
+/// transaction that reads the archive.
 pub fn fetch_package(
     c: &mut DbConn,
     authority_id: &str,
     package_id: &str,
+    url_days: u32,
     now: DateTime<Utc>,
 ) -> Result<Result<(Vec<u8>, String), Refused>, OrderError> {
     use crate::db::schema::packages;
@@ -765,13 +783,16 @@ pub fn fetch_package(
         }
         use crate::orders::eevidence::State;
         let delivered = matches!(State::parse(&state), Some(State::Delivered | State::Closed));
-        let sent: i64 = eevidence_outbox::table
+        let latest: Option<i64> = eevidence_outbox::table
             .filter(eevidence_outbox::order_id.eq(&order_id))
             .filter(eevidence_outbox::endpoint.eq(Call::Outcome.endpoint()))
-            .count()
-            .get_result(c)?;
-        if !delivered || sent == 0 {
+            .select(diesel::dsl::max(eevidence_outbox::created_at))
+            .first(c)?;
+        let Some(latest) = latest.filter(|_| delivered) else {
             return refuse(c, Some(&order_id), Refused::NotDelivered);
+        };
+        if url_expiry(latest, url_days).is_some_and(|expiry| now > expiry) {
+            return refuse(c, Some(&order_id), Refused::Expired);
         }
         let Some((tar, sha, _)) = crate::orders::approval::released_archive(c, &order_id)? else {
             return refuse(c, Some(&order_id), Refused::NoPackage);

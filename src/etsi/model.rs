@@ -320,6 +320,8 @@ pub struct UrlData {
     pub content_length: Option<u64>,
     /// `ContentType`.
     pub content_type: Option<String>,
+    /// `Expiry`: after this the URL no longer gives the data.
+    pub expiry: Option<DateTime<FixedOffset>>,
     /// `Checksum` (hex).
     pub checksum: Option<String>,
     /// `OriginalFilename`.

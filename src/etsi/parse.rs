@@ -1376,6 +1376,7 @@ fn delivery(el: &El<'_, '_>) -> Result<Delivery, ParseError> {
                         url: string(uc.req("URL")?)?,
                         content_length: uc.opt("ContentLength").map(uint).transpose()?,
                         content_type: opt_string(uc.opt("ContentType"))?,
+                        expiry: uc.opt("Expiry").map(datetime).transpose()?,
                         checksum: opt_string(uc.opt("Checksum"))?,
                         original_filename: opt_string(uc.opt("OriginalFilename"))?,
                         checksum_type: opt_string(uc.opt("ChecksumType"))?,

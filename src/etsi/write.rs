@@ -606,6 +606,9 @@ fn url_data(w: &mut XmlWriter, u: &UrlData) {
             w.leaf("delivery:ContentLength", &len.to_string());
         }
         opt_leaf(w, "delivery:ContentType", u.content_type.as_deref());
+        if let Some(expiry) = &u.expiry {
+            w.leaf("delivery:Expiry", &qualified_micro(expiry));
+        }
         opt_leaf(w, "delivery:Checksum", u.checksum.as_deref());
         opt_leaf(
             w,
@@ -1003,6 +1006,7 @@ mod tests {
                                 url: "https://writ.example/eevidence/packages/p1".into(),
                                 content_length: Some(26_214_401),
                                 content_type: Some("application/x-tar".into()),
+                                expiry: Some(t("2027-01-06T12:00:00.123456Z")),
                                 checksum: Some("98ecb6a08c34a97f".into()),
                                 original_filename: Some("writ-package.tar".into()),
                                 checksum_type: Some("SHA-256".into()),

@@ -1572,19 +1572,17 @@ fn preservation_report(
     })
 }
 
-/// Called by the hold resolver (`holds::resolve_pending`) in the transaction that resolved
-/// some of `order_id`'s target holds: when the order is an EPOC-PR still preserving and none of
-/// its target holds is left unresolved, the data are preserved, and the transition queues
-/// `datapreserved` with the categories not kept, in this same transaction. Returns whether it
-/// moved.
+/// Called, in a transaction of its own, after the hold resolver (`holds::resolve_pending`)
+/// committed the resolution of some of `order_id`'s target holds, and by
+/// [`confirm_preserved`]: when the order is an EPOC-PR still preserving and none of its target
+/// holds is left unresolved, the data are preserved, and the transition queues `datapreserved`
+/// with the categories not kept, in the caller's transaction. Returns whether it moved.
 ///
-/// The order's row lock is taken before the count: of two resolvers that each resolved one of
-/// its holds, the second to take the lock sees the first's resolution committed (PostgreSQL's
-/// read committed), so exactly one of them confirms. The resolver holds the rows of the target
-/// holds it resolved when it takes the order's lock, the reverse of `endpreservation` and a
-/// confirmed withdrawal (order lock, then `holds::release`): should both meet on one order,
-/// PostgreSQL ends one of them with a deadlock error, and the resolver retries at its next run
-/// (the system resends an unanswered message).
+/// The order's row lock is taken before the count, and before the transition's audit entry, as
+/// every transition takes them: of two resolvers that each resolved one of its holds, the second
+/// to take the lock sees the first's resolution committed (PostgreSQL's read committed) and the
+/// order no longer preserving, so exactly one of them confirms; an `endpreservation` or a
+/// withdrawal holding the lock is waited for, and its order then is not confirmed.
 pub fn holds_resolved(
     conn: &mut DbConn,
     order_id: &str,
@@ -1619,6 +1617,39 @@ pub fn holds_resolved(
         now,
     )?;
     Ok(true)
+}
+
+/// Confirms every EPOC-PR still preserving whose target holds are all resolved
+/// ([`holds_resolved`], each order in a transaction of its own): what the hold resolver does
+/// right after it commits, run by the background jobs for an order whose confirmation a stopped
+/// process did not make. Returns how many were confirmed.
+pub fn confirm_preserved(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize, OrderError> {
+    use crate::db::schema::target_holds;
+    let preserving: Vec<String> = eevidence_orders::table
+        .filter(eevidence_orders::kind.eq(Kind::EpocPr.as_str()))
+        .filter(eevidence_orders::state.eq(State::Preserving.as_str()))
+        .order(eevidence_orders::order_id)
+        .select(eevidence_orders::order_id)
+        .load(conn)?;
+    if preserving.is_empty() {
+        return Ok(0);
+    }
+    let waiting: std::collections::HashSet<String> = target_holds::table
+        .filter(target_holds::order_id.eq_any(&preserving))
+        .filter(target_holds::resolved_at.is_null())
+        .filter(target_holds::released_at.is_null())
+        .select(target_holds::order_id)
+        .distinct()
+        .load::<String>(conn)?
+        .into_iter()
+        .collect();
+    let mut confirmed = 0;
+    for order_id in preserving.iter().filter(|o| !waiting.contains(*o)) {
+        if crate::db::write_tx(conn, |c| holds_resolved(c, order_id, now))? {
+            confirmed += 1;
+        }
+    }
+    Ok(confirmed)
 }
 
 /// Records the order's language (ISO 639-1, as the EPOC gives it), in the caller's

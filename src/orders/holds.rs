@@ -183,11 +183,16 @@ type Pending = (i64, String, String, String, Option<i32>, String, i64, i64);
 /// many were resolved; call until it returns 0 to drain the queue.
 ///
 /// An e-Evidence preservation order (EPOC-PR) whose last target hold this batch resolved is
-/// preserved in the same transaction, and its `datapreserved` queued with it
-/// (`eevidence::holds_resolved`): the confirmation never goes out before the holds are placed.
+/// then preserved, and its `datapreserved` queued with that transition
+/// (`eevidence::holds_resolved`), in a transaction of its own right after this one commits: the
+/// confirmation never goes out before the holds are placed. Not in the same transaction: the
+/// confirmation takes the order's lock, which must never be waited for while holding the audit
+/// append lock (every transition of an order takes its lock first and appends after, so the
+/// resolver and an `endpreservation` or withdrawal would deadlock). Should the process stop in
+/// between, the background jobs confirm it ([`super::eevidence::confirm_preserved`]).
 pub fn resolve_pending(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize, OrderError> {
     let micros = now.timestamp_micros();
-    write_tx(conn, |c| {
+    let (resolved, orders) = write_tx(conn, |c| {
         // The audit append lock first, then the rows: a release holds the append lock (its
         // `order.approved` entry) when it marks its target holds released, so a resolver that
         // claimed those rows first and then waited for the append lock would deadlock with it
@@ -239,15 +244,15 @@ pub fn resolve_pending(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize, O
             .reference("accounts", accounts.len());
             audit::append(c, &entry, now)?;
         }
-        // In the order of their ids, so that two resolvers never wait on each other's orders.
-        let mut orders: Vec<&str> = pending.iter().map(|p| p.1.as_str()).collect();
+        let mut orders: Vec<String> = pending.iter().map(|p| p.1.clone()).collect();
         orders.sort_unstable();
         orders.dedup();
-        for order_id in orders {
-            super::eevidence::holds_resolved(c, order_id, now)?;
-        }
-        Ok(pending.len())
-    })
+        Ok::<_, OrderError>((pending.len(), orders))
+    })?;
+    for order_id in &orders {
+        write_tx(conn, |c| super::eevidence::holds_resolved(c, order_id, now))?;
+    }
+    Ok(resolved)
 }
 
 /// Resolves every pending target hold.

@@ -176,7 +176,9 @@ pub async fn receive(
         e-Evidence endpoints (a client certificate pinned to the authority, or a request token \
         bound to GET, this path and the empty body). Only the authority the order was delivered \
         to gets it, while the order is delivered or closed, and not after the archive's \
-        retention period or a withdrawal; anyone else gets 404. The body is exactly the signed \
+        retention period or a withdrawal; anyone else gets 404. The URL expires `[etsi] \
+        eevidence_package_url_days` (30 by default) after the order's latest `outcome` was \
+        queued (the URLObject's Expiry): that authority then gets 410. The body is exactly the signed \
         package (`X-Package-SHA256`, the DeliveryObject's Checksum). Every fetch, served or \
         refused, is audited (`eevidence.package_fetched`, `eevidence.package_refused`).",
     params(("id" = String, Path, description = "The package id (from the outcome's URL)")),
@@ -186,6 +188,7 @@ pub async fn receive(
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The client certificate names another authority than the token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such package for this authority", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "The package's URL has expired (its Expiry passed)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "A body was sent", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
     ),
@@ -196,16 +199,29 @@ pub async fn package(
     path: web::Path<String>,
     payload: web::Payload,
     state: web::Data<ApiState>,
+    config: web::Data<EtsiConfig>,
     db: web::Data<Db>,
 ) -> Result<HttpResponse, Problem> {
     crate::web::body::check_declared_length(&req, 0)?;
     let (authority, _) = authenticate(&req, payload, &state, &db, 0).await?;
     let id = path.into_inner();
+    let days = config.0.eevidence_package_url_days;
     let fetched = db
-        .run(move |conn| crate::eevidence::outbox::fetch_package(conn, &authority, &id, Utc::now()))
+        .run(move |conn| {
+            crate::eevidence::outbox::fetch_package(conn, &authority, &id, days, Utc::now())
+        })
         .await?;
     match fetched {
         Ok((tar, sha)) => Ok(api::package_response(tar, sha)),
+        Err(crate::eevidence::outbox::Refused::Expired) => Err(Problem::new(
+            StatusCode::GONE,
+            "package-url-expired",
+            "The package's URL has expired",
+        )
+        .detail(
+            "the URL's Expiry has passed ([etsi] eevidence_package_url_days after the order's \
+             latest outcome); the package is not served by it any more",
+        )),
         Err(_) => Err(
             Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found").detail(
                 "no released package with this id was delivered to this authority (or it is no \

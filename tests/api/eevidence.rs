@@ -43,6 +43,8 @@ both_backends!(
     the_systems_authority_list_refreshes_the_registry,
     a_registered_validator_is_judged_on_its_registered_kind,
     the_registry_follows_the_list_periodically_and_from_the_command,
+    a_preservation_ended_while_its_holds_resolve_does_not_deadlock,
+    holds_resolved_by_a_process_that_stopped_are_confirmed_by_the_jobs,
 );
 
 /// The stand-in national system: what Writ sent, how many calls to refuse first, and the
@@ -992,11 +994,7 @@ async fn a_notified_epoc_waits_for_the_enforcing_authority(backend: Backend) {
 async fn an_unknown_authority_goes_to_human_judgement(backend: Backend) {
     let w = start(backend).await;
     let api = &w.api;
-    let approval = |reference: &str| {
-        format!(
-            "<auth:AuthorisationApprovalDetails><common:ApprovalDescription>JI-2026-0042</common:ApprovalDescription><common:ApprovalReference>{reference}</common:ApprovalReference><common:ApproverDetails><common:ApproverName>Juge M.</common:ApproverName><common:ApproverRole>ValidatingAuthority</common:ApproverRole></common:ApproverDetails></auth:AuthorisationApprovalDetails>"
-        )
-    };
+    let approval = |reference: &str| validated_by(reference, "JI-2026-0042");
     let (unknown, t1) = (approval("NOBODY99"), id());
     all_created(
         &post(
@@ -2019,6 +2017,16 @@ async fn an_outcome_above_the_inline_limit_goes_by_reference(backend: Backend) {
     );
     assert!(reference.content_length.unwrap() > 1024);
     assert_eq!(reference.checksum_type.as_deref(), Some("SHA-256"));
+    // The URL expires 30 days (the default) after the outcome was queued.
+    let expiry = reference
+        .expiry
+        .expect("an Expiry")
+        .with_timezone(&chrono::Utc);
+    let left = expiry - chrono::Utc::now();
+    assert!(
+        left > chrono::TimeDelta::days(29) && left <= chrono::TimeDelta::days(30),
+        "{expiry}"
+    );
     // The stand-in fetched it before answering: the bytes are the package, as the checksum
     // and the released package's own hash say, and its signature verifies.
     let fetched = w.system.lock().unwrap().fetched.clone();
@@ -2073,6 +2081,53 @@ async fn an_outcome_above_the_inline_limit_goes_by_reference(backend: Backend) {
     let count = |name: &str| events.iter().filter(|e| *e == name).count();
     assert_eq!(count("eevidence.package_fetched"), 2);
     assert_eq!(count("eevidence.package_refused"), 4);
+    // 31 days later the URL has expired: the issuing authority gets 410, audited.
+    let o = order.clone();
+    api.app
+        .pool
+        .run(move |conn| {
+            use diesel::prelude::*;
+            use writ::db::schema::eevidence_outbox as x;
+            let month_ago = (chrono::Utc::now() - chrono::TimeDelta::days(31)).timestamp_micros();
+            diesel::update(x::table.filter(x::order_id.eq(&o)))
+                .set(x::created_at.eq(month_ago))
+                .execute(conn)
+                .map_err(writ::db::DbError::Query)
+        })
+        .await
+        .unwrap();
+    let expired = fetch_as(DOJ, &api.audience, &reference.url).await;
+    assert_eq!(expired.status(), StatusCode::GONE);
+    let problem: serde_json::Value = expired.json().await.unwrap();
+    assert!(
+        problem["type"]
+            .as_str()
+            .unwrap()
+            .ends_with("package-url-expired"),
+        "{problem}"
+    );
+    let o = order.clone();
+    let reasons = api
+        .app
+        .pool
+        .run(move |conn| {
+            let all = writ::audit::log::entries(conn, 0, 1_000_000).unwrap();
+            Ok::<_, writ::db::DbError>(
+                all.into_iter()
+                    .map(|e| serde_json::from_str::<serde_json::Value>(&e.leaf).unwrap())
+                    .filter(|e| {
+                        e["event"] == "eevidence.package_refused" && e["order"] == o.as_str()
+                    })
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .await
+        .unwrap();
+    assert!(
+        reasons.last().is_some_and(|r| r.contains("expired")),
+        "{reasons:?}"
+    );
 }
 
 /// An EPOC-PR's hold is recorded by identifier at receipt and placed on the accounts by the
@@ -2278,6 +2333,33 @@ async fn review_flags(api: &Api, order: &str) -> Vec<String> {
         .collect()
 }
 
+/// The `ValidatingAuthority` approval of an EPOC naming the authority `reference` (its
+/// identifier in the national system), with the validator's file number.
+fn validated_by(reference: &str, file_number: &str) -> String {
+    format!(
+        "<auth:AuthorisationApprovalDetails><common:ApprovalDescription>{file_number}</common:ApprovalDescription><common:ApprovalReference>{reference}</common:ApprovalReference><common:ApproverDetails><common:ApproverName>Juge M.</common:ApproverName><common:ApproverRole>ValidatingAuthority</common:ApproverRole></common:ApproverDetails></auth:AuthorisationApprovalDetails>"
+    )
+}
+
+/// Sends a one-task EPOC with these approvals; the order it became.
+async fn post_epoc(api: &Api, approvals: &str) -> String {
+    let task = id();
+    all_created(
+        &post(
+            api,
+            "production",
+            &order_xml(&Order {
+                auth: &id(),
+                tasks: std::slice::from_ref(&task),
+                approvals,
+                ..Order::default()
+            }),
+        )
+        .await,
+    );
+    order_of(api, &task).await
+}
+
 /// A staff member's question to the authority (the order is decided again).
 async fn ask(b: &mut Browser, order: &str, text: &str) {
     let csrf = b.session_csrf().await;
@@ -2298,21 +2380,7 @@ async fn ask(b: &mut Browser, order: &str, text: &str) {
 async fn a_registered_validator_is_judged_on_its_registered_kind(backend: Backend) {
     let w = start(backend).await;
     let api = &w.api;
-    let task = id();
-    all_created(
-        &post(
-            api,
-            "production",
-            &order_xml(&Order {
-                auth: &id(),
-                tasks: std::slice::from_ref(&task),
-                approvals: "<auth:AuthorisationApprovalDetails><common:ApprovalDescription>JI-2026-0042</common:ApprovalDescription><common:ApprovalReference>VALID01</common:ApprovalReference><common:ApproverDetails><common:ApproverName>Juge M.</common:ApproverName><common:ApproverRole>ValidatingAuthority</common:ApproverRole></common:ApproverDetails></auth:AuthorisationApprovalDetails>",
-                ..Order::default()
-            }),
-        )
-        .await,
-    );
-    let order = order_of(api, &task).await;
+    let order = post_epoc(api, &validated_by("VALID01", "JI-2026-0042")).await;
     let not_registered = |flags: &[String]| flags.iter().any(|f| f == "validator_not_registered");
     let flags = review_flags(api, &order).await;
     assert!(!not_registered(&flags), "{flags:?}");
@@ -2472,27 +2540,8 @@ async fn the_systems_authority_list_refreshes_the_registry(backend: Backend) {
         "Juge d'instruction de Lyon".to_owned(),
         "InvestigatingJudge".to_owned(),
     )];
-    let validated_by = |reference: &str| {
-        format!(
-            "<auth:AuthorisationApprovalDetails><common:ApprovalDescription>JI-2026-0077</common:ApprovalDescription><common:ApprovalReference>{reference}</common:ApprovalReference><common:ApproverDetails><common:ApproverName>Juge L.</common:ApproverName><common:ApproverRole>ValidatingAuthority</common:ApproverRole></common:ApproverDetails></auth:AuthorisationApprovalDetails>"
-        )
-    };
     let epoc = |approvals: String| async move {
-        let task = id();
-        all_created(
-            &post(
-                api,
-                "production",
-                &order_xml(&Order {
-                    auth: &id(),
-                    tasks: std::slice::from_ref(&task),
-                    approvals: &approvals,
-                    ..Order::default()
-                }),
-            )
-            .await,
-        );
-        let order = order_of(api, &task).await;
+        let order = post_epoc(api, &approvals).await;
         let o = order.clone();
         let judgement = api
             .app
@@ -2502,7 +2551,7 @@ async fn the_systems_authority_list_refreshes_the_registry(backend: Backend) {
             .unwrap();
         (order, judgement)
     };
-    let (_, before) = epoc(validated_by("NEWVAL01")).await;
+    let (_, before) = epoc(validated_by("NEWVAL01", "JI-2026-0077")).await;
     let before = before.expect("an unknown validating authority is judged by a person");
     assert!(before.contains("NEWVAL01"), "{before}");
 
@@ -2571,7 +2620,7 @@ async fn the_systems_authority_list_refreshes_the_registry(backend: Backend) {
     assert_eq!(events[0]["refs"]["added"], 1, "{events:?}");
     assert_eq!(events[0]["refs"]["removed"], 0, "{events:?}");
     // Now an order naming it is not held for an unknown authority, and names its validator.
-    let (order, after) = epoc(validated_by("NEWVAL01")).await;
+    let (order, after) = epoc(validated_by("NEWVAL01", "JI-2026-0077")).await;
     assert_eq!(after, None);
     assert_eq!(decided(api, &order).await.0, "eu.epoc");
     // The same list again changes nothing; a list without it suspends it: unknown again.
@@ -2585,8 +2634,184 @@ async fn the_systems_authority_list_refreshes_the_registry(backend: Backend) {
         .unwrap();
     assert_eq!((r.listed, r.removed), (0, 1));
     assert!(registered().await.is_none());
-    let (_, again) = epoc(validated_by("NEWVAL01")).await;
+    let (_, again) = epoc(validated_by("NEWVAL01", "JI-2026-0077")).await;
     assert!(again.is_some_and(|j| j.contains("NEWVAL01")));
     assert_eq!(refreshed().await.len(), 3);
     check_sent(&w.system);
+}
+
+/// An `endpreservation` (the order's lock, then its transition's audit entry, then the holds
+/// lifted) arriving while the hold resolver places the same EPOC-PR's holds. The resolver took
+/// the audit append lock, resolved the holds and then, in the same transaction, waited for the
+/// order's lock to confirm the preservation, while the end held that lock and waited for the
+/// append lock: PostgreSQL found the deadlock and aborted one of them. This plays them in that
+/// order (on PostgreSQL the end goes on only once the resolver waits for a lock); both must
+/// succeed, and the ended preservation is not confirmed. (SQLite has one writer at a time.)
+async fn a_preservation_ended_while_its_holds_resolve_does_not_deadlock(backend: Backend) {
+    let system = Arc::new(Mutex::new(System::default()));
+    let url = start_system(system.clone()).await;
+    // No background jobs: the holds stay pending until the resolver runs here.
+    let w = start_with(
+        backend,
+        system,
+        &[
+            ("WRIT_ETSI__EEVIDENCE_URL", &url),
+            ("WRIT_API__JOBS_INTERVAL_SECS", "3600"),
+            ("WRIT_AUDIT__CHECKPOINT_INTERVAL_SECS", "0"),
+        ],
+    )
+    .await;
+    let api = &w.api;
+    let lp = id();
+    all_created(
+        &post(
+            api,
+            "preservation",
+            &order_xml(&Order {
+                auth: &id(),
+                tasks: std::slice::from_ref(&lp),
+                pr: true,
+                ..Order::default()
+            }),
+        )
+        .await,
+    );
+    let pr = order_of(api, &lp).await;
+    assert_eq!(state_of(api, &pr).await.state.as_str(), "preserving");
+    assert!(open_holds(api, &pr).await > 0, "the holds are pending");
+
+    let (locked, after_lock) = std::sync::mpsc::channel::<()>();
+    let postgres = backend == Backend::Postgres;
+    let watcher = api.app.pool.clone();
+    let order = pr.clone();
+    let end = api.app.pool.run(move |conn| {
+        writ::db::write_tx(conn, |c| {
+            writ::orders::lock(c, &order)?;
+            locked.send(()).unwrap();
+            if postgres {
+                let mut w = watcher.conn().unwrap();
+                let writ::db::DbConn::Postgres(p) = &mut *w else {
+                    unreachable!()
+                };
+                let mut waiting = || -> i64 {
+                    use diesel::RunQueryDsl;
+                    diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                        "(SELECT count(*) FROM pg_locks WHERE NOT granted)",
+                    ))
+                    .get_result(p)
+                    .unwrap()
+                };
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+                while waiting() == 0 {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "the resolver never waited"
+                    );
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            }
+            writ::orders::eevidence::apply(
+                c,
+                &Actor::new(ActorKind::System, "test"),
+                &order,
+                writ::orders::eevidence::Trigger::EndPreservation,
+                None,
+                chrono::Utc::now(),
+            )?;
+            Ok::<_, writ::orders::OrderError>(())
+        })
+    });
+    let resolve = api.app.pool.run(move |conn| {
+        after_lock.recv().unwrap();
+        writ::orders::holds::resolve_pending(conn, chrono::Utc::now())
+    });
+    let (ended, resolved) = tokio::join!(end, resolve);
+    ended.expect("the end of the preservation commits");
+    resolved.expect("the resolver commits");
+    let lc = state_of(api, &pr).await;
+    assert_eq!(lc.state.as_str(), "ended");
+    assert_eq!(
+        queued(api, &pr, "datapreserved").await,
+        0,
+        "an ended preservation is not confirmed"
+    );
+}
+
+/// How many calls to `endpoint` were queued for `order`.
+async fn queued(api: &Api, order: &str, endpoint: &'static str) -> i64 {
+    let order = order.to_owned();
+    api.app
+        .pool
+        .run(move |conn| {
+            use diesel::prelude::*;
+            use writ::db::schema::eevidence_outbox as x;
+            x::table
+                .filter(x::order_id.eq(&order))
+                .filter(x::endpoint.eq(endpoint))
+                .count()
+                .get_result::<i64>(conn)
+                .map_err(writ::db::DbError::Query)
+        })
+        .await
+        .unwrap()
+}
+
+/// The hold resolver confirms an EPOC-PR in a transaction of its own, right after the one that
+/// placed its holds commits; a process that stopped in between leaves the holds placed and the
+/// order preserving. The background jobs' sweep (`orders::eevidence::confirm_preserved`)
+/// confirms it, exactly once.
+async fn holds_resolved_by_a_process_that_stopped_are_confirmed_by_the_jobs(backend: Backend) {
+    let system = Arc::new(Mutex::new(System::default()));
+    let url = start_system(system.clone()).await;
+    let w = start_with(
+        backend,
+        system,
+        &[
+            ("WRIT_ETSI__EEVIDENCE_URL", &url),
+            ("WRIT_API__JOBS_INTERVAL_SECS", "3600"),
+        ],
+    )
+    .await;
+    let api = &w.api;
+    let lp = id();
+    all_created(
+        &post(
+            api,
+            "preservation",
+            &order_xml(&Order {
+                auth: &id(),
+                tasks: std::slice::from_ref(&lp),
+                pr: true,
+                ..Order::default()
+            }),
+        )
+        .await,
+    );
+    let pr = order_of(api, &lp).await;
+    // What the resolver's first transaction leaves: every target hold resolved.
+    let o = pr.clone();
+    api.app
+        .pool
+        .run(move |conn| {
+            use diesel::prelude::*;
+            use writ::db::schema::target_holds as t;
+            diesel::update(t::table.filter(t::order_id.eq(&o)))
+                .set(t::resolved_at.eq(Some(chrono::Utc::now().timestamp_micros())))
+                .execute(conn)
+                .map_err(writ::db::DbError::Query)
+        })
+        .await
+        .unwrap();
+    assert_eq!(state_of(api, &pr).await.state.as_str(), "preserving");
+    let sweep = || async {
+        api.app
+            .pool
+            .run(|conn| writ::orders::eevidence::confirm_preserved(conn, chrono::Utc::now()))
+            .await
+            .unwrap()
+    };
+    assert_eq!(sweep().await, 1);
+    assert_eq!(state_of(api, &pr).await.state.as_str(), "preserved");
+    assert_eq!(sweep().await, 0, "confirmed once");
+    assert_eq!(queued(api, &pr, "datapreserved").await, 1);
 }
