@@ -461,6 +461,63 @@ pub fn generate(config: &TokenConfig) -> Result<VerifyingKey, KeyError> {
     Ok(open.public)
 }
 
+/// A rotation of the key `current` names, staged in its token: the new key pair generated there
+/// as `<key_label>.next` (sensitive, not extractable). [`TokenRotation::commit`] renames the
+/// current pair `retired_label` and the new one `<key_label>`, so the settings keep naming the
+/// same label; [`TokenRotation::abandon`] deletes the new pair. A `<key_label>.next` left by a
+/// rotation that did not finish is refused.
+#[derive(Debug)]
+pub struct TokenRotation {
+    current: TokenConfig,
+    next: TokenConfig,
+    retired_label: String,
+    /// The public half of the key being retired.
+    pub old: VerifyingKey,
+    /// The public half of the new key.
+    pub new: VerifyingKey,
+}
+
+impl TokenRotation {
+    /// Generates the new key pair; `retired_label` is what the current pair will be called.
+    pub fn prepare(
+        current: &TokenConfig,
+        retired_label: impl FnOnce(&VerifyingKey) -> String,
+    ) -> Result<Self, KeyError> {
+        let old = Key::token(current.clone()).public()?;
+        let mut next = current.clone();
+        next.key_label = format!("{}.next", current.key_label);
+        let new = generate(&next).map_err(|e| {
+            KeyError(format!(
+                "{e} (an earlier rotation did not finish? delete that key from the token and rotate again)"
+            ))
+        })?;
+        Ok(Self {
+            retired_label: retired_label(&old),
+            current: current.clone(),
+            next,
+            old,
+            new,
+        })
+    }
+
+    /// Puts the new key in place: the current pair renamed to the retired label, then the new
+    /// pair to the settings' label (if that fails, the first rename is undone).
+    pub fn commit(&self) -> Result<(), KeyError> {
+        let label = &self.current.key_label;
+        relabel(&self.current, label, &self.retired_label)?;
+        if let Err(e) = relabel(&self.current, &self.next.key_label, label) {
+            let _ = relabel(&self.current, &self.retired_label, label);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Deletes the new pair (the rotation did not happen).
+    pub fn abandon(&self) {
+        let _ = destroy(&self.next);
+    }
+}
+
 /// Renames the key pair labelled `from` in the token to `to` (`CKA_LABEL` of both halves): a
 /// package key rotation retires the current pair and puts the new one in its place this way,
 /// so the settings keep naming the same label. Refuses when no key has the label `from`, or

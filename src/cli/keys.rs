@@ -52,15 +52,13 @@ pub enum KeysAction {
 /// rotation entry and the old key's last checkpoint are written in one transaction, which
 /// also renames the new key into place.
 fn rotate_checkpoint_key(settings: &Settings) -> anyhow::Result<()> {
-    if settings.audit.signing_key == crate::settings::KeyLocation::Pkcs11 {
-        anyhow::bail!(
-            "the checkpoint key is in a PKCS#11 token: rotating it there is not supported yet (see \"Rotate keys\" in docs/operations.md)"
-        );
-    }
     let db = super::open_db(settings)?;
     let mut conn = db.conn().context("cannot connect to the database")?;
     let signer = service::load_signer(&settings.audit, &mut conn, false)?;
     db.install_audit_entry_key(signer.entry_signing_key());
+    if settings.audit.signing_key == crate::settings::KeyLocation::Pkcs11 {
+        return rotate_checkpoint_key_in_token(settings, &db, &signer);
+    }
     let path = &settings.audit.signing_key_path;
     let mut name = path.as_os_str().to_owned();
     name.push(".next");
@@ -96,6 +94,52 @@ fn rotate_checkpoint_key(settings: &Settings) -> anyhow::Result<()> {
         rotated.seq, rotated.last_old.size
     );
     print!("{}", keys::public_pem(&new));
+    Ok(())
+}
+
+/// `writ keys rotate` with the checkpoint key in a PKCS#11 token: the new key pair is generated
+/// in the token (`<key_label>.next`); the rotation's transaction (as for a key file) renames the
+/// old pair `<key_label>.retired-<first 16 hex digits of its public key>` and the new one
+/// `<key_label>`, so the settings keep naming the same label.
+fn rotate_checkpoint_key_in_token(
+    settings: &Settings,
+    db: &crate::db::Db,
+    signer: &crate::audit::checkpoint::CheckpointSigner,
+) -> anyhow::Result<()> {
+    let config = settings
+        .audit
+        .pkcs11
+        .token_config()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let staged = crate::keystore::TokenRotation::prepare(&config, |old| {
+        format!("{}.retired-{}", config.key_label, hex::encode(&old.as_bytes()[..8]))
+    })
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut conn = db.conn().context("cannot connect to the database")?;
+    let rotated = crate::audit::checkpoint::rotate(
+        &mut conn,
+        signer,
+        staged.new,
+        Actor::new(ActorKind::System, "cli-keys"),
+        chrono::Utc::now(),
+        || {
+            staged
+                .commit()
+                .map_err(|e| crate::audit::AuditError::Key(e.to_string()))
+        },
+    );
+    let rotated = match rotated {
+        Ok(r) => r,
+        Err(e) => {
+            staged.abandon();
+            return Err(e.into());
+        }
+    };
+    println!(
+        "rotated the checkpoint key in PKCS#11 token `{}`: recorded as audit entry {}; the old key (now `{}.retired-…` in the token) signed its last checkpoint (size {}), and the new key signs every larger one. Restart the instances to load the new key.",
+        config.token_label, rotated.seq, config.key_label, rotated.last_old.size
+    );
+    print!("{}", keys::public_pem(&staged.new));
     Ok(())
 }
 

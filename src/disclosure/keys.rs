@@ -141,13 +141,9 @@ enum Staged {
         path: std::path::PathBuf,
         staged: std::path::PathBuf,
     },
-    /// The new key pair in the token, labelled `<label>.next` (`next` names it); the current
-    /// pair is renamed `retired_label`, then the new one takes the settings' label.
-    Token {
-        current: crate::keystore::TokenConfig,
-        next: crate::keystore::TokenConfig,
-        retired_label: String,
-    },
+    /// The new key pair in the token (`<label>.next`); the current pair is renamed
+    /// `<label>.retired-<key id>`, then the new one takes the settings' label.
+    Token(crate::keystore::TokenRotation),
 }
 
 /// Appends `old` to the retired public keys beside `path`, unless it is there already.
@@ -174,33 +170,19 @@ fn retire(path: &Path, old: &VerifyingKey) -> Result<(), PackageError> {
 /// stay verifiable. A `<key_label>.next` left by a rotation that did not finish is refused.
 pub fn prepare_token_rotation(settings: &PackageSettings) -> Result<Rotation, PackageError> {
     let key_error = |e: crate::keystore::KeyError| PackageError::Key(e.to_string());
-    let current = settings
-        .pkcs11
-        .token_config()
-        .map_err(|e| PackageError::Key(e.to_string()))?;
-    let old = crate::keystore::Key::token(current.clone())
-        .public()
-        .map_err(key_error)?;
-    let mut next = current.clone();
-    next.key_label = format!("{}.next", current.key_label);
-    let new = crate::keystore::generate(&next).map_err(|e| {
-        PackageError::Key(format!(
-            "{e} (an earlier rotation did not finish? delete that key from the token and rotate again)"
-        ))
-    })?;
-    if let Err(e) = retire(&settings.signing_key_path, &old) {
-        let _ = crate::keystore::destroy(&next);
+    let current = settings.pkcs11.token_config().map_err(key_error)?;
+    let staged = crate::keystore::TokenRotation::prepare(&current, |old| {
+        format!("{}.retired-{}", current.key_label, key_id(old))
+    })
+    .map_err(key_error)?;
+    if let Err(e) = retire(&settings.signing_key_path, &staged.old) {
+        staged.abandon();
         return Err(e);
     }
-    let retired_label = format!("{}.retired-{}", current.key_label, key_id(&old));
     Ok(Rotation {
-        old,
-        new,
-        staged: Staged::Token {
-            current,
-            next,
-            retired_label,
-        },
+        old: staged.old,
+        new: staged.new,
+        staged: Staged::Token(staged),
     })
 }
 
@@ -240,22 +222,9 @@ impl Rotation {
         match self.staged {
             Staged::File { path, staged } => std::fs::rename(&staged, &path)
                 .map_err(|e| PackageError::Key(format!("{}: {e}", path.display()))),
-            Staged::Token {
-                current,
-                next,
-                retired_label,
-            } => {
-                let key_error = |e: crate::keystore::KeyError| PackageError::Key(e.to_string());
-                crate::keystore::relabel(&current, &current.key_label, &retired_label)
-                    .map_err(key_error)?;
-                if let Err(e) =
-                    crate::keystore::relabel(&current, &next.key_label, &current.key_label)
-                {
-                    let _ = crate::keystore::relabel(&current, &retired_label, &current.key_label);
-                    return Err(key_error(e));
-                }
-                Ok(())
-            }
+            Staged::Token(staged) => staged
+                .commit()
+                .map_err(|e| PackageError::Key(e.to_string())),
         }
     }
 
@@ -266,9 +235,7 @@ impl Rotation {
             Staged::File { staged, .. } => {
                 let _ = std::fs::remove_file(&staged);
             }
-            Staged::Token { next, .. } => {
-                let _ = crate::keystore::destroy(&next);
-            }
+            Staged::Token(staged) => staged.abandon(),
         }
     }
 }

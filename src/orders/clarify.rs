@@ -62,7 +62,7 @@ fn redecide(
     let pauses = pauses(conn, order_id)?;
     let mut checked_facts = checked_facts;
     checked_facts.earlier_preservations =
-        super::holds::earlier_preservations(conn, &order, Some(order_id))?;
+        super::holds::renewals(conn, &order, Some(order_id), policies)?;
     Ok(decide(
         &order,
         &checked_facts,

@@ -118,6 +118,26 @@ pub fn earlier_preservations(
     Ok(u32::try_from(ids.len()).unwrap_or(u32::MAX))
 }
 
+/// [`earlier_preservations`] where the engine reads them: for an order under a preservation
+/// instrument (a renewed request is an extension); 0 for any other, without a query. The count
+/// looks at every earlier order naming the same targets, so an order that cannot be a renewal
+/// does not pay for it (intake of production orders on a much-requested target slowed with each
+/// earlier order).
+pub fn renewals(
+    conn: &mut DbConn,
+    order: &Order,
+    except: Option<&str>,
+    policies: &crate::policy::PolicySet,
+) -> QueryResult<u32> {
+    let preserves = policies
+        .instrument(&order.instrument)
+        .is_some_and(|spec| spec.action == crate::policy::Action::Preserve);
+    if !preserves {
+        return Ok(0);
+    }
+    earlier_preservations(conn, order, except)
+}
+
 /// Records the holds for `order_id` (inside the caller's transaction). Without a category to
 /// keep, nothing is recorded.
 pub fn record(

@@ -510,7 +510,8 @@ pub fn idempotent(
     })
 }
 
-/// The registry facts for a checked submission from `authority_id`.
+/// The registry facts for a checked submission from `authority_id` (its renewals, which only a
+/// preservation instrument reads, are counted by the caller: [`holds::renewals`]).
 pub fn facts(
     conn: &mut DbConn,
     authority_id: &str,
@@ -526,7 +527,6 @@ pub fn facts(
     } else if let Some(id) = &checked.registered_validator {
         facts.validator_kind = authority::active_kind(conn, id)?;
     }
-    facts.earlier_preservations = holds::earlier_preservations(conn, &checked.order, None)?;
     Ok(facts)
 }
 
@@ -580,7 +580,8 @@ pub fn store(
     receipt: &Receipt<'_>,
     now: DateTime<Utc>,
 ) -> Result<OrderView, OrderError> {
-    let facts = facts(conn, authority_id, checked)?;
+    let mut facts = facts(conn, authority_id, checked)?;
+    facts.earlier_preservations = holds::renewals(conn, &checked.order, None, policies)?;
     let received_at = receipt.received_at;
     let decision = decide(
         &checked.order,

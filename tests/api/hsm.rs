@@ -347,7 +347,8 @@ fn readyz_and_doctor_name_a_missing_entry_key_in_the_token() {
 
 /// `writ keys init --pkcs11` generates the checkpoint key in the token (no key file is
 /// written); checkpoints signed through the token verify offline with the public key `writ
-/// keys show` prints, and live.
+/// keys show` prints, and live. `writ keys rotate` then rotates it in the token (it used to
+/// refuse): the new key is published, signs the next checkpoint, and the log still verifies.
 async fn a_checkpoint_key_made_in_the_token_signs_checkpoints_that_verify(backend: Backend) {
     let db = TestDb::new(backend);
     let Some(token) = softhsm(db.dir()) else {
@@ -424,6 +425,23 @@ async fn a_checkpoint_key_made_in_the_token_signs_checkpoints_that_verify(backen
         ),
         "{said}"
     );
+
+    let rotated = run_ok(&db, &env, &["keys", "rotate"]);
+    assert!(
+        rotated.contains("rotated the checkpoint key in PKCS#11 token `writ-test`"),
+        "{rotated}"
+    );
+    let new_public = pem_of(&rotated);
+    assert_ne!(new_public, public);
+    assert_eq!(
+        pem_of(&run_ok(&db, &env, &["keys", "show"])),
+        new_public,
+        "the new key is published under the same label"
+    );
+    run_ok(&db, &env, &["keys", "rotate", "--package"]);
+    let note = run_ok(&db, &env, &["audit", "checkpoint"]);
+    assert!(note.lines().count() > 2, "{note}");
+    assert!(run_ok(&db, &env, &["audit", "verify"]).starts_with("OK: all"));
 }
 
 /// `writ keys init --package --pkcs11` generates the package key in the token; a package
