@@ -112,7 +112,11 @@ fn rotate_checkpoint_key_in_token(
         .token_config()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let staged = crate::keystore::TokenRotation::prepare(&config, |old| {
-        format!("{}.retired-{}", config.key_label, hex::encode(&old.as_bytes()[..8]))
+        format!(
+            "{}.retired-{}",
+            config.key_label,
+            hex::encode(&old.as_bytes()[..8])
+        )
     })
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut conn = db.conn().context("cannot connect to the database")?;

@@ -143,7 +143,7 @@ enum Staged {
     },
     /// The new key pair in the token (`<label>.next`); the current pair is renamed
     /// `<label>.retired-<key id>`, then the new one takes the settings' label.
-    Token(crate::keystore::TokenRotation),
+    Token(Box<crate::keystore::TokenRotation>),
 }
 
 /// Appends `old` to the retired public keys beside `path`, unless it is there already.
@@ -182,7 +182,7 @@ pub fn prepare_token_rotation(settings: &PackageSettings) -> Result<Rotation, Pa
     Ok(Rotation {
         old: staged.old,
         new: staged.new,
-        staged: Staged::Token(staged),
+        staged: Staged::Token(Box::new(staged)),
     })
 }
 
