@@ -396,25 +396,7 @@ async fn a_hold_resolved_while_its_order_is_released_does_not_deadlock(backend: 
             if postgres {
                 // Go on once the resolver waits for a lock (the append lock, or before the fix
                 // its claimed rows' release would wait for it).
-                let mut w = watcher.conn().unwrap();
-                let writ::db::DbConn::Postgres(p) = &mut *w else {
-                    unreachable!()
-                };
-                let mut waiting = || -> i64 {
-                    diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
-                        "(SELECT count(*) FROM pg_locks WHERE NOT granted)",
-                    ))
-                    .get_result(p)
-                    .unwrap()
-                };
-                let deadline = std::time::Instant::now() + Duration::from_secs(60);
-                while waiting() == 0 {
-                    assert!(
-                        std::time::Instant::now() < deadline,
-                        "the resolver never waited"
-                    );
-                    std::thread::sleep(Duration::from_millis(20));
-                }
+                until_a_lock_is_waited_for(&watcher, "the resolver never waited");
             }
             writ::orders::holds::release(c, &order, chrono::Utc::now().timestamp_micros())?;
             Ok::<_, writ::orders::OrderError>(())
@@ -432,4 +414,26 @@ async fn a_hold_resolved_while_its_order_is_released_does_not_deadlock(backend: 
         "a released hold is not resolved"
     );
     assert_eq!(api.app.pool.run(pending).await.unwrap(), 0);
+}
+
+/// Returns once some PostgreSQL session of `pool`'s database waits for a lock (a test that plays
+/// two transactions in a set order goes on only when the other one is blocked); panics with
+/// `why` after a minute.
+pub(crate) fn until_a_lock_is_waited_for(pool: &writ::db::Db, why: &str) {
+    let mut w = pool.conn().unwrap();
+    let writ::db::DbConn::Postgres(p) = &mut *w else {
+        unreachable!("only on PostgreSQL")
+    };
+    let mut waiting = || -> i64 {
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+            "(SELECT count(*) FROM pg_locks WHERE NOT granted)",
+        ))
+        .get_result(p)
+        .unwrap()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while waiting() == 0 {
+        assert!(std::time::Instant::now() < deadline, "{why}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -2648,35 +2648,8 @@ async fn the_systems_authority_list_refreshes_the_registry(backend: Backend) {
 /// order (on PostgreSQL the end goes on only once the resolver waits for a lock); both must
 /// succeed, and the ended preservation is not confirmed. (SQLite has one writer at a time.)
 async fn a_preservation_ended_while_its_holds_resolve_does_not_deadlock(backend: Backend) {
-    let system = Arc::new(Mutex::new(System::default()));
-    let url = start_system(system.clone()).await;
-    // No background jobs: the holds stay pending until the resolver runs here.
-    let w = start_with(
-        backend,
-        system,
-        &[
-            ("WRIT_ETSI__EEVIDENCE_URL", &url),
-            ("WRIT_API__JOBS_INTERVAL_SECS", "3600"),
-            ("WRIT_AUDIT__CHECKPOINT_INTERVAL_SECS", "0"),
-        ],
-    )
-    .await;
+    let (w, pr) = pending_epoc_pr(backend).await;
     let api = &w.api;
-    let lp = id();
-    all_created(
-        &post(
-            api,
-            "preservation",
-            &order_xml(&Order {
-                auth: &id(),
-                tasks: std::slice::from_ref(&lp),
-                pr: true,
-                ..Order::default()
-            }),
-        )
-        .await,
-    );
-    let pr = order_of(api, &lp).await;
     assert_eq!(state_of(api, &pr).await.state.as_str(), "preserving");
     assert!(open_holds(api, &pr).await > 0, "the holds are pending");
 
@@ -2689,26 +2662,10 @@ async fn a_preservation_ended_while_its_holds_resolve_does_not_deadlock(backend:
             writ::orders::lock(c, &order)?;
             locked.send(()).unwrap();
             if postgres {
-                let mut w = watcher.conn().unwrap();
-                let writ::db::DbConn::Postgres(p) = &mut *w else {
-                    unreachable!()
-                };
-                let mut waiting = || -> i64 {
-                    use diesel::RunQueryDsl;
-                    diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
-                        "(SELECT count(*) FROM pg_locks WHERE NOT granted)",
-                    ))
-                    .get_result(p)
-                    .unwrap()
-                };
-                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-                while waiting() == 0 {
-                    assert!(
-                        std::time::Instant::now() < deadline,
-                        "the resolver never waited"
-                    );
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
+                crate::concurrency::until_a_lock_is_waited_for(
+                    &watcher,
+                    "the resolver never waited",
+                );
             }
             writ::orders::eevidence::apply(
                 c,
@@ -2761,33 +2718,8 @@ async fn queued(api: &Api, order: &str, endpoint: &'static str) -> i64 {
 /// order preserving. The background jobs' sweep (`orders::eevidence::confirm_preserved`)
 /// confirms it, exactly once.
 async fn holds_resolved_by_a_process_that_stopped_are_confirmed_by_the_jobs(backend: Backend) {
-    let system = Arc::new(Mutex::new(System::default()));
-    let url = start_system(system.clone()).await;
-    let w = start_with(
-        backend,
-        system,
-        &[
-            ("WRIT_ETSI__EEVIDENCE_URL", &url),
-            ("WRIT_API__JOBS_INTERVAL_SECS", "3600"),
-        ],
-    )
-    .await;
+    let (w, pr) = pending_epoc_pr(backend).await;
     let api = &w.api;
-    let lp = id();
-    all_created(
-        &post(
-            api,
-            "preservation",
-            &order_xml(&Order {
-                auth: &id(),
-                tasks: std::slice::from_ref(&lp),
-                pr: true,
-                ..Order::default()
-            }),
-        )
-        .await,
-    );
-    let pr = order_of(api, &lp).await;
     // What the resolver's first transaction leaves: every target hold resolved.
     let o = pr.clone();
     api.app
@@ -2814,4 +2746,37 @@ async fn holds_resolved_by_a_process_that_stopped_are_confirmed_by_the_jobs(back
     assert_eq!(state_of(api, &pr).await.state.as_str(), "preserved");
     assert_eq!(sweep().await, 0, "confirmed once");
     assert_eq!(queued(api, &pr, "datapreserved").await, 1);
+}
+
+/// A world whose background jobs do not run (within the test) and an EPOC-PR in it whose target
+/// holds are recorded, not yet placed.
+async fn pending_epoc_pr(backend: Backend) -> (World, String) {
+    let system = Arc::new(Mutex::new(System::default()));
+    let url = start_system(system.clone()).await;
+    let w = start_with(
+        backend,
+        system,
+        &[
+            ("WRIT_ETSI__EEVIDENCE_URL", &url),
+            ("WRIT_API__JOBS_INTERVAL_SECS", "3600"),
+            ("WRIT_AUDIT__CHECKPOINT_INTERVAL_SECS", "0"),
+        ],
+    )
+    .await;
+    let lp = id();
+    all_created(
+        &post(
+            &w.api,
+            "preservation",
+            &order_xml(&Order {
+                auth: &id(),
+                tasks: std::slice::from_ref(&lp),
+                pr: true,
+                ..Order::default()
+            }),
+        )
+        .await,
+    );
+    let pr = order_of(&w.api, &lp).await;
+    (w, pr)
 }
