@@ -103,41 +103,9 @@ fn request(sender: &Sender, actions: Vec<Action>) -> String {
 
 /// Posts `xml` to `url` with a body-bound token made with the package key, and reads the answer.
 async fn exchange(sender: &Sender, url: &str, xml: String) -> Result<Vec<u8>, RefreshError> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| bad(format!("bad system URL: {e}")))?;
-    let path = parsed.path().to_owned();
-    let audience = parsed.origin().ascii_serialization();
-    // Signed through the key store, so the package key may be a file or in a PKCS#11 token.
-    let token = crate::etsi::deliver::request_token(
-        &sender.key,
-        &sender.settings.unique_identifier,
-        &audience,
-        &path,
-        xml.as_bytes(),
-    )
-    .map_err(bad)?;
-    let mut response = sender
-        .client
-        .post(parsed)
-        .header("Content-Type", "application/xml")
-        .header("Authorization", format!("Bearer {token}"))
-        .body(xml)
-        .send()
+    let (status, body) = super::outbox::exchange(&sender.client, sender, url, xml, ANSWER_LIMIT)
         .await
-        .map_err(|e| bad(format!("request failed: {}", e.without_url())))?;
-    let status = response.status();
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| bad(format!("reading the answer failed: {}", e.without_url())))?
-    {
-        if body.len() + chunk.len() > ANSWER_LIMIT {
-            return Err(bad(format!(
-                "the answer is larger than {ANSWER_LIMIT} bytes"
-            )));
-        }
-        body.extend_from_slice(&chunk);
-    }
+        .map_err(bad)?;
     if !status.is_success() {
         return Err(bad(format!("HTTP {}", status.as_u16())));
     }

@@ -496,14 +496,16 @@ pub fn message(
     Ok((endpoint, write(&message)))
 }
 
-/// Posts a message and reads the answer: acknowledged when every action was answered without
-/// an error.
-async fn post(
+/// Posts `xml` to `url` with a body-bound request token made with the package key (through the
+/// key store: a file or a PKCS#11 token), and reads the answer, refusing one larger than
+/// `limit` bytes. Every call to the national system goes through here.
+pub(super) async fn exchange(
     client: &reqwest::Client,
     sender: &Sender,
     url: &str,
     xml: String,
-) -> Result<(), String> {
+    limit: usize,
+) -> Result<(reqwest::StatusCode, Vec<u8>), String> {
     let parsed = reqwest::Url::parse(url).map_err(|e| format!("bad system URL: {e}"))?;
     let path = parsed.path().to_owned();
     let audience = parsed.origin().ascii_serialization();
@@ -529,11 +531,23 @@ async fn post(
         .await
         .map_err(|e| format!("reading the answer failed: {}", e.without_url()))?
     {
-        if body.len() + chunk.len() > ANSWER_LIMIT {
-            return Err(format!("the answer is larger than {ANSWER_LIMIT} bytes"));
+        if body.len() + chunk.len() > limit {
+            return Err(format!("the answer is larger than {limit} bytes"));
         }
         body.extend_from_slice(&chunk);
     }
+    Ok((status, body))
+}
+
+/// Posts a message and reads the answer: acknowledged when every action was answered without
+/// an error.
+async fn post(
+    client: &reqwest::Client,
+    sender: &Sender,
+    url: &str,
+    xml: String,
+) -> Result<(), String> {
+    let (status, body) = exchange(client, sender, url, xml, ANSWER_LIMIT).await?;
     if !status.is_success() {
         return Err(format!("the system answered HTTP {}", status.as_u16()));
     }
