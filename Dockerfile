@@ -6,6 +6,7 @@ FROM rust:1-bookworm AS build
 WORKDIR /src
 # SQLite and libpq are bundled and compiled from source: only the toolchain and a C compiler.
 COPY Cargo.toml Cargo.lock clippy.toml ./
+COPY .cargo ./.cargo
 COPY src ./src
 COPY migrations ./migrations
 COPY config ./config

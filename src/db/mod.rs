@@ -671,4 +671,27 @@ mod tests {
             .unwrap();
         assert_eq!(count, 32);
     }
+
+    /// The bundled SQLite keeps a cached statement's plan (`.cargo/config.toml`): without the
+    /// query planner stability guarantee, every `LIMIT ?` statement is prepared again at each
+    /// execution.
+    #[test]
+    fn the_bundled_sqlite_keeps_plans_stable() {
+        #[derive(diesel::QueryableByName)]
+        struct Opt {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            compile_options: String,
+        }
+        let mut c = SqliteConnection::establish(":memory:").unwrap();
+        let options: Vec<String> = diesel::sql_query("PRAGMA compile_options")
+            .load::<Opt>(&mut c)
+            .unwrap()
+            .into_iter()
+            .map(|o| o.compile_options)
+            .collect();
+        assert!(
+            options.iter().any(|o| o == "ENABLE_QPSG"),
+            "SQLite was built without SQLITE_ENABLE_QPSG: {options:?}"
+        );
+    }
 }
