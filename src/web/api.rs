@@ -812,10 +812,11 @@ pub struct NewMessage {
     /// back to review (earlier approvals no longer count).
     pub order: Option<crate::policy::Order>,
     /// The signed document of the amended order: required with an amendment (an amended order
-    /// must rest on a document signed for it).
+    /// must rest on a document signed for it), refused without one.
     pub document: Option<DocumentUpload>,
     /// The validator's signature over the amended order's digest (a compact JWS), bound to the
-    /// submitting authority (`aud`) and a time (`exp`) as for a submission.
+    /// submitting authority (`aud`) and a time (`exp`) as for a submission. Refused without an
+    /// amended `order`.
     #[schema(pattern = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")]
     pub validation: Option<String>,
 }
@@ -857,6 +858,26 @@ pub async fn post_message(
             let check = |c: &mut crate::db::DbConn| {
                 let message: MessageBody<'_> =
                     parse_json(&post.body).map_err(problem_to_invalid)?;
+                // A document or validation belongs to an amended order: without one it would
+                // be dropped unread, so it is refused by name.
+                if message.order.is_none() {
+                    let stray = [
+                        ("validation", message.validation.is_some()),
+                        ("document", message.document.is_some()),
+                    ];
+                    if let Some((field, _)) = stray.into_iter().find(|(_, given)| *given) {
+                        return Ok(Err(OrderError::Invalid {
+                            kind: InvalidKind::Unprocessable,
+                            slug: "invalid-message",
+                            title: "The message is not valid".into(),
+                            errors: vec![FieldError::new(
+                                field,
+                                "is only taken with an amended `order`",
+                            )],
+                            submission_id: None,
+                        }));
+                    }
+                }
                 let amendment = message.order.map(|raw| {
                     intake::check_parts(
                         c,
