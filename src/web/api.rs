@@ -812,11 +812,11 @@ pub struct NewMessage {
     /// back to review (earlier approvals no longer count).
     pub order: Option<crate::policy::Order>,
     /// The signed document of the amended order: required with an amendment (an amended order
-    /// must rest on a document signed for it), refused without one.
+    /// must rest on a document signed for it).
     pub document: Option<DocumentUpload>,
     /// The validator's signature over the amended order's digest (a compact JWS), bound to the
-    /// submitting authority (`aud`) and a time (`exp`) as for a submission. Refused without an
-    /// amended `order`.
+    /// submitting authority (`aud`) and a time (`exp`) as for a submission. Not used without
+    /// an amended `order`, but refused (422) when malformed.
     #[schema(pattern = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")]
     pub validation: Option<String>,
 }
@@ -858,25 +858,22 @@ pub async fn post_message(
             let check = |c: &mut crate::db::DbConn| {
                 let message: MessageBody<'_> =
                     parse_json(&post.body).map_err(problem_to_invalid)?;
-                // A document or validation belongs to an amended order: without one it would
-                // be dropped unread, so it is refused by name.
-                if message.order.is_none() {
-                    let stray = [
-                        ("validation", message.validation.is_some()),
-                        ("document", message.document.is_some()),
-                    ];
-                    if let Some((field, _)) = stray.into_iter().find(|(_, given)| *given) {
-                        return Ok(Err(OrderError::Invalid {
-                            kind: InvalidKind::Unprocessable,
-                            slug: "invalid-message",
-                            title: "The message is not valid".into(),
-                            errors: vec![FieldError::new(
-                                field,
-                                "is only taken with an amended `order`",
-                            )],
-                            submission_id: None,
-                        }));
-                    }
+                // A validation belongs to an amended order; without one it is not used, but a
+                // malformed one is still refused by name rather than taken silently.
+                if message.order.is_none()
+                    && let Some(v) = &message.validation
+                    && !is_compact_jws(v)
+                {
+                    return Ok(Err(OrderError::Invalid {
+                        kind: InvalidKind::Unprocessable,
+                        slug: "invalid-message",
+                        title: "The message is not valid".into(),
+                        errors: vec![FieldError::new(
+                            "validation",
+                            "must be a compact JWS: three base64url parts joined by `.`",
+                        )],
+                        submission_id: None,
+                    }));
                 }
                 let amendment = message.order.map(|raw| {
                     intake::check_parts(
@@ -915,6 +912,17 @@ pub async fn post_message(
         })
         .await?;
     Ok(stored_response(answer, None))
+}
+
+/// Whether `v` has the form of a compact JWS: three non-empty base64url parts joined by `.`.
+fn is_compact_jws(v: &str) -> bool {
+    let parts: Vec<&str> = v.split('.').collect();
+    parts.len() == 3
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
 }
 
 /// A body [`parse_json`] refused (400 or 422), as the order workflow's fault of that kind.

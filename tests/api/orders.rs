@@ -302,23 +302,17 @@ async fn an_order_is_received_decided_clarified_amended_and_withdrawn(backend: B
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
     assert_eq!(problem["errors"][0]["field"], "document");
-    // A validation or a document without an amended order is refused by field, not dropped
-    // unread (schemathesis sent a validation of the wrong form with no order and got 201).
-    for (field, value) in [
-        ("validation", json!("a.b.c")),
-        ("validation", json!("ZT39BQ.b.h34_91dK8sd*")),
-        ("document", document.clone()),
-    ] {
-        let mut stray = json!({"text": "see attached", "order": null});
-        stray[field] = value;
-        let (status, problem) = json_of(
-            api.send(PARIS, "POST", &messages_path, stray.to_string().as_bytes())
-                .await,
-        )
-        .await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
-        assert_eq!(problem["errors"][0]["field"], field, "{problem}");
-    }
+    // A malformed validation without an amended order is refused by field, not dropped unread
+    // (schemathesis sent one with no order and got 201).
+    let stray =
+        json!({"text": "see attached", "order": null, "validation": "ZT39BQ.b.h34_91dK8sd*"});
+    let (status, problem) = json_of(
+        api.send(PARIS, "POST", &messages_path, stray.to_string().as_bytes())
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "validation", "{problem}");
     let (_, messages) = json_of(api.send(PARIS, "GET", &messages_path, b"").await).await;
     assert_eq!(messages.as_array().unwrap().len(), 1, "nothing stored");
     let body = json!({"text": "Europe/Paris; we also drop identification.", "order": amended, "document": document});
