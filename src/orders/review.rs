@@ -255,18 +255,20 @@ pub fn queue(
     }
     if let Some(t) = &filter.target {
         // The identifier as a whole JSON string inside the order as submitted (any version).
+        // Correlated, so that only the versions of the orders the other filters keep are read:
+        // `id IN (SELECT ...)` read every version of every order ever received (121 ms at
+        // 52,900 orders, 10,000 of them open).
         let quoted = serde_json::Value::String(t.clone()).to_string();
-        q = q.filter(
-            orders::id.eq_any(
-                order_versions::table
-                    .filter(
-                        order_versions::order_json
-                            .like(contains_pattern(&quoted))
-                            .escape('\\'),
-                    )
-                    .select(order_versions::order_id),
-            ),
-        );
+        q = q.filter(diesel::dsl::exists(
+            order_versions::table
+                .filter(order_versions::order_id.eq(orders::id))
+                .filter(
+                    order_versions::order_json
+                        .like(contains_pattern(&quoted))
+                        .escape('\\'),
+                )
+                .select(order_versions::version),
+        ));
     }
     if let Some(ids) = &filter.authorities {
         q = q.filter(orders::authority_id.eq_any(ids.clone()));
