@@ -49,8 +49,11 @@ fn event(i: u64) -> (u64, i64, String, u16) {
 
 fn fresh_store(path: &Path, dir: &Path) -> (String, Db) {
     let url = format!("sqlite://{}", path.display());
-    let db = Db::open(&settings(&url, dir).database).unwrap();
+    let settings = settings(&url, dir);
+    let db = Db::open(&settings.database).unwrap();
     migrations::run_pending(&mut db.conn().unwrap()).unwrap();
+    // Every audit append is authenticated by the entry key: made here, loaded by each process.
+    writ::audit::service::install_entry_key(&db, &settings.audit, true).unwrap();
     demo::seed(
         &db,
         DemoSpec {
@@ -68,6 +71,7 @@ fn fresh_store(path: &Path, dir: &Path) -> (String, Db) {
 fn child_import(url: &str, dir: &Path, csv: &Path) {
     let settings = settings(url, dir);
     let db = Db::open(&settings.database).unwrap();
+    writ::audit::service::install_entry_key(&db, &settings.audit, true).unwrap();
     let options = ImportOptions {
         kind: RecordKind::IpEvents,
         format: Format::Csv,
@@ -188,6 +192,7 @@ fn main() {
     // Lookups on the imported store, each audited (a write transaction with its audit entry).
     let settings = settings(&url, d);
     let db = Db::open(&settings.database).unwrap();
+    writ::audit::service::install_entry_key(&db, &settings.audit, true).unwrap();
     let mut conn = db.conn().unwrap();
     let ctx = LookupContext {
         actor: Actor::new(ActorKind::Staff, "bench"),
