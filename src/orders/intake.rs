@@ -846,20 +846,27 @@ pub struct Rejection {
 
 /// A rejected submission of `authority_id`.
 pub fn rejection(conn: &mut DbConn, authority_id: &str, id: &str) -> Result<Rejection, OrderError> {
-    let row: Option<(String, i64, String, i64, i32, String)> = rejected_submissions::table
+    // By the primary key alone, the owner compared here (see `orders::view`: with the
+    // authority in the query, PostgreSQL's generic plan can read all of its submissions).
+    type Row = (String, i64, String, i64, i32, String);
+    let row: Option<(String, Row)> = rejected_submissions::table
         .filter(rejected_submissions::id.eq(id))
-        .filter(rejected_submissions::authority_id.eq(authority_id))
         .select((
-            rejected_submissions::id,
-            rejected_submissions::received_at,
-            rejected_submissions::body_sha256,
-            rejected_submissions::size,
-            rejected_submissions::status,
-            rejected_submissions::reasons,
+            rejected_submissions::authority_id,
+            (
+                rejected_submissions::id,
+                rejected_submissions::received_at,
+                rejected_submissions::body_sha256,
+                rejected_submissions::size,
+                rejected_submissions::status,
+                rejected_submissions::reasons,
+            ),
         ))
         .first(conn)
         .optional()?;
-    let (id, at, body_sha256, size, status, reasons) = row.ok_or(OrderError::NotFound)?;
+    let (_, (id, at, body_sha256, size, status, reasons)) = row
+        .filter(|(owner, _)| owner == authority_id)
+        .ok_or(OrderError::NotFound)?;
     let errors: Vec<(String, String)> = serde_json::from_str::<Vec<serde_json::Value>>(&reasons)
         .unwrap_or_default()
         .into_iter()

@@ -202,24 +202,28 @@ type OrderRow = (String, String, String, bool, String, i32, i64, i64);
 /// Loads an order's view; with `authority`, only if that authority sent it (another's order is
 /// [`OrderError::NotFound`], indistinguishable from a missing one).
 pub fn view(conn: &mut DbConn, id: &str, authority: Option<&str>) -> Result<OrderView, OrderError> {
-    let mut query = orders::table
-        .filter(orders::id.eq(id))
+    // By the primary key alone, the owner compared here: with `authority_id` in the query,
+    // PostgreSQL's cached generic plan can pick the (authority, received) index planned while
+    // the table was small, and then reads every order of the authority to find one.
+    let row: Option<(String, OrderRow)> = orders::table
+        .find(id)
         .select((
-            orders::id,
-            orders::reference,
-            orders::instrument,
-            orders::emergency,
-            orders::status,
-            orders::version,
-            orders::received_at,
-            orders::updated_at,
+            orders::authority_id,
+            (
+                orders::id,
+                orders::reference,
+                orders::instrument,
+                orders::emergency,
+                orders::status,
+                orders::version,
+                orders::received_at,
+                orders::updated_at,
+            ),
         ))
-        .into_boxed();
-    if let Some(a) = authority {
-        query = query.filter(orders::authority_id.eq(a));
-    }
-    let row: Option<OrderRow> = query.first(conn).optional()?;
-    let Some((id, reference, instrument, emergency, status, version, received, updated)) = row
+        .first(conn)
+        .optional()?;
+    let Some((_, (id, reference, instrument, emergency, status, version, received, updated))) =
+        row.filter(|(owner, _)| authority.is_none_or(|a| a == owner))
     else {
         return Err(OrderError::NotFound);
     };
