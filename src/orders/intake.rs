@@ -662,7 +662,6 @@ pub fn store(
         entry = entry.reference("document_sha256", sha256_hex(doc));
     }
     entry = with_report_facts(entry, checked, &facts, &decision, received_at);
-    audit::append(conn, &entry, now)?;
     if let Some(mail) = receipt.mail {
         crate::mail::notify(
             conn,
@@ -690,7 +689,11 @@ pub fn store(
             }
         }
     }
-    view(conn, &id, Some(authority_id))
+    let view = view(conn, &id, Some(authority_id))?;
+    // The entry last: on PostgreSQL the append lock is held from here to the commit, and
+    // every order received anywhere waits for it, so nothing else runs under it.
+    audit::append(conn, &entry, now)?;
+    Ok(view)
 }
 
 /// Adds what a transparency report counts to an `order.received` entry (see
