@@ -4,7 +4,9 @@
 //! Appends are serialised so that positions are gap-free: on SQLite by the write lock that
 //! every write transaction takes up front ([`crate::db::write_tx`]), on PostgreSQL by a
 //! transaction-scoped advisory lock. That lock is held until the caller commits, so callers
-//! append their entry as the last step of their transaction.
+//! append their entry as the last step of their transaction. In a transaction of
+//! [`crate::db::write_tx`] the commit releases it without waiting for the disk flush, which
+//! write_tx waits for after (see `db::flush`).
 //!
 //! On PostgreSQL an append is one round trip: the server-side function behind
 //! [`crate::db::log_append::append_row`] takes the lock, checks the position the entry was built
@@ -83,7 +85,7 @@ pub fn lock(conn: &mut DbConn) -> Result<(), AuditError> {
     if !crate::db::in_transaction(conn)? {
         return Err(AuditError::NotInTransaction);
     }
-    crate::db::locks::advisory(conn, PG_APPEND_LOCK)?;
+    crate::db::locks::advisory_released_before_flush(conn, PG_APPEND_LOCK)?;
     Ok(())
 }
 

@@ -34,6 +34,24 @@ pub fn advisory(conn: &mut DbConn, key: i64) -> QueryResult<()> {
     Ok(())
 }
 
+/// [`advisory`] for a lock that a transaction of [`super::write_tx`] then holds only until its
+/// commit record is written, not through the disk flush that write_tx waits for after the
+/// commit (see [`super::flush`]): the audit append lock, which every append waits for.
+pub fn advisory_released_before_flush(conn: &mut DbConn, key: i64) -> QueryResult<()> {
+    if !super::flush::defer(conn) {
+        return advisory(conn, key);
+    }
+    if let DbConn::Postgres(c) = conn {
+        diesel::sql_query(format!(
+            "SELECT pg_advisory_xact_lock($1), {}",
+            super::flush::DEFER_FLUSH_COLUMN
+        ))
+        .bind::<diesel::sql_types::BigInt, _>(key)
+        .execute(c)?;
+    }
+    Ok(())
+}
+
 /// Like [`advisory`], with the lock named by `text` within the key space `space` (the lock is
 /// `hashtextextended(text, space)`), for locks per identifier or per idempotency key.
 pub fn advisory_text(conn: &mut DbConn, text: &str, space: i64) -> QueryResult<()> {

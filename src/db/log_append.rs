@@ -11,8 +11,8 @@
 //! (another instance appended, a transaction rolled back) costs one more call, never a wrong
 //! row: the function writes nothing unless the guess is the log's next position.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, LazyLock};
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Binary, Nullable, Text};
@@ -50,6 +50,11 @@ pub fn available(conn: &DbConn) -> bool {
     matches!(conn, DbConn::Postgres(_))
 }
 
+const PLAIN: &str = "SELECT writ_audit_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) AS next_seq";
+/// [`PLAIN`], also committing without waiting for the flush (see [`super::flush`]).
+static DEFERRING: LazyLock<String> =
+    LazyLock::new(|| format!("{PLAIN}, {} AS deferred", super::flush::DEFER_FLUSH_COLUMN));
+
 #[derive(QueryableByName)]
 struct Next {
     #[diesel(sql_type = BigInt)]
@@ -62,23 +67,27 @@ struct Next {
 /// leaf was built for the wrong one. Either way the caller's transaction now holds the append
 /// lock, so a second call built for the answered position is written. `None` on SQLite.
 pub fn append_row(conn: &mut DbConn, row: &LogRow<'_>) -> QueryResult<Option<i64>> {
+    // The commit need not hold the lock through the flush when write_tx waits for it after.
+    let sql = if super::flush::defer(conn) {
+        DEFERRING.as_str()
+    } else {
+        PLAIN
+    };
     let DbConn::Postgres(c) = conn else {
         return Ok(None);
     };
-    let next: Next = diesel::sql_query(
-        "SELECT writ_audit_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) AS next_seq",
-    )
-    .bind::<BigInt, _>(row.seq)
-    .bind::<Text, _>(row.at)
-    .bind::<Text, _>(row.actor_kind)
-    .bind::<Text, _>(row.actor_id)
-    .bind::<Text, _>(row.event)
-    .bind::<Nullable<Text>, _>(row.order_id)
-    .bind::<Nullable<Text>, _>(row.jurisdiction)
-    .bind::<Text, _>(row.leaf)
-    .bind::<Binary, _>(row.leaf_hash)
-    .bind::<Binary, _>(row.authenticator)
-    .get_result(c)?;
+    let next: Next = diesel::sql_query(sql)
+        .bind::<BigInt, _>(row.seq)
+        .bind::<Text, _>(row.at)
+        .bind::<Text, _>(row.actor_kind)
+        .bind::<Text, _>(row.actor_id)
+        .bind::<Text, _>(row.event)
+        .bind::<Nullable<Text>, _>(row.order_id)
+        .bind::<Nullable<Text>, _>(row.jurisdiction)
+        .bind::<Text, _>(row.leaf)
+        .bind::<Binary, _>(row.leaf_hash)
+        .bind::<Binary, _>(row.authenticator)
+        .get_result(c)?;
     let hint = HINT.with(|h| h.borrow().clone());
     if let Some(hint) = hint {
         if next.next_seq == row.seq {

@@ -11,6 +11,7 @@
 //! [`Db::run`], which runs the closure on tokio's blocking thread pool.
 
 pub mod backup;
+pub(crate) mod flush;
 pub mod lease;
 pub mod locks;
 pub mod log_append;
@@ -498,19 +499,25 @@ where
             None
         }
     };
+    // Held until the commit's flush is waited for (PostgreSQL; see [`flush`]).
+    let open = matches!(conn, DbConn::Postgres(_)).then(|| flush::Open::begin(conn));
     match f(conn) {
         Ok(value) => {
             let committed = match conn {
                 DbConn::Sqlite(c) => AnsiTransactionManager::commit_transaction(c),
                 DbConn::Postgres(c) => AnsiTransactionManager::commit_transaction(c),
             };
-            match committed {
-                Ok(()) => Ok(value),
-                Err(e) => {
-                    rollback(conn);
-                    Err(e.into())
-                }
+            if let Err(e) = committed {
+                rollback(conn);
+                return Err(e.into());
             }
+            match (conn, &open) {
+                (DbConn::Postgres(c), Some(open)) if open.deferred() => {
+                    flush::wait(c).map_err(E::from)?;
+                }
+                _ => {}
+            }
+            Ok(value)
         }
         Err(e) => {
             rollback(conn);

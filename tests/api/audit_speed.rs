@@ -361,3 +361,112 @@ async fn a_bad_entry_deep_in_a_large_export_is_still_named_first() {
         Failure::Io("disk on fire".into())
     );
 }
+
+/// On PostgreSQL an append's transaction releases the append lock before its commit waits for
+/// the disk. Every append waits for that lock, so while the lock was held through the commit's
+/// flush the log appended one flush at a time (about 500 orders/s on the service bench's
+/// machine). `commit_delay` makes every flush of the appending session wait 100 ms; the test
+/// catches the appender in its commit or in the flush it waits for after, and finds the lock
+/// free. The transaction still returns only after a flush (so after the delay).
+#[test]
+fn the_append_lock_is_released_before_the_commit_waits_for_the_disk_on_postgresql() {
+    if postgres_admin_url().is_none() {
+        assert!(
+            std::env::var("WRIT_TEST_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+            "WRIT_TEST_REQUIRE_POSTGRES=1 but WRIT_TEST_POSTGRES_URL is not set"
+        );
+        eprintln!("WRIT_TEST_POSTGRES_URL is not set: append lock test not run");
+        return;
+    }
+    #[derive(diesel::QueryableByName)]
+    struct Activity {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        state: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        query: String,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        advisory_locks: i64,
+    }
+    fn pg(conn: &mut writ::db::DbConn) -> &mut diesel::PgConnection {
+        match conn {
+            writ::db::DbConn::Postgres(c) => c,
+            writ::db::DbConn::Sqlite(_) => unreachable!("a PostgreSQL test database"),
+        }
+    }
+    const DELAY: std::time::Duration = std::time::Duration::from_millis(100);
+    let test_db = TestDb::new(Backend::Postgres);
+    let db = open(&test_db, &SigningKey::from_bytes(&[7; 32]));
+
+    let (pid_tx, pid_rx) = std::sync::mpsc::channel();
+    let appender_db = db.clone();
+    let appender = std::thread::spawn(move || {
+        let mut conn = appender_db.conn().unwrap();
+        #[derive(diesel::QueryableByName)]
+        struct Pid {
+            #[diesel(sql_type = diesel::sql_types::Integer)]
+            pid: i32,
+        }
+        let session = pg(&mut conn);
+        diesel::connection::SimpleConnection::batch_execute(
+            session,
+            &format!(
+                "SET commit_delay = {}; SET commit_siblings = 0",
+                DELAY.as_micros()
+            ),
+        )
+        .unwrap();
+        let pid: Pid = diesel::sql_query("SELECT pg_backend_pid() AS pid")
+            .get_result(session)
+            .unwrap();
+        pid_tx.send(pid.pid).unwrap();
+        let started = std::time::Instant::now();
+        write_tx(&mut conn, |c| append(c, &entry(0), at(0))).unwrap();
+        started.elapsed()
+    });
+    let pid = pid_rx.recv().unwrap();
+
+    let mut watcher = db.conn().unwrap();
+    let fsync: Vec<Activity> = diesel::sql_query(
+        "SELECT current_setting('fsync') AS state, '' AS query, CAST(0 AS BIGINT) AS advisory_locks",
+    )
+    .load(pg(&mut watcher))
+    .unwrap();
+    assert_eq!(
+        fsync[0].state, "on",
+        "commit_delay only delays flushes with fsync on"
+    );
+    let caught = loop {
+        let now: Activity = diesel::sql_query(
+            "SELECT COALESCE(a.state, '') AS state, COALESCE(a.query, '') AS query, \
+             (SELECT count(*) FROM pg_locks l WHERE l.pid = a.pid AND l.locktype = 'advisory' \
+              AND l.granted) AS advisory_locks \
+             FROM pg_stat_activity a WHERE a.pid = $1",
+        )
+        .bind::<diesel::sql_types::Integer, _>(pid)
+        .get_result(pg(&mut watcher))
+        .unwrap();
+        let committing = now.state == "active"
+            && (now.query.eq_ignore_ascii_case("COMMIT")
+                || now.query.starts_with("INSERT INTO writ_commit_flush"));
+        if committing {
+            break now;
+        }
+        assert!(
+            !appender.is_finished(),
+            "the appender committed without being seen waiting for its flush"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    };
+    assert_eq!(
+        caught.advisory_locks, 0,
+        "the append lock is held while the appender waits for the disk (in `{}`)",
+        caught.query
+    );
+    let took = appender.join().unwrap();
+    assert!(
+        took >= DELAY,
+        "the transaction returned after {took:?}, before its commit was flushed"
+    );
+    let entries = writ::audit::log::entries(&mut watcher, 0, 10).unwrap();
+    assert_eq!(entries.len(), 1, "the entry is committed");
+}

@@ -1,0 +1,1 @@
+DROP TABLE writ_commit_flush;
