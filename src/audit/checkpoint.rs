@@ -668,6 +668,10 @@ fn sign_and_store(
     size: u64,
     now: DateTime<Utc>,
 ) -> Result<StoredCheckpoint, AuditError> {
+    // A stored checkpoint is served as soon as it can be read: it must not be visible before it
+    // and the entries it signs are on disk (a transaction that also appended, a key rotation,
+    // would otherwise commit without waiting; see `db::flush`).
+    crate::db::flush::commit_durably(conn)?;
     let root = merkle::root(size, &DbNodes::new(conn))?;
     let checkpoint = Checkpoint {
         origin: signer.origin().to_owned(),

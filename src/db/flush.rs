@@ -15,9 +15,18 @@
 //! Writ acknowledges is on disk, as before, and the flushes of concurrent appends now coincide.
 //!
 //! What changes is only when others can see it: another session may read the change during the
-//! flush, before it is durable. Nothing Writ commits to outside the database is made from that:
-//! a checkpoint is signed and stored in a synchronous transaction, whose own flush covers every
-//! entry it signs, before its outside copy is written ([`crate::audit::checkpoint`]).
+//! flush, before it is durable. So what Writ answers or commits to from such a read waits for
+//! the flush first:
+//! - a write that depends on it flushes the log past it at its own commit;
+//! - an idempotent replay of a stored answer calls [`read_is_durable`] before answering;
+//! - a checkpoint is signed and stored in a transaction that commits synchronously (whose flush
+//!   covers every entry it signs) and is served or copied outside only after that commit; the
+//!   one transaction that both appends and signs (a key rotation) asks for that with
+//!   [`commit_durably`].
+//!
+//! An auditor's read of the newest entries (`/audit/entries`) can show an entry during its
+//! flush. Such an entry is covered by no checkpoint yet, and Writ commits to none until a
+//! synchronous commit has flushed it.
 //!
 //! Transactions that do not take the append lock, transactions not opened by
 //! [`super::write_tx`], and SQLite are unchanged.
@@ -32,15 +41,26 @@ use super::DbConn;
 /// to select beside the lock.
 pub(crate) const DEFER_FLUSH_COLUMN: &str = "set_config('synchronous_commit', 'off', true)";
 
-/// The synchronous write whose flush covers everything committed before it on this session
-/// (table from migration `2026-12-11-010000_commit_flush`, one row per server process).
-const FLUSH: &str = "INSERT INTO writ_commit_flush (backend, flushes) VALUES (pg_backend_pid(), 1) \
-                     ON CONFLICT (backend) DO UPDATE SET flushes = writ_commit_flush.flushes + 1";
+/// The synchronous write whose flush covers everything committed before it: a transactional
+/// logical-decoding message (no table, no row; any role may write one). It gives the statement's
+/// own transaction an id and a WAL record, so its commit flushes the log up to it.
+const FLUSH: &str = "SELECT pg_logical_emit_message(true, 'writ', 'flush')";
+
+/// What the outermost write transaction open on a connection does at its commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Commit {
+    /// Waits for the flush, as PostgreSQL does by default.
+    Synchronous,
+    /// Does not wait; [`super::write_tx`] waits after it.
+    Deferred,
+    /// Waits for the flush whatever it takes ([`commit_durably`]).
+    Durably,
+}
 
 thread_local! {
     /// The connection (by address) whose outermost write transaction is open on this thread,
     /// and whether that transaction's commit no longer waits for the flush.
-    static OPEN: Cell<Option<(usize, bool)>> = const { Cell::new(None) };
+    static OPEN: Cell<Option<(usize, Commit)>> = const { Cell::new(None) };
 }
 
 fn address(conn: &DbConn) -> usize {
@@ -52,19 +72,19 @@ fn address(conn: &DbConn) -> usize {
 /// same thread).
 pub(super) struct Open {
     conn: usize,
-    previous: Option<(usize, bool)>,
+    previous: Option<(usize, Commit)>,
 }
 
 impl Open {
     pub(super) fn begin(conn: &DbConn) -> Self {
         let conn = address(conn);
-        let previous = OPEN.with(|o| o.replace(Some((conn, false))));
+        let previous = OPEN.with(|o| o.replace(Some((conn, Commit::Synchronous))));
         Self { conn, previous }
     }
 
     /// Whether the transaction's commit no longer waits for the flush, so that [`wait`] must.
     pub(super) fn deferred(&self) -> bool {
-        OPEN.with(|o| o.get()) == Some((self.conn, true))
+        OPEN.with(|o| o.get()) == Some((self.conn, Commit::Deferred))
     }
 }
 
@@ -75,20 +95,56 @@ impl Drop for Open {
 }
 
 /// Whether the transaction open on `conn` may commit without waiting for the flush: it is a
-/// PostgreSQL transaction opened by [`super::write_tx`], which will [`wait`] after the commit.
-/// Records that it does, so the caller must then run [`DEFER_FLUSH_COLUMN`] in it.
+/// PostgreSQL transaction opened by [`super::write_tx`], which will [`wait`] after the commit,
+/// and nothing in it asked for [`commit_durably`]. Records that it does, so the caller must
+/// then run [`DEFER_FLUSH_COLUMN`] in it.
 pub(crate) fn defer(conn: &DbConn) -> bool {
     if !matches!(conn, DbConn::Postgres(_)) {
         return false;
     }
     let conn = address(conn);
     OPEN.with(|o| match o.get() {
-        Some((open, _)) if open == conn => {
-            o.set(Some((open, true)));
+        Some((open, Commit::Synchronous | Commit::Deferred)) if open == conn => {
+            o.set(Some((open, Commit::Deferred)));
             true
         }
         _ => false,
     })
+}
+
+/// Makes the commit of the transaction open on `conn` wait for the flush before anything it
+/// wrote is visible to other sessions, even if it takes the append lock (before or after this
+/// call): for a transaction that stores what is served as soon as it can be read, a signed
+/// checkpoint. Nothing outside a PostgreSQL transaction of [`super::write_tx`].
+pub fn commit_durably(conn: &mut DbConn) -> diesel::QueryResult<()> {
+    if !matches!(conn, DbConn::Postgres(_)) {
+        return Ok(());
+    }
+    let address = address(conn);
+    let was = OPEN.with(|o| match o.get() {
+        Some((open, commit)) if open == address => {
+            o.set(Some((open, Commit::Durably)));
+            Some(commit)
+        }
+        _ => None,
+    });
+    if let (Some(Commit::Deferred), DbConn::Postgres(c)) = (was, conn) {
+        diesel::sql_query("SELECT set_config('synchronous_commit', 'on', true)").execute(c)?;
+    }
+    Ok(())
+}
+
+/// Makes sure that what `conn` read of other sessions' commits is on disk before the caller
+/// acts on it: a commit there can be visible during its flush (see the module's notes). On
+/// PostgreSQL, one small synchronous write flushes the log past everything committed before it:
+/// at once outside a transaction, at the commit inside one. For an answer read back and sent
+/// again (an idempotent replay). Nothing on SQLite, where a commit is visible only once its
+/// write-ahead log is synced.
+pub fn read_is_durable(conn: &mut DbConn) -> diesel::QueryResult<()> {
+    match conn {
+        DbConn::Postgres(c) => diesel::sql_query(FLUSH).execute(c).map(drop),
+        DbConn::Sqlite(_) => Ok(()),
+    }
 }
 
 /// Waits until PostgreSQL has flushed its write-ahead log past everything this session

@@ -11,7 +11,7 @@
 //! [`Db::run`], which runs the closure on tokio's blocking thread pool.
 
 pub mod backup;
-pub(crate) mod flush;
+pub mod flush;
 pub mod lease;
 pub mod locks;
 pub mod log_append;

@@ -519,13 +519,20 @@ fn earlier_answer(
         ))
         .first(conn)
         .optional()?;
-    Ok(found.map(|(sha, status, xml)| {
-        (sha == hash).then(|| Answer {
-            status: u16::try_from(status).unwrap_or(200),
-            xml,
-            replayed: true,
-        })
-    }))
+    let Some((sha, status, xml)) = found else {
+        return Ok(None);
+    };
+    if sha != hash {
+        return Ok(Some(None));
+    }
+    // The first delivery may still be waiting for its commit to reach the disk: the answer is
+    // sent again only once it is there.
+    crate::db::flush::read_is_durable(conn)?;
+    Ok(Some(Some(Answer {
+        status: u16::try_from(status).unwrap_or(200),
+        xml,
+        replayed: true,
+    })))
 }
 
 /// Refuses a whole message: keeps its hash and size with the reason's code, and answers with a

@@ -417,11 +417,16 @@ pub fn replay(
         .optional()?;
     match found {
         None => Ok(None),
-        Some((hash, status, body)) if hash == request_sha256 => Ok(Some(StoredAnswer {
-            status: u16::try_from(status).unwrap_or(500),
-            body,
-            replayed: true,
-        })),
+        Some((hash, status, body)) if hash == request_sha256 => {
+            // The first request may still be waiting for its commit to reach the disk: the
+            // answer is sent again only once it is there.
+            crate::db::flush::read_is_durable(conn)?;
+            Ok(Some(StoredAnswer {
+                status: u16::try_from(status).unwrap_or(500),
+                body,
+                replayed: true,
+            }))
+        }
         Some(_) => Err(OrderError::Conflict(
             "this Idempotency-Key was used for another request; use a new key".into(),
         )),

@@ -362,111 +362,289 @@ async fn a_bad_entry_deep_in_a_large_export_is_still_named_first() {
     );
 }
 
-/// On PostgreSQL an append's transaction releases the append lock before its commit waits for
-/// the disk. Every append waits for that lock, so while the lock was held through the commit's
-/// flush the log appended one flush at a time (about 500 orders/s on the service bench's
-/// machine). `commit_delay` makes every flush of the appending session wait 100 ms; the test
-/// catches the appender in its commit or in the flush it waits for after, and finds the lock
-/// free. The transaction still returns only after a flush (so after the delay).
-#[test]
-fn the_append_lock_is_released_before_the_commit_waits_for_the_disk_on_postgresql() {
-    if postgres_admin_url().is_none() {
-        assert!(
-            std::env::var("WRIT_TEST_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-            "WRIT_TEST_REQUIRE_POSTGRES=1 but WRIT_TEST_POSTGRES_URL is not set"
-        );
-        eprintln!("WRIT_TEST_POSTGRES_URL is not set: append lock test not run");
-        return;
+/// PostgreSQL only: whether the tests below may run.
+fn postgres_is_here(test: &str) -> bool {
+    if postgres_admin_url().is_some() {
+        return true;
     }
-    #[derive(diesel::QueryableByName)]
-    struct Activity {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        state: String,
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        query: String,
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        advisory_locks: i64,
-    }
-    fn pg(conn: &mut writ::db::DbConn) -> &mut diesel::PgConnection {
-        match conn {
-            writ::db::DbConn::Postgres(c) => c,
-            writ::db::DbConn::Sqlite(_) => unreachable!("a PostgreSQL test database"),
-        }
-    }
-    const DELAY: std::time::Duration = std::time::Duration::from_millis(100);
-    let test_db = TestDb::new(Backend::Postgres);
-    let db = open(&test_db, &SigningKey::from_bytes(&[7; 32]));
-
-    let (pid_tx, pid_rx) = std::sync::mpsc::channel();
-    let appender_db = db.clone();
-    let appender = std::thread::spawn(move || {
-        let mut conn = appender_db.conn().unwrap();
-        #[derive(diesel::QueryableByName)]
-        struct Pid {
-            #[diesel(sql_type = diesel::sql_types::Integer)]
-            pid: i32,
-        }
-        let session = pg(&mut conn);
-        diesel::connection::SimpleConnection::batch_execute(
-            session,
-            &format!(
-                "SET commit_delay = {}; SET commit_siblings = 0",
-                DELAY.as_micros()
-            ),
-        )
-        .unwrap();
-        let pid: Pid = diesel::sql_query("SELECT pg_backend_pid() AS pid")
-            .get_result(session)
-            .unwrap();
-        pid_tx.send(pid.pid).unwrap();
-        let started = std::time::Instant::now();
-        write_tx(&mut conn, |c| append(c, &entry(0), at(0))).unwrap();
-        started.elapsed()
-    });
-    let pid = pid_rx.recv().unwrap();
-
-    let mut watcher = db.conn().unwrap();
-    let fsync: Vec<Activity> = diesel::sql_query(
-        "SELECT current_setting('fsync') AS state, '' AS query, CAST(0 AS BIGINT) AS advisory_locks",
-    )
-    .load(pg(&mut watcher))
-    .unwrap();
-    assert_eq!(
-        fsync[0].state, "on",
-        "commit_delay only delays flushes with fsync on"
+    assert!(
+        std::env::var("WRIT_TEST_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+        "WRIT_TEST_REQUIRE_POSTGRES=1 but WRIT_TEST_POSTGRES_URL is not set"
     );
-    let caught = loop {
-        let now: Activity = diesel::sql_query(
+    eprintln!("WRIT_TEST_POSTGRES_URL is not set: {test} not run");
+    false
+}
+
+fn pg(conn: &mut writ::db::DbConn) -> &mut diesel::PgConnection {
+    match conn {
+        writ::db::DbConn::Postgres(c) => c,
+        writ::db::DbConn::Sqlite(_) => unreachable!("a PostgreSQL test database"),
+    }
+}
+
+/// How long every disk flush of a caught session waits (`commit_delay`, at most 100 ms).
+const FLUSH_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
+/// The statement that waits for the flush after a deferred commit (`db::flush`).
+const FLUSH_STATEMENT: &str = "SELECT pg_logical_emit_message(true, 'writ', 'flush')";
+
+/// A session as `pg_stat_activity` and `pg_locks` show it.
+#[derive(diesel::QueryableByName, Debug)]
+struct Activity {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    state: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    query: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    advisory_locks: i64,
+}
+
+impl Activity {
+    fn of(watcher: &mut writ::db::DbConn, pid: i32) -> Self {
+        diesel::sql_query(
             "SELECT COALESCE(a.state, '') AS state, COALESCE(a.query, '') AS query, \
              (SELECT count(*) FROM pg_locks l WHERE l.pid = a.pid AND l.locktype = 'advisory' \
               AND l.granted) AS advisory_locks \
              FROM pg_stat_activity a WHERE a.pid = $1",
         )
         .bind::<diesel::sql_types::Integer, _>(pid)
-        .get_result(pg(&mut watcher))
-        .unwrap();
-        let committing = now.state == "active"
-            && (now.query.eq_ignore_ascii_case("COMMIT")
-                || now.query.starts_with("INSERT INTO writ_commit_flush"));
-        if committing {
-            break now;
-        }
-        assert!(
-            !appender.is_finished(),
-            "the appender committed without being seen waiting for its flush"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    };
+        .get_result(pg(watcher))
+        .unwrap()
+    }
+
+    fn committing(&self) -> bool {
+        self.state == "active" && self.query.eq_ignore_ascii_case("COMMIT")
+    }
+
+    fn flushing(&self) -> bool {
+        self.state == "active" && self.query == FLUSH_STATEMENT
+    }
+}
+
+/// Runs `work` on a connection of `db` whose every disk flush waits [`FLUSH_DELAY`], on a
+/// thread, and catches it while it waits for the disk: in a `COMMIT` still running 20 ms after
+/// it was first seen (a commit that waits for its flush), or in the flush statement that a
+/// deferred commit is followed by. Answers the session as caught, with `work`'s thread (which
+/// answers how long `work` took); `None` when `work` ended before it was caught (the watcher
+/// was not scheduled in time), so the caller tries again.
+fn catch_waiting_for_the_disk(
+    db: &Db,
+    watcher: &mut writ::db::DbConn,
+    work: impl FnOnce(&mut writ::db::DbConn) + Send + 'static,
+) -> Option<(Activity, std::thread::JoinHandle<std::time::Duration>)> {
+    #[derive(diesel::QueryableByName)]
+    struct Pid {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        pid: i32,
+    }
+    let fsync: Activity = diesel::sql_query(
+        "SELECT current_setting('fsync') AS state, '' AS query, CAST(0 AS BIGINT) AS advisory_locks",
+    )
+    .get_result(pg(watcher))
+    .unwrap();
     assert_eq!(
-        caught.advisory_locks, 0,
-        "the append lock is held while the appender waits for the disk (in `{}`)",
-        caught.query
+        fsync.state, "on",
+        "commit_delay delays flushes only with fsync on"
     );
-    let took = appender.join().unwrap();
+    let (pid_tx, pid_rx) = std::sync::mpsc::channel();
+    let db = db.clone();
+    let worker = std::thread::spawn(move || {
+        let mut conn = db.conn().unwrap();
+        // commit_delay is a superuser's setting (the tests connect as one).
+        diesel::connection::SimpleConnection::batch_execute(
+            pg(&mut conn),
+            &format!(
+                "SET commit_delay = {}; SET commit_siblings = 0",
+                FLUSH_DELAY.as_micros()
+            ),
+        )
+        .unwrap();
+        let pid: Pid = diesel::sql_query("SELECT pg_backend_pid() AS pid")
+            .get_result(pg(&mut conn))
+            .unwrap();
+        pid_tx.send(pid.pid).unwrap();
+        let started = std::time::Instant::now();
+        work(&mut conn);
+        started.elapsed()
+    });
+    let pid = pid_rx.recv().unwrap();
+    loop {
+        let now = Activity::of(watcher, pid);
+        if now.flushing() {
+            return Some((now, worker));
+        }
+        if now.committing() {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            let later = Activity::of(watcher, pid);
+            if later.committing() {
+                return Some((later, worker));
+            }
+        }
+        if worker.is_finished() {
+            worker.join().unwrap();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// [`catch_waiting_for_the_disk`], tried until the watcher catches `work` (at most 5 times);
+/// `work` gets the attempt's number.
+fn caught_waiting_for_the_disk(
+    db: &Db,
+    watcher: &mut writ::db::DbConn,
+    work: impl Fn(&mut writ::db::DbConn, u64) + Send + Sync + Clone + 'static,
+) -> (Activity, std::thread::JoinHandle<std::time::Duration>, u64) {
+    for attempt in 0..5 {
+        let work = work.clone();
+        if let Some((caught, worker)) =
+            catch_waiting_for_the_disk(db, watcher, move |c| work(c, attempt))
+        {
+            return (caught, worker, attempt);
+        }
+    }
+    panic!("the session was never caught waiting for the disk in 5 attempts");
+}
+
+/// On PostgreSQL an append's transaction releases the append lock before its commit waits for
+/// the disk. Every append waits for that lock, so while the lock was held through the commit's
+/// flush the log appended one flush at a time (about 500 orders/s on the service bench's
+/// machine). The appender is caught while it waits for the disk, and the lock is free; its
+/// transaction still returns only after a flush (so after the delay), with the entry there.
+#[test]
+fn the_append_lock_is_released_before_the_commit_waits_for_the_disk_on_postgresql() {
+    if !postgres_is_here("the append lock test") {
+        return;
+    }
+    let test_db = TestDb::new(Backend::Postgres);
+    let db = open(&test_db, &SigningKey::from_bytes(&[7; 32]));
+    let mut watcher = db.conn().unwrap();
+    let (caught, worker, attempt) = caught_waiting_for_the_disk(&db, &mut watcher, |c, i| {
+        write_tx(c, |c| append(c, &entry(i), at(i))).unwrap();
+    });
     assert!(
-        took >= DELAY,
+        caught.flushing() && caught.advisory_locks == 0,
+        "the appender waits for the disk holding the append lock: {caught:?}"
+    );
+    let took = worker.join().unwrap();
+    assert!(
+        took >= FLUSH_DELAY,
         "the transaction returned after {took:?}, before its commit was flushed"
     );
     let entries = writ::audit::log::entries(&mut watcher, 0, 10).unwrap();
-    assert_eq!(entries.len(), 1, "the entry is committed");
+    assert_eq!(
+        entries.len() as u64,
+        attempt + 1,
+        "every attempt's entry is committed"
+    );
+}
+
+/// On PostgreSQL a key rotation, which appends its entry and stores the checkpoint signed with
+/// the old key in one transaction, commits only once both are on disk: the checkpoint is served
+/// as soon as it can be read, and a signed checkpoint of entries a crash then lost would look
+/// like a rewritten log. Caught while its commit waits for the disk, the rotation is not yet
+/// visible.
+#[test]
+fn a_key_rotation_is_not_visible_before_it_is_on_disk_on_postgresql() {
+    if !postgres_is_here("the key rotation flush test") {
+        return;
+    }
+    let test_db = TestDb::new(Backend::Postgres);
+    let entry_key = SigningKey::from_bytes(&[7; 32]);
+    let db = open(&test_db, &entry_key);
+    let dir = test_db.dir().to_owned();
+    // Attempt `i` rotates from checkpoint key 9 + i to 10 + i.
+    let signer = move |i: u64| {
+        CheckpointSigner::new(
+            SigningKey::from_bytes(&[9 + i as u8; 32]),
+            entry_key.clone(),
+            "writ.example.org/audit",
+            dir.join("checkpoint.txt"),
+        )
+        .unwrap()
+    };
+    let mut watcher = db.conn().unwrap();
+    write_tx(&mut watcher, |c| append(c, &entry(0), at(0))).unwrap();
+    assert!(matches!(
+        sign_if_new(&mut watcher, &signer(0), at(1)).unwrap(),
+        Signed::New(_)
+    ));
+    let (caught, worker, attempt) = caught_waiting_for_the_disk(&db, &mut watcher, move |c, i| {
+        let new = SigningKey::from_bytes(&[10 + i as u8; 32]).verifying_key();
+        let actor = Actor::new(ActorKind::Staff, "admin");
+        writ::audit::checkpoint::rotate(c, &signer(i), new, actor, at(2 + i), || Ok(())).unwrap();
+    });
+    let visible = writ::audit::log::size(&mut watcher).unwrap();
+    assert!(
+        caught.committing() && visible == 1 + attempt,
+        "the rotation is visible ({visible} entries) while it waits for the disk: {caught:?}"
+    );
+    worker.join().unwrap();
+    assert_eq!(writ::audit::log::size(&mut watcher).unwrap(), 2 + attempt);
+}
+
+/// On PostgreSQL an idempotent replay answers only once the first answer is on disk. The first
+/// request's commit no longer waits for the disk while it holds its locks, so a second request
+/// with the same key can read the stored answer while the first still waits for the flush; a
+/// crash then would lose the order that both answers name. Caught while the first waits for the
+/// disk, the replay returns only after the log is flushed past the first's commit.
+#[test]
+fn an_idempotent_replay_answers_only_what_is_on_disk_on_postgresql() {
+    if !postgres_is_here("the idempotent replay flush test") {
+        return;
+    }
+    #[derive(diesel::QueryableByName)]
+    struct Lsn {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        lsn: String,
+    }
+    #[derive(diesel::QueryableByName)]
+    struct Flushed {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        flushed: bool,
+    }
+    let test_db = TestDb::new(Backend::Postgres);
+    let db = open(&test_db, &SigningKey::from_bytes(&[7; 32]));
+    let mut watcher = db.conn().unwrap();
+    let first = |c: &mut writ::db::DbConn, i: u64| {
+        writ::orders::intake::idempotent(
+            c,
+            "fr-parquet-paris",
+            Some(&format!("key-{i}")),
+            "sha",
+            at(i),
+            |c| {
+                append(c, &entry(i), at(i))
+                    .map_err(|e| writ::orders::OrderError::Conflict(e.to_string()))?;
+                Ok((201, format!("answer {i}")))
+            },
+        )
+        .unwrap();
+    };
+    let (caught, worker, attempt) = caught_waiting_for_the_disk(&db, &mut watcher, first);
+    assert!(caught.flushing(), "{caught:?}");
+    // Everything written so far, the first request's commit included.
+    let mark: Lsn = diesel::sql_query("SELECT CAST(pg_current_wal_insert_lsn() AS TEXT) AS lsn")
+        .get_result(pg(&mut watcher))
+        .unwrap();
+    let mut second = db.conn().unwrap();
+    let replayed = writ::orders::intake::idempotent(
+        &mut second,
+        "fr-parquet-paris",
+        Some(&format!("key-{attempt}")),
+        "sha",
+        at(attempt),
+        |_| panic!("the second request must replay the first's answer"),
+    )
+    .unwrap();
+    let flushed: Flushed =
+        diesel::sql_query("SELECT pg_current_wal_flush_lsn() >= CAST($1 AS pg_lsn) AS flushed")
+            .bind::<diesel::sql_types::Text, _>(&mark.lsn)
+            .get_result(pg(&mut watcher))
+            .unwrap();
+    assert!(replayed.replayed && replayed.body == format!("answer {attempt}"));
+    assert!(
+        flushed.flushed,
+        "the replay answered before the first answer's commit was on disk"
+    );
+    worker.join().unwrap();
 }

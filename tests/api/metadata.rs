@@ -371,8 +371,6 @@ const ALLOWED_COLUMNS: &[&str] = &[
     "workspace_results.order_id",
     "workspace_results.payload",
     "workspace_results.session_sha256",
-    "writ_commit_flush.backend",
-    "writ_commit_flush.flushes",
 ];
 
 #[derive(QueryableByName)]

@@ -1,1 +1,0 @@
-DROP TABLE writ_commit_flush;
