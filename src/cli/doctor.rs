@@ -180,7 +180,32 @@ fn check_database(settings: &Settings, report: &mut Report) -> Option<(Db, crate
                 "migrations",
                 format_args!("all {} applied", s.applied.len()),
             );
+            check_durability(&mut conn, report);
             Some((db, conn))
+        }
+    }
+}
+
+/// Whether what Writ acknowledges survives a crash: the database's flush settings.
+fn check_durability(conn: &mut DbConn, report: &mut Report) {
+    match crate::db::flush::durability_risks(conn) {
+        Err(e) => report.fix(
+            "durability",
+            format_args!("cannot read the database's flush settings: {e}"),
+            "check the database user's rights",
+        ),
+        Ok(risks) if risks.is_empty() => report.ok(
+            "durability",
+            "every commit is on disk before Writ acknowledges it",
+        ),
+        Ok(risks) => {
+            for risk in risks {
+                report.fix(
+                    "durability",
+                    risk,
+                    "PostgreSQL: set fsync = on and synchronous_commit = on (or remote_write, remote_apply) for Writ's role and database; SQLite: leave database.sqlite_synchronous at \"full\"",
+                );
+            }
         }
     }
 }

@@ -159,3 +159,56 @@ pub(super) fn wait(conn: &mut diesel::PgConnection) -> diesel::QueryResult<()> {
         )
     })
 }
+
+/// What in the database's configuration lets a commit that Writ acknowledged be lost in a crash
+/// or a power cut, each as a sentence naming the setting; empty when nothing does. PostgreSQL:
+/// `fsync` off, or `synchronous_commit` off for Writ's sessions (then the flush waited for above
+/// waits for nothing). SQLite: Writ's connections at a `synchronous` level below FULL
+/// (`database.sqlite_synchronous`).
+pub fn durability_risks(conn: &mut DbConn) -> diesel::QueryResult<Vec<String>> {
+    #[derive(diesel::QueryableByName)]
+    struct Settings {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        fsync: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        synchronous_commit: String,
+    }
+    #[derive(diesel::QueryableByName)]
+    struct Synchronous {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        synchronous: i32,
+    }
+    let mut risks = Vec::new();
+    match conn {
+        DbConn::Postgres(c) => {
+            let s: Settings = diesel::sql_query(
+                "SELECT current_setting('fsync') AS fsync, \
+                 current_setting('synchronous_commit') AS synchronous_commit",
+            )
+            .get_result(c)?;
+            if s.fsync != "on" {
+                risks.push(format!(
+                    "PostgreSQL runs with fsync = {}: a crash of its machine can lose or corrupt committed data",
+                    s.fsync
+                ));
+            }
+            if s.synchronous_commit == "off" {
+                risks.push(
+                    "PostgreSQL's synchronous_commit is off for Writ's sessions: a crash can lose the last orders and audit entries Writ acknowledged"
+                        .to_owned(),
+                );
+            }
+        }
+        DbConn::Sqlite(c) => {
+            let s: Synchronous = diesel::sql_query("PRAGMA synchronous").get_result(c)?;
+            // 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA.
+            if s.synchronous < 2 {
+                risks.push(format!(
+                    "SQLite runs at synchronous = {}: a power cut can lose the last orders and audit entries Writ acknowledged",
+                    if s.synchronous == 1 { "NORMAL" } else { "OFF" }
+                ));
+            }
+        }
+    }
+    Ok(risks)
+}

@@ -673,6 +673,56 @@ async fn doctor_names_what_to_fix_and_passes_once_it_is_fixed(backend: Backend) 
     drop(relay);
 }
 
+both_backends!(doctor_names_database_settings_that_can_lose_what_writ_acknowledged);
+
+/// `writ doctor` names a database setting under which a crash or a power cut can lose orders
+/// and audit entries that Writ already acknowledged: SQLite below `synchronous = FULL`,
+/// PostgreSQL with `synchronous_commit` off for Writ's sessions.
+async fn doctor_names_database_settings_that_can_lose_what_writ_acknowledged(backend: Backend) {
+    let db = TestDb::new(backend);
+    let doctor = |extra: &[(&str, &str)]| {
+        let out = writ_for(&db, extra).arg("doctor").output().unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let migrated = writ_for(&db, &[]).arg("migrate").output().unwrap();
+    assert!(migrated.status.success());
+    let text = doctor(&[]);
+    assert!(
+        text.contains("ok    durability: every commit is on disk"),
+        "{text}"
+    );
+    let risky = match backend {
+        Backend::Sqlite => vec![("WRIT_DATABASE__SQLITE_SYNCHRONOUS", "normal")],
+        Backend::Postgres => {
+            let pool = writ::db::Db::open(&db.settings(&[]).database).unwrap();
+            let mut conn = pool.conn().unwrap();
+            let writ::db::DbConn::Postgres(c) = &mut *conn else {
+                unreachable!("a PostgreSQL test database")
+            };
+            diesel::connection::SimpleConnection::batch_execute(
+                c,
+                "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET synchronous_commit = off', \
+                 current_database()); END $$",
+            )
+            .unwrap();
+            Vec::new()
+        }
+    };
+    let text = doctor(&risky);
+    let at = text
+        .find("FIX   durability:")
+        .unwrap_or_else(|| panic!("no FIX for durability: {text}"));
+    let said = &text[at..];
+    let expected = match backend {
+        Backend::Sqlite => "synchronous = NORMAL",
+        Backend::Postgres => "synchronous_commit is off",
+    };
+    assert!(
+        said.contains(expected) && said.contains("acknowledged"),
+        "{text}"
+    );
+}
+
 /// `writ user add NAME` with a password on standard input: an audited change from the CLI.
 pub(crate) fn add_user(db: &TestDb, extra: &[(&str, &str)], name: &str) {
     use std::io::Write;
