@@ -223,36 +223,7 @@ pub fn check_parts(
             None
         }
     };
-    let document = match document {
-        None if document_required => {
-            errors.push(FieldError::new("document", "is required"));
-            None
-        }
-        None => None,
-        Some(Document::Encoded(d)) => {
-            if d.media_type != "application/pdf" {
-                errors.push(FieldError::new(
-                    "document.media_type",
-                    "must be application/pdf",
-                ));
-            }
-            // A base64 text longer than the limit allows needs no decoding to be refused.
-            if d.content.len() / 4 * 3 > document_limit + 3 {
-                return Err(document_too_large(document_limit));
-            }
-            match STANDARD.decode(d.content.as_bytes()) {
-                Ok(bytes) => check_pdf(bytes, document_limit, &mut errors)?,
-                Err(e) => {
-                    errors.push(FieldError::new(
-                        "document.content",
-                        format!("is not base64: {e}"),
-                    ));
-                    None
-                }
-            }
-        }
-        Some(Document::Raw(bytes)) => check_pdf(bytes, document_limit, &mut errors)?,
-    };
+    let document = check_document(document, document_required, document_limit, &mut errors)?;
     let mut proven = None;
     if let (Some(signature), Some(order)) = (&validation, &order) {
         if let Some(named) = &order.validator {
@@ -293,6 +264,47 @@ pub fn check_parts(
             errors,
         )),
     }
+}
+
+/// Checks the form of a submitted document (the API's base64, or the workspace's bytes): a PDF
+/// within `limit` bytes. Each fault is added to `errors`, naming its field; one too large
+/// refuses the whole submission. Answers the document's bytes when they pass.
+pub fn check_document(
+    document: Option<Document>,
+    required: bool,
+    limit: usize,
+    errors: &mut Vec<FieldError>,
+) -> Result<Option<Vec<u8>>, OrderError> {
+    Ok(match document {
+        None if required => {
+            errors.push(FieldError::new("document", "is required"));
+            None
+        }
+        None => None,
+        Some(Document::Encoded(d)) => {
+            if d.media_type != "application/pdf" {
+                errors.push(FieldError::new(
+                    "document.media_type",
+                    "must be application/pdf",
+                ));
+            }
+            // A base64 text longer than the limit allows needs no decoding to be refused.
+            if d.content.len() / 4 * 3 > limit + 3 {
+                return Err(document_too_large(limit));
+            }
+            match STANDARD.decode(d.content.as_bytes()) {
+                Ok(bytes) => check_pdf(bytes, limit, errors)?,
+                Err(e) => {
+                    errors.push(FieldError::new(
+                        "document.content",
+                        format!("is not base64: {e}"),
+                    ));
+                    None
+                }
+            }
+        }
+        Some(Document::Raw(bytes)) => check_pdf(bytes, limit, errors)?,
+    })
 }
 
 /// The decoded or uploaded document, if it is a PDF within `limit` bytes; a document that is

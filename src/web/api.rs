@@ -851,7 +851,8 @@ pub struct NewMessage {
     /// back to review (earlier approvals no longer count).
     pub order: Option<crate::policy::Order>,
     /// The signed document of the amended order: required with an amendment (an amended order
-    /// must rest on a document signed for it).
+    /// must rest on a document signed for it). Not used without an amended `order`, but refused
+    /// (422, or 413 when too large) when it is no PDF or not base64.
     pub document: Option<DocumentUpload>,
     /// The validator's signature over the amended order's digest (a compact JWS), bound to the
     /// submitting authority (`aud`) and a time (`exp`) as for a submission. Not used without
@@ -897,22 +898,36 @@ pub async fn post_message(
             let check = |c: &mut crate::db::DbConn| {
                 let message: MessageBody<'_> =
                     parse_json(&post.body).map_err(problem_to_invalid)?;
-                // A validation belongs to an amended order; without one it is not used, but a
-                // malformed one is still refused by name rather than taken silently.
-                if message.order.is_none()
-                    && let Some(v) = &message.validation
-                    && !is_compact_jws(v)
-                {
-                    return Ok(Err(OrderError::Invalid {
-                        kind: InvalidKind::Unprocessable,
-                        slug: "invalid-message",
-                        title: "The message is not valid".into(),
-                        errors: vec![FieldError::new(
+                // A validation and a document belong to an amended order; without one they are
+                // not used, but a malformed one is still refused by name rather than taken
+                // silently.
+                if message.order.is_none() {
+                    let mut errors = Vec::new();
+                    if let Some(v) = &message.validation
+                        && !is_compact_jws(v)
+                    {
+                        errors.push(FieldError::new(
                             "validation",
                             "must be a compact JWS: three base64url parts joined by `.`",
-                        )],
-                        submission_id: None,
-                    }));
+                        ));
+                    }
+                    if let Err(e) = intake::check_document(
+                        message.document.clone().map(Into::into),
+                        false,
+                        state.settings.document_limit_bytes,
+                        &mut errors,
+                    ) {
+                        return Ok(Err(e));
+                    }
+                    if !errors.is_empty() {
+                        return Ok(Err(OrderError::Invalid {
+                            kind: InvalidKind::Unprocessable,
+                            slug: "invalid-message",
+                            title: "The message is not valid".into(),
+                            errors,
+                            submission_id: None,
+                        }));
+                    }
                 }
                 let amendment = message.order.map(|raw| {
                     intake::check_parts(

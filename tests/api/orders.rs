@@ -313,6 +313,25 @@ async fn an_order_is_received_decided_clarified_amended_and_withdrawn(backend: B
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
     assert_eq!(problem["errors"][0]["field"], "validation", "{problem}");
+    // So is a document without an amended order that is no PDF, or not base64.
+    for (stray, field) in [
+        (
+            json!({"text": "see attached", "document": {"media_type": "text/plain", "content": "aGVsbG8="}}),
+            "document.media_type",
+        ),
+        (
+            json!({"text": "see attached", "document": {"media_type": "application/pdf", "content": "not base64!"}}),
+            "document.content",
+        ),
+    ] {
+        let (status, problem) = json_of(
+            api.send(PARIS, "POST", &messages_path, stray.to_string().as_bytes())
+                .await,
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+        assert_eq!(problem["errors"][0]["field"], field, "{problem}");
+    }
     let (_, messages) = json_of(api.send(PARIS, "GET", &messages_path, b"").await).await;
     assert_eq!(messages.as_array().unwrap().len(), 1, "nothing stored");
     let body = json!({"text": "Europe/Paris; we also drop identification.", "order": amended, "document": document});
