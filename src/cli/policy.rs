@@ -35,8 +35,8 @@ pub enum PolicyAction {
         /// The validation carries the validator's own registered signature.
         #[arg(long)]
         validation_signed: bool,
-        /// How many earlier preservation orders under the same instrument Writ holds for the
-        /// order's targets (a renewed request is an extension).
+        /// How many earlier preservation orders under the same instrument, by the same
+        /// authority, still hold the order's targets (a renewed request is an extension).
         #[arg(long, default_value_t = 0)]
         earlier_preservations: u32,
         /// When the order was received (RFC 3339; default: now). For orders by post, the true

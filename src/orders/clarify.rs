@@ -55,14 +55,20 @@ fn redecide(
 ) -> Result<Decision, OrderError> {
     let order = crate::policy::Order::from_json(order_json)
         .map_err(|e| OrderError::Conflict(format!("stored order does not parse: {e}")))?;
-    let received: i64 = orders::table
+    let (received, authority_id): (i64, String) = orders::table
         .find(order_id)
-        .select(orders::received_at)
+        .select((orders::received_at, orders::authority_id))
         .first(conn)?;
     let pauses = pauses(conn, order_id)?;
     let mut checked_facts = checked_facts;
-    checked_facts.earlier_preservations =
-        super::holds::renewals(conn, &order, Some(order_id), policies)?;
+    checked_facts.earlier_preservations = super::holds::renewals(
+        conn,
+        &order,
+        &authority_id,
+        normalize::from_micros(received),
+        Some(order_id),
+        policies,
+    )?;
     Ok(decide(
         &order,
         &checked_facts,

@@ -92,22 +92,34 @@ pub fn for_order(order: &Order, received_at: DateTime<Utc>) -> Vec<TargetHold> {
         .collect()
 }
 
-/// How many other orders under the same instrument hold any of `order`'s targets (a renewed
-/// 18 U.S.C. 2703(f) request is an extension, and the law allows only so many). Writ counts
-/// them from its own holds; the order is not asked.
+/// How many other preservations under the same instrument, by the same authority, still hold
+/// any of `order`'s targets at `at` (a renewed 18 U.S.C. 2703(f) request is an extension, and the
+/// law allows only so many). Writ counts them from its own holds; the order is not asked.
+///
+/// Only those can be what the new order extends: another authority's preservation of the same
+/// account is its own order (for its own case), and one whose hold has ended (its period run
+/// out, or its holds released by a withdrawal or an end of preservation) extends nothing, so a
+/// new request after it starts afresh.
 pub fn earlier_preservations(
     conn: &mut DbConn,
     order: &Order,
+    authority_id: &str,
+    at: DateTime<Utc>,
     except: Option<&str>,
 ) -> QueryResult<u32> {
     use crate::db::schema::orders;
+    let at = at.timestamp_micros();
     let mut ids = std::collections::BTreeSet::new();
     for h in for_order(order, DateTime::<Utc>::MAX_UTC) {
         let found: Vec<String> = target_holds::table
             .inner_join(orders::table)
             .filter(orders::instrument.eq(&order.instrument))
+            .filter(orders::authority_id.eq(authority_id))
             .filter(target_holds::target_kind.eq(h.kind))
             .filter(target_holds::target_value.eq(&h.value))
+            .filter(target_holds::released_at.is_null())
+            // No end yet: held until a follow-up arrives.
+            .filter(orders::hold_until.is_null().or(orders::hold_until.gt(at)))
             .filter(orders::id.ne(except.unwrap_or("")))
             .filter(orders::outcome.ne("refused"))
             .select(target_holds::order_id)
@@ -120,12 +132,14 @@ pub fn earlier_preservations(
 
 /// [`earlier_preservations`] where the engine reads them: for an order under a preservation
 /// instrument (a renewed request is an extension); 0 for any other, without a query. The count
-/// looks at every earlier order naming the same targets, so an order that cannot be a renewal
-/// does not pay for it (intake of production orders on a much-requested target slowed with each
+/// looks at earlier orders naming the same targets, so an order that cannot be a renewal does
+/// not pay for it (intake of production orders on a much-requested target slowed with each
 /// earlier order).
 pub fn renewals(
     conn: &mut DbConn,
     order: &Order,
+    authority_id: &str,
+    at: DateTime<Utc>,
     except: Option<&str>,
     policies: &crate::policy::PolicySet,
 ) -> QueryResult<u32> {
@@ -135,7 +149,7 @@ pub fn renewals(
     if !preserves {
         return Ok(0);
     }
-    earlier_preservations(conn, order, except)
+    earlier_preservations(conn, order, authority_id, at, except)
 }
 
 /// Records the holds for `order_id` (inside the caller's transaction). Without a category to

@@ -598,8 +598,15 @@ pub fn store(
     now: DateTime<Utc>,
 ) -> Result<OrderView, OrderError> {
     let mut facts = facts(conn, authority_id, checked)?;
-    facts.earlier_preservations = holds::renewals(conn, &checked.order, None, policies)?;
     let received_at = receipt.received_at;
+    facts.earlier_preservations = holds::renewals(
+        conn,
+        &checked.order,
+        authority_id,
+        received_at,
+        None,
+        policies,
+    )?;
     let decision = decide(
         &checked.order,
         &facts,

@@ -1514,7 +1514,7 @@ fn preservation_hold(
     let renewals = facts.earlier_preservations;
     if renewals > 0 {
         let text = format!(
-            "A renewed request: Writ has already preserved these targets under this instrument {renewals} time(s)."
+            "A renewed request: this authority's preservation of these targets under this instrument is still running ({renewals} earlier order(s))."
         );
         return match p.extension.filter(|_| renewals <= p.max_extensions) {
             Some(e) => Hold {

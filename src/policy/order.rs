@@ -777,9 +777,9 @@ pub struct RegistryFacts {
     /// Without it, a validation is only a claim that a human checks against the signed document.
     #[serde(default)]
     pub validation_signed_by_validator: bool,
-    /// How many earlier preservation orders under the same instrument Writ has recorded for any
-    /// of this order's targets (Writ counts them; the order's claim is not asked). A renewed
-    /// request is then an extension, within the number the law allows.
+    /// How many earlier preservation orders under the same instrument, by the same authority,
+    /// still hold any of this order's targets (Writ counts them; the order's claim is not
+    /// asked). A renewed request is then an extension, within the number the law allows.
     #[serde(default)]
     pub earlier_preservations: u32,
 }

@@ -1,5 +1,6 @@
 //! The legal model of issue 17 through the intake API: the authorising party's signature, the
-//! clarification outcome, and renewals counted across orders for the same target.
+//! clarification outcome, and renewals counted across one authority's running preservations of
+//! the same target.
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -17,6 +18,7 @@ both_backends!(
     a_preliminary_inquiry_requisition_needs_the_prosecutors_signature,
     an_incomplete_epoc_asks_for_clarification,
     a_renewed_2703f_request_is_the_one_extension_across_orders,
+    only_the_same_agencys_running_preservation_makes_a_request_a_renewal,
     an_emergency_disclosure_reminds_the_legal_team_to_get_legal_process,
     annex_v_and_vi_move_the_hold_of_a_preservation_order,
     the_legal_team_objects_under_art_17_and_the_data_stay_preserved,
@@ -124,17 +126,28 @@ async fn an_incomplete_epoc_asks_for_clarification(backend: Backend) {
     assert_eq!(v["decision"]["refusals"], json!([]));
 }
 
+/// Another US agency, for renewals that are not the FBI's.
+const DEA: Signer = Signer {
+    iss: "us-dea-nyc",
+    kid: "dea-1",
+    seed: 22,
+};
+
 pub(crate) async fn register_fbi(api: &Api) {
+    register_us_police(api, FBI, "FBI New York").await;
+}
+
+async fn register_us_police(api: &Api, agency: Signer, name: &'static str) {
     api.app
         .pool
-        .run(|conn| {
+        .run(move |conn| {
             let actor = Actor::new(ActorKind::System, "test");
             writ::authority::add(
                 conn,
                 &actor,
                 &NewAuthority {
-                    id: FBI.iss.into(),
-                    name: "FBI New York".into(),
+                    id: agency.iss.into(),
+                    name: name.into(),
                     country: "US".into(),
                     kind: IssuerKind::Police,
                     contacts: vec!["fbi@justice.example".into()],
@@ -144,10 +157,10 @@ pub(crate) async fn register_fbi(api: &Api) {
             writ::authority::add_key(
                 conn,
                 &actor,
-                FBI.iss,
-                FBI.kid,
+                agency.iss,
+                agency.kid,
                 KeyAlgorithm::EdDSA,
-                &public_pem(FBI.seed),
+                &public_pem(agency.seed),
             )
             .unwrap();
             Ok::<_, writ::db::DbError>(())
@@ -188,6 +201,68 @@ async fn a_renewed_2703f_request_is_the_one_extension_across_orders(backend: Bac
     // Another target starts afresh.
     let (_, other) = json_of(api.submit(FBI, &submission(&request(4, "bob"))).await).await;
     assert_eq!(preservation(&other)["max_extensions"], 1, "{other}");
+}
+
+/// A renewal extends a running preservation of the same agency. Another agency's request for
+/// the same account is its own preservation (for its own case), and a request after the
+/// agency's earlier preservation ended extends nothing: both start afresh with their full
+/// period and extension. Writ used to count every earlier order for the target, whoever sent
+/// it and however long ago its hold ended, and refused them as exhausted renewals.
+async fn only_the_same_agencys_running_preservation_makes_a_request_a_renewal(backend: Backend) {
+    let api = Api::start(backend, &[]).await;
+    register_fbi(&api).await;
+    register_us_police(&api, DEA, "DEA New York").await;
+    let request = |n: u32, authority: &str| {
+        json!({
+            "reference": format!("2703F-{n}"),
+            "instrument": "us.preservation",
+            "issuer": {"kind": "police", "person": "SA Smith", "authority": authority, "country": "US"},
+            "dates": {"issued_at": "2026-09-01T06:00:00Z"},
+            "targets": [{"username": "alice"}],
+            "categories": ["subscriber"]
+        })
+        .to_string()
+    };
+    let submit = |agency: Signer, n: u32, authority: &'static str| {
+        let api = &api;
+        async move {
+            let (s, v) = json_of(
+                api.submit(agency, &submission(&request(n, authority)))
+                    .await,
+            )
+            .await;
+            assert_eq!(s, StatusCode::CREATED, "{v}");
+            v
+        }
+    };
+    let first_and_renewal = |v: &Value, extensions: u32| {
+        assert_ne!(v["decision"]["outcome"], "refused", "{v}");
+        assert_eq!(
+            v["decision"]["preservation"]["max_extensions"], extensions,
+            "{v}"
+        );
+    };
+    // The FBI preserves alice's account, then renews once; a third request is refused.
+    first_and_renewal(&submit(FBI, 1, "FBI New York").await, 1);
+    first_and_renewal(&submit(FBI, 2, "FBI New York").await, 0);
+    let third = submit(FBI, 3, "FBI New York").await;
+    assert_eq!(third["decision"]["outcome"], "refused", "{third}");
+    // The DEA's preservation of the same account is a first request.
+    first_and_renewal(&submit(DEA, 4, "DEA New York").await, 1);
+    // Once the FBI's preservations have ended, its next request is a first request too.
+    api.app
+        .pool
+        .run(|conn| {
+            use diesel::prelude::*;
+            use writ::db::schema::orders;
+            diesel::update(orders::table.filter(orders::authority_id.eq(FBI.iss)))
+                .set(orders::hold_until.eq(Some(1_i64)))
+                .execute(conn)
+                .map_err(writ::db::DbError::from)
+        })
+        .await
+        .unwrap();
+    first_and_renewal(&submit(FBI, 5, "FBI New York").await, 1);
 }
 
 async fn an_emergency_disclosure_reminds_the_legal_team_to_get_legal_process(backend: Backend) {
