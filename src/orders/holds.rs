@@ -92,42 +92,105 @@ pub fn for_order(order: &Order, received_at: DateTime<Utc>) -> Vec<TargetHold> {
         .collect()
 }
 
-/// How many other preservations under the same instrument, by the same authority, still hold
-/// any of `order`'s targets at `at` (a renewed 18 U.S.C. 2703(f) request is an extension, and the
-/// law allows only so many). Writ counts them from its own holds; the order is not asked.
+/// How many preservations of `order`'s targets the law counts before `order` (received at
+/// `at`): the renewals and extensions it would add to. A renewed 18 U.S.C. 2703(f) request is an
+/// extension, and the law allows only so many. Writ counts them from its own orders; the order
+/// is not asked.
 ///
-/// Only those can be what the new order extends: another authority's preservation of the same
-/// account is its own order (for its own case), and one whose hold has ended (its period run
-/// out, or its holds released by a withdrawal or an end of preservation) extends nothing, so a
-/// new request after it starts afresh.
+/// The count is of one chain of preservations by the same authority under the same instrument:
+/// its preservations of any of these targets still running when `order` arrived, then those
+/// running when each of those arrived, and so on back; each counts once, with the extensions it
+/// used: those its decision granted (e-Evidence Annex VI requests; a renewal uses all
+/// `law_max`) and those the legal team granted (`hold_extensions`). So renewals cannot be chained past the
+/// law's number by letting each earlier hold lapse just after the next request. What is not in
+/// the chain starts afresh: another authority's preservation of the same account (its own order,
+/// for its own case), and a request after the authority's preservation had ended (its period run
+/// out, or its holds released). Refused orders and orders awaiting clarification hold nothing
+/// and count for nothing.
 pub fn earlier_preservations(
     conn: &mut DbConn,
     order: &Order,
     authority_id: &str,
     at: DateTime<Utc>,
     except: Option<&str>,
+    law_max: u32,
 ) -> QueryResult<u32> {
-    use crate::db::schema::orders;
-    let at = at.timestamp_micros();
-    let mut ids = std::collections::BTreeSet::new();
+    use crate::db::schema::{order_versions, orders};
+    /// One earlier order of the chain's candidates.
+    struct Earlier {
+        received_at: i64,
+        hold_until: Option<i64>,
+        extensions: i32,
+        /// When its last hold of these targets was released; `None` while one is held.
+        released_at: Option<i64>,
+    }
+    let mut candidates: std::collections::BTreeMap<String, Earlier> = Default::default();
     for h in for_order(order, DateTime::<Utc>::MAX_UTC) {
-        let found: Vec<String> = target_holds::table
+        let rows: Vec<(String, i64, Option<i64>, i32, Option<i64>)> = target_holds::table
             .inner_join(orders::table)
             .filter(orders::instrument.eq(&order.instrument))
             .filter(orders::authority_id.eq(authority_id))
             .filter(target_holds::target_kind.eq(h.kind))
             .filter(target_holds::target_value.eq(&h.value))
-            .filter(target_holds::released_at.is_null())
-            // No end yet: held until a follow-up arrives.
-            .filter(orders::hold_until.is_null().or(orders::hold_until.gt(at)))
             .filter(orders::id.ne(except.unwrap_or("")))
-            .filter(orders::outcome.ne("refused"))
-            .select(target_holds::order_id)
-            .distinct()
+            .filter(orders::outcome.ne_all(["refused", "clarification_needed"]))
+            .select((
+                orders::id,
+                orders::received_at,
+                orders::hold_until,
+                orders::hold_extensions,
+                target_holds::released_at,
+            ))
             .load(conn)?;
-        ids.extend(found);
+        for (id, received_at, hold_until, extensions, released_at) in rows {
+            let e = candidates.entry(id).or_insert(Earlier {
+                received_at,
+                hold_until,
+                extensions,
+                released_at: Some(i64::MIN),
+            });
+            e.released_at = match (e.released_at, released_at) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                _ => None,
+            };
+        }
     }
-    Ok(u32::try_from(ids.len()).unwrap_or(u32::MAX))
+    let running_at = |e: &Earlier, t: i64| {
+        e.received_at < t
+            && e.hold_until.is_none_or(|until| until > t)
+            && e.released_at.is_none_or(|released| released > t)
+    };
+    let mut receipts = vec![at.timestamp_micros()];
+    let mut count: u32 = 0;
+    while let Some(t) = receipts.pop() {
+        let chained: Vec<String> = candidates
+            .iter()
+            .filter(|(_, e)| running_at(e, t))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in chained {
+            if let Some(e) = candidates.remove(&id) {
+                // The extensions its current decision used: the law's number less those it
+                // leaves (none after a renewal).
+                let decision: String = order_versions::table
+                    .inner_join(orders::table)
+                    .filter(order_versions::order_id.eq(&id))
+                    .filter(order_versions::version.eq(orders::version))
+                    .select(order_versions::decision_json)
+                    .first(conn)?;
+                let left = serde_json::from_str::<serde_json::Value>(&decision)
+                    .ok()
+                    .and_then(|d| d["preservation"]["max_extensions"].as_u64())
+                    .map_or(law_max, |n| u32::try_from(n).unwrap_or(u32::MAX));
+                count = count
+                    .saturating_add(1)
+                    .saturating_add(law_max.saturating_sub(left))
+                    .saturating_add(u32::try_from(e.extensions).unwrap_or(0));
+                receipts.push(e.received_at);
+            }
+        }
+    }
+    Ok(count)
 }
 
 /// [`earlier_preservations`] where the engine reads them: for an order under a preservation
@@ -143,13 +206,14 @@ pub fn renewals(
     except: Option<&str>,
     policies: &crate::policy::PolicySet,
 ) -> QueryResult<u32> {
-    let preserves = policies
+    let Some(spec) = policies
         .instrument(&order.instrument)
-        .is_some_and(|spec| spec.action == crate::policy::Action::Preserve);
-    if !preserves {
+        .filter(|spec| spec.action == crate::policy::Action::Preserve)
+    else {
         return Ok(0);
-    }
-    earlier_preservations(conn, order, authority_id, at, except)
+    };
+    let law_max = spec.preservation.as_ref().map_or(0, |p| p.max_extensions);
+    earlier_preservations(conn, order, authority_id, at, except, law_max)
 }
 
 /// Records the holds for `order_id` (inside the caller's transaction). Without a category to

@@ -242,27 +242,55 @@ async fn only_the_same_agencys_running_preservation_makes_a_request_a_renewal(ba
             "{v}"
         );
     };
-    // The FBI preserves alice's account, then renews once; a third request is refused.
-    first_and_renewal(&submit(FBI, 1, "FBI New York").await, 1);
-    first_and_renewal(&submit(FBI, 2, "FBI New York").await, 0);
-    let third = submit(FBI, 3, "FBI New York").await;
-    assert_eq!(third["decision"]["outcome"], "refused", "{third}");
-    // The DEA's preservation of the same account is a first request.
-    first_and_renewal(&submit(DEA, 4, "DEA New York").await, 1);
-    // Once the FBI's preservations have ended, its next request is a first request too.
-    api.app
-        .pool
-        .run(|conn| {
+    // Sets a column of orders `ids` (the test plays the passing of time and the legal team).
+    let set = |ids: Vec<String>, hold_until: Option<i64>, extensions: Option<i32>| {
+        api.app.pool.run(move |conn| {
             use diesel::prelude::*;
             use writ::db::schema::orders;
-            diesel::update(orders::table.filter(orders::authority_id.eq(FBI.iss)))
-                .set(orders::hold_until.eq(Some(1_i64)))
-                .execute(conn)
-                .map_err(writ::db::DbError::from)
+            for id in ids {
+                if let Some(until) = hold_until {
+                    diesel::update(orders::table.find(&id))
+                        .set(orders::hold_until.eq(Some(until)))
+                        .execute(conn)?;
+                }
+                if let Some(n) = extensions {
+                    diesel::update(orders::table.find(&id))
+                        .set(orders::hold_extensions.eq(n))
+                        .execute(conn)?;
+                }
+            }
+            Ok::<_, writ::db::DbError>(())
         })
+    };
+    let id = |v: &Value| v["id"].as_str().unwrap().to_owned();
+    let refused = |v: &Value| {
+        assert_eq!(v["decision"]["outcome"], "refused", "{v}");
+        assert_eq!(
+            v["decision"]["refusals"][0]["code"], "preservation_renewals_exhausted",
+            "{v}"
+        );
+    };
+    // The FBI preserves alice's account, then renews once; a third request is refused.
+    let first = submit(FBI, 1, "FBI New York").await;
+    first_and_renewal(&first, 1);
+    let renewal = submit(FBI, 2, "FBI New York").await;
+    first_and_renewal(&renewal, 0);
+    refused(&submit(FBI, 3, "FBI New York").await);
+    // The first hold lapsing does not free the renewal's place: the running renewal still
+    // extends it, so the chain cannot be prolonged by one request at a time.
+    set(vec![id(&first)], Some(1), None).await.unwrap();
+    refused(&submit(FBI, 4, "FBI New York").await);
+    // The DEA's preservation of the same account is a first request ...
+    let dea = submit(DEA, 5, "DEA New York").await;
+    first_and_renewal(&dea, 1);
+    // ... and once the legal team granted its one extension, a renewal is one too many.
+    set(vec![id(&dea)], None, Some(1)).await.unwrap();
+    refused(&submit(DEA, 6, "DEA New York").await);
+    // Once the FBI's preservations have all ended, its next request is a first request.
+    set(vec![id(&first), id(&renewal)], Some(1), None)
         .await
         .unwrap();
-    first_and_renewal(&submit(FBI, 5, "FBI New York").await, 1);
+    first_and_renewal(&submit(FBI, 7, "FBI New York").await, 1);
 }
 
 async fn an_emergency_disclosure_reminds_the_legal_team_to_get_legal_process(backend: Backend) {
