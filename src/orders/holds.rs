@@ -105,8 +105,8 @@ pub fn for_order(order: &Order, received_at: DateTime<Utc>) -> Vec<TargetHold> {
 /// law's number by letting each earlier hold lapse just after the next request. What is not in
 /// the chain starts afresh: another authority's preservation of the same account (its own order,
 /// for its own case), and a request after the authority's preservation had ended (its period run
-/// out, or its holds released). Refused orders and orders awaiting clarification hold nothing
-/// and count for nothing.
+/// out, or its holds released). Each target has its own chain; the longest counts. Refused
+/// orders count for nothing; an order awaiting clarification counts while its holds run.
 pub fn earlier_preservations(
     conn: &mut DbConn,
     order: &Order,
@@ -115,7 +115,7 @@ pub fn earlier_preservations(
     except: Option<&str>,
     law_max: u32,
 ) -> QueryResult<u32> {
-    use crate::db::schema::{order_versions, orders};
+    use crate::db::schema::orders;
     /// One earlier order of the chain's candidates.
     struct Earlier {
         received_at: i64,
@@ -124,7 +124,15 @@ pub fn earlier_preservations(
         /// When its last hold of these targets was released; `None` while one is held.
         released_at: Option<i64>,
     }
-    let mut candidates: std::collections::BTreeMap<String, Earlier> = Default::default();
+    let running_at = |e: &Earlier, t: i64| {
+        e.received_at < t
+            && e.hold_until.is_none_or(|until| until > t)
+            && e.released_at.is_none_or(|released| released > t)
+    };
+    let at = at.timestamp_micros();
+    // The chain of each target on its own: a request for two targets renews neither more than
+    // the chain of its longest-preserved one.
+    let mut most: u32 = 0;
     for h in for_order(order, DateTime::<Utc>::MAX_UTC) {
         let rows: Vec<(String, i64, Option<i64>, i32, Option<i64>)> = target_holds::table
             .inner_join(orders::table)
@@ -132,8 +140,9 @@ pub fn earlier_preservations(
             .filter(orders::authority_id.eq(authority_id))
             .filter(target_holds::target_kind.eq(h.kind))
             .filter(target_holds::target_value.eq(&h.value))
+            .filter(orders::received_at.lt(at))
             .filter(orders::id.ne(except.unwrap_or("")))
-            .filter(orders::outcome.ne_all(["refused", "clarification_needed"]))
+            .filter(orders::outcome.ne("refused"))
             .select((
                 orders::id,
                 orders::received_at,
@@ -142,6 +151,7 @@ pub fn earlier_preservations(
                 target_holds::released_at,
             ))
             .load(conn)?;
+        let mut candidates: std::collections::BTreeMap<String, Earlier> = Default::default();
         for (id, received_at, hold_until, extensions, released_at) in rows {
             let e = candidates.entry(id).or_insert(Earlier {
                 received_at,
@@ -154,43 +164,44 @@ pub fn earlier_preservations(
                 _ => None,
             };
         }
-    }
-    let running_at = |e: &Earlier, t: i64| {
-        e.received_at < t
-            && e.hold_until.is_none_or(|until| until > t)
-            && e.released_at.is_none_or(|released| released > t)
-    };
-    let mut receipts = vec![at.timestamp_micros()];
-    let mut count: u32 = 0;
-    while let Some(t) = receipts.pop() {
-        let chained: Vec<String> = candidates
-            .iter()
-            .filter(|(_, e)| running_at(e, t))
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in chained {
-            if let Some(e) = candidates.remove(&id) {
-                // The extensions its current decision used: the law's number less those it
-                // leaves (none after a renewal).
-                let decision: String = order_versions::table
-                    .inner_join(orders::table)
-                    .filter(order_versions::order_id.eq(&id))
-                    .filter(order_versions::version.eq(orders::version))
-                    .select(order_versions::decision_json)
-                    .first(conn)?;
-                let left = serde_json::from_str::<serde_json::Value>(&decision)
-                    .ok()
-                    .and_then(|d| d["preservation"]["max_extensions"].as_u64())
-                    .map_or(law_max, |n| u32::try_from(n).unwrap_or(u32::MAX));
-                count = count
-                    .saturating_add(1)
-                    .saturating_add(law_max.saturating_sub(left))
-                    .saturating_add(u32::try_from(e.extensions).unwrap_or(0));
-                receipts.push(e.received_at);
+        let mut receipts = vec![at];
+        let mut count: u32 = 0;
+        while let Some(t) = receipts.pop() {
+            let chained: Vec<String> = candidates
+                .iter()
+                .filter(|(_, e)| running_at(e, t))
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in chained {
+                if let Some(e) = candidates.remove(&id) {
+                    count = count
+                        .saturating_add(1)
+                        .saturating_add(extensions_used(conn, &id, law_max)?)
+                        .saturating_add(u32::try_from(e.extensions).unwrap_or(0));
+                    receipts.push(e.received_at);
+                }
             }
         }
+        most = most.max(count);
     }
-    Ok(count)
+    Ok(most)
+}
+
+/// The extensions the current decision of order `id` used: the law's number less those it
+/// leaves (none after a renewal; all of them when it preserves nothing yet).
+fn extensions_used(conn: &mut DbConn, id: &str, law_max: u32) -> QueryResult<u32> {
+    use crate::db::schema::{order_versions, orders};
+    let decision: String = order_versions::table
+        .inner_join(orders::table)
+        .filter(order_versions::order_id.eq(id))
+        .filter(order_versions::version.eq(orders::version))
+        .select(order_versions::decision_json)
+        .first(conn)?;
+    let left = serde_json::from_str::<serde_json::Value>(&decision)
+        .ok()
+        .and_then(|d| d["preservation"]["max_extensions"].as_u64())
+        .map_or(law_max, |n| u32::try_from(n).unwrap_or(u32::MAX));
+    Ok(law_max.saturating_sub(left))
 }
 
 /// [`earlier_preservations`] where the engine reads them: for an order under a preservation

@@ -212,28 +212,33 @@ async fn only_the_same_agencys_running_preservation_makes_a_request_a_renewal(ba
     let api = Api::start(backend, &[]).await;
     register_fbi(&api).await;
     register_us_police(&api, DEA, "DEA New York").await;
-    let request = |n: u32, authority: &str| {
+    let request = |n: u32, authority: &str, targets: &[&str]| {
+        let targets: Vec<Value> = targets.iter().map(|t| json!({"username": t})).collect();
         json!({
             "reference": format!("2703F-{n}"),
             "instrument": "us.preservation",
             "issuer": {"kind": "police", "person": "SA Smith", "authority": authority, "country": "US"},
             "dates": {"issued_at": "2026-09-01T06:00:00Z"},
-            "targets": [{"username": "alice"}],
+            "targets": targets,
             "categories": ["subscriber"]
         })
         .to_string()
     };
+    let submit_for =
+        |agency: Signer, n: u32, authority: &'static str, targets: &'static [&'static str]| {
+            let api = &api;
+            async move {
+                let (s, v) = json_of(
+                    api.submit(agency, &submission(&request(n, authority, targets)))
+                        .await,
+                )
+                .await;
+                assert_eq!(s, StatusCode::CREATED, "{v}");
+                v
+            }
+        };
     let submit = |agency: Signer, n: u32, authority: &'static str| {
-        let api = &api;
-        async move {
-            let (s, v) = json_of(
-                api.submit(agency, &submission(&request(n, authority)))
-                    .await,
-            )
-            .await;
-            assert_eq!(s, StatusCode::CREATED, "{v}");
-            v
-        }
+        submit_for(agency, n, authority, &["alice"])
     };
     let first_and_renewal = |v: &Value, extensions: u32| {
         assert_ne!(v["decision"]["outcome"], "refused", "{v}");
@@ -291,6 +296,13 @@ async fn only_the_same_agencys_running_preservation_makes_a_request_a_renewal(ba
         .await
         .unwrap();
     first_and_renewal(&submit(FBI, 7, "FBI New York").await, 1);
+    // Each target has its own chain: with alice's and bob's first preservations both running,
+    // one request for both is the one renewal of each, not two renewals.
+    first_and_renewal(&submit_for(FBI, 8, "FBI New York", &["bob"]).await, 1);
+    first_and_renewal(
+        &submit_for(FBI, 9, "FBI New York", &["alice", "bob"]).await,
+        0,
+    );
 }
 
 async fn an_emergency_disclosure_reminds_the_legal_team_to_get_legal_process(backend: Backend) {

@@ -1,0 +1,1 @@
+DROP INDEX target_holds_by_target;
