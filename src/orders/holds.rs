@@ -134,7 +134,7 @@ pub fn earlier_preservations(
     // the chain of its longest-preserved one.
     let mut most: u32 = 0;
     for h in for_order(order, DateTime::<Utc>::MAX_UTC) {
-        let rows: Vec<(String, i64, Option<i64>, i32, Option<i64>)> = target_holds::table
+        let rows: Vec<EarlierRow> = target_holds::table
             .inner_join(orders::table)
             .filter(orders::instrument.eq(&order.instrument))
             .filter(orders::authority_id.eq(authority_id))
@@ -286,6 +286,10 @@ pub fn release(conn: &mut DbConn, order_id: &str, now: i64) -> QueryResult<()> {
 }
 
 type Pending = (i64, String, String, String, Option<i32>, String, i64, i64);
+
+/// An earlier order's hold of one target, as [`earlier_preservations`] reads it: the order, its
+/// receipt, its hold's end, the extensions the legal team granted, and the hold's release.
+type EarlierRow = (String, i64, Option<i64>, i32, Option<i64>);
 
 /// Resolves up to one batch of pending target holds to account holds, one audit entry each
 /// (the order, the target kind and the number of accounts: never the identifier). Returns how
