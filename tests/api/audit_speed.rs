@@ -16,7 +16,7 @@ use writ::audit::{Actor, ActorKind, AuditError, NewEntry, append};
 use writ::db::schema::audit_nodes;
 use writ::db::{Db, write_tx};
 
-use crate::helpers::{Backend, TestDb, postgres_admin_url, spawn_app};
+use crate::helpers::{Backend, TestDb, pg, postgres_admin_url, spawn_app};
 
 fn entry(i: u64) -> NewEntry {
     let kinds = [ActorKind::Staff, ActorKind::Authority, ActorKind::System];
@@ -362,26 +362,6 @@ async fn a_bad_entry_deep_in_a_large_export_is_still_named_first() {
     );
 }
 
-/// PostgreSQL only: whether the tests below may run.
-fn postgres_is_here(test: &str) -> bool {
-    if postgres_admin_url().is_some() {
-        return true;
-    }
-    assert!(
-        std::env::var("WRIT_TEST_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-        "WRIT_TEST_REQUIRE_POSTGRES=1 but WRIT_TEST_POSTGRES_URL is not set"
-    );
-    eprintln!("WRIT_TEST_POSTGRES_URL is not set: {test} not run");
-    false
-}
-
-fn pg(conn: &mut writ::db::DbConn) -> &mut diesel::PgConnection {
-    match conn {
-        writ::db::DbConn::Postgres(c) => c,
-        writ::db::DbConn::Sqlite(_) => unreachable!("a PostgreSQL test database"),
-    }
-}
-
 /// How long every disk flush of a caught session waits (`commit_delay`, at most 100 ms).
 const FLUSH_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
 /// The statement that waits for the flush after a deferred commit (`db::flush`).
@@ -512,7 +492,9 @@ fn caught_waiting_for_the_disk(
 /// transaction still returns only after a flush (so after the delay), with the entry there.
 #[test]
 fn the_append_lock_is_released_before_the_commit_waits_for_the_disk_on_postgresql() {
-    if !postgres_is_here("the append lock test") {
+    if !crate::crash::postgres_or_skip(
+        "audit_speed::the_append_lock_is_released_before_the_commit_waits_for_the_disk_on_postgresql",
+    ) {
         return;
     }
     let test_db = TestDb::new(Backend::Postgres);
@@ -545,7 +527,9 @@ fn the_append_lock_is_released_before_the_commit_waits_for_the_disk_on_postgresq
 /// visible.
 #[test]
 fn a_key_rotation_is_not_visible_before_it_is_on_disk_on_postgresql() {
-    if !postgres_is_here("the key rotation flush test") {
+    if !crate::crash::postgres_or_skip(
+        "audit_speed::a_key_rotation_is_not_visible_before_it_is_on_disk_on_postgresql",
+    ) {
         return;
     }
     let test_db = TestDb::new(Backend::Postgres);
@@ -589,7 +573,9 @@ fn a_key_rotation_is_not_visible_before_it_is_on_disk_on_postgresql() {
 /// disk, the replay returns only after the log is flushed past the first's commit.
 #[test]
 fn an_idempotent_replay_answers_only_what_is_on_disk_on_postgresql() {
-    if !postgres_is_here("the idempotent replay flush test") {
+    if !crate::crash::postgres_or_skip(
+        "audit_speed::an_idempotent_replay_answers_only_what_is_on_disk_on_postgresql",
+    ) {
         return;
     }
     #[derive(diesel::QueryableByName)]

@@ -5,7 +5,7 @@ use writ::db::schema::writ_meta;
 use writ::db::{Db, DbConn, DbError, migrations, write_tx};
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestDb};
+use crate::helpers::{Backend, TestDb, pg};
 
 both_backends!(
     every_migration_applies_reverts_and_reapplies,
@@ -264,12 +264,6 @@ fn reads_by_id_use_the_primary_key_under_a_generic_plan_on_postgresql() {
         index: String,
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         scans: i64,
-    }
-    fn pg(conn: &mut DbConn) -> &mut diesel::PgConnection {
-        match conn {
-            DbConn::Postgres(c) => c,
-            DbConn::Sqlite(_) => unreachable!("a PostgreSQL test database"),
-        }
     }
     // The index scans on `table` since the last call, by index.
     fn scans(conn: &mut DbConn, table: &str) -> Vec<(String, i64)> {

@@ -351,3 +351,11 @@ pub async fn spawn_second_instance(app: &TestApp, extra: &[(&str, &str)]) -> Sec
         pool,
     }
 }
+
+/// The PostgreSQL connection inside a test database's connection (PostgreSQL-only tests).
+pub fn pg(conn: &mut writ::db::DbConn) -> &mut diesel::PgConnection {
+    match conn {
+        writ::db::DbConn::Postgres(c) => c,
+        writ::db::DbConn::Sqlite(_) => unreachable!("a PostgreSQL test database"),
+    }
+}
